@@ -1,0 +1,36 @@
+//! The AWS edges: S3 as an [`ObjectSource`](crate::ports::ObjectSource), CloudWatch Logs as a
+//! [`LogSink`](crate::ports::LogSink), and client construction.
+
+pub mod cloudwatch;
+pub mod s3;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+
+/// Attempts per AWS call (first try included) in the SDK's standard retry mode, which retries
+/// throttling, 5xx, timeouts and dropped connections with jittered exponential backoff.
+/// <https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html>
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Endpoint overrides the SDK reads from the environment; when one is set for S3 we use
+/// path-style addressing, which emulators need.
+const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
+
+/// Both clients, built once per cold start from the standard AWS environment (credentials,
+/// region, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
+pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await;
+    let path_style = S3_ENDPOINT_VARS
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+    let s3_conf = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(path_style)
+        .build();
+    (
+        aws_sdk_s3::Client::from_conf(s3_conf),
+        aws_sdk_cloudwatchlogs::Client::new(&shared),
+    )
+}

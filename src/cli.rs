@@ -1,0 +1,357 @@
+//! The entry points: the Lambda runtime loop, and the local commands, which run the same code.
+//!
+//! ```text
+//! nginx-cloudwatch-forwarder replay --event FILE
+//! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
+//! ```
+
+use std::process::ExitCode;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tracing::{error, info};
+
+use crate::aws::{clients, cloudwatch::CloudWatchSink, s3::S3Source};
+use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::lines::LineReader;
+use crate::parse::{LineParser, LogEvent, LogFormat, json};
+use crate::route::LogKind;
+
+pub const USAGE: &str = "\
+nginx-cloudwatch-forwarder — nginx logs on S3 → CloudWatch Logs
+
+Run by AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it serves S3 event notifications.
+Run by hand:
+
+  nginx-cloudwatch-forwarder replay --event FILE
+      Runs the Lambda handler on an event JSON file against the AWS endpoints the
+      environment names (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3,
+      AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, credentials, region). Prints the invocation
+      summary as JSON; exits 1 when any record failed.
+
+  nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
+      Reads FILE (or stdin; gzip is detected) and prints one JSON object per event:
+      {\"timestamp\": <ms>, \"message\": <the message CloudWatch would receive>}.
+      --log-format overrides ACCESS_LOG_FORMAT.
+
+Configuration comes from the environment (KEY_PATTERN, LOG_GROUP_TEMPLATE,
+LOG_STREAM_TEMPLATE, RETENTION_DAYS, OUTPUT_FORMAT, ACCESS_LOG_FORMAT,
+ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS); see README.md.
+";
+
+/// Exit code for bad usage or configuration (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    Help,
+    Version,
+    Replay {
+        event: String,
+    },
+    Parse {
+        kind: LogKind,
+        log_format: Option<String>,
+        file: Option<String>,
+    },
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter();
+    let cmd = match it.next().map(String::as_str) {
+        None | Some("-h" | "--help" | "help") => return Ok(Command::Help),
+        Some("-V" | "--version") => return Ok(Command::Version),
+        Some(c) => c,
+    };
+    let mut flags: Vec<(&str, &str)> = Vec::new();
+    let mut positional: Vec<&str> = Vec::new();
+    while let Some(a) = it.next() {
+        if let Some(name) = a.strip_prefix("--") {
+            if name == "help" {
+                return Ok(Command::Help);
+            }
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n, v),
+                None => (
+                    name,
+                    it.next()
+                        .map(String::as_str)
+                        .ok_or(format!("--{name} needs a value"))?,
+                ),
+            };
+            flags.push((name, value));
+        } else {
+            positional.push(a);
+        }
+    }
+    let take = |flags: &mut Vec<(&str, &str)>, name: &str| {
+        flags
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map(|i| flags.remove(i).1.to_string())
+    };
+    let command = match cmd {
+        "replay" => {
+            let event = take(&mut flags, "event").ok_or("replay needs --event FILE")?;
+            if let Some(p) = positional.first() {
+                return Err(format!("unexpected argument {p:?}"));
+            }
+            Command::Replay { event }
+        }
+        "parse" => {
+            let kind = take(&mut flags, "kind").ok_or("parse needs --kind access|error")?;
+            let kind = LogKind::from_name(&kind)
+                .ok_or(format!("--kind {kind:?}: expected access or error"))?;
+            if positional.len() > 1 {
+                return Err(format!("parse takes at most one FILE, got {positional:?}"));
+            }
+            Command::Parse {
+                kind,
+                log_format: take(&mut flags, "log-format"),
+                file: positional.first().map(|s| s.to_string()),
+            }
+        }
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    if let Some((n, _)) = flags.first() {
+        return Err(format!("unknown flag --{n}"));
+    }
+    Ok(command)
+}
+
+/// Runs a local command; the return value is the process exit code.
+pub async fn run(args: Vec<String>) -> ExitCode {
+    let command = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) if !matches!(command, Command::Help | Command::Version) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(_) => Config::from_lookup(|_| None)
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}")),
+    };
+    let result = match command {
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("nginx-cloudwatch-forwarder {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { event } => replay(config, &event).await,
+        Command::Parse {
+            kind,
+            log_format,
+            file,
+        } => parse_command(config, kind, log_format, file).await,
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn replay(config: Config, event_file: &str) -> Result<ExitCode, String> {
+    let text = tokio::fs::read_to_string(event_file)
+        .await
+        .map_err(|e| format!("cannot read {event_file}: {e}"))?;
+    let payload: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{event_file} is not JSON: {e}"))?;
+    let (s3, logs) = clients().await;
+    let retention = config.retention_days;
+    let handler = Handler::new(
+        S3Source::new(s3),
+        CloudWatchSink::new(logs, retention),
+        config,
+    );
+    let summary = handler
+        .handle(&payload)
+        .await
+        .map_err(|e| format!("{event_file}: {e}"))?;
+    let out = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    println!("{out}");
+    Ok(if summary.has_failures() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn parse_command(
+    mut config: Config,
+    kind: LogKind,
+    log_format: Option<String>,
+    file: Option<String>,
+) -> Result<ExitCode, String> {
+    if let Some(f) = log_format {
+        config.parse.access_format =
+            LogFormat::parse_config(&f).map_err(|e| format!("--log-format {f:?}: {e}"))?;
+    }
+    let (body, fallback_ts): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, i64) = match &file {
+        Some(path) => {
+            let f = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| format!("cannot open {path}: {e}"))?;
+            let mtime = f
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map_or(0, system_ms);
+            (Box::new(f), mtime)
+        }
+        None => (
+            Box::new(tokio::io::stdin()),
+            system_ms(std::time::SystemTime::now()),
+        ),
+    };
+    let name = file.as_deref().unwrap_or("<stdin>");
+    let mut reader = LineReader::open(body)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    let mut parser = LineParser::new(&config.parse, kind, fallback_ts);
+    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    let mut events = Vec::new();
+    let mut text = String::new();
+    let mut read_error = None;
+    loop {
+        match reader.next_line().await {
+            Ok(Some((n, line))) if !line.trim().is_empty() => parser.push(&line, n, &mut events),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(format!(
+                    "{name}: read failed after {} bytes: {e}",
+                    reader.bytes()
+                ));
+                break;
+            }
+        }
+        write_events(&mut events, &mut text);
+        out.write_all(text.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    parser.finish(&mut events);
+    write_events(&mut events, &mut text);
+    out.write_all(text.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    out.flush().await.map_err(|e| e.to_string())?;
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn write_events(events: &mut Vec<LogEvent>, text: &mut String) {
+    text.clear();
+    for ev in events.drain(..) {
+        let parts = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
+            split_oversize(ev)
+        } else {
+            vec![ev]
+        };
+        for p in parts {
+            text.push_str("{\"timestamp\":");
+            text.push_str(&p.timestamp.to_string());
+            text.push_str(",\"message\":");
+            json::push_str(text, &p.message);
+            text.push_str("}\n");
+        }
+    }
+}
+
+fn system_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The Lambda runtime loop: configuration and clients once, then one handler call per event.
+pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_env()?;
+    let (s3, logs) = clients().await;
+    let retention = config.retention_days;
+    let handler = Handler::new(
+        S3Source::new(s3),
+        CloudWatchSink::new(logs, retention),
+        config,
+    );
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let summary = handler.handle(&event.payload).await?;
+        info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invocation summary");
+        if summary.has_failures() {
+            // An error makes Lambda retry the invocation (async) or the message (SQS).
+            let text = summary.failure_text();
+            error!("{text}");
+            return Err(lambda_runtime::Error::from(text));
+        }
+        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(&summary)?)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            parse_args(&args("replay --event e.json")),
+            Ok(Command::Replay {
+                event: "e.json".into()
+            })
+        );
+        assert_eq!(
+            parse_args(&args("replay --event=e.json")),
+            Ok(Command::Replay {
+                event: "e.json".into()
+            })
+        );
+        assert_eq!(
+            parse_args(&args("parse --kind error f.log")),
+            Ok(Command::Parse {
+                kind: LogKind::Error,
+                log_format: None,
+                file: Some("f.log".into())
+            })
+        );
+        assert_eq!(
+            parse_args(&args("parse --log-format main --kind access")),
+            Ok(Command::Parse {
+                kind: LogKind::Access,
+                log_format: Some("main".into()),
+                file: None
+            })
+        );
+        assert_eq!(parse_args(&[]), Ok(Command::Help));
+        for bad in [
+            "replay",
+            "replay --event",
+            "parse",
+            "parse --kind debug",
+            "frobnicate",
+            "replay --event a --bogus b",
+            "parse --kind access a b",
+        ] {
+            assert!(parse_args(&args(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Typed configuration from the environment, read and validated once at cold start.
+//! Every error names the variable and the bad value. An empty variable counts as unset.
+
+use crate::parse::{LocalZone, LogFormat, OutputFormat, ParseSettings};
+use crate::route::{
+    DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
+};
+
+/// Retention values CloudWatch Logs accepts.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html>
+pub const RETENTION_DAYS_ALLOWED: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+pub const DEFAULT_MAX_CONCURRENT_OBJECTS: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub router: Router,
+    pub parse: ParseSettings,
+    /// Set on log groups the forwarder creates.
+    pub retention_days: Option<i32>,
+    /// Objects of one invocation forwarded at the same time.
+    pub max_concurrent_objects: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("configuration error: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from any variable lookup (the environment, or a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let fail = |name: &'static str, value: &str, reason: String| ConfigError {
+            var: name,
+            value: value.to_string(),
+            reason,
+        };
+
+        let pattern = var("KEY_PATTERN").unwrap_or_else(|| DEFAULT_KEY_PATTERN.to_string());
+        let group =
+            var("LOG_GROUP_TEMPLATE").unwrap_or_else(|| DEFAULT_LOG_GROUP_TEMPLATE.to_string());
+        let stream =
+            var("LOG_STREAM_TEMPLATE").unwrap_or_else(|| DEFAULT_LOG_STREAM_TEMPLATE.to_string());
+        let router = Router::new(&pattern, &group, &stream).map_err(|(name, e)| {
+            let value = match name {
+                "KEY_PATTERN" => &pattern,
+                "LOG_GROUP_TEMPLATE" => &group,
+                _ => &stream,
+            };
+            fail(name, value, e.to_string())
+        })?;
+
+        let output = match var("OUTPUT_FORMAT") {
+            None => OutputFormat::Json,
+            Some(v) => OutputFormat::parse(&v).map_err(|e| fail("OUTPUT_FORMAT", &v, e))?,
+        };
+        let access_format = match var("ACCESS_LOG_FORMAT") {
+            None => LogFormat::combined(),
+            Some(v) => LogFormat::parse_config(&v)
+                .map_err(|e| fail("ACCESS_LOG_FORMAT", &v, e.to_string()))?,
+        };
+        let error_zone = match var("ERROR_LOG_TIMEZONE") {
+            None => LocalZone::Fixed(0),
+            Some(v) => LocalZone::parse(&v).map_err(|e| fail("ERROR_LOG_TIMEZONE", &v, e))?,
+        };
+        let retention_days = match var("RETENTION_DAYS") {
+            None => None,
+            Some(v) => match v.trim().parse::<i32>() {
+                Ok(d) if RETENTION_DAYS_ALLOWED.contains(&d) => Some(d),
+                _ => {
+                    return Err(fail(
+                        "RETENTION_DAYS",
+                        &v,
+                        format!("must be one of {RETENTION_DAYS_ALLOWED:?}"),
+                    ));
+                }
+            },
+        };
+        let max_concurrent_objects = match var("MAX_CONCURRENT_OBJECTS") {
+            None => DEFAULT_MAX_CONCURRENT_OBJECTS,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(fail(
+                        "MAX_CONCURRENT_OBJECTS",
+                        &v,
+                        "must be a whole number from 1 to 64".into(),
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            router,
+            parse: ParseSettings {
+                output,
+                access_format,
+                error_zone,
+            },
+            retention_days,
+            max_concurrent_objects,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.retention_days, None);
+        assert_eq!(c.parse.output, OutputFormat::Json);
+        assert_eq!(c.max_concurrent_objects, DEFAULT_MAX_CONCURRENT_OBJECTS);
+        let r = c
+            .router
+            .route("nginx/i-0123456789abcdef0/access/x.gz")
+            .unwrap();
+        assert_eq!(
+            (r.log_group.as_str(), r.log_stream.as_str()),
+            ("nginx-access", "i-0123456789abcdef0")
+        );
+        // Empty values (as SAM passes unset parameters) count as unset.
+        assert!(load(&[("KEY_PATTERN", ""), ("RETENTION_DAYS", " ")]).is_ok());
+    }
+
+    #[test]
+    fn valid_values() {
+        let c = load(&[
+            ("RETENTION_DAYS", "30"),
+            ("OUTPUT_FORMAT", "RAW"),
+            ("ERROR_LOG_TIMEZONE", "Europe/Berlin"),
+            ("ACCESS_LOG_FORMAT", "main"),
+            ("MAX_CONCURRENT_OBJECTS", "8"),
+        ])
+        .unwrap();
+        assert_eq!(c.retention_days, Some(30));
+        assert_eq!(c.parse.output, OutputFormat::Raw);
+        assert_eq!(c.max_concurrent_objects, 8);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases = [
+            ("KEY_PATTERN", "(unclosed"),
+            ("KEY_PATTERN", "(?P<instance_id>i-[0-9a-f]+)/"),
+            ("LOG_GROUP_TEMPLATE", "nginx-{nope}"),
+            ("LOG_STREAM_TEMPLATE", "{instance_id"),
+            ("RETENTION_DAYS", "31"),
+            ("RETENTION_DAYS", "thirty"),
+            ("OUTPUT_FORMAT", "xml"),
+            ("ACCESS_LOG_FORMAT", "'$remote_addr"),
+            ("ERROR_LOG_TIMEZONE", "Mars/Olympus"),
+            ("MAX_CONCURRENT_OBJECTS", "0"),
+        ];
+        for (var, value) in cases {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!((err.var, err.value.as_str()), (var, value));
+            let text = err.to_string();
+            assert!(text.contains(var) && text.contains(value), "{text}");
+        }
+    }
+}

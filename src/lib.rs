@@ -1,0 +1,18 @@
+//! nginx-cloudwatch-forwarder: nginx logs uploaded to S3 → CloudWatch Logs, one stream per instance.
+//!
+//! Data flows one way: trigger payload → object refs → bytes → lines → events → batches →
+//! CloudWatch. The pure core (`event`, `route`, `parse`, `batch`, `summary`) has no I/O and no
+//! AWS types; `aws/` holds the adapters behind the narrow traits in `ports`.
+
+pub mod aws;
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod forward;
+pub mod handler;
+pub mod lines;
+pub mod parse;
+pub mod ports;
+pub mod route;
+pub mod summary;

@@ -1,0 +1,279 @@
+//! Access-log lines → events, through the compiled `log_format`.
+
+use super::format::{Escape, TimeVar};
+use super::json::ObjectWriter;
+use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
+use super::{LogEvent, OutputFormat, ParseSettings, unparsed_message};
+
+/// Parses one access line. Never fails: a line that does not match the format is forwarded raw.
+pub fn parse_line(
+    settings: &ParseSettings,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+) -> LogEvent {
+    let fmt = &settings.access_format;
+    let mut values = Vec::with_capacity(fmt.vars().len());
+    let failed = |reason: &str| LogEvent {
+        timestamp: fallback_ts,
+        message: unparsed_message(settings.output, line, reason),
+        line: line_no,
+        parse_failed: true,
+    };
+    if let Err(m) = fmt.split(line, &mut values) {
+        return failed(&format!(
+            "line does not match ACCESS_LOG_FORMAT: {}",
+            m.reason
+        ));
+    }
+    let timestamp = match fmt.time_var() {
+        None => fallback_ts,
+        Some(i) => {
+            let var = &fmt.vars()[i];
+            let parsed = match var.time {
+                Some(TimeVar::Local) => parse_time_local(values[i]),
+                Some(TimeVar::Iso8601) => parse_time_iso8601(values[i]),
+                Some(TimeVar::Msec) => parse_msec(values[i]),
+                None => None,
+            };
+            match parsed {
+                Some(ts) => ts,
+                None => return failed(&format!("bad ${} value {:?}", var.name, values[i])),
+            }
+        }
+    };
+    let message = match settings.output {
+        OutputFormat::Raw => line.to_string(),
+        OutputFormat::Json => to_json(settings, line.len(), &values),
+    };
+    LogEvent {
+        timestamp,
+        message,
+        line: line_no,
+        parse_failed: false,
+    }
+}
+
+fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str]) -> String {
+    let fmt = &settings.access_format;
+    let mut w = ObjectWriter::with_capacity(line_len * 2);
+    for (var, &raw) in fmt.vars().iter().zip(values) {
+        if raw == "-" {
+            continue; // nginx writes `-` for "no value"
+        }
+        let unescaped;
+        let value = if fmt.escape() == Escape::Json && raw.contains('\\') {
+            unescaped = unescape_json(raw);
+            unescaped.as_str()
+        } else {
+            raw
+        };
+        if var.numeric {
+            w.num_field(&var.name, value);
+        } else {
+            w.str_field(&var.name, value);
+        }
+        if var.name == "request"
+            && let Some((method, uri, proto)) = split_request(value)
+        {
+            w.str_field("request_method", method);
+            w.str_field("request_uri", uri);
+            if let Some(p) = proto {
+                w.str_field("server_protocol", p);
+            }
+        }
+    }
+    w.finish()
+}
+
+/// `GET /path HTTP/1.1` → (method, uri, protocol); `GET /` (HTTP/0.9) has no protocol. Anything
+/// else (TLS handshakes written as `\x16\x03…`, `-`, empty) is not a request line.
+pub fn split_request(req: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (method, rest) = req.split_once(' ')?;
+    if method.is_empty()
+        || method.len() > 32
+        || !method
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
+    {
+        return None;
+    }
+    if let Some((uri, proto)) = rest.rsplit_once(' ')
+        && proto.starts_with("HTTP/")
+        && !uri.is_empty()
+    {
+        return Some((method, uri, Some(proto)));
+    }
+    (!rest.is_empty() && !rest.contains(' ')).then_some((method, rest, None))
+}
+
+fn unescape_json(raw: &str) -> String {
+    let mut quoted = String::with_capacity(raw.len() + 2);
+    quoted.push('"');
+    quoted.push_str(raw);
+    quoted.push('"');
+    serde_json::from_str(&quoted).unwrap_or_else(|_| raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::LogFormat;
+    use serde_json::{Value, json};
+
+    fn settings(fmt: &str) -> ParseSettings {
+        ParseSettings {
+            access_format: LogFormat::parse_config(fmt).unwrap(),
+            ..ParseSettings::default()
+        }
+    }
+
+    fn parse(fmt: &str, line: &str) -> (i64, Value, bool) {
+        let ev = parse_line(&settings(fmt), line, 1, 42);
+        (
+            ev.timestamp,
+            serde_json::from_str(&ev.message).unwrap(),
+            ev.parse_failed,
+        )
+    }
+
+    #[test]
+    fn combined_lines() {
+        let cases = [
+            (
+                r#"93.184.216.34 - - [24/Nov/2026:10:00:01 +0000] "GET /index.html HTTP/1.1" 200 612 "-" "Mozilla/5.0 (X11; Linux x86_64)""#,
+                1_795_514_401_000,
+                json!({"remote_addr":"93.184.216.34","time_local":"24/Nov/2026:10:00:01 +0000",
+                       "request":"GET /index.html HTTP/1.1","request_method":"GET","request_uri":"/index.html",
+                       "server_protocol":"HTTP/1.1","status":200,"body_bytes_sent":612,
+                       "http_user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}),
+            ),
+            (
+                r#"2001:db8::1 - alice@example.com [24/Nov/2026:11:00:01 +0100] "POST /api/v1/items?x=1 HTTP/2.0" 201 0 "https://example.com/a b" "curl/8.5.0""#,
+                1_795_514_401_000,
+                json!({"remote_addr":"2001:db8::1","remote_user":"alice@example.com","time_local":"24/Nov/2026:11:00:01 +0100",
+                       "request":"POST /api/v1/items?x=1 HTTP/2.0","request_method":"POST","request_uri":"/api/v1/items?x=1",
+                       "server_protocol":"HTTP/2.0","status":201,"body_bytes_sent":0,
+                       "http_referer":"https://example.com/a b","http_user_agent":"curl/8.5.0"}),
+            ),
+            (
+                // A TLS handshake on a plain-HTTP port: nginx escapes the bytes; request is not split.
+                r#"10.0.0.9 - - [24/Nov/2026:10:00:01 +0000] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03" 400 157 "-" "-""#,
+                1_795_514_401_000,
+                json!({"remote_addr":"10.0.0.9","time_local":"24/Nov/2026:10:00:01 +0000",
+                       "request":"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xFC\\x03\\x03","status":400,"body_bytes_sent":157}),
+            ),
+            (
+                r#"10.0.0.9 - - [24/Nov/2026:10:00:01 +0000] "" 400 0 "" "Agent \x22quoted\x22""#,
+                1_795_514_401_000,
+                json!({"remote_addr":"10.0.0.9","time_local":"24/Nov/2026:10:00:01 +0000","request":"",
+                       "status":400,"body_bytes_sent":0,"http_referer":"","http_user_agent":"Agent \\x22quoted\\x22"}),
+            ),
+        ];
+        for (line, ts, want) in cases {
+            let (got_ts, got, failed) = parse("combined", line);
+            assert!(!failed, "{line}");
+            assert_eq!(got_ts, ts, "{line}");
+            assert_eq!(got, want, "{line}");
+        }
+    }
+
+    #[test]
+    fn keys_follow_format_order() {
+        let ev = parse_line(
+            &settings("combined"),
+            r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#,
+            1,
+            0,
+        );
+        assert!(
+            ev.message
+                .starts_with(r#"{"remote_addr":"1.2.3.4","time_local":"#),
+            "{}",
+            ev.message
+        );
+    }
+
+    #[test]
+    fn unparsable_line_is_forwarded_raw_with_fallback_time() {
+        let (ts, v, failed) = parse("combined", "this is not nginx");
+        assert!(failed);
+        assert_eq!(ts, 42);
+        assert_eq!(v["raw"], "this is not nginx");
+        assert!(
+            v["parse_error"]
+                .as_str()
+                .unwrap()
+                .contains("ACCESS_LOG_FORMAT")
+        );
+        let (_, v, failed) = parse(
+            "combined",
+            r#"1.2.3.4 - - [99/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#,
+        );
+        assert!(failed);
+        assert!(
+            v["parse_error"].as_str().unwrap().contains("$time_local"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn timing_format_with_lists_and_msec() {
+        let fmt = r#"'$remote_addr [$msec] "$request" $status $request_time "$upstream_response_time" $upstream_status'"#;
+        let (ts, v, failed) = parse(
+            fmt,
+            r#"10.1.1.1 [1795514401.123] "GET /x HTTP/1.1" 502 0.004 "0.002, 0.001" 502, 502"#,
+        );
+        assert!(!failed);
+        assert_eq!(ts, 1_795_514_401_123);
+        assert_eq!(v["request_time"], json!(0.004));
+        assert_eq!(v["upstream_response_time"], "0.002, 0.001");
+        assert_eq!(v["upstream_status"], "502, 502");
+    }
+
+    #[test]
+    fn raw_output_is_the_line() {
+        let s = ParseSettings {
+            output: OutputFormat::Raw,
+            ..ParseSettings::default()
+        };
+        let line = r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#;
+        let ev = parse_line(&s, line, 7, 0);
+        assert_eq!(
+            (ev.message.as_str(), ev.timestamp, ev.line),
+            (line, 1_795_514_401_000, 7)
+        );
+        let ev = parse_line(&s, "junk", 8, 5);
+        assert_eq!(
+            (ev.message.as_str(), ev.timestamp, ev.parse_failed),
+            ("junk", 5, true)
+        );
+    }
+
+    #[test]
+    fn request_shapes() {
+        assert_eq!(
+            split_request("GET / HTTP/1.1"),
+            Some(("GET", "/", Some("HTTP/1.1")))
+        );
+        assert_eq!(
+            split_request("GET /a[ ]b HTTP/1.1"),
+            Some(("GET", "/a[ ]b", Some("HTTP/1.1")))
+        );
+        assert_eq!(split_request("GET /"), Some(("GET", "/", None)));
+        assert_eq!(
+            split_request("PRI * HTTP/2.0"),
+            Some(("PRI", "*", Some("HTTP/2.0")))
+        );
+        for bad in [
+            "",
+            "-",
+            "hello",
+            "\\x16\\x03\\x01",
+            "get / HTTP/1.1",
+            "GET  HTTP/1.1 x y",
+        ] {
+            assert_eq!(split_request(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! nginx `log_format` string → a compiled field plan, and the matcher that applies it.
+//!
+//! nginx writes each variable's value between the literal text of the format. So a line is
+//! split by finding, after each variable, the literal that follows it. With nginx's default
+//! escaping a `"` inside a value is written `\x22`, so a quoted field ends at the first `"` that
+//! follows; with `escape=json` it is written `\"`, which the matcher skips.
+//! <https://nginx.org/en/docs/http/ngx_http_log_module.html#log_format>
+
+use memchr::memmem;
+
+/// nginx's predefined `combined` format.
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+/// The `main` format from nginx's default nginx.conf: combined + `"$http_x_forwarded_for"`.
+pub const MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
+
+/// Variables whose single values are numbers (lists such as `0.002, 0.004` stay strings).
+const NUMERIC_VARS: &[&str] = &[
+    "status",
+    "body_bytes_sent",
+    "bytes_sent",
+    "request_length",
+    "request_time",
+    "msec",
+    "connection",
+    "connection_requests",
+    "pid",
+    "remote_port",
+    "server_port",
+    "content_length",
+    "upstream_status",
+    "upstream_response_time",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_response_length",
+    "upstream_bytes_sent",
+    "upstream_bytes_received",
+    "upstream_queue_time",
+    "gzip_ratio",
+    "request_id_len",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    Default,
+    Json,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeVar {
+    Local,
+    Iso8601,
+    Msec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    pub name: String,
+    pub numeric: bool,
+    pub time: Option<TimeVar>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    Lit(String),
+    Var(usize),
+}
+
+/// A compiled `log_format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFormat {
+    source: String,
+    escape: Escape,
+    vars: Vec<Var>,
+    items: Vec<Item>,
+    /// Index into `vars` of the variable that gives the event time.
+    time_var: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FormatError {
+    #[error("the format is empty")]
+    Empty,
+    #[error("unterminated quoted string in the format")]
+    Unterminated,
+    #[error("unknown escape mode {0:?} (nginx knows default, json, none)")]
+    BadEscape(String),
+    #[error("`$` without a variable name at byte {0}")]
+    BadVariable(usize),
+    #[error(
+        "variables ${0} and ${1} follow each other with nothing between them, so a line cannot be split between them"
+    )]
+    Adjacent(String, String),
+    #[error("the format has no variables")]
+    NoVariables,
+}
+
+/// Why a line did not match the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub reason: String,
+}
+
+impl LogFormat {
+    pub fn combined() -> Self {
+        // The built-in format is known to compile.
+        Self::compile(COMBINED).unwrap_or_else(|e| unreachable!("COMBINED: {e}"))
+    }
+
+    /// Accepts `combined`, `main`, or a `log_format` body as written in nginx.conf (one or more
+    /// quoted strings, optionally after `escape=…`; unquoted text is taken as it is).
+    pub fn parse_config(spec: &str) -> Result<Self, FormatError> {
+        let spec = spec.trim();
+        match spec {
+            "" => Err(FormatError::Empty),
+            "combined" => Self::compile(COMBINED),
+            "main" => Self::compile(MAIN),
+            _ => {
+                let (escape, rest) = match spec.strip_prefix("escape=") {
+                    Some(r) => {
+                        let end = r.find(char::is_whitespace).unwrap_or(r.len());
+                        let esc = match &r[..end] {
+                            "default" => Escape::Default,
+                            "json" => Escape::Json,
+                            "none" => Escape::None,
+                            other => return Err(FormatError::BadEscape(other.to_string())),
+                        };
+                        (esc, r[end..].trim_start())
+                    }
+                    None => (Escape::Default, spec),
+                };
+                let body = unquote_conf(rest)?;
+                let mut f = Self::compile(&body)?;
+                f.escape = escape;
+                f.source = spec.to_string();
+                Ok(f)
+            }
+        }
+    }
+
+    /// Compiles the format text itself (no nginx.conf quoting).
+    pub fn compile(text: &str) -> Result<Self, FormatError> {
+        if text.is_empty() {
+            return Err(FormatError::Empty);
+        }
+        let b = text.as_bytes();
+        let mut vars: Vec<Var> = Vec::new();
+        let mut items = Vec::new();
+        let mut lit = String::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] != b'$' {
+                let next = memchr::memchr(b'$', &b[i..]).map_or(b.len(), |j| i + j);
+                lit.push_str(&text[i..next]);
+                i = next;
+                continue;
+            }
+            let (name, end) = if b.get(i + 1) == Some(&b'{') {
+                let close = memchr::memchr(b'}', &b[i + 2..]).ok_or(FormatError::BadVariable(i))?;
+                (&text[i + 2..i + 2 + close], i + 3 + close)
+            } else {
+                let len = b[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                (&text[i + 1..i + 1 + len], i + 1 + len)
+            };
+            if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                return Err(FormatError::BadVariable(i));
+            }
+            if !lit.is_empty() {
+                items.push(Item::Lit(std::mem::take(&mut lit)));
+            } else if let Some(Item::Var(prev)) = items.last() {
+                return Err(FormatError::Adjacent(
+                    vars[*prev].name.clone(),
+                    name.to_string(),
+                ));
+            }
+            let time = match name {
+                "time_local" => Some(TimeVar::Local),
+                "time_iso8601" => Some(TimeVar::Iso8601),
+                "msec" => Some(TimeVar::Msec),
+                _ => None,
+            };
+            let numeric = NUMERIC_VARS.contains(&name)
+                || (name.starts_with("upstream_") && name.ends_with("_time"));
+            items.push(Item::Var(vars.len()));
+            vars.push(Var {
+                name: name.to_string(),
+                numeric,
+                time,
+            });
+            i = end;
+        }
+        if !lit.is_empty() {
+            items.push(Item::Lit(lit));
+        }
+        if vars.is_empty() {
+            return Err(FormatError::NoVariables);
+        }
+        // The most precise time variable wins: $msec, then $time_iso8601, then $time_local.
+        let time_var = [TimeVar::Msec, TimeVar::Iso8601, TimeVar::Local]
+            .iter()
+            .find_map(|t| vars.iter().position(|v| v.time == Some(*t)));
+        Ok(Self {
+            source: text.to_string(),
+            escape: Escape::Default,
+            vars,
+            items,
+            time_var,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn escape(&self) -> Escape {
+        self.escape
+    }
+
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
+    pub fn time_var(&self) -> Option<usize> {
+        self.time_var
+    }
+
+    /// Splits `line` into one value per variable (`out[i]` belongs to `vars()[i]`).
+    pub fn split<'l>(&self, line: &'l str, out: &mut Vec<&'l str>) -> Result<(), Mismatch> {
+        out.clear();
+        let mut pos = 0;
+        let n = self.items.len();
+        for (idx, item) in self.items.iter().enumerate() {
+            match item {
+                Item::Lit(l) => {
+                    if !line[pos..].starts_with(l.as_str()) {
+                        return Err(Mismatch {
+                            reason: format!("expected {l:?} at column {}", pos + 1),
+                        });
+                    }
+                    pos += l.len();
+                }
+                Item::Var(v) => {
+                    let rest = &line[pos..];
+                    let len = match self.items.get(idx + 1) {
+                        None => rest.len(),
+                        // The format ends with this literal: the value runs to it at end of line.
+                        Some(Item::Lit(l)) if idx + 2 == n => {
+                            if !rest.ends_with(l.as_str()) {
+                                return Err(Mismatch {
+                                    reason: format!("line does not end with {l:?}"),
+                                });
+                            }
+                            rest.len() - l.len()
+                        }
+                        Some(Item::Lit(l)) => self.find_end(rest, l).ok_or_else(|| Mismatch {
+                            reason: format!(
+                                "no {l:?} after ${} (column {})",
+                                self.vars[*v].name,
+                                pos + 1
+                            ),
+                        })?,
+                        Some(Item::Var(_)) => unreachable!("compile rejects adjacent variables"),
+                    };
+                    out.push(&rest[..len]);
+                    pos += len;
+                }
+            }
+        }
+        if pos != line.len() {
+            return Err(Mismatch {
+                reason: format!("unexpected text at column {}", pos + 1),
+            });
+        }
+        Ok(())
+    }
+
+    fn find_end(&self, hay: &str, lit: &str) -> Option<usize> {
+        let hb = hay.as_bytes();
+        let finder = memmem::find_iter(hb, lit.as_bytes());
+        if self.escape != Escape::Json || !lit.starts_with('"') {
+            return memmem::find(hb, lit.as_bytes());
+        }
+        // escape=json writes `"` as `\"`: skip quotes preceded by an odd number of backslashes.
+        finder
+            .into_iter()
+            .find(|&at| hb[..at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0)
+    }
+}
+
+/// Removes nginx.conf quoting: `'a' "b"` → `ab`, with `\"`, `\'` and `\\` unescaped; a
+/// trailing `;` is allowed. Text that does not start with a quote is returned as it is.
+fn unquote_conf(s: &str) -> Result<String, FormatError> {
+    let s = s.trim().trim_end_matches(';').trim_end();
+    if !s.starts_with(['\'', '"']) {
+        return Ok(s.to_string());
+    }
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            q @ ('\'' | '"') => loop {
+                match chars.next() {
+                    None => return Err(FormatError::Unterminated),
+                    Some('\\') => match chars.next() {
+                        Some(e @ ('"' | '\'' | '\\')) => out.push(e),
+                        Some('n') => out.push('\n'),
+                        Some('t') => out.push('\t'),
+                        Some(o) => {
+                            out.push('\\');
+                            out.push(o);
+                        }
+                        None => return Err(FormatError::Unterminated),
+                    },
+                    Some(ch) if ch == q => break,
+                    Some(ch) => out.push(ch),
+                }
+            },
+            w if w.is_whitespace() => {}
+            _ => return Err(FormatError::Unterminated),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(f: &LogFormat) -> Vec<&str> {
+        f.vars().iter().map(|v| v.name.as_str()).collect()
+    }
+
+    #[test]
+    fn compiles_combined_and_main() {
+        let c = LogFormat::parse_config("combined").unwrap();
+        assert_eq!(
+            names(&c),
+            [
+                "remote_addr",
+                "remote_user",
+                "time_local",
+                "request",
+                "status",
+                "body_bytes_sent",
+                "http_referer",
+                "http_user_agent"
+            ]
+        );
+        assert_eq!(c.time_var(), Some(2));
+        let m = LogFormat::parse_config("main").unwrap();
+        assert_eq!(names(&m).last(), Some(&"http_x_forwarded_for"));
+    }
+
+    #[test]
+    fn nginx_conf_quoting() {
+        let f = LogFormat::parse_config(
+            r#"escape=json '$remote_addr - [$time_iso8601] "$request" ' '$status ${request_time}s';"#,
+        )
+        .unwrap();
+        assert_eq!(f.escape(), Escape::Json);
+        assert_eq!(
+            names(&f),
+            [
+                "remote_addr",
+                "time_iso8601",
+                "request",
+                "status",
+                "request_time"
+            ]
+        );
+        assert_eq!(f.time_var(), Some(1));
+        assert!(f.vars()[4].numeric);
+    }
+
+    #[test]
+    fn config_errors() {
+        assert_eq!(LogFormat::parse_config(""), Err(FormatError::Empty));
+        assert_eq!(
+            LogFormat::parse_config("'$a"),
+            Err(FormatError::Unterminated)
+        );
+        assert_eq!(
+            LogFormat::parse_config("escape=xml '$a'"),
+            Err(FormatError::BadEscape("xml".into()))
+        );
+        assert_eq!(
+            LogFormat::parse_config("$a$b"),
+            Err(FormatError::Adjacent("a".into(), "b".into()))
+        );
+        assert_eq!(
+            LogFormat::parse_config("no vars"),
+            Err(FormatError::NoVariables)
+        );
+        assert_eq!(
+            LogFormat::parse_config("x $ y"),
+            Err(FormatError::BadVariable(2))
+        );
+    }
+
+    #[test]
+    fn splits_lines() {
+        let c = LogFormat::combined();
+        let mut out = Vec::new();
+        let line = r#"10.0.0.1 - - [24/Nov/2026:10:00:01 +0000] "GET /a?b=\x22c\x22 HTTP/1.1" 200 512 "-" "curl/8.5.0""#;
+        c.split(line, &mut out).unwrap();
+        assert_eq!(out[3], r#"GET /a?b=\x22c\x22 HTTP/1.1"#);
+        assert_eq!(out[7], "curl/8.5.0");
+        for bad in [
+            "",
+            "garbage",
+            r#"10.0.0.1 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 512 "-""#,
+        ] {
+            assert!(c.split(bad, &mut out).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_escape_skips_escaped_quotes() {
+        let f = LogFormat::parse_config(r#"escape=json '"$request" $status'"#).unwrap();
+        let mut out = Vec::new();
+        f.split(r#""GET /\"x\" HTTP/1.1" 200"#, &mut out).unwrap();
+        assert_eq!(out, [r#"GET /\"x\" HTTP/1.1"#, "200"]);
+    }
+}

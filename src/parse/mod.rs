@@ -1,0 +1,125 @@
+//! nginx lines → events (a timestamp and the message string CloudWatch will store).
+//!
+//! Access lines are matched against a compiled `log_format` (see [`format`]); error-log lines
+//! against nginx's fixed error-log layout, with continuation lines joined. A line that does not
+//! parse is never dropped: it becomes `{"raw": …, "parse_error": …}` carrying the timestamp of
+//! the event before it (or the object's LastModified).
+
+pub mod access;
+pub mod error;
+pub mod format;
+pub mod json;
+pub mod time;
+
+use crate::route::LogKind;
+pub use format::{FormatError, LogFormat};
+pub use time::LocalZone;
+
+/// What the message of each event looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// A JSON object whose keys are nginx variable names.
+    #[default]
+    Json,
+    /// The log line exactly as nginx wrote it.
+    Raw,
+}
+
+impl OutputFormat {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "raw" => Ok(Self::Raw),
+            other => Err(format!("{other:?} is not one of: json, raw")),
+        }
+    }
+}
+
+/// One CloudWatch event, before batching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp: i64,
+    pub message: String,
+    /// 1-based number of the (first) line in the object this event came from.
+    pub line: u64,
+    /// True when the line did not parse and is forwarded raw.
+    pub parse_failed: bool,
+}
+
+/// Settings shared by all parsers; built once at cold start.
+#[derive(Debug, Clone)]
+pub struct ParseSettings {
+    pub output: OutputFormat,
+    pub access_format: LogFormat,
+    pub error_zone: LocalZone,
+}
+
+impl Default for ParseSettings {
+    fn default() -> Self {
+        Self {
+            output: OutputFormat::Json,
+            access_format: LogFormat::combined(),
+            error_zone: LocalZone::Fixed(0),
+        }
+    }
+}
+
+/// Turns the lines of one object into events. Feed every line with [`LineParser::push`], then
+/// call [`LineParser::finish`]; events come out in line order.
+pub struct LineParser<'a> {
+    settings: &'a ParseSettings,
+    kind: LogKind,
+    /// Timestamp for lines that carry none of their own: the previous event's, at first the
+    /// object's LastModified.
+    last_ts: i64,
+    pending: Option<error::Pending>,
+}
+
+impl<'a> LineParser<'a> {
+    pub fn new(settings: &'a ParseSettings, kind: LogKind, fallback_ts: i64) -> Self {
+        Self {
+            settings,
+            kind,
+            last_ts: fallback_ts,
+            pending: None,
+        }
+    }
+
+    /// Parses one line (without its `\n`, not blank); pushes finished events onto `out`.
+    pub fn push(&mut self, line: &str, line_no: u64, out: &mut Vec<LogEvent>) {
+        match self.kind {
+            LogKind::Access => {
+                let ev = access::parse_line(self.settings, line, line_no, self.last_ts);
+                self.last_ts = ev.timestamp;
+                out.push(ev);
+            }
+            LogKind::Error => {
+                if let Some(ev) = error::push_line(self, line, line_no) {
+                    self.last_ts = ev.timestamp;
+                    out.push(ev);
+                }
+            }
+        }
+    }
+
+    /// Flushes an event still being assembled (error-log continuations).
+    pub fn finish(&mut self, out: &mut Vec<LogEvent>) {
+        if let Some(p) = self.pending.take() {
+            out.push(p.into_event(self.settings));
+        }
+    }
+}
+
+/// `{"raw": line, "parse_error": reason}` — the message of a line we could not parse.
+pub fn unparsed_message(output: OutputFormat, line: &str, reason: &str) -> String {
+    match output {
+        OutputFormat::Raw => line.to_string(),
+        OutputFormat::Json => {
+            let mut w = json::ObjectWriter::with_capacity(line.len() + reason.len() + 32);
+            w.str_field("raw", line);
+            w.str_field("parse_error", reason);
+            w.finish()
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The narrow traits between the core and the AWS edges, so the forwarder and the handler can
+//! be tested with fakes.
+
+use std::future::Future;
+
+use tokio::io::AsyncRead;
+
+use crate::event::ObjectRef;
+use crate::parse::LogEvent;
+
+/// An opened object: its body as a byte stream (possibly compressed) and what we know of it.
+pub struct OpenedObject {
+    pub body: Box<dyn AsyncRead + Send + Unpin>,
+    /// LastModified in ms since the epoch: the time of lines that carry none.
+    pub last_modified_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "s3://{bucket}/{key} does not exist (deleted before this event was handled, or the wrong bucket/version)"
+    )]
+    NotFound { bucket: String, key: String },
+    #[error(
+        "access denied to s3://{bucket}/{key}: check the function's IAM policy (s3:GetObject on this prefix), the bucket policy, and KMS key permissions if the object is SSE-KMS encrypted ({detail})"
+    )]
+    AccessDenied {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+    #[error("cannot read s3://{bucket}/{key}: {detail}")]
+    Other {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+}
+
+/// Where an object's bytes come from (S3 in production).
+pub trait ObjectSource: Send + Sync {
+    fn open(
+        &self,
+        obj: &ObjectRef,
+    ) -> impl Future<Output = Result<OpenedObject, SourceError>> + Send;
+}
+
+/// Events CloudWatch accepted the call for but refused to store, as index ranges into the batch
+/// (`rejectedLogEventsInfo`).
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html>
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Events before this index are too old.
+    pub too_old_end: Option<usize>,
+    /// Events from this index on are too far in the future.
+    pub too_new_start: Option<usize>,
+    /// Events before this index are older than the group's retention.
+    pub expired_end: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectedCounts {
+    pub too_old: u64,
+    pub too_new: u64,
+    pub expired: u64,
+}
+
+impl Rejected {
+    /// Counts each rejected event once, by its first reason (too old, expired, too new).
+    pub fn counts(&self, batch_len: usize) -> RejectedCounts {
+        let too_old = self.too_old_end.unwrap_or(0).min(batch_len);
+        let expired = self
+            .expired_end
+            .unwrap_or(0)
+            .min(batch_len)
+            .saturating_sub(too_old);
+        let new_start = self
+            .too_new_start
+            .unwrap_or(batch_len)
+            .min(batch_len)
+            .max(too_old + expired);
+        RejectedCounts {
+            too_old: too_old as u64,
+            too_new: (batch_len - new_start) as u64,
+            expired: expired as u64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("CloudWatch Logs refused the batch for {group}/{stream}: {detail}")]
+    Rejected {
+        group: String,
+        stream: String,
+        detail: String,
+    },
+    #[error("CloudWatch Logs call failed for {group}/{stream} after retries: {detail}")]
+    Failed {
+        group: String,
+        stream: String,
+        detail: String,
+    },
+}
+
+/// Where batches go (CloudWatch Logs in production). One call = one PutLogEvents.
+pub trait LogSink: Send + Sync {
+    fn put(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[LogEvent],
+    ) -> impl Future<Output = Result<Rejected, SinkError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_counts() {
+        let r = Rejected {
+            too_old_end: Some(3),
+            too_new_start: Some(8),
+            expired_end: Some(5),
+        };
+        assert_eq!(
+            r.counts(10),
+            RejectedCounts {
+                too_old: 3,
+                too_new: 2,
+                expired: 2
+            }
+        );
+        assert_eq!(Rejected::default().counts(10), RejectedCounts::default());
+        let all_new = Rejected {
+            too_new_start: Some(0),
+            ..Rejected::default()
+        };
+        assert_eq!(all_new.counts(4).too_new, 4);
+    }
+}

@@ -1,0 +1,123 @@
+//! Per-object outcomes and the per-invocation summary (printed by `replay`, logged once per
+//! invocation by the Lambda).
+
+use serde::Serialize;
+
+use crate::ports::RejectedCounts;
+
+/// Counters for one object, or summed over an invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Lines read (blank ones included).
+    pub lines: u64,
+    pub blank_lines: u64,
+    /// Decompressed bytes read.
+    pub bytes: u64,
+    /// Events sent (an event is one line, or several for an error-log entry with continuations).
+    pub events: u64,
+    /// Events forwarded raw because they did not parse.
+    pub parse_errors: u64,
+    /// PutLogEvents calls that succeeded.
+    pub batches: u64,
+    pub rejected_too_old: u64,
+    pub rejected_too_new: u64,
+    pub rejected_expired: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.lines += o.lines;
+        self.blank_lines += o.blank_lines;
+        self.bytes += o.bytes;
+        self.events += o.events;
+        self.parse_errors += o.parse_errors;
+        self.batches += o.batches;
+        self.rejected_too_old += o.rejected_too_old;
+        self.rejected_too_new += o.rejected_too_new;
+        self.rejected_expired += o.rejected_expired;
+    }
+
+    pub fn add_rejected(&mut self, r: RejectedCounts) {
+        self.rejected_too_old += r.too_old;
+        self.rejected_too_new += r.too_new;
+        self.rejected_expired += r.expired;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Delivered {
+        log_group: String,
+        log_stream: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectReport {
+    pub bucket: String,
+    pub key: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+/// One invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub objects_delivered: u64,
+    pub objects_skipped: u64,
+    pub objects_failed: u64,
+    /// Records acknowledged and ignored (test events, deletions), with the reason.
+    pub records_ignored: Vec<String>,
+    /// Records that could not be understood (they count as failures).
+    pub records_invalid: Vec<String>,
+    #[serde(flatten)]
+    pub totals: Counters,
+    pub duration_ms: u64,
+    pub objects: Vec<ObjectReport>,
+}
+
+impl Summary {
+    pub fn push(&mut self, r: ObjectReport) {
+        match r.outcome {
+            Outcome::Delivered { .. } => self.objects_delivered += 1,
+            Outcome::Skipped { .. } => self.objects_skipped += 1,
+            Outcome::Failed { .. } => self.objects_failed += 1,
+        }
+        self.totals.add(&r.counters);
+        self.objects.push(r);
+    }
+
+    /// True when a retry of this invocation could achieve more (something failed).
+    pub fn has_failures(&self) -> bool {
+        self.objects_failed > 0 || !self.records_invalid.is_empty()
+    }
+
+    /// A one-line description of what failed, for the error returned to Lambda.
+    pub fn failure_text(&self) -> String {
+        let mut parts: Vec<String> = self
+            .objects
+            .iter()
+            .filter_map(|o| match &o.outcome {
+                Outcome::Failed { error } => Some(error.clone()),
+                _ => None,
+            })
+            .collect();
+        parts.extend(self.records_invalid.iter().cloned());
+        format!(
+            "{} of {} records failed: {}",
+            parts.len(),
+            self.objects.len() + self.records_invalid.len(),
+            parts.join("; ")
+        )
+    }
+}
