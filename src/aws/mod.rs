@@ -34,3 +34,17 @@ pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
         aws_sdk_cloudwatchlogs::Client::new(&shared),
     )
 }
+
+/// Both clients from an already loaded shared configuration (tests point it at an emulator).
+pub fn clients_from(
+    shared: &aws_config::SdkConfig,
+    path_style: bool,
+) -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
+    let s3_conf = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(path_style)
+        .build();
+    (
+        aws_sdk_s3::Client::from_conf(s3_conf),
+        aws_sdk_cloudwatchlogs::Client::new(shared),
+    )
+}

@@ -1,0 +1,188 @@
+//! Shared test support: in-memory fakes for the ports, a moto server harness, and helpers.
+#![allow(dead_code)]
+
+pub mod moto;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+use nginx_cloudwatch_forwarder::batch::{
+    EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
+    MAX_EVENT_MESSAGE_BYTES,
+};
+use nginx_cloudwatch_forwarder::config::Config;
+use nginx_cloudwatch_forwarder::event::ObjectRef;
+use nginx_cloudwatch_forwarder::parse::LogEvent;
+use nginx_cloudwatch_forwarder::ports::{
+    LogSink, ObjectSource, OpenedObject, Rejected, SinkError, SourceError,
+};
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn read_fixture(rel: &str) -> Vec<u8> {
+    let path = format!("{MANIFEST_DIR}/{rel}");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+pub fn event_fixture(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&read_fixture(&format!("events/{name}"))).expect("event fixture is JSON")
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("write to memory");
+    e.finish().expect("finish gzip in memory")
+}
+
+pub fn default_config() -> Config {
+    Config::from_lookup(|_| None).expect("defaults are valid")
+}
+
+/// A `combined` access line at `ts_ms`.
+pub fn combined_line(ip: &str, ts_ms: i64, path: &str, status: u16) -> String {
+    let t = jiff::Timestamp::from_millisecond(ts_ms).expect("valid time");
+    let local = t.strftime("%d/%b/%Y:%H:%M:%S +0000");
+    format!(r#"{ip} - - [{local}] "GET {path} HTTP/1.1" {status} 512 "-" "integration-test/1.0""#)
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// S3 event notification naming `keys` (URL-encoded as S3 does) in `bucket`.
+pub fn s3_event(bucket: &str, keys: &[&str]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            let encoded: String = k
+                .bytes()
+                .map(|b| match b {
+                    b' ' => "+".to_string(),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            serde_json::json!({
+                "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                "eventTime": "2026-11-24T10:00:12.345Z", "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:TEST"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "configurationId": "test",
+                "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+                "object": {"key": encoded, "size": 1, "sequencer": "00"}}
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// Objects held in memory, keyed by (bucket, key).
+#[derive(Default)]
+pub struct FakeSource {
+    pub objects: HashMap<(String, String), Vec<u8>>,
+    pub last_modified_ms: Option<i64>,
+}
+
+impl FakeSource {
+    pub fn with(mut self, bucket: &str, key: &str, body: Vec<u8>) -> Self {
+        self.objects
+            .insert((bucket.to_string(), key.to_string()), body);
+        self
+    }
+}
+
+impl ObjectSource for FakeSource {
+    async fn open(&self, obj: &ObjectRef) -> Result<OpenedObject, SourceError> {
+        match self.objects.get(&(obj.bucket.clone(), obj.key.clone())) {
+            Some(body) => Ok(OpenedObject {
+                body: Box::new(std::io::Cursor::new(body.clone())),
+                last_modified_ms: self.last_modified_ms,
+            }),
+            None => Err(SourceError::NotFound {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Put {
+    pub group: String,
+    pub stream: String,
+    pub events: Vec<LogEvent>,
+}
+
+/// Records every put, and fails the test on any PutLogEvents rule a batch breaks.
+#[derive(Default)]
+pub struct FakeSink {
+    pub puts: Mutex<Vec<Put>>,
+    /// Refuse every put after this many succeeded.
+    pub fail_after: Option<usize>,
+}
+
+impl FakeSink {
+    pub fn puts(&self) -> Vec<Put> {
+        self.puts.lock().expect("not poisoned").clone()
+    }
+
+    /// Messages per (group, stream), in the order they were put.
+    pub fn messages(&self) -> HashMap<(String, String), Vec<String>> {
+        let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for p in self.puts() {
+            out.entry((p.group, p.stream))
+                .or_default()
+                .extend(p.events.into_iter().map(|e| e.message));
+        }
+        out
+    }
+}
+
+pub fn assert_batch_valid(events: &[LogEvent]) {
+    assert!(!events.is_empty(), "empty batch");
+    assert!(events.len() <= MAX_BATCH_EVENTS, "{} events", events.len());
+    let bytes: usize = events
+        .iter()
+        .map(|e| e.message.len() + EVENT_OVERHEAD_BYTES)
+        .sum();
+    assert!(bytes <= MAX_BATCH_BYTES, "{bytes} bytes");
+    assert!(
+        events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+        "batch not sorted by time"
+    );
+    let span = events[events.len() - 1].timestamp - events[0].timestamp;
+    assert!(span < MAX_BATCH_SPAN_MS, "span {span} ms");
+    for e in events {
+        assert!(!e.message.is_empty(), "empty message");
+        assert!(
+            e.message.len() <= MAX_EVENT_MESSAGE_BYTES,
+            "event of {} bytes",
+            e.message.len()
+        );
+    }
+}
+
+impl LogSink for FakeSink {
+    async fn put(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[LogEvent],
+    ) -> Result<Rejected, SinkError> {
+        assert_batch_valid(events);
+        let mut puts = self.puts.lock().expect("not poisoned");
+        if self.fail_after.is_some_and(|n| puts.len() >= n) {
+            return Err(SinkError::Rejected {
+                group: group.into(),
+                stream: stream.into(),
+                detail: "injected failure".into(),
+            });
+        }
+        puts.push(Put {
+            group: group.into(),
+            stream: stream.into(),
+            events: events.to_vec(),
+        });
+        Ok(Rejected::default())
+    }
+}

@@ -1,0 +1,143 @@
+//! A moto server on a free loopback port, started per test and killed on drop.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudwatchlogs::config::Credentials;
+
+/// How long moto may take to listen (it usually needs well under a second).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+/// `MOTO_SERVER`, else `.venv/bin/moto_server` (what `scripts/test` installs), else `PATH`.
+fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(super::MANIFEST_DIR).join(".venv/bin/moto_server");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("moto_server")
+    }
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        // Bind port 0 to get a free port from the kernel, then hand it to moto.
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let bin = moto_binary();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {} ({e}); run scripts/test, which installs moto into .venv, or set MOTO_SERVER", bin.display())
+            });
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        // Readiness poll: moto accepts connections once its HTTP server is up.
+        while TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, port).into(),
+            Duration::from_millis(200),
+        )
+        .is_err()
+        {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited before listening: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {port} within {READY_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20)); // poll interval, not a synchronisation sleep
+        }
+        moto
+    }
+
+    /// SDK configuration pointing both services at this server, with dummy credentials.
+    pub fn sdk_config(&self) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(
+                aws_sdk_cloudwatchlogs::config::SharedCredentialsProvider::new(
+                    Credentials::for_tests(),
+                ),
+            )
+            .build()
+    }
+
+    /// Environment for running the binary against this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every event of a stream, oldest first, following `nextForwardToken` to the end.
+pub async fn read_stream(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let resp = logs
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .limit(10_000)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "get_log_events {group}/{stream}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            });
+        let events = resp.events();
+        out.extend(events.iter().map(|e| {
+            (
+                e.timestamp().unwrap_or_default(),
+                e.message().unwrap_or_default().to_string(),
+            )
+        }));
+        let next = resp.next_forward_token().map(str::to_string);
+        if events.is_empty() || next == token {
+            return out;
+        }
+        token = next;
+    }
+}

@@ -1,0 +1,216 @@
+//! Handler tests: the events/*.json samples through the real handler with fake S3 and
+//! CloudWatch (see tests/common).
+
+mod common;
+
+use common::{FakeSink, FakeSource, default_config, event_fixture, gzip, read_fixture};
+use nginx_cloudwatch_forwarder::handler::Handler;
+use nginx_cloudwatch_forwarder::summary::Outcome;
+use serde_json::Value;
+
+const BUCKET: &str = "nginx-logs-example";
+const ACCESS_KEY: &str = "nginx/i-0123456789abcdef0/access/2026/11/24/access.log-20261124T1000.gz";
+const ERROR_KEY: &str = "nginx/i-0123456789abcdef0/error/2026/11/24/error.log-20261124T1000";
+
+fn sample_source() -> FakeSource {
+    FakeSource::default()
+        .with(
+            BUCKET,
+            ACCESS_KEY,
+            gzip(&read_fixture("tests/data/access.log")),
+        )
+        .with(BUCKET, ERROR_KEY, read_fixture("tests/data/error.log"))
+}
+
+fn key(group: &str, stream: &str) -> (String, String) {
+    (group.to_string(), stream.to_string())
+}
+
+#[tokio::test]
+async fn s3_put_event_delivers_both_objects_to_the_instance_stream() {
+    let h = Handler::new(sample_source(), FakeSink::default(), default_config());
+    let summary = h
+        .handle(&event_fixture("s3-put.json"))
+        .await
+        .expect("known shape");
+
+    assert_eq!(
+        (
+            summary.objects_delivered,
+            summary.objects_skipped,
+            summary.objects_failed
+        ),
+        (2, 0, 0)
+    );
+    assert!(!summary.has_failures());
+    // access.log: 12 lines, 1 blank, 1 not nginx; error.log: 9 lines, 6 events (one spans 4 lines).
+    assert_eq!(summary.totals.lines, 21);
+    assert_eq!(summary.totals.blank_lines, 1);
+    assert_eq!(summary.totals.events, 11 + 6);
+    assert_eq!(summary.totals.parse_errors, 1);
+
+    let got = h.sink.messages();
+    assert_eq!(got.len(), 2, "{:?}", got.keys());
+    let access = &got[&key("nginx-access", "i-0123456789abcdef0")];
+    let error = &got[&key("nginx-error", "i-0123456789abcdef0")];
+    assert_eq!((access.len(), error.len()), (11, 6));
+
+    let first: Value = serde_json::from_str(&access[0]).unwrap();
+    assert_eq!(first["remote_addr"], "93.184.216.34");
+    assert_eq!(first["status"], 200);
+    let raw: Vec<Value> = access
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .filter(|v: &Value| v.get("raw").is_some())
+        .collect();
+    assert_eq!(raw.len(), 1);
+    assert_eq!(
+        raw[0]["raw"],
+        "this line was written by something that is not nginx"
+    );
+
+    let fastcgi: Value = serde_json::from_str(&error[3]).unwrap();
+    assert_eq!(fastcgi["connection"], 35);
+    assert!(
+        fastcgi["message"]
+            .as_str()
+            .unwrap()
+            .contains("\nStack trace:\n#0 {main}\n")
+    );
+    assert_eq!(fastcgi["upstream"], "fastcgi://unix:/run/php-fpm/www.sock:");
+}
+
+#[tokio::test]
+async fn encoded_key_is_decoded_before_reading() {
+    let decoded = "nginx/i-0fedcba9876543210/access/2026/11/24/access log (rotated by hand)+1.log";
+    let source = FakeSource::default().with(BUCKET, decoded, read_fixture("tests/data/access.log"));
+    let h = Handler::new(source, FakeSink::default(), default_config());
+    let summary = h
+        .handle(&event_fixture("s3-put-encoded-key.json"))
+        .await
+        .unwrap();
+    assert_eq!(summary.objects_delivered, 1, "{summary:#?}");
+    assert_eq!(summary.objects[0].key, decoded);
+    assert_eq!(
+        h.sink.messages()[&key("nginx-access", "i-0fedcba9876543210")].len(),
+        11
+    );
+}
+
+#[tokio::test]
+async fn each_record_fails_or_skips_on_its_own() {
+    let h = Handler::new(sample_source(), FakeSink::default(), default_config());
+    let summary = h.handle(&event_fixture("s3-mixed.json")).await.unwrap();
+
+    assert_eq!(
+        (
+            summary.objects_delivered,
+            summary.objects_skipped,
+            summary.objects_failed
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        summary.records_ignored.len(),
+        1,
+        "the deletion is acknowledged and ignored"
+    );
+    assert!(summary.has_failures());
+    let by_key = |k: &str| {
+        summary
+            .objects
+            .iter()
+            .find(|o| o.key.ends_with(k))
+            .unwrap()
+            .outcome
+            .clone()
+    };
+    match by_key("deleted-before-we-ran.log") {
+        Outcome::Failed { error } => {
+            assert!(error.contains("s3://nginx-logs-example/nginx/i-0123456789abcdef0/access/2026/11/24/deleted-before-we-ran.log"), "{error}");
+            assert!(error.contains("does not exist"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match by_key("report-2026-11.csv") {
+        Outcome::Skipped { reason } => assert!(reason.contains("KEY_PATTERN"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        by_key("access.log-20261124T1000.gz"),
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(
+        h.sink.messages()[&key("nginx-access", "i-0123456789abcdef0")].len(),
+        11
+    );
+    assert!(summary.failure_text().contains("deleted-before-we-ran.log"));
+}
+
+#[tokio::test]
+async fn test_event_is_acknowledged() {
+    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config());
+    let summary = h
+        .handle(&event_fixture("s3-test-event.json"))
+        .await
+        .unwrap();
+    assert!(!summary.has_failures());
+    assert!(summary.objects.is_empty());
+    assert_eq!(summary.records_ignored, ["s3:TestEvent"]);
+    assert!(h.sink.puts().is_empty());
+}
+
+#[tokio::test]
+async fn sink_failure_fails_the_object_and_says_where() {
+    let sink = FakeSink {
+        fail_after: Some(0),
+        ..FakeSink::default()
+    };
+    let h = Handler::new(sample_source(), sink, default_config());
+    let summary = h.handle(&event_fixture("s3-put.json")).await.unwrap();
+    assert_eq!(summary.objects_failed, 2);
+    for o in &summary.objects {
+        match &o.outcome {
+            Outcome::Failed { error } => {
+                assert!(
+                    error.contains(&o.key) && error.contains("injected failure"),
+                    "{error}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn raw_output_sends_lines_verbatim() {
+    let config = nginx_cloudwatch_forwarder::config::Config::from_lookup(|k| {
+        (k == "OUTPUT_FORMAT").then(|| "raw".to_string())
+    })
+    .unwrap();
+    let h = Handler::new(sample_source(), FakeSink::default(), config);
+    h.handle(&event_fixture("s3-put.json")).await.unwrap();
+    let want: Vec<String> = String::from_utf8(read_fixture("tests/data/access.log"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let mut got = h.sink.messages()[&key("nginx-access", "i-0123456789abcdef0")].clone();
+    // Batches are sorted by time (stable), and the unparsed line takes its predecessor's time,
+    // so the order is the file's order.
+    assert_eq!(got.len(), want.len());
+    got.iter_mut()
+        .zip(&want)
+        .for_each(|(g, w)| assert_eq!(g, w));
+}
+
+#[tokio::test]
+async fn unknown_payload_is_an_error() {
+    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config());
+    let err = h
+        .handle(&serde_json::json!({"detail-type": "something"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("detail-type"), "{err}");
+}

@@ -1,0 +1,286 @@
+//! Integration tests against a real AWS emulator: moto server for S3 and CloudWatch Logs,
+//! started on a free loopback port per test (see tests/common/moto.rs).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::moto::{Moto, read_stream};
+use common::{combined_line, gzip, now_ms, s3_event};
+use nginx_cloudwatch_forwarder::aws::{clients_from, cloudwatch::CloudWatchSink, s3::S3Source};
+use nginx_cloudwatch_forwarder::config::Config;
+use nginx_cloudwatch_forwarder::handler::Handler;
+use serde_json::Value;
+
+const BUCKET: &str = "nginx-logs-test";
+
+struct Env {
+    moto: Moto,
+    s3: aws_sdk_s3::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+async fn env() -> Env {
+    let moto = Moto::start();
+    let (s3, logs) = clients_from(&moto.sdk_config(), true);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+    Env { moto, s3, logs }
+}
+
+impl Env {
+    async fn upload(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    fn handler(&self, config: Config) -> Handler<S3Source, CloudWatchSink> {
+        let retention = config.retention_days;
+        Handler::new(
+            S3Source::new(self.s3.clone()),
+            CloudWatchSink::new(self.logs.clone(), retention),
+            config,
+        )
+    }
+}
+
+/// `n` access lines for `instance`, in the last hour, each with a unique path.
+fn access_log(instance: &str, n: usize) -> (String, BTreeSet<String>) {
+    let start = now_ms() - 3_600_000;
+    let mut text = String::new();
+    let mut paths = BTreeSet::new();
+    for i in 0..n {
+        let path = format!("/{instance}/{i}");
+        text.push_str(&combined_line(
+            "10.0.0.1",
+            start + i as i64 * 100,
+            &path,
+            200,
+        ));
+        text.push('\n');
+        paths.insert(path);
+    }
+    (text, paths)
+}
+
+fn uris(events: &[(i64, String)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(_, m)| {
+            let v: Value = serde_json::from_str(m).expect("JSON message");
+            v["request_uri"].as_str().expect("request_uri").to_string()
+        })
+        .collect()
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .expect("valid config")
+}
+
+#[tokio::test]
+async fn object_to_instance_stream_with_group_created_and_retention_set() {
+    let env = env().await;
+    let instance = "i-0123456789abcdef0";
+    let (text, want) = access_log(instance, 5_000);
+    let access_key = format!("nginx/{instance}/access/2026/11/24/access log.gz"); // a space: `+` in the event
+    env.upload(&access_key, gzip(text.as_bytes())).await;
+    let error_text = format!(
+        "{} [error] 7#7: *1 FastCGI sent in stderr: \"first line\nsecond line\" while connecting to upstream, client: 10.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:9000/\", host: \"x\"\n",
+        jiff::Timestamp::from_millisecond(now_ms() - 60_000)
+            .unwrap()
+            .strftime("%Y/%m/%d %H:%M:%S")
+    );
+    let error_key = format!("nginx/{instance}/error/2026/11/24/error.log");
+    env.upload(&error_key, error_text.into_bytes()).await;
+
+    let h = env.handler(config(&[("RETENTION_DAYS", "7")]));
+    let summary = h
+        .handle(&s3_event(BUCKET, &[&access_key, &error_key]))
+        .await
+        .expect("S3 event");
+    assert_eq!(summary.objects_delivered, 2, "{summary:#?}");
+    assert_eq!(summary.totals.events, 5_001);
+
+    let access = read_stream(&env.logs, "nginx-access", instance).await;
+    let got = uris(&access);
+    assert_eq!(got.len(), 5_000, "every line exactly once");
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(access.windows(2).all(|w| w[0].0 <= w[1].0));
+
+    let errors = read_stream(&env.logs, "nginx-error", instance).await;
+    assert_eq!(errors.len(), 1);
+    let v: Value = serde_json::from_str(&errors[0].1).unwrap();
+    assert_eq!(v["upstream"], "http://127.0.0.1:9000/");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("while connecting to upstream"),
+        "{v}"
+    );
+
+    let groups = env
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix("nginx-")
+        .send()
+        .await
+        .unwrap();
+    let retention: Vec<_> = groups
+        .log_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.log_group_name().unwrap_or_default(),
+                g.retention_in_days(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        retention,
+        [("nginx-access", Some(7)), ("nginx-error", Some(7))]
+    );
+}
+
+#[tokio::test]
+async fn three_instances_writing_concurrently_each_get_their_own_stream() {
+    let env = env().await;
+    let instances = [
+        "i-0aaaaaaaaaaaaaaa1",
+        "i-0bbbbbbbbbbbbbbb2",
+        "i-0ccccccccccccccc3",
+    ];
+    let mut wanted = Vec::new();
+    let mut keys = Vec::new();
+    for (n, id) in instances.iter().enumerate() {
+        // Several objects per instance so that writers to one stream also overlap.
+        for part in 0..2 {
+            let (text, paths) = access_log(&format!("{id}-{part}"), 2_500 + n * 500);
+            let key = format!("nginx/{id}/access/2026/11/24/access.log-{part}.gz");
+            env.upload(&key, gzip(text.as_bytes())).await;
+            keys.push(key);
+            wanted.push((*id, paths));
+        }
+    }
+    let h = env.handler(config(&[("MAX_CONCURRENT_OBJECTS", "6")]));
+    // Three invocations at once (as three Lambda instances would run), two objects each.
+    let events: Vec<Value> = keys
+        .chunks(2)
+        .map(|k| s3_event(BUCKET, &[&k[0], &k[1]]))
+        .collect();
+    let (a, b, c) = tokio::join!(
+        h.handle(&events[0]),
+        h.handle(&events[1]),
+        h.handle(&events[2])
+    );
+    for s in [a, b, c] {
+        let s = s.expect("S3 event");
+        assert_eq!((s.objects_delivered, s.objects_failed), (2, 0), "{s:#?}");
+    }
+
+    for id in instances {
+        let got = uris(&read_stream(&env.logs, "nginx-access", id).await);
+        let want: BTreeSet<String> = wanted
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .flat_map(|(_, p)| p.iter().cloned())
+            .collect();
+        assert_eq!(got.len(), want.len(), "{id}: every line exactly once");
+        assert_eq!(
+            got.into_iter().collect::<BTreeSet<_>>(),
+            want,
+            "{id}: only its own lines"
+        );
+    }
+}
+
+#[tokio::test]
+async fn existing_group_and_stream_are_used_as_they_are() {
+    let env = env().await;
+    let instance = "i-0123456789abcdef0";
+    env.logs
+        .create_log_group()
+        .log_group_name("nginx-access")
+        .send()
+        .await
+        .unwrap();
+    let (text, want) = access_log(instance, 10);
+    let key = format!("nginx/{instance}/access/a.log");
+    env.upload(&key, text.into_bytes()).await;
+    let h = env.handler(config(&[]));
+    // The second run finds group and stream in place (duplicates are issue 5's subject).
+    for _ in 0..2 {
+        let s = h.handle(&s3_event(BUCKET, &[&key])).await.unwrap();
+        assert_eq!(s.objects_delivered, 1, "{s:#?}");
+    }
+    let got = uris(&read_stream(&env.logs, "nginx-access", instance).await);
+    assert_eq!(got.len(), 2 * want.len());
+}
+
+#[tokio::test]
+async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
+    let env = env().await;
+    let instance = "i-0fedcba9876543210";
+    let (text, want) = access_log(instance, 100);
+    let key = format!("nginx/{instance}/access/2026/11/24/access.log.gz");
+    env.upload(&key, gzip(text.as_bytes())).await;
+    let dir = std::env::temp_dir().join(format!("ncf-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let run = |event: Value, name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, event.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
+            .args(["replay", "--event"])
+            .arg(&path)
+            .envs(env.moto.env())
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .expect("run the binary");
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), summary)
+    };
+
+    let (code, summary) = run(s3_event(BUCKET, &[&key]), "ok.json");
+    assert_eq!(code, Some(0), "{summary:#}");
+    assert_eq!(summary["objects_delivered"], 1);
+    assert_eq!(summary["events"], 100);
+    assert_eq!(
+        uris(&read_stream(&env.logs, "nginx-access", instance).await).len(),
+        want.len()
+    );
+
+    let missing = format!("nginx/{instance}/access/2026/11/24/never-uploaded.log");
+    let (code, summary) = run(s3_event(BUCKET, &[&missing]), "missing.json");
+    assert_eq!(code, Some(1), "{summary:#}");
+    assert_eq!(summary["objects_failed"], 1);
+    assert!(
+        summary["objects"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("never-uploaded.log"),
+        "{summary:#}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
