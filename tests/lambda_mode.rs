@@ -65,10 +65,10 @@ fn serve(conn: TcpStream, queue: &Mutex<VecDeque<(usize, Value)>>, tx: &mpsc::Se
             if h == "\r\n" {
                 break;
             }
-            if let Some((name, value)) = h.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    content_length = value.trim().parse().unwrap_or(0);
-                }
+            if let Some((name, value)) = h.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                content_length = value.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0; content_length];
