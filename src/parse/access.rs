@@ -20,12 +20,15 @@ pub fn parse_line(
         line: line_no,
         parse_failed: true,
     };
-    if let Err(m) = fmt.split(line, &mut values) {
-        return failed(&format!(
-            "line does not match ACCESS_LOG_FORMAT: {}",
-            m.reason
-        ));
-    }
+    let tail = match fmt.split(line, &mut values) {
+        Ok(tail) => tail.trim(),
+        Err(m) => {
+            return failed(&format!(
+                "line does not match ACCESS_LOG_FORMAT: {}",
+                m.reason
+            ));
+        }
+    };
     let timestamp = match fmt.time_var() {
         None => fallback_ts,
         Some(i) => {
@@ -44,7 +47,7 @@ pub fn parse_line(
     };
     let message = match settings.output {
         OutputFormat::Raw => line.to_string(),
-        OutputFormat::Json => to_json(settings, line.len(), &values),
+        OutputFormat::Json => to_json(settings, line.len(), &values, tail),
     };
     LogEvent {
         timestamp,
@@ -54,7 +57,10 @@ pub fn parse_line(
     }
 }
 
-fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str]) -> String {
+/// The key under which text after the end of the format is kept.
+pub const UNPARSED_TAIL: &str = "unparsed_tail";
+
+fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str], tail: &str) -> String {
     let fmt = &settings.access_format;
     let mut w = ObjectWriter::with_capacity(line_len * 2);
     for (var, &raw) in fmt.vars().iter().zip(values) {
@@ -82,6 +88,9 @@ fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str]) -> String
                 w.str_field("server_protocol", p);
             }
         }
+    }
+    if !tail.is_empty() {
+        w.str_field(UNPARSED_TAIL, tail);
     }
     w.finish()
 }
@@ -192,6 +201,17 @@ mod tests {
             "{}",
             ev.message
         );
+    }
+
+    #[test]
+    fn text_beyond_the_format_is_kept() {
+        let (_, v, failed) = parse(
+            "combined",
+            r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x" "10.0.0.1, 10.0.0.2""#,
+        );
+        assert!(!failed);
+        assert_eq!(v["http_user_agent"], "x");
+        assert_eq!(v[UNPARSED_TAIL], r#""10.0.0.1, 10.0.0.2""#);
     }
 
     #[test]

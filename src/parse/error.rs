@@ -189,6 +189,18 @@ fn ends_value(after: &str, next_key: usize) -> bool {
         })
 }
 
+/// ngx_http_limit_req_module: `limiting requests, excess: 50.416 by zone "api"` (or
+/// `delaying requests, excess: 50.416, by zone "api"`) → (excess, zone).
+fn limit_req(message: &str) -> Option<(&str, &str)> {
+    let rest = message
+        .strip_prefix("limiting requests, excess: ")
+        .or_else(|| message.strip_prefix("delaying requests, excess: "))?;
+    let (excess, rest) = rest.split_once(' ')?;
+    let excess = excess.strip_suffix(',').unwrap_or(excess);
+    let zone = rest.strip_prefix("by zone \"")?.strip_suffix('"')?;
+    Some((excess, zone))
+}
+
 fn to_json(text: &str, head_len: usize) -> String {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
@@ -207,6 +219,10 @@ fn to_json(text: &str, head_len: usize) -> String {
         w.num_field("connection", c);
     }
     w.str_field("message", message);
+    if let Some((excess, zone)) = limit_req(message) {
+        w.num_field("excess", excess);
+        w.str_field("zone", zone);
+    }
     for (k, v) in ctx {
         w.str_field(k, v);
     }
@@ -265,6 +281,22 @@ mod tests {
         assert_eq!(v["request"], "GET /api?q=a, client: b HTTP/1.1");
         assert_eq!(v["upstream"], "http://127.0.0.1:8080/api?q=a, client: b");
         assert_eq!(v["host"], "");
+    }
+
+    #[test]
+    fn limit_req_excess_and_zone() {
+        for sep in ["", ","] {
+            let v = one(&format!(
+                r#"2022/05/30 20:56:22 [error] 7164#7164: *38068741 limiting requests, excess: 50.416{sep} by zone "api_access_token", client: 10.244.0.0, server: test.local, request: "GET / HTTP/2.0", host: "127.0.0.1:8080""#
+            ));
+            assert_eq!(v["excess"], json!(50.416));
+            assert_eq!(v["zone"], "api_access_token");
+            assert_eq!(
+                v["message"],
+                format!(r#"limiting requests, excess: 50.416{sep} by zone "api_access_token""#)
+            );
+            assert_eq!(v["host"], "127.0.0.1:8080");
+        }
     }
 
     #[test]

@@ -227,11 +227,13 @@ impl LogFormat {
         self.time_var
     }
 
-    /// Splits `line` into one value per variable (`out[i]` belongs to `vars()[i]`).
-    pub fn split<'l>(&self, line: &'l str, out: &mut Vec<&'l str>) -> Result<(), Mismatch> {
+    /// Splits `line` into one value per variable (`out[i]` belongs to `vars()[i]`) and returns
+    /// the text after the end of the format: lines often carry more fields than the configured
+    /// format (`combined` configured, `main` written). Each value ends at the first occurrence
+    /// of the literal that follows it, which nginx's escaping makes unambiguous.
+    pub fn split<'l>(&self, line: &'l str, out: &mut Vec<&'l str>) -> Result<&'l str, Mismatch> {
         out.clear();
         let mut pos = 0;
-        let n = self.items.len();
         for (idx, item) in self.items.iter().enumerate() {
             match item {
                 Item::Lit(l) => {
@@ -246,15 +248,6 @@ impl LogFormat {
                     let rest = &line[pos..];
                     let len = match self.items.get(idx + 1) {
                         None => rest.len(),
-                        // The format ends with this literal: the value runs to it at end of line.
-                        Some(Item::Lit(l)) if idx + 2 == n => {
-                            if !rest.ends_with(l.as_str()) {
-                                return Err(Mismatch {
-                                    reason: format!("line does not end with {l:?}"),
-                                });
-                            }
-                            rest.len() - l.len()
-                        }
                         Some(Item::Lit(l)) => self.find_end(rest, l).ok_or_else(|| Mismatch {
                             reason: format!(
                                 "no {l:?} after ${} (column {})",
@@ -269,12 +262,7 @@ impl LogFormat {
                 }
             }
         }
-        if pos != line.len() {
-            return Err(Mismatch {
-                reason: format!("unexpected text at column {}", pos + 1),
-            });
-        }
-        Ok(())
+        Ok(&line[pos..])
     }
 
     fn find_end(&self, hay: &str, lit: &str) -> Option<usize> {
@@ -407,6 +395,10 @@ mod tests {
         let line = r#"10.0.0.1 - - [24/Nov/2026:10:00:01 +0000] "GET /a?b=\x22c\x22 HTTP/1.1" 200 512 "-" "curl/8.5.0""#;
         c.split(line, &mut out).unwrap();
         assert_eq!(out[3], r#"GET /a?b=\x22c\x22 HTTP/1.1"#);
+        assert_eq!(out[7], "curl/8.5.0");
+        // More fields than the format: the rest is returned, not lost.
+        let longer = format!("{line} \"-\" \"2.75\"");
+        assert_eq!(c.split(&longer, &mut out), Ok(r#" "-" "2.75""#));
         assert_eq!(out[7], "curl/8.5.0");
         for bad in [
             "",
