@@ -99,21 +99,27 @@ fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str], tail: &st
 /// else (TLS handshakes written as `\x16\x03…`, `-`, empty) is not a request line.
 pub fn split_request(req: &str) -> Option<(&str, &str, Option<&str>)> {
     let (method, rest) = req.split_once(' ')?;
-    if method.is_empty()
-        || method.len() > 32
-        || !method
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
-    {
-        return None;
-    }
+    let token = |upper_only: bool| {
+        !method.is_empty()
+            && method.len() <= 32
+            && method.bytes().all(|c| {
+                c.is_ascii_uppercase()
+                    || c == b'-'
+                    || c == b'_'
+                    || (!upper_only && c.is_ascii_alphanumeric())
+            })
+    };
+    // With an HTTP version the line has the request shape even when the method is bogus
+    // (`geti / HTTP/1.1`, which nginx answers with 400); without one, only an upper-case method
+    // makes it an HTTP/0.9 request rather than junk.
     if let Some((uri, proto)) = rest.rsplit_once(' ')
         && proto.starts_with("HTTP/")
         && !uri.is_empty()
+        && token(false)
     {
         return Some((method, uri, Some(proto)));
     }
-    (!rest.is_empty() && !rest.contains(' ')).then_some((method, rest, None))
+    (token(true) && !rest.is_empty() && !rest.contains(' ')).then_some((method, rest, None))
 }
 
 fn unescape_json(raw: &str) -> String {
@@ -285,13 +291,18 @@ mod tests {
             split_request("PRI * HTTP/2.0"),
             Some(("PRI", "*", Some("HTTP/2.0")))
         );
+        assert_eq!(
+            split_request("geti /p HTTP/1.1"),
+            Some(("geti", "/p", Some("HTTP/1.1")))
+        );
         for bad in [
             "",
             "-",
             "hello",
             "\\x16\\x03\\x01",
-            "get / HTTP/1.1",
+            "get /",
             "GET  HTTP/1.1 x y",
+            "G\\x00T / HTTP/1.1",
         ] {
             assert_eq!(split_request(bad), None, "{bad}");
         }

@@ -14,9 +14,10 @@ pub const LEVELS: [&str; 8] = [
 ];
 
 /// The context nginx appends to a message, in the order it appends them.
-const SUFFIX_KEYS: [&str; 9] = [
+const SUFFIX_KEYS: [&str; 10] = [
     "client",
     "server",
+    "port",
     "login",
     "upstream_addr",
     "request",
@@ -297,6 +298,20 @@ mod tests {
             );
             assert_eq!(v["host"], "127.0.0.1:8080");
         }
+    }
+
+    #[test]
+    fn subrequest_and_port_context() {
+        let v = one(
+            r#"2026/11/24 10:00:07 [error] 9#9: *4 upstream timed out (110: Connection timed out), client: 10.0.0.5, server: api, port: 8443, request: "GET /page HTTP/1.1", subrequest: "/auth", upstream: "http://10.0.4.20:9000/auth", host: "api""#,
+        );
+        assert_eq!(v["port"], "8443");
+        assert_eq!(v["subrequest"], "/auth");
+        assert_eq!(v["upstream"], "http://10.0.4.20:9000/auth");
+        assert_eq!(
+            v["message"],
+            "upstream timed out (110: Connection timed out)"
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ const NUMERIC_VARS: &[&str] = &[
     "request_id_len",
 ];
 
+/// Variables besides `$upstream_*` whose values are `, `-separated lists.
+const LIST_VARS: &[&str] = &["http_x_forwarded_for", "proxy_add_x_forwarded_for"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
     Default,
@@ -57,6 +60,8 @@ pub enum TimeVar {
 pub struct Var {
     pub name: String,
     pub numeric: bool,
+    /// Lists (`$upstream_*`, X-Forwarded-For): `, ` and ` : ` separate items, not fields.
+    pub list: bool,
     pub time: Option<TimeVar>,
 }
 
@@ -188,6 +193,7 @@ impl LogFormat {
             vars.push(Var {
                 name: name.to_string(),
                 numeric,
+                list: name.starts_with("upstream_") || LIST_VARS.contains(&name),
                 time,
             });
             i = end;
@@ -248,13 +254,16 @@ impl LogFormat {
                     let rest = &line[pos..];
                     let len = match self.items.get(idx + 1) {
                         None => rest.len(),
-                        Some(Item::Lit(l)) => self.find_end(rest, l).ok_or_else(|| Mismatch {
-                            reason: format!(
-                                "no {l:?} after ${} (column {})",
-                                self.vars[*v].name,
-                                pos + 1
-                            ),
-                        })?,
+                        Some(Item::Lit(l)) => {
+                            self.find_end(&self.vars[*v], rest, l)
+                                .ok_or_else(|| Mismatch {
+                                    reason: format!(
+                                        "no {l:?} after ${} (column {})",
+                                        self.vars[*v].name,
+                                        pos + 1
+                                    ),
+                                })?
+                        }
                         Some(Item::Var(_)) => unreachable!("compile rejects adjacent variables"),
                     };
                     out.push(&rest[..len]);
@@ -265,16 +274,23 @@ impl LogFormat {
         Ok(&line[pos..])
     }
 
-    fn find_end(&self, hay: &str, lit: &str) -> Option<usize> {
+    fn find_end(&self, var: &Var, hay: &str, lit: &str) -> Option<usize> {
         let hb = hay.as_bytes();
-        let finder = memmem::find_iter(hb, lit.as_bytes());
-        if self.escape != Escape::Json || !lit.starts_with('"') {
+        let json_quote = self.escape == Escape::Json && lit.starts_with('"');
+        // List values: `a, b` between upstreams or forwarded-for hops, `a : b` between upstream
+        // groups (after an internal redirect); their spaces are part of the value.
+        let list = var.list && lit.starts_with(' ');
+        if !json_quote && !list {
             return memmem::find(hb, lit.as_bytes());
         }
-        // escape=json writes `"` as `\"`: skip quotes preceded by an odd number of backslashes.
-        finder
-            .into_iter()
-            .find(|&at| hb[..at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0)
+        memmem::find_iter(hb, lit.as_bytes()).find(|&at| {
+            let before = &hb[..at];
+            if json_quote {
+                // escape=json writes `"` as `\"`: skip quotes after an odd number of backslashes.
+                return before.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0;
+            }
+            !(before.ends_with(b",") || before.ends_with(b" :") || hb[at..].starts_with(b" : "))
+        })
     }
 }
 
@@ -407,6 +423,25 @@ mod tests {
         ] {
             assert!(c.split(bad, &mut out).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn upstream_lists_keep_their_spaces() {
+        let f = LogFormat::parse_config("'$upstream_addr $upstream_status $request_time'").unwrap();
+        let mut out = Vec::new();
+        f.split(
+            "10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80 502, 200 : 200 0.004",
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            [
+                "10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80",
+                "502, 200 : 200",
+                "0.004"
+            ]
+        );
     }
 
     #[test]
