@@ -232,10 +232,10 @@ fn check(case: &Case, format: &str) -> Vec<String> {
     if ev.parse_failed {
         return vec![format!("did not parse: {msg}")];
     }
-    if let Some(ts) = case.ts {
-        if ev.timestamp != ts {
-            diffs.push(format!("timestamp {} != {ts}", ev.timestamp));
-        }
+    if let Some(ts) = case.ts
+        && ev.timestamp != ts
+    {
+        diffs.push(format!("timestamp {} != {ts}", ev.timestamp));
     }
     for (field, exp) in &case.fields {
         let ours = msg.get(field);
@@ -370,35 +370,22 @@ fn vrl_cases() -> Vec<Case> {
                 )
             })
             .unwrap_or_default();
-        // VRL's expectations list every field: a field it does not list must be absent in ours.
-        if let Some(e) = expected {
-            for (theirs, ours) in if kind == LogKind::Access {
-                ACCESS
-            } else {
-                ERROR
-            } {
-                if !e.contains_key(*theirs)
-                    && !fields.iter().any(|(f, _)| f == ours)
-                    && !(kind == LogKind::Error && *ours == "connection")
-                {
-                    // Only fields of the format itself can be checked for absence.
-                    if kind == LogKind::Access
-                        && LogFormat::parse_config(fmt)
-                            .unwrap()
-                            .vars()
-                            .iter()
-                            .any(|v| v.name == *ours)
-                    {
-                        fields.push((ours.to_string(), Exp::Absent));
-                    }
+        // VRL's expectations list every field: a variable of the format that VRL does not list
+        // must be absent in ours.
+        if let (Some(e), LogKind::Access) = (expected, kind) {
+            let format_vars = LogFormat::parse_config(fmt).expect("test formats compile");
+            for (theirs, ours) in ACCESS {
+                let listed = e.contains_key(*theirs) || fields.iter().any(|(f, _)| f == ours);
+                if !listed && format_vars.vars().iter().any(|v| v.name == *ours) {
+                    fields.push((ours.to_string(), Exp::Absent));
                 }
             }
         }
         // VRL reduces the message of limit_req lines to "limiting requests"; ours keeps it whole.
-        if let Some(pos) = fields.iter().position(|(f, _)| f == "message") {
-            if let Exp::Str(m) = &fields[pos].1 {
-                fields[pos].1 = Exp::Prefix(m.clone());
-            }
+        if let Some(pos) = fields.iter().position(|(f, _)| f == "message")
+            && let Exp::Str(m) = &fields[pos].1
+        {
+            fields[pos].1 = Exp::Prefix(m.clone());
         }
         out.push(Case {
             id: format!("vrl/{}", c["name"].as_str().expect("name")),
@@ -606,7 +593,7 @@ fn datadog_cases() -> Vec<Case> {
                 }
             }
             // Datadog's klog line is not nginx: the sample has no nginx timestamp to compare.
-            let is_nginx = formats[i] != "" || is_error;
+            let is_nginx = !formats[i].is_empty() || is_error;
             out.push(Case {
                 id: format!("datadog/{tag}:{i}"),
                 kind: if is_error {
