@@ -3,7 +3,8 @@
 //! Limits from the PutLogEvents API reference:
 //! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
 
-use crate::parse::LogEvent;
+use crate::parse::json::{ObjectWriter, push_str};
+use crate::parse::{LogEvent, OutputFormat};
 
 /// At most 10,000 events per call.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
@@ -21,6 +22,39 @@ pub const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
 /// message may carry this many bytes; longer lines are split into parts.
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html>
 pub const MAX_EVENT_MESSAGE_BYTES: usize = 1_048_576 - EVENT_OVERHEAD_BYTES;
+
+/// Events older than 14 days are rejected (reported in `rejectedLogEventsInfo`).
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
+pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+/// Events more than 2 hours in the future are rejected.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
+pub const MAX_EVENT_FUTURE_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Whether CloudWatch Logs would store an event with this timestamp now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Accepted,
+    /// Older than 14 days.
+    TooOld,
+    /// More than 2 hours in the future.
+    TooNew,
+    /// Older than the log group's retention (when shorter than 14 days).
+    Expired,
+}
+
+/// Classifies `ts` against the PutLogEvents time window at `now` (both ms since the epoch).
+/// `retention_days` is the retention the forwarder sets on the groups it creates.
+pub fn window(ts: i64, now: i64, retention_days: Option<i32>) -> Window {
+    if ts > now + MAX_EVENT_FUTURE_MS {
+        Window::TooNew
+    } else if ts < now - MAX_EVENT_AGE_MS {
+        Window::TooOld
+    } else if retention_days.is_some_and(|d| ts < now - i64::from(d) * 24 * 60 * 60 * 1000) {
+        Window::Expired
+    } else {
+        Window::Accepted
+    }
+}
 
 /// One PutLogEvents call's worth of events, sorted by timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,17 +84,21 @@ pub fn event_size(ev: &LogEvent) -> usize {
 pub struct Batcher {
     pending: Vec<LogEvent>,
     bytes: usize,
+    output: OutputFormat,
 }
 
 impl Batcher {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(output: OutputFormat) -> Self {
+        Self {
+            output,
+            ..Self::default()
+        }
     }
 
     /// Adds one event; completed batches are pushed onto `out`.
     pub fn push(&mut self, ev: LogEvent, out: &mut Vec<Batch>) {
         if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-            for part in split_oversize(ev) {
+            for part in split_oversize(ev, self.output) {
                 self.push_fitting(part, out);
             }
         } else {
@@ -117,23 +155,74 @@ impl Batcher {
     }
 }
 
+/// Room left in a JSON part for the wrapper `{"part":N,"parts":N,"chunk":"…"}`.
+const JSON_PART_OVERHEAD: usize = 64;
+
 /// Splits an event whose message exceeds [`MAX_EVENT_MESSAGE_BYTES`] into consecutive parts on
-/// UTF-8 boundaries, all with the event's timestamp. Nothing is dropped.
-pub fn split_oversize(ev: LogEvent) -> Vec<LogEvent> {
-    let mut parts = Vec::new();
+/// UTF-8 boundaries, all with the event's timestamp and line. Nothing is dropped:
+/// - raw output: the parts are the message's consecutive pieces;
+/// - JSON output: each part is `{"part": i, "parts": n, "chunk": "…"}` (1-based), and the chunks
+///   joined in order give back the exact message that was too long to send whole.
+pub fn split_oversize(ev: LogEvent, output: OutputFormat) -> Vec<LogEvent> {
+    let budget = match output {
+        OutputFormat::Raw => MAX_EVENT_MESSAGE_BYTES,
+        OutputFormat::Json => MAX_EVENT_MESSAGE_BYTES - JSON_PART_OVERHEAD,
+    };
+    let mut chunks: Vec<&str> = Vec::new();
     let mut rest = ev.message.as_str();
     while !rest.is_empty() {
-        let mut cut = rest.len().min(MAX_EVENT_MESSAGE_BYTES);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        parts.push(LogEvent {
-            message: rest[..cut].to_string(),
-            ..ev.clone()
-        });
+        let cut = match output {
+            OutputFormat::Raw => {
+                let mut cut = rest.len().min(budget);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                cut
+            }
+            // The chunk is JSON-escaped inside the part: count the escaped size.
+            OutputFormat::Json => escaped_prefix_len(rest, budget),
+        };
+        chunks.push(&rest[..cut]);
         rest = &rest[cut..];
     }
-    parts
+    let parts = chunks.len();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let message = match output {
+                OutputFormat::Raw => (*chunk).to_string(),
+                OutputFormat::Json => {
+                    let mut w = ObjectWriter::with_capacity(chunk.len() + JSON_PART_OVERHEAD);
+                    w.num_field("part", &(i + 1).to_string());
+                    w.num_field("parts", &parts.to_string());
+                    w.str_field("chunk", chunk);
+                    w.finish()
+                }
+            };
+            LogEvent {
+                message,
+                ..ev.clone()
+            }
+        })
+        .collect()
+}
+
+/// The longest prefix of `s` (on a char boundary, at least one char) whose JSON-escaped form
+/// takes at most `budget` bytes.
+fn escaped_prefix_len(s: &str, budget: usize) -> usize {
+    let mut used = 0;
+    let mut one = String::new();
+    for (i, c) in s.char_indices() {
+        one.clear();
+        push_str(&mut one, c.encode_utf8(&mut [0; 4]));
+        let cost = one.len() - 2; // without the quotes
+        if used + cost > budget && i > 0 {
+            return i;
+        }
+        used += cost;
+    }
+    s.len()
 }
 
 #[cfg(test)]
@@ -150,7 +239,11 @@ mod tests {
     }
 
     fn run(events: Vec<LogEvent>) -> Vec<Batch> {
-        let mut b = Batcher::new();
+        run_as(events, OutputFormat::Raw)
+    }
+
+    fn run_as(events: Vec<LogEvent>, output: OutputFormat) -> Vec<Batch> {
+        let mut b = Batcher::new(output);
         let mut out = Vec::new();
         for e in events {
             b.push(e, &mut out);
@@ -272,5 +365,68 @@ mod tests {
                 .all(|b| b.events.iter().all(|e| e.timestamp == 5 && e.line == 9))
         );
         assert_eq!(out.iter().map(|b| b.events.len()).sum::<usize>(), 4);
+    }
+
+    #[test]
+    fn oversize_json_message_becomes_joinable_parts() {
+        // A JSON message with many characters that need escaping, 3 MiB long.
+        let raw_line = "q\"\\é".repeat(3 * 1024 * 1024 / 5);
+        let mut w = ObjectWriter::with_capacity(0);
+        w.str_field("raw", &raw_line);
+        let msg = w.finish();
+        let e = LogEvent {
+            timestamp: 5,
+            message: msg.clone(),
+            line: 9,
+            parse_failed: false,
+        };
+        let out = run_as(vec![e], OutputFormat::Json);
+        check_limits(&out);
+        let parts: Vec<serde_json::Value> = out
+            .iter()
+            .flat_map(|b| {
+                b.events
+                    .iter()
+                    .map(|e| serde_json::from_str(&e.message).unwrap())
+            })
+            .collect();
+        let n = parts.len();
+        assert!(n >= 4, "{n} parts");
+        let mut joined = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(
+                (p["part"].as_u64(), p["parts"].as_u64()),
+                (Some(i as u64 + 1), Some(n as u64))
+            );
+            joined.push_str(p["chunk"].as_str().unwrap());
+        }
+        assert_eq!(joined, msg);
+        let back: serde_json::Value = serde_json::from_str(&joined).unwrap();
+        assert_eq!(back["raw"], raw_line);
+    }
+
+    #[test]
+    fn time_window_boundaries() {
+        let now = 1_800_000_000_000;
+        let s = 1000;
+        let cases = [
+            (now, None, Window::Accepted),
+            (now - MAX_EVENT_AGE_MS + s, None, Window::Accepted),
+            (now - MAX_EVENT_AGE_MS, None, Window::Accepted),
+            (now - MAX_EVENT_AGE_MS - s, None, Window::TooOld),
+            (now + MAX_EVENT_FUTURE_MS, None, Window::Accepted),
+            (now + MAX_EVENT_FUTURE_MS + 1, None, Window::TooNew),
+            (now - 3 * 86_400_000 + s, Some(3), Window::Accepted),
+            (now - 3 * 86_400_000 - s, Some(3), Window::Expired),
+            (now - MAX_EVENT_AGE_MS - s, Some(30), Window::TooOld),
+        ];
+        for (ts, retention, want) in cases {
+            assert_eq!(
+                window(ts, now, retention),
+                want,
+                "{} ms from now, retention {retention:?}",
+                ts - now
+            );
+        }
     }
 }

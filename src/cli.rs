@@ -17,7 +17,7 @@ use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::lines::LineReader;
-use crate::parse::{LineParser, LogEvent, LogFormat, json};
+use crate::parse::{LineParser, LogEvent, LogFormat, OutputFormat, json};
 use crate::route::LogKind;
 
 pub const USAGE: &str = "\
@@ -238,13 +238,13 @@ async fn parse_command(
                 break;
             }
         }
-        write_events(&mut events, &mut text);
+        write_events(&mut events, &mut text, config.parse.output);
         out.write_all(text.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
     }
     parser.finish(&mut events);
-    write_events(&mut events, &mut text);
+    write_events(&mut events, &mut text, config.parse.output);
     out.write_all(text.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -255,11 +255,11 @@ async fn parse_command(
     }
 }
 
-fn write_events(events: &mut Vec<LogEvent>, text: &mut String) {
+fn write_events(events: &mut Vec<LogEvent>, text: &mut String, output: OutputFormat) {
     text.clear();
     for ev in events.drain(..) {
         let parts = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-            split_oversize(ev)
+            split_oversize(ev, output)
         } else {
             vec![ev]
         };

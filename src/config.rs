@@ -13,6 +13,10 @@ pub const RETENTION_DAYS_ALLOWED: [i32; 22] = [
     3288, 3653,
 ];
 pub const DEFAULT_MAX_CONCURRENT_OBJECTS: usize = 4;
+/// PutLogEvents calls in flight per invocation. Each holds one batch (≤ 1 MiB) plus the SDK's
+/// copy, so 8 keep memory near 20 MB while several streams (or one) are written in parallel,
+/// far below the account's PutLogEvents quota (5,000 TPS per region since 2023).
+pub const DEFAULT_MAX_CONCURRENT_PUTS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,6 +26,8 @@ pub struct Config {
     pub retention_days: Option<i32>,
     /// Objects of one invocation forwarded at the same time.
     pub max_concurrent_objects: usize,
+    /// PutLogEvents calls in flight at the same time, over all objects of an invocation.
+    pub max_concurrent_puts: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -99,7 +105,21 @@ impl Config {
                 }
             },
         };
+        let max_concurrent_puts = match var("MAX_CONCURRENT_PUTS") {
+            None => DEFAULT_MAX_CONCURRENT_PUTS,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(fail(
+                        "MAX_CONCURRENT_PUTS",
+                        &v,
+                        "must be a whole number from 1 to 64".into(),
+                    ));
+                }
+            },
+        };
         Ok(Self {
+            max_concurrent_puts,
             router,
             parse: ParseSettings {
                 output,
@@ -171,6 +191,7 @@ mod tests {
             ("ACCESS_LOG_FORMAT", "'$remote_addr"),
             ("ERROR_LOG_TIMEZONE", "Mars/Olympus"),
             ("MAX_CONCURRENT_OBJECTS", "0"),
+            ("MAX_CONCURRENT_PUTS", "65"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

@@ -1,30 +1,41 @@
 //! One invocation: trigger payload → object refs → forward each (bounded concurrency) → summary.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::config::Config;
 use crate::event::{EventError, announced_objects};
-use crate::forward::forward_object;
+use crate::forward::{Clock, Shared, forward_object, system_clock};
 use crate::ports::{LogSink, ObjectSource};
 use crate::summary::Summary;
 
+/// Built once per cold start; serves every invocation of a warm Lambda.
 pub struct Handler<S, K> {
     pub source: S,
-    pub sink: K,
+    pub sink: Arc<K>,
     pub config: Config,
+    clock: Clock,
 }
 
-impl<S: ObjectSource, K: LogSink> Handler<S, K> {
+impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K> {
     pub fn new(source: S, sink: K, config: Config) -> Self {
         Self {
             source,
-            sink,
+            sink: Arc::new(sink),
             config,
+            clock: system_clock(),
         }
+    }
+
+    /// The same handler with a fixed notion of "now" (tests of the time window).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Handles one trigger payload. Each object succeeds or fails on its own; the summary says
@@ -35,8 +46,13 @@ impl<S: ObjectSource, K: LogSink> Handler<S, K> {
         for bad in &announced.invalid {
             warn!("invalid record: {bad}");
         }
+        let shared = Shared {
+            sink: self.sink.clone(),
+            puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
+            clock: self.clock.clone(),
+        };
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
-            .map(|obj| forward_object(&self.source, &self.sink, &self.config, obj))
+            .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
             .buffered(self.config.max_concurrent_objects)
             .collect()
             .await;

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{FakeSink, FakeSource, default_config, event_fixture, gzip, read_fixture};
+use common::{
+    FakeSink, FakeSource, default_config, event_fixture, fixture_clock, gzip, read_fixture,
+};
 use nginx_cloudwatch_forwarder::handler::Handler;
 use nginx_cloudwatch_forwarder::summary::Outcome;
 use serde_json::Value;
@@ -28,7 +30,8 @@ fn key(group: &str, stream: &str) -> (String, String) {
 
 #[tokio::test]
 async fn s3_put_event_delivers_both_objects_to_the_instance_stream() {
-    let h = Handler::new(sample_source(), FakeSink::default(), default_config());
+    let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+        .with_clock(fixture_clock());
     let summary = h
         .handle(&event_fixture("s3-put.json"))
         .await
@@ -84,7 +87,7 @@ async fn s3_put_event_delivers_both_objects_to_the_instance_stream() {
 async fn encoded_key_is_decoded_before_reading() {
     let decoded = "nginx/i-0fedcba9876543210/access/2026/11/24/access log (rotated by hand)+1.log";
     let source = FakeSource::default().with(BUCKET, decoded, read_fixture("tests/data/access.log"));
-    let h = Handler::new(source, FakeSink::default(), default_config());
+    let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
     let summary = h
         .handle(&event_fixture("s3-put-encoded-key.json"))
         .await
@@ -99,7 +102,8 @@ async fn encoded_key_is_decoded_before_reading() {
 
 #[tokio::test]
 async fn each_record_fails_or_skips_on_its_own() {
-    let h = Handler::new(sample_source(), FakeSink::default(), default_config());
+    let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+        .with_clock(fixture_clock());
     let summary = h.handle(&event_fixture("s3-mixed.json")).await.unwrap();
 
     assert_eq!(
@@ -149,7 +153,8 @@ async fn each_record_fails_or_skips_on_its_own() {
 
 #[tokio::test]
 async fn test_event_is_acknowledged() {
-    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config());
+    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config())
+        .with_clock(fixture_clock());
     let summary = h
         .handle(&event_fixture("s3-test-event.json"))
         .await
@@ -166,7 +171,7 @@ async fn sink_failure_fails_the_object_and_says_where() {
         fail_after: Some(0),
         ..FakeSink::default()
     };
-    let h = Handler::new(sample_source(), sink, default_config());
+    let h = Handler::new(sample_source(), sink, default_config()).with_clock(fixture_clock());
     let summary = h.handle(&event_fixture("s3-put.json")).await.unwrap();
     assert_eq!(summary.objects_failed, 2);
     for o in &summary.objects {
@@ -188,7 +193,7 @@ async fn raw_output_sends_lines_verbatim() {
         (k == "OUTPUT_FORMAT").then(|| "raw".to_string())
     })
     .unwrap();
-    let h = Handler::new(sample_source(), FakeSink::default(), config);
+    let h = Handler::new(sample_source(), FakeSink::default(), config).with_clock(fixture_clock());
     h.handle(&event_fixture("s3-put.json")).await.unwrap();
     let want: Vec<String> = String::from_utf8(read_fixture("tests/data/access.log"))
         .unwrap()
@@ -207,10 +212,37 @@ async fn raw_output_sends_lines_verbatim() {
 
 #[tokio::test]
 async fn unknown_payload_is_an_error() {
-    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config());
+    let h = Handler::new(FakeSource::default(), FakeSink::default(), default_config())
+        .with_clock(fixture_clock());
     let err = h
         .handle(&serde_json::json!({"detail-type": "something"}))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("detail-type"), "{err}");
+}
+
+#[tokio::test]
+async fn events_outside_cloudwatchs_time_window_are_counted_not_sent() {
+    let day = 86_400_000;
+    for (now, old, new) in [
+        (common::FIXTURE_NOW_MS + 15 * day, 17, 0), // the fixtures are 15 days old
+        (common::FIXTURE_NOW_MS - day, 0, 17),      // the fixtures are a day in the future
+    ] {
+        let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+            .with_clock(std::sync::Arc::new(move || now));
+        let s = h.handle(&event_fixture("s3-put.json")).await.unwrap();
+        assert_eq!(
+            (
+                s.totals.rejected_too_old,
+                s.totals.rejected_too_new,
+                s.totals.events
+            ),
+            (old, new, 0)
+        );
+        assert_eq!(
+            s.objects_delivered, 2,
+            "nothing failed: the lines cannot be stored, a retry would not help"
+        );
+        assert!(h.sink.puts().is_empty());
+    }
 }

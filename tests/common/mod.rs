@@ -35,6 +35,14 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("finish gzip in memory")
 }
 
+/// The fixtures in tests/data and events/ are from 2026-11-24 10:00 UTC; handler tests run "at"
+/// 2026-11-24 12:00 UTC so that CloudWatch's 14-day window does not depend on today's date.
+pub const FIXTURE_NOW_MS: i64 = 1_795_521_600_000;
+
+pub fn fixture_clock() -> nginx_cloudwatch_forwarder::forward::Clock {
+    std::sync::Arc::new(|| FIXTURE_NOW_MS)
+}
+
 pub fn default_config() -> Config {
     Config::from_lookup(|_| None).expect("defaults are valid")
 }
