@@ -77,13 +77,28 @@ pub fn event_size(ev: &LogEvent) -> usize {
     ev.message.len() + EVENT_OVERHEAD_BYTES
 }
 
-/// Fills batches as full as the limits allow. Events may arrive in any order: they are held
-/// until the batch is full by count or bytes, then sorted and cut where the span would exceed
-/// 24 h; the last, unfinished piece is kept to be filled further.
+/// Events held back at most (bytes as CloudWatch counts them) across all open day buckets;
+/// beyond it the fullest bucket is sent early. Bounds memory for objects spanning many days.
+pub const MAX_PENDING_BYTES: usize = 4 * MAX_BATCH_BYTES;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Default)]
+struct Bucket {
+    events: Vec<LogEvent>,
+    bytes: usize,
+}
+
+/// Fills batches as full as the limits allow, whatever the order of the events.
+///
+/// Events are held in one bucket per UTC day (so a batch never spans 24 h, however the lines
+/// are ordered); a bucket is sent, sorted by time, when the next event would break the count or
+/// byte limit. Holding several days at once keeps out-of-order input from fragmenting batches;
+/// [`MAX_PENDING_BYTES`] bounds what is held.
 #[derive(Debug, Default)]
 pub struct Batcher {
-    pending: Vec<LogEvent>,
-    bytes: usize,
+    buckets: std::collections::BTreeMap<i64, Bucket>,
+    pending_bytes: usize,
     output: OutputFormat,
 }
 
@@ -108,50 +123,47 @@ impl Batcher {
 
     fn push_fitting(&mut self, ev: LogEvent, out: &mut Vec<Batch>) {
         let size = event_size(&ev);
-        if !self.fits(size) {
-            self.seal(out, true);
-            if !self.fits(size) {
-                self.seal(out, false);
+        let day = ev.timestamp.div_euclid(DAY_MS);
+        let bucket = self.buckets.entry(day).or_default();
+        if bucket.events.len() >= MAX_BATCH_EVENTS || bucket.bytes + size > MAX_BATCH_BYTES {
+            let full = std::mem::take(bucket);
+            self.pending_bytes -= full.bytes;
+            out.push(seal(full));
+        }
+        let bucket = self.buckets.entry(day).or_default();
+        bucket.bytes += size;
+        bucket.events.push(ev);
+        self.pending_bytes += size;
+        if self.pending_bytes > MAX_PENDING_BYTES {
+            let fullest = self
+                .buckets
+                .iter()
+                .max_by_key(|(_, b)| b.bytes)
+                .map(|(d, _)| *d);
+            if let Some(b) = fullest.and_then(|d| self.buckets.remove(&d)) {
+                self.pending_bytes -= b.bytes;
+                out.push(seal(b));
             }
         }
-        self.bytes += size;
-        self.pending.push(ev);
     }
 
-    fn fits(&self, size: usize) -> bool {
-        self.pending.len() < MAX_BATCH_EVENTS && self.bytes + size <= MAX_BATCH_BYTES
-    }
-
-    /// Emits everything still held.
+    /// Emits everything still held, oldest day first.
     pub fn finish(&mut self, out: &mut Vec<Batch>) {
-        self.seal(out, false);
-    }
-
-    fn seal(&mut self, out: &mut Vec<Batch>, keep_tail: bool) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let mut events = std::mem::take(&mut self.pending);
-        self.bytes = 0;
-        // Stable: events with equal timestamps keep their line order.
-        events.sort_by_key(|e| e.timestamp);
-        let mut groups: Vec<Batch> = Vec::new();
-        let mut current = Batch::default();
-        for ev in events {
-            if let Some(first) = current.events.first()
-                && ev.timestamp - first.timestamp >= MAX_BATCH_SPAN_MS
-            {
-                groups.push(std::mem::take(&mut current));
+        for (_, b) in std::mem::take(&mut self.buckets) {
+            if !b.events.is_empty() {
+                out.push(seal(b));
             }
-            current.bytes += event_size(&ev);
-            current.events.push(ev);
         }
-        groups.push(current);
-        if keep_tail && let Some(tail) = groups.pop() {
-            self.bytes = tail.bytes;
-            self.pending = tail.events;
-        }
-        out.extend(groups);
+        self.pending_bytes = 0;
+    }
+}
+
+fn seal(mut b: Bucket) -> Batch {
+    // Stable: events with equal timestamps (and the parts of a split line) keep their order.
+    b.events.sort_by_key(|e| e.timestamp);
+    Batch {
+        events: b.events,
+        bytes: b.bytes,
     }
 }
 
@@ -311,6 +323,31 @@ mod tests {
         let out = run(vec![ev(0, 1, 1), ev(day, 1, 2)]);
         assert_eq!(out.len(), 2);
         check_limits(&out);
+        // Day buckets are UTC-aligned: a minute apart across midnight is two batches.
+        let out = run(vec![
+            ev(day - 30_000, 1, 1),
+            ev(day + 30_000, 1, 2),
+            ev(day - 1, 1, 3),
+        ]);
+        assert_eq!(
+            out.iter().map(|b| b.events.len()).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        check_limits(&out);
+    }
+
+    #[test]
+    fn many_days_hold_bounded_memory() {
+        // 40 days of interleaved events: the fullest bucket is sent before too much is held.
+        let mut b = Batcher::new(OutputFormat::Raw);
+        let mut out = Vec::new();
+        for i in 0..40_000u64 {
+            b.push(ev((i % 40) as i64 * MAX_BATCH_SPAN_MS, 1000, i), &mut out);
+            assert!(b.pending_bytes <= MAX_PENDING_BYTES);
+        }
+        b.finish(&mut out);
+        check_limits(&out);
+        assert_eq!(out.iter().map(|b| b.events.len()).sum::<usize>(), 40_000);
     }
 
     #[test]

@@ -12,14 +12,24 @@ use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use tracing::info;
 
 use crate::parse::LogEvent;
 use crate::ports::{LogSink, Rejected, SinkError};
 
+/// After creating a group and stream, puts that failed with ResourceNotFound before the create
+/// finished only repeat their put for this long instead of creating again.
+const RECENTLY_CREATED: Duration = Duration::from_secs(60);
+
 pub struct CloudWatchSink {
     client: Client,
     retention_days: Option<i32>,
+    /// Streams this process created, and when: parallel puts to a new stream all get
+    /// ResourceNotFound, but only the first creates it. Lives as long as the warm Lambda.
+    created: tokio::sync::Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl CloudWatchSink {
@@ -27,6 +37,7 @@ impl CloudWatchSink {
         Self {
             client,
             retention_days,
+            created: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -55,8 +66,26 @@ impl CloudWatchSink {
             }))
     }
 
+    /// Creates the group and stream unless this process just did (a parallel put got there
+    /// first); `force` creates regardless.
+    async fn ensure(&self, group: &str, stream: &str, force: bool) -> Result<(), SinkError> {
+        let key = (group.to_string(), stream.to_string());
+        // Held across the create calls, so that concurrent puts wait for the one creating.
+        let mut created = self.created.lock().await;
+        if !force
+            && created
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < RECENTLY_CREATED)
+        {
+            return Ok(());
+        }
+        self.create(group, stream).await?;
+        created.insert(key, Instant::now());
+        Ok(())
+    }
+
     /// Creates the group (with retention) and the stream; "already exists" is success.
-    async fn ensure(&self, group: &str, stream: &str) -> Result<(), SinkError> {
+    async fn create(&self, group: &str, stream: &str) -> Result<(), SinkError> {
         let fail = |what: &str, detail: String| SinkError::Failed {
             group: group.to_string(),
             stream: stream.to_string(),
@@ -134,20 +163,29 @@ impl LogSink for CloudWatchSink {
         };
         match self.put_once(group, stream, input_events(events)).await {
             Ok(r) => Ok(r),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutLogEventsError::ResourceNotFoundException(_))
-                ) =>
-            {
-                self.ensure(group, stream).await?;
-                self.put_once(group, stream, input_events(events))
-                    .await
-                    .map_err(to_sink_error)
+            Err(e) if is_not_found(&e) => {
+                self.ensure(group, stream, false).await?;
+                match self.put_once(group, stream, input_events(events)).await {
+                    // Deleted since we created it: create once more, then give up.
+                    Err(e) if is_not_found(&e) => {
+                        self.ensure(group, stream, true).await?;
+                        self.put_once(group, stream, input_events(events))
+                            .await
+                            .map_err(to_sink_error)
+                    }
+                    other => other.map_err(to_sink_error),
+                }
             }
             Err(e) => Err(to_sink_error(e)),
         }
     }
+}
+
+fn is_not_found(e: &SdkError<PutLogEventsError>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(PutLogEventsError::ResourceNotFoundException(_))
+    )
 }
 
 fn input_events(events: &[LogEvent]) -> Vec<InputLogEvent> {

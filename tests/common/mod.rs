@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod strict_logs;
 
 use std::collections::HashMap;
 use std::io::Write;

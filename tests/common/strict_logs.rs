@@ -1,0 +1,309 @@
+//! A strict local CloudWatch Logs endpoint for the real SDK: it enforces every documented
+//! PutLogEvents rule (moto enforces few of them) and records each violation so the test fails,
+//! and it injects throttling, 500s and dropped connections on demand.
+//!
+//! Protocol: awsJson1_1, `POST /` with `X-Amz-Target: Logs_20140328.<Operation>`.
+//! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudwatchlogs::config::{Credentials, SharedCredentialsProvider};
+use serde_json::{Value, json};
+
+const MAX_EVENTS: usize = 10_000;
+const MAX_BYTES: usize = 1_048_576;
+const OVERHEAD: usize = 26;
+const DAY_MS: i64 = 86_400_000;
+
+/// Per-mille chances of each fault, decided per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    pub throttle: u32,
+    pub server_error: u32,
+    pub drop: u32,
+    /// Faults in a row for the same request body at most (a fault is transient, as in AWS).
+    pub max_in_a_row: u32,
+}
+
+#[derive(Default)]
+pub struct State {
+    /// group → stream → events in arrival order.
+    pub groups: BTreeMap<String, BTreeMap<String, Vec<(i64, String)>>>,
+    pub retention: HashMap<String, i64>,
+    pub violations: Vec<String>,
+    pub calls: BTreeMap<String, u64>,
+    /// Bytes (as CloudWatch counts them) of every accepted PutLogEvents call.
+    pub put_bytes: Vec<usize>,
+    pub faults_injected: BTreeMap<&'static str, u64>,
+    attempts: HashMap<u64, u32>,
+}
+
+pub struct StrictLogs {
+    pub endpoint: String,
+    pub state: Arc<Mutex<State>>,
+}
+
+impl StrictLogs {
+    pub fn start(faults: Faults) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let state = shared.clone();
+                std::thread::spawn(move || serve(conn, &state, faults));
+            }
+        });
+        Self { endpoint, state }
+    }
+
+    /// SDK configuration for this endpoint: dummy credentials, the production retry and timeout
+    /// settings, but millisecond backoff so that tests with faults stay fast.
+    pub fn sdk_config(&self) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::for_tests()))
+            .retry_config(
+                nginx_cloudwatch_forwarder::aws::retry_config()
+                    .with_initial_backoff(Duration::from_millis(2))
+                    .with_max_backoff(Duration::from_millis(20)),
+            )
+            .timeout_config(nginx_cloudwatch_forwarder::aws::timeout_config())
+            .build()
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>, faults: Faults) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut out = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0;
+        let mut target = String::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap_or(0),
+                    "x-amz-target" => target = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let op = target.rsplit('.').next().unwrap_or_default().to_string();
+        let fault = decide_fault(state, faults, &body);
+        let (status, reply) = match fault {
+            Some("drop") => return, // close the connection without an answer
+            Some("throttle") => (
+                400,
+                json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            ),
+            Some(_) => (
+                500,
+                json!({"__type": "ServiceUnavailableException", "message": "injected 500"}),
+            ),
+            None => handle(state, &op, &body),
+        };
+        let text = reply.to_string();
+        let reason = if status == 200 { "OK" } else { "Error" };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nx-amzn-RequestId: test\r\n\r\n",
+            text.len()
+        );
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(text.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn decide_fault(state: &Mutex<State>, faults: Faults, body: &[u8]) -> Option<&'static str> {
+    let mut h = DefaultHasher::new();
+    body.hash(&mut h);
+    let key = h.finish();
+    let mut st = state.lock().expect("not poisoned");
+    let attempt = st.attempts.entry(key).or_insert(0);
+    *attempt += 1;
+    if *attempt > faults.max_in_a_row {
+        return None;
+    }
+    let mut h = DefaultHasher::new();
+    (key, *attempt).hash(&mut h);
+    let roll = (h.finish() % 1000) as u32;
+    let fault = if roll < faults.throttle {
+        Some("throttle")
+    } else if roll < faults.throttle + faults.server_error {
+        Some("500")
+    } else if roll < faults.throttle + faults.server_error + faults.drop {
+        Some("drop")
+    } else {
+        None
+    };
+    match fault {
+        Some(f) => *st.faults_injected.entry(f).or_default() += 1,
+        // A request that got through starts a new run of attempts (the same body sent again
+        // later is a new request, e.g. a duplicate we want to see).
+        None => {
+            st.attempts.remove(&key);
+        }
+    }
+    fault
+}
+
+fn error(kind: &str, message: &str) -> (u16, Value) {
+    (400, json!({"__type": kind, "message": message}))
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn handle(state: &Mutex<State>, op: &str, body: &[u8]) -> (u16, Value) {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return error("SerializationException", "body is not JSON");
+    };
+    let mut st = state.lock().expect("not poisoned");
+    *st.calls.entry(op.to_string()).or_default() += 1;
+    let group = req["logGroupName"].as_str().unwrap_or_default().to_string();
+    let stream = req["logStreamName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match op {
+        "CreateLogGroup" => {
+            if st.groups.contains_key(&group) {
+                return error(
+                    "ResourceAlreadyExistsException",
+                    "The specified log group already exists",
+                );
+            }
+            st.groups.insert(group, BTreeMap::new());
+            (200, json!({}))
+        }
+        "PutRetentionPolicy" => {
+            let days = req["retentionInDays"].as_i64().unwrap_or(0);
+            st.retention.insert(group, days);
+            (200, json!({}))
+        }
+        "CreateLogStream" => match st.groups.get_mut(&group) {
+            None => error(
+                "ResourceNotFoundException",
+                "The specified log group does not exist.",
+            ),
+            Some(streams) if streams.contains_key(&stream) => error(
+                "ResourceAlreadyExistsException",
+                "The specified log stream already exists",
+            ),
+            Some(streams) => {
+                streams.insert(stream, Vec::new());
+                (200, json!({}))
+            }
+        },
+        "PutLogEvents" => put(&mut st, &group, &stream, &req),
+        "DescribeLogStreams" => {
+            st.violations
+                .push("DescribeLogStreams called (never on the hot path)".into());
+            error("InvalidParameterException", "not allowed here")
+        }
+        other => error("UnknownOperationException", other),
+    }
+}
+
+fn put(st: &mut State, group: &str, stream: &str, req: &Value) -> (u16, Value) {
+    if !st.groups.get(group).is_some_and(|s| s.contains_key(stream)) {
+        return error(
+            "ResourceNotFoundException",
+            "The specified log group or stream does not exist.",
+        );
+    }
+    if req.get("sequenceToken").is_some() {
+        st.violations
+            .push(format!("{group}/{stream}: sequenceToken sent"));
+    }
+    let events: Vec<(i64, String)> = req["logEvents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["timestamp"].as_i64().unwrap_or(i64::MIN),
+                        e["message"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let bytes: usize = events.iter().map(|(_, m)| m.len() + OVERHEAD).sum();
+    let now = now_ms();
+    let mut broken = Vec::new();
+    if events.is_empty() {
+        broken.push("empty batch".to_string());
+    }
+    if events.len() > MAX_EVENTS {
+        broken.push(format!("{} events", events.len()));
+    }
+    if bytes > MAX_BYTES {
+        broken.push(format!("{bytes} bytes"));
+    }
+    if !events.windows(2).all(|w| w[0].0 <= w[1].0) {
+        broken.push("not in chronological order".into());
+    }
+    if let (Some(first), Some(last)) = (events.first(), events.last())
+        && last.0 - first.0 > DAY_MS
+    {
+        broken.push(format!("spans {} ms", last.0 - first.0));
+    }
+    for (ts, m) in &events {
+        if m.is_empty() {
+            broken.push("empty message".into());
+        }
+        if m.len() + OVERHEAD > MAX_BYTES {
+            broken.push(format!("event of {} bytes", m.len()));
+        }
+        if *ts < now - 14 * DAY_MS || *ts > now + 2 * 3_600_000 {
+            broken.push(format!(
+                "event at {ts} is outside [now - 14 d, now + 2 h]: it would be rejected"
+            ));
+        }
+    }
+    if !broken.is_empty() {
+        st.violations
+            .push(format!("{group}/{stream}: {}", broken.join("; ")));
+        return error("InvalidParameterException", &broken.join("; "));
+    }
+    st.put_bytes.push(bytes);
+    if let Some(s) = st.groups.get_mut(group).and_then(|g| g.get_mut(stream)) {
+        s.extend(events);
+    }
+    (200, json!({"nextSequenceToken": "0"}))
+}
