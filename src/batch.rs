@@ -245,7 +245,7 @@ mod tests {
         LogEvent {
             timestamp: ts,
             message: "x".repeat(len),
-            line,
+            line, offset: 0,
             parse_failed: false,
         }
     }
@@ -387,7 +387,7 @@ mod tests {
         let e = LogEvent {
             timestamp: 5,
             message: msg.clone(),
-            line: 9,
+            line: 9, offset: 0,
             parse_failed: false,
         };
         let out = run(vec![e]);
@@ -414,7 +414,7 @@ mod tests {
         let e = LogEvent {
             timestamp: 5,
             message: msg.clone(),
-            line: 9,
+            line: 9, offset: 0,
             parse_failed: false,
         };
         let out = run_as(vec![e], OutputFormat::Json);

@@ -12,10 +12,9 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tracing::{error, info};
 
-use crate::aws::{clients, cloudwatch::CloudWatchSink, s3::S3Source};
+use crate::aws::{clients, production_handler};
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
 use crate::config::Config;
-use crate::handler::Handler;
 use crate::lines::LineReader;
 use crate::parse::{LineParser, LogEvent, LogFormat, OutputFormat, json};
 use crate::route::LogKind;
@@ -169,12 +168,7 @@ async fn replay(config: Config, event_file: &str) -> Result<ExitCode, String> {
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("{event_file} is not JSON: {e}"))?;
     let (s3, logs) = clients().await;
-    let retention = config.retention_days;
-    let handler = Handler::new(
-        S3Source::new(s3),
-        CloudWatchSink::new(logs, retention),
-        config,
-    );
+    let handler = production_handler(config, s3, logs);
     let summary = handler
         .handle(&payload)
         .await
@@ -282,15 +276,16 @@ fn system_ms(t: std::time::SystemTime) -> i64 {
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let (s3, logs) = clients().await;
-    let retention = config.retention_days;
-    let handler = Handler::new(
-        S3Source::new(s3),
-        CloudWatchSink::new(logs, retention),
-        config,
-    );
+    let handler = production_handler(config, s3, logs);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let summary = handler.handle(&event.payload).await?;
+        // Lambda's deadline (ms since the epoch) as an Instant, to stop objects in time.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let left = u64::try_from(u128::from(event.context.deadline).saturating_sub(now_ms)).unwrap_or(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
+        let summary = handler.handle_until(&event.payload, Some(deadline)).await?;
         info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invocation summary");
         if summary.has_failures() {
             // An error makes Lambda retry the invocation (async) or the message (SQS).

@@ -28,6 +28,16 @@ pub struct Config {
     pub max_concurrent_objects: usize,
     /// PutLogEvents calls in flight at the same time, over all objects of an invocation.
     pub max_concurrent_puts: usize,
+    /// Where per-object progress is kept.
+    pub checkpoint_store: CheckpointStoreKind,
+}
+
+/// `CHECKPOINT_STORE`: `s3-tags` (default) keeps progress in a tag on each object; `none`
+/// keeps none (every delivery of an object sends it whole: at-least-once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointStoreKind {
+    S3Tags,
+    Off,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -118,7 +128,13 @@ impl Config {
                 }
             },
         };
+        let checkpoint_store = match var("CHECKPOINT_STORE").as_deref().map(str::trim) {
+            None | Some("s3-tags") => CheckpointStoreKind::S3Tags,
+            Some("none") => CheckpointStoreKind::Off,
+            Some(v) => return Err(fail("CHECKPOINT_STORE", v, "must be s3-tags or none".into())),
+        };
         Ok(Self {
+            checkpoint_store,
             max_concurrent_puts,
             router,
             parse: ParseSettings {
@@ -192,6 +208,7 @@ mod tests {
             ("ERROR_LOG_TIMEZONE", "Mars/Olympus"),
             ("MAX_CONCURRENT_OBJECTS", "0"),
             ("MAX_CONCURRENT_PUTS", "65"),
+            ("CHECKPOINT_STORE", "dynamodb"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

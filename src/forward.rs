@@ -1,27 +1,39 @@
-//! One object: read → split lines → parse → batch → sink.
+//! One object: checkpoint → read → split lines → parse → batch → sink → checkpoint.
 //!
 //! Puts run in their own tasks so reading and parsing go on while batches are in flight; a
 //! semaphore shared by the whole invocation bounds the puts in flight (`MAX_CONCURRENT_PUTS`),
 //! which also bounds memory: reading waits for a free slot before it fills another batch.
+//!
+//! Progress is recorded per object version (see [`crate::checkpoint`]): after confirmed puts
+//! (one write in flight at a time), and at the end. A delivery of an object that is already
+//! fully delivered is skipped; a partly delivered one resumes where the record says.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
-use crate::batch::{Batch, Batcher, Window, window};
+use crate::batch::{Batch, Batcher, MAX_EVENT_MESSAGE_BYTES, Window, split_oversize, window};
+use crate::checkpoint::{Progress, Resume, State, Tracker};
 use crate::config::Config;
 use crate::event::ObjectRef;
-use crate::lines::LineReader;
+use crate::lines::{Encoding, LineReader};
 use crate::parse::{LineParser, LogEvent};
-use crate::ports::{LogSink, ObjectSource, Rejected, SinkError};
+use crate::ports::{
+    CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, Rejected,
+    SinkError, SourceError, Stored,
+};
 use crate::route::Route;
 use crate::summary::{Counters, ObjectReport, Outcome};
 
 /// How many lines per object and reason are logged by line number (the rest are counted).
 const LOG_SAMPLE: u64 = 5;
+/// Stop starting new batches when the Lambda has less than this left: in-flight puts finish,
+/// the progress is recorded, and the next attempt resumes there.
+pub const TIME_RESERVE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 enum ForwardError {
@@ -37,6 +49,10 @@ enum ForwardError {
     Sink(#[from] SinkError),
     #[error("a put task failed: {0}")]
     Task(String),
+    #[error(
+        "stopped at line {line} to finish within the Lambda timeout; progress is recorded and the next attempt resumes there"
+    )]
+    OutOfTime { line: u64 },
 }
 
 /// Milliseconds since the Unix epoch; tests pin it, production reads the system clock.
@@ -47,182 +63,293 @@ pub fn system_clock() -> Clock {
 }
 
 /// What an invocation shares between its objects.
-pub struct Shared<K> {
+pub struct Shared<K, C> {
     pub sink: Arc<K>,
+    pub checkpoints: Arc<C>,
     /// Permits for PutLogEvents calls in flight, across all objects of the invocation.
     pub puts: Arc<Semaphore>,
     pub clock: Clock,
-}
-
-impl<K> Clone for Shared<K> {
-    fn clone(&self) -> Self {
-        Self {
-            sink: self.sink.clone(),
-            puts: self.puts.clone(),
-            clock: self.clock.clone(),
-        }
-    }
+    /// When the invocation must be done (the Lambda deadline), if any.
+    pub deadline: Option<Instant>,
+    /// Set once the checkpoint store failed in this invocation (warn once, not per object).
+    pub checkpoint_warned: Arc<AtomicBool>,
 }
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
 /// only this object.
-pub async fn forward_object<S: ObjectSource, K: LogSink + 'static>(
+pub async fn forward_object<S, K, C>(
     source: &S,
-    shared: &Shared<K>,
+    shared: &Shared<K, C>,
     config: &Config,
     obj: &ObjectRef,
-) -> ObjectReport {
-    let report = |outcome, counters| ObjectReport {
+) -> ObjectReport
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
+    let mut report = ObjectReport {
         bucket: obj.bucket.clone(),
         key: obj.key.clone(),
-        outcome,
-        counters,
+        outcome: Outcome::Skipped { reason: String::new() },
+        counters: Counters::default(),
+        resumed_from_line: None,
+        checkpoint_error: None,
     };
+    let key = obj.key.escape_debug().to_string();
     let route = match config.router.route(&obj.key) {
         Ok(r) => r,
         Err(e) => {
-            warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "skipping object: {e}");
-            return report(
-                Outcome::Skipped {
-                    reason: e.to_string(),
-                },
-                Counters::default(),
-            );
+            warn!(bucket = %obj.bucket, key, "skipping object: {e}");
+            report.outcome = Outcome::Skipped { reason: e.to_string() };
+            return report;
         }
     };
-    let opened = match source.open(obj).await {
-        Ok(o) => o,
+
+    // What earlier deliveries of this object achieved.
+    let stored = match shared.checkpoints.load(obj).await {
+        Ok(s) => Some(s),
         Err(e) => {
-            warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "{e}");
-            return report(
-                Outcome::Failed {
-                    error: e.to_string(),
-                },
-                Counters::default(),
-            );
+            checkpoint_trouble(shared, &e);
+            report.checkpoint_error = Some(e.to_string());
+            None
         }
     };
-    let mut counters = Counters::default();
-    let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
-    let mut pump = Pump::new(shared, config, &route, obj);
-    let result = pump.run(opened.body, fallback_ts).await;
-    counters = pump.counters.take().unwrap_or(counters);
-    match result {
-        Ok(()) => {
-            info!(bucket = %obj.bucket, key = %obj.key.escape_debug(), group = %route.log_group,
-                  stream = %route.log_stream, events = counters.events, batches = counters.batches,
-                  "object delivered");
-            report(
-                Outcome::Delivered {
-                    log_group: route.log_group,
-                    log_stream: route.log_stream,
-                },
-                counters,
-            )
-        }
-        Err(e) => {
-            let error = format!("s3://{}/{}: {e}", obj.bucket, obj.key.escape_debug());
-            warn!("{error}");
-            report(Outcome::Failed { error }, counters)
+    // A record for another version of the object (it was overwritten) does not apply.
+    let progress = stored
+        .as_ref()
+        .and_then(|s| s.progress.clone())
+        .filter(|p| obj.etag.as_ref().is_none_or(|e| *e == p.etag));
+    if let Some(Progress { state: State::Done { .. }, .. }) = &progress {
+        if obj.etag.is_some() {
+            info!(bucket = %obj.bucket, key, "already delivered; skipping");
+            report.outcome = Outcome::AlreadyDelivered;
+            return report;
         }
     }
+
+    let opened = match open(source, obj, progress.as_ref()).await {
+        Ok(o) => o,
+        Err(SourceError::Changed { .. }) if obj.etag.is_some() => {
+            let reason = "superseded: the object was overwritten after this event; the newer object's own event forwards it".to_string();
+            info!(bucket = %obj.bucket, key, "{reason}");
+            report.outcome = Outcome::Skipped { reason };
+            return report;
+        }
+        Err(e) => {
+            warn!(bucket = %obj.bucket, key, "{e}");
+            report.outcome = Outcome::Failed { error: e.to_string() };
+            return report;
+        }
+    };
+    let (opened, progress) = opened;
+    if let Some(Progress { state: State::Done { .. }, .. }) = &progress {
+        info!(bucket = %obj.bucket, key, "already delivered; skipping");
+        report.outcome = Outcome::AlreadyDelivered;
+        return report;
+    }
+
+    let resume = match &progress {
+        Some(Progress {
+            state: State::Partial { next_line, next_offset, resume_line, resume_offset, pending, .. },
+            ..
+        }) => {
+            report.resumed_from_line = Some(*resume_line);
+            let earlier = Resume { next_line: *next_line, next_offset: *next_offset, pending: pending.clone() };
+            Some((*resume_line, *resume_offset, earlier))
+        }
+        _ => None,
+    };
+    let etag = opened.etag.clone();
+    let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
+    let mut pump = Pump::new(shared, config, &route, obj, etag, stored.filter(|_| report.checkpoint_error.is_none()));
+    let result = pump.run(opened, fallback_ts, resume, progress.as_ref()).await;
+    report.counters = pump.counters;
+    if report.checkpoint_error.is_none() {
+        report.checkpoint_error = pump.checkpoint_error.map(|e| e.to_string());
+    }
+    match result {
+        Ok(()) => {
+            info!(bucket = %obj.bucket, key, group = %route.log_group, stream = %route.log_stream,
+                  events = report.counters.events, batches = report.counters.batches, "object delivered");
+            report.outcome = Outcome::Delivered { log_group: route.log_group, log_stream: route.log_stream };
+        }
+        Err(e) => {
+            let error = format!("s3://{}/{}: {e}", obj.bucket, key);
+            warn!("{error}");
+            report.outcome = Outcome::Failed { error };
+        }
+    }
+    report
+}
+
+fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
+    if !shared.checkpoint_warned.swap(true, Ordering::Relaxed) {
+        warn!("{e}; forwarding without progress records in this invocation (at-least-once: a redelivered object is sent again)");
+    }
+}
+
+/// Opens the object where the progress record says to resume; returns the progress that
+/// applies to the bytes actually opened.
+async fn open<S: ObjectSource>(
+    source: &S,
+    obj: &ObjectRef,
+    progress: Option<&Progress>,
+) -> Result<(OpenedObject, Option<Progress>), SourceError> {
+    let ranged = match progress {
+        Some(p @ Progress { state: State::Partial { gzip: false, resume_offset, .. }, .. }) if *resume_offset > 0 => {
+            Some((p, *resume_offset))
+        }
+        _ => None,
+    };
+    if let Some((p, offset)) = ranged {
+        let req = OpenRequest { from_offset: offset, if_match: Some(p.etag.clone()) };
+        match source.open(obj, &req).await {
+            Ok(o) => return Ok((o, Some(p.clone()))),
+            // The object is no longer the version the record is about: start over.
+            Err(SourceError::Changed { .. }) if obj.etag.is_none() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let req = OpenRequest { from_offset: 0, if_match: obj.etag.clone() };
+    let opened = source.open(obj, &req).await?;
+    let applies = progress.filter(|p| opened.etag.as_deref() == Some(p.etag.as_str())).cloned();
+    Ok((opened, applies))
 }
 
 /// A put's result with what is needed to account for it.
 type PutResult = Result<(Vec<LogEvent>, Rejected), SinkError>;
 
-struct Pump<'a, K> {
-    shared: &'a Shared<K>,
+struct Pump<'a, K, C> {
+    shared: &'a Shared<K, C>,
     config: &'a Config,
     route: &'a Route,
     obj: &'a ObjectRef,
-    counters: Option<Counters>,
+    counters: Counters,
     in_flight: JoinSet<PutResult>,
     now: i64,
+    /// Checkpointing state; `None` when there is no ETag or no usable store.
+    ckpt: Option<Checkpointing>,
+    checkpoint_error: Option<CheckpointError>,
+    tracker: Tracker,
+    earlier: Resume,
+    /// Where the reader stands: every line before it has been handed over (line, offset).
+    position: (u64, u64),
+    gzip: bool,
 }
 
-impl<'a, K: LogSink + 'static> Pump<'a, K> {
+struct Checkpointing {
+    etag: String,
+    other_tags: Vec<(String, String)>,
+    saving: Option<JoinHandle<Result<(), CheckpointError>>>,
+    last_saved: Option<State>,
+}
+
+impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
     fn new(
-        shared: &'a Shared<K>,
+        shared: &'a Shared<K, C>,
         config: &'a Config,
         route: &'a Route,
         obj: &'a ObjectRef,
+        etag: Option<String>,
+        stored: Option<Stored>,
     ) -> Self {
+        let ckpt = match (etag, stored) {
+            (Some(etag), Some(stored)) => Some(Checkpointing {
+                etag,
+                other_tags: stored.other_tags,
+                saving: None,
+                last_saved: None,
+            }),
+            _ => None,
+        };
         Self {
             shared,
             config,
             route,
             obj,
-            counters: Some(Counters::default()),
+            counters: Counters::default(),
             in_flight: JoinSet::new(),
             now: (shared.clock)(),
+            ckpt,
+            checkpoint_error: None,
+            tracker: Tracker::default(),
+            earlier: Resume::default(),
+            position: (1, 0),
+            gzip: false,
         }
-    }
-
-    fn c(&mut self) -> &mut Counters {
-        self.counters.get_or_insert_with(Counters::default)
     }
 
     async fn run(
         &mut self,
-        body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        opened: OpenedObject,
         fallback_ts: i64,
+        resume: Option<(u64, u64, Resume)>,
+        progress: Option<&Progress>,
     ) -> Result<(), ForwardError> {
-        let result = self.read_all(body, fallback_ts).await;
+        let ranged = matches!(progress, Some(Progress { state: State::Partial { gzip: false, resume_offset, .. }, .. }) if *resume_offset > 0);
+        let result = self.read_all(opened.body, fallback_ts, resume, ranged).await;
         // Whatever happened, wait for the puts already in flight and account for them.
-        let drained = self.drain(0).await;
-        result.and(drained)
+        let drained = self.drain().await;
+        let result = result.and(drained);
+        self.finish_checkpoint(result.is_ok()).await;
+        result
     }
 
     async fn read_all(
         &mut self,
         body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
         fallback_ts: i64,
+        resume: Option<(u64, u64, Resume)>,
+        ranged: bool,
     ) -> Result<(), ForwardError> {
         let config = self.config;
-        let mut reader = LineReader::open(body)
-            .await
-            .map_err(|source| ForwardError::Read {
-                offset: 0,
-                line: 1,
-                source,
-            })?;
+        let (start_line, start_offset, earlier) = resume.unwrap_or((1, 0, Resume::default()));
+        self.earlier = earlier;
+        self.position = (start_line, start_offset);
+        let mut reader = match ranged {
+            // The body starts at the resume line.
+            true => LineReader::open_at(body, start_line, start_offset).await,
+            false => LineReader::open(body).await,
+        }
+        .map_err(|source| ForwardError::Read { offset: 0, line: 1, source })?;
+        self.gzip = reader.encoding() == Encoding::Gzip;
         let mut parser = LineParser::new(&config.parse, self.route.kind, fallback_ts);
         let mut batcher = Batcher::new(config.parse.output);
         let mut events: Vec<LogEvent> = Vec::new();
         let mut batches: Vec<Batch> = Vec::new();
         let mut read_error = None;
         loop {
-            match reader.next_line().await {
-                Ok(Some((line_no, line))) => {
-                    self.c().lines += 1;
-                    if line.trim().is_empty() {
-                        self.c().blank_lines += 1;
+            match reader.next_line_at().await {
+                Ok(Some((line_no, line_start, line))) => {
+                    self.counters.lines += 1;
+                    if line_no < start_line {
+                        // Delivered by an earlier run (a gzip resume decompresses from the start).
+                    } else if line.trim().is_empty() {
+                        self.counters.blank_lines += 1;
                     } else {
-                        parser.push(&line, line_no, &mut events);
+                        parser.push_at(&line, line_no, line_start, &mut events);
                     }
                 }
                 Ok(None) => break,
                 Err(source) => {
                     // Deliver what was decoded before the damage, then fail this object.
-                    let (offset, line) = (reader.bytes(), self.c().lines + 1);
-                    read_error = Some(ForwardError::Read {
-                        offset,
-                        line,
-                        source,
-                    });
+                    let (offset, line) = (reader.bytes(), reader.next_line_no());
+                    read_error = Some(ForwardError::Read { offset, line, source });
                     break;
                 }
             }
-            self.c().bytes = reader.bytes();
+            self.counters.bytes = reader.bytes();
             self.absorb(&mut events, &mut batcher, &mut batches);
+            self.position = parser.held().unwrap_or((reader.next_line_no(), reader.bytes()));
             for batch in batches.drain(..) {
                 self.send(batch).await?;
             }
         }
-        self.c().bytes = reader.bytes();
+        self.counters.bytes = reader.bytes();
         parser.finish(&mut events);
         self.absorb(&mut events, &mut batcher, &mut batches);
+        self.position = (reader.next_line_no(), reader.bytes());
         batcher.finish(&mut batches);
         for batch in batches.drain(..) {
             self.send(batch).await?;
@@ -231,17 +358,15 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
     }
 
     /// Counts and filters events, then hands them to the batcher.
-    fn absorb(
-        &mut self,
-        events: &mut Vec<LogEvent>,
-        batcher: &mut Batcher,
-        batches: &mut Vec<Batch>,
-    ) {
+    fn absorb(&mut self, events: &mut Vec<LogEvent>, batcher: &mut Batcher, batches: &mut Vec<Batch>) {
         let (now, retention) = (self.now, self.config.retention_days);
         for ev in events.drain(..) {
+            if !self.earlier.wanted(ev.line) {
+                continue; // delivered by an earlier run
+            }
             if ev.parse_failed {
-                self.c().parse_errors += 1;
-                if self.c().parse_errors <= LOG_SAMPLE {
+                self.counters.parse_errors += 1;
+                if self.counters.parse_errors <= LOG_SAMPLE {
                     warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), line = ev.line,
                           "line did not parse; forwarded raw");
                 }
@@ -249,12 +374,20 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
             let verdict = window(ev.timestamp, now, retention);
             let count = match verdict {
                 Window::Accepted => {
-                    batcher.push(ev, batches);
+                    let parts = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
+                        split_oversize(ev, self.config.parse.output)
+                    } else {
+                        vec![ev]
+                    };
+                    for part in parts {
+                        self.tracker.sent(part.line, part.offset);
+                        batcher.push(part, batches);
+                    }
                     continue;
                 }
-                Window::TooOld => &mut self.c().rejected_too_old,
-                Window::TooNew => &mut self.c().rejected_too_new,
-                Window::Expired => &mut self.c().rejected_expired,
+                Window::TooOld => &mut self.counters.rejected_too_old,
+                Window::TooNew => &mut self.counters.rejected_too_new,
+                Window::Expired => &mut self.counters.rejected_expired,
             };
             *count += 1;
             if *count <= LOG_SAMPLE {
@@ -266,6 +399,11 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
 
     /// Starts a put once a slot is free; collects finished puts on the way.
     async fn send(&mut self, batch: Batch) -> Result<(), ForwardError> {
+        if let Some(deadline) = self.shared.deadline {
+            if deadline.saturating_duration_since(Instant::now()) < TIME_RESERVE {
+                return Err(ForwardError::OutOfTime { line: self.position.0 });
+            }
+        }
         let permit = self
             .shared
             .puts
@@ -286,13 +424,10 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
         Ok(())
     }
 
-    /// Waits until at most `keep` puts are in flight.
-    async fn drain(&mut self, keep: usize) -> Result<(), ForwardError> {
+    /// Waits for every put in flight.
+    async fn drain(&mut self) -> Result<(), ForwardError> {
         let mut first_error = Ok(());
-        while self.in_flight.len() > keep {
-            let Some(done) = self.in_flight.join_next().await else {
-                break;
-            };
+        while let Some(done) = self.in_flight.join_next().await {
             if let Err(e) = self.account(done) {
                 first_error = first_error.and(Err(e));
             }
@@ -300,13 +435,13 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
         first_error
     }
 
-    fn account(
-        &mut self,
-        done: Result<PutResult, tokio::task::JoinError>,
-    ) -> Result<(), ForwardError> {
+    fn account(&mut self, done: Result<PutResult, tokio::task::JoinError>) -> Result<(), ForwardError> {
         let (events, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        for ev in &events {
+            self.tracker.confirmed(ev.line);
+        }
         let counts = rejected.counts(events.len());
-        let c = self.c();
+        let c = &mut self.counters;
         c.batches += 1;
         c.events += events.len() as u64 - counts.too_old - counts.too_new - counts.expired;
         c.add_rejected(counts);
@@ -316,7 +451,83 @@ impl<'a, K: LogSink + 'static> Pump<'a, K> {
                   first_line = events.first().map_or(0, |e| e.line),
                   "CloudWatch Logs rejected events of this batch (outside its time window)");
         }
+        self.checkpoint_soon();
         Ok(())
+    }
+
+    /// Records progress in the background, one write at a time.
+    fn checkpoint_soon(&mut self) {
+        let state = self.snapshot();
+        let Some(ck) = self.ckpt.as_mut() else { return };
+        if let Some(task) = &ck.saving {
+            if !task.is_finished() {
+                return; // the next confirmed batch will try again
+            }
+        }
+        if let Some(task) = ck.saving.take() {
+            if let Some(e) = task.now_or_never_result() {
+                self.checkpoint_failed(e);
+                return;
+            }
+        }
+        let Some(ck) = self.ckpt.as_mut() else { return };
+        if ck.last_saved.as_ref() == Some(&state) {
+            return;
+        }
+        ck.last_saved = Some(state.clone());
+        let store = self.shared.checkpoints.clone();
+        let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
+        let progress = Progress { etag: ck.etag.clone(), state };
+        ck.saving = Some(tokio::spawn(async move { store.save(&obj, &tags, &progress).await }));
+    }
+
+    fn snapshot(&self) -> State {
+        let (line, offset) = self.position;
+        self.tracker.snapshot(self.gzip, line, offset, &self.earlier)
+    }
+
+    fn checkpoint_failed(&mut self, e: CheckpointError) {
+        checkpoint_trouble(self.shared, &e);
+        self.checkpoint_error = Some(e);
+        self.ckpt = None;
+    }
+
+    /// The last record: done, or where the next attempt resumes.
+    async fn finish_checkpoint(&mut self, complete: bool) {
+        let Some(ck) = self.ckpt.as_mut() else { return };
+        if let Some(task) = ck.saving.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return self.checkpoint_failed(e),
+                Err(e) => {
+                    let (bucket, key) = (self.obj.bucket.clone(), self.obj.key.clone());
+                    return self.checkpoint_failed(CheckpointError::Other { bucket, key, detail: e.to_string() });
+                }
+            }
+        }
+        let state = if complete { State::Done { lines: self.position.0.saturating_sub(1) } } else { self.snapshot() };
+        let Some(ck) = self.ckpt.as_mut() else { return };
+        let progress = Progress { etag: ck.etag.clone(), state };
+        let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
+        if let Err(e) = self.shared.checkpoints.save(&obj, &tags, &progress).await {
+            self.checkpoint_failed(e);
+        }
+    }
+}
+
+/// The error of a finished save task, if it failed.
+trait FinishedResult {
+    fn now_or_never_result(self) -> Option<CheckpointError>;
+}
+
+impl FinishedResult for JoinHandle<Result<(), CheckpointError>> {
+    fn now_or_never_result(self) -> Option<CheckpointError> {
+        use futures_util::FutureExt;
+        match self.now_or_never() {
+            Some(Ok(Ok(()))) | None => None,
+            Some(Ok(Err(e))) => Some(e),
+            Some(Err(e)) => Some(CheckpointError::Other { bucket: String::new(), key: String::new(), detail: e.to_string() }),
+        }
     }
 }
 

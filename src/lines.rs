@@ -23,12 +23,19 @@ pub struct LineReader {
     buf: Vec<u8>,
     line_no: u64,
     bytes: u64,
+    line_start: u64,
     encoding: Encoding,
 }
 
 impl LineReader {
     /// Peeks at the first bytes to choose the decoder.
     pub async fn open(body: Box<dyn AsyncRead + Send + Unpin>) -> io::Result<Self> {
+        Self::open_at(body, 1, 0).await
+    }
+
+    /// Like [`LineReader::open`] for a body that starts at line `first_line`, byte `first_offset`
+    /// of the object (a ranged read resuming plain text).
+    pub async fn open_at(body: Box<dyn AsyncRead + Send + Unpin>, first_line: u64, first_offset: u64) -> io::Result<Self> {
         let mut raw = BufReader::with_capacity(READ_BUFFER, body);
         let head = raw.fill_buf().await?;
         let (inner, encoding): (Box<dyn AsyncBufRead + Send + Unpin>, _) =
@@ -45,8 +52,9 @@ impl LineReader {
         Ok(Self {
             inner,
             buf: Vec::with_capacity(4096),
-            line_no: 0,
-            bytes: 0,
+            line_no: first_line.saturating_sub(1),
+            bytes: first_offset,
+            line_start: first_offset,
             encoding,
         })
     }
@@ -55,19 +63,35 @@ impl LineReader {
         self.encoding
     }
 
-    /// Decoded bytes read so far.
+    /// Decoded bytes read so far (the offset of the next line).
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Offset of the line [`LineReader::next_line`] returned last.
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
+    /// Number the next line will have.
+    pub fn next_line_no(&self) -> u64 {
+        self.line_no + 1
     }
 
     /// The next line and its 1-based number, or `None` at the end. Blank lines are returned too
     /// (as empty strings) so that line numbers stay true.
     pub async fn next_line(&mut self) -> io::Result<Option<(u64, Cow<'_, str>)>> {
+        Ok(self.next_line_at().await?.map(|(n, _, l)| (n, l)))
+    }
+
+    /// [`LineReader::next_line`] with the byte offset where the line starts.
+    pub async fn next_line_at(&mut self) -> io::Result<Option<(u64, u64, Cow<'_, str>)>> {
         self.buf.clear();
         let n = self.inner.read_until(b'\n', &mut self.buf).await?;
         if n == 0 {
             return Ok(None);
         }
+        self.line_start = self.bytes;
         self.bytes += n as u64;
         self.line_no += 1;
         let mut line = self.buf.as_slice();
@@ -77,7 +101,7 @@ impl LineReader {
         if let Some(l) = line.strip_suffix(b"\r") {
             line = l;
         }
-        Ok(Some((self.line_no, String::from_utf8_lossy(line))))
+        Ok(Some((self.line_no, self.line_start, String::from_utf8_lossy(line))))
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 
 use tokio::io::AsyncRead;
 
+use crate::checkpoint::Progress;
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
 
@@ -13,6 +14,17 @@ pub struct OpenedObject {
     pub body: Box<dyn AsyncRead + Send + Unpin>,
     /// LastModified in ms since the epoch: the time of lines that carry none.
     pub last_modified_ms: Option<i64>,
+    /// The ETag of the bytes being read, without quotes.
+    pub etag: Option<String>,
+}
+
+/// How to open an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// Start at this byte (a ranged read, to resume plain text).
+    pub from_offset: u64,
+    /// Only if the object still has this ETag (else [`SourceError::Changed`]).
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +41,10 @@ pub enum SourceError {
         key: String,
         detail: String,
     },
+    #[error(
+        "s3://{bucket}/{key} changed since it was announced (its ETag is no longer the one expected)"
+    )]
+    Changed { bucket: String, key: String },
     #[error("cannot read s3://{bucket}/{key}: {detail}")]
     Other {
         bucket: String,
@@ -42,7 +58,60 @@ pub trait ObjectSource: Send + Sync {
     fn open(
         &self,
         obj: &ObjectRef,
+        req: &OpenRequest,
     ) -> impl Future<Output = Result<OpenedObject, SourceError>> + Send;
+}
+
+/// What the checkpoint store holds for an object: our progress record, and any other tags the
+/// object carries (kept as they are when ours is written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub progress: Option<Progress>,
+    pub other_tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(
+        "cannot read or write the progress tag of s3://{bucket}/{key}: access denied; grant s3:GetObjectTagging and s3:PutObjectTagging on the prefix ({detail})"
+    )]
+    Denied { bucket: String, key: String, detail: String },
+    #[error(
+        "s3://{bucket}/{key} already has 10 tags, the most S3 allows: no room for the progress tag"
+    )]
+    Full { bucket: String, key: String },
+    #[error("progress tag of s3://{bucket}/{key}: {detail}")]
+    Other { bucket: String, key: String, detail: String },
+}
+
+/// Where per-object progress is kept (S3 object tags in production).
+pub trait CheckpointStore: Send + Sync {
+    fn load(&self, obj: &ObjectRef) -> impl Future<Output = Result<Stored, CheckpointError>> + Send;
+    fn save(
+        &self,
+        obj: &ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &Progress,
+    ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+}
+
+/// No checkpoints (`CHECKPOINT_STORE=none`): every delivery forwards the whole object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCheckpoints;
+
+impl CheckpointStore for NoCheckpoints {
+    async fn load(&self, _obj: &ObjectRef) -> Result<Stored, CheckpointError> {
+        Ok(Stored::default())
+    }
+
+    async fn save(
+        &self,
+        _obj: &ObjectRef,
+        _other: &[(String, String)],
+        _p: &Progress,
+    ) -> Result<(), CheckpointError> {
+        Ok(())
+    }
 }
 
 /// Events CloudWatch accepted the call for but refused to store, as index ranges into the batch
@@ -138,5 +207,21 @@ mod tests {
             ..Rejected::default()
         };
         assert_eq!(all_new.counts(4).too_new, 4);
+    }
+}
+
+/// A shared store is a store (tests keep one across handlers, as S3 does across invocations).
+impl<T: CheckpointStore> CheckpointStore for std::sync::Arc<T> {
+    async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
+        self.as_ref().load(obj).await
+    }
+
+    async fn save(
+        &self,
+        obj: &ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &Progress,
+    ) -> Result<(), CheckpointError> {
+        self.as_ref().save(obj, other_tags, progress).await
     }
 }

@@ -54,6 +54,8 @@ pub enum Outcome {
     Skipped {
         reason: String,
     },
+    /// An earlier delivery of this object version sent every line (progress record).
+    AlreadyDelivered,
     Failed {
         error: String,
     },
@@ -68,14 +70,28 @@ pub struct ObjectReport {
     pub outcome: Outcome,
     #[serde(flatten)]
     pub counters: Counters,
+    /// Set when this delivery continued where an earlier one stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from_line: Option<u64>,
+    /// Set when progress could not be read or recorded (this object was sent at-least-once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_error: Option<String>,
 }
+
+pub const EXACTLY_ONCE: &str = "exactly-once";
+pub const AT_LEAST_ONCE: &str = "at-least-once";
 
 /// One invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub objects_delivered: u64,
     pub objects_skipped: u64,
+    /// Objects skipped because an earlier delivery sent them completely.
+    pub already_delivered: u64,
     pub objects_failed: u64,
+    /// `exactly-once`, or `at-least-once` when progress could not be read or recorded for some
+    /// object (then it may have been sent again; see each object's `checkpoint_error`).
+    pub delivery: &'static str,
     /// Records acknowledged and ignored (test events, deletions), with the reason.
     pub records_ignored: Vec<String>,
     /// Records that could not be understood (they count as failures).
@@ -91,9 +107,13 @@ impl Summary {
         match r.outcome {
             Outcome::Delivered { .. } => self.objects_delivered += 1,
             Outcome::Skipped { .. } => self.objects_skipped += 1,
+            Outcome::AlreadyDelivered => self.already_delivered += 1,
             Outcome::Failed { .. } => self.objects_failed += 1,
         }
         self.totals.add(&r.counters);
+        if r.checkpoint_error.is_some() {
+            self.delivery = AT_LEAST_ONCE;
+        }
         self.objects.push(r);
     }
 

@@ -21,14 +21,14 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use nginx_cloudwatch_forwarder::aws::{cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{LogSink, ObjectSource, Rejected, SinkError, SourceError};
+use nginx_cloudwatch_forwarder::ports::{LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError};
 
 fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| LogEvent {
             timestamp: 1_000 + i as i64,
             message: format!("m{i}"),
-            line: i as u64 + 1,
+            line: i as u64 + 1, offset: 0,
             parse_failed: false,
         })
         .collect()
@@ -205,7 +205,7 @@ async fn s3_missing_object_and_access_denied_are_explained() {
     let source = S3Source::new(client);
 
     let err = source
-        .open(&obj("gone.log"))
+        .open(&obj("gone.log"), &OpenRequest::default())
         .await
         .err()
         .expect("missing object fails");
@@ -213,7 +213,7 @@ async fn s3_missing_object_and_access_denied_are_explained() {
     assert!(err.to_string().contains("s3://b/gone.log"), "{err}");
 
     let err = source
-        .open(&obj("secret.log"))
+        .open(&obj("secret.log"), &OpenRequest::default())
         .await
         .err()
         .expect("denied object fails");

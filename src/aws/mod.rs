@@ -68,3 +68,45 @@ pub fn clients_from(
         aws_sdk_cloudwatchlogs::Client::new(shared),
     )
 }
+
+/// The checkpoint store `CHECKPOINT_STORE` selects.
+pub enum ConfiguredCheckpoints {
+    S3Tags(s3::S3Source),
+    Off,
+}
+
+impl crate::ports::CheckpointStore for ConfiguredCheckpoints {
+    async fn load(&self, obj: &crate::event::ObjectRef) -> Result<crate::ports::Stored, crate::ports::CheckpointError> {
+        match self {
+            Self::S3Tags(s) => s.load(obj).await,
+            Self::Off => Ok(crate::ports::Stored::default()),
+        }
+    }
+
+    async fn save(
+        &self,
+        obj: &crate::event::ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &crate::checkpoint::Progress,
+    ) -> Result<(), crate::ports::CheckpointError> {
+        match self {
+            Self::S3Tags(s) => s.save(obj, other_tags, progress).await,
+            Self::Off => Ok(()),
+        }
+    }
+}
+
+/// The handler as the Lambda and `replay` run it.
+pub fn production_handler(
+    config: crate::config::Config,
+    s3: aws_sdk_s3::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+) -> crate::handler::Handler<s3::S3Source, cloudwatch::CloudWatchSink, ConfiguredCheckpoints> {
+    let source = s3::S3Source::new(s3);
+    let checkpoints = match config.checkpoint_store {
+        crate::config::CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source.clone()),
+        crate::config::CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
+    };
+    let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days);
+    crate::handler::Handler::new(source, sink, config).with_checkpoints(checkpoints)
+}

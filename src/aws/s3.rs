@@ -1,12 +1,17 @@
-//! S3 as an [`ObjectSource`]: a streaming GET (the body is never held whole).
+//! S3 as an [`ObjectSource`] (a streaming GET, ranged to resume) and as a [`CheckpointStore`]
+//! (the progress record in an object tag).
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::types::{Tag, Tagging};
 
+use crate::checkpoint::{MAX_TAGS, Progress, TAG_KEY};
 use crate::event::ObjectRef;
-use crate::ports::{ObjectSource, OpenedObject, SourceError};
+use crate::ports::{CheckpointError, CheckpointStore, ObjectSource, OpenRequest, OpenedObject, SourceError, Stored};
 
+#[derive(Clone)]
 pub struct S3Source {
     client: Client,
 }
@@ -18,47 +23,113 @@ impl S3Source {
 }
 
 impl ObjectSource for S3Source {
-    async fn open(&self, obj: &ObjectRef) -> Result<OpenedObject, SourceError> {
+    async fn open(&self, obj: &ObjectRef, req: &OpenRequest) -> Result<OpenedObject, SourceError> {
         let out = self
             .client
             .get_object()
             .bucket(&obj.bucket)
             .key(&obj.key)
             .set_version_id(obj.version_id.clone())
+            .set_if_match(req.if_match.as_ref().map(|e| format!("\"{e}\"")))
+            .set_range((req.from_offset > 0).then(|| format!("bytes={}-", req.from_offset)))
             .send()
             .await
             .map_err(|e| map_error(obj, e))?;
         let last_modified_ms = out.last_modified.and_then(|t| t.to_millis().ok());
-        Ok(OpenedObject {
-            body: Box::new(out.body.into_async_read()),
-            last_modified_ms,
-        })
+        let etag = out.e_tag.as_deref().map(unquote);
+        Ok(OpenedObject { body: Box::new(out.body.into_async_read()), last_modified_ms, etag })
     }
+}
+
+pub fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
 }
 
 fn map_error(obj: &ObjectRef, e: SdkError<GetObjectError>) -> SourceError {
     let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or_default()
-        .to_string();
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default().to_string();
     match (e.as_service_error(), code.as_str()) {
-        (Some(GetObjectError::NoSuchKey(_)), _)
-        | (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") => {
+        (Some(GetObjectError::NoSuchKey(_)), _) | (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") => {
             SourceError::NotFound { bucket, key }
         }
-        (_, "AccessDenied" | "KMS.AccessDeniedException" | "AllAccessDisabled") => {
-            SourceError::AccessDenied {
-                bucket,
-                key,
-                detail: DisplayErrorContext(&e).to_string(),
-            }
-        }
-        _ => SourceError::Other {
+        (_, "PreconditionFailed") => SourceError::Changed { bucket, key },
+        _ if status == Some(412) => SourceError::Changed { bucket, key },
+        (_, "AccessDenied" | "KMS.AccessDeniedException" | "AllAccessDisabled") => SourceError::AccessDenied {
             bucket,
             key,
             detail: DisplayErrorContext(&e).to_string(),
         },
+        _ => SourceError::Other { bucket, key, detail: DisplayErrorContext(&e).to_string() },
+    }
+}
+
+fn checkpoint_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    obj: &ObjectRef,
+    e: SdkError<E, HttpResponse>,
+) -> CheckpointError {
+    let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
+    let denied = e.as_service_error().and_then(|s| s.code()) == Some("AccessDenied")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
+    let detail = DisplayErrorContext(&e).to_string();
+    if denied {
+        CheckpointError::Denied { bucket, key, detail }
+    } else {
+        CheckpointError::Other { bucket, key, detail }
+    }
+}
+
+impl CheckpointStore for S3Source {
+    async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| checkpoint_error(obj, e))?;
+        let mut stored = Stored::default();
+        for tag in out.tag_set() {
+            if tag.key() == TAG_KEY {
+                stored.progress = Progress::decode(tag.value());
+            } else {
+                stored.other_tags.push((tag.key().to_string(), tag.value().to_string()));
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn save(&self, obj: &ObjectRef, other_tags: &[(String, String)], progress: &Progress) -> Result<(), CheckpointError> {
+        if other_tags.len() >= MAX_TAGS {
+            return Err(CheckpointError::Full { bucket: obj.bucket.clone(), key: obj.key.clone() });
+        }
+        let build = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let mut tags = Vec::with_capacity(other_tags.len() + 1);
+        for (k, v) in other_tags {
+            tags.push(build(k, v));
+        }
+        tags.push(build(TAG_KEY, &progress.encode()));
+        let tags = tags.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| CheckpointError::Other {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            detail: e.to_string(),
+        })?;
+        let tagging = Tagging::builder().set_tag_set(Some(tags)).build().map_err(|e| CheckpointError::Other {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            detail: e.to_string(),
+        })?;
+        self.client
+            .put_object_tagging()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|e| checkpoint_error(obj, e))?;
+        Ok(())
     }
 }

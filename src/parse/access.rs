@@ -18,6 +18,7 @@ pub fn parse_line(
         timestamp: fallback_ts,
         message: unparsed_message(settings.output, line, reason),
         line: line_no,
+        offset: 0,
         parse_failed: true,
     };
     let tail = match fmt.split(line, &mut values) {
@@ -53,6 +54,7 @@ pub fn parse_line(
         timestamp,
         message,
         line: line_no,
+        offset: 0,
         parse_failed: false,
     }
 }

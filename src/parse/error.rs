@@ -31,6 +31,7 @@ const SUFFIX_KEYS: [&str; 10] = [
 pub struct Pending {
     timestamp: i64,
     first_line: u64,
+    first_offset: u64,
     /// The full text (first line plus continuation lines, joined with `\n`).
     text: String,
     /// Byte length of the first line within `text`.
@@ -39,6 +40,14 @@ pub struct Pending {
 }
 
 impl Pending {
+    pub fn first_line(&self) -> u64 {
+        self.first_line
+    }
+
+    pub fn first_offset(&self) -> u64 {
+        self.first_offset
+    }
+
     pub fn into_event(self, settings: &ParseSettings) -> LogEvent {
         let message = if self.failed {
             unparsed_message(
@@ -56,13 +65,14 @@ impl Pending {
             timestamp: self.timestamp,
             message,
             line: self.first_line,
+            offset: self.first_offset,
             parse_failed: self.failed,
         }
     }
 }
 
 /// Feeds one line; returns the previous event once this line starts a new one.
-pub(super) fn push_line(p: &mut LineParser<'_>, line: &str, line_no: u64) -> Option<LogEvent> {
+pub(super) fn push_line(p: &mut LineParser<'_>, line: &str, line_no: u64, offset: u64) -> Option<LogEvent> {
     let ts = line
         .get(..19)
         .and_then(|t| parse_error_time(t, &p.settings.error_zone));
@@ -76,6 +86,7 @@ pub(super) fn push_line(p: &mut LineParser<'_>, line: &str, line_no: u64) -> Opt
             let next = Pending {
                 timestamp: ts.unwrap_or(p.last_ts),
                 first_line: line_no,
+                first_offset: offset,
                 text: line.to_string(),
                 head_len: line.len(),
                 failed: ts.is_none() || header(line).is_none(),

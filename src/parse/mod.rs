@@ -43,6 +43,8 @@ pub struct LogEvent {
     pub message: String,
     /// 1-based number of the (first) line in the object this event came from.
     pub line: u64,
+    /// Byte offset of that line in the decoded object (where a resumed read starts).
+    pub offset: u64,
     /// True when the line did not parse and is forwarded raw.
     pub parse_failed: bool,
 }
@@ -88,19 +90,31 @@ impl<'a> LineParser<'a> {
 
     /// Parses one line (without its `\n`, not blank); pushes finished events onto `out`.
     pub fn push(&mut self, line: &str, line_no: u64, out: &mut Vec<LogEvent>) {
+        self.push_at(line, line_no, 0, out);
+    }
+
+    /// [`LineParser::push`] for a line that starts at byte `offset` of the decoded object.
+    pub fn push_at(&mut self, line: &str, line_no: u64, offset: u64, out: &mut Vec<LogEvent>) {
         match self.kind {
             LogKind::Access => {
-                let ev = access::parse_line(self.settings, line, line_no, self.last_ts);
+                let mut ev = access::parse_line(self.settings, line, line_no, self.last_ts);
+                ev.offset = offset;
                 self.last_ts = ev.timestamp;
                 out.push(ev);
             }
             LogKind::Error => {
-                if let Some(ev) = error::push_line(self, line, line_no) {
+                if let Some(ev) = error::push_line(self, line, line_no, offset) {
                     self.last_ts = ev.timestamp;
                     out.push(ev);
                 }
             }
         }
+    }
+
+    /// The first line (and its offset) of an event still being assembled, if any: it has been
+    /// read but not yet handed out.
+    pub fn held(&self) -> Option<(u64, u64)> {
+        self.pending.as_ref().map(|p| (p.first_line(), p.first_offset()))
     }
 
     /// Flushes an event still being assembled (error-log continuations).

@@ -15,8 +15,10 @@ use nginx_cloudwatch_forwarder::batch::{
 use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
+use nginx_cloudwatch_forwarder::checkpoint::Progress;
 use nginx_cloudwatch_forwarder::ports::{
-    LogSink, ObjectSource, OpenedObject, Rejected, SinkError, SourceError,
+    CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, Rejected,
+    SinkError, SourceError, Stored,
 };
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -88,30 +90,84 @@ pub fn s3_event(bucket: &str, keys: &[&str]) -> serde_json::Value {
 /// Objects held in memory, keyed by (bucket, key).
 #[derive(Default)]
 pub struct FakeSource {
-    pub objects: HashMap<(String, String), Vec<u8>>,
+    /// (bucket, key) → (body, ETag).
+    pub objects: HashMap<(String, String), (Vec<u8>, String)>,
     pub last_modified_ms: Option<i64>,
 }
 
 impl FakeSource {
-    pub fn with(mut self, bucket: &str, key: &str, body: Vec<u8>) -> Self {
-        self.objects
-            .insert((bucket.to_string(), key.to_string()), body);
+    pub fn with(self, bucket: &str, key: &str, body: Vec<u8>) -> Self {
+        let etag = fake_etag(&body);
+        self.with_etag(bucket, key, body, &etag)
+    }
+
+    /// An object with a given ETag (the one an event fixture names).
+    pub fn with_etag(mut self, bucket: &str, key: &str, body: Vec<u8>, etag: &str) -> Self {
+        self.objects.insert((bucket.to_string(), key.to_string()), (body, etag.to_string()));
         self
     }
 }
 
+/// A stable fake ETag: a hash of the body.
+pub fn fake_etag(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 impl ObjectSource for FakeSource {
-    async fn open(&self, obj: &ObjectRef) -> Result<OpenedObject, SourceError> {
-        match self.objects.get(&(obj.bucket.clone(), obj.key.clone())) {
-            Some(body) => Ok(OpenedObject {
-                body: Box::new(std::io::Cursor::new(body.clone())),
-                last_modified_ms: self.last_modified_ms,
-            }),
-            None => Err(SourceError::NotFound {
-                bucket: obj.bucket.clone(),
-                key: obj.key.clone(),
-            }),
+    async fn open(&self, obj: &ObjectRef, req: &OpenRequest) -> Result<OpenedObject, SourceError> {
+        let Some((body, etag)) = self.objects.get(&(obj.bucket.clone(), obj.key.clone())) else {
+            return Err(SourceError::NotFound { bucket: obj.bucket.clone(), key: obj.key.clone() });
+        };
+        let etag = etag.clone();
+        if req.if_match.as_ref().is_some_and(|e| *e != etag) {
+            return Err(SourceError::Changed { bucket: obj.bucket.clone(), key: obj.key.clone() });
         }
+        let from = usize::try_from(req.from_offset).unwrap_or(usize::MAX).min(body.len());
+        Ok(OpenedObject {
+            body: Box::new(std::io::Cursor::new(body[from..].to_vec())),
+            last_modified_ms: self.last_modified_ms,
+            etag: Some(etag),
+        })
+    }
+}
+
+/// Progress records in memory, with the number of saves and an optional refusal.
+#[derive(Default)]
+pub struct FakeCheckpoints {
+    pub records: Mutex<HashMap<(String, String), Stored>>,
+    pub saves: std::sync::atomic::AtomicUsize,
+    pub deny: bool,
+}
+
+impl FakeCheckpoints {
+    pub fn progress(&self, bucket: &str, key: &str) -> Option<Progress> {
+        self.records.lock().expect("not poisoned").get(&(bucket.into(), key.into())).and_then(|s| s.progress.clone())
+    }
+}
+
+impl CheckpointStore for FakeCheckpoints {
+    async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
+        if self.deny {
+            return Err(CheckpointError::Denied { bucket: obj.bucket.clone(), key: obj.key.clone(), detail: "AccessDenied".into() });
+        }
+        Ok(self.records.lock().expect("not poisoned").get(&(obj.bucket.clone(), obj.key.clone())).cloned().unwrap_or_default())
+    }
+
+    async fn save(&self, obj: &ObjectRef, other_tags: &[(String, String)], progress: &Progress) -> Result<(), CheckpointError> {
+        if self.deny {
+            return Err(CheckpointError::Denied { bucket: obj.bucket.clone(), key: obj.key.clone(), detail: "AccessDenied".into() });
+        }
+        // Through the tag encoding, as S3 would store it.
+        let decoded = Progress::decode(&progress.encode()).expect("progress round-trips");
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.records.lock().expect("not poisoned").insert(
+            (obj.bucket.clone(), obj.key.clone()),
+            Stored { progress: Some(decoded), other_tags: other_tags.to_vec() },
+        );
+        Ok(())
     }
 }
 
