@@ -245,7 +245,8 @@ mod tests {
         LogEvent {
             timestamp: ts,
             message: "x".repeat(len),
-            line, offset: 0,
+            line,
+            offset: 0,
             parse_failed: false,
         }
     }
@@ -387,7 +388,8 @@ mod tests {
         let e = LogEvent {
             timestamp: 5,
             message: msg.clone(),
-            line: 9, offset: 0,
+            line: 9,
+            offset: 0,
             parse_failed: false,
         };
         let out = run(vec![e]);
@@ -414,7 +416,8 @@ mod tests {
         let e = LogEvent {
             timestamp: 5,
             message: msg.clone(),
-            line: 9, offset: 0,
+            line: 9,
+            offset: 0,
             parse_failed: false,
         };
         let out = run_as(vec![e], OutputFormat::Json);

@@ -48,8 +48,16 @@ impl Progress {
     pub fn encode(&self) -> String {
         match &self.state {
             State::Done { lines } => format!("{VERSION}/{}/done/{lines}", self.etag),
-            State::Partial { gzip, next_line, next_offset, resume_line, resume_offset, pending } => {
-                let mut ranges: Vec<String> = pending.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+            State::Partial {
+                gzip,
+                next_line,
+                next_offset,
+                resume_line,
+                resume_offset,
+                pending,
+            } => {
+                let mut ranges: Vec<String> =
+                    pending.iter().map(|(a, b)| format!("{a}-{b}")).collect();
                 let head = format!(
                     "{VERSION}/{}/{}/{next_line}/{next_offset}/{resume_line}/{resume_offset}/",
                     self.etag,
@@ -58,7 +66,8 @@ impl Progress {
                 // Too many ranges for one tag: merge the closest neighbours (re-sending the
                 // lines between them is the price; it never loses any).
                 let mut merged = pending.clone();
-                while head.len() + ranges.join("+").len().max(1) > MAX_TAG_VALUE && merged.len() > 1 {
+                while head.len() + ranges.join("+").len().max(1) > MAX_TAG_VALUE && merged.len() > 1
+                {
                     let i = (0..merged.len() - 1)
                         .min_by_key(|&i| merged[i + 1].0 - merged[i].1)
                         .unwrap_or(0);
@@ -66,7 +75,11 @@ impl Progress {
                     merged.remove(i + 1);
                     ranges = merged.iter().map(|(a, b)| format!("{a}-{b}")).collect();
                 }
-                if ranges.is_empty() { format!("{head}-") } else { format!("{head}{}", ranges.join("+")) }
+                if ranges.is_empty() {
+                    format!("{head}-")
+                } else {
+                    format!("{head}{}", ranges.join("+"))
+                }
             }
         }
     }
@@ -75,7 +88,10 @@ impl Progress {
         let parts: Vec<&str> = value.split('/').collect();
         let num = |s: &str| s.parse::<u64>().ok();
         match parts.as_slice() {
-            [VERSION, etag, "done", lines] => Some(Self { etag: etag.to_string(), state: State::Done { lines: num(lines)? } }),
+            [VERSION, etag, "done", lines] => Some(Self {
+                etag: etag.to_string(),
+                state: State::Done { lines: num(lines)? },
+            }),
             [VERSION, etag, enc, nl, no, rl, ro, ranges] => {
                 let gzip = match *enc {
                     "gz" => true,
@@ -87,7 +103,10 @@ impl Progress {
                 } else {
                     ranges
                         .split('+')
-                        .map(|r| r.split_once('-').and_then(|(a, b)| Some((num(a)?, num(b)?))))
+                        .map(|r| {
+                            r.split_once('-')
+                                .and_then(|(a, b)| Some((num(a)?, num(b)?)))
+                        })
                         .collect::<Option<Vec<_>>>()?
                 };
                 Some(Self {
@@ -149,13 +168,23 @@ impl Tracker {
     /// The progress record, given where this run stands: every line before `next_line` (at byte
     /// `next_offset` of the decoded stream) has been handed to the sink or skipped. `earlier` is
     /// what a previous run left (default when starting fresh).
-    pub fn snapshot(&self, gzip: bool, next_line: u64, next_offset: u64, earlier: &Resume) -> State {
+    pub fn snapshot(
+        &self,
+        gzip: bool,
+        next_line: u64,
+        next_offset: u64,
+        earlier: &Resume,
+    ) -> State {
         let mut ranges: Vec<(u64, u64)> = self.outstanding.keys().map(|&l| (l, l)).collect();
         let (record_line, record_offset) = if next_line < earlier.next_line {
             // Not yet back where the earlier run got to: its pending ranges from here on are
             // still pending, and the lines between them it delivered.
             ranges.extend(
-                earlier.pending.iter().filter(|(_, b)| *b >= next_line).map(|&(a, b)| (a.max(next_line), b)),
+                earlier
+                    .pending
+                    .iter()
+                    .filter(|(_, b)| *b >= next_line)
+                    .map(|&(a, b)| (a.max(next_line), b)),
             );
             (earlier.next_line, earlier.next_offset)
         } else {
@@ -193,7 +222,10 @@ mod tests {
     #[test]
     fn encode_decode_round_trip() {
         let cases = [
-            Progress { etag: "9b2cf535f27731c974343645a3985328".into(), state: State::Done { lines: 60_000 } },
+            Progress {
+                etag: "9b2cf535f27731c974343645a3985328".into(),
+                state: State::Done { lines: 60_000 },
+            },
             Progress {
                 etag: "d41d8cd98f00b204e9800998ecf8427e-12".into(),
                 state: State::Partial {
@@ -207,33 +239,71 @@ mod tests {
             },
             Progress {
                 etag: "e".into(),
-                state: State::Partial { gzip: false, next_line: 1, next_offset: 0, resume_line: 1, resume_offset: 0, pending: vec![] },
+                state: State::Partial {
+                    gzip: false,
+                    next_line: 1,
+                    next_offset: 0,
+                    resume_line: 1,
+                    resume_offset: 0,
+                    pending: vec![],
+                },
             },
         ];
         for p in cases {
             let v = p.encode();
             assert!(v.len() <= MAX_TAG_VALUE);
-            assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || "+-=._:/@ ".contains(c)), "{v}");
+            assert!(
+                v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-=._:/@ ".contains(c)),
+                "{v}"
+            );
             assert_eq!(Progress::decode(&v), Some(p));
         }
-        for bad in ["", "2/e/done/1", "1/e/done/x", "1/e/zip/1/2/3/4/-", "1/e/gz/1/2/3/4/5", "1/e/gz/1/2/3/4/5-"] {
+        for bad in [
+            "",
+            "2/e/done/1",
+            "1/e/done/x",
+            "1/e/zip/1/2/3/4/-",
+            "1/e/gz/1/2/3/4/5",
+            "1/e/gz/1/2/3/4/5-",
+        ] {
             assert_eq!(Progress::decode(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn too_many_ranges_are_merged_to_fit_a_tag() {
-        let pending: Vec<(u64, u64)> = (0..100).map(|i| (i * 1000 + 1_000_000, i * 1000 + 1_000_010 + (i % 7) * 50)).collect();
+        let pending: Vec<(u64, u64)> = (0..100)
+            .map(|i| (i * 1000 + 1_000_000, i * 1000 + 1_000_010 + (i % 7) * 50))
+            .collect();
         let p = Progress {
             etag: "9b2cf535f27731c974343645a3985328".into(),
-            state: State::Partial { gzip: true, next_line: 2_000_000, next_offset: 1, resume_line: 1_000_000, resume_offset: 0, pending: pending.clone() },
+            state: State::Partial {
+                gzip: true,
+                next_line: 2_000_000,
+                next_offset: 1,
+                resume_line: 1_000_000,
+                resume_offset: 0,
+                pending: pending.clone(),
+            },
         };
         let v = p.encode();
         assert!(v.len() <= MAX_TAG_VALUE, "{}", v.len());
-        let Some(Progress { state: State::Partial { pending: merged, .. }, .. }) = Progress::decode(&v) else { panic!("{v}") };
+        let Some(Progress {
+            state: State::Partial {
+                pending: merged, ..
+            },
+            ..
+        }) = Progress::decode(&v)
+        else {
+            panic!("{v}")
+        };
         // Every originally pending line is still pending after merging.
         for (a, b) in pending {
-            assert!(merged.iter().any(|(x, y)| *x <= a && b <= *y), "{a}-{b} lost");
+            assert!(
+                merged.iter().any(|(x, y)| *x <= a && b <= *y),
+                "{a}-{b} lost"
+            );
         }
     }
 
@@ -249,42 +319,91 @@ mod tests {
         let s = t.snapshot(false, 10, 100, &Resume::default());
         assert_eq!(
             s,
-            State::Partial { gzip: false, next_line: 10, next_offset: 100, resume_line: 2, resume_offset: 10, pending: vec![(2, 3), (7, 7)] }
+            State::Partial {
+                gzip: false,
+                next_line: 10,
+                next_offset: 100,
+                resume_line: 2,
+                resume_offset: 10,
+                pending: vec![(2, 3), (7, 7)]
+            }
         );
         for l in [2, 3, 7] {
             t.confirmed(l);
         }
         assert!(t.is_idle());
         let s = t.snapshot(true, 10, 100, &Resume::default());
-        assert_eq!(s, State::Partial { gzip: true, next_line: 10, next_offset: 100, resume_line: 10, resume_offset: 100, pending: vec![] });
+        assert_eq!(
+            s,
+            State::Partial {
+                gzip: true,
+                next_line: 10,
+                next_offset: 100,
+                resume_line: 10,
+                resume_offset: 100,
+                pending: vec![]
+            }
+        );
     }
 
     #[test]
     fn a_resumed_run_keeps_what_the_earlier_run_left_pending() {
         // The earlier run got to line 100 with lines 20–30 and 60–70 unconfirmed.
-        let earlier = Resume { next_line: 100, next_offset: 5000, pending: vec![(20, 30), (60, 70)] };
+        let earlier = Resume {
+            next_line: 100,
+            next_offset: 5000,
+            pending: vec![(20, 30), (60, 70)],
+        };
         let mut t = Tracker::default();
         // This run re-read from line 20 up to line 65 and has line 62 in flight.
         t.sent(62, 3100);
         let s = t.snapshot(false, 65, 3200, &earlier);
         assert_eq!(
             s,
-            State::Partial { gzip: false, next_line: 100, next_offset: 5000, resume_line: 62, resume_offset: 3100, pending: vec![(62, 62), (65, 70)] }
+            State::Partial {
+                gzip: false,
+                next_line: 100,
+                next_offset: 5000,
+                resume_line: 62,
+                resume_offset: 3100,
+                pending: vec![(62, 62), (65, 70)]
+            }
         );
         t.confirmed(62);
         let s = t.snapshot(false, 65, 3200, &earlier);
         assert_eq!(
             s,
-            State::Partial { gzip: false, next_line: 100, next_offset: 5000, resume_line: 65, resume_offset: 3200, pending: vec![(65, 70)] }
+            State::Partial {
+                gzip: false,
+                next_line: 100,
+                next_offset: 5000,
+                resume_line: 65,
+                resume_offset: 3200,
+                pending: vec![(65, 70)]
+            }
         );
         // Past the earlier run's end, only this run's own progress counts.
         let s = t.snapshot(false, 120, 6000, &earlier);
-        assert_eq!(s, State::Partial { gzip: false, next_line: 120, next_offset: 6000, resume_line: 120, resume_offset: 6000, pending: vec![] });
+        assert_eq!(
+            s,
+            State::Partial {
+                gzip: false,
+                next_line: 120,
+                next_offset: 6000,
+                resume_line: 120,
+                resume_offset: 6000,
+                pending: vec![]
+            }
+        );
     }
 
     #[test]
     fn resume_wants_pending_and_new_lines_only() {
-        let r = Resume { next_line: 100, next_offset: 0, pending: vec![(10, 12), (50, 50)] };
+        let r = Resume {
+            next_line: 100,
+            next_offset: 0,
+            pending: vec![(10, 12), (50, 50)],
+        };
         let wanted: Vec<u64> = (1..=101).filter(|&l| r.wanted(l)).collect();
         assert_eq!(wanted, [10, 11, 12, 50, 100, 101]);
     }

@@ -283,7 +283,8 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let left = u64::try_from(u128::from(event.context.deadline).saturating_sub(now_ms)).unwrap_or(0);
+        let left =
+            u64::try_from(u128::from(event.context.deadline).saturating_sub(now_ms)).unwrap_or(0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
         let summary = handler.handle_until(&event.payload, Some(deadline)).await?;
         info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invocation summary");

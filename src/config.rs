@@ -131,7 +131,13 @@ impl Config {
         let checkpoint_store = match var("CHECKPOINT_STORE").as_deref().map(str::trim) {
             None | Some("s3-tags") => CheckpointStoreKind::S3Tags,
             Some("none") => CheckpointStoreKind::Off,
-            Some(v) => return Err(fail("CHECKPOINT_STORE", v, "must be s3-tags or none".into())),
+            Some(v) => {
+                return Err(fail(
+                    "CHECKPOINT_STORE",
+                    v,
+                    "must be s3-tags or none".into(),
+                ));
+            }
         };
         Ok(Self {
             checkpoint_store,

@@ -91,7 +91,9 @@ where
     let mut report = ObjectReport {
         bucket: obj.bucket.clone(),
         key: obj.key.clone(),
-        outcome: Outcome::Skipped { reason: String::new() },
+        outcome: Outcome::Skipped {
+            reason: String::new(),
+        },
         counters: Counters::default(),
         resumed_from_line: None,
         checkpoint_error: None,
@@ -101,7 +103,9 @@ where
         Ok(r) => r,
         Err(e) => {
             warn!(bucket = %obj.bucket, key, "skipping object: {e}");
-            report.outcome = Outcome::Skipped { reason: e.to_string() };
+            report.outcome = Outcome::Skipped {
+                reason: e.to_string(),
+            };
             return report;
         }
     };
@@ -120,12 +124,15 @@ where
         .as_ref()
         .and_then(|s| s.progress.clone())
         .filter(|p| obj.etag.as_ref().is_none_or(|e| *e == p.etag));
-    if let Some(Progress { state: State::Done { .. }, .. }) = &progress {
-        if obj.etag.is_some() {
-            info!(bucket = %obj.bucket, key, "already delivered; skipping");
-            report.outcome = Outcome::AlreadyDelivered;
-            return report;
-        }
+    if let Some(Progress {
+        state: State::Done { .. },
+        ..
+    }) = &progress
+        && obj.etag.is_some()
+    {
+        info!(bucket = %obj.bucket, key, "already delivered; skipping");
+        report.outcome = Outcome::AlreadyDelivered;
+        return report;
     }
 
     let opened = match open(source, obj, progress.as_ref()).await {
@@ -138,12 +145,18 @@ where
         }
         Err(e) => {
             warn!(bucket = %obj.bucket, key, "{e}");
-            report.outcome = Outcome::Failed { error: e.to_string() };
+            report.outcome = Outcome::Failed {
+                error: e.to_string(),
+            };
             return report;
         }
     };
     let (opened, progress) = opened;
-    if let Some(Progress { state: State::Done { .. }, .. }) = &progress {
+    if let Some(Progress {
+        state: State::Done { .. },
+        ..
+    }) = &progress
+    {
         info!(bucket = %obj.bucket, key, "already delivered; skipping");
         report.outcome = Outcome::AlreadyDelivered;
         return report;
@@ -151,19 +164,40 @@ where
 
     let resume = match &progress {
         Some(Progress {
-            state: State::Partial { next_line, next_offset, resume_line, resume_offset, pending, .. },
+            state:
+                State::Partial {
+                    next_line,
+                    next_offset,
+                    resume_line,
+                    resume_offset,
+                    pending,
+                    ..
+                },
             ..
         }) => {
             report.resumed_from_line = Some(*resume_line);
-            let earlier = Resume { next_line: *next_line, next_offset: *next_offset, pending: pending.clone() };
+            let earlier = Resume {
+                next_line: *next_line,
+                next_offset: *next_offset,
+                pending: pending.clone(),
+            };
             Some((*resume_line, *resume_offset, earlier))
         }
         _ => None,
     };
     let etag = opened.etag.clone();
     let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
-    let mut pump = Pump::new(shared, config, &route, obj, etag, stored.filter(|_| report.checkpoint_error.is_none()));
-    let result = pump.run(opened, fallback_ts, resume, progress.as_ref()).await;
+    let mut pump = Pump::new(
+        shared,
+        config,
+        &route,
+        obj,
+        etag,
+        stored.filter(|_| report.checkpoint_error.is_none()),
+    );
+    let result = pump
+        .run(opened, fallback_ts, resume, progress.as_ref())
+        .await;
     report.counters = pump.counters;
     if report.checkpoint_error.is_none() {
         report.checkpoint_error = pump.checkpoint_error.map(|e| e.to_string());
@@ -172,7 +206,10 @@ where
         Ok(()) => {
             info!(bucket = %obj.bucket, key, group = %route.log_group, stream = %route.log_stream,
                   events = report.counters.events, batches = report.counters.batches, "object delivered");
-            report.outcome = Outcome::Delivered { log_group: route.log_group, log_stream: route.log_stream };
+            report.outcome = Outcome::Delivered {
+                log_group: route.log_group,
+                log_stream: route.log_stream,
+            };
         }
         Err(e) => {
             let error = format!("s3://{}/{}: {e}", obj.bucket, key);
@@ -185,7 +222,9 @@ where
 
 fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
     if !shared.checkpoint_warned.swap(true, Ordering::Relaxed) {
-        warn!("{e}; forwarding without progress records in this invocation (at-least-once: a redelivered object is sent again)");
+        warn!(
+            "{e}; forwarding without progress records in this invocation (at-least-once: a redelivered object is sent again)"
+        );
     }
 }
 
@@ -197,13 +236,24 @@ async fn open<S: ObjectSource>(
     progress: Option<&Progress>,
 ) -> Result<(OpenedObject, Option<Progress>), SourceError> {
     let ranged = match progress {
-        Some(p @ Progress { state: State::Partial { gzip: false, resume_offset, .. }, .. }) if *resume_offset > 0 => {
-            Some((p, *resume_offset))
-        }
+        Some(
+            p @ Progress {
+                state:
+                    State::Partial {
+                        gzip: false,
+                        resume_offset,
+                        ..
+                    },
+                ..
+            },
+        ) if *resume_offset > 0 => Some((p, *resume_offset)),
         _ => None,
     };
     if let Some((p, offset)) = ranged {
-        let req = OpenRequest { from_offset: offset, if_match: Some(p.etag.clone()) };
+        let req = OpenRequest {
+            from_offset: offset,
+            if_match: Some(p.etag.clone()),
+        };
         match source.open(obj, &req).await {
             Ok(o) => return Ok((o, Some(p.clone()))),
             // The object is no longer the version the record is about: start over.
@@ -211,9 +261,14 @@ async fn open<S: ObjectSource>(
             Err(e) => return Err(e),
         }
     }
-    let req = OpenRequest { from_offset: 0, if_match: obj.etag.clone() };
+    let req = OpenRequest {
+        from_offset: 0,
+        if_match: obj.etag.clone(),
+    };
     let opened = source.open(obj, &req).await?;
-    let applies = progress.filter(|p| opened.etag.as_deref() == Some(p.etag.as_str())).cloned();
+    let applies = progress
+        .filter(|p| opened.etag.as_deref() == Some(p.etag.as_str()))
+        .cloned();
     Ok((opened, applies))
 }
 
@@ -288,7 +343,9 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         progress: Option<&Progress>,
     ) -> Result<(), ForwardError> {
         let ranged = matches!(progress, Some(Progress { state: State::Partial { gzip: false, resume_offset, .. }, .. }) if *resume_offset > 0);
-        let result = self.read_all(opened.body, fallback_ts, resume, ranged).await;
+        let result = self
+            .read_all(opened.body, fallback_ts, resume, ranged)
+            .await;
         // Whatever happened, wait for the puts already in flight and account for them.
         let drained = self.drain().await;
         let result = result.and(drained);
@@ -312,7 +369,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             true => LineReader::open_at(body, start_line, start_offset).await,
             false => LineReader::open(body).await,
         }
-        .map_err(|source| ForwardError::Read { offset: 0, line: 1, source })?;
+        .map_err(|source| ForwardError::Read {
+            offset: 0,
+            line: 1,
+            source,
+        })?;
         self.gzip = reader.encoding() == Encoding::Gzip;
         let mut parser = LineParser::new(&config.parse, self.route.kind, fallback_ts);
         let mut batcher = Batcher::new(config.parse.output);
@@ -335,13 +396,19 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
                 Err(source) => {
                     // Deliver what was decoded before the damage, then fail this object.
                     let (offset, line) = (reader.bytes(), reader.next_line_no());
-                    read_error = Some(ForwardError::Read { offset, line, source });
+                    read_error = Some(ForwardError::Read {
+                        offset,
+                        line,
+                        source,
+                    });
                     break;
                 }
             }
             self.counters.bytes = reader.bytes();
             self.absorb(&mut events, &mut batcher, &mut batches);
-            self.position = parser.held().unwrap_or((reader.next_line_no(), reader.bytes()));
+            self.position = parser
+                .held()
+                .unwrap_or((reader.next_line_no(), reader.bytes()));
             for batch in batches.drain(..) {
                 self.send(batch).await?;
             }
@@ -358,7 +425,12 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
     }
 
     /// Counts and filters events, then hands them to the batcher.
-    fn absorb(&mut self, events: &mut Vec<LogEvent>, batcher: &mut Batcher, batches: &mut Vec<Batch>) {
+    fn absorb(
+        &mut self,
+        events: &mut Vec<LogEvent>,
+        batcher: &mut Batcher,
+        batches: &mut Vec<Batch>,
+    ) {
         let (now, retention) = (self.now, self.config.retention_days);
         for ev in events.drain(..) {
             if !self.earlier.wanted(ev.line) {
@@ -399,10 +471,12 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
 
     /// Starts a put once a slot is free; collects finished puts on the way.
     async fn send(&mut self, batch: Batch) -> Result<(), ForwardError> {
-        if let Some(deadline) = self.shared.deadline {
-            if deadline.saturating_duration_since(Instant::now()) < TIME_RESERVE {
-                return Err(ForwardError::OutOfTime { line: self.position.0 });
-            }
+        if let Some(deadline) = self.shared.deadline
+            && deadline.saturating_duration_since(Instant::now()) < TIME_RESERVE
+        {
+            return Err(ForwardError::OutOfTime {
+                line: self.position.0,
+            });
         }
         let permit = self
             .shared
@@ -435,7 +509,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         first_error
     }
 
-    fn account(&mut self, done: Result<PutResult, tokio::task::JoinError>) -> Result<(), ForwardError> {
+    fn account(
+        &mut self,
+        done: Result<PutResult, tokio::task::JoinError>,
+    ) -> Result<(), ForwardError> {
         let (events, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
         for ev in &events {
             self.tracker.confirmed(ev.line);
@@ -459,16 +536,16 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
     fn checkpoint_soon(&mut self) {
         let state = self.snapshot();
         let Some(ck) = self.ckpt.as_mut() else { return };
-        if let Some(task) = &ck.saving {
-            if !task.is_finished() {
-                return; // the next confirmed batch will try again
-            }
+        if let Some(task) = &ck.saving
+            && !task.is_finished()
+        {
+            return; // the next confirmed batch will try again
         }
-        if let Some(task) = ck.saving.take() {
-            if let Some(e) = task.now_or_never_result() {
-                self.checkpoint_failed(e);
-                return;
-            }
+        if let Some(task) = ck.saving.take()
+            && let Some(e) = task.now_or_never_result()
+        {
+            self.checkpoint_failed(e);
+            return;
         }
         let Some(ck) = self.ckpt.as_mut() else { return };
         if ck.last_saved.as_ref() == Some(&state) {
@@ -477,13 +554,19 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         ck.last_saved = Some(state.clone());
         let store = self.shared.checkpoints.clone();
         let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
-        let progress = Progress { etag: ck.etag.clone(), state };
-        ck.saving = Some(tokio::spawn(async move { store.save(&obj, &tags, &progress).await }));
+        let progress = Progress {
+            etag: ck.etag.clone(),
+            state,
+        };
+        ck.saving = Some(tokio::spawn(async move {
+            store.save(&obj, &tags, &progress).await
+        }));
     }
 
     fn snapshot(&self) -> State {
         let (line, offset) = self.position;
-        self.tracker.snapshot(self.gzip, line, offset, &self.earlier)
+        self.tracker
+            .snapshot(self.gzip, line, offset, &self.earlier)
     }
 
     fn checkpoint_failed(&mut self, e: CheckpointError) {
@@ -501,13 +584,26 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
                 Ok(Err(e)) => return self.checkpoint_failed(e),
                 Err(e) => {
                     let (bucket, key) = (self.obj.bucket.clone(), self.obj.key.clone());
-                    return self.checkpoint_failed(CheckpointError::Other { bucket, key, detail: e.to_string() });
+                    return self.checkpoint_failed(CheckpointError::Other {
+                        bucket,
+                        key,
+                        detail: e.to_string(),
+                    });
                 }
             }
         }
-        let state = if complete { State::Done { lines: self.position.0.saturating_sub(1) } } else { self.snapshot() };
+        let state = if complete {
+            State::Done {
+                lines: self.position.0.saturating_sub(1),
+            }
+        } else {
+            self.snapshot()
+        };
         let Some(ck) = self.ckpt.as_mut() else { return };
-        let progress = Progress { etag: ck.etag.clone(), state };
+        let progress = Progress {
+            etag: ck.etag.clone(),
+            state,
+        };
         let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
         if let Err(e) = self.shared.checkpoints.save(&obj, &tags, &progress).await {
             self.checkpoint_failed(e);
@@ -526,7 +622,11 @@ impl FinishedResult for JoinHandle<Result<(), CheckpointError>> {
         match self.now_or_never() {
             Some(Ok(Ok(()))) | None => None,
             Some(Ok(Err(e))) => Some(e),
-            Some(Err(e)) => Some(CheckpointError::Other { bucket: String::new(), key: String::new(), detail: e.to_string() }),
+            Some(Err(e)) => Some(CheckpointError::Other {
+                bucket: String::new(),
+                key: String::new(),
+                detail: e.to_string(),
+            }),
         }
     }
 }

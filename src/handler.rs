@@ -27,7 +27,13 @@ pub struct Handler<S, K, C = NoCheckpoints> {
 impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
     /// A handler without progress records (see [`Handler::with_checkpoints`]).
     pub fn new(source: S, sink: K, config: Config) -> Self {
-        Self { source, sink: Arc::new(sink), checkpoints: Arc::new(NoCheckpoints), config, clock: system_clock() }
+        Self {
+            source,
+            sink: Arc::new(sink),
+            checkpoints: Arc::new(NoCheckpoints),
+            config,
+            clock: system_clock(),
+        }
     }
 }
 
@@ -57,7 +63,11 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
     /// Handles one trigger payload. Each object succeeds or fails on its own; the summary says
     /// which. Only a payload of unknown shape is an error as a whole. With a `deadline` (the
     /// Lambda's), objects stop in time and record where the next attempt resumes.
-    pub async fn handle_until(&self, payload: &Value, deadline: Option<Instant>) -> Result<Summary, EventError> {
+    pub async fn handle_until(
+        &self,
+        payload: &Value,
+        deadline: Option<Instant>,
+    ) -> Result<Summary, EventError> {
         let started = Instant::now();
         let announced = announced_objects(payload)?;
         for bad in &announced.invalid {

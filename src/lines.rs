@@ -35,7 +35,11 @@ impl LineReader {
 
     /// Like [`LineReader::open`] for a body that starts at line `first_line`, byte `first_offset`
     /// of the object (a ranged read resuming plain text).
-    pub async fn open_at(body: Box<dyn AsyncRead + Send + Unpin>, first_line: u64, first_offset: u64) -> io::Result<Self> {
+    pub async fn open_at(
+        body: Box<dyn AsyncRead + Send + Unpin>,
+        first_line: u64,
+        first_offset: u64,
+    ) -> io::Result<Self> {
         let mut raw = BufReader::with_capacity(READ_BUFFER, body);
         let head = raw.fill_buf().await?;
         let (inner, encoding): (Box<dyn AsyncBufRead + Send + Unpin>, _) =
@@ -101,7 +105,11 @@ impl LineReader {
         if let Some(l) = line.strip_suffix(b"\r") {
             line = l;
         }
-        Ok(Some((self.line_no, self.line_start, String::from_utf8_lossy(line))))
+        Ok(Some((
+            self.line_no,
+            self.line_start,
+            String::from_utf8_lossy(line),
+        )))
     }
 }
 

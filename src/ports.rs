@@ -75,18 +75,27 @@ pub enum CheckpointError {
     #[error(
         "cannot read or write the progress tag of s3://{bucket}/{key}: access denied; grant s3:GetObjectTagging and s3:PutObjectTagging on the prefix ({detail})"
     )]
-    Denied { bucket: String, key: String, detail: String },
+    Denied {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
     #[error(
         "s3://{bucket}/{key} already has 10 tags, the most S3 allows: no room for the progress tag"
     )]
     Full { bucket: String, key: String },
     #[error("progress tag of s3://{bucket}/{key}: {detail}")]
-    Other { bucket: String, key: String, detail: String },
+    Other {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
 }
 
 /// Where per-object progress is kept (S3 object tags in production).
 pub trait CheckpointStore: Send + Sync {
-    fn load(&self, obj: &ObjectRef) -> impl Future<Output = Result<Stored, CheckpointError>> + Send;
+    fn load(&self, obj: &ObjectRef)
+    -> impl Future<Output = Result<Stored, CheckpointError>> + Send;
     fn save(
         &self,
         obj: &ObjectRef,
@@ -182,6 +191,22 @@ pub trait LogSink: Send + Sync {
     ) -> impl Future<Output = Result<Rejected, SinkError>> + Send;
 }
 
+/// A shared store is a store (tests keep one across handlers, as S3 does across invocations).
+impl<T: CheckpointStore> CheckpointStore for std::sync::Arc<T> {
+    async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
+        self.as_ref().load(obj).await
+    }
+
+    async fn save(
+        &self,
+        obj: &ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &Progress,
+    ) -> Result<(), CheckpointError> {
+        self.as_ref().save(obj, other_tags, progress).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,21 +232,5 @@ mod tests {
             ..Rejected::default()
         };
         assert_eq!(all_new.counts(4).too_new, 4);
-    }
-}
-
-/// A shared store is a store (tests keep one across handlers, as S3 does across invocations).
-impl<T: CheckpointStore> CheckpointStore for std::sync::Arc<T> {
-    async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
-        self.as_ref().load(obj).await
-    }
-
-    async fn save(
-        &self,
-        obj: &ObjectRef,
-        other_tags: &[(String, String)],
-        progress: &Progress,
-    ) -> Result<(), CheckpointError> {
-        self.as_ref().save(obj, other_tags, progress).await
     }
 }

@@ -21,14 +21,17 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use nginx_cloudwatch_forwarder::aws::{cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError};
+use nginx_cloudwatch_forwarder::ports::{
+    LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError,
+};
 
 fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| LogEvent {
             timestamp: 1_000 + i as i64,
             message: format!("m{i}"),
-            line: i as u64 + 1, offset: 0,
+            line: i as u64 + 1,
+            offset: 0,
             parse_failed: false,
         })
         .collect()

@@ -18,8 +18,18 @@ fn sample_source() -> FakeSource {
     // With the ETags the event fixtures name.
     let access = gzip(&read_fixture("tests/data/access.log"));
     FakeSource::default()
-        .with_etag(BUCKET, ACCESS_KEY, access, "9b2cf535f27731c974343645a3985328")
-        .with_etag(BUCKET, ERROR_KEY, read_fixture("tests/data/error.log"), "c4ca4238a0b923820dcc509a6f75849b")
+        .with_etag(
+            BUCKET,
+            ACCESS_KEY,
+            access,
+            "9b2cf535f27731c974343645a3985328",
+        )
+        .with_etag(
+            BUCKET,
+            ERROR_KEY,
+            read_fixture("tests/data/error.log"),
+            "c4ca4238a0b923820dcc509a6f75849b",
+        )
 }
 
 fn key(group: &str, stream: &str) -> (String, String) {
@@ -85,7 +95,8 @@ async fn s3_put_event_delivers_both_objects_to_the_instance_stream() {
 async fn encoded_key_is_decoded_before_reading() {
     let decoded = "nginx/i-0fedcba9876543210/access/2026/11/24/access log (rotated by hand)+1.log";
     let body = read_fixture("tests/data/access.log");
-    let source = FakeSource::default().with_etag(BUCKET, decoded, body, "eccbc87e4b5ce2fe28308fd9f2a7baf3");
+    let source =
+        FakeSource::default().with_etag(BUCKET, decoded, body, "eccbc87e4b5ce2fe28308fd9f2a7baf3");
     let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
     let summary = h
         .handle(&event_fixture("s3-put-encoded-key.json"))

@@ -76,7 +76,10 @@ pub enum ConfiguredCheckpoints {
 }
 
 impl crate::ports::CheckpointStore for ConfiguredCheckpoints {
-    async fn load(&self, obj: &crate::event::ObjectRef) -> Result<crate::ports::Stored, crate::ports::CheckpointError> {
+    async fn load(
+        &self,
+        obj: &crate::event::ObjectRef,
+    ) -> Result<crate::ports::Stored, crate::ports::CheckpointError> {
         match self {
             Self::S3Tags(s) => s.load(obj).await,
             Self::Off => Ok(crate::ports::Stored::default()),

@@ -9,7 +9,9 @@ use aws_sdk_s3::types::{Tag, Tagging};
 
 use crate::checkpoint::{MAX_TAGS, Progress, TAG_KEY};
 use crate::event::ObjectRef;
-use crate::ports::{CheckpointError, CheckpointStore, ObjectSource, OpenRequest, OpenedObject, SourceError, Stored};
+use crate::ports::{
+    CheckpointError, CheckpointStore, ObjectSource, OpenRequest, OpenedObject, SourceError, Stored,
+};
 
 #[derive(Clone)]
 pub struct S3Source {
@@ -37,7 +39,11 @@ impl ObjectSource for S3Source {
             .map_err(|e| map_error(obj, e))?;
         let last_modified_ms = out.last_modified.and_then(|t| t.to_millis().ok());
         let etag = out.e_tag.as_deref().map(unquote);
-        Ok(OpenedObject { body: Box::new(out.body.into_async_read()), last_modified_ms, etag })
+        Ok(OpenedObject {
+            body: Box::new(out.body.into_async_read()),
+            last_modified_ms,
+            etag,
+        })
     }
 }
 
@@ -48,19 +54,30 @@ pub fn unquote(etag: &str) -> String {
 fn map_error(obj: &ObjectRef, e: SdkError<GetObjectError>) -> SourceError {
     let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
     let status = e.raw_response().map(|r| r.status().as_u16());
-    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default().to_string();
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .unwrap_or_default()
+        .to_string();
     match (e.as_service_error(), code.as_str()) {
-        (Some(GetObjectError::NoSuchKey(_)), _) | (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") => {
+        (Some(GetObjectError::NoSuchKey(_)), _)
+        | (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") => {
             SourceError::NotFound { bucket, key }
         }
         (_, "PreconditionFailed") => SourceError::Changed { bucket, key },
         _ if status == Some(412) => SourceError::Changed { bucket, key },
-        (_, "AccessDenied" | "KMS.AccessDeniedException" | "AllAccessDisabled") => SourceError::AccessDenied {
+        (_, "AccessDenied" | "KMS.AccessDeniedException" | "AllAccessDisabled") => {
+            SourceError::AccessDenied {
+                bucket,
+                key,
+                detail: DisplayErrorContext(&e).to_string(),
+            }
+        }
+        _ => SourceError::Other {
             bucket,
             key,
             detail: DisplayErrorContext(&e).to_string(),
         },
-        _ => SourceError::Other { bucket, key, detail: DisplayErrorContext(&e).to_string() },
     }
 }
 
@@ -73,9 +90,17 @@ fn checkpoint_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
     let detail = DisplayErrorContext(&e).to_string();
     if denied {
-        CheckpointError::Denied { bucket, key, detail }
+        CheckpointError::Denied {
+            bucket,
+            key,
+            detail,
+        }
     } else {
-        CheckpointError::Other { bucket, key, detail }
+        CheckpointError::Other {
+            bucket,
+            key,
+            detail,
+        }
     }
 }
 
@@ -95,15 +120,25 @@ impl CheckpointStore for S3Source {
             if tag.key() == TAG_KEY {
                 stored.progress = Progress::decode(tag.value());
             } else {
-                stored.other_tags.push((tag.key().to_string(), tag.value().to_string()));
+                stored
+                    .other_tags
+                    .push((tag.key().to_string(), tag.value().to_string()));
             }
         }
         Ok(stored)
     }
 
-    async fn save(&self, obj: &ObjectRef, other_tags: &[(String, String)], progress: &Progress) -> Result<(), CheckpointError> {
+    async fn save(
+        &self,
+        obj: &ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &Progress,
+    ) -> Result<(), CheckpointError> {
         if other_tags.len() >= MAX_TAGS {
-            return Err(CheckpointError::Full { bucket: obj.bucket.clone(), key: obj.key.clone() });
+            return Err(CheckpointError::Full {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+            });
         }
         let build = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
         let mut tags = Vec::with_capacity(other_tags.len() + 1);
@@ -111,16 +146,22 @@ impl CheckpointStore for S3Source {
             tags.push(build(k, v));
         }
         tags.push(build(TAG_KEY, &progress.encode()));
-        let tags = tags.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| CheckpointError::Other {
-            bucket: obj.bucket.clone(),
-            key: obj.key.clone(),
-            detail: e.to_string(),
-        })?;
-        let tagging = Tagging::builder().set_tag_set(Some(tags)).build().map_err(|e| CheckpointError::Other {
-            bucket: obj.bucket.clone(),
-            key: obj.key.clone(),
-            detail: e.to_string(),
-        })?;
+        let tags = tags
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CheckpointError::Other {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                detail: e.to_string(),
+            })?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(tags))
+            .build()
+            .map_err(|e| CheckpointError::Other {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                detail: e.to_string(),
+            })?;
         self.client
             .put_object_tagging()
             .bucket(&obj.bucket)

@@ -72,7 +72,12 @@ impl Pending {
 }
 
 /// Feeds one line; returns the previous event once this line starts a new one.
-pub(super) fn push_line(p: &mut LineParser<'_>, line: &str, line_no: u64, offset: u64) -> Option<LogEvent> {
+pub(super) fn push_line(
+    p: &mut LineParser<'_>,
+    line: &str,
+    line_no: u64,
+    offset: u64,
+) -> Option<LogEvent> {
     let ts = line
         .get(..19)
         .and_then(|t| parse_error_time(t, &p.settings.error_zone));

@@ -114,7 +114,9 @@ impl<'a> LineParser<'a> {
     /// The first line (and its offset) of an event still being assembled, if any: it has been
     /// read but not yet handed out.
     pub fn held(&self) -> Option<(u64, u64)> {
-        self.pending.as_ref().map(|p| (p.first_line(), p.first_offset()))
+        self.pending
+            .as_ref()
+            .map(|p| (p.first_line(), p.first_offset()))
     }
 
     /// Flushes an event still being assembled (error-log continuations).

@@ -12,10 +12,10 @@ use nginx_cloudwatch_forwarder::batch::{
     EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
     MAX_EVENT_MESSAGE_BYTES,
 };
+use nginx_cloudwatch_forwarder::checkpoint::Progress;
 use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::checkpoint::Progress;
 use nginx_cloudwatch_forwarder::ports::{
     CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, Rejected,
     SinkError, SourceError, Stored,
@@ -61,6 +61,14 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// An S3 event for one object with its ETag, as S3 sends it.
+pub fn s3_event_with_etag(bucket: &str, key: &str, etag: &str) -> serde_json::Value {
+    let mut ev = s3_event(bucket, &[key]);
+    ev["Records"][0]["s3"]["object"]["eTag"] =
+        serde_json::Value::String(etag.trim_matches('"').to_string());
+    ev
+}
+
 /// S3 event notification naming `keys` (URL-encoded as S3 does) in `bucket`.
 pub fn s3_event(bucket: &str, keys: &[&str]) -> serde_json::Value {
     let records: Vec<serde_json::Value> = keys
@@ -93,6 +101,8 @@ pub struct FakeSource {
     /// (bucket, key) → (body, ETag).
     pub objects: HashMap<(String, String), (Vec<u8>, String)>,
     pub last_modified_ms: Option<i64>,
+    /// Every open request, in order.
+    pub opens: Mutex<Vec<OpenRequest>>,
 }
 
 impl FakeSource {
@@ -103,7 +113,10 @@ impl FakeSource {
 
     /// An object with a given ETag (the one an event fixture names).
     pub fn with_etag(mut self, bucket: &str, key: &str, body: Vec<u8>, etag: &str) -> Self {
-        self.objects.insert((bucket.to_string(), key.to_string()), (body, etag.to_string()));
+        self.objects.insert(
+            (bucket.to_string(), key.to_string()),
+            (body, etag.to_string()),
+        );
         self
     }
 }
@@ -118,14 +131,23 @@ pub fn fake_etag(body: &[u8]) -> String {
 
 impl ObjectSource for FakeSource {
     async fn open(&self, obj: &ObjectRef, req: &OpenRequest) -> Result<OpenedObject, SourceError> {
+        self.opens.lock().expect("not poisoned").push(req.clone());
         let Some((body, etag)) = self.objects.get(&(obj.bucket.clone(), obj.key.clone())) else {
-            return Err(SourceError::NotFound { bucket: obj.bucket.clone(), key: obj.key.clone() });
+            return Err(SourceError::NotFound {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+            });
         };
         let etag = etag.clone();
         if req.if_match.as_ref().is_some_and(|e| *e != etag) {
-            return Err(SourceError::Changed { bucket: obj.bucket.clone(), key: obj.key.clone() });
+            return Err(SourceError::Changed {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+            });
         }
-        let from = usize::try_from(req.from_offset).unwrap_or(usize::MAX).min(body.len());
+        let from = usize::try_from(req.from_offset)
+            .unwrap_or(usize::MAX)
+            .min(body.len());
         Ok(OpenedObject {
             body: Box::new(std::io::Cursor::new(body[from..].to_vec())),
             last_modified_ms: self.last_modified_ms,
@@ -144,28 +166,55 @@ pub struct FakeCheckpoints {
 
 impl FakeCheckpoints {
     pub fn progress(&self, bucket: &str, key: &str) -> Option<Progress> {
-        self.records.lock().expect("not poisoned").get(&(bucket.into(), key.into())).and_then(|s| s.progress.clone())
+        self.records
+            .lock()
+            .expect("not poisoned")
+            .get(&(bucket.into(), key.into()))
+            .and_then(|s| s.progress.clone())
     }
 }
 
 impl CheckpointStore for FakeCheckpoints {
     async fn load(&self, obj: &ObjectRef) -> Result<Stored, CheckpointError> {
         if self.deny {
-            return Err(CheckpointError::Denied { bucket: obj.bucket.clone(), key: obj.key.clone(), detail: "AccessDenied".into() });
+            return Err(CheckpointError::Denied {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                detail: "AccessDenied".into(),
+            });
         }
-        Ok(self.records.lock().expect("not poisoned").get(&(obj.bucket.clone(), obj.key.clone())).cloned().unwrap_or_default())
+        Ok(self
+            .records
+            .lock()
+            .expect("not poisoned")
+            .get(&(obj.bucket.clone(), obj.key.clone()))
+            .cloned()
+            .unwrap_or_default())
     }
 
-    async fn save(&self, obj: &ObjectRef, other_tags: &[(String, String)], progress: &Progress) -> Result<(), CheckpointError> {
+    async fn save(
+        &self,
+        obj: &ObjectRef,
+        other_tags: &[(String, String)],
+        progress: &Progress,
+    ) -> Result<(), CheckpointError> {
         if self.deny {
-            return Err(CheckpointError::Denied { bucket: obj.bucket.clone(), key: obj.key.clone(), detail: "AccessDenied".into() });
+            return Err(CheckpointError::Denied {
+                bucket: obj.bucket.clone(),
+                key: obj.key.clone(),
+                detail: "AccessDenied".into(),
+            });
         }
         // Through the tag encoding, as S3 would store it.
         let decoded = Progress::decode(&progress.encode()).expect("progress round-trips");
-        self.saves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.records.lock().expect("not poisoned").insert(
             (obj.bucket.clone(), obj.key.clone()),
-            Stored { progress: Some(decoded), other_tags: other_tags.to_vec() },
+            Stored {
+                progress: Some(decoded),
+                other_tags: other_tags.to_vec(),
+            },
         );
         Ok(())
     }

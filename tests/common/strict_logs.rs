@@ -50,6 +50,11 @@ pub struct StrictLogs {
     pub state: Arc<Mutex<State>>,
 }
 
+/// Refuse every PutLogEvents (non-retryable AccessDeniedException) once this many have been
+/// accepted; `usize::MAX` means never. Process-wide: only one test per test binary may set it.
+pub static REFUSE_AFTER: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(usize::MAX);
+
 impl StrictLogs {
     pub fn start(faults: Faults) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
@@ -229,6 +234,11 @@ fn handle(state: &Mutex<State>, op: &str, body: &[u8]) -> (u16, Value) {
                 (200, json!({}))
             }
         },
+        "PutLogEvents"
+            if st.put_bytes.len() >= REFUSE_AFTER.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            error("AccessDeniedException", "injected: puts refused")
+        }
         "PutLogEvents" => put(&mut st, &group, &stream, &req),
         "DescribeLogStreams" => {
             st.violations
