@@ -7,10 +7,10 @@
 
 use std::process::ExitCode;
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::aws::{clients, production_handler};
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
@@ -286,17 +286,41 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
         let left =
             u64::try_from(u128::from(event.context.deadline).saturating_sub(now_ms)).unwrap_or(0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
-        let summary = handler.handle_until(&event.payload, Some(deadline)).await?;
-        info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "invocation summary");
+        let summary = handler
+            .handle_until(&event.payload, Some(deadline))
+            .await
+            .map_err(|e| Diagnostic {
+                error_type: "UnrecognisedEvent".into(),
+                error_message: e.to_string(),
+            })?;
+        log_summary(&summary);
         if summary.has_failures() {
-            // An error makes Lambda retry the invocation (async) or the message (SQS).
-            let text = summary.failure_text();
-            error!("{text}");
-            return Err(lambda_runtime::Error::from(text));
+            // An error makes Lambda retry the invocation (async) or the message (SQS); the
+            // runtime logs it.
+            return Err(Diagnostic {
+                error_type: "ObjectsFailed".into(),
+                error_message: summary.failure_text(),
+            });
         }
-        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(&summary)?)
+        serde_json::to_value(&summary).map_err(|e| Diagnostic {
+            error_type: "SummaryNotSerialisable".into(),
+            error_message: e.to_string(),
+        })
     }))
     .await
+}
+
+/// One JSON line per invocation on stdout, the summary's fields at top level so that Logs
+/// Insights can query them (`filter objects_failed > 0`).
+fn log_summary(summary: &crate::summary::Summary) {
+    match serde_json::to_value(summary) {
+        Ok(Value::Object(mut fields)) => {
+            fields.insert("level".into(), Value::from("INFO"));
+            fields.insert("message".into(), Value::from("invocation summary"));
+            println!("{}", Value::Object(fields));
+        }
+        _ => info!("invocation summary: {summary:?}"),
+    }
 }
 
 #[cfg(test)]

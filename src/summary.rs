@@ -134,7 +134,7 @@ impl Summary {
             .collect();
         parts.extend(self.records_invalid.iter().cloned());
         format!(
-            "{} of {} records failed: {}",
+            "{} of {} objects failed: {}",
             parts.len(),
             self.objects.len() + self.records_invalid.len(),
             parts.join("; ")

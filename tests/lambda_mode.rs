@@ -190,9 +190,10 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
         ("req-1", "error"),
         "{failed:?}"
     );
+    assert_eq!(failed.body["errorType"], "ObjectsFailed");
     let message = failed.body["errorMessage"].as_str().unwrap_or_default();
     assert!(
-        message.contains("missing.log") && message.contains("1 of 1 records failed"),
+        message.contains("missing.log") && message.contains("1 of 1 objects failed"),
         "{message}"
     );
 
@@ -202,9 +203,12 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let summaries = lines
+    let summaries: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["fields"]["message"] == "invocation summary")
-        .count();
-    assert_eq!(summaries, 2, "{logs_text}");
+        .filter(|l| l["message"] == "invocation summary")
+        .collect();
+    assert_eq!(summaries.len(), 2, "{logs_text}");
+    // Top-level numbers, for Logs Insights queries.
+    assert_eq!(summaries[0]["objects_delivered"], 1);
+    assert_eq!(summaries[1]["objects_failed"], 1);
 }
