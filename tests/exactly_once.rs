@@ -123,6 +123,7 @@ async fn the_same_event_twice_sends_nothing_the_second_time() {
 }
 
 async fn fail_then_resume(body: Vec<u8>, n: usize, ranged: bool) {
+    let body_len = body.len();
     let key = "nginx/i-0123456789abcdef0/access/big.log";
     let store = Arc::new(FakeCheckpoints::default());
     let source = || FakeSource::default().with(BUCKET, key, body.clone());
@@ -168,6 +169,20 @@ async fn fail_then_resume(body: Vec<u8>, n: usize, ranged: bool) {
         store.progress(BUCKET, key).map(|p| p.state),
         Some(State::Done { .. })
     ));
+    // At most one progress write per confirmed batch, plus the final one per run.
+    let saves = store.saves.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let batches = first.totals.batches + second.totals.batches;
+    assert!(saves <= batches + 2, "{saves} saves for {batches} batches");
+    let sent: usize = [&sink1, &sink2]
+        .iter()
+        .flat_map(|s| s.puts())
+        .flat_map(|p| p.events)
+        .map(|e| e.message.len() + 26)
+        .sum();
+    println!(
+        "{} bytes of log → {sent} bytes sent in {batches} batches; {saves} progress writes",
+        body_len
+    );
 }
 
 #[tokio::test]
