@@ -108,6 +108,11 @@ def main():
         summary = json.loads(run.stdout)
         print(json.dumps({k: v for k, v in summary.items() if k != "objects"}, indent=2))
 
+        again = subprocess.run([binary, "replay", "--event", ".demo/event.json"], env=env, capture_output=True, text=True)
+        second = json.loads(again.stdout)
+        print(f"\nThe same event delivered again (S3 delivers at least once): already_delivered="
+              f"{second['already_delivered']}, events sent={second['events']} (exactly once per object)")
+
         print("\nWhat arrived in CloudWatch Logs:")
         for g in logs.describe_log_groups(logGroupNamePrefix="nginx-")["logGroups"]:
             print(f"\nlog group {g['logGroupName']} (retention {g.get('retentionInDays')} days)")
