@@ -102,32 +102,16 @@ impl Config {
                 }
             },
         };
-        let max_concurrent_objects = match var("MAX_CONCURRENT_OBJECTS") {
-            None => DEFAULT_MAX_CONCURRENT_OBJECTS,
+        let concurrency = |name: &'static str, default: usize| match var(name) {
+            None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=64).contains(&n) => n,
-                _ => {
-                    return Err(fail(
-                        "MAX_CONCURRENT_OBJECTS",
-                        &v,
-                        "must be a whole number from 1 to 64".into(),
-                    ));
-                }
+                Ok(n) if (1..=64).contains(&n) => Ok(n),
+                _ => Err(fail(name, &v, "must be a whole number from 1 to 64".into())),
             },
         };
-        let max_concurrent_puts = match var("MAX_CONCURRENT_PUTS") {
-            None => DEFAULT_MAX_CONCURRENT_PUTS,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=64).contains(&n) => n,
-                _ => {
-                    return Err(fail(
-                        "MAX_CONCURRENT_PUTS",
-                        &v,
-                        "must be a whole number from 1 to 64".into(),
-                    ));
-                }
-            },
-        };
+        let max_concurrent_objects =
+            concurrency("MAX_CONCURRENT_OBJECTS", DEFAULT_MAX_CONCURRENT_OBJECTS)?;
+        let max_concurrent_puts = concurrency("MAX_CONCURRENT_PUTS", DEFAULT_MAX_CONCURRENT_PUTS)?;
         let checkpoint_store = match var("CHECKPOINT_STORE").as_deref().map(str::trim) {
             None | Some("s3-tags") => CheckpointStoreKind::S3Tags,
             Some("none") => CheckpointStoreKind::Off,

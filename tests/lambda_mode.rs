@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -51,35 +51,8 @@ impl FakeRuntimeApi {
 fn serve(conn: TcpStream, queue: &Mutex<VecDeque<(usize, Value)>>, tx: &mpsc::Sender<Answer>) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone stream"));
     let mut out = conn;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut content_length = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = h.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                content_length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_string();
+    while let Some(req) = common::http::read_request(&mut reader) {
+        let (path, body) = (req.path, req.body);
         if path.ends_with("/invocation/next") {
             let next = queue.lock().expect("not poisoned").pop_front();
             let Some((i, event)) = next else {

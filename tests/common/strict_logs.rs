@@ -8,7 +8,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,33 +95,9 @@ impl StrictLogs {
 fn serve(conn: TcpStream, state: &Mutex<State>, faults: Faults) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut out = conn;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut len = 0;
-        let mut target = String::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => len = v.trim().parse().unwrap_or(0),
-                    "x-amz-target" => target = v.trim().to_string(),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(req) = super::http::read_request(&mut reader) {
+        let target = req.header("x-amz-target").unwrap_or_default().to_string();
+        let body = req.body;
         let op = target.rsplit('.').next().unwrap_or_default().to_string();
         let fault = decide_fault(state, faults, &body);
         let (status, reply) = match fault {
