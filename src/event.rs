@@ -1,12 +1,23 @@
 //! Trigger payload → the S3 objects it announces.
 //!
-//! Pure: takes the JSON the Lambda runtime hands us, returns object references with the key
-//! already URL-decoded. S3 event notifications URL-encode keys (`+` is a space, `%XX` a byte):
-//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>
+//! Pure: takes the JSON the Lambda runtime hands us and recognises it by shape: an S3 event
+//! notification, an SQS message whose body is one (or an SNS envelope, or an EventBridge event),
+//! an SNS notification, or an EventBridge `Object Created` event. Every record counts, not just
+//! the first. S3 notifications URL-encode keys (`+` is a space, `%XX` a byte):
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>;
+//! how EventBridge encodes `detail.object.key` is not documented, so every key is decoded and
+//! the key exactly as given is kept to try when the decoded one does not exist.
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::s3::S3EventRecord;
+use aws_lambda_events::sns::SnsRecord;
+use aws_lambda_events::sqs::SqsMessage;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
+
+/// Envelopes inside envelopes (SNS in SQS …) are followed this deep at most.
+const MAX_NESTING: usize = 3;
 
 /// One S3 object version announced by a trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +25,13 @@ pub struct ObjectRef {
     pub bucket: String,
     /// The key as S3 stores it (decoded).
     pub key: String,
-    /// The key exactly as the notification carried it (URL-encoded).
+    /// The key exactly as the trigger carried it (URL-encoded in S3 notifications).
     pub raw_key: String,
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// The SQS message that announced it, for `batchItemFailures`.
+    pub message_id: Option<String>,
 }
 
 /// What one trigger payload asks of us.
@@ -30,12 +43,16 @@ pub struct Announced {
     pub ignored: Vec<String>,
     /// Records that cannot be understood; each fails on its own.
     pub invalid: Vec<String>,
+    /// SQS messages among `invalid` (they are reported as batch item failures).
+    pub invalid_messages: Vec<String>,
+    /// True when the payload is an SQS batch (the answer is `batchItemFailures`).
+    pub from_sqs: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
     #[error(
-        "unrecognised trigger payload: expected an S3 event notification with a `Records` array ({0})"
+        "unrecognised trigger payload: expected an S3 event notification, an SQS or SNS event, or an EventBridge S3 event ({0})"
     )]
     UnknownShape(String),
 }
@@ -55,59 +72,151 @@ pub fn decode_key(raw: &str) -> Result<String, KeyError> {
         .map_err(|_| KeyError::NotUtf8(raw.to_string()))
 }
 
-/// Reads every record of an S3 event notification (never just the first).
+/// Reads every record of a trigger payload.
 pub fn announced_objects(payload: &Value) -> Result<Announced, EventError> {
-    // S3 sends `s3:TestEvent` once when a notification is configured; it has no Records.
-    if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Ok(Announced {
-            ignored: vec!["s3:TestEvent".to_string()],
-            ..Announced::default()
-        });
-    }
-    let records = payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| EventError::UnknownShape(shape_hint(payload)))?;
-
     let mut out = Announced::default();
-    for (i, record) in records.iter().enumerate() {
-        match serde_json::from_value::<S3EventRecord>(record.clone()) {
-            Ok(rec) => classify(i, rec, &mut out),
-            Err(e) => out
-                .invalid
-                .push(format!("record {i}: not an S3 event record: {e}")),
-        }
+    if !collect(payload, None, "", 0, &mut out) {
+        return Err(EventError::UnknownShape(shape_hint(payload)));
     }
     Ok(out)
 }
 
-fn classify(i: usize, rec: S3EventRecord, out: &mut Announced) {
+/// Adds what `v` announces; false when `v` has no shape we know.
+fn collect(v: &Value, message_id: Option<&str>, at: &str, depth: usize, out: &mut Announced) -> bool {
+    if depth > MAX_NESTING {
+        return false;
+    }
+    // S3 sends `s3:TestEvent` once when a notification is configured; it has no Records.
+    if v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        out.ignored.push(format!("{at}s3:TestEvent"));
+        return true;
+    }
+    // An SNS envelope delivered to SQS without raw message delivery.
+    if v.get("Type").and_then(Value::as_str) == Some("Notification") {
+        if let Some(msg) = v.get("Message").and_then(Value::as_str) {
+            nested(msg, message_id, &format!("{at}SNS message: "), depth, out);
+            return true;
+        }
+    }
+    if v.get("detail-type").is_some() && v.get("source").is_some() {
+        eventbridge(v, message_id, at, out);
+        return true;
+    }
+    let Some(records) = v.get("Records").and_then(Value::as_array) else {
+        return false;
+    };
+    if depth == 0 {
+        out.from_sqs = records.first().and_then(|r| r.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs");
+    }
+    let n = records.len();
+    for (i, record) in records.iter().enumerate() {
+        let here = format!("{at}record {} of {n}: ", i + 1);
+        let source = record
+            .get("eventSource")
+            .or_else(|| record.get("EventSource"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match source {
+            "aws:sqs" => match serde_json::from_value::<SqsMessage>(record.clone()) {
+                Ok(m) => {
+                    let id = m.message_id.clone().unwrap_or_default();
+                    let here = format!("{at}SQS message {id}: ");
+                    nested(m.body.as_deref().unwrap_or_default(), Some(&id), &here, depth, out);
+                }
+                Err(e) => invalid(out, message_id, format!("{here}not an SQS message: {e}")),
+            },
+            "aws:sns" => match serde_json::from_value::<SnsRecord>(record.clone()) {
+                Ok(r) => nested(&r.sns.message, message_id, &format!("{here}SNS message: "), depth, out),
+                Err(e) => invalid(out, message_id, format!("{here}not an SNS record: {e}")),
+            },
+            _ => match serde_json::from_value::<S3EventRecord>(record.clone()) {
+                Ok(rec) => classify(&here, message_id, rec, out),
+                Err(e) => invalid(out, message_id, format!("{here}not an S3 event record: {e}")),
+            },
+        }
+    }
+    true
+}
+
+/// A JSON document carried as a string (SQS body, SNS message).
+fn nested(text: &str, message_id: Option<&str>, at: &str, depth: usize, out: &mut Announced) {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => {
+            if !collect(&v, message_id, at, depth + 1, out) {
+                invalid(out, message_id, format!("{at}not an S3, SNS or EventBridge notification ({})", shape_hint(&v)));
+            }
+        }
+        Err(e) => invalid(out, message_id, format!("{at}not JSON: {e}")),
+    }
+}
+
+fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
+    out.invalid.push(reason);
+    if let Some(id) = message_id {
+        if !out.invalid_messages.iter().any(|m| m == id) {
+            out.invalid_messages.push(id.to_string());
+        }
+    }
+}
+
+fn eventbridge(v: &Value, message_id: Option<&str>, at: &str, out: &mut Announced) {
+    let ev = match serde_json::from_value::<EventBridgeEvent<Value>>(v.clone()) {
+        Ok(ev) => ev,
+        Err(e) => return invalid(out, message_id, format!("{at}not an EventBridge event: {e}")),
+    };
+    if ev.source != "aws.s3" || ev.detail_type != "Object Created" {
+        out.ignored.push(format!("{at}EventBridge {:?} from {:?} is not an object creation", ev.detail_type, ev.source));
+        return;
+    }
+    let d = &ev.detail;
+    let (Some(bucket), Some(raw_key)) = (d["bucket"]["name"].as_str(), d["object"]["key"].as_str()) else {
+        return invalid(out, message_id, format!("{at}EventBridge event without detail.bucket.name or detail.object.key"));
+    };
+    push_object(
+        out,
+        message_id,
+        bucket.to_string(),
+        raw_key.to_string(),
+        d["object"]["size"].as_u64(),
+        d["object"]["etag"].as_str().map(str::to_string),
+        d["object"]["version-id"].as_str().map(str::to_string),
+    );
+}
+
+fn classify(at: &str, message_id: Option<&str>, rec: S3EventRecord, out: &mut Announced) {
     let name = rec.event_name.unwrap_or_default();
     if !name.starts_with("ObjectCreated:") {
-        out.ignored.push(format!(
-            "record {i}: event {name:?} is not an object creation"
-        ));
+        out.ignored.push(format!("{at}event {name:?} is not an object creation"));
         return;
     }
     let (Some(bucket), Some(raw_key)) = (rec.s3.bucket.name, rec.s3.object.key) else {
-        out.invalid.push(format!(
-            "record {i}: missing s3.bucket.name or s3.object.key"
-        ));
-        return;
+        return invalid(out, message_id, format!("{at}missing s3.bucket.name or s3.object.key"));
     };
-    match decode_key(&raw_key) {
-        Ok(key) => out.objects.push(ObjectRef {
-            bucket,
-            key,
-            raw_key,
-            size: rec.s3.object.size.and_then(|s| u64::try_from(s).ok()),
-            etag: rec.s3.object.e_tag.filter(|e| !e.is_empty()),
-            version_id: rec.s3.object.version_id.filter(|v| !v.is_empty()),
-        }),
-        Err(e) => out
-            .invalid
-            .push(format!("record {i} in bucket {bucket:?}: {e}")),
-    }
+    let size = rec.s3.object.size.and_then(|s| u64::try_from(s).ok());
+    push_object(out, message_id, bucket, raw_key, size, rec.s3.object.e_tag, rec.s3.object.version_id);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_object(
+    out: &mut Announced,
+    message_id: Option<&str>,
+    bucket: String,
+    raw_key: String,
+    size: Option<u64>,
+    etag: Option<String>,
+    version_id: Option<String>,
+) {
+    // A key that is not valid URL encoding can only be meant as it is.
+    let key = decode_key(&raw_key).unwrap_or_else(|_| raw_key.clone());
+    out.objects.push(ObjectRef {
+        bucket,
+        key,
+        raw_key,
+        size,
+        etag: etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
+        version_id: version_id.filter(|v| !v.is_empty()),
+        message_id: message_id.map(str::to_string),
+    });
 }
 
 fn shape_hint(payload: &Value) -> String {
@@ -177,28 +286,90 @@ mod tests {
             record("ObjectRemoved:Delete", "logs", "nginx/x"),
             record("ObjectCreated:CompleteMultipartUpload", "logs", "nginx/i-0123456789abcdef1/error/e.log.gz"),
             {"eventName": "ObjectCreated:Put"},
-            record("ObjectCreated:Put", "logs", "bad%FF"),
+            record("ObjectCreated:Put", "logs", "literal%FF"),
         ]});
         let got = announced_objects(&payload).unwrap();
         let keys: Vec<&str> = got.objects.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "nginx/i-0123456789abcdef0/access/a b.log",
-                "nginx/i-0123456789abcdef1/error/e.log.gz"
-            ]
-        );
-        assert_eq!(
-            got.objects[0].raw_key,
-            "nginx/i-0123456789abcdef0/access/a+b.log"
-        );
+        // A key that is not valid URL encoding is taken as it is.
+        assert_eq!(keys, ["nginx/i-0123456789abcdef0/access/a b.log", "nginx/i-0123456789abcdef1/error/e.log.gz", "literal%FF"]);
+        assert_eq!(got.objects[0].raw_key, "nginx/i-0123456789abcdef0/access/a+b.log");
         assert_eq!(got.objects[0].size, Some(1234));
-        assert_eq!(
-            got.objects[0].etag.as_deref(),
-            Some("0123456789abcdef0123456789abcdef")
-        );
+        assert_eq!(got.objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(got.ignored.len(), 1);
-        assert_eq!(got.invalid.len(), 2, "{:?}", got.invalid);
+        assert_eq!(got.invalid.len(), 1, "{:?}", got.invalid);
+        assert!(got.invalid[0].starts_with("record 4 of 5: "), "{:?}", got.invalid);
+        assert!(!got.from_sqs);
+    }
+
+    fn sqs(id: &str, body: &str) -> Value {
+        json!({"messageId": id, "receiptHandle": "AQEB…", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+               "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nginx-logs", "awsRegion": "us-east-1"})
+    }
+
+    fn sns(message: &str) -> Value {
+        json!({"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1",
+               "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                       "Subject": "Amazon S3 Notification", "Message": message, "Timestamp": "2026-11-24T10:00:12.345Z",
+                       "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://y",
+                       "MessageAttributes": {}}})
+    }
+
+    fn eventbridge(detail_type: &str, key: &str) -> Value {
+        json!({"version": "0", "id": "c9888434-815d-c6f4-9fc2-4dd7bdeccaaf", "detail-type": detail_type, "source": "aws.s3",
+               "account": "123456789012", "time": "2026-11-24T10:00:12Z", "region": "us-east-1",
+               "resources": ["arn:aws:s3:::logs"],
+               "detail": {"version": "0", "bucket": {"name": "logs"},
+                          "object": {"key": key, "size": 99, "etag": "4af981f98d22a0b9979da24b259e5e42-12",
+                                     "version-id": "uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G", "sequencer": "0064D3901D00059242"},
+                          "request-id": "R", "requester": "123456789012", "reason": "PutObject"}})
+    }
+
+    #[test]
+    fn every_envelope_announces_the_same_object() {
+        let s3 = json!({"Records": [record("ObjectCreated:Put", "logs", "nginx/i-0123456789abcdef0/access/a+b%2B.log")]});
+        let sns_envelope = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": s3.to_string()});
+        let shapes = [
+            ("s3", s3.clone(), None),
+            ("sqs", json!({"Records": [sqs("m-1", &s3.to_string())]}), Some("m-1")),
+            ("sns", json!({"Records": [sns(&s3.to_string())]}), None),
+            ("sns→sqs", json!({"Records": [sqs("m-2", &sns_envelope.to_string())]}), Some("m-2")),
+            ("eventbridge", eventbridge("Object Created", "nginx/i-0123456789abcdef0/access/a b+.log"), None),
+            ("eventbridge→sqs", json!({"Records": [sqs("m-3", &eventbridge("Object Created", "nginx/i-0123456789abcdef0/access/a b+.log").to_string())]}), Some("m-3")),
+        ];
+        for (name, payload, message_id) in shapes {
+            let got = announced_objects(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got.objects.len(), 1, "{name}: {got:?}");
+            let o = &got.objects[0];
+            assert_eq!((o.bucket.as_str(), o.message_id.as_deref()), ("logs", message_id), "{name}");
+            assert_eq!(got.from_sqs, message_id.is_some(), "{name}");
+            if name.starts_with("eventbridge") {
+                // Decoded first; the key as given is kept to try if the decoded one is missing.
+                assert_eq!((o.key.as_str(), o.raw_key.as_str()), ("nginx/i-0123456789abcdef0/access/a b .log", "nginx/i-0123456789abcdef0/access/a b+.log"));
+                assert_eq!(o.version_id.as_deref(), Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G"));
+            } else {
+                assert_eq!(o.key, "nginx/i-0123456789abcdef0/access/a b+.log", "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn sqs_batch_with_bad_and_test_messages() {
+        let s3 = json!({"Records": [record("ObjectCreated:Put", "logs", "nginx/i-0123456789abcdef0/access/a.log")]});
+        let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "logs"});
+        let payload = json!({"Records": [
+            sqs("ok", &s3.to_string()),
+            sqs("not-json", "hello"),
+            sqs("test", &test_event.to_string()),
+            sqs("other", "{\"foo\": 1}"),
+            sqs("deleted", &eventbridge("Object Deleted", "k").to_string()),
+        ]});
+        let got = announced_objects(&payload).unwrap();
+        assert!(got.from_sqs);
+        assert_eq!(got.objects.len(), 1);
+        assert_eq!(got.invalid_messages, ["not-json", "other"]);
+        assert_eq!(got.ignored.len(), 2, "{:?}", got.ignored);
+        assert!(got.invalid.iter().all(|r| r.starts_with("SQS message ")), "{:?}", got.invalid);
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub struct Shared<K, C> {
 }
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
-/// only this object.
+/// only this object. When the decoded key does not exist, the key exactly as the trigger gave
+/// it is tried (EventBridge does not document its key encoding).
 pub async fn forward_object<S, K, C>(
     source: &S,
     shared: &Shared<K, C>,
@@ -88,7 +89,31 @@ where
     K: LogSink + 'static,
     C: CheckpointStore + 'static,
 {
+    let (report, missing) = forward_key(source, shared, config, obj).await;
+    if missing && obj.raw_key != obj.key {
+        let as_given = ObjectRef { key: obj.raw_key.clone(), ..obj.clone() };
+        let (alt, alt_missing) = forward_key(source, shared, config, &as_given).await;
+        if !alt_missing {
+            return alt;
+        }
+    }
+    report
+}
+
+/// One attempt at one key; the flag is true when the object does not exist.
+async fn forward_key<S, K, C>(
+    source: &S,
+    shared: &Shared<K, C>,
+    config: &Config,
+    obj: &ObjectRef,
+) -> (ObjectReport, bool)
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
     let mut report = ObjectReport {
+        message_id: obj.message_id.clone(),
         bucket: obj.bucket.clone(),
         key: obj.key.clone(),
         outcome: Outcome::Skipped {
@@ -106,13 +131,18 @@ where
             report.outcome = Outcome::Skipped {
                 reason: e.to_string(),
             };
-            return report;
+            return (report, false);
         }
     };
 
     // What earlier deliveries of this object achieved.
     let stored = match shared.checkpoints.load(obj).await {
         Ok(s) => Some(s),
+        Err(CheckpointError::NotFound { bucket, key }) => {
+            let e = SourceError::NotFound { bucket, key };
+            report.outcome = Outcome::Failed { error: e.to_string() };
+            return (report, true);
+        }
         Err(e) => {
             checkpoint_trouble(shared, &e);
             report.checkpoint_error = Some(e.to_string());
@@ -132,7 +162,7 @@ where
     {
         info!(bucket = %obj.bucket, key, "already delivered; skipping");
         report.outcome = Outcome::AlreadyDelivered;
-        return report;
+        return (report, false);
     }
 
     let opened = match open(source, obj, progress.as_ref()).await {
@@ -141,14 +171,15 @@ where
             let reason = "superseded: the object was overwritten after this event; the newer object's own event forwards it".to_string();
             info!(bucket = %obj.bucket, key, "{reason}");
             report.outcome = Outcome::Skipped { reason };
-            return report;
+            return (report, false);
         }
         Err(e) => {
+            let missing = matches!(e, SourceError::NotFound { .. });
             warn!(bucket = %obj.bucket, key, "{e}");
             report.outcome = Outcome::Failed {
                 error: e.to_string(),
             };
-            return report;
+            return (report, missing);
         }
     };
     let (opened, progress) = opened;
@@ -159,7 +190,7 @@ where
     {
         info!(bucket = %obj.bucket, key, "already delivered; skipping");
         report.outcome = Outcome::AlreadyDelivered;
-        return report;
+        return (report, false);
     }
 
     let resume = match &progress {
@@ -217,7 +248,7 @@ where
             report.outcome = Outcome::Failed { error };
         }
     }
-    report
+    (report, false)
 }
 
 fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {

@@ -84,6 +84,8 @@ pub enum CheckpointError {
         "s3://{bucket}/{key} already has 10 tags, the most S3 allows: no room for the progress tag"
     )]
     Full { bucket: String, key: String },
+    #[error("s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
     #[error("progress tag of s3://{bucket}/{key}: {detail}")]
     Other {
         bucket: String,

@@ -66,6 +66,9 @@ pub enum Outcome {
 pub struct ObjectReport {
     pub bucket: String,
     pub key: String,
+    /// The SQS message that announced the object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
     #[serde(flatten)]

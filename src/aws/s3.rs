@@ -88,6 +88,12 @@ fn checkpoint_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
     let denied = e.as_service_error().and_then(|s| s.code()) == Some("AccessDenied")
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
+    let code = e.as_service_error().and_then(|s| s.code());
+    if matches!(code, Some("NoSuchKey" | "NoSuchBucket" | "NoSuchVersion"))
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+    {
+        return CheckpointError::NotFound { bucket, key };
+    }
     let detail = DisplayErrorContext(&e).to_string();
     if denied {
         CheckpointError::Denied {
