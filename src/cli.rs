@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 
+use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -294,6 +295,17 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
                 error_message: e.to_string(),
             })?;
         log_summary(&summary);
+        if summary.from_sqs {
+            // ReportBatchItemFailures: only the failed messages return to the queue.
+            let mut response = SqsBatchResponse::default();
+            for id in &summary.failed_messages {
+                response.add_failure(id.clone());
+            }
+            return serde_json::to_value(&response).map_err(|e| Diagnostic {
+                error_type: "SummaryNotSerialisable".into(),
+                error_message: e.to_string(),
+            });
+        }
         if summary.has_failures() {
             // An error makes Lambda retry the invocation (async) or the message (SQS); the
             // runtime logs it.

@@ -82,7 +82,13 @@ pub fn announced_objects(payload: &Value) -> Result<Announced, EventError> {
 }
 
 /// Adds what `v` announces; false when `v` has no shape we know.
-fn collect(v: &Value, message_id: Option<&str>, at: &str, depth: usize, out: &mut Announced) -> bool {
+fn collect(
+    v: &Value,
+    message_id: Option<&str>,
+    at: &str,
+    depth: usize,
+    out: &mut Announced,
+) -> bool {
     if depth > MAX_NESTING {
         return false;
     }
@@ -106,7 +112,11 @@ fn collect(v: &Value, message_id: Option<&str>, at: &str, depth: usize, out: &mu
         return false;
     };
     if depth == 0 {
-        out.from_sqs = records.first().and_then(|r| r.get("eventSource")).and_then(Value::as_str) == Some("aws:sqs");
+        out.from_sqs = records
+            .first()
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs");
     }
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
@@ -121,17 +131,33 @@ fn collect(v: &Value, message_id: Option<&str>, at: &str, depth: usize, out: &mu
                 Ok(m) => {
                     let id = m.message_id.clone().unwrap_or_default();
                     let here = format!("{at}SQS message {id}: ");
-                    nested(m.body.as_deref().unwrap_or_default(), Some(&id), &here, depth, out);
+                    nested(
+                        m.body.as_deref().unwrap_or_default(),
+                        Some(&id),
+                        &here,
+                        depth,
+                        out,
+                    );
                 }
                 Err(e) => invalid(out, message_id, format!("{here}not an SQS message: {e}")),
             },
             "aws:sns" => match serde_json::from_value::<SnsRecord>(record.clone()) {
-                Ok(r) => nested(&r.sns.message, message_id, &format!("{here}SNS message: "), depth, out),
+                Ok(r) => nested(
+                    &r.sns.message,
+                    message_id,
+                    &format!("{here}SNS message: "),
+                    depth,
+                    out,
+                ),
                 Err(e) => invalid(out, message_id, format!("{here}not an SNS record: {e}")),
             },
             _ => match serde_json::from_value::<S3EventRecord>(record.clone()) {
                 Ok(rec) => classify(&here, message_id, rec, out),
-                Err(e) => invalid(out, message_id, format!("{here}not an S3 event record: {e}")),
+                Err(e) => invalid(
+                    out,
+                    message_id,
+                    format!("{here}not an S3 event record: {e}"),
+                ),
             },
         }
     }
@@ -143,7 +169,14 @@ fn nested(text: &str, message_id: Option<&str>, at: &str, depth: usize, out: &mu
     match serde_json::from_str::<Value>(text) {
         Ok(v) => {
             if !collect(&v, message_id, at, depth + 1, out) {
-                invalid(out, message_id, format!("{at}not an S3, SNS or EventBridge notification ({})", shape_hint(&v)));
+                invalid(
+                    out,
+                    message_id,
+                    format!(
+                        "{at}not an S3, SNS or EventBridge notification ({})",
+                        shape_hint(&v)
+                    ),
+                );
             }
         }
         Err(e) => invalid(out, message_id, format!("{at}not JSON: {e}")),
@@ -162,15 +195,29 @@ fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
 fn eventbridge(v: &Value, message_id: Option<&str>, at: &str, out: &mut Announced) {
     let ev = match serde_json::from_value::<EventBridgeEvent<Value>>(v.clone()) {
         Ok(ev) => ev,
-        Err(e) => return invalid(out, message_id, format!("{at}not an EventBridge event: {e}")),
+        Err(e) => {
+            return invalid(
+                out,
+                message_id,
+                format!("{at}not an EventBridge event: {e}"),
+            );
+        }
     };
     if ev.source != "aws.s3" || ev.detail_type != "Object Created" {
-        out.ignored.push(format!("{at}EventBridge {:?} from {:?} is not an object creation", ev.detail_type, ev.source));
+        out.ignored.push(format!(
+            "{at}EventBridge {:?} from {:?} is not an object creation",
+            ev.detail_type, ev.source
+        ));
         return;
     }
     let d = &ev.detail;
-    let (Some(bucket), Some(raw_key)) = (d["bucket"]["name"].as_str(), d["object"]["key"].as_str()) else {
-        return invalid(out, message_id, format!("{at}EventBridge event without detail.bucket.name or detail.object.key"));
+    let (Some(bucket), Some(raw_key)) = (d["bucket"]["name"].as_str(), d["object"]["key"].as_str())
+    else {
+        return invalid(
+            out,
+            message_id,
+            format!("{at}EventBridge event without detail.bucket.name or detail.object.key"),
+        );
     };
     push_object(
         out,
@@ -186,14 +233,27 @@ fn eventbridge(v: &Value, message_id: Option<&str>, at: &str, out: &mut Announce
 fn classify(at: &str, message_id: Option<&str>, rec: S3EventRecord, out: &mut Announced) {
     let name = rec.event_name.unwrap_or_default();
     if !name.starts_with("ObjectCreated:") {
-        out.ignored.push(format!("{at}event {name:?} is not an object creation"));
+        out.ignored
+            .push(format!("{at}event {name:?} is not an object creation"));
         return;
     }
     let (Some(bucket), Some(raw_key)) = (rec.s3.bucket.name, rec.s3.object.key) else {
-        return invalid(out, message_id, format!("{at}missing s3.bucket.name or s3.object.key"));
+        return invalid(
+            out,
+            message_id,
+            format!("{at}missing s3.bucket.name or s3.object.key"),
+        );
     };
     let size = rec.s3.object.size.and_then(|s| u64::try_from(s).ok());
-    push_object(out, message_id, bucket, raw_key, size, rec.s3.object.e_tag, rec.s3.object.version_id);
+    push_object(
+        out,
+        message_id,
+        bucket,
+        raw_key,
+        size,
+        rec.s3.object.e_tag,
+        rec.s3.object.version_id,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -213,7 +273,9 @@ fn push_object(
         key,
         raw_key,
         size,
-        etag: etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty()),
+        etag: etag
+            .map(|e| e.trim_matches('"').to_string())
+            .filter(|e| !e.is_empty()),
         version_id: version_id.filter(|v| !v.is_empty()),
         message_id: message_id.map(str::to_string),
     });
@@ -291,13 +353,30 @@ mod tests {
         let got = announced_objects(&payload).unwrap();
         let keys: Vec<&str> = got.objects.iter().map(|o| o.key.as_str()).collect();
         // A key that is not valid URL encoding is taken as it is.
-        assert_eq!(keys, ["nginx/i-0123456789abcdef0/access/a b.log", "nginx/i-0123456789abcdef1/error/e.log.gz", "literal%FF"]);
-        assert_eq!(got.objects[0].raw_key, "nginx/i-0123456789abcdef0/access/a+b.log");
+        assert_eq!(
+            keys,
+            [
+                "nginx/i-0123456789abcdef0/access/a b.log",
+                "nginx/i-0123456789abcdef1/error/e.log.gz",
+                "literal%FF"
+            ]
+        );
+        assert_eq!(
+            got.objects[0].raw_key,
+            "nginx/i-0123456789abcdef0/access/a+b.log"
+        );
         assert_eq!(got.objects[0].size, Some(1234));
-        assert_eq!(got.objects[0].etag.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            got.objects[0].etag.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
         assert_eq!(got.ignored.len(), 1);
         assert_eq!(got.invalid.len(), 1, "{:?}", got.invalid);
-        assert!(got.invalid[0].starts_with("record 4 of 5: "), "{:?}", got.invalid);
+        assert!(
+            got.invalid[0].starts_with("record 4 of 5: "),
+            "{:?}",
+            got.invalid
+        );
         assert!(!got.from_sqs);
     }
 
@@ -331,22 +410,54 @@ mod tests {
         let sns_envelope = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": s3.to_string()});
         let shapes = [
             ("s3", s3.clone(), None),
-            ("sqs", json!({"Records": [sqs("m-1", &s3.to_string())]}), Some("m-1")),
+            (
+                "sqs",
+                json!({"Records": [sqs("m-1", &s3.to_string())]}),
+                Some("m-1"),
+            ),
             ("sns", json!({"Records": [sns(&s3.to_string())]}), None),
-            ("sns→sqs", json!({"Records": [sqs("m-2", &sns_envelope.to_string())]}), Some("m-2")),
-            ("eventbridge", eventbridge("Object Created", "nginx/i-0123456789abcdef0/access/a b+.log"), None),
-            ("eventbridge→sqs", json!({"Records": [sqs("m-3", &eventbridge("Object Created", "nginx/i-0123456789abcdef0/access/a b+.log").to_string())]}), Some("m-3")),
+            (
+                "sns→sqs",
+                json!({"Records": [sqs("m-2", &sns_envelope.to_string())]}),
+                Some("m-2"),
+            ),
+            (
+                "eventbridge",
+                eventbridge(
+                    "Object Created",
+                    "nginx/i-0123456789abcdef0/access/a b+.log",
+                ),
+                None,
+            ),
+            (
+                "eventbridge→sqs",
+                json!({"Records": [sqs("m-3", &eventbridge("Object Created", "nginx/i-0123456789abcdef0/access/a b+.log").to_string())]}),
+                Some("m-3"),
+            ),
         ];
         for (name, payload, message_id) in shapes {
             let got = announced_objects(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(got.objects.len(), 1, "{name}: {got:?}");
             let o = &got.objects[0];
-            assert_eq!((o.bucket.as_str(), o.message_id.as_deref()), ("logs", message_id), "{name}");
+            assert_eq!(
+                (o.bucket.as_str(), o.message_id.as_deref()),
+                ("logs", message_id),
+                "{name}"
+            );
             assert_eq!(got.from_sqs, message_id.is_some(), "{name}");
             if name.starts_with("eventbridge") {
                 // Decoded first; the key as given is kept to try if the decoded one is missing.
-                assert_eq!((o.key.as_str(), o.raw_key.as_str()), ("nginx/i-0123456789abcdef0/access/a b .log", "nginx/i-0123456789abcdef0/access/a b+.log"));
-                assert_eq!(o.version_id.as_deref(), Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G"));
+                assert_eq!(
+                    (o.key.as_str(), o.raw_key.as_str()),
+                    (
+                        "nginx/i-0123456789abcdef0/access/a b .log",
+                        "nginx/i-0123456789abcdef0/access/a b+.log"
+                    )
+                );
+                assert_eq!(
+                    o.version_id.as_deref(),
+                    Some("uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G")
+                );
             } else {
                 assert_eq!(o.key, "nginx/i-0123456789abcdef0/access/a b+.log", "{name}");
             }
@@ -369,7 +480,11 @@ mod tests {
         assert_eq!(got.objects.len(), 1);
         assert_eq!(got.invalid_messages, ["not-json", "other"]);
         assert_eq!(got.ignored.len(), 2, "{:?}", got.ignored);
-        assert!(got.invalid.iter().all(|r| r.starts_with("SQS message ")), "{:?}", got.invalid);
+        assert!(
+            got.invalid.iter().all(|r| r.starts_with("SQS message ")),
+            "{:?}",
+            got.invalid
+        );
     }
 
     #[test]

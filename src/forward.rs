@@ -91,7 +91,10 @@ where
 {
     let (report, missing) = forward_key(source, shared, config, obj).await;
     if missing && obj.raw_key != obj.key {
-        let as_given = ObjectRef { key: obj.raw_key.clone(), ..obj.clone() };
+        let as_given = ObjectRef {
+            key: obj.raw_key.clone(),
+            ..obj.clone()
+        };
         let (alt, alt_missing) = forward_key(source, shared, config, &as_given).await;
         if !alt_missing {
             return alt;
@@ -140,7 +143,9 @@ where
         Ok(s) => Some(s),
         Err(CheckpointError::NotFound { bucket, key }) => {
             let e = SourceError::NotFound { bucket, key };
-            report.outcome = Outcome::Failed { error: e.to_string() };
+            report.outcome = Outcome::Failed {
+                error: e.to_string(),
+            };
             return (report, true);
         }
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::event::{EventError, announced_objects};
 use crate::forward::{Clock, Shared, forward_object, system_clock};
 use crate::ports::{CheckpointStore, LogSink, NoCheckpoints, ObjectSource};
-use crate::summary::{EXACTLY_ONCE, Summary};
+use crate::summary::{EXACTLY_ONCE, Outcome, Summary};
 
 /// Built once per cold start; serves every invocation of a warm Lambda.
 pub struct Handler<S, K, C = NoCheckpoints> {
@@ -90,9 +90,16 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             delivery: EXACTLY_ONCE,
             records_ignored: announced.ignored,
             records_invalid: announced.invalid,
+            failed_messages: announced.invalid_messages,
+            from_sqs: announced.from_sqs,
             ..Summary::default()
         };
         for r in reports {
+            if let (Outcome::Failed { .. }, Some(id)) = (&r.outcome, &r.message_id)
+                && !summary.failed_messages.contains(id)
+            {
+                summary.failed_messages.push(id.clone());
+            }
             summary.push(r);
         }
         summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -99,6 +99,13 @@ pub struct Summary {
     pub records_ignored: Vec<String>,
     /// Records that could not be understood (they count as failures).
     pub records_invalid: Vec<String>,
+    /// SQS message IDs to retry (`batchItemFailures`): messages with a failed object or that
+    /// could not be understood.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_messages: Vec<String>,
+    /// The payload was an SQS batch: Lambda gets `batchItemFailures`, not an error.
+    #[serde(skip)]
+    pub from_sqs: bool,
     #[serde(flatten)]
     pub totals: Counters,
     pub duration_ms: u64,

@@ -256,3 +256,78 @@ async fn events_outside_cloudwatchs_time_window_are_counted_not_sent() {
         assert!(h.sink.puts().is_empty());
     }
 }
+
+#[tokio::test]
+async fn every_envelope_delivers_the_same_objects() {
+    let reference = {
+        let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+            .with_clock(fixture_clock());
+        h.handle(&event_fixture("s3-put.json")).await.unwrap();
+        h.sink.messages()
+    };
+    for (file, objects) in [
+        ("sqs-s3.json", 2),
+        ("sns-s3.json", 2),
+        ("sqs-sns-s3.json", 2),
+        ("sqs-eventbridge.json", 2),
+        ("eventbridge-object-created.json", 1),
+    ] {
+        let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+            .with_clock(fixture_clock());
+        let s = h
+            .handle(&event_fixture(file))
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            (s.objects_delivered, s.objects_failed),
+            (objects, 0),
+            "{file}: {s:#?}"
+        );
+        assert!(s.failed_messages.is_empty(), "{file}");
+        assert_eq!(s.from_sqs, file.starts_with("sqs-"), "{file}");
+        let got = h.sink.messages();
+        for (stream, messages) in &got {
+            assert_eq!(messages, &reference[stream], "{file}: {stream:?}");
+        }
+        assert_eq!(got.len(), objects as usize, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_exactly_the_failed_message() {
+    let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+        .with_clock(fixture_clock());
+    let s = h
+        .handle(&event_fixture("sqs-batch-one-missing.json"))
+        .await
+        .unwrap();
+    assert!(s.from_sqs);
+    assert_eq!((s.objects_delivered, s.objects_failed), (2, 1), "{s:#?}");
+    assert_eq!(s.failed_messages, ["9a3c1f52-4d1e-4f0b-a1a7-3b5e6d7c8f90"]);
+    assert_eq!(
+        s.records_ignored.len(),
+        1,
+        "the test event inside a message is acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn keys_with_space_plus_and_percent_are_found_whatever_the_encoding() {
+    let key = "nginx/i-0123456789abcdef0/access/a b+c%d.log";
+    let body = read_fixture("tests/data/access.log");
+    let s3 = common::s3_event(BUCKET, &[key]); // encoded as S3 does: a+b%2Bc%25d.log
+    let mut eventbridge = event_fixture("eventbridge-object-created.json");
+    eventbridge["detail"]["object"]["key"] = Value::from(key); // as given, unencoded
+    eventbridge["detail"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("etag");
+    for payload in [s3, eventbridge] {
+        let source = FakeSource::default().with(BUCKET, key, body.clone());
+        let h =
+            Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+        let s = h.handle(&payload).await.unwrap();
+        assert_eq!(s.objects_delivered, 1, "{s:#?}");
+        assert_eq!(s.objects[0].key, key);
+    }
+}

@@ -95,6 +95,19 @@ fn serve(conn: TcpStream, queue: &Mutex<VecDeque<(usize, Value)>>, tx: &mpsc::Se
     }
 }
 
+/// An SQS event whose messages carry these bodies.
+fn sqs_batch(messages: &[(&str, Value)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({"messageId": id, "receiptHandle": "r", "body": body.to_string(), "attributes": {},
+                "messageAttributes": {}, "md5OfBody": "m", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
 #[tokio::test]
 async fn lambda_mode_answers_with_the_summary_or_an_error() {
     let moto = Moto::start();
@@ -123,6 +136,16 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
             "lambda-mode-test",
             &["nginx/i-0123456789abcdef0/access/missing.log"],
         ),
+        sqs_batch(&[
+            ("msg-ok", s3_event("lambda-mode-test", &[&key])),
+            (
+                "msg-missing",
+                s3_event(
+                    "lambda-mode-test",
+                    &["nginx/i-0123456789abcdef0/access/gone.log"],
+                ),
+            ),
+        ]),
     ]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
         .envs(moto.env())
@@ -146,6 +169,10 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
         .answers
         .recv_timeout(wait)
         .expect("an answer to the second invocation");
+    let batch = api
+        .answers
+        .recv_timeout(wait)
+        .expect("an answer to the third invocation");
     child.kill().ok();
     let output = child.wait_with_output().expect("collect output");
 
@@ -170,6 +197,23 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
         "{message}"
     );
 
+    // An SQS batch is answered with the failed message only (ReportBatchItemFailures). The
+    // other message's object was delivered by the first invocation: its progress tag says so.
+    assert_eq!(
+        (batch.request_id.as_str(), batch.kind.as_str()),
+        ("req-2", "response"),
+        "{batch:?}"
+    );
+    assert_eq!(
+        batch.body,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "msg-missing"}]})
+    );
+    assert_eq!(
+        read_stream(&logs, "nginx-access", instance).await.len(),
+        50,
+        "no line twice"
+    );
+
     // The function's own logs are JSON lines (AWS_LAMBDA_LOG_FORMAT=JSON), one summary each time.
     let logs_text = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<Value> = logs_text
@@ -180,7 +224,7 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
         .iter()
         .filter(|l| l["message"] == "invocation summary")
         .collect();
-    assert_eq!(summaries.len(), 2, "{logs_text}");
+    assert_eq!(summaries.len(), 3, "{logs_text}");
     // Top-level numbers, for Logs Insights queries.
     assert_eq!(summaries[0]["objects_delivered"], 1);
     assert_eq!(summaries[1]["objects_failed"], 1);
