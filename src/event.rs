@@ -98,11 +98,11 @@ fn collect(
         return true;
     }
     // An SNS envelope delivered to SQS without raw message delivery.
-    if v.get("Type").and_then(Value::as_str) == Some("Notification") {
-        if let Some(msg) = v.get("Message").and_then(Value::as_str) {
-            nested(msg, message_id, &format!("{at}SNS message: "), depth, out);
-            return true;
-        }
+    if v.get("Type").and_then(Value::as_str) == Some("Notification")
+        && let Some(msg) = v.get("Message").and_then(Value::as_str)
+    {
+        nested(msg, message_id, &format!("{at}SNS message: "), depth, out);
+        return true;
     }
     if v.get("detail-type").is_some() && v.get("source").is_some() {
         eventbridge(v, message_id, at, out);
@@ -185,10 +185,10 @@ fn nested(text: &str, message_id: Option<&str>, at: &str, depth: usize, out: &mu
 
 fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
     out.invalid.push(reason);
-    if let Some(id) = message_id {
-        if !out.invalid_messages.iter().any(|m| m == id) {
-            out.invalid_messages.push(id.to_string());
-        }
+    if let Some(id) = message_id
+        && !out.invalid_messages.iter().any(|m| m == id)
+    {
+        out.invalid_messages.push(id.to_string());
     }
 }
 
