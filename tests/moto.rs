@@ -284,3 +284,26 @@ async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn eventbridge_and_s3_keys_with_space_plus_and_percent_reach_the_object() {
+    let env = env().await;
+    let key = format!("nginx/{}/access/2026/11/24/a b+c%d.log", "i-0123456789abcdef0");
+    let (text, _) = access_log("i-0123456789abcdef0", 20);
+    env.upload(&key, text.into_bytes()).await;
+    let eventbridge = serde_json::json!({
+        "version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+        "time": "2026-11-24T10:00:12Z", "region": "us-east-1", "resources": [],
+        "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "size": 1},
+                   "request-id": "r", "requester": "123456789012", "reason": "PutObject"}
+    });
+    // With progress records (real S3 tags): the decoded key does not exist, the key as given does.
+    let h = nginx_cloudwatch_forwarder::aws::production_handler(config(&[]), env.s3.clone(), env.logs.clone());
+    let s = h.handle(&eventbridge).await.unwrap();
+    assert_eq!(s.objects_delivered, 1, "{s:#?}");
+    assert_eq!(s.objects[0].key, key);
+    // The S3 notification for the same object (URL-encoded key) finds it delivered.
+    let s = h.handle(&s3_event(BUCKET, &[&key])).await.unwrap();
+    assert_eq!(s.already_delivered, 1, "{s:#?}");
+    assert_eq!(read_stream(&env.logs, "nginx-access", "i-0123456789abcdef0").await.len(), 20);
+}
