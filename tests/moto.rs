@@ -288,7 +288,10 @@ async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
 #[tokio::test]
 async fn eventbridge_and_s3_keys_with_space_plus_and_percent_reach_the_object() {
     let env = env().await;
-    let key = format!("nginx/{}/access/2026/11/24/a b+c%d.log", "i-0123456789abcdef0");
+    let key = format!(
+        "nginx/{}/access/2026/11/24/a b+c%d.log",
+        "i-0123456789abcdef0"
+    );
     let (text, _) = access_log("i-0123456789abcdef0", 20);
     env.upload(&key, text.into_bytes()).await;
     let eventbridge = serde_json::json!({
@@ -298,12 +301,21 @@ async fn eventbridge_and_s3_keys_with_space_plus_and_percent_reach_the_object() 
                    "request-id": "r", "requester": "123456789012", "reason": "PutObject"}
     });
     // With progress records (real S3 tags): the decoded key does not exist, the key as given does.
-    let h = nginx_cloudwatch_forwarder::aws::production_handler(config(&[]), env.s3.clone(), env.logs.clone());
+    let h = nginx_cloudwatch_forwarder::aws::production_handler(
+        config(&[]),
+        env.s3.clone(),
+        env.logs.clone(),
+    );
     let s = h.handle(&eventbridge).await.unwrap();
     assert_eq!(s.objects_delivered, 1, "{s:#?}");
     assert_eq!(s.objects[0].key, key);
     // The S3 notification for the same object (URL-encoded key) finds it delivered.
     let s = h.handle(&s3_event(BUCKET, &[&key])).await.unwrap();
     assert_eq!(s.already_delivered, 1, "{s:#?}");
-    assert_eq!(read_stream(&env.logs, "nginx-access", "i-0123456789abcdef0").await.len(), 20);
+    assert_eq!(
+        read_stream(&env.logs, "nginx-access", "i-0123456789abcdef0")
+            .await
+            .len(),
+        20
+    );
 }
