@@ -30,6 +30,8 @@ pub struct Config {
     pub max_concurrent_puts: usize,
     /// Where per-object progress is kept.
     pub checkpoint_store: CheckpointStoreKind,
+    /// Skip objects that do not look like text instead of forwarding them lossily decoded.
+    pub skip_binary: bool,
 }
 
 /// `CHECKPOINT_STORE`: `s3-tags` (default) keeps progress in a tag on each object; `none`
@@ -123,7 +125,19 @@ impl Config {
                 ));
             }
         };
+        let skip_binary = match var("SKIP_BINARY")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(_) => {
+                let v = var("SKIP_BINARY").unwrap_or_default();
+                return Err(fail("SKIP_BINARY", &v, "must be true or false".into()));
+            }
+        };
         Ok(Self {
+            skip_binary,
             checkpoint_store,
             max_concurrent_puts,
             router,
@@ -199,6 +213,7 @@ mod tests {
             ("MAX_CONCURRENT_OBJECTS", "0"),
             ("MAX_CONCURRENT_PUTS", "65"),
             ("CHECKPOINT_STORE", "dynamodb"),
+            ("SKIP_BINARY", "maybe"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

@@ -53,6 +53,8 @@ enum ForwardError {
         "stopped at line {line} to finish within the Lambda timeout; progress is recorded and the next attempt resumes there"
     )]
     OutOfTime { line: u64 },
+    #[error("content does not look like text: skipped (SKIP_BINARY=true)")]
+    Binary,
 }
 
 /// Milliseconds since the Unix epoch; tests pin it, production reads the system clock.
@@ -247,6 +249,11 @@ where
                 log_stream: route.log_stream,
             };
         }
+        Err(ForwardError::Binary) => {
+            let reason = format!("s3://{}/{}: {}", obj.bucket, key, ForwardError::Binary);
+            warn!("{reason}");
+            report.outcome = Outcome::Skipped { reason };
+        }
         Err(e) => {
             let error = format!("s3://{}/{}: {e}", obj.bucket, key);
             warn!("{error}");
@@ -411,6 +418,14 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             source,
         })?;
         self.gzip = reader.encoding() == Encoding::Gzip;
+        if reader.is_binary() {
+            self.counters.binary_objects = 1;
+            if config.skip_binary {
+                return Err(ForwardError::Binary);
+            }
+            warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(),
+                  "content does not look like text; forwarding its lines lossily decoded (SKIP_BINARY=true skips such objects)");
+        }
         let mut parser = LineParser::new(&config.parse, self.route.kind, fallback_ts);
         let mut batcher = Batcher::new(config.parse.output);
         let mut events: Vec<LogEvent> = Vec::new();
@@ -450,6 +465,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             }
         }
         self.counters.bytes = reader.bytes();
+        self.counters.nul_bytes_stripped = reader.nul_bytes();
         parser.finish(&mut events);
         self.absorb(&mut events, &mut batcher, &mut batches);
         self.position = (reader.next_line_no(), reader.bytes());

@@ -4,6 +4,13 @@
 //! CloudWatch. The pure core (`event`, `route`, `parse`, `batch`, `summary`) has no I/O and no
 //! AWS types; `aws/` holds the adapters behind the narrow traits in `ports`.
 
+// Input never panics the function: no unwrap/expect/panic outside tests (invariants use
+// `unreachable!` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod aws;
 pub mod batch;
 pub mod checkpoint;

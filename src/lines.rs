@@ -1,5 +1,7 @@
 //! Object bytes → lines: gzip (any number of members) detected by magic bytes, plain text
-//! otherwise; split on `\n`, a trailing `\r` dropped; invalid UTF-8 replaced by U+FFFD.
+//! otherwise; split on `\n`, a trailing `\r` dropped; NUL bytes stripped; invalid UTF-8
+//! replaced by U+FFFD. A line longer than [`MAX_LINE_BYTES`] comes out in pieces (with the same
+//! line number) so that memory stays bounded whatever the input.
 
 use std::borrow::Cow;
 use std::io;
@@ -10,6 +12,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 /// The gzip magic number (RFC 1952 §2.3.1).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const READ_BUFFER: usize = 256 * 1024;
+/// Longest line held in memory at once; longer lines are read in pieces of this size.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// How much of the decoded start of an object is looked at to tell text from binary.
+const SNIFF_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -25,6 +31,10 @@ pub struct LineReader {
     bytes: u64,
     line_start: u64,
     encoding: Encoding,
+    binary: bool,
+    /// The last piece returned ended at the length cap: the next one continues its line.
+    continuing: bool,
+    nul_bytes: u64,
 }
 
 impl LineReader {
@@ -42,7 +52,7 @@ impl LineReader {
     ) -> io::Result<Self> {
         let mut raw = BufReader::with_capacity(READ_BUFFER, body);
         let head = raw.fill_buf().await?;
-        let (inner, encoding): (Box<dyn AsyncBufRead + Send + Unpin>, _) =
+        let (mut inner, encoding): (Box<dyn AsyncBufRead + Send + Unpin>, _) =
             if head.starts_with(&GZIP_MAGIC) {
                 let mut gz = GzipDecoder::new(raw);
                 gz.multiple_members(true);
@@ -53,6 +63,9 @@ impl LineReader {
             } else {
                 (Box::new(raw), Encoding::Plain)
             };
+        // A damaged stream fails here too; the caller reports it like any read error.
+        let decoded = inner.fill_buf().await?;
+        let binary = looks_binary(&decoded[..decoded.len().min(SNIFF_BYTES)]);
         Ok(Self {
             inner,
             buf: Vec::with_capacity(4096),
@@ -60,6 +73,9 @@ impl LineReader {
             bytes: first_offset,
             line_start: first_offset,
             encoding,
+            binary,
+            continuing: false,
+            nul_bytes: 0,
         })
     }
 
@@ -67,19 +83,28 @@ impl LineReader {
         self.encoding
     }
 
+    /// True when the start of the decoded object does not look like text.
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
+
+    /// NUL bytes removed so far.
+    pub fn nul_bytes(&self) -> u64 {
+        self.nul_bytes
+    }
+
     /// Decoded bytes read so far (the offset of the next line).
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
 
-    /// Offset of the line [`LineReader::next_line`] returned last.
-    pub fn line_start(&self) -> u64 {
-        self.line_start
-    }
-
     /// Number the next line will have.
     pub fn next_line_no(&self) -> u64 {
-        self.line_no + 1
+        if self.continuing {
+            self.line_no
+        } else {
+            self.line_no + 1
+        }
     }
 
     /// The next line and its 1-based number, or `None` at the end. Blank lines are returned too
@@ -88,29 +113,78 @@ impl LineReader {
         Ok(self.next_line_at().await?.map(|(n, _, l)| (n, l)))
     }
 
-    /// [`LineReader::next_line`] with the byte offset where the line starts.
+    /// [`LineReader::next_line`] with the byte offset where the line (or piece) starts.
     pub async fn next_line_at(&mut self) -> io::Result<Option<(u64, u64, Cow<'_, str>)>> {
         self.buf.clear();
-        let n = self.inner.read_until(b'\n', &mut self.buf).await?;
-        if n == 0 {
+        let mut complete = false;
+        while !complete && self.buf.len() < MAX_LINE_BYTES {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                break;
+            }
+            let room = MAX_LINE_BYTES - self.buf.len();
+            let (take, found) = match memchr::memchr(b'\n', &available[..available.len().min(room)])
+            {
+                Some(i) => (i + 1, true),
+                None => (available.len().min(room), false),
+            };
+            self.buf.extend_from_slice(&available[..take]);
+            self.inner.consume(take);
+            complete = found;
+        }
+        if self.buf.is_empty() {
             return Ok(None);
         }
+        let n = self.buf.len();
         self.line_start = self.bytes;
         self.bytes += n as u64;
-        self.line_no += 1;
-        let mut line = self.buf.as_slice();
-        if let Some(l) = line.strip_suffix(b"\n") {
-            line = l;
+        if !self.continuing {
+            self.line_no += 1;
         }
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
+        // Cut at the length cap, not at a newline (nor at the end): the line goes on.
+        self.continuing = !complete && n >= MAX_LINE_BYTES;
+        let mut end = n;
+        if complete {
+            end -= 1;
+            if end > 0 && self.buf[end - 1] == b'\r' {
+                end -= 1;
+            }
+        }
+        self.buf.truncate(end);
+        if memchr::memchr(0, &self.buf).is_some() {
+            let before = self.buf.len();
+            self.buf.retain(|&b| b != 0);
+            self.nul_bytes += (before - self.buf.len()) as u64;
         }
         Ok(Some((
             self.line_no,
             self.line_start,
-            String::from_utf8_lossy(line),
+            String::from_utf8_lossy(&self.buf),
         )))
     }
+}
+
+/// Text or not: more than 10 % control characters (other than tab, newline, carriage return,
+/// form feed and escape) or invalid UTF-8 in the sample. NUL bytes are ignored: log files often
+/// carry NUL padding after a crash, and are still text.
+pub fn looks_binary(sample: &[u8]) -> bool {
+    let text: Vec<u8> = sample.iter().copied().filter(|&b| b != 0).collect();
+    if text.is_empty() {
+        return false;
+    }
+    let control = text
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f)
+        .count();
+    // A sample may end inside a UTF-8 sequence: only errors before the last 3 bytes count.
+    let mut invalid = 0;
+    let mut rest = &text[..];
+    while let Err(e) = std::str::from_utf8(rest) {
+        let Some(len) = e.error_len() else { break };
+        invalid += len;
+        rest = &rest[e.valid_up_to() + len..];
+    }
+    (control + invalid) * 10 > text.len()
 }
 
 #[cfg(test)]
@@ -153,6 +227,71 @@ mod tests {
             lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
             ["one", "two", "three"]
         );
+    }
+
+    #[tokio::test]
+    async fn nul_bytes_are_stripped_and_counted() {
+        let mut r = LineReader::open(Box::new(std::io::Cursor::new(b"a\0b\n\0\0\0\nc".to_vec())))
+            .await
+            .unwrap();
+        assert!(!r.is_binary());
+        let mut lines = Vec::new();
+        while let Some((n, l)) = r.next_line().await.unwrap() {
+            lines.push((n, l.into_owned()));
+        }
+        assert_eq!(
+            lines,
+            [
+                (1, "ab".to_string()),
+                (2, String::new()),
+                (3, "c".to_string())
+            ]
+        );
+        assert_eq!(r.nul_bytes(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_cap_comes_in_pieces_with_one_line_number() {
+        let mut data = vec![b'x'; MAX_LINE_BYTES * 2 + 10];
+        data.extend_from_slice(b"\nnext\n");
+        let mut r = LineReader::open(Box::new(std::io::Cursor::new(data)))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some((n, off, l)) = r.next_line_at().await.unwrap() {
+            got.push((n, off, l.len()));
+        }
+        let m = MAX_LINE_BYTES as u64;
+        assert_eq!(
+            got,
+            [
+                (1, 0, MAX_LINE_BYTES),
+                (1, m, MAX_LINE_BYTES),
+                (1, 2 * m, 10),
+                (2, 2 * m + 11, 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn binary_or_text() {
+        let text = "93.184.216.34 - - [24/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl/8\"\n".repeat(50);
+        assert!(!looks_binary(text.as_bytes()));
+        assert!(!looks_binary(
+            "é ü ✓ café\t\x1b[0m\n".repeat(100).as_bytes()
+        ));
+        let mut with_nuls = text.clone().into_bytes();
+        with_nuls.extend(std::iter::repeat_n(0u8, 4000));
+        assert!(!looks_binary(&with_nuls));
+        let elf: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(looks_binary(&elf));
+        assert!(looks_binary(&[
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
+            0x01, 0x02, 0x03
+        ]));
+        assert!(!looks_binary(b""));
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! Cold start only: tracing, configuration, SDK clients, then either the Lambda runtime loop
 //! (when `AWS_LAMBDA_RUNTIME_API` is set) or a local command (`replay`, `parse`).
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::ExitCode;
 
 use nginx_cloudwatch_forwarder::cli;

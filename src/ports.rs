@@ -30,11 +30,11 @@ pub struct OpenRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(
-        "s3://{bucket}/{key} does not exist (deleted before this event was handled, or the wrong bucket/version)"
+        "s3://{bucket}/{} does not exist (deleted before this event was handled, or the wrong bucket/version)", .key.escape_debug()
     )]
     NotFound { bucket: String, key: String },
     #[error(
-        "access denied to s3://{bucket}/{key}: check the function's IAM policy (s3:GetObject on this prefix), the bucket policy, and KMS key permissions if the object is SSE-KMS encrypted ({detail})"
+        "access denied to s3://{bucket}/{}: check the function's IAM policy (s3:GetObject on this prefix), the bucket policy, and KMS key permissions if the object is SSE-KMS encrypted ({detail})", .key.escape_debug()
     )]
     AccessDenied {
         bucket: String,
@@ -42,10 +42,10 @@ pub enum SourceError {
         detail: String,
     },
     #[error(
-        "s3://{bucket}/{key} changed since it was announced (its ETag is no longer the one expected)"
+        "s3://{bucket}/{} changed since it was announced (its ETag is no longer the one expected)", .key.escape_debug()
     )]
     Changed { bucket: String, key: String },
-    #[error("cannot read s3://{bucket}/{key}: {detail}")]
+    #[error("cannot read s3://{bucket}/{}: {detail}", .key.escape_debug())]
     Other {
         bucket: String,
         key: String,
@@ -73,7 +73,7 @@ pub struct Stored {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CheckpointError {
     #[error(
-        "cannot read or write the progress tag of s3://{bucket}/{key}: access denied; grant s3:GetObjectTagging and s3:PutObjectTagging on the prefix ({detail})"
+        "cannot read or write the progress tag of s3://{bucket}/{}: access denied; grant s3:GetObjectTagging and s3:PutObjectTagging on the prefix ({detail})", .key.escape_debug()
     )]
     Denied {
         bucket: String,
@@ -81,12 +81,12 @@ pub enum CheckpointError {
         detail: String,
     },
     #[error(
-        "s3://{bucket}/{key} already has 10 tags, the most S3 allows: no room for the progress tag"
+        "s3://{bucket}/{} already has 10 tags, the most S3 allows: no room for the progress tag", .key.escape_debug()
     )]
     Full { bucket: String, key: String },
-    #[error("s3://{bucket}/{key} does not exist")]
+    #[error("s3://{bucket}/{} does not exist", .key.escape_debug())]
     NotFound { bucket: String, key: String },
-    #[error("progress tag of s3://{bucket}/{key}: {detail}")]
+    #[error("progress tag of s3://{bucket}/{}: {detail}", .key.escape_debug())]
     Other {
         bucket: String,
         key: String,

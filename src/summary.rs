@@ -22,6 +22,11 @@ pub struct Counters {
     pub rejected_too_old: u64,
     pub rejected_too_new: u64,
     pub rejected_expired: u64,
+    /// NUL bytes removed from lines.
+    pub nul_bytes_stripped: u64,
+    /// Objects whose content did not look like text (forwarded lossily, or skipped with
+    /// SKIP_BINARY=true).
+    pub binary_objects: u64,
 }
 
 impl Counters {
@@ -35,6 +40,8 @@ impl Counters {
         self.rejected_too_old += o.rejected_too_old;
         self.rejected_too_new += o.rejected_too_new;
         self.rejected_expired += o.rejected_expired;
+        self.nul_bytes_stripped += o.nul_bytes_stripped;
+        self.binary_objects += o.binary_objects;
     }
 
     pub fn add_rejected(&mut self, r: RejectedCounts) {
