@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tracing::info;
 
 use crate::aws::{clients, production_handler};
@@ -216,7 +216,9 @@ async fn parse_command(
         .await
         .map_err(|e| format!("{name}: {e}"))?;
     let mut parser = LineParser::new(&config.parse, kind, fallback_ts);
-    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    // A plain, large buffered stdout: tokio's stdout hands every write to a blocking thread.
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut events = Vec::new();
     let mut text = String::new();
     let mut read_error = None;
@@ -234,16 +236,12 @@ async fn parse_command(
             }
         }
         write_events(&mut events, &mut text, config.parse.output);
-        out.write_all(text.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
     }
     parser.finish(&mut events);
     write_events(&mut events, &mut text, config.parse.output);
-    out.write_all(text.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    out.flush().await.map_err(|e| e.to_string())?;
+    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
     match read_error {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
@@ -260,7 +258,7 @@ fn write_events(events: &mut Vec<LogEvent>, text: &mut String, output: OutputFor
         };
         for p in parts {
             text.push_str("{\"timestamp\":");
-            text.push_str(&p.timestamp.to_string());
+            let _ = std::fmt::Write::write_fmt(text, format_args!("{}", p.timestamp));
             text.push_str(",\"message\":");
             json::push_str(text, &p.message);
             text.push_str("}\n");

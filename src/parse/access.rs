@@ -12,8 +12,19 @@ pub fn parse_line(
     line_no: u64,
     fallback_ts: i64,
 ) -> LogEvent {
+    parse_line_with(settings, line, line_no, fallback_ts, &mut Vec::new())
+}
+
+/// [`parse_line`] with a reusable buffer for the field ranges (no allocation per line but the
+/// message itself).
+pub fn parse_line_with(
+    settings: &ParseSettings,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+    spans: &mut Vec<(usize, usize)>,
+) -> LogEvent {
     let fmt = &settings.access_format;
-    let mut values = Vec::with_capacity(fmt.vars().len());
     let failed = |reason: &str| LogEvent {
         timestamp: fallback_ts,
         message: unparsed_message(settings.output, line, reason),
@@ -21,8 +32,8 @@ pub fn parse_line(
         offset: 0,
         parse_failed: true,
     };
-    let tail = match fmt.split(line, &mut values) {
-        Ok(tail) => tail.trim(),
+    let tail = match fmt.split_spans(line, spans) {
+        Ok(tail) => line[tail..].trim(),
         Err(m) => {
             return failed(&format!(
                 "line does not match ACCESS_LOG_FORMAT: {}",
@@ -35,20 +46,26 @@ pub fn parse_line(
         Some(i) => {
             let var = &fmt.vars()[i];
             let parsed = match var.time {
-                Some(TimeVar::Local) => parse_time_local(values[i]),
-                Some(TimeVar::Iso8601) => parse_time_iso8601(values[i]),
-                Some(TimeVar::Msec) => parse_msec(values[i]),
+                Some(TimeVar::Local) => parse_time_local(value(line, spans, i)),
+                Some(TimeVar::Iso8601) => parse_time_iso8601(value(line, spans, i)),
+                Some(TimeVar::Msec) => parse_msec(value(line, spans, i)),
                 None => None,
             };
             match parsed {
                 Some(ts) => ts,
-                None => return failed(&format!("bad ${} value {:?}", var.name, values[i])),
+                None => {
+                    return failed(&format!(
+                        "bad ${} value {:?}",
+                        var.name,
+                        value(line, spans, i)
+                    ));
+                }
             }
         }
     };
     let message = match settings.output {
         OutputFormat::Raw => line.to_string(),
-        OutputFormat::Json => to_json(settings, line.len(), &values, tail),
+        OutputFormat::Json => to_json(settings, line, spans, tail),
     };
     LogEvent {
         timestamp,
@@ -62,10 +79,17 @@ pub fn parse_line(
 /// The key under which text after the end of the format is kept.
 pub const UNPARSED_TAIL: &str = "unparsed_tail";
 
-fn to_json(settings: &ParseSettings, line_len: usize, values: &[&str], tail: &str) -> String {
+fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {
+    let (a, b) = spans[i];
+    &line[a..b]
+}
+
+fn to_json(settings: &ParseSettings, line: &str, spans: &[(usize, usize)], tail: &str) -> String {
+    let line_len = line.len();
     let fmt = &settings.access_format;
     let mut w = ObjectWriter::with_capacity(line_len * 2);
-    for (var, &raw) in fmt.vars().iter().zip(values) {
+    for (var, &(a, b)) in fmt.vars().iter().zip(spans) {
+        let raw = &line[a..b];
         if raw == "-" {
             continue; // nginx writes `-` for "no value"
         }

@@ -6,8 +6,6 @@
 //! follows; with `escape=json` it is written `\"`, which the matcher skips.
 //! <https://nginx.org/en/docs/http/ngx_http_log_module.html#log_format>
 
-use memchr::memmem;
-
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 /// The `main` format from nginx's default nginx.conf: combined + `"$http_x_forwarded_for"`.
@@ -238,6 +236,20 @@ impl LogFormat {
     /// format (`combined` configured, `main` written). Each value ends at the first occurrence
     /// of the literal that follows it, which nginx's escaping makes unambiguous.
     pub fn split<'l>(&self, line: &'l str, out: &mut Vec<&'l str>) -> Result<&'l str, Mismatch> {
+        let mut spans = Vec::with_capacity(self.vars.len());
+        let tail = self.split_spans(line, &mut spans)?;
+        out.clear();
+        out.extend(spans.iter().map(|&(a, b)| &line[a..b]));
+        Ok(&line[tail..])
+    }
+
+    /// [`LogFormat::split`] into byte ranges of `line` (a reusable buffer, no allocation per
+    /// line); returns where the text after the format starts.
+    pub fn split_spans(
+        &self,
+        line: &str,
+        out: &mut Vec<(usize, usize)>,
+    ) -> Result<usize, Mismatch> {
         out.clear();
         let mut pos = 0;
         for (idx, item) in self.items.iter().enumerate() {
@@ -266,12 +278,12 @@ impl LogFormat {
                         }
                         Some(Item::Var(_)) => unreachable!("compile rejects adjacent variables"),
                     };
-                    out.push(&rest[..len]);
+                    out.push((pos, pos + len));
                     pos += len;
                 }
             }
         }
-        Ok(&line[pos..])
+        Ok(pos)
     }
 
     fn find_end(&self, var: &Var, hay: &str, lit: &str) -> Option<usize> {
@@ -280,18 +292,39 @@ impl LogFormat {
         // List values: `a, b` between upstreams or forwarded-for hops, `a : b` between upstream
         // groups (after an internal redirect); their spaces are part of the value.
         let list = var.list && lit.starts_with(' ');
-        if !json_quote && !list {
-            return memmem::find(hb, lit.as_bytes());
-        }
-        memmem::find_iter(hb, lit.as_bytes()).find(|&at| {
+        let mut from = 0;
+        loop {
+            let at = from + find_literal(&hb[from..], lit.as_bytes())?;
             let before = &hb[..at];
-            if json_quote {
+            let ends_here = if json_quote {
                 // escape=json writes `"` as `\"`: skip quotes after an odd number of backslashes.
-                return before.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0;
+                before.iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0
+            } else if list {
+                !(before.ends_with(b",") || before.ends_with(b" :") || hb[at..].starts_with(b" : "))
+            } else {
+                true
+            };
+            if ends_here {
+                return Some(at);
             }
-            !(before.ends_with(b",") || before.ends_with(b" :") || hb[at..].starts_with(b" : "))
-        })
+            from = at + 1;
+        }
     }
+}
+
+/// First occurrence of a (short) literal: memchr for its first byte, then a comparison. For the
+/// 1–4 byte separators of log formats this beats building a substring searcher per call.
+fn find_literal(hay: &[u8], lit: &[u8]) -> Option<usize> {
+    let (&first, rest) = lit.split_first()?;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Removes nginx.conf quoting: `'a' "b"` → `ab`, with `\"`, `\'` and `\\` unescaped; a

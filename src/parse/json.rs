@@ -1,11 +1,35 @@
 //! A tiny JSON object writer: fields in insertion order, no intermediate `Value` tree.
 
-/// Appends `s` as a JSON string literal (RFC 8259 escaping).
+/// True when one of the 8 bytes of `w` needs escaping in a JSON string: `"`, `\\` or a control
+/// byte below 0x20 (the classic "has zero byte" bit trick, applied three times).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
+        != 0
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escaping). Runs of bytes that need no
+/// escaping are found 8 bytes at a time and copied in one piece.
 pub fn push_str(out: &mut String, s: &str) {
-    out.push('"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push('"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -13,15 +37,22 @@ pub fn push_str(out: &mut String, s: &str) {
             b'\r' => "\\r",
             b'\t' => "\\t",
             0x00..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
         if esc.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         } else {
             out.push_str(esc);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -101,11 +132,32 @@ mod tests {
             "ü✓\u{fffd}",
             "\\x22",
             "",
+            "exactly8",
+            "longer than eight \"bytes\" with \\ and \u{7} inside",
+            "\u{7f}\u{80}é end\"",
+            "12345678\"12345678\\12345678\u{0}",
         ] {
             let mut out = String::new();
             push_str(&mut out, s);
             let back: String = serde_json::from_str(&out).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn escapes_at_every_offset_round_trip() {
+        for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é', ' ', '~'] {
+            for len in 0..24 {
+                for at in 0..=len {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    s.insert(at.min(s.len()), special);
+                    let mut out = String::new();
+                    push_str(&mut out, &s);
+                    let back: String =
+                        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                    assert_eq!(back, s);
+                }
+            }
         }
     }
 

@@ -76,6 +76,8 @@ pub struct LineParser<'a> {
     /// object's LastModified.
     last_ts: i64,
     pending: Option<error::Pending>,
+    /// Field ranges of the current access line, reused from line to line.
+    spans: Vec<(usize, usize)>,
 }
 
 impl<'a> LineParser<'a> {
@@ -85,6 +87,7 @@ impl<'a> LineParser<'a> {
             kind,
             last_ts: fallback_ts,
             pending: None,
+            spans: Vec::new(),
         }
     }
 
@@ -97,7 +100,13 @@ impl<'a> LineParser<'a> {
     pub fn push_at(&mut self, line: &str, line_no: u64, offset: u64, out: &mut Vec<LogEvent>) {
         match self.kind {
             LogKind::Access => {
-                let mut ev = access::parse_line(self.settings, line, line_no, self.last_ts);
+                let mut ev = access::parse_line_with(
+                    self.settings,
+                    line,
+                    line_no,
+                    self.last_ts,
+                    &mut self.spans,
+                );
                 ev.offset = offset;
                 self.last_ts = ev.timestamp;
                 out.push(ev);
