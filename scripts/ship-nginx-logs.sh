@@ -1,0 +1,268 @@
+#!/bin/sh
+# ship-nginx-logs.sh - upload rotated nginx logs to S3 for the nginx-cloudwatch-forwarder Lambda.
+#
+# Usage: ship-nginx-logs.sh FILE...
+#
+#   FILE: rotated nginx logs, plain or gzip, e.g. what logrotate leaves behind
+#   (access.log-20261124T1000.gz, error.log.1) or a glob such as /var/log/nginx/*.log-*.gz.
+#   Each file is uploaded as gzip to
+#
+#     s3://$NGINX_LOG_BUCKET/${NGINX_LOG_PREFIX%/}/<instance-id>/<access|error>/YYYY/MM/DD/<name>[.gz]
+#
+#   - <instance-id> comes from the instance metadata service, IMDSv2 (token PUT, then GET);
+#   - the log type from the file name: access* -> access, error* -> error, anything else is
+#     skipped, as are live logs (names ending in .log: shipping and deleting those would lose
+#     what nginx is still writing);
+#   - YYYY/MM/DD is the file's modification time, in UTC;
+#   - a gzip file (by its magic bytes) is uploaded as it is; any other file is gzipped into a
+#     temporary copy (the original is never modified) and ".gz" is appended to the object name.
+#   Each upload is tried UPLOAD_ATTEMPTS times with a doubling delay. A file is deleted only
+#   after it uploaded (and DELETE_AFTER_UPLOAD=true); a file that did not upload is kept, named
+#   in an error, and the other files are still shipped. One line per file goes to stderr.
+#
+# Configuration (environment; an empty value counts as unset unless noted):
+#   NGINX_LOG_BUCKET     S3 bucket name (required)
+#   NGINX_LOG_PREFIX     key prefix; default "nginx/". Set but empty: no prefix.
+#   IMDS_ENDPOINT        instance metadata service; default http://169.254.169.254
+#   AWS_CLI              AWS CLI command (a name or path, no arguments); default "aws"
+#   UPLOAD_ATTEMPTS      attempts per file, >= 1; default 5
+#   RETRY_DELAY_SECONDS  delay before the 2nd attempt, doubled before each next one; default 2
+#   DELETE_AFTER_UPLOAD  "true" or "false"; default true
+#   TMPDIR               where gzipped copies are written; default /tmp
+#   The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_CONFIG_FILE, ...)
+#   are passed to the AWS CLI untouched.
+#
+# Exit status: 0 when every file was uploaded or skipped; 1 when any file was kept because it
+# did not upload (or could not be deleted after uploading); 2 on a usage or configuration error
+# or when the instance ID cannot be read from IMDS (nothing is uploaded or deleted then).
+#
+# Needs: a POSIX sh, curl, gzip, od, mktemp, and date -u -r FILE (GNU coreutils, BusyBox and the
+# BSDs have it; otherwise GNU or BSD stat is used to read the modification time).
+set -eu
+
+me=ship-nginx-logs
+
+say() { printf '%s: %s\n' "$me" "$*" >&2; }
+fail() {
+    say "error: $*"
+    exit 2
+}
+usage() {
+    printf 'usage: %s FILE...\n' "$me"
+    printf 'Uploads rotated nginx logs to S3 (see the header of %s for the configuration).\n' "$0"
+}
+
+case ${1-} in
+-h | --help)
+    usage
+    exit 0
+    ;;
+esac
+[ "$#" -gt 0 ] || {
+    usage >&2
+    exit 2
+}
+
+# --- configuration -------------------------------------------------------------------------
+
+bucket=${NGINX_LOG_BUCKET-}
+[ -n "$bucket" ] || fail "NGINX_LOG_BUCKET is not set: name the S3 bucket to upload to"
+case $bucket in
+*/* | *[[:space:]]*) fail "NGINX_LOG_BUCKET=\"$bucket\": must be a bucket name, not a URL or path" ;;
+esac
+
+prefix=${NGINX_LOG_PREFIX-nginx/}
+while :; do
+    case $prefix in
+    /*) prefix=${prefix#/} ;;
+    */) prefix=${prefix%/} ;;
+    *) break ;;
+    esac
+done
+[ -z "$prefix" ] || prefix=$prefix/
+
+imds=${IMDS_ENDPOINT:-http://169.254.169.254}
+imds=${imds%/}
+aws_cli=${AWS_CLI:-aws}
+attempts=${UPLOAD_ATTEMPTS:-5}
+retry_delay=${RETRY_DELAY_SECONDS:-2}
+delete_after=${DELETE_AFTER_UPLOAD:-true}
+
+# A whole number of at most 6 digits (far from any arithmetic overflow), printed without
+# leading zeros (which the shell's arithmetic would read as octal); fails otherwise.
+uint() {
+    case $1 in
+    '' | *[!0-9]*) return 1 ;;
+    esac
+    [ "${#1}" -le 6 ] || return 1
+    n=$1
+    while [ "${#n}" -gt 1 ] && [ "${n#0}" != "$n" ]; do n=${n#0}; done
+    printf '%s\n' "$n"
+}
+if ! attempts=$(uint "$attempts") || [ "$attempts" -lt 1 ]; then
+    fail "UPLOAD_ATTEMPTS=\"${UPLOAD_ATTEMPTS-}\": must be a whole number from 1 to 999999"
+fi
+if ! retry_delay=$(uint "$retry_delay"); then
+    fail "RETRY_DELAY_SECONDS=\"${RETRY_DELAY_SECONDS-}\": must be a whole number of seconds (0 to 999999)"
+fi
+case $delete_after in
+true | false) ;;
+*) fail "DELETE_AFTER_UPLOAD=\"$delete_after\": must be true or false" ;;
+esac
+command -v curl >/dev/null 2>&1 || fail "curl is needed to read the instance ID from IMDS"
+command -v gzip >/dev/null 2>&1 || fail "gzip is needed"
+command -v "$aws_cli" >/dev/null 2>&1 || fail "AWS CLI \"$aws_cli\" not found (set AWS_CLI)"
+
+# Gzipped copies go to a private directory, removed however the script ends.
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/$me.XXXXXX") || fail "cannot create a temporary directory"
+trap 'rm -rf -- "$workdir"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- instance ID (IMDSv2), read once, on the first file that is to be uploaded ----------------
+
+instance_id=
+imds_curl() {
+    # No proxy for the link-local service; short timeouts; curl retries only transient errors
+    # (timeouts, 5xx), not a refusal.
+    curl --silent --show-error --fail --noproxy '*' --connect-timeout 2 --max-time 5 \
+        --retry 2 --retry-delay 1 "$@"
+}
+read_instance_id() {
+    if ! token=$(imds_curl -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' \
+        "$imds/latest/api/token"); then
+        fail "IMDSv2 did not issue a session token ($imds/latest/api/token); nothing uploaded, nothing deleted"
+    fi
+    [ -n "$token" ] ||
+        fail "IMDSv2 returned an empty session token ($imds/latest/api/token); nothing uploaded, nothing deleted"
+    if ! id=$(imds_curl -H "X-aws-ec2-metadata-token: $token" \
+        "$imds/latest/meta-data/instance-id"); then
+        fail "IMDSv2 did not return the instance ID ($imds/latest/meta-data/instance-id); nothing uploaded, nothing deleted"
+    fi
+    hex=${id#i-}
+    case $id in
+    i-*) ;;
+    *) hex=not-hex ;;
+    esac
+    case $hex in
+    '' | *[!0-9a-f]*) hex=not-hex ;;
+    esac
+    case ${#hex} in
+    8 | 17) ;;
+    *) fail "IMDS returned \"$id\", which is not an EC2 instance ID (i- and 8 or 17 hex digits); nothing uploaded, nothing deleted" ;;
+    esac
+    instance_id=$id
+}
+
+# --- one file ------------------------------------------------------------------------------
+
+# YYYY/MM/DD of the file's modification time, in UTC.
+utc_day() {
+    date -u -r "$1" +%Y/%m/%d 2>/dev/null && return 0
+    if mtime=$(stat -c %Y -- "$1" 2>/dev/null); then # GNU stat
+        date -u -d "@$mtime" +%Y/%m/%d 2>/dev/null && return 0
+    fi
+    if mtime=$(stat -f %m -- "$1" 2>/dev/null); then # BSD stat
+        date -u -r "$mtime" +%Y/%m/%d 2>/dev/null && return 0
+    fi
+    return 1
+}
+
+is_gzip() {
+    [ "$(od -A n -t x1 -N 2 -- "$1" 2>/dev/null | tr -d ' \n')" = 1f8b ]
+}
+
+failed=0
+
+# Returns 0 when the file was uploaded (or skipped), 1 when it was kept after a failure.
+ship() {
+    file=$1
+    case $file in
+    -*) file=./$file ;; # never taken for an option
+    esac
+    if [ ! -e "$file" ]; then
+        case $file in
+        *[*?[]*) say "skipped $file: no file matches" ;;
+        *) say "skipped $file: no such file" ;;
+        esac
+        return 0
+    fi
+    if [ ! -f "$file" ]; then
+        say "skipped $file: not a regular file"
+        return 0
+    fi
+    name=${file##*/}
+    case $name in
+    *.log)
+        say "skipped $file: a live log, not a rotated one"
+        return 0
+        ;;
+    access*) type=access ;;
+    error*) type=error ;;
+    *)
+        say "skipped $file: neither an access nor an error log (name does not start with access or error)"
+        return 0
+        ;;
+    esac
+    if ! day=$(utc_day "$file"); then
+        say "error: kept $file: cannot read its modification time"
+        return 1
+    fi
+    [ -n "$instance_id" ] || read_instance_id
+
+    case $name in
+    *.gz) object=$name ;;
+    *) object=$name.gz ;;
+    esac
+    if is_gzip "$file"; then
+        src=$file
+    else
+        # Named like the object, so that the CLI's own messages name it too.
+        src=$workdir/$object
+        if ! gzip -c -- "$file" >"$src"; then
+            rm -f -- "$src"
+            say "error: kept $file: cannot gzip it into $workdir"
+            return 1
+        fi
+    fi
+    url=s3://$bucket/$prefix$instance_id/$type/$day/$object
+
+    uploaded=false
+    attempt=1
+    delay=$retry_delay
+    while :; do
+        if "$aws_cli" s3 cp --only-show-errors --content-type application/gzip "$src" "$url"; then
+            uploaded=true
+            break
+        fi
+        [ "$attempt" -lt "$attempts" ] || break
+        say "upload of $file failed (attempt $attempt of $attempts); retrying in ${delay}s"
+        sleep "$delay"
+        attempt=$((attempt + 1))
+        [ "$delay" -ge 3600 ] || delay=$((delay * 2)) # doubling, up to about 2 hours
+    done
+    [ "$src" = "$file" ] || rm -f -- "$src"
+    if [ "$uploaded" != true ]; then
+        say "error: kept $file: upload to $url failed after $attempts attempt(s)"
+        return 1
+    fi
+
+    if [ "$delete_after" != true ]; then
+        say "uploaded $file to $url (kept: DELETE_AFTER_UPLOAD=false)"
+    elif rm -f -- "$file"; then
+        say "uploaded $file to $url (deleted)"
+    else
+        say "error: uploaded $file to $url but cannot delete it; it will be uploaded again next time"
+        return 1
+    fi
+}
+
+for f in "$@"; do
+    ship "$f" || failed=$((failed + 1))
+done
+
+if [ "$failed" -gt 0 ]; then
+    say "error: $failed file(s) not shipped and kept (see above)"
+    exit 1
+fi
