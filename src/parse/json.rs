@@ -12,50 +12,77 @@ fn word_needs_escape(w: u64) -> bool {
         != 0
 }
 
+/// What each byte becomes inside a JSON string: 0 = itself, `u` = `\u00XX`, else `\` + it.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Appends `s` as a JSON string literal (RFC 8259 escaping). Runs of bytes that need no
-/// escaping are found 8 bytes at a time and copied in one piece.
+/// escaping are skipped 8 bytes at a time and copied in one piece; the output is written by
+/// index into room made once, so the length is not updated byte by byte. This is the hot path
+/// of every message and of the `parse` command.
 pub fn push_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push('"');
-    let mut start = 0;
+    // SAFETY: every byte of `s` is copied in order except ASCII bytes replaced by ASCII escape
+    // sequences, and the room made below is truncated to what was written: `out` stays UTF-8.
+    let buf = unsafe { out.as_mut_vec() };
+    let old = buf.len();
+    // At most 6 bytes per input byte (`\u00XX`), plus the quotes.
+    buf.resize(old + bytes.len() * 6 + 2, 0);
+    let dst = &mut buf[old..];
+    dst[0] = b'"';
+    let mut n = 1;
     let mut i = 0;
     while i < bytes.len() {
-        if i + 8 <= bytes.len() {
+        let start = i;
+        while i + 8 <= bytes.len() {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[i..i + 8]);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
+            if word_needs_escape(u64::from_le_bytes(word)) {
+                break;
             }
+            i += 8;
         }
-        let b = bytes[i];
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
+        while i < bytes.len() && ESCAPE[usize::from(bytes[i])] == 0 {
+            i += 1;
+        }
+        dst[n..n + (i - start)].copy_from_slice(&bytes[start..i]);
+        n += i - start;
+        let Some(&b) = bytes.get(i) else { break };
+        match ESCAPE[usize::from(b)] {
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                dst[n..n + 6].copy_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+                n += 6;
             }
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(esc);
+            e => {
+                dst[n] = b'\\';
+                dst[n + 1] = e;
+                n += 2;
+            }
         }
         i += 1;
-        start = i;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    dst[n] = b'"';
+    buf.truncate(old + n + 1);
 }
 
 /// True when `s` is a JSON number literal that means the same as nginx's text.
