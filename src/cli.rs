@@ -11,7 +11,6 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::io::Write;
-use tracing::info;
 
 use crate::aws::{clients, production_handler};
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
@@ -320,17 +319,14 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// One JSON line per invocation on stdout, the summary's fields at top level so that Logs
-/// Insights can query them (`filter objects_failed > 0`).
+/// One JSON line per invocation on stdout: the summary's fields at top level so that Logs
+/// Insights can query them (`filter objects_failed > 0`), and Embedded Metric Format metrics.
 fn log_summary(summary: &crate::summary::Summary) {
-    match serde_json::to_value(summary) {
-        Ok(Value::Object(mut fields)) => {
-            fields.insert("level".into(), Value::from("INFO"));
-            fields.insert("message".into(), Value::from("invocation summary"));
-            println!("{}", Value::Object(fields));
-        }
-        _ => info!("invocation summary: {summary:?}"),
-    }
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    println!("{}", summary.emf_line(&function, now_ms));
 }
 
 #[cfg(test)]

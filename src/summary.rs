@@ -158,3 +158,86 @@ impl Summary {
         )
     }
 }
+
+/// The CloudWatch namespace of the forwarder's metrics.
+pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
+
+/// Counters published as metrics, with their CloudWatch unit.
+const METRICS: [(&str, &str); 14] = [
+    ("objects_delivered", "Count"),
+    ("objects_skipped", "Count"),
+    ("already_delivered", "Count"),
+    ("objects_failed", "Count"),
+    ("lines", "Count"),
+    ("bytes", "Bytes"),
+    ("events", "Count"),
+    ("batches", "Count"),
+    ("parse_errors", "Count"),
+    ("rejected_too_old", "Count"),
+    ("rejected_too_new", "Count"),
+    ("rejected_expired", "Count"),
+    ("rejected", "Count"),
+    ("duration_ms", "Milliseconds"),
+];
+
+impl Summary {
+    /// The summary as one JSON log line in CloudWatch Embedded Metric Format: its counters at
+    /// the top level (Logs Insights can query them) and declared as metrics under
+    /// [`METRICS_NAMESPACE`], dimension `FunctionName`. No PutMetricData call is needed.
+    /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+    pub fn emf_line(&self, function_name: &str, now_ms: i64) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &mut v {
+            let t = &self.totals;
+            let rejected = t.rejected_too_old + t.rejected_too_new + t.rejected_expired;
+            fields.insert("rejected".into(), rejected.into());
+            fields.insert("level".into(), "INFO".into());
+            fields.insert("message".into(), "invocation summary".into());
+            fields.insert("FunctionName".into(), function_name.into());
+            let metrics: Vec<serde_json::Value> = METRICS
+                .iter()
+                .map(|(name, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+                .collect();
+            fields.insert(
+                "_aws".into(),
+                serde_json::json!({
+                    "Timestamp": now_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["FunctionName"]],
+                        "Metrics": metrics,
+                    }]
+                }),
+            );
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_declares_every_metric_it_carries() {
+        let mut s = Summary {
+            delivery: EXACTLY_ONCE,
+            ..Summary::default()
+        };
+        s.totals.rejected_too_old = 2;
+        s.totals.rejected_too_new = 1;
+        let v = s.emf_line("fwd", 1_795_514_401_000);
+        let decl = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(decl["Namespace"], METRICS_NAMESPACE);
+        assert_eq!(decl["Dimensions"], serde_json::json!([["FunctionName"]]));
+        assert_eq!(v["FunctionName"], "fwd");
+        assert_eq!(v["rejected"], 3);
+        for m in decl["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(
+                v[name].is_number(),
+                "metric {name} has no numeric value in the line"
+            );
+        }
+    }
+}

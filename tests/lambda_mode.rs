@@ -227,5 +227,11 @@ async fn lambda_mode_answers_with_the_summary_or_an_error() {
     assert_eq!(summaries.len(), 3, "{logs_text}");
     // Top-level numbers, for Logs Insights queries.
     assert_eq!(summaries[0]["objects_delivered"], 1);
+    // Embedded Metric Format: CloudWatch turns the same line into metrics.
+    assert_eq!(
+        summaries[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "NginxCloudWatchForwarder"
+    );
+    assert_eq!(summaries[0]["FunctionName"], "forwarder");
     assert_eq!(summaries[1]["objects_failed"], 1);
 }
