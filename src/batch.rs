@@ -324,6 +324,9 @@ mod tests {
         let out = run(vec![ev(0, 1, 1), ev(day, 1, 2)]);
         assert_eq!(out.len(), 2);
         check_limits(&out);
+        let out = run(vec![ev(0, 1, 1), ev(day + 1, 1, 2)]);
+        assert_eq!(out.len(), 2);
+        check_limits(&out);
         // Day buckets are UTC-aligned: a minute apart across midnight is two batches.
         let out = run(vec![
             ev(day - 30_000, 1, 1),

@@ -1,0 +1,94 @@
+//! The refused-puts scenario of exactly-once delivery through the `replay` command: S3 is moto
+//! (the progress tag), CloudWatch Logs the strict local endpoint refusing puts after the 5th.
+//! (A test binary of its own: REFUSE_AFTER is process-wide.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::moto::Moto;
+use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
+use common::{combined_line, now_ms, s3_event_with_etag};
+use nginx_cloudwatch_forwarder::aws::clients_from;
+use serde_json::Value;
+
+#[tokio::test]
+async fn replay_fails_at_the_refused_batch_then_resumes_and_sends_every_line_once() {
+    let moto = Moto::start();
+    let (s3, _) = clients_from(&moto.sdk_config(), true);
+    s3.create_bucket()
+        .bucket("replay-resume")
+        .send()
+        .await
+        .unwrap();
+    let strict = StrictLogs::start(Faults::default());
+    let key = "nginx/i-0123456789abcdef0/access/big.log";
+    let pad = "p".repeat(500);
+    let start = now_ms() - 3_600_000;
+    let text: String = (0..30_000)
+        .map(|i| combined_line("10.0.0.1", start + i, &format!("/r/{i}?{pad}"), 200) + "\n")
+        .collect();
+    let out = s3
+        .put_object()
+        .bucket("replay-resume")
+        .key(key)
+        .body(ByteStream::from(text.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let event = s3_event_with_etag("replay-resume", key, out.e_tag().unwrap());
+    let path = std::env::temp_dir().join(format!("ncf-replay-resume-{}.json", std::process::id()));
+    std::fs::write(&path, event.to_string()).unwrap();
+    let replay = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
+            .args(["replay", "--event"])
+            .arg(&path)
+            .envs(moto.env())
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_S3", &moto.endpoint)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &strict.endpoint)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .expect("run replay");
+        let summary: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), summary)
+    };
+
+    REFUSE_AFTER.store(5, Ordering::SeqCst);
+    let (code, first) = replay();
+    REFUSE_AFTER.store(usize::MAX, Ordering::SeqCst);
+    assert_eq!(code, Some(1), "{first:#}");
+    assert_eq!(first["objects_failed"], 1);
+
+    let (code, second) = replay();
+    assert_eq!(code, Some(0), "{second:#}");
+    assert!(
+        second["objects"][0]["resumed_from_line"]
+            .as_u64()
+            .is_some_and(|l| l > 1),
+        "{second:#}"
+    );
+    let (code, third) = replay();
+    assert_eq!(
+        (code, third["already_delivered"].as_u64()),
+        (Some(0), Some(1)),
+        "{third:#}"
+    );
+
+    let st = strict.lock();
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, m) in &st.groups["nginx-access"]["i-0123456789abcdef0"] {
+        let v: Value = serde_json::from_str(m).unwrap();
+        *seen
+            .entry(v["request_uri"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), 30_000, "every line arrived");
+    assert!(seen.values().all(|c| *c == 1), "no line twice");
+    std::fs::remove_file(&path).ok();
+}
