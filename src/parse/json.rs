@@ -12,6 +12,22 @@ fn word_needs_escape(w: u64) -> bool {
         != 0
 }
 
+/// True when some byte of `bytes` needs escaping in a JSON string.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        if word_needs_escape(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| ESCAPE[usize::from(b)] != 0)
+}
+
 /// What each byte becomes inside a JSON string: 0 = itself, `u` = `\u00XX`, else `\` + it.
 const ESCAPE: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -34,6 +50,14 @@ const ESCAPE: [u8; 256] = {
 /// of every message and of the `parse` command.
 pub fn push_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
+    // Most values need no escaping: find out 8 bytes at a time and copy them in one piece.
+    if !needs_escape(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // SAFETY: every byte of `s` is copied in order except ASCII bytes replaced by ASCII escape
     // sequences, and the room made below is truncated to what was written: `out` stays UTF-8.
     let buf = unsafe { out.as_mut_vec() };
@@ -119,7 +143,14 @@ impl ObjectWriter {
         if self.buf.len() > 1 {
             self.buf.push(',');
         }
-        push_str(&mut self.buf, k);
+        // Keys are nginx variable names (letters, digits, `_`): nothing to escape.
+        if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            self.buf.push('"');
+            self.buf.push_str(k);
+            self.buf.push('"');
+        } else {
+            push_str(&mut self.buf, k);
+        }
         self.buf.push(':');
     }
 
