@@ -32,8 +32,16 @@ use crate::summary::{Counters, ObjectReport, Outcome};
 /// How many lines per object and reason are logged by line number (the rest are counted).
 const LOG_SAMPLE: u64 = 5;
 /// Stop starting new batches when the Lambda has less than this left: in-flight puts finish,
-/// the progress is recorded, and the next attempt resumes there.
+/// the progress is recorded, and the next attempt resumes there. (At most a quarter of the
+/// time an invocation starts with, so that short timeouts still make progress.)
 pub const TIME_RESERVE: Duration = Duration::from_secs(20);
+
+/// The moment after which no new batch is started, for an invocation that must end by
+/// `deadline`.
+pub fn stop_by(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    deadline - TIME_RESERVE.min(left / 4)
+}
 
 #[derive(Debug, thiserror::Error)]
 enum ForwardError {
@@ -71,8 +79,8 @@ pub struct Shared<K, C> {
     /// Permits for PutLogEvents calls in flight, across all objects of the invocation.
     pub puts: Arc<Semaphore>,
     pub clock: Clock,
-    /// When the invocation must be done (the Lambda deadline), if any.
-    pub deadline: Option<Instant>,
+    /// When to stop starting batches (from the Lambda deadline, see [`stop_by`]), if ever.
+    pub stop_by: Option<Instant>,
     /// Set once the checkpoint store failed in this invocation (warn once, not per object).
     pub checkpoint_warned: Arc<AtomicBool>,
 }
@@ -523,8 +531,8 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
 
     /// Starts a put once a slot is free; collects finished puts on the way.
     async fn send(&mut self, batch: Batch) -> Result<(), ForwardError> {
-        if let Some(deadline) = self.shared.deadline
-            && deadline.saturating_duration_since(Instant::now()) < TIME_RESERVE
+        if let Some(stop_by) = self.shared.stop_by
+            && Instant::now() >= stop_by
         {
             return Err(ForwardError::OutOfTime {
                 line: self.position.0,
@@ -687,4 +695,19 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_by_keeps_a_reserve_but_never_most_of_a_short_timeout() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(stop_by(now + s(300), now), now + s(280));
+        assert_eq!(stop_by(now + s(40), now), now + s(30));
+        assert_eq!(stop_by(now + s(4), now), now + s(3));
+        assert_eq!(stop_by(now, now), now);
+    }
 }

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::event::{EventError, announced_objects};
-use crate::forward::{Clock, Shared, forward_object, system_clock};
+use crate::forward::{Clock, Shared, forward_object, stop_by, system_clock};
 use crate::ports::{CheckpointStore, LogSink, NoCheckpoints, ObjectSource};
 use crate::summary::{EXACTLY_ONCE, Outcome, Summary};
 
@@ -78,7 +78,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             checkpoints: self.checkpoints.clone(),
             puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
             clock: self.clock.clone(),
-            deadline,
+            stop_by: deadline.map(|d| stop_by(d, Instant::now())),
             checkpoint_warned: Arc::new(AtomicBool::new(false)),
         };
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
