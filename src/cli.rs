@@ -250,19 +250,22 @@ async fn parse_command(
 fn write_events(events: &mut Vec<LogEvent>, text: &mut String, output: OutputFormat) {
     text.clear();
     for ev in events.drain(..) {
-        let parts = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-            split_oversize(ev, output)
+        if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
+            for part in split_oversize(ev, output) {
+                write_event(text, &part);
+            }
         } else {
-            vec![ev]
-        };
-        for p in parts {
-            text.push_str("{\"timestamp\":");
-            let _ = std::fmt::Write::write_fmt(text, format_args!("{}", p.timestamp));
-            text.push_str(",\"message\":");
-            json::push_str(text, &p.message);
-            text.push_str("}\n");
+            write_event(text, &ev);
         }
     }
+}
+
+fn write_event(text: &mut String, ev: &LogEvent) {
+    text.push_str("{\"timestamp\":");
+    let _ = std::fmt::Write::write_fmt(text, format_args!("{}", ev.timestamp));
+    text.push_str(",\"message\":");
+    json::push_str(text, &ev.message);
+    text.push_str("}\n");
 }
 
 fn system_ms(t: std::time::SystemTime) -> i64 {

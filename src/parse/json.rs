@@ -81,8 +81,15 @@ pub fn push_str(out: &mut String, s: &str) {
         while i < bytes.len() && ESCAPE[usize::from(bytes[i])] == 0 {
             i += 1;
         }
-        dst[n..n + (i - start)].copy_from_slice(&bytes[start..i]);
-        n += i - start;
+        let run = i - start;
+        if run <= 16 && start + 16 <= bytes.len() {
+            // A fixed-size copy (two moves, no call); the bytes past the run are overwritten
+            // next or cut off at the end. `dst` has room: 6 bytes per input byte.
+            dst[n..n + 16].copy_from_slice(&bytes[start..start + 16]);
+        } else {
+            dst[n..n + run].copy_from_slice(&bytes[start..i]);
+        }
+        n += run;
         let Some(&b) = bytes.get(i) else { break };
         match ESCAPE[usize::from(b)] {
             b'u' => {
