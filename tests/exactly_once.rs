@@ -51,7 +51,13 @@ async fn run_with_opens(
     key: &str,
     deadline: Option<Instant>,
 ) -> (Summary, FakeSink, Vec<u64>) {
-    let h = Handler::new(source, sink, default_config())
+    // One put at a time: which batches succeed before the refusal is then deterministic (with
+    // parallel puts any 5 may), so the test can check where the retry resumes.
+    let config = nginx_cloudwatch_forwarder::config::Config::from_lookup(|k| {
+        (k == "MAX_CONCURRENT_PUTS").then(|| "1".to_string())
+    })
+    .expect("valid");
+    let h = Handler::new(source, sink, config)
         .with_clock(common::fixture_clock())
         .with_checkpoints(store.clone());
     let summary = h

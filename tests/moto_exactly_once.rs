@@ -186,7 +186,9 @@ async fn puts_refused_after_the_fifth_batch_then_lifted_every_line_exactly_once(
         .await
         .unwrap();
     assert_eq!(second.objects_delivered, 1, "{second:#?}");
-    assert!(second.objects[0].resumed_from_line.is_some_and(|l| l > 1));
+    // Puts run in parallel: whichever 5 batches arrived first succeeded, so the resume line
+    // may be 1; what matters is below: every line exactly once.
+    assert!(second.objects[0].resumed_from_line.is_some());
     let st = strict.lock();
     assert!(st.violations.is_empty(), "{:?}", st.violations);
     let got = counts(&st.groups["nginx-access"][INSTANCE]);

@@ -65,11 +65,11 @@ async fn replay_fails_at_the_refused_batch_then_resumes_and_sends_every_line_onc
     assert_eq!(first["objects_failed"], 1);
 
     let (code, second) = replay();
+    // (Puts run in parallel: whichever 5 batches arrived first succeeded, so the resume line may
+    // be 1; what matters is that every line arrives exactly once, checked below.)
     assert_eq!(code, Some(0), "{second:#}");
     assert!(
-        second["objects"][0]["resumed_from_line"]
-            .as_u64()
-            .is_some_and(|l| l > 1),
+        second["objects"][0]["resumed_from_line"].as_u64().is_some(),
         "{second:#}"
     );
     let (code, third) = replay();
