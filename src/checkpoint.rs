@@ -24,7 +24,8 @@ pub enum State {
         lines: u64,
     },
     Partial {
-        /// The stream was gzip (resume by decompressing from the start and skipping).
+        /// The stream was compressed, gzip or zstd (resume by decompressing from the start and
+        /// skipping).
         gzip: bool,
         next_line: u64,
         next_offset: u64,

@@ -425,7 +425,8 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             line: 1,
             source,
         })?;
-        self.gzip = reader.encoding() == Encoding::Gzip;
+        // Compressed (gzip or zstd): a resume decompresses from the start and skips.
+        self.gzip = reader.encoding() != Encoding::Plain;
         if reader.is_binary() {
             self.counters.binary_objects = 1;
             if config.skip_binary {

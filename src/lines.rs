@@ -1,16 +1,18 @@
-//! Object bytes → lines: gzip (any number of members) detected by magic bytes, plain text
-//! otherwise; split on `\n`, a trailing `\r` dropped; NUL bytes stripped; invalid UTF-8
+//! Object bytes → lines: gzip or zstd (any number of members or frames) detected by magic
+//! bytes, plain text otherwise; split on `\n`, a trailing `\r` dropped; NUL bytes stripped; invalid UTF-8
 //! replaced by U+FFFD. A line longer than [`MAX_LINE_BYTES`] comes out in pieces (with the same
 //! line number) so that memory stays bounded whatever the input.
 
 use std::borrow::Cow;
 use std::io;
 
-use async_compression::tokio::bufread::GzipDecoder;
+use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
 /// The gzip magic number (RFC 1952 §2.3.1).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The zstd frame magic number (RFC 8878 §3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const READ_BUFFER: usize = 256 * 1024;
 /// Longest line held in memory at once; longer lines are read in pieces of this size.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -21,6 +23,7 @@ const SNIFF_BYTES: usize = 8 * 1024;
 pub enum Encoding {
     Plain,
     Gzip,
+    Zstd,
 }
 
 /// Reads lines from a (possibly compressed) byte stream, reusing one buffer.
@@ -59,6 +62,13 @@ impl LineReader {
                 (
                     Box::new(BufReader::with_capacity(READ_BUFFER, gz)),
                     Encoding::Gzip,
+                )
+            } else if head.starts_with(&ZSTD_MAGIC) {
+                let mut zst = ZstdDecoder::new(raw);
+                zst.multiple_members(true);
+                (
+                    Box::new(BufReader::with_capacity(READ_BUFFER, zst)),
+                    Encoding::Zstd,
                 )
             } else {
                 (Box::new(raw), Encoding::Plain)
@@ -292,6 +302,25 @@ mod tests {
             0x01, 0x02, 0x03
         ]));
         assert!(!looks_binary(b""));
+    }
+
+    #[tokio::test]
+    async fn zstd_frames() {
+        use async_compression::tokio::write::ZstdEncoder;
+        use tokio::io::AsyncWriteExt;
+        let mut bytes = Vec::new();
+        for part in [&b"one\ntwo\n"[..], b"three\n"] {
+            let mut enc = ZstdEncoder::new(Vec::new());
+            enc.write_all(part).await.unwrap();
+            enc.shutdown().await.unwrap();
+            bytes.extend(enc.into_inner());
+        }
+        let (enc, lines) = read_all(bytes).await;
+        assert_eq!(enc, Encoding::Zstd);
+        assert_eq!(
+            lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
+            ["one", "two", "three"]
+        );
     }
 
     #[tokio::test]
