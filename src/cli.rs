@@ -15,6 +15,7 @@ use std::io::Write;
 use crate::aws::{clients, production_handler};
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
 use crate::config::Config;
+use crate::forward::epoch_ms;
 use crate::lines::LineReader;
 use crate::parse::{LineParser, LogEvent, LogFormat, OutputFormat, json};
 use crate::route::LogKind;
@@ -202,12 +203,12 @@ async fn parse_command(
                 .await
                 .ok()
                 .and_then(|m| m.modified().ok())
-                .map_or(0, system_ms);
+                .map_or(0, epoch_ms);
             (Box::new(f), mtime)
         }
         None => (
             Box::new(tokio::io::stdin()),
-            system_ms(std::time::SystemTime::now()),
+            epoch_ms(std::time::SystemTime::now()),
         ),
     };
     let name = file.as_deref().unwrap_or("<stdin>");
@@ -268,11 +269,6 @@ fn write_event(text: &mut String, ev: &LogEvent) {
     text.push_str("}\n");
 }
 
-fn system_ms(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The Lambda runtime loop: configuration and clients once, then one handler call per event.
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
@@ -281,11 +277,11 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Lambda's deadline (ms since the epoch) as an Instant, to stop objects in time.
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let left =
-            u64::try_from(u128::from(event.context.deadline).saturating_sub(now_ms)).unwrap_or(0);
+        let now_ms = epoch_ms(std::time::SystemTime::now());
+        let left = event
+            .context
+            .deadline
+            .saturating_sub(u64::try_from(now_ms).unwrap_or(0));
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
         let summary = handler
             .handle_until(&event.payload, Some(deadline))
@@ -326,10 +322,10 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
 /// Insights can query them (`filter objects_failed > 0`), and Embedded Metric Format metrics.
 fn log_summary(summary: &crate::summary::Summary) {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    println!("{}", summary.emf_line(&function, now_ms));
+    println!(
+        "{}",
+        summary.emf_line(&function, epoch_ms(std::time::SystemTime::now()))
+    );
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{info, warn};
 
 use crate::batch::{Batch, Batcher, MAX_EVENT_MESSAGE_BYTES, Window, split_oversize, window};
@@ -197,7 +198,7 @@ where
             return (report, missing);
         }
     };
-    let (opened, progress) = opened;
+    let (opened, progress, ranged) = opened;
     if let Some(Progress {
         state: State::Done { .. },
         ..
@@ -241,9 +242,7 @@ where
         etag,
         stored.filter(|_| report.checkpoint_error.is_none()),
     );
-    let result = pump
-        .run(opened, fallback_ts, resume, progress.as_ref())
-        .await;
+    let result = pump.run(opened, fallback_ts, resume, ranged).await;
     report.counters = pump.counters;
     if report.checkpoint_error.is_none() {
         report.checkpoint_error = pump.checkpoint_error.map(|e| e.to_string());
@@ -280,12 +279,13 @@ fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
 }
 
 /// Opens the object where the progress record says to resume; returns the progress that
-/// applies to the bytes actually opened.
+/// applies to the bytes actually opened, and whether they start at the resume offset (a ranged
+/// read) rather than at the beginning.
 async fn open<S: ObjectSource>(
     source: &S,
     obj: &ObjectRef,
     progress: Option<&Progress>,
-) -> Result<(OpenedObject, Option<Progress>), SourceError> {
+) -> Result<(OpenedObject, Option<Progress>, bool), SourceError> {
     let ranged = match progress {
         Some(
             p @ Progress {
@@ -306,7 +306,7 @@ async fn open<S: ObjectSource>(
             if_match: Some(p.etag.clone()),
         };
         match source.open(obj, &req).await {
-            Ok(o) => return Ok((o, Some(p.clone()))),
+            Ok(o) => return Ok((o, Some(p.clone()), true)),
             // The object is no longer the version the record is about: start over.
             Err(SourceError::Changed { .. }) if obj.etag.is_none() => {}
             Err(e) => return Err(e),
@@ -320,7 +320,7 @@ async fn open<S: ObjectSource>(
     let applies = progress
         .filter(|p| opened.etag.as_deref() == Some(p.etag.as_str()))
         .cloned();
-    Ok((opened, applies))
+    Ok((opened, applies, false))
 }
 
 /// A put's result with what is needed to account for it.
@@ -391,9 +391,8 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         opened: OpenedObject,
         fallback_ts: i64,
         resume: Option<(u64, u64, Resume)>,
-        progress: Option<&Progress>,
+        ranged: bool,
     ) -> Result<(), ForwardError> {
-        let ranged = matches!(progress, Some(Progress { state: State::Partial { gzip: false, resume_offset, .. }, .. }) if *resume_offset > 0);
         let result = self
             .read_all(opened.body, fallback_ts, resume, ranged)
             .await;
@@ -603,7 +602,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             return; // the next confirmed batch will try again
         }
         if let Some(task) = ck.saving.take()
-            && let Some(e) = task.now_or_never_result()
+            && let Some(Err(e)) = task.now_or_never().map(|done| self.saved(done))
         {
             self.checkpoint_failed(e);
             return;
@@ -630,6 +629,20 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             .snapshot(self.gzip, line, offset, &self.earlier)
     }
 
+    /// The outcome of a background save (a task that panicked counts as a failed save).
+    fn saved(
+        &self,
+        done: Result<Result<(), CheckpointError>, JoinError>,
+    ) -> Result<(), CheckpointError> {
+        done.unwrap_or_else(|e| {
+            Err(CheckpointError::Other {
+                bucket: self.obj.bucket.clone(),
+                key: self.obj.key.clone(),
+                detail: e.to_string(),
+            })
+        })
+    }
+
     fn checkpoint_failed(&mut self, e: CheckpointError) {
         checkpoint_trouble(self.shared, &e);
         self.checkpoint_error = Some(e);
@@ -639,19 +652,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
     /// The last record: done, or where the next attempt resumes.
     async fn finish_checkpoint(&mut self, complete: bool) {
         let Some(ck) = self.ckpt.as_mut() else { return };
-        if let Some(task) = ck.saving.take() {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return self.checkpoint_failed(e),
-                Err(e) => {
-                    let (bucket, key) = (self.obj.bucket.clone(), self.obj.key.clone());
-                    return self.checkpoint_failed(CheckpointError::Other {
-                        bucket,
-                        key,
-                        detail: e.to_string(),
-                    });
-                }
-            }
+        if let Some(task) = ck.saving.take()
+            && let Err(e) = self.saved(task.await)
+        {
+            return self.checkpoint_failed(e);
         }
         let state = if complete {
             State::Done {
@@ -672,29 +676,13 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
     }
 }
 
-/// The error of a finished save task, if it failed.
-trait FinishedResult {
-    fn now_or_never_result(self) -> Option<CheckpointError>;
-}
-
-impl FinishedResult for JoinHandle<Result<(), CheckpointError>> {
-    fn now_or_never_result(self) -> Option<CheckpointError> {
-        use futures_util::FutureExt;
-        match self.now_or_never() {
-            Some(Ok(Ok(()))) | None => None,
-            Some(Ok(Err(e))) => Some(e),
-            Some(Err(e)) => Some(CheckpointError::Other {
-                bucket: String::new(),
-                key: String::new(),
-                detail: e.to_string(),
-            }),
-        }
-    }
-}
-
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    epoch_ms(SystemTime::now())
+}
+
+/// Milliseconds since the Unix epoch (0 before it, saturating far after it).
+pub fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 

@@ -47,6 +47,9 @@ impl ObjectSource for S3Source {
     }
 }
 
+/// S3's error codes for "no such object": the key, the bucket or the version is gone.
+const MISSING: [&str; 3] = ["NoSuchKey", "NoSuchBucket", "NoSuchVersion"];
+
 pub fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_string()
 }
@@ -60,10 +63,8 @@ fn map_error(obj: &ObjectRef, e: SdkError<GetObjectError>) -> SourceError {
         .unwrap_or_default()
         .to_string();
     match (e.as_service_error(), code.as_str()) {
-        (Some(GetObjectError::NoSuchKey(_)), _)
-        | (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") => {
-            SourceError::NotFound { bucket, key }
-        }
+        (Some(GetObjectError::NoSuchKey(_)), _) => SourceError::NotFound { bucket, key },
+        (_, c) if MISSING.contains(&c) => SourceError::NotFound { bucket, key },
         (_, "PreconditionFailed") => SourceError::Changed { bucket, key },
         _ if status == Some(412) => SourceError::Changed { bucket, key },
         (_, "AccessDenied" | "KMS.AccessDeniedException" | "AllAccessDisabled") => {
@@ -86,14 +87,12 @@ fn checkpoint_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: SdkError<E, HttpResponse>,
 ) -> CheckpointError {
     let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
-    let denied = e.as_service_error().and_then(|s| s.code()) == Some("AccessDenied")
-        || e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
     let code = e.as_service_error().and_then(|s| s.code());
-    if matches!(code, Some("NoSuchKey" | "NoSuchBucket" | "NoSuchVersion"))
-        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
-    {
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    if code.is_some_and(|c| MISSING.contains(&c)) || status == Some(404) {
         return CheckpointError::NotFound { bucket, key };
     }
+    let denied = code == Some("AccessDenied") || status == Some(403);
     let detail = DisplayErrorContext(&e).to_string();
     if denied {
         CheckpointError::Denied {
