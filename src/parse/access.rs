@@ -1,7 +1,10 @@
 //! Access-log lines → events, through the compiled `log_format`.
 
+use std::borrow::BorrowMut;
+use std::sync::LazyLock;
+
 use super::format::{Escape, TimeVar};
-use super::json::ObjectWriter;
+use super::json::{Key, ObjectWriter};
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
 use super::{LogEvent, OutputFormat, ParseSettings, unparsed_message};
 
@@ -24,70 +27,111 @@ pub fn parse_line_with(
     fallback_ts: i64,
     spans: &mut Vec<(usize, usize)>,
 ) -> LogEvent {
-    let fmt = &settings.access_format;
-    let failed = |reason: &str| LogEvent {
-        timestamp: fallback_ts,
-        message: unparsed_message(settings.output, line, reason),
-        line: line_no,
-        offset: 0,
-        parse_failed: true,
-    };
-    let tail = match fmt.split_spans(line, spans) {
-        Ok(tail) => line[tail..].trim(),
-        Err(m) => {
-            return failed(&format!(
-                "line does not match ACCESS_LOG_FORMAT: {}",
-                m.reason
-            ));
-        }
-    };
-    let timestamp = match fmt.time_var() {
-        None => fallback_ts,
-        Some(i) => {
-            let var = &fmt.vars()[i];
-            let parsed = match var.time {
-                Some(TimeVar::Local) => parse_time_local(value(line, spans, i)),
-                Some(TimeVar::Iso8601) => parse_time_iso8601(value(line, spans, i)),
-                Some(TimeVar::Msec) => parse_msec(value(line, spans, i)),
-                None => None,
-            };
-            match parsed {
-                Some(ts) => ts,
-                None => {
-                    return failed(&format!(
-                        "bad ${} value {:?}",
-                        var.name,
-                        value(line, spans, i)
-                    ));
+    match locate(settings, line, spans) {
+        Ok(found) => {
+            let message = match settings.output {
+                OutputFormat::Raw => line.to_string(),
+                OutputFormat::Json => {
+                    let mut w = ObjectWriter::with_capacity(line.len() * 2);
+                    write_fields(settings, line, spans, found.tail, &mut w);
+                    w.finish()
                 }
+            };
+            LogEvent {
+                timestamp: found.timestamp.unwrap_or(fallback_ts),
+                message,
+                line: line_no,
+                offset: 0,
+                parse_failed: false,
             }
         }
+        Err(reason) => LogEvent {
+            timestamp: fallback_ts,
+            message: unparsed_message(settings.output, line, &reason),
+            line: line_no,
+            offset: 0,
+            parse_failed: true,
+        },
+    }
+}
+
+/// Where a matching line's parts are: its time, and where the text after the format starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// `None` when the format has no time variable (the caller's fallback applies).
+    pub timestamp: Option<i64>,
+    pub tail: usize,
+}
+
+/// Splits `line` by the format into `spans` and reads its time; `Err` gives why the line does
+/// not parse (it is then forwarded raw). The first half of [`parse_line_with`], for callers that
+/// write the message themselves ([`write_fields`]).
+pub fn locate(
+    settings: &ParseSettings,
+    line: &str,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Located, String> {
+    let fmt = &settings.access_format;
+    let tail = fmt
+        .split_spans(line, spans)
+        .map_err(|m| format!("line does not match ACCESS_LOG_FORMAT: {}", m.reason))?;
+    let Some(i) = fmt.time_var() else {
+        return Ok(Located {
+            timestamp: None,
+            tail,
+        });
     };
-    let message = match settings.output {
-        OutputFormat::Raw => line.to_string(),
-        OutputFormat::Json => to_json(settings, line, spans, tail),
+    let var = &fmt.vars()[i];
+    let text = value(line, spans, i);
+    let parsed = match var.time {
+        Some(TimeVar::Local) => parse_time_local(text),
+        Some(TimeVar::Iso8601) => parse_time_iso8601(text),
+        Some(TimeVar::Msec) => parse_msec(text),
+        None => None,
     };
-    LogEvent {
-        timestamp,
-        message,
-        line: line_no,
-        offset: 0,
-        parse_failed: false,
+    match parsed {
+        Some(ts) => Ok(Located {
+            timestamp: Some(ts),
+            tail,
+        }),
+        None => Err(format!("bad ${} value {text:?}", var.name)),
     }
 }
 
 /// The key under which text after the end of the format is kept.
 pub const UNPARSED_TAIL: &str = "unparsed_tail";
 
+/// The keys access messages have besides the format's variables.
+struct Keys {
+    request_method: Key,
+    request_uri: Key,
+    server_protocol: Key,
+    unparsed_tail: Key,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    request_method: Key::new("request_method"),
+    request_uri: Key::new("request_uri"),
+    server_protocol: Key::new("server_protocol"),
+    unparsed_tail: Key::new(UNPARSED_TAIL),
+});
+
 fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {
     let (a, b) = spans[i];
     &line[a..b]
 }
 
-fn to_json(settings: &ParseSettings, line: &str, spans: &[(usize, usize)], tail: &str) -> String {
-    let line_len = line.len();
+/// Writes the fields of a line that [`locate`] split into `w`: one per variable in format
+/// order (`-` means no value and is left out), the request split into its parts, and any text
+/// after the format. The second half of [`parse_line_with`].
+pub fn write_fields<B: BorrowMut<String>>(
+    settings: &ParseSettings,
+    line: &str,
+    spans: &[(usize, usize)],
+    tail: usize,
+    w: &mut ObjectWriter<B>,
+) {
     let fmt = &settings.access_format;
-    let mut w = ObjectWriter::with_capacity(line_len * 2);
     for (var, &(a, b)) in fmt.vars().iter().zip(spans) {
         let raw = &line[a..b];
         if raw == "-" {
@@ -101,24 +145,25 @@ fn to_json(settings: &ParseSettings, line: &str, spans: &[(usize, usize)], tail:
             raw
         };
         if var.numeric {
-            w.num_field(&var.name, value);
+            w.num_field_at(&var.key, value);
         } else {
-            w.str_field(&var.name, value);
+            w.str_field_at(&var.key, value);
         }
-        if var.name == "request"
+        if var.request
             && let Some((method, uri, proto)) = split_request(value)
         {
-            w.str_field("request_method", method);
-            w.str_field("request_uri", uri);
+            let keys = &*KEYS;
+            w.str_field_at(&keys.request_method, method);
+            w.str_field_at(&keys.request_uri, uri);
             if let Some(p) = proto {
-                w.str_field("server_protocol", p);
+                w.str_field_at(&keys.server_protocol, p);
             }
         }
     }
+    let tail = line[tail..].trim();
     if !tail.is_empty() {
-        w.str_field(UNPARSED_TAIL, tail);
+        w.str_field_at(&KEYS.unparsed_tail, tail);
     }
-    w.finish()
 }
 
 /// `GET /path HTTP/1.1` → (method, uri, protocol); `GET /` (HTTP/0.9) has no protocol. Anything

@@ -6,6 +6,8 @@
 //! follows; with `escape=json` it is written `\"`, which the matcher skips.
 //! <https://nginx.org/en/docs/http/ngx_http_log_module.html#log_format>
 
+use super::json::Key;
+
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 /// The `main` format from nginx's default nginx.conf: combined + `"$http_x_forwarded_for"`.
@@ -61,6 +63,10 @@ pub struct Var {
     /// Lists (`$upstream_*`, X-Forwarded-For): `, ` and ` : ` separate items, not fields.
     pub list: bool,
     pub time: Option<TimeVar>,
+    /// The name as a JSON key, quoted once here.
+    pub key: Key,
+    /// `$request`, whose value is also written split into its parts.
+    pub request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +199,8 @@ impl LogFormat {
                 numeric,
                 list: name.starts_with("upstream_") || LIST_VARS.contains(&name),
                 time,
+                key: Key::new(name),
+                request: name == "request",
             });
             i = end;
         }

@@ -1,5 +1,7 @@
 //! A tiny JSON object writer: fields in insertion order, no intermediate `Value` tree.
 
+use std::borrow::BorrowMut;
+
 /// True when one of the 8 bytes of `w` needs escaping in a JSON string: `"`, `\\` or a control
 /// byte below 0x20 (the classic "has zero byte" bit trick, applied three times).
 #[inline]
@@ -44,29 +46,33 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
-/// Appends `s` as a JSON string literal (RFC 8259 escaping). Runs of bytes that need no
-/// escaping are skipped 8 bytes at a time and copied in one piece; the output is written by
-/// index into room made once, so the length is not updated byte by byte. This is the hot path
-/// of every message and of the `parse` command.
+/// Appends `s` as a JSON string literal (RFC 8259 escaping). This is the hot path of every
+/// message and of the `parse` command.
 pub fn push_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends the escaped contents of a JSON string literal for `s`, without the quotes. Runs of
+/// bytes that need no escaping are skipped 8 bytes at a time and copied in one piece; the output
+/// is written by index into room made once, so the length is not updated byte by byte.
+pub fn push_escaped(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     // Most values need no escaping: find out 8 bytes at a time and copy them in one piece.
     if !needs_escape(bytes) {
-        out.reserve(bytes.len() + 2);
-        out.push('"');
         out.push_str(s);
-        out.push('"');
         return;
     }
     // SAFETY: every byte of `s` is copied in order except ASCII bytes replaced by ASCII escape
     // sequences, and the room made below is truncated to what was written: `out` stays UTF-8.
     let buf = unsafe { out.as_mut_vec() };
     let old = buf.len();
-    // At most 6 bytes per input byte (`\u00XX`), plus the quotes.
-    buf.resize(old + bytes.len() * 6 + 2, 0);
+    // At most 6 bytes per input byte (`\u00XX`).
+    buf.resize(old + bytes.len() * 6, 0);
     let dst = &mut buf[old..];
-    dst[0] = b'"';
-    let mut n = 1;
+    let mut n = 0;
     let mut i = 0;
     while i < bytes.len() {
         let start = i;
@@ -84,7 +90,7 @@ pub fn push_str(out: &mut String, s: &str) {
         let run = i - start;
         if run <= 16 && start + 16 <= bytes.len() {
             // A fixed-size copy (two moves, no call); the bytes past the run are overwritten
-            // next or cut off at the end. `dst` has room: 6 bytes per input byte.
+            // next or cut off at the end. `dst` has room: n ≤ 6·start and start + 16 ≤ len.
             dst[n..n + 16].copy_from_slice(&bytes[start..start + 16]);
         } else {
             dst[n..n + run].copy_from_slice(&bytes[start..i]);
@@ -112,8 +118,24 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         i += 1;
     }
-    dst[n] = b'"';
-    buf.truncate(old + n + 1);
+    buf.truncate(old + n);
+}
+
+/// Appends `s` as a JSON string literal that is itself inside a JSON string: the quotes and
+/// escapes of the inner literal are escaped once more (`a"b` → `\"a\\\"b\"`). What
+/// [`ObjectWriter::nested`] writes for a string value.
+pub fn push_str_nested(out: &mut String, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 4);
+        out.push_str("\\\"");
+        out.push_str(s);
+        out.push_str("\\\"");
+        return;
+    }
+    // Rare (values with quotes, backslashes or control bytes): escape once, then again.
+    let mut once = String::with_capacity(s.len() + 8);
+    push_str(&mut once, s);
+    push_escaped(out, &once);
 }
 
 /// True when `s` is a JSON number literal that means the same as nginx's text.
@@ -135,49 +157,141 @@ pub fn is_json_number(s: &str) -> bool {
         && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
-pub struct ObjectWriter {
-    buf: String,
+/// An object key quoted ahead of time, for both kinds of writer: the hot path copies it instead
+/// of checking and quoting a name for every field of every line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// `"name":`
+    plain: Box<str>,
+    /// `\"name\":`
+    nested: Box<str>,
 }
 
-impl ObjectWriter {
+impl Key {
+    pub fn new(name: &str) -> Self {
+        let mut plain = String::with_capacity(name.len() + 3);
+        push_str(&mut plain, name);
+        plain.push(':');
+        let mut nested = String::with_capacity(plain.len() + 2);
+        push_escaped(&mut nested, &plain);
+        Self {
+            plain: plain.into(),
+            nested: nested.into(),
+        }
+    }
+}
+
+/// Writes one JSON object, fields in insertion order. It owns its text
+/// ([`ObjectWriter::with_capacity`]) or appends to a caller's buffer, either plainly
+/// ([`ObjectWriter::append_to`]) or escaped once more as the contents of an enclosing JSON string
+/// ([`ObjectWriter::nested`]: the `parse` command prints each message that way, and writing it
+/// in one pass saves escaping the whole message a second time).
+pub struct ObjectWriter<B: BorrowMut<String> = String> {
+    buf: B,
+    nested: bool,
+    empty: bool,
+}
+
+impl ObjectWriter<String> {
     pub fn with_capacity(n: usize) -> Self {
-        let mut buf = String::with_capacity(n);
-        buf.push('{');
-        Self { buf }
+        Self::start(String::with_capacity(n), false)
+    }
+}
+
+impl<'b> ObjectWriter<&'b mut String> {
+    /// An object appended to `buf`.
+    pub fn append_to(buf: &'b mut String) -> Self {
+        Self::start(buf, false)
+    }
+
+    /// An object appended to `buf`, which is inside a JSON string literal: the object's own
+    /// quotes and escapes are escaped again.
+    pub fn nested(buf: &'b mut String) -> Self {
+        Self::start(buf, true)
+    }
+}
+
+impl<B: BorrowMut<String>> ObjectWriter<B> {
+    fn start(mut buf: B, nested: bool) -> Self {
+        buf.borrow_mut().push('{');
+        Self {
+            buf,
+            nested,
+            empty: true,
+        }
     }
 
     fn key(&mut self, k: &str) {
-        if self.buf.len() > 1 {
-            self.buf.push(',');
+        let nested = self.nested;
+        let buf = self.buf.borrow_mut();
+        if !self.empty {
+            buf.push(',');
         }
+        self.empty = false;
         // Keys are nginx variable names (letters, digits, `_`): nothing to escape.
         if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            self.buf.push('"');
-            self.buf.push_str(k);
-            self.buf.push('"');
+            let quote = if nested { "\\\"" } else { "\"" };
+            buf.reserve(k.len() + 2 * quote.len() + 1);
+            buf.push_str(quote);
+            buf.push_str(k);
+            buf.push_str(quote);
         } else {
-            push_str(&mut self.buf, k);
+            self.string(k);
         }
-        self.buf.push(':');
+        self.buf.borrow_mut().push(':');
+    }
+
+    fn key_at(&mut self, k: &Key) {
+        let buf = self.buf.borrow_mut();
+        if !self.empty {
+            buf.push(',');
+        }
+        self.empty = false;
+        buf.push_str(if self.nested { &k.nested } else { &k.plain });
+    }
+
+    fn string(&mut self, v: &str) {
+        if self.nested {
+            push_str_nested(self.buf.borrow_mut(), v);
+        } else {
+            push_str(self.buf.borrow_mut(), v);
+        }
     }
 
     pub fn str_field(&mut self, k: &str, v: &str) {
         self.key(k);
-        push_str(&mut self.buf, v);
+        self.string(v);
     }
 
     /// Writes `v` as a number when it is one, else as a string.
     pub fn num_field(&mut self, k: &str, v: &str) {
         self.key(k);
         if is_json_number(v) {
-            self.buf.push_str(v);
+            self.buf.borrow_mut().push_str(v);
         } else {
-            push_str(&mut self.buf, v);
+            self.string(v);
         }
     }
 
-    pub fn finish(mut self) -> String {
-        self.buf.push('}');
+    /// [`ObjectWriter::str_field`] with a key quoted ahead of time.
+    pub fn str_field_at(&mut self, k: &Key, v: &str) {
+        self.key_at(k);
+        self.string(v);
+    }
+
+    /// [`ObjectWriter::num_field`] with a key quoted ahead of time.
+    pub fn num_field_at(&mut self, k: &Key, v: &str) {
+        self.key_at(k);
+        if is_json_number(v) {
+            self.buf.borrow_mut().push_str(v);
+        } else {
+            self.string(v);
+        }
+    }
+
+    /// Closes the object and gives back the buffer (the text, for an owned writer).
+    pub fn finish(mut self) -> B {
+        self.buf.borrow_mut().push('}');
         self.buf
     }
 }
@@ -244,6 +358,46 @@ mod tests {
             ("1234567890123456", false),
         ] {
             assert_eq!(is_json_number(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn nested_writer_is_the_plain_text_escaped_once_more() {
+        for (k, v) in [
+            ("plain", "value"),
+            ("agent", "Mozilla \\x22quoted\\x22"),
+            ("q", "say \"hi\"\n\t\u{1}é✓"),
+            ("odd key\"", "x"),
+            ("empty", ""),
+        ] {
+            let mut plain = ObjectWriter::with_capacity(0);
+            plain.str_field(k, v);
+            plain.num_field("status", "200");
+            plain.num_field("list", "0.1, \"0.2");
+            let plain = plain.finish();
+            let mut want = String::from("x");
+            push_str(&mut want, &plain);
+            let mut got = String::from("x\"");
+            let mut w = ObjectWriter::nested(&mut got);
+            w.str_field(k, v);
+            w.num_field("status", "200");
+            w.num_field("list", "0.1, \"0.2");
+            w.finish().push('"');
+            assert_eq!(got, want, "{k:?} {v:?}");
+            // Keys quoted ahead of time write the same text, plain and nested.
+            let (key, status) = (Key::new(k), Key::new("status"));
+            let mut keyed = ObjectWriter::with_capacity(0);
+            keyed.str_field_at(&key, v);
+            keyed.num_field_at(&status, "200");
+            keyed.num_field_at(&Key::new("list"), "0.1, \"0.2");
+            assert_eq!(keyed.finish(), plain);
+            let mut got = String::from("x\"");
+            let mut w = ObjectWriter::nested(&mut got);
+            w.str_field_at(&key, v);
+            w.num_field_at(&status, "200");
+            w.num_field_at(&Key::new("list"), "0.1, \"0.2");
+            w.finish().push('"');
+            assert_eq!(got, want, "{k:?} {v:?}");
         }
     }
 
