@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::ops::Range;
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
@@ -38,6 +39,10 @@ pub struct LineReader {
     /// The last piece returned ended at the length cap: the next one continues its line.
     continuing: bool,
     nul_bytes: u64,
+    /// Longest line piece: [`MAX_LINE_BYTES`], smaller in tests.
+    max_line: usize,
+    /// Bytes read past the last block [`LineReader::next_block`] returned.
+    carry: Vec<u8>,
 }
 
 impl LineReader {
@@ -86,7 +91,46 @@ impl LineReader {
             binary,
             continuing: false,
             nul_bytes: 0,
+            max_line: MAX_LINE_BYTES,
+            carry: Vec::new(),
         })
+    }
+
+    /// Cuts lines longer than `n` bytes (instead of [`MAX_LINE_BYTES`]) into pieces: lets tests
+    /// reach the cap with small inputs.
+    pub fn with_max_line(mut self, n: usize) -> Self {
+        self.max_line = n.max(1);
+        self
+    }
+
+    /// Reads a block of whole lines, for callers that split it themselves with [`pieces`] (the
+    /// `parse` command hands blocks to several threads). `block` gets at least `target` bytes
+    /// (fewer only at the end), ending after a `\n`, or inside a line longer than the cap at a
+    /// multiple of it (where [`LineReader::next_line`] would cut it too), or at the end of the
+    /// object; bytes read past that wait for the next call. False when nothing is left. NUL
+    /// bytes and invalid UTF-8 are left to the caller. Not to be mixed with
+    /// [`LineReader::next_line`] on one reader.
+    pub async fn next_block(&mut self, block: &mut Vec<u8>, target: usize) -> io::Result<bool> {
+        block.clear();
+        block.append(&mut self.carry);
+        loop {
+            if block.len() >= target
+                && let Some(cut) = block_end(block, self.max_line)
+            {
+                self.carry.extend_from_slice(&block[cut..]);
+                block.truncate(cut);
+                break;
+            }
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                break;
+            }
+            let n = available.len();
+            block.extend_from_slice(available);
+            self.inner.consume(n);
+        }
+        self.bytes += block.len() as u64;
+        Ok(!block.is_empty())
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -127,12 +171,12 @@ impl LineReader {
     pub async fn next_line_at(&mut self) -> io::Result<Option<(u64, u64, Cow<'_, str>)>> {
         self.buf.clear();
         let mut complete = false;
-        while !complete && self.buf.len() < MAX_LINE_BYTES {
+        while !complete && self.buf.len() < self.max_line {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
                 break;
             }
-            let room = MAX_LINE_BYTES - self.buf.len();
+            let room = self.max_line - self.buf.len();
             let (take, found) = match memchr::memchr(b'\n', &available[..available.len().min(room)])
             {
                 Some(i) => (i + 1, true),
@@ -152,7 +196,7 @@ impl LineReader {
             self.line_no += 1;
         }
         // Cut at the length cap, not at a newline (nor at the end): the line goes on.
-        self.continuing = !complete && n >= MAX_LINE_BYTES;
+        self.continuing = !complete && n >= self.max_line;
         let mut end = n;
         if complete {
             end -= 1;
@@ -172,6 +216,40 @@ impl LineReader {
             String::from_utf8_lossy(&self.buf),
         )))
     }
+}
+
+/// Where a block read so far may end: after its last `\n`, or, when it holds none and is at
+/// least one cap long (one long line), at the last multiple of the cap.
+fn block_end(block: &[u8], max_line: usize) -> Option<usize> {
+    match memchr::memrchr(b'\n', block) {
+        Some(i) => Some(i + 1),
+        None if block.len() >= max_line => Some(block.len() / max_line * max_line),
+        None => None,
+    }
+}
+
+/// The lines of a block from [`LineReader::next_block`], as byte ranges of it, cut exactly as
+/// [`LineReader::next_line`] cuts them: at `\n` (a trailing `\r` dropped), and into pieces of
+/// `max_line` bytes when longer. Blank lines are included; NUL bytes and invalid UTF-8 are left
+/// in.
+pub fn pieces(block: &[u8], max_line: usize) -> impl Iterator<Item = Range<usize>> {
+    let max_line = max_line.max(1);
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = &block[at..];
+        if rest.is_empty() {
+            return None;
+        }
+        let limit = rest.len().min(max_line);
+        let (len, next) = match memchr::memchr(b'\n', &rest[..limit]) {
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => (i - 1, i + 1),
+            Some(i) => (i, i + 1),
+            None => (limit, limit),
+        };
+        let piece = at..at + len;
+        at += next;
+        Some(piece)
+    })
 }
 
 /// Text or not: more than 10 % control characters (other than tab, newline, carriage return,
@@ -281,6 +359,55 @@ mod tests {
                 (2, 2 * m + 11, 4)
             ]
         );
+    }
+
+    /// Every line `next_line` gives, and the same from `next_block` + `pieces` (NULs stripped,
+    /// lossy UTF-8 as `next_line` does), for a given cap and block size.
+    async fn both_ways(data: &[u8], max_line: usize, target: usize) -> (Vec<String>, Vec<String>) {
+        let open = || async {
+            LineReader::open(Box::new(std::io::Cursor::new(data.to_vec())))
+                .await
+                .unwrap()
+                .with_max_line(max_line)
+        };
+        let mut r = open().await;
+        let mut by_line = Vec::new();
+        while let Some((_, l)) = r.next_line().await.unwrap() {
+            by_line.push(l.into_owned());
+        }
+        let mut r = open().await;
+        let mut by_block = Vec::new();
+        let mut block = Vec::new();
+        while r.next_block(&mut block, target).await.unwrap() {
+            for p in pieces(&block, max_line) {
+                let p: Vec<u8> = block[p].iter().copied().filter(|&b| b != 0).collect();
+                by_block.push(String::from_utf8_lossy(&p).into_owned());
+            }
+        }
+        assert_eq!(r.bytes(), data.len() as u64);
+        (by_line, by_block)
+    }
+
+    #[tokio::test]
+    async fn blocks_cut_lines_exactly_like_next_line() {
+        let inputs: [&[u8]; 8] = [
+            b"",
+            b"a\r\n\nb\xffc\nlast",
+            b"exactly8\nexactly8\n",
+            b"0123456789abcdefghij\r\nshort\n0123456\r\n",
+            b"1234567\r\n12345678\r\n123456789\r",
+            b"\n\n\n",
+            b"long line without any newline at all, cut into pieces",
+            b"x\0y\n\0\0\n\xe2\x9c\x93\xe2\x9c\x93\xe2\x9c\x93\n",
+        ];
+        for data in inputs {
+            for max_line in [1, 3, 8, 9, 64] {
+                for target in [0, 1, 5, 8, 17, 1 << 20] {
+                    let (want, got) = both_ways(data, max_line, target).await;
+                    assert_eq!(got, want, "{data:?} cap {max_line} block {target}");
+                }
+            }
+        }
     }
 
     #[test]
