@@ -5,19 +5,19 @@
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
 //! ```
 
+mod render;
+
 use std::process::ExitCode;
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use std::io::Write;
 
 use crate::aws::{clients, production_handler};
-use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
 use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::lines::LineReader;
-use crate::parse::{LineParser, LogEvent, LogFormat, OutputFormat, json};
+use crate::parse::LogFormat;
 use crate::route::LogKind;
 
 pub const USAGE: &str = "\
@@ -212,61 +212,24 @@ async fn parse_command(
         ),
     };
     let name = file.as_deref().unwrap_or("<stdin>");
-    let mut reader = LineReader::open(body)
+    let reader = LineReader::open(body)
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    let mut parser = LineParser::new(&config.parse, kind, fallback_ts);
-    // A plain, large buffered stdout: tokio's stdout hands every write to a blocking thread.
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let mut events = Vec::new();
-    let mut text = String::new();
-    let mut read_error = None;
-    loop {
-        match reader.next_line().await {
-            Ok(Some((n, line))) if !line.trim().is_empty() => parser.push(&line, n, &mut events),
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                read_error = Some(format!(
-                    "{name}: read failed after {} bytes: {e}",
-                    reader.bytes()
-                ));
-                break;
-            }
-        }
-        write_events(&mut events, &mut text, config.parse.output);
-        out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    let plan = render::Plan::default();
+    match render::render(
+        reader,
+        &config.parse,
+        kind,
+        fallback_ts,
+        std::io::stdout(),
+        plan,
+    )
+    .await
+    {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e @ render::RenderError::Read { .. }) => Err(format!("{name}: {e}")),
+        Err(e) => Err(e.to_string()),
     }
-    parser.finish(&mut events);
-    write_events(&mut events, &mut text, config.parse.output);
-    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())?;
-    match read_error {
-        Some(e) => Err(e),
-        None => Ok(ExitCode::SUCCESS),
-    }
-}
-
-fn write_events(events: &mut Vec<LogEvent>, text: &mut String, output: OutputFormat) {
-    text.clear();
-    for ev in events.drain(..) {
-        if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-            for part in split_oversize(ev, output) {
-                write_event(text, &part);
-            }
-        } else {
-            write_event(text, &ev);
-        }
-    }
-}
-
-fn write_event(text: &mut String, ev: &LogEvent) {
-    text.push_str("{\"timestamp\":");
-    let _ = std::fmt::Write::write_fmt(text, format_args!("{}", ev.timestamp));
-    text.push_str(",\"message\":");
-    json::push_str(text, &ev.message);
-    text.push_str("}\n");
 }
 
 /// The Lambda runtime loop: configuration and clients once, then one handler call per event.
