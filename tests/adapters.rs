@@ -47,11 +47,11 @@ fn not_found() -> PutLogEventsError {
 
 #[tokio::test]
 async fn missing_group_is_created_with_retention_then_the_put_is_repeated() {
+    // The events travel in a body the sink writes itself (checked against the API syntax in
+    // aws::cloudwatch's tests and by the moto and strict-endpoint tests), not in the input.
     let put = mock!(LogsClient::put_log_events)
         .match_requests(|r| {
-            r.log_group_name() == Some("nginx-access")
-                && r.log_stream_name() == Some("i-1")
-                && r.log_events().len() == 3
+            r.log_group_name() == Some("nginx-access") && r.log_stream_name() == Some("i-1")
         })
         .sequence()
         .error(not_found)

@@ -11,13 +11,13 @@ use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_smithy_types::body::SdkBody;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::parse::LogEvent;
+use crate::parse::{LogEvent, json};
 use crate::ports::{LogSink, Rejected, SinkError};
 
 /// After creating a group and stream, puts that failed with ResourceNotFound before the create
@@ -45,14 +45,22 @@ impl CloudWatchSink {
         &self,
         group: &str,
         stream: &str,
-        events: Vec<InputLogEvent>,
+        body: &SdkBody,
     ) -> Result<Rejected, SdkError<PutLogEventsError>> {
+        let (body, len) = (body.try_clone(), body.content_length());
         let out = self
             .client
             .put_log_events()
             .log_group_name(group)
             .log_stream_name(stream)
-            .set_log_events(Some(events))
+            .customize()
+            // Before signing, on every attempt: the body we wrote replaces the SDK's.
+            .mutate_request(move |req| {
+                if let (Some(body), Some(len)) = (body.as_ref().and_then(SdkBody::try_clone), len) {
+                    *req.body_mut() = body;
+                    req.headers_mut().insert("content-length", len.to_string());
+                }
+            })
             .send()
             .await?;
         let idx = |v: Option<i32>| v.and_then(|i| usize::try_from(i).ok());
@@ -161,15 +169,16 @@ impl LogSink for CloudWatchSink {
                 },
             }
         };
-        match self.put_once(group, stream, input_events(events)).await {
+        let body = SdkBody::from(put_log_events_body(group, stream, events));
+        match self.put_once(group, stream, &body).await {
             Ok(r) => Ok(r),
             Err(e) if is_not_found(&e) => {
                 self.ensure(group, stream, false).await?;
-                match self.put_once(group, stream, input_events(events)).await {
+                match self.put_once(group, stream, &body).await {
                     // Deleted since we created it: create once more, then give up.
                     Err(e) if is_not_found(&e) => {
                         self.ensure(group, stream, true).await?;
-                        self.put_once(group, stream, input_events(events))
+                        self.put_once(group, stream, &body)
                             .await
                             .map_err(to_sink_error)
                     }
@@ -188,16 +197,68 @@ fn is_not_found(e: &SdkError<PutLogEventsError>) -> bool {
     )
 }
 
-fn input_events(events: &[LogEvent]) -> Vec<InputLogEvent> {
-    // The builder only fails on a missing required field, and both are always set.
-    events
-        .iter()
-        .map(|e| {
-            InputLogEvent::builder()
-                .timestamp(e.timestamp)
-                .message(e.message.clone())
-                .build()
-        })
-        .filter_map(Result::ok)
-        .collect()
+/// The PutLogEvents request body (awsJson1.1), written in one pass by our own escaper. The SDK
+/// would escape each message byte by byte, about a third of the CPU a forwarded gigabyte
+/// costs; so the request is built without events and this body replaces the SDK's just before
+/// signing (`mutate_request`, on every attempt). The SDK still resolves the endpoint, signs,
+/// retries and parses the answer.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html#API_PutLogEvents_RequestSyntax>
+pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Vec<u8> {
+    let size: usize = events.iter().map(|e| e.message.len() + 40).sum();
+    let mut out = String::with_capacity(size + size / 8 + group.len() + stream.len() + 64);
+    out.push_str("{\"logGroupName\":");
+    json::push_str(&mut out, group);
+    out.push_str(",\"logStreamName\":");
+    json::push_str(&mut out, stream);
+    out.push_str(",\"logEvents\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"timestamp\":");
+        json::push_i64(&mut out, e.timestamp);
+        out.push_str(",\"message\":");
+        json::push_str(&mut out, &e.message);
+        out.push('}');
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn the_body_is_the_api_request_syntax() {
+        let ev = |timestamp, message: &str| LogEvent {
+            timestamp,
+            message: message.to_string(),
+            line: 1,
+            offset: 0,
+            parse_failed: false,
+        };
+        let events = [
+            ev(
+                1_795_514_401_000,
+                r#"{"remote_addr":"1.2.3.4","status":200}"#,
+            ),
+            ev(
+                -1,
+                "quote \" backslash \\ nl \n tab \t nul \u{0} é ✓ \u{1F600}",
+            ),
+            ev(0, ""),
+        ];
+        let body = put_log_events_body("nginx-access", "i-0abc/x \"y\"", &events);
+        let got: Value = serde_json::from_slice(&body).unwrap();
+        let want = json!({
+            "logGroupName": "nginx-access",
+            "logStreamName": "i-0abc/x \"y\"",
+            "logEvents": events.iter().map(|e| json!({"timestamp": e.timestamp, "message": e.message})).collect::<Vec<_>>(),
+        });
+        assert_eq!(got, want);
+        let empty: Value = serde_json::from_slice(&put_log_events_body("g", "s", &[])).unwrap();
+        assert_eq!(empty["logEvents"], json!([]));
+    }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
 use crate::lines::{LineReader, MAX_LINE_BYTES, pieces};
 use crate::parse::access::{self, locate, write_fields};
-use crate::parse::json::{ObjectWriter, push_escaped};
+use crate::parse::json::{self, ObjectWriter, push_escaped};
 use crate::parse::{LineParser, LogEvent, OutputFormat, ParseSettings, unparsed_message};
 use crate::route::LogKind;
 
@@ -138,27 +138,8 @@ fn write_event_line(text: &mut String, ev: &LogEvent) {
 /// `{"timestamp":<ms>,"message":"` — the message's text follows, then `"}`.
 fn push_head(text: &mut String, timestamp: i64) {
     text.push_str("{\"timestamp\":");
-    push_i64(text, timestamp);
+    json::push_i64(text, timestamp);
     text.push_str(",\"message\":\"");
-}
-
-fn push_i64(text: &mut String, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        text.push('-');
-    }
-    // ASCII digits: always UTF-8.
-    text.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// A block and what became of it; recycled so that buffers are allocated once.
@@ -384,15 +365,6 @@ async fn render_blocks<W: Write + Send + 'static>(
 mod tests {
     use super::*;
     use crate::parse::LogFormat;
-
-    #[test]
-    fn integers() {
-        for n in [0, 7, -7, 1_795_514_401_123, i64::MIN, i64::MAX] {
-            let mut s = String::new();
-            push_i64(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
-    }
 
     async fn both_roads(settings: &ParseSettings, data: &[u8], plan: Plan) -> (String, String) {
         let open = || async {

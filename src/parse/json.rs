@@ -138,6 +138,26 @@ pub fn push_str_nested(out: &mut String, s: &str) {
     push_escaped(out, &once);
 }
 
+/// Appends `n` in decimal (a JSON number).
+pub fn push_i64(text: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        text.push('-');
+    }
+    // ASCII digits: always UTF-8.
+    text.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
 /// True when `s` is a JSON number literal that means the same as nginx's text.
 pub fn is_json_number(s: &str) -> bool {
     let b = s.as_bytes();
@@ -337,6 +357,15 @@ mod tests {
                     assert_eq!(back, s);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for n in [0, 7, -7, 1_795_514_401_123, i64::MIN, i64::MAX] {
+            let mut s = String::new();
+            push_i64(&mut s, n);
+            assert_eq!(s, n.to_string());
         }
     }
 
