@@ -1,13 +1,15 @@
 //! End to end: a generated gzip object of nginx access lines → parse → batches → the real
 //! CloudWatch Logs client → a local endpoint that accepts every PutLogEvents.
-//! Reports wall time, throughput, peak RSS and calls.
+//! Reports wall time, throughput, peak RSS (of the forwarder: the endpoint is a child process)
+//! and calls.
 //!
 //! `cargo bench --bench e2e -- [LINES]` (default 5,000,000 lines ≈ 1 GB of log text). The gzip
 //! file is generated once under target/bench/. Run one size per process: peak RSS is per process.
 
-use std::io::{BufReader, BufWriter, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -89,17 +91,82 @@ fn object(lines: u64) -> PathBuf {
     path
 }
 
-/// Accepts every call; counts PutLogEvents calls and bytes.
-fn endpoint(calls: Arc<AtomicU64>, bytes: Arc<AtomicU64>) -> String {
+/// The local endpoint runs in a child process (this binary with `--serve`), so that the peak
+/// RSS reported is the forwarder's alone, not the endpoint's request buffers too.
+struct Endpoint {
+    child: Child,
+    url: String,
+}
+
+impl Endpoint {
+    fn start() -> Self {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .arg("--serve")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the endpoint process");
+        let mut url = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut url)
+            .expect("endpoint address");
+        Self {
+            child,
+            url: url.trim().to_string(),
+        }
+    }
+
+    /// PutLogEvents calls and body bytes received so far (`GET /stats`).
+    fn stats(&self) -> (u64, u64) {
+        let addr = self.url.trim_start_matches("http://");
+        let mut conn = TcpStream::connect(addr).expect("connect to the endpoint");
+        conn.write_all(b"GET /stats HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            .expect("ask for stats");
+        let mut reader = BufReader::new(conn);
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("stats reply");
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("stats length");
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut text = vec![0; len];
+        reader.read_exact(&mut text).expect("stats body");
+        let text = String::from_utf8_lossy(&text);
+        let mut it = text.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child: accepts every call, counts PutLogEvents calls and bytes, prints its address.
+fn serve() {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let (calls, bytes) = (calls.clone(), bytes.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut out = conn;
-                while let Some(req) = http::read_request(&mut reader) {
+    println!("http://{}", listener.local_addr().expect("addr"));
+    std::io::stdout().flush().expect("flush the address");
+    let (calls, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    for conn in listener.incoming().flatten() {
+        let (calls, bytes) = (calls.clone(), bytes.clone());
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut out = conn;
+            while let Some(req) = http::read_request(&mut reader) {
+                let body = if req.path == "/stats" {
+                    format!(
+                        "{} {}",
+                        calls.load(Ordering::Relaxed),
+                        bytes.load(Ordering::Relaxed)
+                    )
+                } else {
                     if req
                         .header("x-amz-target")
                         .is_some_and(|t| t.ends_with("PutLogEvents"))
@@ -107,15 +174,18 @@ fn endpoint(calls: Arc<AtomicU64>, bytes: Arc<AtomicU64>) -> String {
                         calls.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(req.body.len() as u64, Ordering::Relaxed);
                     }
-                    let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 2\r\n\r\n{}";
-                    if out.write_all(ok).is_err() {
-                        return;
-                    }
+                    "{}".to_string()
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if out.write_all(reply.as_bytes()).is_err() {
+                    return;
                 }
-            });
-        }
-    });
-    url
+            }
+        });
+    }
 }
 
 fn peak_rss_mb() -> f64 {
@@ -135,6 +205,9 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--serve") {
+        return serve();
+    }
     let lines: u64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -145,8 +218,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (calls, sent) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let url = endpoint(calls.clone(), sent.clone());
+    let endpoint = Endpoint::start();
+    let url = endpoint.url.clone();
     let shared = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -171,7 +244,7 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     let t = &summary.totals;
     assert_eq!(summary.objects_delivered, 1, "{summary:?}");
-    let puts = calls.load(Ordering::Relaxed);
+    let (puts, sent) = endpoint.stats();
     println!(
         "e2e lines={} log_bytes={} gzip_bytes={} wall_s={:.2} log_MB_per_s={:.1} lines_per_s={:.0} events={} put_calls={} mean_put_body_kib={:.0} peak_rss_mb={:.1}",
         t.lines,
@@ -182,7 +255,7 @@ fn main() {
         t.lines as f64 / secs,
         t.events,
         puts,
-        sent.load(Ordering::Relaxed) as f64 / puts.max(1) as f64 / 1024.0,
+        sent as f64 / puts.max(1) as f64 / 1024.0,
         peak_rss_mb()
     );
 }

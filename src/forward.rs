@@ -324,7 +324,9 @@ async fn open<S: ObjectSource>(
 }
 
 /// A put's result with what is needed to account for it.
-type PutResult = Result<(Vec<LogEvent>, Rejected), SinkError>;
+/// A finished put: the line number of each event it carried (the messages are gone with the
+/// request), and what CloudWatch rejected.
+type PutResult = Result<(Vec<u64>, Rejected), SinkError>;
 
 struct Pump<'a, K, C> {
     shared: &'a Shared<K, C>,
@@ -551,9 +553,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         let sink = self.shared.sink.clone();
         let (group, stream) = (self.route.log_group.clone(), self.route.log_stream.clone());
         self.in_flight.spawn(async move {
-            let result = sink.put(&group, &stream, &batch.events).await;
+            let lines: Vec<u64> = batch.events.iter().map(|e| e.line).collect();
+            let result = sink.put(&group, &stream, batch.events).await;
             drop(permit);
-            result.map(|rejected| (batch.events, rejected))
+            result.map(|rejected| (lines, rejected))
         });
         Ok(())
     }
@@ -573,19 +576,19 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         &mut self,
         done: Result<PutResult, tokio::task::JoinError>,
     ) -> Result<(), ForwardError> {
-        let (events, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
-        for ev in &events {
-            self.tracker.confirmed(ev.line);
+        let (lines, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        for &line in &lines {
+            self.tracker.confirmed(line);
         }
-        let counts = rejected.counts(events.len());
+        let counts = rejected.counts(lines.len());
         let c = &mut self.counters;
         c.batches += 1;
-        c.events += events.len() as u64 - counts.too_old - counts.too_new - counts.expired;
+        c.events += lines.len() as u64 - counts.too_old - counts.too_new - counts.expired;
         c.add_rejected(counts);
         if counts.too_old + counts.too_new + counts.expired > 0 {
             warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), too_old = counts.too_old,
                   too_new = counts.too_new, expired = counts.expired,
-                  first_line = events.first().map_or(0, |e| e.line),
+                  first_line = lines.first().copied().unwrap_or(0),
                   "CloudWatch Logs rejected events of this batch (outside its time window)");
         }
         self.checkpoint_soon();

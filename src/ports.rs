@@ -183,13 +183,14 @@ pub enum SinkError {
     },
 }
 
-/// Where batches go (CloudWatch Logs in production). One call = one PutLogEvents.
+/// Where batches go (CloudWatch Logs in production). One call = one PutLogEvents. The sink takes
+/// the events: once it has encoded them it can free them while the request is in flight.
 pub trait LogSink: Send + Sync {
     fn put(
         &self,
         group: &str,
         stream: &str,
-        events: &[LogEvent],
+        events: Vec<LogEvent>,
     ) -> impl Future<Output = Result<Rejected, SinkError>> + Send;
 }
 

@@ -78,7 +78,7 @@ async fn missing_group_is_created_with_retention_then_the_put_is_repeated() {
 
     let sink = CloudWatchSink::new(client, Some(14));
     let got = sink
-        .put("nginx-access", "i-1", &events(3))
+        .put("nginx-access", "i-1", events(3))
         .await
         .expect("delivered after create");
     assert_eq!(got, Rejected::default());
@@ -116,7 +116,7 @@ async fn group_created_by_someone_else_counts_as_success_and_keeps_their_retenti
     );
 
     CloudWatchSink::new(client, Some(14))
-        .put("g", "s", &events(1))
+        .put("g", "s", events(1))
         .await
         .expect("delivered");
     assert_eq!(
@@ -144,7 +144,7 @@ async fn rejected_events_info_is_mapped_to_index_ranges() {
     });
     let client = mock_client!(aws_sdk_cloudwatchlogs, [&put]);
     let got = CloudWatchSink::new(client, None)
-        .put("g", "s", &events(6))
+        .put("g", "s", events(6))
         .await
         .unwrap();
     assert_eq!(
@@ -172,7 +172,7 @@ async fn invalid_parameter_fails_without_creating_anything() {
         mock!(LogsClient::create_log_group).then_output(|| CreateLogGroupOutput::builder().build());
     let client = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&put, &group]);
     let err = CloudWatchSink::new(client, None)
-        .put("g", "s", &events(1))
+        .put("g", "s", events(1))
         .await
         .unwrap_err();
     assert!(matches!(err, SinkError::Rejected { .. }), "{err}");

@@ -152,7 +152,7 @@ impl LogSink for CloudWatchSink {
         &self,
         group: &str,
         stream: &str,
-        events: &[LogEvent],
+        events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
         let to_sink_error = |e: SdkError<PutLogEventsError>| {
             let detail = DisplayErrorContext(&e).to_string();
@@ -169,7 +169,9 @@ impl LogSink for CloudWatchSink {
                 },
             }
         };
-        let body = SdkBody::from(put_log_events_body(group, stream, events));
+        let body = SdkBody::from(put_log_events_body(group, stream, &events));
+        // The body holds the messages now: no need to keep a second copy during the call.
+        drop(events);
         match self.put_once(group, stream, &body).await {
             Ok(r) => Ok(r),
             Err(e) if is_not_found(&e) => {
@@ -205,7 +207,7 @@ fn is_not_found(e: &SdkError<PutLogEventsError>) -> bool {
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html#API_PutLogEvents_RequestSyntax>
 pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Vec<u8> {
     let size: usize = events.iter().map(|e| e.message.len() + 40).sum();
-    let mut out = String::with_capacity(size + size / 8 + group.len() + stream.len() + 64);
+    let mut out = String::with_capacity(size + size / 4 + group.len() + stream.len() + 64);
     out.push_str("{\"logGroupName\":");
     json::push_str(&mut out, group);
     out.push_str(",\"logStreamName\":");

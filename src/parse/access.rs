@@ -32,7 +32,10 @@ pub fn parse_line_with(
             let message = match settings.output {
                 OutputFormat::Raw => line.to_string(),
                 OutputFormat::Json => {
-                    let mut w = ObjectWriter::with_capacity(line.len() * 2);
+                    // Messages run to about 2.3× the line (keys, the request split out). Room
+                    // for that and a little more: too little doubles the buffer (events wait
+                    // in batches, and memory is what they hold, not what they use).
+                    let mut w = ObjectWriter::with_capacity(line.len() * 5 / 2 + 64);
                     write_fields(settings, line, spans, found.tail, &mut w);
                     w.finish()
                 }

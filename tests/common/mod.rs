@@ -282,9 +282,9 @@ impl LogSink for FakeSink {
         &self,
         group: &str,
         stream: &str,
-        events: &[LogEvent],
+        events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
-        assert_batch_valid(events);
+        assert_batch_valid(&events);
         let mut puts = self.puts.lock().expect("not poisoned");
         if self.fail_after.is_some_and(|n| puts.len() >= n) {
             return Err(SinkError::Rejected {
@@ -296,7 +296,7 @@ impl LogSink for FakeSink {
         puts.push(Put {
             group: group.into(),
             stream: stream.into(),
-            events: events.to_vec(),
+            events,
         });
         Ok(Rejected::default())
     }
