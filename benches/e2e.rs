@@ -1,11 +1,14 @@
 //! End to end: a generated gzip object of nginx access lines → parse → batches → the real
 //! CloudWatch Logs client → a local endpoint that accepts every PutLogEvents.
 //! Reports wall time, throughput, peak RSS (of the forwarder: the endpoint is a child process)
-//! and calls.
+//! and calls, and the peak of live heap bytes (a counting allocator: not blurred by what the
+//! allocator keeps back).
 //!
 //! `cargo bench --bench e2e -- [LINES]` (default 5,000,000 lines ≈ 1 GB of log text). The gzip
 //! file is generated once under target/bench/. Run one size per process: peak RSS is per process.
+//! Settings come from the environment like the Lambda's (`MAX_CONCURRENT_PUTS=4 cargo bench …`).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -188,6 +191,34 @@ fn serve() {
     }
 }
 
+/// Counts live heap bytes and their peak: unlike RSS, this does not depend on what the allocator
+/// keeps back or on which pages happen to be touched, so it shows what the forwarder holds.
+struct Counting;
+
+static LIVE: AtomicU64 = AtomicU64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now =
+                LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed) + layout.size() as u64;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -228,7 +259,8 @@ fn main() {
         .retry_config(nginx_cloudwatch_forwarder::aws::retry_config())
         .build();
     let client = aws_sdk_cloudwatchlogs::Client::new(&shared);
-    let config = Config::from_lookup(|_| None).expect("defaults");
+    // The environment's settings apply (MAX_CONCURRENT_PUTS, OUTPUT_FORMAT, …), else the defaults.
+    let config = Config::from_lookup(|k| std::env::var(k).ok()).expect("configuration");
     let handler = Handler::new(
         FileSource(path.clone()),
         CloudWatchSink::new(client, None),
@@ -246,7 +278,7 @@ fn main() {
     assert_eq!(summary.objects_delivered, 1, "{summary:?}");
     let (puts, sent) = endpoint.stats();
     println!(
-        "e2e lines={} log_bytes={} gzip_bytes={} wall_s={:.2} log_MB_per_s={:.1} lines_per_s={:.0} events={} put_calls={} mean_put_body_kib={:.0} peak_rss_mb={:.1}",
+        "e2e lines={} log_bytes={} gzip_bytes={} wall_s={:.2} log_MB_per_s={:.1} lines_per_s={:.0} events={} put_calls={} mean_put_body_kib={:.0} peak_rss_mb={:.1} peak_heap_mb={:.1}",
         t.lines,
         t.bytes,
         gz_bytes,
@@ -256,6 +288,7 @@ fn main() {
         t.events,
         puts,
         sent as f64 / puts.max(1) as f64 / 1024.0,
-        peak_rss_mb()
+        peak_rss_mb(),
+        PEAK.load(Ordering::Relaxed) as f64 / 1_048_576.0
     );
 }
