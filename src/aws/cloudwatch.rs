@@ -12,6 +12,7 @@ use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
 use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -45,9 +46,9 @@ impl CloudWatchSink {
         &self,
         group: &str,
         stream: &str,
-        body: &SdkBody,
+        body: &Bytes,
     ) -> Result<Rejected, SdkError<PutLogEventsError>> {
-        let (body, len) = (body.try_clone(), body.content_length());
+        let (body, len) = (body.clone(), body.len().to_string());
         let out = self
             .client
             .put_log_events()
@@ -55,11 +56,10 @@ impl CloudWatchSink {
             .log_stream_name(stream)
             .customize()
             // Before signing, on every attempt: the body we wrote replaces the SDK's.
+            // (`Bytes` clones share the buffer.)
             .mutate_request(move |req| {
-                if let (Some(body), Some(len)) = (body.as_ref().and_then(SdkBody::try_clone), len) {
-                    *req.body_mut() = body;
-                    req.headers_mut().insert("content-length", len.to_string());
-                }
+                *req.body_mut() = SdkBody::from(body.clone());
+                req.headers_mut().insert("content-length", len.clone());
             })
             .send()
             .await?;
@@ -169,7 +169,7 @@ impl LogSink for CloudWatchSink {
                 },
             }
         };
-        let body = SdkBody::from(put_log_events_body(group, stream, &events));
+        let body = Bytes::from(put_log_events_body(group, stream, &events));
         // The body holds the messages now: no need to keep a second copy during the call.
         drop(events);
         match self.put_once(group, stream, &body).await {
