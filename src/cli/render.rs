@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -258,7 +259,9 @@ async fn render_blocks<W: Write + Send + 'static>(
     }
     let (job_tx, job_rx) = mpsc::channel::<(u64, Slot)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let (done_tx, done_rx) = mpsc::channel::<(u64, Slot)>();
+    // `None`: the block's parsing panicked. The writer then stops, which stops the reader;
+    // a block silently missing would leave the writer waiting for it forever.
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Option<Slot>)>();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let jobs = Arc::clone(&job_rx);
@@ -273,15 +276,17 @@ async fn render_blocks<W: Write + Send + 'static>(
                         Err(_) => return, // another worker panicked; the join reports it
                     };
                     let Ok((seq, mut slot)) = job else { return };
-                    render_block(
-                        &settings,
-                        &slot.input,
-                        max_line,
-                        fixed_ts,
-                        &mut spans,
-                        &mut slot.out,
-                    );
-                    if done.send((seq, slot)).is_err() {
+                    let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        render_block(
+                            &settings,
+                            &slot.input,
+                            max_line,
+                            fixed_ts,
+                            &mut spans,
+                            &mut slot.out,
+                        );
+                    }));
+                    if done.send((seq, parsed.ok().map(|()| slot))).is_err() {
                         return; // the writer stopped (its error is reported)
                     }
                 }
@@ -290,13 +295,16 @@ async fn render_blocks<W: Write + Send + 'static>(
         .collect();
     drop(done_tx);
     let output = settings.output;
-    let writer = std::thread::spawn(move || -> io::Result<W> {
+    let writer = std::thread::spawn(move || -> Result<W, RenderError> {
         let mut out = out;
         let mut before = fallback_ts;
         let mut next = 0u64;
         let mut waiting = BTreeMap::new();
         let mut leading = String::new();
         for (seq, slot) in done_rx {
+            let slot = slot.ok_or_else(|| {
+                RenderError::Thread(format!("parsing block {seq} of the input panicked"))
+            })?;
             waiting.insert(seq, slot);
             while let Some(mut slot) = waiting.remove(&next) {
                 leading.clear();
@@ -304,15 +312,16 @@ async fn render_blocks<W: Write + Send + 'static>(
                     ev.timestamp = before;
                     write_event(&mut leading, ev, output);
                 }
-                out.write_all(leading.as_bytes())?;
-                out.write_all(slot.out.text.as_bytes())?;
+                out.write_all(leading.as_bytes())
+                    .and_then(|()| out.write_all(slot.out.text.as_bytes()))
+                    .map_err(RenderError::Write)?;
                 before = slot.out.last_ts.unwrap_or(before);
                 next += 1;
                 // The reader may have finished; then the slot is simply dropped.
                 let _ = free_tx.blocking_send(slot);
             }
         }
-        out.flush()?;
+        out.flush().map_err(RenderError::Write)?;
         Ok(out)
     });
     let mut read_error = None;
@@ -353,7 +362,7 @@ async fn render_blocks<W: Write + Send + 'static>(
     let out = match joined {
         (Some(p), _) => return Err(RenderError::Thread(p)),
         (None, Err(_)) => return Err(RenderError::Thread("the writing thread panicked".into())),
-        (None, Ok(written)) => written.map_err(RenderError::Write)?,
+        (None, Ok(written)) => written?,
     };
     match read_error {
         Some(e) => Err(e),
