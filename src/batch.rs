@@ -112,12 +112,8 @@ impl Batcher {
 
     /// Adds one event; completed batches are pushed onto `out`.
     pub fn push(&mut self, ev: LogEvent, out: &mut Vec<Batch>) {
-        if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-            for part in split_oversize(ev, self.output) {
-                self.push_fitting(part, out);
-            }
-        } else {
-            self.push_fitting(ev, out);
+        for part in fitting_parts(ev, self.output) {
+            self.push_fitting(part, out);
         }
     }
 
@@ -169,6 +165,17 @@ fn seal(mut b: Bucket) -> Batch {
 
 /// Room left in a JSON part for the wrapper `{"part":N,"parts":N,"chunk":"…"}`.
 const JSON_PART_OVERHEAD: usize = 64;
+
+/// The events that carry `ev`: itself when its message fits in one event (no allocation), else
+/// the parts of [`split_oversize`].
+pub fn fitting_parts(ev: LogEvent, output: OutputFormat) -> impl Iterator<Item = LogEvent> {
+    let (whole, parts) = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
+        (None, split_oversize(ev, output))
+    } else {
+        (Some(ev), Vec::new())
+    };
+    whole.into_iter().chain(parts)
+}
 
 /// Splits an event whose message exceeds [`MAX_EVENT_MESSAGE_BYTES`] into consecutive parts on
 /// UTF-8 boundaries, all with the event's timestamp and line. Nothing is dropped:

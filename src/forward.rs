@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{info, warn};
 
-use crate::batch::{Batch, Batcher, MAX_EVENT_MESSAGE_BYTES, Window, split_oversize, window};
+use crate::batch::{Batch, Batcher, Window, fitting_parts, window};
 use crate::checkpoint::{Progress, Resume, State, Tracker};
 use crate::config::Config;
 use crate::event::ObjectRef;
@@ -508,12 +508,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
             let verdict = window(ev.timestamp, now, retention);
             let count = match verdict {
                 Window::Accepted => {
-                    let parts = if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-                        split_oversize(ev, self.config.parse.output)
-                    } else {
-                        vec![ev]
-                    };
-                    for part in parts {
+                    for part in fitting_parts(ev, self.config.parse.output) {
                         self.tracker.sent(part.line, part.offset);
                         batcher.push(part, batches);
                     }

@@ -13,11 +13,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::batch::{MAX_EVENT_MESSAGE_BYTES, split_oversize};
+use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 use crate::lines::{LineReader, MAX_LINE_BYTES, pieces};
-use crate::parse::access::{self, locate, write_fields};
+use crate::parse::access::{self, locate, unparsed_event, write_fields};
 use crate::parse::json::{self, ObjectWriter, push_escaped};
-use crate::parse::{LineParser, LogEvent, OutputFormat, ParseSettings, unparsed_message};
+use crate::parse::{LineParser, LogEvent, OutputFormat, ParseSettings};
 use crate::route::LogKind;
 
 /// Input handed to a thread at a time: big enough that hand-offs cost nothing, small enough to
@@ -98,18 +98,10 @@ pub async fn render_lines<W: Write>(
                 break;
             }
         }
-        text.clear();
-        for ev in events.drain(..) {
-            write_event(&mut text, ev, settings.output);
-        }
-        out.write_all(text.as_bytes()).map_err(RenderError::Write)?;
+        write_events(&mut events, &mut text, settings.output, &mut out)?;
     }
     parser.finish(&mut events);
-    text.clear();
-    for ev in events.drain(..) {
-        write_event(&mut text, ev, settings.output);
-    }
-    out.write_all(text.as_bytes()).map_err(RenderError::Write)?;
+    write_events(&mut events, &mut text, settings.output, &mut out)?;
     let out = out
         .into_inner()
         .map_err(|e| RenderError::Write(e.into_error()))?;
@@ -119,21 +111,27 @@ pub async fn render_lines<W: Write>(
     }
 }
 
-/// One output line, the message split into parts first if it is too big for one event.
-fn write_event(text: &mut String, ev: LogEvent, output: OutputFormat) {
-    if ev.message.len() > MAX_EVENT_MESSAGE_BYTES {
-        for part in split_oversize(ev, output) {
-            write_event_line(text, &part);
-        }
-    } else {
-        write_event_line(text, &ev);
+/// Writes (and drains) `events` through the reused `text` buffer.
+fn write_events(
+    events: &mut Vec<LogEvent>,
+    text: &mut String,
+    output: OutputFormat,
+    out: &mut impl Write,
+) -> Result<(), RenderError> {
+    text.clear();
+    for ev in events.drain(..) {
+        write_event(text, ev, output);
     }
+    out.write_all(text.as_bytes()).map_err(RenderError::Write)
 }
 
-fn write_event_line(text: &mut String, ev: &LogEvent) {
-    push_head(text, ev.timestamp);
-    push_escaped(text, &ev.message);
-    text.push_str("\"}\n");
+/// One output line, the message split into parts first if it is too big for one event.
+fn write_event(text: &mut String, ev: LogEvent, output: OutputFormat) {
+    for part in fitting_parts(ev, output) {
+        push_head(text, part.timestamp);
+        push_escaped(text, &part.message);
+        text.push_str("\"}\n");
+    }
 }
 
 /// `{"timestamp":<ms>,"message":"` — the message's text follows, then `"}`.
@@ -196,12 +194,7 @@ fn render_block(
         let fallback = out.last_ts.or(fixed_ts);
         if line.len() > FAST_LINE_MAX {
             let ev = access::parse_line_with(settings, &line, 0, fallback.unwrap_or(0), spans);
-            if ev.parse_failed && fallback.is_none() {
-                out.leading.push(ev);
-            } else {
-                out.last_ts = Some(ev.timestamp);
-                write_event(&mut out.text, ev, settings.output);
-            }
+            out.push_slow(ev, fallback.is_some(), settings.output);
             continue;
         }
         match locate(settings, &line, spans) {
@@ -220,18 +213,23 @@ fn render_block(
                 out.text.push_str("\"}\n");
             }
             Err(reason) => {
-                let ev = LogEvent {
-                    timestamp: fallback.unwrap_or(0),
-                    message: unparsed_message(settings.output, &line, &reason),
-                    line: 0,
-                    offset: 0,
-                    parse_failed: true,
-                };
-                match fallback {
-                    None => out.leading.push(ev),
-                    Some(_) => write_event(&mut out.text, ev, settings.output),
-                }
+                let ev = unparsed_event(settings, &line, 0, fallback.unwrap_or(0), &reason);
+                out.push_slow(ev, fallback.is_some(), settings.output);
             }
+        }
+    }
+}
+
+impl Rendered {
+    /// An event built whole (a long line, or one that did not parse). Without a time of its own
+    /// and none known yet in the block (`fallback_known` false), it waits in `leading` for the
+    /// writer to give it the time before the block.
+    fn push_slow(&mut self, ev: LogEvent, fallback_known: bool, output: OutputFormat) {
+        if ev.parse_failed && !fallback_known {
+            self.leading.push(ev);
+        } else {
+            self.last_ts = Some(ev.timestamp);
+            write_event(&mut self.text, ev, output);
         }
     }
 }

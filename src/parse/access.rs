@@ -48,13 +48,24 @@ pub fn parse_line_with(
                 parse_failed: false,
             }
         }
-        Err(reason) => LogEvent {
-            timestamp: fallback_ts,
-            message: unparsed_message(settings.output, line, &reason),
-            line: line_no,
-            offset: 0,
-            parse_failed: true,
-        },
+        Err(reason) => unparsed_event(settings, line, line_no, fallback_ts, &reason),
+    }
+}
+
+/// The event of a line that did not parse: forwarded raw with `reason`, at `fallback_ts`.
+pub fn unparsed_event(
+    settings: &ParseSettings,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+    reason: &str,
+) -> LogEvent {
+    LogEvent {
+        timestamp: fallback_ts,
+        message: unparsed_message(settings.output, line, reason),
+        line: line_no,
+        offset: 0,
+        parse_failed: true,
     }
 }
 

@@ -241,33 +241,36 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
         }
     }
 
-    fn key(&mut self, k: &str) {
-        let nested = self.nested;
+    /// Starts a field: the comma before every field but the first.
+    fn next_field(&mut self) -> &mut String {
         let buf = self.buf.borrow_mut();
         if !self.empty {
             buf.push(',');
         }
         self.empty = false;
+        buf
+    }
+
+    fn key(&mut self, k: &str) {
         // Keys are nginx variable names (letters, digits, `_`): nothing to escape.
         if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            let quote = if nested { "\\\"" } else { "\"" };
+            let quote = if self.nested { "\\\"" } else { "\"" };
+            let buf = self.next_field();
             buf.reserve(k.len() + 2 * quote.len() + 1);
             buf.push_str(quote);
             buf.push_str(k);
             buf.push_str(quote);
         } else {
+            self.next_field();
             self.string(k);
         }
         self.buf.borrow_mut().push(':');
     }
 
     fn key_at(&mut self, k: &Key) {
-        let buf = self.buf.borrow_mut();
-        if !self.empty {
-            buf.push(',');
-        }
-        self.empty = false;
-        buf.push_str(if self.nested { &k.nested } else { &k.plain });
+        let text = if self.nested { &k.nested } else { &k.plain };
+        let buf = self.next_field();
+        buf.push_str(text);
     }
 
     fn string(&mut self, v: &str) {
@@ -286,6 +289,11 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     /// Writes `v` as a number when it is one, else as a string.
     pub fn num_field(&mut self, k: &str, v: &str) {
         self.key(k);
+        self.number(v);
+    }
+
+    /// `v` as a number when it is one, else as a string.
+    fn number(&mut self, v: &str) {
         if is_json_number(v) {
             self.buf.borrow_mut().push_str(v);
         } else {
@@ -302,11 +310,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     /// [`ObjectWriter::num_field`] with a key quoted ahead of time.
     pub fn num_field_at(&mut self, k: &Key, v: &str) {
         self.key_at(k);
-        if is_json_number(v) {
-            self.buf.borrow_mut().push_str(v);
-        } else {
-            self.string(v);
-        }
+        self.number(v);
     }
 
     /// Closes the object and gives back the buffer (the text, for an owned writer).
