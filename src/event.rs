@@ -9,10 +9,6 @@
 //! the key exactly as given is kept to try when the decoded one does not exist.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::s3::S3EventRecord;
-use aws_lambda_events::sns::SnsRecord;
-use aws_lambda_events::sqs::SqsMessage;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
@@ -30,6 +26,8 @@ pub struct ObjectRef {
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// S3's ordering key for events on one key (hex, longer is later at equal length).
+    pub sequencer: Option<String>,
     /// The SQS message that announced it, for `batchItemFailures`.
     pub message_id: Option<String>,
 }
@@ -82,6 +80,11 @@ pub fn announced_objects(payload: &Value) -> Result<Announced, EventError> {
 }
 
 /// Adds what `v` announces; false when `v` has no shape we know.
+///
+/// Only the fields the forwarder uses are read, each where the envelope puts it; everything else
+/// may be absent. Emulators and S3-compatible stores (moto, LocalStack, MinIO, Ceph) leave out
+/// fields AWS sends (`userIdentity`, `requestParameters`, a time zone on `eventTime` …), and a
+/// typed record that demands them would refuse valid work.
 fn collect(
     v: &Value,
     message_id: Option<&str>,
@@ -121,47 +124,42 @@ fn collect(
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
         let here = format!("{at}record {} of {n}: ", i + 1);
-        let source = record
-            .get("eventSource")
-            .or_else(|| record.get("EventSource"))
-            .and_then(Value::as_str)
+        let source = text(record, "/eventSource")
+            .or_else(|| text(record, "/EventSource"))
             .unwrap_or_default();
         match source {
-            "aws:sqs" => match serde_json::from_value::<SqsMessage>(record.clone()) {
-                Ok(m) => {
-                    let id = m.message_id.clone().unwrap_or_default();
-                    let here = format!("{at}SQS message {id}: ");
-                    nested(
-                        m.body.as_deref().unwrap_or_default(),
-                        Some(&id),
-                        &here,
-                        depth,
-                        out,
-                    );
+            // https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#example-standard-queue-message-event
+            "aws:sqs" => {
+                let id = text(record, "/messageId").unwrap_or_default();
+                let here = format!("{at}SQS message {id}: ");
+                match text(record, "/body") {
+                    Some(body) => nested(body, Some(id), &here, depth, out),
+                    None => invalid(out, Some(id), format!("{here}missing body")),
                 }
-                Err(e) => invalid(out, message_id, format!("{here}not an SQS message: {e}")),
+            }
+            // https://docs.aws.amazon.com/lambda/latest/dg/with-sns.html
+            "aws:sns" => match text(record, "/Sns/Message") {
+                Some(msg) => nested(msg, message_id, &format!("{here}SNS message: "), depth, out),
+                None => invalid(out, message_id, format!("{here}missing Sns.Message")),
             },
-            "aws:sns" => match serde_json::from_value::<SnsRecord>(record.clone()) {
-                Ok(r) => nested(
-                    &r.sns.message,
-                    message_id,
-                    &format!("{here}SNS message: "),
-                    depth,
-                    out,
-                ),
-                Err(e) => invalid(out, message_id, format!("{here}not an SNS record: {e}")),
-            },
-            _ => match serde_json::from_value::<S3EventRecord>(record.clone()) {
-                Ok(rec) => classify(&here, message_id, rec, out),
-                Err(e) => invalid(
-                    out,
-                    message_id,
-                    format!("{here}not an S3 event record: {e}"),
-                ),
-            },
+            _ => s3_record(&here, message_id, record, out),
         }
     }
     true
+}
+
+/// The string at a JSON pointer, if it is one.
+fn text<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// A size as S3 writes it (a number); a numeric string is taken too, anything else is unknown.
+fn size(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
 }
 
 /// A JSON document carried as a string (SQS body, SNS message).
@@ -192,93 +190,94 @@ fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
     }
 }
 
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>
 fn eventbridge(v: &Value, message_id: Option<&str>, at: &str, out: &mut Announced) {
-    let ev = match serde_json::from_value::<EventBridgeEvent<Value>>(v.clone()) {
-        Ok(ev) => ev,
-        Err(e) => {
-            return invalid(
-                out,
-                message_id,
-                format!("{at}not an EventBridge event: {e}"),
-            );
-        }
-    };
-    if ev.source != "aws.s3" || ev.detail_type != "Object Created" {
+    let (source, detail_type) = (text(v, "/source"), text(v, "/detail-type"));
+    if source != Some("aws.s3") || detail_type != Some("Object Created") {
         out.ignored.push(format!(
             "{at}EventBridge {:?} from {:?} is not an object creation",
-            ev.detail_type, ev.source
+            detail_type.unwrap_or_default(),
+            source.unwrap_or_default()
         ));
         return;
     }
-    let d = &ev.detail;
-    let (Some(bucket), Some(raw_key)) = (d["bucket"]["name"].as_str(), d["object"]["key"].as_str())
-    else {
-        return invalid(
-            out,
-            message_id,
-            format!("{at}EventBridge event without detail.bucket.name or detail.object.key"),
-        );
+    let found = Found {
+        bucket: text(v, "/detail/bucket/name"),
+        key: text(v, "/detail/object/key"),
+        size: size(v.pointer("/detail/object/size")),
+        etag: text(v, "/detail/object/etag"),
+        version_id: text(v, "/detail/object/version-id"),
+        sequencer: text(v, "/detail/object/sequencer"),
     };
-    push_object(
-        out,
-        message_id,
-        bucket.to_string(),
-        raw_key.to_string(),
-        d["object"]["size"].as_u64(),
-        d["object"]["etag"].as_str().map(str::to_string),
-        d["object"]["version-id"].as_str().map(str::to_string),
-    );
+    found.push(at, "detail.", message_id, out);
 }
 
-fn classify(at: &str, message_id: Option<&str>, rec: S3EventRecord, out: &mut Announced) {
-    let name = rec.event_name.unwrap_or_default();
-    if !name.starts_with("ObjectCreated:") {
-        out.ignored
-            .push(format!("{at}event {name:?} is not an object creation"));
-        return;
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>
+fn s3_record(at: &str, message_id: Option<&str>, rec: &Value, out: &mut Announced) {
+    // A record that names its event must name a creation; one that names none is taken for one
+    // (the bucket and the key are what matter).
+    if let Some(name) = rec.get("eventName") {
+        let name = name.as_str().unwrap_or_default();
+        if !name.starts_with("ObjectCreated:") {
+            out.ignored
+                .push(format!("{at}event {name:?} is not an object creation"));
+            return;
+        }
     }
-    let (Some(bucket), Some(raw_key)) = (rec.s3.bucket.name, rec.s3.object.key) else {
-        return invalid(
-            out,
-            message_id,
-            format!("{at}missing s3.bucket.name or s3.object.key"),
-        );
+    let found = Found {
+        bucket: text(rec, "/s3/bucket/name"),
+        key: text(rec, "/s3/object/key"),
+        size: size(rec.pointer("/s3/object/size")),
+        etag: text(rec, "/s3/object/eTag"),
+        version_id: text(rec, "/s3/object/versionId"),
+        sequencer: text(rec, "/s3/object/sequencer"),
     };
-    let size = rec.s3.object.size.and_then(|s| u64::try_from(s).ok());
-    push_object(
-        out,
-        message_id,
-        bucket,
-        raw_key,
-        size,
-        rec.s3.object.e_tag,
-        rec.s3.object.version_id,
-    );
+    found.push(at, "s3.", message_id, out);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_object(
-    out: &mut Announced,
-    message_id: Option<&str>,
-    bucket: String,
-    raw_key: String,
+/// The fields of one object announcement, wherever the envelope keeps them.
+struct Found<'v> {
+    bucket: Option<&'v str>,
+    key: Option<&'v str>,
     size: Option<u64>,
-    etag: Option<String>,
-    version_id: Option<String>,
-) {
-    // A key that is not valid URL encoding can only be meant as it is.
-    let key = decode_key(&raw_key).unwrap_or_else(|_| raw_key.clone());
-    out.objects.push(ObjectRef {
-        bucket,
-        key,
-        raw_key,
-        size,
-        etag: etag
-            .map(|e| e.trim_matches('"').to_string())
-            .filter(|e| !e.is_empty()),
-        version_id: version_id.filter(|v| !v.is_empty()),
-        message_id: message_id.map(str::to_string),
-    });
+    etag: Option<&'v str>,
+    version_id: Option<&'v str>,
+    sequencer: Option<&'v str>,
+}
+
+impl Found<'_> {
+    /// Adds the object, or an invalid record naming what is missing (`prefix` is where the
+    /// envelope keeps the fields: `s3.` or `detail.`).
+    fn push(self, at: &str, prefix: &str, message_id: Option<&str>, out: &mut Announced) {
+        let (bucket, raw_key) = match (self.bucket, self.key) {
+            (Some(b), Some(k)) if !b.is_empty() && !k.is_empty() => (b, k),
+            (b, _) => {
+                let missing = if b.is_none_or(str::is_empty) {
+                    "bucket.name"
+                } else {
+                    "object.key"
+                };
+                return invalid(
+                    out,
+                    message_id,
+                    format!("{at}missing {prefix}{missing}: cannot tell which object"),
+                );
+            }
+        };
+        let present = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_string);
+        // A key that is not valid URL encoding can only be meant as it is.
+        let key = decode_key(raw_key).unwrap_or_else(|_| raw_key.to_string());
+        out.objects.push(ObjectRef {
+            bucket: bucket.to_string(),
+            key,
+            raw_key: raw_key.to_string(),
+            size: self.size,
+            etag: present(self.etag.map(|e| e.trim_matches('"'))),
+            version_id: present(self.version_id),
+            sequencer: present(self.sequencer),
+            message_id: message_id.map(str::to_string),
+        });
+    }
 }
 
 fn shape_hint(payload: &Value) -> String {
@@ -485,6 +484,107 @@ mod tests {
             "{:?}",
             got.invalid
         );
+    }
+
+    /// What moto 5.2 writes to SQS for an upload (no `userIdentity`, `requestParameters` or
+    /// `responseElements`, and `eventTime` without a time zone).
+    fn moto_record(key: &str) -> Value {
+        json!({"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+               "eventTime": "2026-11-30T03:30:00.000", "eventName": "ObjectCreated:Put",
+               "s3": {"s3SchemaVersion": "1.0", "configurationId": "nginx-logs",
+                      "bucket": {"name": "logs", "arn": "arn:aws:s3:::logs"},
+                      "object": {"key": key, "size": 240, "eTag": "\"9b2cf535f27731c974343645a3985328\"",
+                                 "versionId": null, "sequencer": "0055AED6DCD90281E5"}}})
+    }
+
+    #[test]
+    fn records_need_only_bucket_and_key() {
+        let key = "nginx/i-0123456789abcdef0/access/a.log";
+        let mut minimal_sns = sns(&json!({"Records": [moto_record(key)]}).to_string());
+        // An SNS record with only what we read.
+        minimal_sns["Sns"] = json!({"Message": minimal_sns["Sns"]["Message"].clone()});
+        let minimal_sqs = json!({"eventSource": "aws:sqs", "messageId": "m-9",
+                                 "body": json!({"Records": [moto_record(key)]}).to_string()});
+        let cases: [(&str, Value, Option<u64>); 6] = [
+            (
+                "moto's own record",
+                json!({"Records": [moto_record(key)]}),
+                Some(240),
+            ),
+            (
+                "bare s3 block",
+                json!({"Records": [{"s3": {"bucket": {"name": "logs"}, "object": {"key": key}}}]}),
+                None,
+            ),
+            (
+                "size as a string",
+                json!({"Records": [{"eventName": "ObjectCreated:Post",
+                "s3": {"bucket": {"name": "logs"}, "object": {"key": key, "size": "17"}}}]}),
+                Some(17),
+            ),
+            (
+                "minimal SNS record",
+                json!({"Records": [minimal_sns]}),
+                Some(240),
+            ),
+            (
+                "minimal SQS message",
+                json!({"Records": [minimal_sqs]}),
+                Some(240),
+            ),
+            (
+                "minimal EventBridge event",
+                json!({"detail-type": "Object Created", "source": "aws.s3",
+                "detail": {"bucket": {"name": "logs"}, "object": {"key": key}}}),
+                None,
+            ),
+        ];
+        for (name, payload, want_size) in cases {
+            let got = announced_objects(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(got.invalid.is_empty(), "{name}: {:?}", got.invalid);
+            assert_eq!(got.objects.len(), 1, "{name}: {got:?}");
+            let o = &got.objects[0];
+            assert_eq!(
+                (o.bucket.as_str(), o.key.as_str(), o.size),
+                ("logs", key, want_size),
+                "{name}"
+            );
+        }
+        let got = announced_objects(&json!({"Records": [moto_record(key)]})).unwrap();
+        let o = &got.objects[0];
+        assert_eq!(o.etag.as_deref(), Some("9b2cf535f27731c974343645a3985328"));
+        assert_eq!(o.version_id, None, "null is no version");
+        assert_eq!(o.sequencer.as_deref(), Some("0055AED6DCD90281E5"));
+    }
+
+    #[test]
+    fn a_record_without_bucket_or_key_names_what_is_missing() {
+        let no_key = json!({"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "logs"}, "object": {"size": 3}}});
+        let no_bucket = json!({"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "k"}}});
+        let empty_key = json!({"s3": {"bucket": {"name": "logs"}, "object": {"key": ""}}});
+        let payload = json!({"Records": [moto_record("ok"), no_key, no_bucket, empty_key]});
+        let got = announced_objects(&payload).unwrap();
+        assert_eq!(got.objects.len(), 1);
+        assert_eq!(
+            got.invalid,
+            [
+                "record 2 of 4: missing s3.object.key: cannot tell which object",
+                "record 3 of 4: missing s3.bucket.name: cannot tell which object",
+                "record 4 of 4: missing s3.object.key: cannot tell which object",
+            ]
+        );
+        let eb = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": "logs"}}});
+        let got = announced_objects(&json!({"Records": [sqs("m-1", &eb.to_string())]})).unwrap();
+        assert_eq!(
+            got.invalid,
+            ["SQS message m-1: missing detail.object.key: cannot tell which object"]
+        );
+        assert_eq!(got.invalid_messages, ["m-1"]);
+        let got = announced_objects(
+            &json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m-2"}]}),
+        )
+        .unwrap();
+        assert_eq!(got.invalid, ["SQS message m-2: missing body"]);
     }
 
     #[test]

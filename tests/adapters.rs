@@ -189,6 +189,7 @@ fn obj(key: &str) -> ObjectRef {
         size: None,
         etag: None,
         version_id: None,
+        sequencer: None,
     }
 }
 

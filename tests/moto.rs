@@ -8,6 +8,7 @@ use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{Moto, read_stream};
+use common::notify::NotifyingBucket;
 use common::{combined_line, gzip, now_ms, s3_event};
 use nginx_cloudwatch_forwarder::aws::{clients_from, cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::config::Config;
@@ -318,4 +319,71 @@ async fn eventbridge_and_s3_keys_with_space_plus_and_percent_reach_the_object() 
             .len(),
         20
     );
+}
+
+/// The notifications moto itself writes to SQS (records without `userIdentity`,
+/// `requestParameters` …, `eventTime` without a zone) drive `replay`: every object is
+/// delivered, keys with spaces, `+` and non-ASCII included, and a second run sends nothing.
+#[tokio::test]
+async fn moto_s3_to_sqs_notifications_deliver_every_object() {
+    let moto = Moto::start();
+    let bucket = NotifyingBucket::create(&moto, "nginx-logs-notified").await;
+    let instances = ["i-0123456789abcdef0", "i-0fedcba9876543210"];
+    let mut want = Vec::new();
+    for (n, instance) in instances.iter().enumerate() {
+        let (text, uris) = access_log(instance, 50 + n);
+        let key = format!("nginx/{instance}/access/2026/11/30/access log+{n} é.gz");
+        bucket.put(&key, gzip(text.as_bytes())).await;
+        want.push((*instance, uris));
+    }
+    let event = bucket.lambda_event().await;
+    let records = event["Records"].as_array().expect("Records");
+    // moto may announce the configuration with an s3:TestEvent first; that one is ignored.
+    assert!(records.len() >= instances.len(), "{event:#}");
+
+    let dir = std::env::temp_dir().join(format!("ncf-notified-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("event.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    let replay = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
+            .args(["replay", "--event"])
+            .arg(&path)
+            .envs(moto.env())
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .expect("run the binary");
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), summary)
+    };
+    let (code, summary) = replay();
+    assert_eq!(code, Some(0), "{summary:#}");
+    assert_eq!(summary["objects_delivered"], instances.len(), "{summary:#}");
+    assert_eq!(
+        summary["records_invalid"],
+        serde_json::json!([]),
+        "{summary:#}"
+    );
+
+    let (_, logs) = clients_from(&moto.sdk_config(), true);
+    for (instance, uris_want) in &want {
+        let got = uris(&read_stream(&logs, "nginx-access", instance).await);
+        assert_eq!(
+            got.len(),
+            uris_want.len(),
+            "{instance}: every line exactly once"
+        );
+        assert_eq!(&got.into_iter().collect::<BTreeSet<_>>(), uris_want);
+    }
+
+    let (code, summary) = replay();
+    assert_eq!(code, Some(0), "{summary:#}");
+    assert_eq!(summary["already_delivered"], instances.len(), "{summary:#}");
+    assert_eq!(summary["events"], 0, "{summary:#}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::notify::aws_cli;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -22,20 +24,6 @@ const BUCKET: &str = "nginx-logs-shipper";
 
 fn script() -> PathBuf {
     Path::new(common::MANIFEST_DIR).join("scripts/ship-nginx-logs.sh")
-}
-
-/// `AWS_CLI_BIN`, else `.venv/bin/aws` (what scripts/venv installs).
-fn aws_cli() -> PathBuf {
-    if let Some(p) = std::env::var_os("AWS_CLI_BIN") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(common::MANIFEST_DIR).join(".venv/bin/aws");
-    assert!(
-        venv.exists(),
-        "no AWS CLI at {}: run scripts/test (or scripts/venv), which installs awscli into .venv, or set AWS_CLI_BIN",
-        venv.display()
-    );
-    venv
 }
 
 // --- IMDS stand-in -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod moto;
+pub mod notify;
 pub mod strict_logs;
 
 use std::collections::HashMap;

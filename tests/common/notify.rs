@@ -1,0 +1,193 @@
+//! S3 → SQS notifications that moto itself writes: a bucket whose uploads moto announces on a
+//! queue, set up and read with the AWS CLI the way a user would, and the SQS Lambda event those
+//! messages make. No record here is written by us, so the forwarder meets fields (and missing
+//! fields) the way an emulator produces them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::moto::Moto;
+
+/// `AWS_CLI_BIN`, else `.venv/bin/aws` (what scripts/venv installs).
+pub fn aws_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("AWS_CLI_BIN") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(super::MANIFEST_DIR).join(".venv/bin/aws");
+    assert!(
+        venv.exists(),
+        "no AWS CLI at {}: run scripts/test (or scripts/venv), which installs awscli into .venv, or set AWS_CLI_BIN",
+        venv.display()
+    );
+    venv
+}
+
+/// A bucket on moto whose `ObjectCreated` events moto sends to an SQS queue.
+pub struct NotifyingBucket {
+    pub bucket: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    endpoint: String,
+    env: Vec<(&'static str, String)>,
+    /// An AWS config file (region, path-style addressing) so nothing is read from ~/.aws.
+    config_file: PathBuf,
+}
+
+impl NotifyingBucket {
+    /// Creates the bucket, a queue named after it and the notification configuration.
+    pub async fn create(moto: &Moto, bucket: &str) -> Self {
+        let config_file = std::env::temp_dir().join(format!(
+            "nginx-notify-{}-{bucket}.aws-config",
+            std::process::id()
+        ));
+        std::fs::write(
+            &config_file,
+            "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
+        )
+        .expect("write AWS config");
+        let mut b = NotifyingBucket {
+            bucket: bucket.to_string(),
+            queue_url: String::new(),
+            queue_arn: String::new(),
+            endpoint: moto.endpoint.clone(),
+            env: moto.env(),
+            config_file,
+        };
+        b.aws(&["s3api", "create-bucket", "--bucket", bucket]);
+        let queue = b.aws(&[
+            "sqs",
+            "create-queue",
+            "--queue-name",
+            &format!("{bucket}-events"),
+        ]);
+        b.queue_url = str_field(&queue, "QueueUrl");
+        let attrs = b.aws(&[
+            "sqs",
+            "get-queue-attributes",
+            "--queue-url",
+            &b.queue_url,
+            "--attribute-names",
+            "QueueArn",
+        ]);
+        b.queue_arn = attrs["Attributes"]["QueueArn"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no QueueArn in {attrs}"))
+            .to_string();
+        let notification = json!({"QueueConfigurations": [{
+            "Id": "nginx-logs", "QueueArn": b.queue_arn, "Events": ["s3:ObjectCreated:*"]
+        }]});
+        b.aws(&[
+            "s3api",
+            "put-bucket-notification-configuration",
+            "--bucket",
+            bucket,
+            "--notification-configuration",
+            &notification.to_string(),
+        ]);
+        b
+    }
+
+    /// Uploads an object (`aws s3api put-object`); moto announces it on the queue.
+    pub async fn put(&self, key: &str, body: Vec<u8>) {
+        let file = self.config_file.with_extension("body");
+        std::fs::write(&file, body).expect("write object body");
+        let body_arg = file.to_string_lossy().into_owned();
+        self.aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            &self.bucket,
+            "--key",
+            key,
+            "--body",
+            &body_arg,
+        ]);
+        let _ = std::fs::remove_file(&file);
+    }
+
+    /// The SQS messages moto has sent so far, as the SQS event Lambda would hand the function
+    /// (<https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html>). Each message is received
+    /// once (a long visibility timeout keeps it from coming back).
+    pub async fn lambda_event(&self) -> Value {
+        let mut records = Vec::new();
+        loop {
+            let got = self.aws(&[
+                "sqs",
+                "receive-message",
+                "--queue-url",
+                &self.queue_url,
+                "--max-number-of-messages",
+                "10",
+                "--visibility-timeout",
+                "3600",
+                "--wait-time-seconds",
+                "0",
+            ]);
+            let Some(messages) = got.get("Messages").and_then(Value::as_array) else {
+                break;
+            };
+            if messages.is_empty() {
+                break;
+            }
+            records.extend(messages.iter().map(|m| {
+                json!({
+                    "messageId": str_field(m, "MessageId"),
+                    "receiptHandle": str_field(m, "ReceiptHandle"),
+                    "body": str_field(m, "Body"),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody").cloned().unwrap_or_default(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": "us-east-1",
+                })
+            }));
+        }
+        json!({ "Records": records })
+    }
+
+    /// Runs the AWS CLI against moto; its JSON answer (`null` for none).
+    fn aws(&self, args: &[&str]) -> Value {
+        let out = Command::new(aws_cli())
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("AWS_CONFIG_FILE", &self.config_file)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run the AWS CLI");
+        assert!(
+            out.status.success(),
+            "aws {}: {}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "aws {}: answer is not JSON ({e}): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for NotifyingBucket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config_file);
+    }
+}
+
+fn str_field(v: &Value, name: &str) -> String {
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+        .to_string()
+}
