@@ -267,6 +267,9 @@ async fn every_envelope_delivers_the_same_objects() {
     };
     for (file, objects) in [
         ("sqs-s3.json", 2),
+        // What moto's own S3 → SQS notification writes (no userIdentity, `/` as %2F, an
+        // s3:TestEvent message first, eventTime without a zone).
+        ("sqs-moto-s3.json", 2),
         ("sns-s3.json", 2),
         ("sqs-sns-s3.json", 2),
         ("sqs-eventbridge.json", 2),
@@ -329,5 +332,44 @@ async fn keys_with_space_plus_and_percent_are_found_whatever_the_encoding() {
         let s = h.handle(&payload).await.unwrap();
         assert_eq!(s.objects_delivered, 1, "{s:#?}");
         assert_eq!(s.objects[0].key, key);
+    }
+}
+
+/// Every payload in events/ is one the handler understands: each announces objects (or only a
+/// test event), and no record is invalid but the one `s3-mixed.json` carries on purpose (a new
+/// fixture is checked without new code).
+#[tokio::test]
+async fn every_event_file_is_understood() {
+    let dir = format!("{}/events", common::MANIFEST_DIR);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("events/")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 11, "{files:?}");
+    for file in &files {
+        let h = Handler::new(sample_source(), FakeSink::default(), default_config())
+            .with_clock(fixture_clock());
+        let s = h
+            .handle(&event_fixture(file))
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        if file.as_str() != "s3-mixed.json" {
+            assert!(
+                s.records_invalid.is_empty(),
+                "{file}: {:?}",
+                s.records_invalid
+            );
+        }
+        assert!(
+            s.objects.len() + s.records_ignored.len() > 0,
+            "{file}: nothing announced: {s:#?}"
+        );
     }
 }
