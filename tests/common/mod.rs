@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod moto;
+pub mod nginx;
 pub mod notify;
 pub mod strict_logs;
 

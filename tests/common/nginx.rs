@@ -1,0 +1,211 @@
+//! A real nginx on free loopback ports, run from a private prefix directory and killed on drop.
+//!
+//! `Nginx::start(body)` writes `DIR/nginx.conf` (the main-context settings below, then `body` inside
+//! `http { … }`), runs `nginx -p DIR/ -c DIR/nginx.conf -g 'daemon off; master_process off;'` and
+//! waits until every `listen` address of `body` accepts connections. Relative paths in `body`
+//! (`access_log logs/x.log`, `root html`) are relative to DIR. nginx runs as one process
+//! (`master_process off`), so killing the child stops it whole, and as the user running the tests
+//! (no `user` switch happens without a master), so it can read and write DIR.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long nginx may take to listen (it usually needs a few milliseconds).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Nginx {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+/// `NGINX_BIN`, else /usr/sbin/nginx (Debian's), else `nginx` on `PATH`.
+pub fn nginx_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("NGINX_BIN") {
+        return PathBuf::from(p);
+    }
+    let debian = PathBuf::from("/usr/sbin/nginx");
+    if debian.exists() {
+        return debian;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join("nginx");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "nginx not found (NGINX_BIN, /usr/sbin/nginx, PATH): run scripts/test, which installs \
+         Debian's nginx-light when it is missing, or set NGINX_BIN"
+    );
+}
+
+/// A free port on `ip`: bound to port 0, then released for nginx to take.
+pub fn free_port(ip: std::net::IpAddr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+        .port()
+}
+
+/// Whether `[::1]` can be bound on this machine.
+pub fn ipv6_loopback() -> bool {
+    TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+/// The addresses of the `listen` directives of a configuration body.
+fn listen_addrs(body: &str) -> Vec<SocketAddr> {
+    body.lines()
+        .filter_map(|l| l.trim().strip_prefix("listen "))
+        .map(|rest| {
+            let addr = rest
+                .split(|c: char| c.is_whitespace() || c == ';')
+                .next()
+                .unwrap_or_default();
+            addr.parse()
+                .unwrap_or_else(|e| panic!("listen {addr:?}: give an ip:port ({e})"))
+        })
+        .collect()
+}
+
+fn unique_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!(
+        "nginx-oracle-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl Nginx {
+    /// Starts nginx with `http_body` as the contents of its `http { }` block.
+    pub fn start(http_body: &str) -> Self {
+        let dir = unique_dir();
+        for sub in ["", "logs", "html", "temp"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .unwrap_or_else(|e| panic!("create {}: {e}", dir.join(sub).display()));
+        }
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n\
+             access_log off;\n\
+             client_body_temp_path {d}/temp/client_body;\n\
+             proxy_temp_path {d}/temp/proxy;\n\
+             fastcgi_temp_path {d}/temp/fastcgi;\n\
+             uwsgi_temp_path {d}/temp/uwsgi;\n\
+             scgi_temp_path {d}/temp/scgi;\n\
+             {http_body}\n\
+             }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
+        let stderr = std::fs::File::create(dir.join("stderr.log")).expect("create stderr.log");
+        let bin = nginx_binary();
+        let child = Command::new(&bin)
+            .arg("-p")
+            .arg(format!("{d}/"))
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off; master_process off;"])
+            // Error-log times are local time without an offset; the forwarder reads them as UTC.
+            .env("TZ", "UTC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): run scripts/test, which installs nginx, or set NGINX_BIN",
+                    bin.display()
+                )
+            });
+        let mut nginx = Nginx { child, dir };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for addr in listen_addrs(http_body) {
+            // Readiness poll: nginx accepts once it has bound and entered its event loop.
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if let Ok(Some(status)) = nginx.child.try_wait() {
+                    panic!(
+                        "nginx exited before listening ({status}): {}",
+                        nginx.stderr_text()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "nginx did not listen on {addr} within {READY_TIMEOUT:?}: {}",
+                    nginx.stderr_text()
+                );
+                std::thread::sleep(Duration::from_millis(10)); // poll interval, not a synchronisation sleep
+            }
+        }
+        nginx
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// A file of the prefix, as bytes (log files may hold any byte).
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        read_or_empty(&self.path(rel))
+    }
+
+    /// What nginx wrote to stderr (start-up errors) and the end of its error log.
+    pub fn stderr_text(&self) -> String {
+        let err = read_or_empty(&self.path("stderr.log"));
+        let log = read_or_empty(&self.path("error.log"));
+        let tail = &log[log.len().saturating_sub(2000)..];
+        format!(
+            "stderr: {} error.log tail: {}",
+            String::from_utf8_lossy(&err),
+            String::from_utf8_lossy(tail)
+        )
+    }
+
+    /// Polls until `rel` holds at least `lines` lines, or panics at the deadline.
+    pub fn wait_for_lines(&self, rel: &str, lines: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let data = self.read(rel);
+            let n = data.iter().filter(|&&b| b == b'\n').count();
+            if n >= lines {
+                return data;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{rel} has {n} lines, wanted {lines} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10)); // poll interval, not a synchronisation sleep
+        }
+    }
+}
+
+fn read_or_empty(p: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(p) {
+        let _ = f.read_to_end(&mut out);
+    }
+    out
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("NGINX_ORACLE_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

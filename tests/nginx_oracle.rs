@@ -1,0 +1,1500 @@
+//! nginx is the oracle (issue 13): a real nginx serves varied, hostile traffic and writes the same
+//! requests in several access-log formats plus an `escape=json` log of every variable, which is
+//! the ground truth. The forwarder's `parse` command (the real CLI) reads each log, and every
+//! field it emits is compared with nginx's own value of that variable for the same request; the
+//! error log's context fields are checked against the requests of their connection. Then the same
+//! logs go through moto (S3 → SQS notifications moto writes itself) and `replay`, and CloudWatch
+//! must hold exactly what `parse` printed.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::nginx::{Nginx, free_port, ipv6_loopback};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder");
+
+const MAIN_FORMAT: &str = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"'"#;
+const TIMING_FORMAT: &str = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct="$upstream_connect_time" uht="$upstream_header_time" urt="$upstream_response_time" ua="$upstream_addr" us="$upstream_status" $request_uri $msec'"#;
+
+/// Every variable of the other formats, the request's parts, and what the error-log checks need.
+const TRUTH_VARS: &[&str] = &[
+    "remote_addr",
+    "remote_user",
+    "time_local",
+    "time_iso8601",
+    "msec",
+    "request",
+    "request_method",
+    "request_uri",
+    "server_protocol",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+    "http_user_agent",
+    "http_x_forwarded_for",
+    "request_time",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_response_time",
+    "upstream_addr",
+    "upstream_status",
+    "connection",
+    "connection_requests",
+    "server_name",
+    "http_host",
+];
+
+/// Variables the forwarder writes as JSON numbers when nginx's value is a single number.
+const NUMERIC: &[&str] = &[
+    "status",
+    "body_bytes_sent",
+    "request_time",
+    "msec",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_response_time",
+    "upstream_status",
+    "connection",
+    "connection_requests",
+];
+
+/// The fields the forwarder adds from `$request` when the format lacks them.
+const DERIVED: &[&str] = &["request_method", "request_uri", "server_protocol"];
+
+fn truth_format() -> String {
+    let body: Vec<String> = TRUTH_VARS
+        .iter()
+        .map(|v| format!(r#""{v}":"${v}""#))
+        .collect();
+    format!("escape=json '{{{}}}'", body.join(","))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A JSON reader that rejects a repeated key (serde_json keeps the last one silently).
+
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON without repeated keys")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+fn strict_parse(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Strict>(text)
+        .map(|s| s.0)
+        .map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx's escapes.
+
+/// nginx's `escape=default` (ngx_http_log_escape): `"`, `\`, bytes < 0x20 and >= 0x7f as `\xHH`.
+fn nginx_default_escape(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// One line of the `escape=json` log → variable → raw bytes. nginx writes bytes >= 0x80 as they
+/// are (so the line need not be UTF-8) and escapes `"`, `\` and control bytes (ngx_escape_json).
+fn parse_truth_line(line: &[u8]) -> Result<HashMap<String, Vec<u8>>, String> {
+    let mut out = HashMap::new();
+    let mut i = 0;
+    let expect = |i: &mut usize, c: u8| -> Result<(), String> {
+        if line.get(*i) == Some(&c) {
+            *i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at byte {}", c as char, *i))
+        }
+    };
+    let string = |i: &mut usize| -> Result<Vec<u8>, String> {
+        expect(i, b'"')?;
+        let mut v = Vec::new();
+        loop {
+            let b = *line.get(*i).ok_or("unterminated string")?;
+            *i += 1;
+            match b {
+                b'"' => return Ok(v),
+                b'\\' => {
+                    let e = *line.get(*i).ok_or("dangling backslash")?;
+                    *i += 1;
+                    match e {
+                        b'n' => v.push(b'\n'),
+                        b'r' => v.push(b'\r'),
+                        b't' => v.push(b'\t'),
+                        b'b' => v.push(8),
+                        b'f' => v.push(12),
+                        b'"' | b'\\' | b'/' => v.push(e),
+                        b'u' => {
+                            let hex = line.get(*i..*i + 4).ok_or("short \\u")?;
+                            *i += 4;
+                            let n =
+                                u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                                    .map_err(|e| format!("bad \\u: {e}"))?;
+                            let c = char::from_u32(n).ok_or("bad \\u code point")?;
+                            let mut buf = [0; 4];
+                            v.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        }
+                        other => return Err(format!("unknown escape \\{}", other as char)),
+                    }
+                }
+                _ => v.push(b),
+            }
+        }
+    };
+    expect(&mut i, b'{')?;
+    loop {
+        let k = string(&mut i)?;
+        expect(&mut i, b':')?;
+        let v = string(&mut i)?;
+        let k = String::from_utf8(k).map_err(|e| e.to_string())?;
+        if out.insert(k.clone(), v).is_some() {
+            return Err(format!("truth line repeats {k}"));
+        }
+        match line.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i + 1 == line.len() => return Ok(out),
+            _ => return Err(format!("bad JSON at byte {i}")),
+        }
+    }
+}
+
+fn lines_of(data: &[u8]) -> Vec<&[u8]> {
+    let mut v: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    if v.last().is_some_and(|l| l.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// A FastCGI responder that answers every request with stderr output, then a small page.
+
+struct FastCgi {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const FCGI_END_REQUEST: u8 = 3;
+const FCGI_PARAMS: u8 = 4;
+const FCGI_STDIN: u8 = 5;
+const FCGI_STDOUT: u8 = 6;
+const FCGI_STDERR: u8 = 7;
+
+fn fcgi_record(kind: u8, id: u16, content: &[u8]) -> Vec<u8> {
+    let mut r = vec![1, kind];
+    r.extend_from_slice(&id.to_be_bytes());
+    r.extend_from_slice(
+        &u16::try_from(content.len())
+            .expect("short record")
+            .to_be_bytes(),
+    );
+    r.extend_from_slice(&[0, 0]);
+    r.extend_from_slice(content);
+    r
+}
+
+/// FastCGI name-value pairs (lengths of 1 or 4 bytes) → the `SCRIPT_NAME` value.
+fn fcgi_param(params: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let mut i = 0;
+    let len = |i: &mut usize| -> Option<usize> {
+        let b = *params.get(*i)?;
+        if b < 0x80 {
+            *i += 1;
+            Some(b as usize)
+        } else {
+            let s = params.get(*i..*i + 4)?;
+            *i += 4;
+            Some(u32::from_be_bytes([s[0] & 0x7f, s[1], s[2], s[3]]) as usize)
+        }
+    };
+    while i < params.len() {
+        let n = len(&mut i)?;
+        let v = len(&mut i)?;
+        let k = params.get(i..i + n)?;
+        let val = params.get(i + n..i + n + v)?;
+        i += n + v;
+        if k == name {
+            return Some(val.to_vec());
+        }
+    }
+    None
+}
+
+/// What the responder writes to stderr for a script: chosen by the script name.
+fn fcgi_stderr(script: &[u8]) -> Vec<u8> {
+    let s = String::from_utf8_lossy(script);
+    if s.contains("quote") {
+        b"PHP message: a \"quoted\" \\ backslash and caf\xc3\xa9".to_vec()
+    } else if s.contains("long") {
+        let mut v = b"PHP message: long ".to_vec();
+        v.extend(std::iter::repeat_n(b'x', 3000));
+        v
+    } else {
+        b"PHP message: something failed\nsecond line".to_vec()
+    }
+}
+
+fn serve_fcgi(mut s: TcpStream) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut params = Vec::new();
+    let mut id;
+    loop {
+        let mut h = [0u8; 8];
+        s.read_exact(&mut h)?;
+        id = u16::from_be_bytes([h[2], h[3]]);
+        let len = u16::from_be_bytes([h[4], h[5]]) as usize;
+        let mut body = vec![0; len + h[6] as usize];
+        s.read_exact(&mut body)?;
+        body.truncate(len);
+        match h[1] {
+            FCGI_PARAMS => params.extend_from_slice(&body),
+            FCGI_STDIN if len == 0 => break,
+            _ => {}
+        }
+    }
+    let script = fcgi_param(&params, b"SCRIPT_NAME").unwrap_or_default();
+    let mut out = fcgi_record(FCGI_STDERR, id, &fcgi_stderr(&script));
+    out.extend(fcgi_record(
+        FCGI_STDOUT,
+        id,
+        b"Status: 200\r\nContent-Type: text/plain\r\n\r\nok",
+    ));
+    out.extend(fcgi_record(FCGI_STDOUT, id, b""));
+    out.extend(fcgi_record(FCGI_END_REQUEST, id, &[0, 0, 0, 0, 0, 0, 0, 0]));
+    s.write_all(&out)?;
+    s.shutdown(Shutdown::Write)
+}
+
+impl FastCgi {
+    fn start() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind FastCGI");
+        let addr = listener.local_addr().expect("FastCGI address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicUsize::new(0));
+        let (stop2, served2) = (stop.clone(), served.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(s) = conn
+                    && serve_fcgi(s).is_ok()
+                {
+                    served2.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        FastCgi {
+            addr,
+            stop,
+            served,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FastCgi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic.
+
+struct Conn {
+    addr: SocketAddr,
+    bytes: Vec<u8>,
+    /// Close our sending side after the bytes: for input after which nginx would wait for more
+    /// (a cut request, blank lines, nothing). Otherwise nginx closes after its answer; closing
+    /// early would make proxied requests 499 (client gone) and cut pipelines short.
+    half_close: bool,
+}
+
+fn request(method: &str, target: &[u8], version: &str, headers: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend_from_slice(method.as_bytes());
+    r.push(b' ');
+    r.extend_from_slice(target);
+    if !version.is_empty() {
+        r.push(b' ');
+        r.extend_from_slice(version.as_bytes());
+    }
+    r.extend_from_slice(b"\r\n");
+    for (k, v) in headers {
+        r.extend_from_slice(k.as_bytes());
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(v);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// A simple HTTP/1.1 request that closes the connection after it.
+fn get_close(target: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut h: Vec<(&str, &[u8])> = vec![("Host", b"front.test"), ("Connection", b"close")];
+    h.extend_from_slice(extra);
+    request("GET", target, "HTTP/1.1", &h)
+}
+
+const USER_AGENTS: &[&[u8]] = &[
+    b"curl/8.5.0",
+    b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    b"-",
+    b"",
+    b"agent with \"quotes\" and \\backslash\\",
+    b"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80",
+    b"bytes \xff\xfe\x80 end",
+    b"ctl \x01\x02\x1b[31m del\x7f",
+    b"tab\there",
+];
+const REFERERS: &[&[u8]] = &[
+    b"https://example.com/page?a=1&b=2",
+    b"-",
+    b"",
+    b"http://x.test/\"q\"",
+    b"http://\xc3\xa9.test/",
+];
+const FORWARDED: &[&[u8]] = &[
+    b"203.0.113.7",
+    b"203.0.113.7, 198.51.100.2",
+    b"-",
+    b"",
+    b"2001:db8::1, 203.0.113.9, unknown",
+];
+const PATHS: &[&str] = &[
+    "/",
+    "/ok",
+    "/static/hello.txt",
+    "/static/missing.txt",
+    "/notfound",
+    "/moved",
+    "/live/a",
+    "/dead/b",
+    "/pair/c",
+    "/bothdead/d",
+    "/limited",
+    "/fcgi/plain.php",
+    "/fcgi/quote.php",
+    "/fcgi/long.php",
+];
+
+/// Varied ordinary requests: method, path, query, headers chosen from the lists by `i`.
+fn ordinary(i: usize, close: bool) -> Vec<u8> {
+    let methods = [
+        "GET", "GET", "POST", "HEAD", "GET", "PUT", "DELETE", "OPTIONS",
+    ];
+    let method = methods[i % methods.len()];
+    let path = PATHS[(i / 3) % PATHS.len()];
+    let query = match i % 5 {
+        0 => String::new(),
+        1 => format!("?i={i}"),
+        2 => format!("?i={i}&q=a%20b&x=%22y%22"),
+        3 => format!("?i={i}&empty=&utf=%C3%A9"),
+        _ => format!("?i={i}&list=1,2,3&sp=+"),
+    };
+    let target = format!("{path}{query}");
+    let mut h: Vec<(&str, &[u8])> = vec![("Host", b"front.test")];
+    if i % 4 != 3 {
+        h.push(("User-Agent", USER_AGENTS[i % USER_AGENTS.len()]));
+    }
+    if !i.is_multiple_of(3) {
+        h.push(("Referer", REFERERS[i % REFERERS.len()]));
+    }
+    if i.is_multiple_of(2) {
+        h.push(("X-Forwarded-For", FORWARDED[i % FORWARDED.len()]));
+    }
+    if i.is_multiple_of(11) {
+        h.push(("Authorization", b"Basic dXNlcjpwYXNz")); // user:pass
+    }
+    if i.is_multiple_of(13) {
+        h.push(("Authorization", b"Basic YSJiXGM6cHc=")); // a"b\c:pw
+    }
+    if close {
+        h.push(("Connection", b"close"));
+    }
+    let body: &[u8] = if method == "POST" || method == "PUT" {
+        b"hello=world&x=1"
+    } else {
+        b""
+    };
+    let len = body.len().to_string();
+    if !body.is_empty() {
+        h.push(("Content-Length", len.as_bytes()));
+        h.push(("Content-Type", b"application/x-www-form-urlencoded"));
+    }
+    let mut r = request(method, target.as_bytes(), "HTTP/1.1", &h);
+    r.extend_from_slice(body);
+    r
+}
+
+/// Request lines with odd bytes, odd spacing, odd forms: sent as they are.
+fn odd_request_lines() -> Vec<Vec<u8>> {
+    let lines: &[&[u8]] = &[
+        b"GET /q?a=\"quoted\"&b=\\back HTTP/1.1",
+        b"GET /caf\xc3\xa9/\xe2\x9c\x93?x=\xf0\x9f\x98\x80 HTTP/1.1",
+        b"GET /bin\xff\xfe\x80?\xff HTTP/1.1",
+        b"GET /ctl\x01x HTTP/1.1",
+        b"GET /esc\x1b[0m HTTP/1.1",
+        b"GET /del\x7fx HTTP/1.1",
+        b"GET /tab\tx HTTP/1.1",
+        b"GET /pct%22%5c%00?x=%ff HTTP/1.1",
+        b"GET /pct%41%2F%2e%2e/x HTTP/1.1",
+        b"GET /a b HTTP/1.1",
+        b"GET /a  b HTTP/1.1",
+        b"GET  /two-spaces HTTP/1.1",
+        b"GET /two-spaces-after  HTTP/1.1",
+        b"GET   /many   HTTP/1.1",
+        b"GET /trailing HTTP/1.1 ",
+        b"GET /x?a=b#frag HTTP/1.1",
+        b"GET //double//slash HTTP/1.1",
+        b"GET /../etc/passwd HTTP/1.1",
+        b"GET /./a/../b HTTP/1.1",
+        b"GET * HTTP/1.1",
+        b"OPTIONS * HTTP/1.1",
+        b"CONNECT front.test:443 HTTP/1.1",
+        b"GET http://front.test/abs?x=1 HTTP/1.1",
+        b"GET http://front.test:8080/abs/port HTTP/1.1",
+        b"GET https://front.test/secure HTTP/1.1",
+        b"GET HTTP://FRONT.TEST/UPPER HTTP/1.1",
+        b"GET http://front.test HTTP/1.1",
+        b"GET http://user@front.test/userinfo HTTP/1.1",
+        b"GET http://[::1]:8080/v6lit HTTP/1.1",
+        b"GET ftp://front.test/ftp HTTP/1.1",
+        b"GET front.test/noslash HTTP/1.1",
+        b"get /lower HTTP/1.1",
+        b"Get /mixed HTTP/1.1",
+        b"G@T /at HTTP/1.1",
+        b"FOO /foo HTTP/1.1",
+        b"M-SEARCH * HTTP/1.1",
+        b"PROP_FIND /underscore HTTP/1.1",
+        b"VERYLONGMETHODNAMEVERYLONGMETHODNAMEVERYLONG /m HTTP/1.1",
+        b"PATCH /patch HTTP/1.1",
+        b"TRACE /trace HTTP/1.1",
+        b"PRI * HTTP/2.0",
+        b"GET /v HTTP/2.0",
+        b"GET /v HTTP/3",
+        b"GET /v HTTP/1.2",
+        b"GET /v HTTP/1.10",
+        b"GET /v HTTP/01.1",
+        b"GET /v HTTP/1.1x",
+        b"GET /v http/1.1",
+        b"GET /v HTTP/",
+        b"GET /v HTTP/1000.0",
+        b"GET /v FOO/1.1",
+        b"GET /v HTTP/1.1 extra",
+        b"GET",
+        b"GET ",
+        b" GET /leading-space HTTP/1.1",
+        b"/no-method HTTP/1.1",
+        b"-",
+        b"- - -",
+        b"\"quoted\" line",
+    ];
+    lines
+        .iter()
+        .map(|l| {
+            let mut r = l.to_vec();
+            r.extend_from_slice(b"\r\nHost: front.test\r\nConnection: close\r\n\r\n");
+            r
+        })
+        .collect()
+}
+
+/// Input after which nginx waits for more.
+const WAITING: &[&[u8]] = &[
+    b"",
+    b"\r\n",
+    b"\r\n\r\n\r\n",
+    b"GET /cut",
+    b"GET /cut HTTP/1.1\r\nHost: fro",
+];
+
+/// Bytes that are not HTTP at all, or not quite.
+fn junk() -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = vec![
+        // TLS ClientHello starts.
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\x5e\x8b\x00\x01\x02\x03".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+        b"\x16\x03\x03\x00\x2a\x01\x00\x00\x26\x03\x03 \" \\ \r\n".to_vec(),
+        // SSH banner, HTTP/2 preface, random text.
+        b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        b"hello\r\n\r\n".to_vec(),
+        b"\x00\x01\x02\x03\r\n\r\n".to_vec(),
+        // Empty request lines: blank lines before a request are skipped, alone they are nothing.
+        b"\r\n".to_vec(),
+        b"\r\n\r\n\r\n".to_vec(),
+        b"\r\n\r\nGET /after-blank-lines HTTP/1.1\r\nHost: front.test\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b" \r\n\r\n".to_vec(),
+        b"\t\r\n\r\n".to_vec(),
+        // Connected, sent nothing.
+        Vec::new(),
+        // A request line cut short.
+        b"GET /cut".to_vec(),
+        b"GET /cut HTTP/1.1\r\nHost: fro".to_vec(),
+        // Bare LF line ends.
+        b"GET /bare-lf HTTP/1.1\nHost: front.test\nConnection: close\n\n".to_vec(),
+        // Bad headers.
+        b"GET /bad-header HTTP/1.1\r\nHost: front.test\r\nX-Nul: a\x00b\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /bad-host HTTP/1.1\r\nHost: front..test/\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /two-hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /host-case HTTP/1.1\r\nHost: FRONT.Test:80\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /host-utf8 HTTP/1.1\r\nHost: caf\xc3\xa9.test\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /hdr-space HTTP/1.1\r\nHost: front.test\r\nX Bad: 1\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /folded HTTP/1.1\r\nHost: front.test\r\nUser-Agent: a\r\n b\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /xff-twice HTTP/1.1\r\nHost: front.test\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /ua-twice HTTP/1.1\r\nHost: front.test\r\nUser-Agent: one\r\nUser-Agent: two\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /empty-values HTTP/1.1\r\nHost: front.test\r\nUser-Agent:\r\nReferer:\r\nX-Forwarded-For:\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /dash-values HTTP/1.1\r\nHost: front.test\r\nUser-Agent: -\r\nReferer: -\r\nX-Forwarded-For: -\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /bad-auth HTTP/1.1\r\nHost: front.test\r\nAuthorization: Basic !!!\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"GET /auth-utf8 HTTP/1.1\r\nHost: front.test\r\nAuthorization: Basic w6l0w6k6cHc=\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        b"POST /chunked HTTP/1.1\r\nHost: front.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            .to_vec(),
+        b"POST /bad-chunked HTTP/1.1\r\nHost: front.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n"
+            .to_vec(),
+        b"GET /both-lengths HTTP/1.1\r\nHost: front.test\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+            .to_vec(),
+    ];
+    // HTTP/0.9: no version, no headers; nginx answers with the body only.
+    for target in [
+        "/",
+        "/ok?x=1",
+        "/static/hello.txt",
+        "/missing09",
+        "/live/09",
+        "/a\"b",
+    ] {
+        v.push(format!("GET {target}\r\n").into_bytes());
+    }
+    v.push(b"HEAD /\r\n".to_vec());
+    v.push(b"POST /\r\n".to_vec());
+    v.push(b"GET /x y\r\n".to_vec());
+    // HTTP/1.0, with and without Host and keep-alive.
+    v.push(b"GET /ten HTTP/1.0\r\n\r\n".to_vec());
+    v.push(b"GET /ten-host HTTP/1.0\r\nHost: front.test\r\nUser-Agent: old/1.0\r\n\r\n".to_vec());
+    v.push(
+        b"GET /ten-ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /ten-ka-2 HTTP/1.0\r\n\r\n"
+            .to_vec(),
+    );
+    v.push(b"HEAD /static/hello.txt HTTP/1.0\r\n\r\n".to_vec());
+    v
+}
+
+/// Long request lines and headers: over 8 KB is too long for nginx's buffers (414 / 400), and
+/// any request over ~2 KB makes error-log lines that nginx cuts at 2048 bytes.
+fn long_requests() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    for n in [2100usize, 3000, 5000, 7000, 9000, 12000, 20000] {
+        let pad = "a".repeat(n);
+        v.push(get_close(format!("/static/long-{pad}").as_bytes(), &[]));
+        v.push(get_close(format!("/dead/long?{pad}").as_bytes(), &[]));
+        v.push(get_close(format!("/limited/{pad}").as_bytes(), &[]));
+    }
+    let ua = "u".repeat(9000);
+    v.push(get_close(b"/long-ua", &[("User-Agent", ua.as_bytes())]));
+    let ua = "v".repeat(3000);
+    v.push(get_close(
+        b"/static/missing-long-ua",
+        &[("User-Agent", ua.as_bytes())],
+    ));
+    let host = format!("{}.test", "h".repeat(2500));
+    v.push(request(
+        "GET",
+        b"/static/missing-long-host",
+        "HTTP/1.1",
+        &[("Host", host.as_bytes()), ("Connection", b"close")],
+    ));
+    let referer = format!("http://r.test/{}", "r".repeat(2500));
+    v.push(get_close(
+        b"/dead/long-referer",
+        &[("Referer", referer.as_bytes())],
+    ));
+    v
+}
+
+/// Sends each connection's bytes and reads until nginx closes, so every request of it has been
+/// logged (nginx writes the access log before it closes the connection). Returns how many
+/// connections nginx left open until the read timeout (then we close our side and go on).
+fn drive(conns: &[Conn]) -> usize {
+    let mut slow = 0;
+    for c in conns {
+        let mut s = TcpStream::connect_timeout(&c.addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {}: {e}", c.addr));
+        s.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
+        // nginx may answer (and close) before reading everything: a failed write is fine.
+        let _ = s.write_all(&c.bytes);
+        if c.half_close {
+            let _ = s.shutdown(Shutdown::Write);
+        }
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("read timeout");
+        let mut buf = [0u8; 16384];
+        let mut closed_ours = c.half_close;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    if closed_ours {
+                        break;
+                    }
+                    slow += 1;
+                    closed_ours = true;
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+                Err(_) => break, // reset after a rejected request
+            }
+        }
+    }
+    slow
+}
+
+fn build_traffic(front: &[SocketAddr]) -> Vec<Conn> {
+    let mut conns = Vec::new();
+    let mut add = |i: usize, bytes: Vec<u8>| {
+        let half_close = WAITING.contains(&bytes.as_slice());
+        conns.push(Conn {
+            addr: front[i % front.len()],
+            bytes,
+            half_close,
+        })
+    };
+    let mut n = 0;
+    // One request per connection.
+    for i in 0..700 {
+        add(n, ordinary(i, true));
+        n += 1;
+    }
+    // Keep-alive: several requests per connection (pipelined), the last one closes.
+    for c in 0..180 {
+        let mut bytes = Vec::new();
+        let k = 3 + c % 5;
+        for j in 0..k {
+            bytes.extend_from_slice(&ordinary(1000 + c * 7 + j, false));
+        }
+        bytes.extend_from_slice(&get_close(format!("/ok?last={c}").as_bytes(), &[]));
+        add(n, bytes);
+        n += 1;
+    }
+    for (i, r) in odd_request_lines().into_iter().enumerate() {
+        for rep in 0..3 {
+            add(n + rep, r.clone());
+        }
+        n += 3 + i % 2;
+    }
+    for r in junk() {
+        for rep in 0..2 {
+            add(n + rep, r.clone());
+        }
+        n += 2;
+    }
+    for r in long_requests() {
+        add(n, r);
+        n += 1;
+    }
+    conns
+}
+
+// ---------------------------------------------------------------------------------------------
+// The forwarder's CLI.
+
+struct ParsedEvent {
+    timestamp: i64,
+    /// The message text as printed.
+    message: String,
+    /// The message parsed (keys unique), or why it could not be.
+    fields: Result<serde_json::Map<String, Value>, String>,
+}
+
+fn run_parse(kind: &str, log_format: Option<&str>, file: &Path) -> Vec<ParsedEvent> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["parse", "--kind", kind]);
+    if let Some(f) = log_format {
+        cmd.args(["--log-format", f]);
+    }
+    let out = cmd
+        .arg(file)
+        .env_remove("ACCESS_LOG_FORMAT")
+        .env_remove("OUTPUT_FORMAT")
+        .env_remove("ERROR_LOG_TIMEZONE")
+        .output()
+        .expect("run the forwarder's parse command");
+    assert!(
+        out.status.success(),
+        "parse --kind {kind} {}: {}\n{}",
+        file.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("parse prints UTF-8");
+    stdout
+        .lines()
+        .map(|l| {
+            let outer = strict_parse(l).unwrap_or_else(|e| panic!("parse output line {l:?}: {e}"));
+            let timestamp = outer["timestamp"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no timestamp in {l}"));
+            let message = outer["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no message in {l}"))
+                .to_string();
+            let fields = strict_parse(&message).and_then(|v| match v {
+                Value::Object(m) => Ok(m),
+                other => Err(format!("message is not an object: {other}")),
+            });
+            ParsedEvent {
+                timestamp,
+                message,
+                fields,
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison.
+
+#[derive(Default)]
+struct Tally {
+    lines: BTreeMap<String, usize>,
+    fields: usize,
+    dash_omitted: usize,
+    empty_omitted: usize,
+    mismatches: Vec<String>,
+    mismatch_count: usize,
+    parse_errors: usize,
+    duplicate_keys: usize,
+    classes: BTreeMap<String, usize>,
+    /// The first three examples of each class.
+    examples: BTreeMap<String, Vec<String>>,
+}
+
+impl Tally {
+    fn mismatch(&mut self, class: &str, detail: String) {
+        self.mismatch_count += 1;
+        *self.classes.entry(class.to_string()).or_default() += 1;
+        let detail = short(&detail);
+        let ex = self.examples.entry(class.to_string()).or_default();
+        if ex.len() < 3 {
+            ex.push(detail.clone());
+        }
+        if self.mismatches.len() < 20 {
+            self.mismatches.push(format!("[{class}] {detail}"));
+        }
+    }
+}
+
+/// At most 400 characters of a mismatch's detail.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 400 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(400).collect();
+    format!("{head}…({} bytes)", s.len())
+}
+
+fn is_plain_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+}
+
+/// The variables of a format string, in order.
+fn format_vars(fmt: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = fmt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let s = i + 1;
+            let mut e = s;
+            while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'_') {
+                e += 1;
+            }
+            out.push(fmt[s..e].to_string());
+            i = e;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `1795514401.123` → milliseconds.
+fn msec_to_ms(msec: &str) -> i64 {
+    let (s, ms) = msec.split_once('.').unwrap_or((msec, "0"));
+    s.parse::<i64>().expect("msec seconds") * 1000 + ms.parse::<i64>().expect("msec millis")
+}
+
+/// Compares the forwarder's events for one access log with nginx's values.
+fn compare_access(
+    name: &str,
+    nginx_fmt: &str,
+    json: bool,
+    events: &[ParsedEvent],
+    truth: &[HashMap<String, Vec<u8>>],
+    t: &mut Tally,
+) {
+    t.lines.insert(name.to_string(), events.len());
+    if events.len() != truth.len() {
+        t.mismatch(
+            "event count",
+            format!(
+                "{name}: {} events for {} requests",
+                events.len(),
+                truth.len()
+            ),
+        );
+        return;
+    }
+    let vars = format_vars(nginx_fmt);
+    let has_msec = vars.iter().any(|v| v == "msec");
+    // What nginx's value looks like in this log, as the forwarder should give it back.
+    let expected = |raw: &[u8]| -> String {
+        if json {
+            String::from_utf8_lossy(raw).into_owned()
+        } else {
+            nginx_default_escape(raw)
+        }
+    };
+    for (i, (ev, tr)) in events.iter().zip(truth).enumerate() {
+        let req = i + 1;
+        let fields = match &ev.fields {
+            Ok(f) => f,
+            Err(e) => {
+                t.duplicate_keys += usize::from(e.contains("duplicate key"));
+                t.mismatch(
+                    "message not unique-key JSON",
+                    format!("{name} #{req}: {e}: {}", ev.message),
+                );
+                continue;
+            }
+        };
+        if fields.contains_key("parse_error") {
+            t.parse_errors += 1;
+            t.mismatch("parse_error", format!("{name} #{req}: {}", ev.message));
+            continue;
+        }
+        let msec = String::from_utf8_lossy(&tr["msec"]).into_owned();
+        let want_ts = if has_msec {
+            msec_to_ms(&msec)
+        } else {
+            msec_to_ms(&msec) / 1000 * 1000
+        };
+        if ev.timestamp != want_ts {
+            t.mismatch(
+                "timestamp",
+                format!("{name} #{req}: ours {} nginx $msec {msec}", ev.timestamp),
+            );
+        }
+        for (key, ours) in fields {
+            t.fields += 1;
+            let Some(raw) = tr.get(key) else {
+                t.mismatch(
+                    "key nginx does not have",
+                    format!("{name} #{req}: {key}={ours}"),
+                );
+                continue;
+            };
+            let nginx_text = String::from_utf8_lossy(raw).into_owned();
+            let want = expected(raw);
+            match ours {
+                Value::Number(n) => {
+                    let equal = is_plain_number(&nginx_text)
+                        && nginx_text.parse::<f64>().ok() == n.as_f64();
+                    if !equal {
+                        t.mismatch(
+                            "number",
+                            format!("{name} #{req} {key}: ours {n} nginx {nginx_text:?}"),
+                        );
+                    }
+                }
+                Value::String(s) => {
+                    if *s != want {
+                        t.mismatch(
+                            "string",
+                            format!("{name} #{req} {key}: ours {s:?} nginx {want:?}"),
+                        );
+                    } else if NUMERIC.contains(&key.as_str()) && is_plain_number(&nginx_text) {
+                        t.mismatch(
+                            "number written as a string",
+                            format!("{name} #{req} {key}: ours {s:?}"),
+                        );
+                    }
+                }
+                other => t.mismatch("value type", format!("{name} #{req} {key}: ours {other}")),
+            }
+        }
+        // Everything nginx has a value for must be there.
+        let derived: Vec<String> = if vars.iter().any(|v| v == "request") {
+            DERIVED.iter().map(|s| s.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        for var in vars.iter().chain(&derived) {
+            if fields.contains_key(var.as_str()) {
+                continue;
+            }
+            match tr.get(var.as_str()).map(Vec::as_slice) {
+                None => t.mismatch("unknown variable", format!("{name}: ${var}")),
+                Some(b"") => t.empty_omitted += 1,
+                Some(b"-") => t.dash_omitted += 1,
+                Some(v) => t.mismatch(
+                    if DERIVED.contains(&var.as_str()) && !vars.contains(var) {
+                        "derived field missing"
+                    } else {
+                        "field missing"
+                    },
+                    format!(
+                        "{name} #{req} {var}: absent, nginx {:?} (request {:?})",
+                        expected(v),
+                        expected(&tr["request"])
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// The raw error log: per event (a line with a timestamp, plus the lines that continue it),
+/// its level, connection and byte length.
+struct RawErrorEvent {
+    level: String,
+    connection: Option<u64>,
+    time: String,
+    len: usize,
+}
+
+fn raw_error_events(data: &[u8]) -> Vec<RawErrorEvent> {
+    let mut out: Vec<RawErrorEvent> = Vec::new();
+    for line in lines_of(data) {
+        let starts = line.len() >= 19
+            && line[4] == b'/'
+            && line[7] == b'/'
+            && line[10] == b' '
+            && line[13] == b':'
+            && line[..4].iter().all(u8::is_ascii_digit);
+        if !starts {
+            if let Some(last) = out.last_mut() {
+                last.len += 1 + line.len();
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(line);
+        let level = text[21..].split(']').next().unwrap_or_default().to_string();
+        let connection = text
+            .split_once(": *")
+            .and_then(|(_, r)| r.split(' ').next())
+            .and_then(|n| n.parse().ok());
+        out.push(RawErrorEvent {
+            level,
+            connection,
+            time: text[..19].to_string(),
+            len: line.len(),
+        });
+    }
+    out
+}
+
+#[derive(Default)]
+struct ErrorTally {
+    events: usize,
+    levels: BTreeMap<String, usize>,
+    truncated: usize,
+    with_request: usize,
+    fields_checked: usize,
+}
+
+fn error_time_ms(t: &str) -> i64 {
+    let ts: jiff::Timestamp = format!("{}Z", t.replace('/', "-").replace(' ', "T"))
+        .parse()
+        .expect("error-log time");
+    ts.as_millisecond()
+}
+
+fn compare_error(
+    events: &[ParsedEvent],
+    raw: &[RawErrorEvent],
+    truth: &[HashMap<String, Vec<u8>>],
+    listen: &HashSet<String>,
+    t: &mut Tally,
+    e: &mut ErrorTally,
+) {
+    let mut by_conn: HashMap<u64, Vec<&HashMap<String, Vec<u8>>>> = HashMap::new();
+    let mut clients = HashSet::new();
+    for tr in truth {
+        let c: u64 = String::from_utf8_lossy(&tr["connection"])
+            .parse()
+            .expect("$connection");
+        by_conn.entry(c).or_default().push(tr);
+        clients.insert(String::from_utf8_lossy(&tr["remote_addr"]).into_owned());
+    }
+    e.events = events.len();
+    if events.len() != raw.len() {
+        t.mismatch(
+            "error event count",
+            format!(
+                "{} events for {} timestamped lines",
+                events.len(),
+                raw.len()
+            ),
+        );
+        return;
+    }
+    // The error log holds raw bytes: nginx's value as the forwarder gives it back is the lossy
+    // UTF-8 decoding with NUL bytes stripped (README, "Broken and hostile input").
+    let lossy = |v: &[u8]| String::from_utf8_lossy(v).replace('\0', "");
+    for (k, (ev, rw)) in events.iter().zip(raw).enumerate() {
+        let n = k + 1;
+        let f = match &ev.fields {
+            Ok(f) => f,
+            Err(err) => {
+                t.duplicate_keys += usize::from(err.contains("duplicate key"));
+                t.mismatch("error message not unique-key JSON", format!("#{n}: {err}"));
+                continue;
+            }
+        };
+        if f.contains_key("parse_error") {
+            t.parse_errors += 1;
+            t.mismatch("error parse_error", format!("#{n}: {}", ev.message));
+            continue;
+        }
+        *e.levels.entry(rw.level.clone()).or_default() += 1;
+        let s = |key: &str| f.get(key).and_then(Value::as_str);
+        let truncated = f.get("truncated") == Some(&Value::Bool(true));
+        e.truncated += usize::from(truncated);
+        if truncated != (rw.len == 2047) {
+            t.mismatch(
+                "truncated flag",
+                format!("#{n}: flagged {truncated}, raw event of {} bytes", rw.len),
+            );
+        }
+        if s("level") != Some(rw.level.as_str()) {
+            t.mismatch(
+                "error level",
+                format!("#{n}: ours {:?} nginx {:?}", f.get("level"), rw.level),
+            );
+        }
+        if ev.timestamp != error_time_ms(&rw.time) {
+            t.mismatch(
+                "error timestamp",
+                format!("#{n}: ours {} nginx {}", ev.timestamp, rw.time),
+            );
+        }
+        let conn = f.get("connection").and_then(Value::as_u64);
+        if conn != rw.connection {
+            t.mismatch(
+                "error connection",
+                format!("#{n}: ours {conn:?} nginx {:?}", rw.connection),
+            );
+        }
+        e.fields_checked += 3;
+        let Some(c) = rw.connection else {
+            for key in ["client", "server", "request", "upstream", "host"] {
+                if f.contains_key(key) {
+                    t.mismatch(
+                        "context without a connection",
+                        format!("#{n} {key}: {}", ev.message),
+                    );
+                }
+            }
+            continue;
+        };
+        let reqs = by_conn.get(&c).map(Vec::as_slice).unwrap_or_default();
+        // Equal, or for a line nginx cut, a prefix.
+        let agrees = |ours: &str, nginx: &str| {
+            ours == nginx || (truncated && !ours.is_empty() && nginx.starts_with(ours))
+        };
+        match s("client") {
+            Some(cl) if clients.contains(cl) => {}
+            None if truncated => {}
+            other => t.mismatch(
+                "error client",
+                format!(
+                    "#{n}: ours {other:?}, nginx clients {clients:?}: {}",
+                    ev.message
+                ),
+            ),
+        }
+        e.fields_checked += 1;
+        if let Some(sv) = s("server") {
+            e.fields_checked += 1;
+            let ok =
+                listen.contains(sv) || reqs.iter().any(|r| agrees(sv, &lossy(&r["server_name"])));
+            if !ok {
+                t.mismatch("error server", format!("#{n}: ours {sv:?}: {}", ev.message));
+            }
+        } else if !truncated {
+            t.mismatch("error server missing", format!("#{n}: {}", ev.message));
+        }
+        if let Some(rq) = s("request") {
+            e.with_request += 1;
+            e.fields_checked += 1;
+            if !reqs.iter().any(|r| agrees(rq, &lossy(&r["request"]))) {
+                t.mismatch(
+                    "error request",
+                    format!(
+                        "#{n} (connection {c}): ours {rq:?}, nginx {:?}",
+                        reqs.iter()
+                            .map(|r| lossy(&r["request"]))
+                            .collect::<Vec<_>>()
+                    ),
+                );
+            }
+        }
+        if let Some(h) = s("host") {
+            e.fields_checked += 1;
+            if !reqs.iter().any(|r| agrees(h, &lossy(&r["http_host"]))) {
+                t.mismatch("error host", format!("#{n}: ours {h:?}"));
+            }
+        }
+        if let Some(rf) = s("referrer") {
+            e.fields_checked += 1;
+            if !reqs.iter().any(|r| agrees(rf, &lossy(&r["http_referer"]))) {
+                t.mismatch("error referrer", format!("#{n}: ours {rf:?}"));
+            }
+        }
+        if let Some(up) = s("upstream") {
+            e.fields_checked += 1;
+            let ok = reqs.iter().any(|r| {
+                lossy(&r["upstream_addr"]).split(", ").any(|a| {
+                    let http = format!("http://{a}/");
+                    up.starts_with(&http)
+                        || up == format!("fastcgi://{a}")
+                        || (truncated && http.starts_with(up))
+                })
+            });
+            if !ok {
+                t.mismatch(
+                    "error upstream",
+                    format!(
+                        "#{n}: ours {up:?}, nginx $upstream_addr {:?}",
+                        reqs.iter()
+                            .map(|r| lossy(&r["upstream_addr"]))
+                            .collect::<Vec<_>>()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn forwarder_agrees_with_nginx_on_every_field() {
+    let started = Instant::now();
+    let v6 = ipv6_loopback();
+    let fcgi = FastCgi::start();
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let up = free_port(lo);
+    let dead = free_port(lo);
+    let dead2 = free_port(lo);
+    let mut front = vec![SocketAddr::new(lo, free_port(lo))];
+    if v6 {
+        let l6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        front.push(SocketAddr::new(l6, free_port(l6)));
+    }
+    let listens: String = front.iter().map(|a| format!("listen {a};\n")).collect();
+    let conf = format!(
+        r#"
+log_format main {MAIN_FORMAT};
+log_format timing {TIMING_FORMAT};
+log_format truth {truth};
+limit_req_zone $binary_remote_addr zone=tiny:1m rate=1r/m;
+upstream pair {{ server 127.0.0.1:{dead} max_fails=0; server 127.0.0.1:{up}; }}
+upstream bothdead {{ server 127.0.0.1:{dead} max_fails=0; server 127.0.0.1:{dead2} max_fails=0; }}
+server {{
+listen 127.0.0.1:{up};
+server_name upstream.test;
+location / {{ return 200 "upstream ok\n"; }}
+}}
+server {{
+{listens}server_name front.test;
+access_log logs/combined.log combined;
+access_log logs/main.log main;
+access_log logs/timing.log timing;
+access_log logs/truth.json truth;
+root html;
+location / {{ return 200 "ok\n"; }}
+location /static/ {{ }}
+location = /moved {{ return 301 /static/hello.txt; }}
+location /notfound {{ return 404; }}
+location /live/ {{ proxy_pass http://127.0.0.1:{up}; }}
+location /dead/ {{ proxy_pass http://127.0.0.1:{dead}; }}
+location /pair/ {{ proxy_pass http://pair; }}
+location /bothdead/ {{ proxy_pass http://bothdead; }}
+location /limited {{ limit_req zone=tiny; try_files /static/hello.txt =404; }}
+location /fcgi/ {{
+fastcgi_pass {fcgi};
+fastcgi_param SCRIPT_NAME $uri;
+fastcgi_param REQUEST_METHOD $request_method;
+fastcgi_param CONTENT_LENGTH $content_length;
+}}
+}}
+"#,
+        truth = truth_format(),
+        fcgi = fcgi.addr,
+    );
+    let nginx = Nginx::start(&conf);
+    std::fs::create_dir_all(nginx.path("html/static")).expect("html/static");
+    std::fs::write(nginx.path("html/static/hello.txt"), "hello\n").expect("static file");
+
+    let traffic = build_traffic(&front);
+    let sent_at = Instant::now();
+    let slow = drive(&traffic);
+    let traffic_time = sent_at.elapsed();
+
+    // A last request; once it is in the log, every request before it is too.
+    drive(&[Conn {
+        addr: front[0],
+        bytes: get_close(b"/__done", &[]),
+        half_close: false,
+    }]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let truth_data = loop {
+        let d = nginx.read("logs/truth.json");
+        if lines_of(&d)
+            .last()
+            .is_some_and(|l| l.windows(7).any(|w| w == b"/__done"))
+        {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "nginx did not log /__done");
+        std::thread::sleep(Duration::from_millis(10)); // poll interval, not a synchronisation sleep
+    };
+    let truth: Vec<HashMap<String, Vec<u8>>> = lines_of(&truth_data)
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            parse_truth_line(l).unwrap_or_else(|e| {
+                panic!("truth line {}: {e}: {}", i + 1, String::from_utf8_lossy(l))
+            })
+        })
+        .collect();
+    let requests = truth.len();
+    assert!(requests >= 2000, "only {requests} requests were logged");
+
+    let mut t = Tally::default();
+    let formats: [(&str, &str, &str, bool); 4] = [
+        ("combined", "combined", common_combined(), false),
+        ("main", "main", MAIN_FORMAT, false),
+        ("timing", TIMING_FORMAT, TIMING_FORMAT, false),
+        ("truth", &truth_format(), &truth_format(), true),
+    ];
+    let file_of = |name: &str| {
+        if name == "truth" {
+            "logs/truth.json".to_string()
+        } else {
+            format!("logs/{name}.log")
+        }
+    };
+    let mut parsed: HashMap<&str, Vec<ParsedEvent>> = HashMap::new();
+    for (name, cli_fmt, nginx_fmt, json) in &formats {
+        let file = nginx.path(&file_of(name));
+        let lines = lines_of(&nginx.read(&file_of(name))).len();
+        assert_eq!(
+            lines, requests,
+            "{name} has {lines} lines, truth {requests}"
+        );
+        let events = run_parse("access", Some(cli_fmt), &file);
+        compare_access(name, nginx_fmt, *json, &events, &truth, &mut t);
+        parsed.insert(name, events);
+    }
+
+    let error_data = nginx.read("error.log");
+    let raw_errors = raw_error_events(&error_data);
+    let error_events = run_parse("error", None, &nginx.path("error.log"));
+    let mut listen_texts: HashSet<String> = front.iter().map(|a| a.to_string()).collect();
+    listen_texts.insert(format!("127.0.0.1:{up}"));
+    let mut et = ErrorTally::default();
+    compare_error(
+        &error_events,
+        &raw_errors,
+        &truth,
+        &listen_texts,
+        &mut t,
+        &mut et,
+    );
+
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    for tr in &truth {
+        *statuses
+            .entry(String::from_utf8_lossy(&tr["status"]).into_owned())
+            .or_default() += 1;
+    }
+    let v6_requests = truth
+        .iter()
+        .filter(|tr| tr["remote_addr"] == b"::1")
+        .count();
+    println!(
+        "nginx oracle: {requests} requests on {} connections ({} over IPv6{}), statuses {statuses:?}; \
+         lines {:?}; {} fields compared, {} mismatches, {} omitted where nginx wrote '-' for a value, \
+         {} omitted where nginx's value is not found/empty; parse errors {}, duplicate keys {}; \
+         error log: {} events, levels {:?}, {} truncated, {} with request, {} fields checked; \
+         FastCGI served {}; slow reads {slow}; traffic {traffic_time:?}",
+        traffic.len() + 1,
+        v6_requests,
+        if v6 { "" } else { ", ::1 cannot be bound here" },
+        t.lines,
+        t.fields + et.fields_checked,
+        t.mismatch_count,
+        t.dash_omitted,
+        t.empty_omitted,
+        t.parse_errors,
+        t.duplicate_keys,
+        et.events,
+        et.levels,
+        et.truncated,
+        et.with_request,
+        et.fields_checked,
+        fcgi.served.load(Ordering::SeqCst),
+    );
+    for (class, n) in &t.classes {
+        println!("mismatch class {class:?}: {n}, e.g.");
+        for ex in &t.examples[class] {
+            println!("    {ex}");
+        }
+    }
+
+    // The traffic reached what it was meant to: each kind of answer and each error-log source.
+    for status in ["200", "301", "400", "404", "414", "502", "503"] {
+        assert!(
+            statuses.contains_key(status),
+            "no {status} among {statuses:?}"
+        );
+    }
+    assert!(
+        truth
+            .iter()
+            .any(|tr| lossy_contains(&tr["upstream_addr"], ", ")),
+        "no request with an upstream list"
+    );
+    for needle in [
+        "limiting requests",
+        "FastCGI sent in stderr",
+        "upstream: \"http://",
+        "client sent invalid",
+    ] {
+        assert!(
+            lossy_contains(&error_data, needle),
+            "the error log has no {needle:?}"
+        );
+    }
+    assert!(et.truncated > 0, "no truncated error-log line");
+    if v6 {
+        assert!(v6_requests > 0, "no request over IPv6");
+    }
+
+    assert!(
+        t.mismatch_count == 0 && t.parse_errors == 0 && t.duplicate_keys == 0,
+        "{} mismatches ({} parse errors, {} duplicate keys) by class {:?}; first ones:\n{}",
+        t.mismatch_count,
+        t.parse_errors,
+        t.duplicate_keys,
+        t.classes,
+        t.mismatches.join("\n")
+    );
+    println!("nginx oracle: took {:?}", started.elapsed());
+    drop(parsed);
+}
+
+fn common_combined() -> &'static str {
+    r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'"#
+}
+
+fn lossy_contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
