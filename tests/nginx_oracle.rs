@@ -1487,8 +1487,105 @@ fastcgi_param CONTENT_LENGTH $content_length;
         t.classes,
         t.mismatches.join("\n")
     );
-    println!("nginx oracle: took {:?}", started.elapsed());
-    drop(parsed);
+    // The same logs through moto: S3 → SQS notifications moto writes itself → `replay` →
+    // CloudWatch Logs, which must then hold exactly what `parse` printed.
+    let moto_started = Instant::now();
+    let access_log = nginx.read("logs/timing.log");
+    let delivered = tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(replay_through_moto(
+            &access_log,
+            &error_data,
+            &parsed["timing"],
+            &error_events,
+        ));
+    println!(
+        "nginx oracle: moto replay delivered {delivered} events, as parse printed them, in {:?}; \
+         whole test {:?}",
+        moto_started.elapsed(),
+        started.elapsed()
+    );
+}
+
+/// Uploads the timing access log and the error log to a bucket whose notifications moto sends
+/// to SQS, runs `replay` on the SQS event those messages make, and checks that each stream holds
+/// the events `parse` printed: same messages, same timestamps, same count. Returns the count.
+async fn replay_through_moto(
+    access_log: &[u8],
+    error_log: &[u8],
+    access_events: &[ParsedEvent],
+    error_events: &[ParsedEvent],
+) -> usize {
+    const INSTANCE: &str = "i-0123456789abcdef0";
+    let moto = common::moto::Moto::start();
+    let bucket = common::notify::NotifyingBucket::create(&moto, "nginx-oracle").await;
+    let access_key = format!("nginx/{INSTANCE}/access/2026/11/30/access.log-20261130T0300.gz");
+    let error_key = format!("nginx/{INSTANCE}/error/2026/11/30/error.log-20261130T0300.gz");
+    bucket.put(&access_key, common::gzip(access_log)).await;
+    bucket.put(&error_key, common::gzip(error_log)).await;
+    let event = bucket.lambda_event().await;
+
+    let file = std::env::temp_dir().join(format!("nginx-oracle-event-{}.json", std::process::id()));
+    std::fs::write(&file, event.to_string()).expect("write the SQS event");
+    let out = Command::new(BIN)
+        .args(["replay", "--event"])
+        .arg(&file)
+        .envs(moto.env())
+        .env("ACCESS_LOG_FORMAT", TIMING_FORMAT)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("KEY_PATTERN")
+        .env_remove("LOG_GROUP_TEMPLATE")
+        .env_remove("LOG_STREAM_TEMPLATE")
+        .env_remove("OUTPUT_FORMAT")
+        .env_remove("ERROR_LOG_TIMEZONE")
+        .output()
+        .expect("run replay");
+    let _ = std::fs::remove_file(&file);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "replay printed no JSON summary ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "replay: {summary:#}");
+    assert_eq!(summary["objects_delivered"], 2, "{summary:#}");
+    assert_eq!(
+        summary["records_invalid"],
+        serde_json::json!([]),
+        "{summary:#}"
+    );
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk_config());
+    let mut total = 0;
+    for (group, printed) in [
+        ("nginx-access", access_events),
+        ("nginx-error", error_events),
+    ] {
+        let mut got = common::moto::read_stream(&logs, group, INSTANCE).await;
+        let mut want: Vec<(i64, String)> = printed
+            .iter()
+            .map(|e| (e.timestamp, e.message.clone()))
+            .collect();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{group}/{INSTANCE}: {} events in CloudWatch, parse printed {}",
+            got.len(),
+            want.len()
+        );
+        // CloudWatch orders by time; lines of the same millisecond may come in any order.
+        got.sort();
+        want.sort();
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+            panic!(
+                "{group}/{INSTANCE}: event {i} (by time) differs:\n  cloudwatch {:?}\n  parse      {:?}",
+                got[i], want[i]
+            );
+        }
+        total += got.len();
+    }
+    total
 }
 
 fn common_combined() -> &'static str {
