@@ -741,6 +741,82 @@ fn drive(conns: &[Conn]) -> usize {
     slow
 }
 
+/// Keep-alive the way browsers do it: each request waits for the answer to the one before.
+/// Returns the number of connections.
+fn drive_sequential(front: &[SocketAddr]) -> usize {
+    let targets = [
+        "/ok",
+        "/static/hello.txt",
+        "/notfound",
+        "/moved",
+        "/live/seq",
+        "/dead/seq",
+        "/pair/seq",
+        "/bothdead/seq",
+        "/static/missing-seq",
+    ];
+    let conns = 40;
+    for c in 0..conns {
+        let addr = front[c % front.len()];
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        let k = 2 + c % 6;
+        for j in 0..k {
+            let last = j + 1 == k;
+            let target = format!("{}?seq={c}.{j}", targets[(c + j) % targets.len()]);
+            let ua = USER_AGENTS[(c + j) % USER_AGENTS.len()];
+            let mut h: Vec<(&str, &[u8])> = vec![("Host", b"front.test"), ("User-Agent", ua)];
+            if last {
+                h.push(("Connection", b"close"));
+            }
+            s.write_all(&request("GET", target.as_bytes(), "HTTP/1.1", &h))
+                .expect("send a keep-alive request");
+            read_response(&mut s).unwrap_or_else(|e| panic!("answer to {target}: {e}"));
+        }
+        // nginx closes after the `Connection: close` answer.
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    conns
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body.
+fn read_response(s: &mut TcpStream) -> Result<(), String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("closed after {:?}", String::from_utf8_lossy(&buf)));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .ok_or_else(|| format!("no Content-Length in {head:?}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("Content-Length: {e}"))?;
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed in the body".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    if buf.len() != head_end + len {
+        return Err("more bytes than one response".into());
+    }
+    Ok(())
+}
+
 fn build_traffic(front: &[SocketAddr]) -> Vec<Conn> {
     let mut conns = Vec::new();
     let mut add = |i: usize, bytes: Vec<u8>| {
@@ -1328,13 +1404,14 @@ fastcgi_param CONTENT_LENGTH $content_length;
         truth = truth_format(),
         fcgi = fcgi.addr,
     );
-    let nginx = Nginx::start(&conf);
+    let mut nginx = Nginx::start(&conf);
     std::fs::create_dir_all(nginx.path("html/static")).expect("html/static");
     std::fs::write(nginx.path("html/static/hello.txt"), "hello\n").expect("static file");
 
     let traffic = build_traffic(&front);
     let sent_at = Instant::now();
     let slow = drive(&traffic);
+    let sequential = drive_sequential(&front);
     let traffic_time = sent_at.elapsed();
 
     // A last request; once it is in the log, every request before it is too.
@@ -1355,6 +1432,8 @@ fastcgi_param CONTENT_LENGTH $content_length;
         assert!(Instant::now() < deadline, "nginx did not log /__done");
         std::thread::sleep(Duration::from_millis(10)); // poll interval, not a synchronisation sleep
     };
+    // Every log is final from here on.
+    nginx.stop();
     let truth: Vec<HashMap<String, Vec<u8>>> = lines_of(&truth_data)
         .iter()
         .enumerate()
@@ -1425,7 +1504,7 @@ fastcgi_param CONTENT_LENGTH $content_length;
          {} omitted where nginx's value is not found/empty; parse errors {}, duplicate keys {}; \
          error log: {} events, levels {:?}, {} truncated, {} with request, {} fields checked; \
          FastCGI served {}; slow reads {slow}; traffic {traffic_time:?}",
-        traffic.len() + 1,
+        traffic.len() + sequential + 1,
         v6_requests,
         if v6 { "" } else { ", ::1 cannot be bound here" },
         t.lines,

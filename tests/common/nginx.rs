@@ -153,6 +153,12 @@ impl Nginx {
         nginx
     }
 
+    /// Stops nginx (its files stay until drop), so that its logs are final.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
