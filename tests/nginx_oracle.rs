@@ -448,6 +448,7 @@ const PATHS: &[&str] = &[
     "/dead/b",
     "/pair/c",
     "/bothdead/d",
+    "/chain/e",
     "/limited",
     "/fcgi/plain.php",
     "/fcgi/quote.php",
@@ -753,6 +754,7 @@ fn drive_sequential(front: &[SocketAddr]) -> usize {
         "/dead/seq",
         "/pair/seq",
         "/bothdead/seq",
+        "/chain/seq",
         "/static/missing-seq",
     ];
     let conns = 40;
@@ -1327,7 +1329,9 @@ fn compare_error(
         if let Some(up) = s("upstream") {
             e.fields_checked += 1;
             let ok = reqs.iter().any(|r| {
-                lossy(&r["upstream_addr"]).split(", ").any(|a| {
+                let addrs = lossy(&r["upstream_addr"]);
+                // `, ` separates servers tried, ` : ` the upstreams of internal redirects.
+                addrs.split(", ").flat_map(|a| a.split(" : ")).any(|a| {
                     let http = format!("http://{a}/");
                     up.starts_with(&http)
                         || up == format!("fastcgi://{a}")
@@ -1392,6 +1396,8 @@ location /live/ {{ proxy_pass http://127.0.0.1:{up}; }}
 location /dead/ {{ proxy_pass http://127.0.0.1:{dead}; }}
 location /pair/ {{ proxy_pass http://pair; }}
 location /bothdead/ {{ proxy_pass http://bothdead; }}
+location /chain/ {{ proxy_pass http://127.0.0.1:{dead}; error_page 502 = @fallback; }}
+location @fallback {{ proxy_pass http://127.0.0.1:{up}; }}
 location /limited {{ limit_req zone=tiny; try_files /static/hello.txt =404; }}
 location /fcgi/ {{
 fastcgi_pass {fcgi};
@@ -1535,12 +1541,14 @@ fastcgi_param CONTENT_LENGTH $content_length;
             "no {status} among {statuses:?}"
         );
     }
-    assert!(
-        truth
-            .iter()
-            .any(|tr| lossy_contains(&tr["upstream_addr"], ", ")),
-        "no request with an upstream list"
-    );
+    for sep in [", ", " : "] {
+        assert!(
+            truth
+                .iter()
+                .any(|tr| lossy_contains(&tr["upstream_addr"], sep)),
+            "no request with an upstream list separated by {sep:?}"
+        );
+    }
     for needle in [
         "limiting requests",
         "FastCGI sent in stderr",
