@@ -3,7 +3,9 @@
 //! Layout (ngx_log_error_core): `YYYY/MM/DD HH:MM:SS [level] pid#tid: *cid message`, where the
 //! HTTP module appends `, client: …, server: …, request: "…", upstream: "…", host: "…",
 //! referrer: "…"` as far as known. A line that does not start with a timestamp continues the
-//! event before it (multi-line FastCGI stderr, stack traces) and is joined with `\n`.
+//! event before it (multi-line FastCGI stderr, stack traces) and is joined with `\n`. nginx cuts
+//! a record at [`NGX_MAX_ERROR_STR`] bytes: the context it did write is kept and the message
+//! gets `"truncated": true` (see [`parse_context`]).
 
 use super::json::ObjectWriter;
 use super::time::parse_error_time;
@@ -150,51 +152,158 @@ fn header(line: &str) -> Option<Header<'_>> {
     })
 }
 
+/// nginx's NGX_MAX_ERROR_STR (src/core/ngx_log.h): ngx_log_error_core formats a record, time
+/// header included, into a buffer of this size, and when it is full puts the newline over its
+/// last byte. So a record is at most this many bytes with its newline: [`AT_CAP`] before it.
+pub const NGX_MAX_ERROR_STR: usize = 2048;
+/// The length of a record that filled nginx's buffer (NGX_LINEFEED_SIZE is 1 on Unix). A record
+/// this long may have been cut, or may be exactly this long.
+pub const AT_CAP: usize = NGX_MAX_ERROR_STR - 1;
+
+/// A message split from its context suffix.
+struct Split<'a> {
+    message: &'a str,
+    fields: Vec<(&'static str, &'a str)>,
+    /// The suffix shows the record was cut: a quoted value left open, a key cut short.
+    cut: bool,
+    /// The suffix parsed to the end and its last value is a closed quoted one.
+    ends_closed: bool,
+}
+
 /// Splits `message, client: a, server: b, request: "c"` into the message and its context.
-fn split_context(msg: &str) -> (&str, Vec<(&'static str, &str)>) {
+/// `at_cap`: the record is [`AT_CAP`] bytes long, so nginx may have cut it anywhere.
+fn split_context(msg: &str, at_cap: bool) -> Split<'_> {
     let mut search_from = 0;
     while let Some(rel) = msg[search_from..].find(", client: ") {
         let at = search_from + rel;
-        if let Some(fields) = parse_context(&msg[at..]) {
-            return (&msg[..at], fields);
+        if let Some(mut split) = parse_context(&msg[at..], at_cap) {
+            split.message = &msg[..at];
+            return split;
         }
         search_from = at + 1;
     }
-    (msg, Vec::new())
+    Split {
+        message: msg,
+        fields: Vec::new(),
+        cut: false,
+        ends_closed: false,
+    }
+}
+
+/// Whether `s` is a proper beginning of `, key: ` for one of `keys`: where a cut record ends
+/// when nginx was writing the next key.
+fn key_fragment(s: &str, keys: &[&str]) -> bool {
+    let s = s.as_bytes();
+    let Some(rest) = s
+        .strip_prefix(b", ")
+        .or_else(|| (s == b",").then_some(&[][..]))
+    else {
+        return s.is_empty();
+    };
+    keys.iter().any(|k| {
+        let k = k.as_bytes();
+        rest.len() < k.len() + 2 && rest.iter().zip(k.iter().chain(b": ")).all(|(a, b)| a == b)
+    })
 }
 
 /// Parses `, key: value, key: "value"…` to the end of the text, keys in nginx's order.
-fn parse_context(mut s: &str) -> Option<Vec<(&'static str, &str)>> {
-    let mut fields = Vec::new();
+///
+/// A record nginx cut (ngx_log_error_core stops at [`NGX_MAX_ERROR_STR`]) can end anywhere in
+/// its suffix; what it wrote before the cut is kept:
+/// - in a quoted value: nginx closes every quote it opens, so a value whose quote is still open
+///   at the end was cut; it is kept as far as written (dropped if nothing was);
+/// - at the cap, after a key and before its value (`, client: `): the key is dropped;
+/// - at the cap, in the middle of the `, key: ` after a value (`, requ`): the fragment is nginx's
+///   own text, not part of any value, and is dropped.
+fn parse_context(mut s: &str, at_cap: bool) -> Option<Split<'_>> {
+    let mut split = Split {
+        message: "",
+        fields: Vec::new(),
+        cut: false,
+        ends_closed: false,
+    };
     let mut next_key = 0;
     while !s.is_empty() {
-        s = s.strip_prefix(", ")?;
-        let (k_idx, key) = SUFFIX_KEYS
-            .iter()
-            .enumerate()
-            .skip(next_key)
-            .find(|(_, k)| s.starts_with(*k) && s[k.len()..].starts_with(": "))?;
-        s = &s[key.len() + 2..];
+        let keys = &SUFFIX_KEYS[next_key..];
+        let found = s.strip_prefix(", ").and_then(|a| {
+            keys.iter()
+                .enumerate()
+                .find(|(_, k)| a.starts_with(*k) && a[k.len()..].starts_with(": "))
+                .map(|(i, k)| (next_key + i, *k, &a[k.len() + 2..]))
+        });
+        let Some((k_idx, key, rest)) = found else {
+            if at_cap && key_fragment(s, keys) {
+                split.cut = true;
+                return Some(split);
+            }
+            return None;
+        };
         next_key = k_idx + 1;
-        let (value, rest) = if let Some(q) = s.strip_prefix('"') {
+        split.ends_closed = false;
+        if let Some(q) = rest.strip_prefix('"') {
             // A quoted value ends at a `"` followed by the next key or the end of the line.
             let end = q
                 .match_indices('"')
                 .map(|(i, _)| i)
-                .find(|&i| ends_value(&q[i + 1..], next_key))?;
-            (&q[..end], &q[end + 1..])
+                .find(|&i| ends_value(&q[i + 1..], next_key));
+            // At the cap, a closing quote may be followed by the start of the next key alone.
+            let (end, fragment) = match end {
+                Some(end) => (Some(end), false),
+                None if at_cap => {
+                    let keys = &SUFFIX_KEYS[next_key..];
+                    let at = q
+                        .match_indices('"')
+                        .map(|(i, _)| i)
+                        .find(|&i| key_fragment(&q[i + 1..], keys));
+                    (at, at.is_some())
+                }
+                None => (None, false),
+            };
+            match end {
+                Some(end) => {
+                    split.fields.push((key, &q[..end]));
+                    if fragment {
+                        split.cut = true;
+                        return Some(split);
+                    }
+                    split.ends_closed = true;
+                    s = &q[end + 1..];
+                }
+                None => {
+                    if !q.is_empty() {
+                        split.fields.push((key, q));
+                    }
+                    split.cut = true;
+                    return Some(split);
+                }
+            }
         } else {
-            let end = s
+            let mut end = rest
                 .match_indices(", ")
                 .map(|(i, _)| i)
-                .find(|&i| ends_value(&s[i..], next_key))
-                .unwrap_or(s.len());
-            (&s[..end], &s[end..])
-        };
-        fields.push((*key, value));
-        s = rest;
+                .find(|&i| ends_value(&rest[i..], next_key))
+                .unwrap_or(rest.len());
+            if at_cap && end == rest.len() {
+                if rest.is_empty() {
+                    split.cut = true; // cut right after `key: `
+                    return Some(split);
+                }
+                // A value running to the cut may end in the start of the next key.
+                if let Some(i) = rest.rfind(',')
+                    && key_fragment(&rest[i..], &SUFFIX_KEYS[next_key..])
+                {
+                    end = i;
+                    split.cut = true;
+                }
+            }
+            split.fields.push((key, &rest[..end]));
+            if split.cut {
+                return Some(split);
+            }
+            s = &rest[end..];
+        }
     }
-    Some(fields)
+    Some(split)
 }
 
 fn ends_value(after: &str, next_key: usize) -> bool {
@@ -226,7 +335,17 @@ fn to_json(text: &str, head_len: usize) -> String {
     // Continuation lines belong to the message, before nginx's context suffix can be known.
     let msg_start = head_len - h.message.len();
     let full_message = &text[msg_start..];
-    let (message, ctx) = split_context(full_message);
+    let at_cap = text.len() == AT_CAP;
+    let Split {
+        message,
+        fields,
+        cut,
+        ends_closed,
+    } = split_context(full_message, at_cap);
+    // Cut where the suffix shows it, or at nginx's cap without the closing quote that ends a
+    // whole suffix (`request`, `upstream`, `host` and `referrer` are quoted; a record ends in
+    // an unquoted `client` or `server` only when no request line was read).
+    let truncated = cut || (at_cap && !ends_closed);
     let mut w = ObjectWriter::with_capacity(text.len() + 96);
     w.str_field("time", h.time);
     w.str_field("level", h.level);
@@ -240,8 +359,11 @@ fn to_json(text: &str, head_len: usize) -> String {
         w.num_field("excess", excess);
         w.str_field("zone", zone);
     }
-    for (k, v) in ctx {
+    for (k, v) in fields {
         w.str_field(k, v);
+    }
+    if truncated {
+        w.bool_field("truncated", true);
     }
     w.finish()
 }
@@ -374,5 +496,175 @@ mod tests {
         assert_eq!(ev[0].timestamp, 99);
         let v: Value = serde_json::from_str(&ev[1].message).unwrap();
         assert_eq!(v["raw"], "2026/11/24 10:00:06 [bogus] 1#1: x");
+    }
+
+    /// nginx's record for `msg` + `tail`, with `{pad}` in `msg` replaced by as many `x` as make
+    /// the record cut at [`AT_CAP`] after `keep` bytes of `tail` (what ngx_log_error_core
+    /// writes before the newline when the record does not fit in NGX_MAX_ERROR_STR).
+    fn cut_record(msg: &str, tail: &str, keep: usize) -> String {
+        let pad = AT_CAP - (msg.len() - "{pad}".len()) - keep;
+        let msg = msg.replacen("{pad}", &"x".repeat(pad), 1);
+        let mut line = format!("{msg}{tail}");
+        line.truncate(AT_CAP);
+        assert_eq!(
+            line.len() + 1,
+            NGX_MAX_ERROR_STR,
+            "with its newline: 2048 bytes"
+        );
+        line
+    }
+
+    const HEAD: &str = "2026/11/24 10:00:01 [info] 1234#1234: *725 ";
+
+    /// The message and context fields (everything but the header) of one record.
+    fn context_of(line: &str) -> (String, Value) {
+        let mut v = one(line);
+        let map = v.as_object_mut().unwrap_or_else(|| panic!("{line}"));
+        for k in ["time", "level", "pid", "tid", "connection"] {
+            map.remove(k);
+        }
+        let msg = map.remove("message").unwrap_or_default();
+        (msg.as_str().unwrap_or_default().to_string(), v)
+    }
+
+    #[test]
+    fn records_cut_at_nginx_cap() {
+        let too_long = format!("{HEAD}client sent too long URI while reading client request line");
+        let suffix = r#", client: 127.1.1.107, server: front.test, request: "GET /long?pad="#;
+        let long_request = format!("{too_long}{suffix}{}", "A".repeat(4000));
+        let open_fail =
+            format!(r#"{HEAD}open() "/srv/www/long{{pad}}" failed (2: No such file or directory)"#);
+        let full = r#", client: 127.0.0.1, server: front.test, request: "GET /x HTTP/1.1", upstream: "http://10.0.4.20:9000/x", host: "front.test""#;
+        let at = |s: &str| full.find(s).unwrap_or_else(|| panic!("{s}"));
+        // (why, record, expected end of the message, expected context fields)
+        let cases = [
+            (
+                "the issue's line: cut inside the request line, the quote never closed",
+                long_request[..AT_CAP].to_string(),
+                "while reading client request line",
+                json!({"client":"127.1.1.107","server":"front.test",
+                       "request": format!("GET /long?pad={}", "A".repeat(AT_CAP - too_long.len() - suffix.len())),
+                       "truncated":true}),
+            ),
+            (
+                "a quote left open is a cut even below the cap (nginx closes what it opens)",
+                long_request[..1500].to_string(),
+                "while reading client request line",
+                json!({"client":"127.1.1.107","server":"front.test",
+                       "request": format!("GET /long?pad={}", "A".repeat(1500 - too_long.len() - suffix.len())),
+                       "truncated":true}),
+            ),
+            (
+                "cut right after `request: \"`: nothing of the value was written, the key is dropped",
+                cut_record(&open_fail, full, at("GET /x")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","truncated":true}),
+            ),
+            (
+                "cut inside an unquoted value (seen in nginx: `server: fron`): kept as written",
+                cut_record(&open_fail, full, at("ront.test, request")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"f","truncated":true}),
+            ),
+            (
+                "cut right after `, client: `: the key is dropped",
+                cut_record(&open_fail, full, at("127.0.0.1")),
+                "(2: No such file or directory)",
+                json!({"truncated":true}),
+            ),
+            (
+                "cut inside the next key name: the fragment `, requ` is nginx's, dropped",
+                cut_record(&open_fail, full, at("est: \"GET")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","truncated":true}),
+            ),
+            (
+                "cut between `,` and ` ` after a value",
+                cut_record(&open_fail, full, at(" request:")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","truncated":true}),
+            ),
+            (
+                "cut after a closing quote, inside the next key: the closed value is whole",
+                cut_record(&open_fail, full, at("stream: \"http")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","request":"GET /x HTTP/1.1","truncated":true}),
+            ),
+            (
+                "cut inside `upstream`'s quoted value",
+                cut_record(&open_fail, full, at("9000/x\", host")),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","request":"GET /x HTTP/1.1",
+                       "upstream":"http://10.0.4.20:","truncated":true}),
+            ),
+            (
+                "exactly at the cap with the whole suffix (closing quote last): not cut",
+                cut_record(&open_fail, full, full.len()),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test","request":"GET /x HTTP/1.1",
+                       "upstream":"http://10.0.4.20:9000/x","host":"front.test"}),
+            ),
+            (
+                "one byte below the cap, suffix ending unquoted: not cut",
+                cut_record(&open_fail, ", client: 127.0.0.1, server: front.testZ", 40)
+                    [..AT_CAP - 1]
+                    .to_string(),
+                "(2: No such file or directory)",
+                json!({"client":"127.0.0.1","server":"front.test"}),
+            ),
+            (
+                "cut inside the `, client: ` marker: no suffix found, the fragment stays in the message",
+                cut_record(&open_fail, full, 5),
+                "directory), cli",
+                json!({"truncated":true}),
+            ),
+            (
+                "a message that filled the cap by itself: no room was left for a suffix",
+                format!("{HEAD}{}", "m".repeat(AT_CAP - HEAD.len())),
+                "mmmm",
+                json!({"truncated":true}),
+            ),
+        ];
+        for (why, line, msg_end, want) in cases {
+            let (msg, got) = context_of(&line);
+            assert!(msg.ends_with(msg_end), "{why}: message {msg:?}");
+            assert!(!msg.contains(", client: "), "{why}: message {msg:?}");
+            assert_eq!(got, want, "{why}");
+        }
+    }
+
+    #[test]
+    fn cut_record_with_continuation_lines() {
+        // FastCGI stderr spans lines; nginx's cap counts the whole record, newlines included.
+        let first = format!(r#"{HEAD}FastCGI sent in stderr: "PHP message: boom"#);
+        let second = r#"Stack trace" while reading response header from upstream, client: 10.0.0.3, server: app, request: "GET /"#;
+        let pad = AT_CAP - first.len() - 1 - second.len();
+        let lines = [
+            first.as_str(),
+            &format!("#0 {}", "y".repeat(pad - 6)),
+            second,
+        ];
+        let joined = lines.join("\n");
+        assert_eq!(joined.len(), AT_CAP - 2);
+        // Below the cap and the request's quote still open: cut all the same.
+        let ev = events(&lines);
+        assert_eq!(ev.len(), 1);
+        let v: Value = serde_json::from_str(&ev[0].message).unwrap_or_default();
+        assert_eq!(v["request"], "GET /");
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["server"], "app");
+    }
+
+    #[test]
+    fn whole_records_have_no_truncated_flag() {
+        for line in [
+            r#"2026/11/24 10:00:01 [error] 1234#1234: *5678 open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file or directory), client: 10.0.0.1, server: example.com, request: "GET /favicon.ico HTTP/1.1", host: "example.com""#,
+            "2026/11/24 10:00:03 [notice] 1#0: signal process started",
+            "2026/11/24 10:00:03 [info] 9#9: *3 client 10.0.0.1 closed keepalive connection",
+            "2026/11/24 10:00:03 [info] 9#9: *4 client sent invalid method while reading client request line, client: 10.0.0.1, server: front.test, request: \"geti / HTTP/1.1\"",
+        ] {
+            let v = one(line);
+            assert!(v.get("truncated").is_none(), "{line}: {v}");
+        }
     }
 }

@@ -65,9 +65,30 @@ pub struct Var {
     pub time: Option<TimeVar>,
     /// The name as a JSON key, quoted once here.
     pub key: Key,
-    /// `$request`, whose value is also written split into its parts.
+    /// `$request`, whose value is also written split into its parts (first occurrence only).
     pub request: bool,
+    /// False for the second and later occurrence of a name in the format: a message has one key
+    /// per name, holding the first occurrence's value (nginx writes the same value each time).
+    pub write: bool,
 }
+
+/// Which of the names derived from `$request` a message gets: only those the format does not
+/// name itself, so that no key is written twice. Decided once, when the format is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Derived {
+    pub request_method: bool,
+    pub request_uri: bool,
+    pub server_protocol: bool,
+}
+
+impl Derived {
+    pub fn any(self) -> bool {
+        self.request_method || self.request_uri || self.server_protocol
+    }
+}
+
+/// The key of the text found after the end of the format (unless the format names it itself).
+pub const UNPARSED_TAIL: &str = "unparsed_tail";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
@@ -84,6 +105,17 @@ pub struct LogFormat {
     items: Vec<Item>,
     /// Index into `vars` of the variable that gives the event time.
     time_var: Option<usize>,
+    /// Index into `vars` of the (first) `$status`: it tells a request line nginx cut or never
+    /// parsed (414, 505, …) from one it did.
+    status_var: Option<usize>,
+    /// Indexes into `vars` of the format's own `$request_method`, `$request_uri` and
+    /// `$server_protocol` (first occurrences).
+    part_vars: [Option<usize>; 3],
+    /// The fields derived from `$request` that messages get (none without `$request`).
+    derived: Derived,
+    /// The key of text after the end of the format: [`UNPARSED_TAIL`], or `_unparsed_tail`
+    /// (with more `_` as needed) when the format has a variable of that name.
+    tail_key: Key,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -193,6 +225,7 @@ impl LogFormat {
             };
             let numeric = NUMERIC_VARS.contains(&name)
                 || (name.starts_with("upstream_") && name.ends_with("_time"));
+            let write = !vars.iter().any(|v| v.name == name);
             items.push(Item::Var(vars.len()));
             vars.push(Var {
                 name: name.to_string(),
@@ -200,7 +233,8 @@ impl LogFormat {
                 list: name.starts_with("upstream_") || LIST_VARS.contains(&name),
                 time,
                 key: Key::new(name),
-                request: name == "request",
+                request: write && name == "request",
+                write,
             });
             i = end;
         }
@@ -214,12 +248,35 @@ impl LogFormat {
         let time_var = [TimeVar::Msec, TimeVar::Iso8601, TimeVar::Local]
             .iter()
             .find_map(|t| vars.iter().position(|v| v.time == Some(*t)));
+        let first = |name: &str| vars.iter().position(|v| v.name == name);
+        let status_var = first("status");
+        let part_vars = [
+            first("request_method"),
+            first("request_uri"),
+            first("server_protocol"),
+        ];
+        let derived = match first("request") {
+            Some(_) => Derived {
+                request_method: part_vars[0].is_none(),
+                request_uri: part_vars[1].is_none(),
+                server_protocol: part_vars[2].is_none(),
+            },
+            None => Derived::default(),
+        };
+        let mut tail_name = UNPARSED_TAIL.to_string();
+        while first(&tail_name).is_some() {
+            tail_name.insert(0, '_');
+        }
         Ok(Self {
             source: text.to_string(),
             escape: Escape::Default,
+            tail_key: Key::new(&tail_name),
             vars,
             items,
             time_var,
+            status_var,
+            part_vars,
+            derived,
         })
     }
 
@@ -237,6 +294,27 @@ impl LogFormat {
 
     pub fn time_var(&self) -> Option<usize> {
         self.time_var
+    }
+
+    /// Index into [`LogFormat::vars`] of the first `$status`.
+    pub fn status_var(&self) -> Option<usize> {
+        self.status_var
+    }
+
+    /// Indexes into [`LogFormat::vars`] of the format's own `$request_method`, `$request_uri`
+    /// and `$server_protocol`, in that order.
+    pub fn request_part_vars(&self) -> [Option<usize>; 3] {
+        self.part_vars
+    }
+
+    /// The fields derived from `$request` that this format's messages get.
+    pub fn derived(&self) -> Derived {
+        self.derived
+    }
+
+    /// The key under which text after the end of the format is kept.
+    pub fn tail_key(&self) -> &Key {
+        &self.tail_key
     }
 
     /// Splits `line` into one value per variable (`out[i]` belongs to `vars()[i]`) and returns
@@ -491,5 +569,97 @@ mod tests {
         let mut out = Vec::new();
         f.split(r#""GET /\"x\" HTTP/1.1" 200"#, &mut out).unwrap();
         assert_eq!(out, [r#"GET /\"x\" HTTP/1.1"#, "200"]);
+    }
+
+    #[test]
+    fn repeated_and_derived_names_are_decided_once() {
+        // (why, format, names written, derived fields, status var, tail key)
+        let d = |m, u, p| Derived {
+            request_method: m,
+            request_uri: u,
+            server_protocol: p,
+        };
+        let cases = [
+            (
+                "combined: all three derived",
+                "combined",
+                vec![
+                    "remote_addr",
+                    "remote_user",
+                    "time_local",
+                    "request",
+                    "status",
+                    "body_bytes_sent",
+                    "http_referer",
+                    "http_user_agent",
+                ],
+                d(true, true, true),
+                Some(4),
+                "unparsed_tail",
+            ),
+            (
+                "$request_uri named: not derived",
+                r#"'$remote_addr "$request" "$request_uri" $status'"#,
+                vec!["remote_addr", "request", "request_uri", "status"],
+                d(true, false, true),
+                Some(3),
+                "unparsed_tail",
+            ),
+            (
+                "all three named: none derived",
+                "'$request $request_method $request_uri $server_protocol'",
+                vec![
+                    "request",
+                    "request_method",
+                    "request_uri",
+                    "server_protocol",
+                ],
+                d(false, false, false),
+                None,
+                "unparsed_tail",
+            ),
+            (
+                "no $request: none derived",
+                "'$request_uri $status'",
+                vec!["request_uri", "status"],
+                d(false, false, false),
+                Some(1),
+                "unparsed_tail",
+            ),
+            (
+                "repeats written once, status from the first",
+                "'$remote_addr $status $remote_addr $status'",
+                vec!["remote_addr", "status"],
+                d(false, false, false),
+                Some(1),
+                "unparsed_tail",
+            ),
+            (
+                "a variable named like the tail key",
+                "'$unparsed_tail $_unparsed_tail'",
+                vec!["unparsed_tail", "_unparsed_tail"],
+                d(false, false, false),
+                None,
+                "__unparsed_tail",
+            ),
+        ];
+        for (why, fmt, written, derived, status, tail) in cases {
+            let f = LogFormat::parse_config(fmt).unwrap_or_else(|e| panic!("{why}: {e}"));
+            let got: Vec<&str> = f
+                .vars()
+                .iter()
+                .filter(|v| v.write)
+                .map(|v| v.name.as_str())
+                .collect();
+            assert_eq!(got, written, "{why}");
+            assert_eq!(
+                f.vars().iter().filter(|v| v.request).count(),
+                usize::from(written.contains(&"request")),
+                "{why}"
+            );
+            assert_eq!(f.derived(), derived, "{why}");
+            assert_eq!(f.status_var(), status, "{why}");
+            assert_eq!(f.tail_key(), &Key::new(tail), "{why}");
+        }
     }
 }

@@ -301,6 +301,14 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
         }
     }
 
+    /// Writes `true` or `false`.
+    pub fn bool_field(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.buf
+            .borrow_mut()
+            .push_str(if v { "true" } else { "false" });
+    }
+
     /// [`ObjectWriter::str_field`] with a key quoted ahead of time.
     pub fn str_field_at(&mut self, k: &Key, v: &str) {
         self.key_at(k);
@@ -440,6 +448,16 @@ mod tests {
         w.str_field("b", "x");
         w.num_field("a", "200");
         w.num_field("c", "0.1, 0.2");
-        assert_eq!(w.finish(), r#"{"b":"x","a":200,"c":"0.1, 0.2"}"#);
+        w.bool_field("t", true);
+        w.bool_field("f", false);
+        assert_eq!(
+            w.finish(),
+            r#"{"b":"x","a":200,"c":"0.1, 0.2","t":true,"f":false}"#
+        );
+        let mut got = String::new();
+        let mut w = ObjectWriter::nested(&mut got);
+        w.bool_field("t", true);
+        w.finish();
+        assert_eq!(got, r#"{\"t\":true}"#);
     }
 }
