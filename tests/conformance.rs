@@ -65,6 +65,21 @@ const KNOWN: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "fluentd/test_parse_with_empty_included_path",
+        "nginx ≥ 1.21.1 rejects a space inside the URI (400; $request_method and $request_uri are not set), so no request_method/request_uri is derived; fluentd splits it anyway",
+        None,
+    ),
+    (
+        "beats/ingress_controller/test.log:5",
+        "`PATCHp` is not a method nginx accepts (upper-case letters, `_` and `-` only): a 400 for which nginx sets none of the request variables, so none is derived",
+        None,
+    ),
+    (
+        "beats/ingress_controller/test.log:6",
+        "`geti` is rejected by nginx (NGX_HTTP_PARSE_INVALID_METHOD): no request_method/request_uri/server_protocol",
+        None,
+    ),
+    (
         "fluentd/test_parse_with_http_x_forwarded_for_multiple_ip",
         "a quoted XFF list after the agent is kept as unparsed_tail unless the format names it",
         Some(
