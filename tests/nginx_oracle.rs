@@ -23,6 +23,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder");
 
+/// nginx's built-in `combined`, as a format string (for the list of its variables).
+const COMBINED_FORMAT: &str = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'"#;
 const MAIN_FORMAT: &str = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"'"#;
 const TIMING_FORMAT: &str = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct="$upstream_connect_time" uht="$upstream_header_time" urt="$upstream_response_time" ua="$upstream_addr" us="$upstream_status" $request_uri $msec'"#;
 
@@ -262,7 +264,7 @@ fn fcgi_record(kind: u8, id: u16, content: &[u8]) -> Vec<u8> {
     r
 }
 
-/// FastCGI name-value pairs (lengths of 1 or 4 bytes) → the `SCRIPT_NAME` value.
+/// The value of `name` among FastCGI name-value pairs (lengths of 1 or 4 bytes).
 fn fcgi_param(params: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     let len = |i: &mut usize| -> Option<usize> {
@@ -1466,7 +1468,7 @@ fastcgi_param CONTENT_LENGTH $content_length;
 
     let mut t = Tally::default();
     let formats: [(&str, &str, &str, bool); 4] = [
-        ("combined", "combined", common_combined(), false),
+        ("combined", "combined", COMBINED_FORMAT, false),
         ("main", "main", MAIN_FORMAT, false),
         ("timing", TIMING_FORMAT, TIMING_FORMAT, false),
         ("truth", &truth_format(), &truth_format(), true),
@@ -1685,10 +1687,6 @@ async fn replay_through_moto(
         total += got.len();
     }
     total
-}
-
-fn common_combined() -> &'static str {
-    r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'"#
 }
 
 fn lossy_contains(hay: &[u8], needle: &str) -> bool {

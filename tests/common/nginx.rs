@@ -179,23 +179,6 @@ impl Nginx {
             String::from_utf8_lossy(tail)
         )
     }
-
-    /// Polls until `rel` holds at least `lines` lines, or panics at the deadline.
-    pub fn wait_for_lines(&self, rel: &str, lines: usize, timeout: Duration) -> Vec<u8> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let data = self.read(rel);
-            let n = data.iter().filter(|&&b| b == b'\n').count();
-            if n >= lines {
-                return data;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{rel} has {n} lines, wanted {lines} within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10)); // poll interval, not a synchronisation sleep
-        }
-    }
 }
 
 fn read_or_empty(p: &Path) -> Vec<u8> {
