@@ -8,6 +8,7 @@
 mod render;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -16,6 +17,7 @@ use serde_json::Value;
 use crate::aws::{clients, production_handler};
 use crate::config::Config;
 use crate::forward::epoch_ms;
+use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
 use crate::parse::LogFormat;
 use crate::route::LogKind;
@@ -238,16 +240,27 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     let (s3, logs) = clients().await;
     let handler = production_handler(config, s3, logs);
     let handler = &handler;
+    // Once per process: an implausible deadline comes from the runtime (an emulator such as
+    // `cargo lambda watch`), so every invocation of this process has it; one warning says it.
+    let deadline_warned = AtomicBool::new(false);
+    let deadline_warned = &deadline_warned;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Lambda's deadline (ms since the epoch) as an Instant, to stop objects in time.
-        let now_ms = epoch_ms(std::time::SystemTime::now());
-        let left = event
-            .context
-            .deadline
-            .saturating_sub(u64::try_from(now_ms).unwrap_or(0));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
+        let budget = budget(
+            event.context.deadline,
+            epoch_ms(std::time::SystemTime::now()),
+            std::time::Instant::now(),
+        );
+        if let Budget::Fallback { problem, .. } = &budget
+            && !deadline_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "{problem}; each invocation works for at most {} s instead (warned once per process)",
+                FALLBACK_BUDGET.as_secs()
+            );
+        }
         let summary = handler
-            .handle_until(&event.payload, Some(deadline))
+            .handle_within(&event.payload, budget)
             .await
             .map_err(|e| Diagnostic {
                 error_type: "UnrecognisedEvent".into(),

@@ -58,12 +58,44 @@ enum ForwardError {
     Sink(#[from] SinkError),
     #[error("a put task failed: {0}")]
     Task(String),
+    /// No new batch may start: the invocation's time is nearly up. Names what is confirmed
+    /// delivered (every line before the next attempt's resume line), not how far reading got.
     #[error(
-        "stopped at line {line} to finish within the Lambda timeout; progress is recorded and the next attempt resumes there"
+        "stopped to finish within the Lambda timeout: {} (the reader was at line {reader_at}); {}",
+        delivered_text(*.delivered_through),
+        next_attempt_text(*.delivered_through, *.recorded)
     )]
-    OutOfTime { line: u64 },
+    OutOfTime {
+        /// Every line up to this one is delivered (or had nothing to send); `None`: no line yet.
+        delivered_through: Option<u64>,
+        /// The next line the reader would have handed over.
+        reader_at: u64,
+        /// Whether the progress record says so (false without a usable progress store).
+        recorded: bool,
+    },
     #[error("content does not look like text: skipped (SKIP_BINARY=true)")]
     Binary,
+}
+
+fn delivered_text(delivered_through: Option<u64>) -> String {
+    match delivered_through {
+        Some(line) => format!("every line up to {line} is delivered"),
+        None => "no line delivered yet".to_string(),
+    }
+}
+
+fn next_attempt_text(delivered_through: Option<u64>, recorded: bool) -> String {
+    match (recorded, delivered_through) {
+        (true, Some(line)) => format!(
+            "progress is recorded and the next attempt resumes at line {}",
+            line + 1
+        ),
+        (true, None) => "progress is recorded and the next attempt resumes at line 1".to_string(),
+        (false, _) => {
+            "no progress record is kept (see checkpoint_error), so the next attempt starts over"
+                .to_string()
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch; tests pin it, production reads the system clock.
@@ -402,7 +434,25 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         let drained = self.drain().await;
         let result = result.and(drained);
         self.finish_checkpoint(result.is_ok()).await;
-        result
+        match result {
+            // Now that the puts in flight are settled and recorded: what is delivered.
+            Err(ForwardError::OutOfTime { .. }) => Err(self.out_of_time()),
+            other => other,
+        }
+    }
+
+    /// Out of time, saying what is confirmed delivered so far: the lines before the line the
+    /// progress record resumes at.
+    fn out_of_time(&self) -> ForwardError {
+        let resume_line = match self.snapshot() {
+            State::Partial { resume_line, .. } => resume_line,
+            State::Done { lines } => lines + 1,
+        };
+        ForwardError::OutOfTime {
+            delivered_through: resume_line.checked_sub(1).filter(|&l| l > 0),
+            reader_at: self.position.0,
+            recorded: self.ckpt.is_some(),
+        }
     }
 
     async fn read_all(
@@ -531,9 +581,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Pump<'a, K, C> {
         if let Some(stop_by) = self.shared.stop_by
             && Instant::now() >= stop_by
         {
-            return Err(ForwardError::OutOfTime {
-                line: self.position.0,
-            });
+            return Err(self.out_of_time());
         }
         let permit = self
             .shared
@@ -696,5 +744,32 @@ mod tests {
         assert_eq!(stop_by(now + s(40), now), now + s(30));
         assert_eq!(stop_by(now + s(4), now), now + s(3));
         assert_eq!(stop_by(now, now), now);
+    }
+
+    #[test]
+    fn out_of_time_names_the_last_delivered_line_not_the_read_position() {
+        let text = |delivered_through, recorded| {
+            ForwardError::OutOfTime {
+                delivered_through,
+                reader_at: 201,
+                recorded,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            text(None, true),
+            "stopped to finish within the Lambda timeout: no line delivered yet (the reader was at \
+             line 201); progress is recorded and the next attempt resumes at line 1"
+        );
+        assert_eq!(
+            text(Some(120), true),
+            "stopped to finish within the Lambda timeout: every line up to 120 is delivered (the \
+             reader was at line 201); progress is recorded and the next attempt resumes at line 121"
+        );
+        let unrecorded = text(Some(120), false);
+        assert!(
+            unrecorded.contains("starts over") && !unrecorded.contains("resumes"),
+            "{unrecorded}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::event::{EventError, announced_objects};
-use crate::forward::{Clock, Shared, forward_object, stop_by, system_clock};
+use crate::forward::{Clock, Shared, TIME_RESERVE, forward_object, stop_by, system_clock};
 use crate::ports::{CheckpointStore, LogSink, NoCheckpoints, ObjectSource};
 use crate::summary::{EXACTLY_ONCE, Outcome, Summary};
 
@@ -62,11 +62,35 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
 
     /// Handles one trigger payload. Each object succeeds or fails on its own; the summary says
     /// which. Only a payload of unknown shape is an error as a whole. With a `deadline` (the
-    /// Lambda's), objects stop in time and record where the next attempt resumes.
+    /// Lambda's), objects stop in time (keeping [`TIME_RESERVE`]) and record where the next
+    /// attempt resumes.
     pub async fn handle_until(
         &self,
         payload: &Value,
         deadline: Option<Instant>,
+    ) -> Result<Summary, EventError> {
+        let stop = deadline.map(|d| stop_by(d, Instant::now()));
+        self.handle_stopping_by(payload, stop).await
+    }
+
+    /// Handles one trigger payload within the time [`budget`] gave for the invocation.
+    pub async fn handle_within(
+        &self,
+        payload: &Value,
+        budget: Budget,
+    ) -> Result<Summary, EventError> {
+        let stop = match budget {
+            Budget::Deadline(deadline) => stop_by(deadline, Instant::now()),
+            Budget::Fallback { stop_by, .. } => stop_by,
+        };
+        self.handle_stopping_by(payload, Some(stop)).await
+    }
+
+    /// Handles one trigger payload, starting no batch after `stop` (if given).
+    async fn handle_stopping_by(
+        &self,
+        payload: &Value,
+        stop: Option<Instant>,
     ) -> Result<Summary, EventError> {
         let started = Instant::now();
         let announced = announced_objects(payload)?;
@@ -78,7 +102,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             checkpoints: self.checkpoints.clone(),
             puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
             clock: self.clock.clone(),
-            stop_by: deadline.map(|d| stop_by(d, Instant::now())),
+            stop_by: stop,
             checkpoint_warned: Arc::new(AtomicBool::new(false)),
         };
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
@@ -104,5 +128,205 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         }
         summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(summary)
+    }
+}
+
+/// The longest a Lambda invocation can last (the maximum function timeout).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>
+pub const LAMBDA_MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How far beyond [`LAMBDA_MAX_TIMEOUT`] a deadline may lie and still be taken as Lambda's
+/// (clock differences between the Lambda service and the sandbox, rounding).
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(60);
+
+/// How long an invocation works when the runtime's deadline makes no sense: Lambda's maximum
+/// timeout less the reserve a real 15-minute deadline would keep (14 min 40 s). Lambda itself
+/// always sends a plausible absolute deadline, so this serves emulators (`cargo lambda watch`
+/// sends `Lambda-Runtime-Deadline-Ms: 600000`, a relative time), where it lets any local object
+/// finish; and should a real Lambda ever send nonsense, no invocation can outlive this anyway.
+pub const FALLBACK_BUDGET: Duration =
+    Duration::from_secs(LAMBDA_MAX_TIMEOUT.as_secs() - TIME_RESERVE.as_secs());
+
+/// Why the runtime's deadline cannot be the deadline of an invocation starting now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeadlineProblem {
+    #[error("the runtime gave no deadline (Lambda-Runtime-Deadline-Ms: 0)")]
+    Missing,
+    #[error(
+        "the runtime's deadline {deadline_ms} is a duration, not milliseconds since the epoch (an emulator's relative timeout)"
+    )]
+    Relative { deadline_ms: u64 },
+    #[error(
+        "the runtime's deadline {deadline_ms} had passed {ago_ms} ms before the invocation started"
+    )]
+    Past { deadline_ms: u64, ago_ms: u64 },
+    #[error(
+        "the runtime's deadline {deadline_ms} is {ahead_ms} ms ahead, beyond Lambda's 15-minute maximum timeout"
+    )]
+    TooFar { deadline_ms: u64, ahead_ms: u64 },
+}
+
+/// The time an invocation has, from the runtime's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// A plausible absolute deadline: objects stop in time for it, keeping [`TIME_RESERVE`].
+    Deadline(Instant),
+    /// The runtime's deadline makes no sense: no batch starts after `stop_by`, which is
+    /// [`FALLBACK_BUDGET`] after the start.
+    Fallback {
+        stop_by: Instant,
+        problem: DeadlineProblem,
+    },
+}
+
+/// Converts the runtime's deadline (`deadline_ms` since the epoch, as lambda_runtime's
+/// `Context::deadline` holds it) into the invocation's budget, at the wall-clock time `now_ms`
+/// and the monotonic time `now` of the start of the invocation. Pure.
+pub fn budget(deadline_ms: u64, now_ms: i64, now: Instant) -> Budget {
+    let fallback = |problem| Budget::Fallback {
+        stop_by: now + FALLBACK_BUDGET,
+        problem,
+    };
+    let longest = LAMBDA_MAX_TIMEOUT + DEADLINE_SLACK;
+    let longest_ms = u64::try_from(longest.as_millis()).unwrap_or(u64::MAX);
+    if deadline_ms == 0 {
+        return fallback(DeadlineProblem::Missing);
+    }
+    if deadline_ms <= longest_ms {
+        return fallback(DeadlineProblem::Relative { deadline_ms });
+    }
+    let now_ms = u64::try_from(now_ms).unwrap_or(0);
+    if deadline_ms <= now_ms {
+        let ago_ms = now_ms - deadline_ms;
+        return fallback(DeadlineProblem::Past {
+            deadline_ms,
+            ago_ms,
+        });
+    }
+    let ahead_ms = deadline_ms - now_ms;
+    if ahead_ms > longest_ms {
+        return fallback(DeadlineProblem::TooFar {
+            deadline_ms,
+            ahead_ms,
+        });
+    }
+    Budget::Deadline(now + Duration::from_millis(ahead_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_that_makes_no_sense_gives_the_fallback_budget() {
+        // 2026-11-30 03:00:00 UTC.
+        let now_ms: i64 = 1_796_007_600_000;
+        let at = u64::try_from(now_ms).unwrap();
+        let now = Instant::now();
+        let (s, min) = (Duration::from_secs, |m: u64| Duration::from_secs(m * 60));
+        let fallback = now + FALLBACK_BUDGET;
+        let cases: [(&str, u64, Budget); 8] = [
+            (
+                "5 s past",
+                at - 5_000,
+                Budget::Fallback {
+                    stop_by: fallback,
+                    problem: DeadlineProblem::Past {
+                        deadline_ms: at - 5_000,
+                        ago_ms: 5_000,
+                    },
+                },
+            ),
+            (
+                "exactly now",
+                at,
+                Budget::Fallback {
+                    stop_by: fallback,
+                    problem: DeadlineProblem::Past {
+                        deadline_ms: at,
+                        ago_ms: 0,
+                    },
+                },
+            ),
+            (
+                "cargo lambda's relative 600000",
+                600_000,
+                Budget::Fallback {
+                    stop_by: fallback,
+                    problem: DeadlineProblem::Relative {
+                        deadline_ms: 600_000,
+                    },
+                },
+            ),
+            ("30 s ahead", at + 30_000, Budget::Deadline(now + s(30))),
+            (
+                "14 min ahead",
+                at + 840_000,
+                Budget::Deadline(now + min(14)),
+            ),
+            (
+                "15 min + slack ahead",
+                at + 960_000,
+                Budget::Deadline(now + min(16)),
+            ),
+            (
+                "2 days ahead",
+                at + 172_800_000,
+                Budget::Fallback {
+                    stop_by: fallback,
+                    problem: DeadlineProblem::TooFar {
+                        deadline_ms: at + 172_800_000,
+                        ahead_ms: 172_800_000,
+                    },
+                },
+            ),
+            (
+                "0",
+                0,
+                Budget::Fallback {
+                    stop_by: fallback,
+                    problem: DeadlineProblem::Missing,
+                },
+            ),
+        ];
+        for (name, deadline_ms, want) in cases {
+            assert_eq!(budget(deadline_ms, now_ms, now), want, "{name}");
+        }
+        assert_eq!(FALLBACK_BUDGET, s(880));
+    }
+
+    #[test]
+    fn the_reserve_applies_to_a_real_deadline_only() {
+        let now = Instant::now();
+        let now_ms: i64 = 1_796_007_600_000;
+        let at = u64::try_from(now_ms).unwrap();
+        // 5 minutes left: stop 20 s before the deadline.
+        let Budget::Deadline(d) = budget(at + 300_000, now_ms, now) else {
+            panic!("plausible")
+        };
+        assert_eq!(stop_by(d, now), now + Duration::from_secs(280));
+        // Relative 600000: stop at the fallback budget itself, no further reserve taken.
+        let Budget::Fallback { stop_by: s, .. } = budget(600_000, now_ms, now) else {
+            panic!("implausible")
+        };
+        assert_eq!(s, now + FALLBACK_BUDGET);
+    }
+
+    #[test]
+    fn the_problem_says_what_was_wrong() {
+        let text = DeadlineProblem::Relative {
+            deadline_ms: 600_000,
+        }
+        .to_string();
+        assert!(
+            text.contains("600000") && text.contains("relative"),
+            "{text}"
+        );
+        let text = DeadlineProblem::TooFar {
+            deadline_ms: 1,
+            ahead_ms: 172_800_000,
+        }
+        .to_string();
+        assert!(text.contains("15-minute maximum"), "{text}");
     }
 }
