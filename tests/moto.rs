@@ -4,10 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::moto::{Moto, read_stream};
+use common::moto::{Moto, read_stream, replay};
 use common::notify::NotifyingBucket;
 use common::{combined_line, gzip, now_ms, s3_event};
 use nginx_cloudwatch_forwarder::aws::{clients_from, cloudwatch::CloudWatchSink, s3::S3Source};
@@ -241,29 +240,9 @@ async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
     let (text, want) = access_log(instance, 100);
     let key = format!("nginx/{instance}/access/2026/11/24/access.log.gz");
     env.upload(&key, gzip(text.as_bytes())).await;
-    let dir = std::env::temp_dir().join(format!("ncf-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let run = |event: Value| replay(&event, &env.moto.env());
 
-    let run = |event: Value, name: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, event.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
-            .args(["replay", "--event"])
-            .arg(&path)
-            .envs(env.moto.env())
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .output()
-            .expect("run the binary");
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), summary)
-    };
-
-    let (code, summary) = run(s3_event(BUCKET, &[&key]), "ok.json");
+    let (code, summary) = run(s3_event(BUCKET, &[&key]));
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["objects_delivered"], 1);
     assert_eq!(summary["events"], 100);
@@ -273,7 +252,7 @@ async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
     );
 
     let missing = format!("nginx/{instance}/access/2026/11/24/never-uploaded.log");
-    let (code, summary) = run(s3_event(BUCKET, &[&missing]), "missing.json");
+    let (code, summary) = run(s3_event(BUCKET, &[&missing]));
     assert_eq!(code, Some(1), "{summary:#}");
     assert_eq!(summary["objects_failed"], 1);
     assert!(
@@ -283,7 +262,6 @@ async fn replay_command_runs_the_handler_and_reports_failures_by_exit_code() {
             .contains("never-uploaded.log"),
         "{summary:#}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -341,27 +319,8 @@ async fn moto_s3_to_sqs_notifications_deliver_every_object() {
     // moto may announce the configuration with an s3:TestEvent first; that one is ignored.
     assert!(records.len() >= instances.len(), "{event:#}");
 
-    let dir = std::env::temp_dir().join(format!("ncf-notified-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("event.json");
-    std::fs::write(&path, event.to_string()).unwrap();
-    let replay = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
-            .args(["replay", "--event"])
-            .arg(&path)
-            .envs(moto.env())
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .output()
-            .expect("run the binary");
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), summary)
-    };
-    let (code, summary) = replay();
+    let run = || replay(&event, &moto.env());
+    let (code, summary) = run();
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["objects_delivered"], instances.len(), "{summary:#}");
     assert_eq!(
@@ -381,9 +340,8 @@ async fn moto_s3_to_sqs_notifications_deliver_every_object() {
         assert_eq!(&got.into_iter().collect::<BTreeSet<_>>(), uris_want);
     }
 
-    let (code, summary) = replay();
+    let (code, summary) = run();
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["already_delivered"], instances.len(), "{summary:#}");
     assert_eq!(summary["events"], 0, "{summary:#}");
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -203,22 +202,11 @@ async fn replay_twice_sends_nothing_the_second_time() {
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let key = format!("nginx/{INSTANCE}/access/replayed.log");
     let etag = upload(&s3, &key, log(50, "r")).await;
-    let path = std::env::temp_dir().join(format!("ncf-replay-twice-{}.json", std::process::id()));
-    std::fs::write(&path, s3_event_with_etag(BUCKET, &key, &etag).to_string()).unwrap();
+    let event = s3_event_with_etag(BUCKET, &key, &etag);
     let replay = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
-            .args(["replay", "--event"])
-            .arg(&path)
-            .envs(moto.env())
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .output()
-            .expect("run replay");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).expect("summary JSON")
+        let (code, summary) = common::moto::replay(&event, &moto.env());
+        assert_eq!(code, Some(0), "{summary:#}");
+        summary
     };
     let first = replay();
     assert_eq!(
@@ -240,5 +228,4 @@ async fn replay_twice_sends_nothing_the_second_time() {
     );
     assert_eq!(second["delivery"], "exactly-once");
     assert_eq!(read_stream(&logs, "nginx-access", INSTANCE).await.len(), 50);
-    std::fs::remove_file(&path).ok();
 }

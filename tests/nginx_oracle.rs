@@ -1626,30 +1626,10 @@ async fn replay_through_moto(
     bucket.put(&error_key, common::gzip(error_log)).await;
     let event = bucket.lambda_event().await;
 
-    let file = std::env::temp_dir().join(format!("nginx-oracle-event-{}.json", std::process::id()));
-    std::fs::write(&file, event.to_string()).expect("write the SQS event");
-    let out = Command::new(BIN)
-        .args(["replay", "--event"])
-        .arg(&file)
-        .envs(moto.env())
-        .env("ACCESS_LOG_FORMAT", TIMING_FORMAT)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("KEY_PATTERN")
-        .env_remove("LOG_GROUP_TEMPLATE")
-        .env_remove("LOG_STREAM_TEMPLATE")
-        .env_remove("OUTPUT_FORMAT")
-        .env_remove("ERROR_LOG_TIMEZONE")
-        .output()
-        .expect("run replay");
-    let _ = std::fs::remove_file(&file);
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "replay printed no JSON summary ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(out.status.code(), Some(0), "replay: {summary:#}");
+    let mut env = moto.env();
+    env.push(("ACCESS_LOG_FORMAT", TIMING_FORMAT.to_string()));
+    let (code, summary) = common::moto::replay(&event, &env);
+    assert_eq!(code, Some(0), "replay: {summary:#}");
     assert_eq!(summary["objects_delivered"], 2, "{summary:#}");
     assert_eq!(
         summary["records_invalid"],

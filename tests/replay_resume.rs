@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -40,23 +39,12 @@ async fn replay_fails_at_the_refused_batch_then_resumes_and_sends_every_line_onc
         .await
         .unwrap();
     let event = s3_event_with_etag("replay-resume", key, out.e_tag().unwrap());
-    let path = std::env::temp_dir().join(format!("ncf-replay-resume-{}.json", std::process::id()));
-    std::fs::write(&path, event.to_string()).unwrap();
-    let replay = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"))
-            .args(["replay", "--event"])
-            .arg(&path)
-            .envs(moto.env())
-            .env_remove("AWS_ENDPOINT_URL")
-            .env("AWS_ENDPOINT_URL_S3", &moto.endpoint)
-            .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &strict.endpoint)
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .output()
-            .expect("run replay");
-        let summary: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code(), summary)
-    };
+    // S3 on moto, CloudWatch on the strict endpoint (which can refuse puts).
+    let mut env = moto.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL_S3", moto.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", strict.endpoint.clone()));
+    let replay = || common::moto::replay(&event, &env);
 
     REFUSE_AFTER.store(5, Ordering::SeqCst);
     let (code, first) = replay();
@@ -90,5 +78,4 @@ async fn replay_fails_at_the_refused_batch_then_resumes_and_sends_every_line_onc
     }
     assert_eq!(seen.len(), 30_000, "every line arrived");
     assert!(seen.values().all(|c| *c == 1), "no line twice");
-    std::fs::remove_file(&path).ok();
 }

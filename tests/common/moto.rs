@@ -141,3 +141,52 @@ pub async fn read_stream(
         token = next;
     }
 }
+
+/// The forwarder's configuration variables, removed before a run so that the caller's
+/// environment cannot change what a test asserts.
+const FORWARDER_VARS: [&str; 10] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "KEY_PATTERN",
+    "LOG_GROUP_TEMPLATE",
+    "LOG_STREAM_TEMPLATE",
+    "OUTPUT_FORMAT",
+    "ACCESS_LOG_FORMAT",
+    "ERROR_LOG_TIMEZONE",
+];
+
+/// Runs `nginx-cloudwatch-forwarder replay --event FILE` on `event` with `env` (e.g.
+/// [`Moto::env`] plus settings); the exit code and the summary it printed.
+pub fn replay(
+    event: &serde_json::Value,
+    env: &[(&str, String)],
+) -> (Option<i32>, serde_json::Value) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "ncf-replay-{}-{}.json",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, event.to_string()).expect("write the event file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
+    cmd.args(["replay", "--event"]).arg(&path);
+    for var in FORWARDER_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run the binary");
+    let _ = std::fs::remove_file(&path);
+    let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "replay printed no JSON summary ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), summary)
+}
