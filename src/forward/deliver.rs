@@ -1,0 +1,185 @@
+//! The deliver stage, in input order: window filter → oversize split
+//! ([`crate::batch::fitting_parts`]) → [`Batcher`] → puts in flight (bounded by the
+//! invocation's `puts` semaphore) → accounting. What each finished put confirms goes to the
+//! progress stage ([`Ledger`]) as a value; this stage never writes progress itself.
+
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::progress::Ledger;
+use super::{ForwardError, LOG_SAMPLE, Shared};
+use crate::batch::{Batch, Batcher, Window, fitting_parts, window};
+use crate::config::Config;
+use crate::event::ObjectRef;
+use crate::parse::LogEvent;
+use crate::ports::{CheckpointStore, LogSink, Rejected, SinkError};
+use crate::route::Route;
+use crate::summary::Counters;
+
+/// A finished put: the line number of each event it carried (the messages are gone with the
+/// request), and what CloudWatch rejected.
+type PutResult = Result<(Vec<u64>, Rejected), SinkError>;
+
+pub(super) struct Deliver<'a, K, C> {
+    shared: &'a Shared<K, C>,
+    config: &'a Config,
+    route: &'a Route,
+    obj: &'a ObjectRef,
+    /// What was sent, stored and rejected (the reading counters are the read stage's).
+    pub(super) counters: Counters,
+    batcher: Batcher,
+    /// Batches the batcher completed, waiting to be put.
+    ready: Vec<Batch>,
+    in_flight: JoinSet<PutResult>,
+    /// The time the window filter judges by (fixed per object).
+    now: i64,
+}
+
+impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
+    pub(super) fn new(
+        shared: &'a Shared<K, C>,
+        config: &'a Config,
+        route: &'a Route,
+        obj: &'a ObjectRef,
+    ) -> Self {
+        Self {
+            shared,
+            config,
+            route,
+            obj,
+            counters: Counters::default(),
+            batcher: Batcher::new(config.parse.output),
+            ready: Vec::new(),
+            in_flight: JoinSet::new(),
+            now: (shared.clock)(),
+        }
+    }
+
+    /// The end of the object: sends what the batcher still holds.
+    pub(super) async fn finish(
+        &mut self,
+        ledger: &mut Ledger<'_, K, C>,
+    ) -> Result<(), ForwardError> {
+        self.batcher.finish(&mut self.ready);
+        self.send_ready(ledger).await
+    }
+
+    /// Takes events in input order: counts and filters them, then hands them to the batcher
+    /// (the batches that fill up wait for [`Deliver::send_ready`]).
+    pub(super) fn absorb(&mut self, events: &mut Vec<LogEvent>, ledger: &mut Ledger<'_, K, C>) {
+        let (now, retention) = (self.now, self.config.retention_days);
+        for ev in events.drain(..) {
+            if !ledger.wanted(ev.line) {
+                continue; // delivered by an earlier run
+            }
+            if ev.parse_failed {
+                self.counters.parse_errors += 1;
+                if self.counters.parse_errors <= LOG_SAMPLE {
+                    warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), line = ev.line,
+                          "line did not parse; forwarded raw");
+                }
+            }
+            let verdict = window(ev.timestamp, now, retention);
+            let count = match verdict {
+                Window::Accepted => {
+                    for part in fitting_parts(ev, self.config.parse.output) {
+                        ledger.sent(part.line, part.offset);
+                        self.batcher.push(part, &mut self.ready);
+                    }
+                    continue;
+                }
+                Window::TooOld => &mut self.counters.rejected_too_old,
+                Window::TooNew => &mut self.counters.rejected_too_new,
+                Window::Expired => &mut self.counters.rejected_expired,
+            };
+            *count += 1;
+            if *count <= LOG_SAMPLE {
+                warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), line = ev.line,
+                      timestamp = ev.timestamp, "event not sent: CloudWatch Logs would reject it ({verdict:?})");
+            }
+        }
+    }
+
+    /// Starts the puts of the batches that filled up.
+    pub(super) async fn send_ready(
+        &mut self,
+        ledger: &mut Ledger<'_, K, C>,
+    ) -> Result<(), ForwardError> {
+        let mut ready = std::mem::take(&mut self.ready);
+        for batch in ready.drain(..) {
+            self.send(batch, ledger).await?;
+        }
+        // Keep the allocation for the next round.
+        self.ready = ready;
+        Ok(())
+    }
+
+    /// Starts a put once a slot is free; collects finished puts on the way.
+    async fn send(
+        &mut self,
+        batch: Batch,
+        ledger: &mut Ledger<'_, K, C>,
+    ) -> Result<(), ForwardError> {
+        if let Some(stop_by) = self.shared.stop_by
+            && Instant::now() >= stop_by
+        {
+            return Err(ledger.out_of_time());
+        }
+        let permit = self
+            .shared
+            .puts
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ForwardError::Task(e.to_string()))?;
+        while let Some(done) = self.in_flight.try_join_next() {
+            self.account(done, ledger)?;
+        }
+        let sink = self.shared.sink.clone();
+        let (group, stream) = (self.route.log_group.clone(), self.route.log_stream.clone());
+        self.in_flight.spawn(async move {
+            let lines: Vec<u64> = batch.events.iter().map(|e| e.line).collect();
+            let result = sink.put(&group, &stream, batch.events).await;
+            drop(permit);
+            result.map(|rejected| (lines, rejected))
+        });
+        Ok(())
+    }
+
+    /// Waits for every put in flight.
+    pub(super) async fn drain(
+        &mut self,
+        ledger: &mut Ledger<'_, K, C>,
+    ) -> Result<(), ForwardError> {
+        let mut first_error = Ok(());
+        while let Some(done) = self.in_flight.join_next().await {
+            if let Err(e) = self.account(done, ledger) {
+                first_error = first_error.and(Err(e));
+            }
+        }
+        first_error
+    }
+
+    fn account(
+        &mut self,
+        done: Result<PutResult, tokio::task::JoinError>,
+        ledger: &mut Ledger<'_, K, C>,
+    ) -> Result<(), ForwardError> {
+        let (lines, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        let counts = rejected.counts(lines.len());
+        let c = &mut self.counters;
+        c.batches += 1;
+        c.events += lines.len() as u64 - counts.too_old - counts.too_new - counts.expired;
+        c.add_rejected(counts);
+        if counts.too_old + counts.too_new + counts.expired > 0 {
+            warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), too_old = counts.too_old,
+                  too_new = counts.too_new, expired = counts.expired,
+                  first_line = lines.first().copied().unwrap_or(0),
+                  "CloudWatch Logs rejected events of this batch (outside its time window)");
+        }
+        ledger.confirmed(&lines);
+        Ok(())
+    }
+}

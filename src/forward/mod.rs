@@ -1,0 +1,422 @@
+//! One object: checkpoint → read → split lines → parse → batch → sink → checkpoint, one stage a
+//! file:
+//! - [`read`]: open (a ranged GET when resuming plain text), decompress, cut lines;
+//! - [`deliver`]: window filter, oversize split, batching, puts in flight, accounting;
+//! - [`progress`]: what is confirmed, when to save it, where the next attempt resumes.
+//!
+//! Puts run in their own tasks so reading and parsing go on while batches are in flight; a
+//! semaphore shared by the whole invocation bounds the puts in flight (`MAX_CONCURRENT_PUTS`),
+//! which also bounds memory: reading waits for a free slot before it fills another batch.
+//!
+//! Progress is recorded per object version (see [`crate::checkpoint`]): after confirmed puts
+//! (one write in flight at a time), and at the end. A delivery of an object that is already
+//! fully delivered is skipped; a partly delivered one resumes where the record says.
+
+mod deliver;
+mod progress;
+mod read;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::checkpoint::{Progress, Resume, State};
+use crate::config::Config;
+use crate::event::ObjectRef;
+use crate::ports::{
+    CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenedObject, SinkError, SourceError,
+};
+use crate::route::Route;
+use crate::summary::{Counters, ObjectReport, Outcome};
+use deliver::Deliver;
+use progress::Ledger;
+
+/// How many lines per object and reason are logged by line number (the rest are counted).
+const LOG_SAMPLE: u64 = 5;
+/// Stop starting new batches when the Lambda has less than this left: in-flight puts finish,
+/// the progress is recorded, and the next attempt resumes there. (At most a quarter of the
+/// time an invocation starts with, so that short timeouts still make progress.)
+pub const TIME_RESERVE: Duration = Duration::from_secs(20);
+
+/// The moment after which no new batch is started, for an invocation that must end by
+/// `deadline`.
+pub fn stop_by(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    deadline - TIME_RESERVE.min(left / 4)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    #[error(
+        "read failed after {offset} decompressed bytes (line {line}): {source}; the lines before it were delivered"
+    )]
+    Read {
+        offset: u64,
+        line: u64,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("a put task failed: {0}")]
+    Task(String),
+    /// No new batch may start: the invocation's time is nearly up. Names what is confirmed
+    /// delivered (every line before the next attempt's resume line), not how far reading got.
+    #[error(
+        "stopped to finish within the Lambda timeout: {} (the reader was at line {reader_at}); {}",
+        delivered_text(*.delivered_through),
+        next_attempt_text(*.delivered_through, *.recorded)
+    )]
+    OutOfTime {
+        /// Every line up to this one is delivered (or had nothing to send); `None`: no line yet.
+        delivered_through: Option<u64>,
+        /// The next line the reader would have handed over.
+        reader_at: u64,
+        /// Whether the progress record says so (false without a usable progress store).
+        recorded: bool,
+    },
+    #[error("content does not look like text: skipped (SKIP_BINARY=true)")]
+    Binary,
+}
+
+fn delivered_text(delivered_through: Option<u64>) -> String {
+    match delivered_through {
+        Some(line) => format!("every line up to {line} is delivered"),
+        None => "no line delivered yet".to_string(),
+    }
+}
+
+fn next_attempt_text(delivered_through: Option<u64>, recorded: bool) -> String {
+    match (recorded, delivered_through) {
+        (true, Some(line)) => format!(
+            "progress is recorded and the next attempt resumes at line {}",
+            line + 1
+        ),
+        (true, None) => "progress is recorded and the next attempt resumes at line 1".to_string(),
+        (false, _) => {
+            "no progress record is kept (see checkpoint_error), so the next attempt starts over"
+                .to_string()
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch; tests pin it, production reads the system clock.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(now_ms)
+}
+
+/// What an invocation shares between its objects.
+pub struct Shared<K, C> {
+    pub sink: Arc<K>,
+    pub checkpoints: Arc<C>,
+    /// Permits for PutLogEvents calls in flight, across all objects of the invocation.
+    pub puts: Arc<Semaphore>,
+    pub clock: Clock,
+    /// When to stop starting batches (from the Lambda deadline, see [`stop_by`]), if ever.
+    pub stop_by: Option<Instant>,
+    /// Set once the checkpoint store failed in this invocation (warn once, not per object).
+    pub checkpoint_warned: Arc<AtomicBool>,
+}
+
+/// Forwards one object and reports what happened. Never panics on input; an error here affects
+/// only this object. When the decoded key does not exist, the key exactly as the trigger gave
+/// it is tried (EventBridge does not document its key encoding).
+pub async fn forward_object<S, K, C>(
+    source: &S,
+    shared: &Shared<K, C>,
+    config: &Config,
+    obj: &ObjectRef,
+) -> ObjectReport
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
+    let (report, missing) = forward_key(source, shared, config, obj).await;
+    if missing && obj.raw_key != obj.key {
+        let as_given = ObjectRef {
+            key: obj.raw_key.clone(),
+            ..obj.clone()
+        };
+        let (alt, alt_missing) = forward_key(source, shared, config, &as_given).await;
+        if !alt_missing {
+            return alt;
+        }
+    }
+    report
+}
+
+/// One attempt at one key; the flag is true when the object does not exist.
+async fn forward_key<S, K, C>(
+    source: &S,
+    shared: &Shared<K, C>,
+    config: &Config,
+    obj: &ObjectRef,
+) -> (ObjectReport, bool)
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
+    let mut report = ObjectReport {
+        message_id: obj.message_id.clone(),
+        bucket: obj.bucket.clone(),
+        key: obj.key.clone(),
+        outcome: Outcome::Skipped {
+            reason: String::new(),
+        },
+        counters: Counters::default(),
+        resumed_from_line: None,
+        checkpoint_error: None,
+    };
+    let key = obj.key.escape_debug().to_string();
+    let route = match config.router.route(&obj.key) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(bucket = %obj.bucket, key, "skipping object: {e}");
+            report.outcome = Outcome::Skipped {
+                reason: e.to_string(),
+            };
+            return (report, false);
+        }
+    };
+
+    // What earlier deliveries of this object achieved.
+    let stored = match shared.checkpoints.load(obj).await {
+        Ok(s) => Some(s),
+        Err(CheckpointError::NotFound { bucket, key }) => {
+            let e = SourceError::NotFound { bucket, key };
+            report.outcome = Outcome::Failed {
+                error: e.to_string(),
+            };
+            return (report, true);
+        }
+        Err(e) => {
+            checkpoint_trouble(shared, &e);
+            report.checkpoint_error = Some(e.to_string());
+            None
+        }
+    };
+    // A record for another version of the object (it was overwritten) does not apply.
+    let progress = stored
+        .as_ref()
+        .and_then(|s| s.progress.clone())
+        .filter(|p| obj.etag.as_ref().is_none_or(|e| *e == p.etag));
+    if let Some(Progress {
+        state: State::Done { .. },
+        ..
+    }) = &progress
+        && obj.etag.is_some()
+    {
+        info!(bucket = %obj.bucket, key, "already delivered; skipping");
+        report.outcome = Outcome::AlreadyDelivered;
+        return (report, false);
+    }
+
+    let opened = match read::open(source, obj, progress.as_ref()).await {
+        Ok(o) => o,
+        Err(SourceError::Changed { .. }) if obj.etag.is_some() => {
+            let reason = "superseded: the object was overwritten after this event; the newer object's own event forwards it".to_string();
+            info!(bucket = %obj.bucket, key, "{reason}");
+            report.outcome = Outcome::Skipped { reason };
+            return (report, false);
+        }
+        Err(e) => {
+            let missing = matches!(e, SourceError::NotFound { .. });
+            warn!(bucket = %obj.bucket, key, "{e}");
+            report.outcome = Outcome::Failed {
+                error: e.to_string(),
+            };
+            return (report, missing);
+        }
+    };
+    let (opened, progress, ranged) = opened;
+    if let Some(Progress {
+        state: State::Done { .. },
+        ..
+    }) = &progress
+    {
+        info!(bucket = %obj.bucket, key, "already delivered; skipping");
+        report.outcome = Outcome::AlreadyDelivered;
+        return (report, false);
+    }
+
+    let resume = match &progress {
+        Some(Progress {
+            state:
+                State::Partial {
+                    next_line,
+                    next_offset,
+                    resume_line,
+                    resume_offset,
+                    pending,
+                    ..
+                },
+            ..
+        }) => {
+            report.resumed_from_line = Some(*resume_line);
+            let earlier = Resume {
+                next_line: *next_line,
+                next_offset: *next_offset,
+                pending: pending.clone(),
+            };
+            Some((*resume_line, *resume_offset, earlier))
+        }
+        _ => None,
+    };
+    let etag = opened.etag.clone();
+    let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
+    let (start_line, start_offset, earlier) = resume.unwrap_or((1, 0, Resume::default()));
+    let mut ledger = Ledger::new(
+        shared,
+        obj,
+        etag,
+        stored.filter(|_| report.checkpoint_error.is_none()),
+        earlier,
+        (start_line, start_offset),
+    );
+    let mut deliver = Deliver::new(shared, config, &route, obj);
+    let mut counters = Counters::default();
+    let result = run(
+        opened,
+        fallback_ts,
+        (start_line, start_offset),
+        ranged,
+        &route,
+        config,
+        obj,
+        &mut deliver,
+        &mut ledger,
+        &mut counters,
+    )
+    .await;
+    counters.add(&deliver.counters);
+    report.counters = counters;
+    if report.checkpoint_error.is_none() {
+        report.checkpoint_error = ledger.checkpoint_error.map(|e| e.to_string());
+    }
+    match result {
+        Ok(()) => {
+            info!(bucket = %obj.bucket, key, group = %route.log_group, stream = %route.log_stream,
+                  events = report.counters.events, batches = report.counters.batches, "object delivered");
+            report.outcome = Outcome::Delivered {
+                log_group: route.log_group,
+                log_stream: route.log_stream,
+            };
+        }
+        Err(ForwardError::Binary) => {
+            let reason = format!("s3://{}/{}: {}", obj.bucket, key, ForwardError::Binary);
+            warn!("{reason}");
+            report.outcome = Outcome::Skipped { reason };
+        }
+        Err(e) => {
+            let error = format!("s3://{}/{}: {e}", obj.bucket, key);
+            warn!("{error}");
+            report.outcome = Outcome::Failed { error };
+        }
+    }
+    (report, false)
+}
+
+fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
+    if !shared.checkpoint_warned.swap(true, Ordering::Relaxed) {
+        warn!(
+            "{e}; forwarding without progress records in this invocation (at-least-once: a redelivered object is sent again)"
+        );
+    }
+}
+
+/// Runs the stages over the opened object: read → deliver, with the ledger beside them. Whatever
+/// happens, the puts already in flight are waited for and accounted before the last progress
+/// record is written.
+#[allow(clippy::too_many_arguments)]
+async fn run<K: LogSink + 'static, C: CheckpointStore + 'static>(
+    opened: OpenedObject,
+    fallback_ts: i64,
+    start: (u64, u64),
+    ranged: bool,
+    route: &Route,
+    config: &Config,
+    obj: &ObjectRef,
+    deliver: &mut Deliver<'_, K, C>,
+    ledger: &mut Ledger<'_, K, C>,
+    counters: &mut Counters,
+) -> Result<(), ForwardError> {
+    let result = read::read_all(
+        opened.body,
+        start,
+        ranged,
+        fallback_ts,
+        route,
+        config,
+        obj,
+        deliver,
+        ledger,
+        counters,
+    )
+    .await;
+    let drained = deliver.drain(ledger).await;
+    let result = result.and(drained);
+    ledger.finish(result.is_ok()).await;
+    match result {
+        // Now that the puts in flight are settled and recorded: what is delivered.
+        Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time()),
+        other => other,
+    }
+}
+
+fn now_ms() -> i64 {
+    epoch_ms(SystemTime::now())
+}
+
+/// Milliseconds since the Unix epoch (0 before it, saturating far after it).
+pub fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_by_keeps_a_reserve_but_never_most_of_a_short_timeout() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(stop_by(now + s(300), now), now + s(280));
+        assert_eq!(stop_by(now + s(40), now), now + s(30));
+        assert_eq!(stop_by(now + s(4), now), now + s(3));
+        assert_eq!(stop_by(now, now), now);
+    }
+
+    #[test]
+    fn out_of_time_names_the_last_delivered_line_not_the_read_position() {
+        let text = |delivered_through, recorded| {
+            ForwardError::OutOfTime {
+                delivered_through,
+                reader_at: 201,
+                recorded,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            text(None, true),
+            "stopped to finish within the Lambda timeout: no line delivered yet (the reader was at \
+             line 201); progress is recorded and the next attempt resumes at line 1"
+        );
+        assert_eq!(
+            text(Some(120), true),
+            "stopped to finish within the Lambda timeout: every line up to 120 is delivered (the \
+             reader was at line 201); progress is recorded and the next attempt resumes at line 121"
+        );
+        let unrecorded = text(Some(120), false);
+        assert!(
+            unrecorded.contains("starts over") && !unrecorded.contains("resumes"),
+            "{unrecorded}"
+        );
+    }
+}
