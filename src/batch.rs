@@ -3,6 +3,7 @@
 //! Limits from the PutLogEvents API reference:
 //! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
 
+use crate::checkpoint::{LineRun, LineRuns};
 use crate::parse::json::{ObjectWriter, push_str};
 use crate::parse::{LogEvent, OutputFormat};
 
@@ -62,6 +63,9 @@ pub struct Batch {
     pub events: Vec<LogEvent>,
     /// Bytes as CloudWatch counts them (message bytes + 26 per event).
     pub bytes: usize,
+    /// The lines the events start at, as runs (what progress accounting needs once the events
+    /// are gone with the request).
+    pub lines: LineRuns,
 }
 
 impl Batch {
@@ -87,6 +91,7 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 struct Bucket {
     events: Vec<LogEvent>,
     bytes: usize,
+    lines: LineRuns,
 }
 
 /// Fills batches as full as the limits allow, whatever the order of the events.
@@ -128,6 +133,7 @@ impl Batcher {
         }
         let bucket = self.buckets.entry(day).or_default();
         bucket.bytes += size;
+        bucket.lines.push(ev.line, ev.offset);
         bucket.events.push(ev);
         self.pending_bytes += size;
         if self.pending_bytes > MAX_PENDING_BYTES {
@@ -141,6 +147,11 @@ impl Batcher {
                 out.push(seal(b));
             }
         }
+    }
+
+    /// The lines of the events held back (not yet in a batch).
+    pub fn held_lines(&self) -> impl Iterator<Item = &LineRun> {
+        self.buckets.values().flat_map(|b| b.lines.iter())
     }
 
     /// Emits everything still held, oldest day first.
@@ -160,6 +171,7 @@ fn seal(mut b: Bucket) -> Batch {
     Batch {
         events: b.events,
         bytes: b.bytes,
+        lines: b.lines,
     }
 }
 
@@ -274,6 +286,14 @@ mod tests {
 
     fn check_limits(batches: &[Batch]) {
         for b in batches {
+            // The runs name exactly the lines the events start at.
+            let mut want: Vec<u64> = b.events.iter().map(|e| e.line).collect();
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<u64> = b.lines.iter().flat_map(|r| r.first..=r.last).collect();
+            got.sort_unstable();
+            got.dedup();
+            assert_eq!(got, want, "line runs {:?}", b.lines);
             assert!(!b.events.is_empty());
             assert!(b.events.len() <= MAX_BATCH_EVENTS);
             assert!(b.bytes <= MAX_BATCH_BYTES);

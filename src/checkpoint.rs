@@ -1,5 +1,6 @@
 //! Per-object delivery progress, so that a redelivered or retried object is neither sent twice
-//! nor started over. Pure: the encoding, and the tracker that knows which lines are delivered.
+//! nor started over. Pure: the encoding, and the tracker that knows which lines are delivered
+//! (by batch: each batch carries the runs of lines it holds, [`LineRuns`]).
 //!
 //! A progress record belongs to one object version (its ETag). "Partial" says: every line before
 //! `next_line` is delivered except those in `pending` (ranges of lines whose events were not yet
@@ -142,24 +143,71 @@ impl Resume {
     }
 }
 
-/// Tracks events handed to the sink but not yet confirmed, by first line (and its byte offset).
+/// A run of consecutive lines whose events went to one batch, with the decoded byte offset of
+/// its first line (where a resumed read would start). An event counts by its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRun {
+    pub first: u64,
+    pub offset: u64,
+    pub last: u64,
+}
+
+/// The lines a batch carries, as a short list of runs. A batch is one UTC day's events, so it
+/// may skip lines (other days, blank or rejected lines): each gap starts a new run. The parts of
+/// an oversize line are one line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineRuns(Vec<LineRun>);
+
+impl LineRuns {
+    /// Adds the event starting at `line` (byte `offset`); events come in line order, so this
+    /// extends the last run or starts a new one.
+    pub fn push(&mut self, line: u64, offset: u64) {
+        match self.0.last_mut() {
+            Some(run) if run.first <= line && line <= run.last + 1 => {
+                run.last = run.last.max(line);
+            }
+            _ => self.0.push(LineRun {
+                first: line,
+                offset,
+                last: line,
+            }),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &LineRun> {
+        self.0.iter()
+    }
+
+    pub fn first_line(&self) -> Option<u64> {
+        self.0.iter().map(|r| r.first).min()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Which batches were handed to the sink but not yet confirmed, each with the line runs it
+/// carries: one entry per batch, not per event.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    outstanding: BTreeMap<u64, (u32, u64)>,
+    outstanding: BTreeMap<u64, LineRuns>,
+    next_ticket: u64,
 }
 
 impl Tracker {
-    pub fn sent(&mut self, line: u64, offset: u64) {
-        self.outstanding.entry(line).or_insert((0, offset)).0 += 1;
+    /// A batch with these lines is on its way; the ticket confirms it.
+    pub fn sent(&mut self, lines: LineRuns) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if !lines.is_empty() {
+            self.outstanding.insert(ticket, lines);
+        }
+        ticket
     }
 
-    pub fn confirmed(&mut self, line: u64) {
-        if let Some(entry) = self.outstanding.get_mut(&line) {
-            entry.0 -= 1;
-            if entry.0 == 0 {
-                self.outstanding.remove(&line);
-            }
-        }
+    pub fn confirmed(&mut self, ticket: u64) {
+        self.outstanding.remove(&ticket);
     }
 
     pub fn is_idle(&self) -> bool {
@@ -167,16 +215,28 @@ impl Tracker {
     }
 
     /// The progress record, given where this run stands: every line before `next_line` (at byte
-    /// `next_offset` of the decoded stream) has been handed to the sink or skipped. `earlier` is
-    /// what a previous run left (default when starting fresh).
-    pub fn snapshot(
+    /// `next_offset` of the decoded stream) has been handed over or skipped, and the events of
+    /// the `unsent` runs (held for batching) are not yet in any batch. `earlier` is what a
+    /// previous run left (default when starting fresh).
+    pub fn snapshot<'r>(
         &self,
         gzip: bool,
         next_line: u64,
         next_offset: u64,
         earlier: &Resume,
+        unsent: impl IntoIterator<Item = &'r LineRun>,
     ) -> State {
-        let mut ranges: Vec<(u64, u64)> = self.outstanding.keys().map(|&l| (l, l)).collect();
+        let mut runs: Vec<LineRun> = self
+            .outstanding
+            .values()
+            .flat_map(LineRuns::iter)
+            .copied()
+            .chain(unsent.into_iter().copied())
+            .collect();
+        runs.sort_unstable_by_key(|r| (r.first, r.last));
+        // The first line still to be sent, and where it starts.
+        let own_first = runs.first().map(|r| (r.first, r.offset));
+        let mut ranges: Vec<(u64, u64)> = runs.iter().map(|r| (r.first, r.last)).collect();
         let (record_line, record_offset) = if next_line < earlier.next_line {
             // Not yet back where the earlier run got to: its pending ranges from here on are
             // still pending, and the lines between them it delivered.
@@ -187,11 +247,11 @@ impl Tracker {
                     .filter(|(_, b)| *b >= next_line)
                     .map(|&(a, b)| (a.max(next_line), b)),
             );
+            ranges.sort_unstable();
             (earlier.next_line, earlier.next_offset)
         } else {
             (next_line, next_offset)
         };
-        ranges.sort_unstable();
         let mut pending: Vec<(u64, u64)> = Vec::new();
         for (a, b) in ranges {
             match pending.last_mut() {
@@ -199,8 +259,8 @@ impl Tracker {
                 _ => pending.push((a, b)),
             }
         }
-        let (resume_line, resume_offset) = match self.outstanding.iter().next() {
-            Some((&line, &(_, offset))) => (line, offset),
+        let (resume_line, resume_offset) = match own_first {
+            Some(first) => first,
             // Only an earlier run's ranges are left: they start at or after where we are.
             None if !pending.is_empty() => (next_line, next_offset),
             None => (record_line, record_offset),
@@ -308,16 +368,40 @@ mod tests {
         }
     }
 
+    fn runs(lines: &[(u64, u64)]) -> LineRuns {
+        let mut r = LineRuns::default();
+        for &(line, offset) in lines {
+            r.push(line, offset);
+        }
+        r
+    }
+
+    #[test]
+    fn line_runs_grow_with_consecutive_lines_only() {
+        let r = runs(&[
+            (1, 0),
+            (2, 10),
+            (3, 20),
+            (3, 20),
+            (7, 60),
+            (8, 70),
+            (10, 90),
+        ]);
+        let got: Vec<(u64, u64, u64)> = r.iter().map(|r| (r.first, r.offset, r.last)).collect();
+        assert_eq!(got, [(1, 0, 3), (7, 60, 8), (10, 90, 10)]);
+        assert_eq!(r.first_line(), Some(1));
+        assert!(LineRuns::default().is_empty());
+    }
+
     #[test]
     fn tracker_snapshot() {
         let mut t = Tracker::default();
-        for (line, off) in [(1, 0), (2, 10), (3, 20), (7, 60)] {
-            t.sent(line, off);
-        }
-        t.sent(3, 20); // two parts of one line
-        t.confirmed(1);
-        t.confirmed(3);
-        let s = t.snapshot(false, 10, 100, &Resume::default());
+        // Two batches: lines 1 and 3 (a day) and lines 2, 3 and 7 (another; line 3's parts
+        // straddle both batches).
+        let a = t.sent(runs(&[(1, 0), (3, 20)]));
+        let b = t.sent(runs(&[(2, 10), (3, 20), (7, 60)]));
+        t.confirmed(a);
+        let s = t.snapshot(false, 10, 100, &Resume::default(), []);
         assert_eq!(
             s,
             State::Partial {
@@ -329,11 +413,16 @@ mod tests {
                 pending: vec![(2, 3), (7, 7)]
             }
         );
-        for l in [2, 3, 7] {
-            t.confirmed(l);
-        }
+        // Held for batching counts as not delivered.
+        let held = runs(&[(8, 70), (9, 80)]);
+        let s = t.snapshot(false, 10, 100, &Resume::default(), held.iter());
+        assert!(
+            matches!(&s, State::Partial { resume_line: 2, pending, .. } if *pending == [(2, 3), (7, 9)]),
+            "{s:?}"
+        );
+        t.confirmed(b);
         assert!(t.is_idle());
-        let s = t.snapshot(true, 10, 100, &Resume::default());
+        let s = t.snapshot(true, 10, 100, &Resume::default(), []);
         assert_eq!(
             s,
             State::Partial {
@@ -348,6 +437,39 @@ mod tests {
     }
 
     #[test]
+    fn batches_confirmed_out_of_order_leave_holes() {
+        let mut t = Tracker::default();
+        let tickets: Vec<u64> = (0..4)
+            .map(|i| {
+                t.sent(runs(&[
+                    (i * 10 + 1, i * 1000),
+                    (i * 10 + 2, i * 1000 + 100),
+                ]))
+            })
+            .collect();
+        t.confirmed(tickets[3]);
+        t.confirmed(tickets[1]);
+        let s = t.snapshot(false, 50, 5000, &Resume::default(), []);
+        assert_eq!(
+            s,
+            State::Partial {
+                gzip: false,
+                next_line: 50,
+                next_offset: 5000,
+                resume_line: 1,
+                resume_offset: 0,
+                pending: vec![(1, 2), (21, 22)]
+            }
+        );
+        t.confirmed(tickets[0]);
+        let s = t.snapshot(false, 50, 5000, &Resume::default(), []);
+        assert!(
+            matches!(&s, State::Partial { resume_line: 21, resume_offset: 2000, pending, .. } if *pending == [(21, 22)]),
+            "{s:?}"
+        );
+    }
+
+    #[test]
     fn a_resumed_run_keeps_what_the_earlier_run_left_pending() {
         // The earlier run got to line 100 with lines 20–30 and 60–70 unconfirmed.
         let earlier = Resume {
@@ -357,8 +479,8 @@ mod tests {
         };
         let mut t = Tracker::default();
         // This run re-read from line 20 up to line 65 and has line 62 in flight.
-        t.sent(62, 3100);
-        let s = t.snapshot(false, 65, 3200, &earlier);
+        let ticket = t.sent(runs(&[(62, 3100)]));
+        let s = t.snapshot(false, 65, 3200, &earlier, []);
         assert_eq!(
             s,
             State::Partial {
@@ -370,8 +492,8 @@ mod tests {
                 pending: vec![(62, 62), (65, 70)]
             }
         );
-        t.confirmed(62);
-        let s = t.snapshot(false, 65, 3200, &earlier);
+        t.confirmed(ticket);
+        let s = t.snapshot(false, 65, 3200, &earlier, []);
         assert_eq!(
             s,
             State::Partial {
@@ -384,7 +506,7 @@ mod tests {
             }
         );
         // Past the earlier run's end, only this run's own progress counts.
-        let s = t.snapshot(false, 120, 6000, &earlier);
+        let s = t.snapshot(false, 120, 6000, &earlier, []);
         assert_eq!(
             s,
             State::Partial {

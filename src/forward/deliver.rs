@@ -11,6 +11,7 @@ use tracing::warn;
 use super::progress::Ledger;
 use super::{ForwardError, LOG_SAMPLE, Shared};
 use crate::batch::{Batch, Batcher, Window, fitting_parts, window};
+use crate::checkpoint::LineRun;
 use crate::config::Config;
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
@@ -18,9 +19,17 @@ use crate::ports::{CheckpointStore, LogSink, Rejected, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
 
-/// A finished put: the line number of each event it carried (the messages are gone with the
-/// request), and what CloudWatch rejected.
-type PutResult = Result<(Vec<u64>, Rejected), SinkError>;
+/// A finished put: its ticket with the progress stage, how many events it carried, the first
+/// line among them (the messages are gone with the request), and what CloudWatch rejected.
+type PutResult = Result<(Sent, Rejected), SinkError>;
+
+/// What is kept of a batch while its put is in flight.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    ticket: u64,
+    events: usize,
+    first_line: u64,
+}
 
 pub(super) struct Deliver<'a, K, C> {
     shared: &'a Shared<K, C>,
@@ -85,7 +94,6 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             let count = match verdict {
                 Window::Accepted => {
                     for part in fitting_parts(ev, self.config.parse.output) {
-                        ledger.sent(part.line, part.offset);
                         self.batcher.push(part, &mut self.ready);
                     }
                     continue;
@@ -108,8 +116,14 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         ledger: &mut Ledger<'_, K, C>,
     ) -> Result<(), ForwardError> {
         let mut ready = std::mem::take(&mut self.ready);
-        for batch in ready.drain(..) {
-            self.send(batch, ledger).await?;
+        // Each batch gets its ticket before any put starts: a batch never sent (out of time, a
+        // failed put before it) stays not delivered.
+        let tickets: Vec<u64> = ready
+            .iter_mut()
+            .map(|b| ledger.sent(std::mem::take(&mut b.lines)))
+            .collect();
+        for (batch, ticket) in ready.drain(..).zip(tickets) {
+            self.send(batch, ticket, ledger).await?;
         }
         // Keep the allocation for the next round.
         self.ready = ready;
@@ -120,12 +134,13 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     async fn send(
         &mut self,
         batch: Batch,
+        ticket: u64,
         ledger: &mut Ledger<'_, K, C>,
     ) -> Result<(), ForwardError> {
         if let Some(stop_by) = self.shared.stop_by
             && Instant::now() >= stop_by
         {
-            return Err(ledger.out_of_time());
+            return Err(ledger.out_of_time(self.batcher.held_lines()));
         }
         let permit = self
             .shared
@@ -139,13 +154,22 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         }
         let sink = self.shared.sink.clone();
         let (group, stream) = (self.route.log_group.clone(), self.route.log_stream.clone());
+        let sent = Sent {
+            ticket,
+            events: batch.events.len(),
+            first_line: batch.events.iter().map(|e| e.line).min().unwrap_or(0),
+        };
         self.in_flight.spawn(async move {
-            let lines: Vec<u64> = batch.events.iter().map(|e| e.line).collect();
             let result = sink.put(&group, &stream, batch.events).await;
             drop(permit);
-            result.map(|rejected| (lines, rejected))
+            result.map(|rejected| (sent, rejected))
         });
         Ok(())
+    }
+
+    /// The lines of the events held for batching (not yet in any batch).
+    pub(super) fn held_lines(&self) -> Vec<LineRun> {
+        self.batcher.held_lines().copied().collect()
     }
 
     /// Waits for every put in flight.
@@ -167,19 +191,19 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         done: Result<PutResult, tokio::task::JoinError>,
         ledger: &mut Ledger<'_, K, C>,
     ) -> Result<(), ForwardError> {
-        let (lines, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
-        let counts = rejected.counts(lines.len());
+        let (sent, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        let counts = rejected.counts(sent.events);
         let c = &mut self.counters;
         c.batches += 1;
-        c.events += lines.len() as u64 - counts.too_old - counts.too_new - counts.expired;
+        c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
         c.add_rejected(counts);
         if counts.too_old + counts.too_new + counts.expired > 0 {
             warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), too_old = counts.too_old,
                   too_new = counts.too_new, expired = counts.expired,
-                  first_line = lines.first().copied().unwrap_or(0),
+                  first_line = sent.first_line,
                   "CloudWatch Logs rejected events of this batch (outside its time window)");
         }
-        ledger.confirmed(&lines);
+        ledger.confirmed(sent.ticket, self.batcher.held_lines());
         Ok(())
     }
 }

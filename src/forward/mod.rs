@@ -361,10 +361,11 @@ async fn run<K: LogSink + 'static, C: CheckpointStore + 'static>(
     .await;
     let drained = deliver.drain(ledger).await;
     let result = result.and(drained);
-    ledger.finish(result.is_ok()).await;
+    let held = deliver.held_lines();
+    ledger.finish(result.is_ok(), held.clone()).await;
     match result {
         // Now that the puts in flight are settled and recorded: what is delivered.
-        Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time()),
+        Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time(&held)),
         other => other,
     }
 }

@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::{ForwardError, Shared, checkpoint_trouble};
-use crate::checkpoint::{Progress, Resume, State, Tracker};
+use crate::checkpoint::{LineRun, LineRuns, Progress, Resume, State, Tracker};
 use crate::event::ObjectRef;
 use crate::ports::{CheckpointError, CheckpointStore, Stored};
 
@@ -82,23 +82,29 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         self.position = (line, offset);
     }
 
-    /// An event starting at `line` (byte `offset`) is on its way to the sink.
-    pub(super) fn sent(&mut self, line: u64, offset: u64) {
-        self.tracker.sent(line, offset);
+    /// A batch with these lines is on its way to the sink; the ticket confirms it.
+    pub(super) fn sent(&mut self, lines: LineRuns) -> u64 {
+        self.tracker.sent(lines)
     }
 
-    /// CloudWatch stored (or rejected for good) the events starting at these lines.
-    pub(super) fn confirmed(&mut self, lines: &[u64]) {
-        for &line in lines {
-            self.tracker.confirmed(line);
-        }
-        self.checkpoint_soon();
+    /// CloudWatch stored (or rejected for good) the batch of `ticket`; `held` are the lines of
+    /// the events still held for batching.
+    pub(super) fn confirmed<'r>(
+        &mut self,
+        ticket: u64,
+        held: impl IntoIterator<Item = &'r LineRun>,
+    ) {
+        self.tracker.confirmed(ticket);
+        self.checkpoint_soon(held);
     }
 
     /// Out of time, saying what is confirmed delivered so far: the lines before the line the
     /// progress record resumes at.
-    pub(super) fn out_of_time(&self) -> ForwardError {
-        let resume_line = match self.snapshot() {
+    pub(super) fn out_of_time<'r>(
+        &self,
+        held: impl IntoIterator<Item = &'r LineRun>,
+    ) -> ForwardError {
+        let resume_line = match self.snapshot(held) {
             State::Partial { resume_line, .. } => resume_line,
             State::Done { lines } => lines + 1,
         };
@@ -110,8 +116,8 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
     }
 
     /// Records progress in the background, one write at a time.
-    fn checkpoint_soon(&mut self) {
-        let state = self.snapshot();
+    fn checkpoint_soon<'r>(&mut self, held: impl IntoIterator<Item = &'r LineRun>) {
+        let state = self.snapshot(held);
         let Some(ck) = self.ckpt.as_mut() else { return };
         if let Some(task) = &ck.saving
             && !task.is_finished()
@@ -140,10 +146,10 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         }));
     }
 
-    fn snapshot(&self) -> State {
+    fn snapshot<'r>(&self, held: impl IntoIterator<Item = &'r LineRun>) -> State {
         let (line, offset) = self.position;
         self.tracker
-            .snapshot(self.gzip, line, offset, &self.earlier)
+            .snapshot(self.gzip, line, offset, &self.earlier, held)
     }
 
     /// The outcome of a background save (a task that panicked counts as a failed save).
@@ -167,7 +173,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
     }
 
     /// The last record: done, or where the next attempt resumes.
-    pub(super) async fn finish(&mut self, complete: bool) {
+    pub(super) async fn finish(&mut self, complete: bool, held: Vec<LineRun>) {
         let Some(ck) = self.ckpt.as_mut() else { return };
         if let Some(task) = ck.saving.take()
             && let Err(e) = self.saved(task.await)
@@ -179,7 +185,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
                 lines: self.position.0.saturating_sub(1),
             }
         } else {
-            self.snapshot()
+            self.snapshot(&held)
         };
         let Some(ck) = self.ckpt.as_mut() else { return };
         let progress = Progress {
