@@ -43,6 +43,9 @@ pub struct LineReader {
     max_line: usize,
     /// Bytes read past the last block [`LineReader::next_block`] returned.
     carry: Vec<u8>,
+    /// A read error met while filling a block, returned by the next call (the block before it
+    /// goes out first).
+    deferred: Option<io::Error>,
 }
 
 impl LineReader {
@@ -93,6 +96,7 @@ impl LineReader {
             nul_bytes: 0,
             max_line: MAX_LINE_BYTES,
             carry: Vec::new(),
+            deferred: None,
         })
     }
 
@@ -103,6 +107,11 @@ impl LineReader {
         self
     }
 
+    /// The longest line piece this reader cuts (what [`pieces`] must be given for its blocks).
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
     /// Reads a block of whole lines, for callers that split it themselves with [`pieces`] (the
     /// `parse` command hands blocks to several threads). `block` gets at least `target` bytes
     /// (fewer only at the end), ending after a `\n`, or inside a line longer than the cap at a
@@ -110,8 +119,15 @@ impl LineReader {
     /// object; bytes read past that wait for the next call. False when nothing is left. NUL
     /// bytes and invalid UTF-8 are left to the caller. Not to be mixed with
     /// [`LineReader::next_line`] on one reader.
+    ///
+    /// A read error (a truncated gzip) comes after the whole lines read before it: those are
+    /// returned first as a block, and the error by the next call, as [`LineReader::next_line`]
+    /// would give them line by line. [`LineReader::bytes`] then counts the bytes before it.
     pub async fn next_block(&mut self, block: &mut Vec<u8>, target: usize) -> io::Result<bool> {
         block.clear();
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         block.append(&mut self.carry);
         loop {
             if block.len() >= target
@@ -121,7 +137,18 @@ impl LineReader {
                 block.truncate(cut);
                 break;
             }
-            let available = self.inner.fill_buf().await?;
+            let available = match self.inner.fill_buf().await {
+                Ok(available) => available,
+                Err(e) => match block_end(block, self.max_line) {
+                    Some(cut) => {
+                        // A partial line at the damage is lost, as line by line.
+                        block.truncate(cut);
+                        self.deferred = Some(e);
+                        break;
+                    }
+                    None => return Err(e),
+                },
+            };
             if available.is_empty() {
                 break;
             }
@@ -233,6 +260,12 @@ fn block_end(block: &[u8], max_line: usize) -> Option<usize> {
 /// `max_line` bytes when longer. Blank lines are included; NUL bytes and invalid UTF-8 are left
 /// in.
 pub fn pieces(block: &[u8], max_line: usize) -> impl Iterator<Item = Range<usize>> {
+    line_pieces(block, max_line).map(|(piece, _)| piece)
+}
+
+/// [`pieces`], each with whether it ends its line (at a `\n`): the next piece then has the next
+/// line number. A piece cut at the cap (or the unterminated end of the block) does not.
+pub fn line_pieces(block: &[u8], max_line: usize) -> impl Iterator<Item = (Range<usize>, bool)> {
     let max_line = max_line.max(1);
     let mut at = 0;
     std::iter::from_fn(move || {
@@ -241,14 +274,14 @@ pub fn pieces(block: &[u8], max_line: usize) -> impl Iterator<Item = Range<usize
             return None;
         }
         let limit = rest.len().min(max_line);
-        let (len, next) = match memchr::memchr(b'\n', &rest[..limit]) {
-            Some(i) if i > 0 && rest[i - 1] == b'\r' => (i - 1, i + 1),
-            Some(i) => (i, i + 1),
-            None => (limit, limit),
+        let (len, next, ends) = match memchr::memchr(b'\n', &rest[..limit]) {
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => (i - 1, i + 1, true),
+            Some(i) => (i, i + 1, true),
+            None => (limit, limit, false),
         };
         let piece = at..at + len;
         at += next;
-        Some(piece)
+        Some((piece, ends))
     })
 }
 
@@ -429,6 +462,41 @@ mod tests {
             0x01, 0x02, 0x03
         ]));
         assert!(!looks_binary(b""));
+    }
+
+    #[tokio::test]
+    async fn blocks_of_a_truncated_gzip_end_where_lines_do_then_fail() {
+        let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let full = gzip(text.as_bytes());
+        let cut = full[..full.len() / 2].to_vec();
+        let open = || async {
+            LineReader::open(Box::new(std::io::Cursor::new(cut.clone())))
+                .await
+                .unwrap()
+        };
+        let mut r = open().await;
+        let mut by_line = Vec::new();
+        while let Ok(Some((_, l))) = r.next_line().await {
+            by_line.push(l.into_owned());
+        }
+        let line_bytes = r.bytes();
+        let mut r = open().await;
+        let (mut by_block, mut block) = (Vec::new(), Vec::new());
+        let err = loop {
+            match r.next_block(&mut block, 64 * 1024).await {
+                Ok(true) => by_block.extend(
+                    pieces(&block, MAX_LINE_BYTES)
+                        .map(|p| String::from_utf8_lossy(&block[p]).into_owned()),
+                ),
+                Ok(false) => panic!("truncated gzip read to the end without error"),
+                Err(e) => break e,
+            }
+        };
+        assert!(!err.to_string().is_empty());
+        assert!(by_line.len() > 1000, "{}", by_line.len());
+        // The lines decoded before the damage come out either way, up to the same byte.
+        assert_eq!(by_block, by_line);
+        assert_eq!(r.bytes(), line_bytes);
     }
 
     #[tokio::test]

@@ -1,28 +1,24 @@
 //! The `parse` command's output: one `{"timestamp":…,"message":…}` line per event.
 //!
-//! Access logs take the fast road: the input is read in blocks of whole lines, blocks are
-//! parsed on every core, and each message is written straight into its output line, already
-//! escaped as a JSON string ([`ObjectWriter::nested`]), instead of being built and then escaped
-//! a second time. Blocks are written in input order, so the output is the same as line by line
-//! ([`render_lines`], which error logs use: their continuation lines join across blocks).
+//! The input goes through the forwarder's work stage ([`crate::forward::work`]): read in blocks
+//! of whole lines, parsed on every core, results in input order. This file only writes them.
+//! Access logs are written by the workers straight into output text, each message already
+//! escaped as a JSON string ([`ObjectWriter::nested`]) instead of being built and then escaped a
+//! second time; error logs become events on the Lambda's own road (continuation lines join
+//! across block edges there). Either way the output is what line-by-line parsing writes.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
-use crate::lines::{LineReader, MAX_LINE_BYTES, pieces};
+pub use crate::forward::work::Plan;
+use crate::forward::work::{self, Block, WorkError};
+use crate::lines::{LineReader, pieces};
 use crate::parse::access::{self, locate, unparsed_event, write_fields};
 use crate::parse::json::{self, ObjectWriter, push_escaped};
-use crate::parse::{LineParser, LogEvent, OutputFormat, ParseSettings};
+use crate::parse::{LogEvent, OutputFormat, ParseSettings};
 use crate::route::LogKind;
 
-/// Input handed to a thread at a time: big enough that hand-offs cost nothing, small enough to
-/// stay in cache.
-pub const BLOCK_BYTES: usize = 1 << 20;
 /// Lines up to this long are written by the fast road: their JSON message (at worst every byte
 /// escaped as `\u00XX`, the request written twice, plus the keys) cannot exceed one event.
 const FAST_LINE_MAX: usize = MAX_EVENT_MESSAGE_BYTES / 16;
@@ -37,42 +33,125 @@ pub enum RenderError {
     Thread(String),
 }
 
-/// How the work is spread; the defaults suit the command, tests make blocks tiny.
-#[derive(Debug, Clone, Copy)]
-pub struct Plan {
-    pub threads: usize,
-    pub block_bytes: usize,
-    pub max_line: usize,
-}
-
-impl Default for Plan {
-    fn default() -> Self {
-        Self {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            block_bytes: BLOCK_BYTES,
-            max_line: MAX_LINE_BYTES,
-        }
-    }
-}
-
-/// Writes every event of `reader`'s object to `out`; access logs on `plan.threads` threads,
-/// error logs line by line. Returns `out` (flushed). On a read error what was read before it is
-/// written first.
+/// Writes every event of `reader`'s object to `out`, the blocks parsed on `plan.threads`
+/// workers by the forwarder's work stage ([`work::ordered`]) and written in input order.
+/// Returns `out` (flushed). On a read error what was read before it is written first.
 pub async fn render<W: Write + Send + 'static>(
     reader: LineReader,
     settings: &ParseSettings,
     kind: LogKind,
     fallback_ts: i64,
-    out: W,
+    mut out: W,
     plan: Plan,
 ) -> Result<W, RenderError> {
-    match kind {
-        LogKind::Access => render_blocks(reader, settings, fallback_ts, out, plan).await,
-        LogKind::Error => render_lines(reader, settings, kind, fallback_ts, out).await,
+    let read_error = match kind {
+        LogKind::Access => write_access(reader, settings, fallback_ts, &mut out, plan).await?,
+        LogKind::Error => {
+            write_events_of(reader, settings, kind, fallback_ts, &mut out, plan).await?
+        }
+    };
+    out.flush().map_err(RenderError::Write)?;
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
 }
 
-/// The plain road, one line at a time through [`LineParser`].
+/// What a failed block means for the command: a read error is reported after what was read
+/// before it is written; a worker that stopped ends the work.
+fn failed(e: WorkError) -> Result<RenderError, RenderError> {
+    match e {
+        WorkError::Read { offset, source, .. } => Ok(RenderError::Read {
+            bytes: offset,
+            source,
+        }),
+        e @ WorkError::Worker { .. } => Err(RenderError::Thread(e.to_string())),
+    }
+}
+
+/// Access logs: each block's lines written as output text by the workers ([`render_block`]);
+/// here only the lines before a block's first time get the time before the block.
+async fn write_access<W: Write>(
+    reader: LineReader,
+    settings: &ParseSettings,
+    fallback_ts: i64,
+    out: &mut W,
+    plan: Plan,
+) -> Result<Option<RenderError>, RenderError> {
+    let fixed_ts = settings
+        .access_format
+        .time_var()
+        .is_none()
+        .then_some(fallback_ts);
+    let job_settings = settings.clone();
+    let mut blocks = work::ordered(reader, plan, move |block: &Block| {
+        let mut rendered = Rendered {
+            text: String::with_capacity(block.bytes.len() * 5 / 2 + 64),
+            ..Rendered::default()
+        };
+        render_block(
+            &job_settings,
+            &block.bytes,
+            block.max_line,
+            fixed_ts,
+            &mut Vec::new(),
+            &mut rendered,
+        );
+        rendered
+    });
+    let mut before = fallback_ts;
+    let mut leading = String::new();
+    while let Some(next) = blocks.next().await {
+        let rendered = match next {
+            Ok(done) => done.output,
+            Err(e) => return failed(e).map(Some),
+        };
+        leading.clear();
+        for mut ev in rendered.leading {
+            ev.timestamp = before;
+            write_event(&mut leading, ev, settings.output);
+        }
+        out.write_all(leading.as_bytes())
+            .and_then(|()| out.write_all(rendered.text.as_bytes()))
+            .map_err(RenderError::Write)?;
+        before = rendered.last_ts.unwrap_or(before);
+    }
+    Ok(None)
+}
+
+/// Any log kind through the forwarder's own road: blocks parsed into events
+/// ([`work::parse_block`]), finished in input order ([`work::Joiner`]: error-log continuation
+/// lines join across block edges), each written as an output line.
+async fn write_events_of<W: Write>(
+    reader: LineReader,
+    settings: &ParseSettings,
+    kind: LogKind,
+    fallback_ts: i64,
+    out: &mut W,
+    plan: Plan,
+) -> Result<Option<RenderError>, RenderError> {
+    let job = work::Job::new(settings, kind, fallback_ts, 0);
+    let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
+    let mut joiner = work::Joiner::new(fallback_ts);
+    let (mut events, mut text) = (Vec::new(), String::new());
+    let mut read_error = None;
+    while let Some(next) = blocks.next().await {
+        match next {
+            Ok(done) => joiner.join(settings, done.output, &mut events),
+            Err(e) => {
+                read_error = Some(failed(e)?);
+                break;
+            }
+        }
+        write_events(&mut events, &mut text, settings.output, out)?;
+    }
+    joiner.finish(settings, &mut events);
+    write_events(&mut events, &mut text, settings.output, out)?;
+    Ok(read_error)
+}
+
+/// The plain road, one line at a time through [`LineParser`]: what the block road must write.
+#[cfg(test)]
 pub async fn render_lines<W: Write>(
     mut reader: LineReader,
     settings: &ParseSettings,
@@ -81,7 +160,7 @@ pub async fn render_lines<W: Write>(
     out: W,
 ) -> Result<W, RenderError> {
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
-    let mut parser = LineParser::new(settings, kind, fallback_ts);
+    let mut parser = crate::parse::LineParser::new(settings, kind, fallback_ts);
     let mut events = Vec::new();
     let mut text = String::new();
     let mut read_error = None;
@@ -139,13 +218,6 @@ fn push_head(text: &mut String, timestamp: i64) {
     text.push_str("{\"timestamp\":");
     json::push_i64(text, timestamp);
     text.push_str(",\"message\":\"");
-}
-
-/// A block and what became of it; recycled so that buffers are allocated once.
-#[derive(Default)]
-struct Slot {
-    input: Vec<u8>,
-    out: Rendered,
 }
 
 /// One block's output.
@@ -234,165 +306,31 @@ impl Rendered {
     }
 }
 
-/// The fast road: a reading task, `plan.threads` parsing threads and a writing thread, with a
-/// fixed set of recycled blocks between them (memory stays bounded whatever the input).
-async fn render_blocks<W: Write + Send + 'static>(
-    mut reader: LineReader,
-    settings: &ParseSettings,
-    fallback_ts: i64,
-    out: W,
-    plan: Plan,
-) -> Result<W, RenderError> {
-    let threads = plan.threads.max(1);
-    let slots = threads * 2 + 2;
-    let fixed_ts = settings
-        .access_format
-        .time_var()
-        .is_none()
-        .then_some(fallback_ts);
-    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Slot>(slots);
-    for _ in 0..slots {
-        // The channel has room for every slot.
-        let _ = free_tx.try_send(Slot::default());
-    }
-    let (job_tx, job_rx) = mpsc::channel::<(u64, Slot)>();
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    // `None`: the block's parsing panicked. The writer then stops, which stops the reader;
-    // a block silently missing would leave the writer waiting for it forever.
-    let (done_tx, done_rx) = mpsc::channel::<(u64, Option<Slot>)>();
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let jobs = Arc::clone(&job_rx);
-            let done = done_tx.clone();
-            let settings = settings.clone();
-            let max_line = plan.max_line;
-            std::thread::spawn(move || {
-                let mut spans = Vec::new();
-                loop {
-                    let job = match jobs.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return, // another worker panicked; the join reports it
-                    };
-                    let Ok((seq, mut slot)) = job else { return };
-                    let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        render_block(
-                            &settings,
-                            &slot.input,
-                            max_line,
-                            fixed_ts,
-                            &mut spans,
-                            &mut slot.out,
-                        );
-                    }));
-                    if done.send((seq, parsed.ok().map(|()| slot))).is_err() {
-                        return; // the writer stopped (its error is reported)
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(done_tx);
-    let output = settings.output;
-    let writer = std::thread::spawn(move || -> Result<W, RenderError> {
-        let mut out = out;
-        let mut before = fallback_ts;
-        let mut next = 0u64;
-        let mut waiting = BTreeMap::new();
-        let mut leading = String::new();
-        for (seq, slot) in done_rx {
-            let slot = slot.ok_or_else(|| {
-                RenderError::Thread(format!("parsing block {seq} of the input panicked"))
-            })?;
-            waiting.insert(seq, slot);
-            while let Some(mut slot) = waiting.remove(&next) {
-                leading.clear();
-                for mut ev in slot.out.leading.drain(..) {
-                    ev.timestamp = before;
-                    write_event(&mut leading, ev, output);
-                }
-                out.write_all(leading.as_bytes())
-                    .and_then(|()| out.write_all(slot.out.text.as_bytes()))
-                    .map_err(RenderError::Write)?;
-                before = slot.out.last_ts.unwrap_or(before);
-                next += 1;
-                // The reader may have finished; then the slot is simply dropped.
-                let _ = free_tx.blocking_send(slot);
-            }
-        }
-        out.flush().map_err(RenderError::Write)?;
-        Ok(out)
-    });
-    let mut read_error = None;
-    let mut seq = 0u64;
-    // No free slot means the writer has stopped (an error it reports).
-    while let Some(mut slot) = free_rx.recv().await {
-        match reader.next_block(&mut slot.input, plan.block_bytes).await {
-            Ok(true) => {
-                if job_tx.send((seq, slot)).is_err() {
-                    break;
-                }
-                seq += 1;
-            }
-            Ok(false) => break,
-            Err(source) => {
-                read_error = Some(RenderError::Read {
-                    bytes: reader.bytes(),
-                    source,
-                });
-                break;
-            }
-        }
-    }
-    drop(job_tx);
-    drop(free_rx);
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut panicked = None;
-        for w in workers {
-            if w.join().is_err() {
-                panicked = Some("a parsing thread panicked".to_string());
-            }
-        }
-        let written = writer.join();
-        (panicked, written)
-    })
-    .await
-    .map_err(|e| RenderError::Thread(e.to_string()))?;
-    let out = match joined {
-        (Some(p), _) => return Err(RenderError::Thread(p)),
-        (None, Err(_)) => return Err(RenderError::Thread("the writing thread panicked".into())),
-        (None, Ok(written)) => written?,
-    };
-    match read_error {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::MAX_LINE_BYTES;
     use crate::parse::LogFormat;
 
-    async fn both_roads(settings: &ParseSettings, data: &[u8], plan: Plan) -> (String, String) {
+    async fn both_roads(
+        settings: &ParseSettings,
+        kind: LogKind,
+        data: &[u8],
+        plan: Plan,
+        max_line: usize,
+    ) -> (String, String) {
         let open = || async {
             LineReader::open(Box::new(std::io::Cursor::new(data.to_vec())))
                 .await
                 .unwrap()
-                .with_max_line(plan.max_line)
+                .with_max_line(max_line)
         };
-        let slow = render_lines(open().await, settings, LogKind::Access, 42, Vec::new())
+        let slow = render_lines(open().await, settings, kind, 42, Vec::new())
             .await
             .unwrap();
-        let fast = render(
-            open().await,
-            settings,
-            LogKind::Access,
-            42,
-            Vec::new(),
-            plan,
-        )
-        .await
-        .unwrap();
+        let fast = render(open().await, settings, kind, 42, Vec::new(), plan)
+            .await
+            .unwrap();
         (
             String::from_utf8(slow).unwrap(),
             String::from_utf8(fast).unwrap(),
@@ -439,11 +377,16 @@ mod tests {
                         let plan = Plan {
                             threads,
                             block_bytes,
-                            max_line,
                         };
-                        let (slow, fast) = both_roads(settings, &data, plan).await;
+                        let (slow, fast) =
+                            both_roads(settings, LogKind::Access, &data, plan, max_line).await;
                         assert!(slow.lines().count() > 10, "{slow}");
-                        assert_eq!(fast, slow, "{plan:?} {:?}", settings.access_format.source());
+                        assert_eq!(
+                            fast,
+                            slow,
+                            "{plan:?} cap {max_line} {:?}",
+                            settings.access_format.source()
+                        );
                     }
                 }
             }
@@ -457,11 +400,58 @@ mod tests {
             "\"".repeat(300_000)
         );
         let data = format!("{line}not a line {}\n{line}", "\\".repeat(600_000));
-        let (slow, fast) =
-            both_roads(&ParseSettings::default(), data.as_bytes(), Plan::default()).await;
+        let (slow, fast) = both_roads(
+            &ParseSettings::default(),
+            LogKind::Access,
+            data.as_bytes(),
+            Plan::default(),
+            MAX_LINE_BYTES,
+        )
+        .await;
         assert!(slow.lines().count() > 3);
         assert!(slow.contains("parts"));
         assert_eq!(fast, slow);
+    }
+
+    #[tokio::test]
+    async fn error_logs_join_continuation_lines_across_block_edges() {
+        let lines = concat!(
+            "stray text before any record\n",
+            "  and its second line\n",
+            "2026/11/24 10:00:01 [error] 12#12: *5 open() \"/x\" failed (2: No such file), client: 1.2.3.4, server: a, request: \"GET /x HTTP/1.1\", host: \"a\"\n",
+            "PHP message: PHP Fatal error:  Uncaught Exception in /srv/a.php:3\n",
+            "Stack trace:\n",
+            "\n",
+            "#0 {main}\r\n",
+            "2026/11/24 10:00:02 [warn] 12#12: a warning\n",
+            "2026/11/24 10:00:03 [nonsense] not a header\n",
+            "\u{0}\u{0}continued after NULs \u{e9}\n",
+            "2026/11/24 10:00:04 [crit] 12#13: *6 last one",
+        );
+        let mut data = lines.as_bytes().to_vec();
+        data.extend_from_slice(b"\n\xff\xfe continued, invalid utf-8\n");
+        data.extend_from_slice(lines.as_bytes());
+        for output in [OutputFormat::Json, OutputFormat::Raw] {
+            let settings = ParseSettings {
+                output,
+                ..ParseSettings::default()
+            };
+            for threads in [1, 2, 3] {
+                for block_bytes in [1, 7, 64, 1 << 20] {
+                    for max_line in [5, 40, MAX_LINE_BYTES] {
+                        let plan = Plan {
+                            threads,
+                            block_bytes,
+                        };
+                        let (slow, fast) =
+                            both_roads(&settings, LogKind::Error, &data, plan, max_line).await;
+                        // (Pieces shorter than a timestamp make one event of everything.)
+                        assert!(max_line < 19 || slow.lines().count() >= 8, "{slow}");
+                        assert_eq!(fast, slow, "{plan:?} cap {max_line} {output:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// A writer that fails after a few bytes, like stdout piped into `head`.
@@ -492,7 +482,6 @@ mod tests {
         let plan = Plan {
             threads: 2,
             block_bytes: 4096,
-            max_line: MAX_LINE_BYTES,
         };
         let err = render(
             reader,

@@ -1,6 +1,7 @@
 //! One object: checkpoint → read → split lines → parse → batch → sink → checkpoint, one stage a
 //! file:
-//! - [`read`]: open (a ranged GET when resuming plain text), decompress, cut lines;
+//! - [`read`]: open (a ranged GET when resuming plain text), decompress, cut blocks of lines;
+//! - [`work`]: parse blocks on every core, results in input order (also the `parse` command's);
 //! - [`deliver`]: window filter, oversize split, batching, puts in flight, accounting;
 //! - [`progress`]: what is confirmed, when to save it, where the next attempt resumes.
 //!
@@ -15,6 +16,7 @@
 mod deliver;
 mod progress;
 mod read;
+pub mod work;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

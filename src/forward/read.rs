@@ -1,5 +1,6 @@
 //! The read stage: open the object where the progress record says (a ranged GET for plain
-//! text), decompress, and cut lines.
+//! text), decompress, and cut blocks of whole lines for the work stage; then the blocks' events
+//! go to the deliver stage in input order.
 //!
 //! A read error in the middle of the object (a truncated gzip) is set aside: the lines read
 //! before it are delivered first, then the object fails with the offset. Duplicates are
@@ -10,11 +11,12 @@ use tracing::warn;
 use super::ForwardError;
 use super::deliver::Deliver;
 use super::progress::Ledger;
+use super::work::{self, WorkError};
 use crate::checkpoint::{Progress, State};
 use crate::config::Config;
 use crate::event::ObjectRef;
 use crate::lines::{Encoding, LineReader};
-use crate::parse::{LineParser, LogEvent};
+use crate::parse::LogEvent;
 use crate::ports::{
     CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, SourceError,
 };
@@ -66,8 +68,9 @@ pub(super) async fn open<S: ObjectSource>(
     Ok((opened, applies, false))
 }
 
-/// Reads the object line by line, parses each line and hands the events to `deliver` in input
-/// order, telling `ledger` how far reading got. The reading counters go to `counters`.
+/// Reads the object in blocks of whole lines, has them parsed on every core ([`work`]) and
+/// hands the events to `deliver` in input order, telling `ledger` how far reading got. The
+/// reading counters go to `counters`.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>(
     body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
@@ -82,7 +85,7 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     counters: &mut Counters,
 ) -> Result<(), ForwardError> {
     let (start_line, start_offset) = start;
-    let mut reader = match ranged {
+    let reader = match ranged {
         // The body starts at the resume line.
         true => LineReader::open_at(body, start_line, start_offset).await,
         false => LineReader::open(body).await,
@@ -102,25 +105,24 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
         warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
               "content does not look like text; forwarding its lines lossily decoded (SKIP_BINARY=true skips such objects)");
     }
-    let mut parser = LineParser::new(&config.parse, route.kind, fallback_ts);
+    // Where reading stands: every line before it has been parsed and handed over.
+    let mut at = (reader.next_line_no(), reader.bytes());
+    let job = work::Job::new(&config.parse, route.kind, fallback_ts, start_line);
+    let mut blocks = work::ordered(reader, work::Plan::default(), move |block| {
+        work::parse_block(&job, block)
+    });
+    let mut joiner = work::Joiner::new(fallback_ts);
     let mut events: Vec<LogEvent> = Vec::new();
     let mut read_error = None;
-    loop {
-        match reader.next_line_at().await {
-            Ok(Some((line_no, line_start, line))) => {
-                counters.lines += 1;
-                if line_no < start_line {
-                    // Delivered by an earlier run (a gzip resume decompresses from the start).
-                } else if line.trim().is_empty() {
-                    counters.blank_lines += 1;
-                } else {
-                    parser.push_at(&line, line_no, line_start, &mut events);
-                }
-            }
-            Ok(None) => break,
-            Err(source) => {
+    while let Some(next) = blocks.next().await {
+        let done = match next {
+            Ok(done) => done,
+            Err(WorkError::Read {
+                offset,
+                line,
+                source,
+            }) => {
                 // Deliver what was decoded before the damage, then fail this object.
-                let (offset, line) = (reader.bytes(), reader.next_line_no());
                 read_error = Some(ForwardError::Read {
                     offset,
                     line,
@@ -128,20 +130,27 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
                 });
                 break;
             }
-        }
-        counters.bytes = reader.bytes();
+            Err(e @ WorkError::Worker { .. }) => {
+                read_error = Some(ForwardError::Task(e.to_string()));
+                break;
+            }
+        };
+        let parsed = done.output;
+        counters.lines += parsed.pieces;
+        counters.blank_lines += parsed.blank_lines;
+        counters.nul_bytes_stripped += parsed.nul_bytes;
+        counters.bytes = done.end_offset;
+        at = (done.end_line, done.end_offset);
+        joiner.join(&config.parse, parsed, &mut events);
         deliver.absorb(&mut events, ledger);
-        let (line, offset) = parser
-            .held()
-            .unwrap_or((reader.next_line_no(), reader.bytes()));
+        let (line, offset) = joiner.held().unwrap_or(at);
         ledger.read_to(line, offset);
         deliver.send_ready(ledger).await?;
     }
-    counters.bytes = reader.bytes();
-    counters.nul_bytes_stripped = reader.nul_bytes();
-    parser.finish(&mut events);
+    drop(blocks);
+    joiner.finish(&config.parse, &mut events);
     deliver.absorb(&mut events, ledger);
-    ledger.read_to(reader.next_line_no(), reader.bytes());
+    ledger.read_to(at.0, at.1);
     deliver.finish(ledger).await?;
     read_error.map_or(Ok(()), Err)
 }

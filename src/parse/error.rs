@@ -30,6 +30,7 @@ const SUFFIX_KEYS: [&str; 10] = [
 ];
 
 /// A parsed error-log header + message, still open for continuation lines.
+#[derive(Debug)]
 pub struct Pending {
     timestamp: i64,
     first_line: u64,
@@ -42,6 +43,31 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Lines that continue no event (at the start of an object): one unparsable event of their
+    /// own at `timestamp`, as [`push_line`] makes it. `text` is the lines joined with `\n`.
+    pub fn unparsed(
+        text: String,
+        head_len: usize,
+        first_line: u64,
+        first_offset: u64,
+        timestamp: i64,
+    ) -> Self {
+        Self {
+            timestamp,
+            first_line,
+            first_offset,
+            text,
+            head_len,
+            failed: true,
+        }
+    }
+
+    /// Appends continuation lines (`text`: one or more lines joined with `\n`).
+    pub fn continue_with(&mut self, text: &str) {
+        self.text.push('\n');
+        self.text.push_str(text);
+    }
+
     pub fn first_line(&self) -> u64 {
         self.first_line
     }
@@ -73,6 +99,13 @@ impl Pending {
     }
 }
 
+/// The time at the start of an error-log line: such a line starts an event; any other line
+/// continues the one before it.
+pub fn line_time(line: &str, settings: &ParseSettings) -> Option<i64> {
+    line.get(..19)
+        .and_then(|t| parse_error_time(t, &settings.error_zone))
+}
+
 /// Feeds one line; returns the previous event once this line starts a new one.
 pub(super) fn push_line(
     p: &mut LineParser<'_>,
@@ -80,9 +113,7 @@ pub(super) fn push_line(
     line_no: u64,
     offset: u64,
 ) -> Option<LogEvent> {
-    let ts = line
-        .get(..19)
-        .and_then(|t| parse_error_time(t, &p.settings.error_zone));
+    let ts = line_time(line, p.settings);
     match (ts, p.pending.as_mut()) {
         (None, Some(open)) => {
             open.text.push('\n');

@@ -128,6 +128,12 @@ impl<'a> LineParser<'a> {
             .map(|p| (p.first_line(), p.first_offset()))
     }
 
+    /// Takes the event still being assembled (error-log continuations), unfinished: the lines of
+    /// the next block may continue it.
+    pub fn take_open(&mut self) -> Option<error::Pending> {
+        self.pending.take()
+    }
+
     /// Flushes an event still being assembled (error-log continuations).
     pub fn finish(&mut self, out: &mut Vec<LogEvent>) {
         if let Some(p) = self.pending.take() {

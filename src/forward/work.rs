@@ -1,0 +1,421 @@
+//! The work stage: blocks of whole lines parsed on every core, the results in input order. The
+//! Lambda path and the `parse` command both run it ([`ordered`]); what a block becomes is the
+//! caller's function: events ([`parse_block`], then [`Joiner`] in input order) or, for `parse`
+//! on access logs, output text.
+//!
+//! Order comes from structure: the reading task spawns each block's work as a blocking task
+//! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
+//! the handles in that order. A block whose work panicked is reported, in order, as
+//! [`WorkError::Worker`] by its join handle. Memory stays bounded: at most the queued blocks,
+//! the one being read and the one being consumed are held.
+//!
+//! Block edges: a block ends after a `\n` (or inside a line longer than the cap, where line by
+//! line would cut it too), so access lines never straddle two blocks. Two things need the
+//! block before: an unparsable access line before the block's first time takes the time of the
+//! event before it ([`Parsed::untimed`]), and error-log lines before the block's first line
+//! with a timestamp continue the previous block's last event ([`Parsed`]'s `leading` fragment,
+//! joined to it by [`Joiner`], which holds each block's last event open until the next block
+//! shows whether lines continue it).
+
+use std::borrow::Cow;
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::lines::{LineReader, line_pieces};
+use crate::parse::error::{self, Pending};
+use crate::parse::{LineParser, LogEvent, ParseSettings, access};
+use crate::route::LogKind;
+
+/// Input handed to a worker at a time: big enough that hand-offs cost nothing, small enough to
+/// stay in cache.
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// How the work is spread; the defaults suit production, tests make blocks tiny.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Workers: also the number of blocks queued between reading and the ordered consumer.
+    pub threads: usize,
+    pub block_bytes: usize,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            block_bytes: BLOCK_BYTES,
+        }
+    }
+}
+
+/// A block of whole lines (from [`LineReader::next_block`]) and where it sits in the decoded
+/// object.
+#[derive(Debug)]
+pub struct Block {
+    pub bytes: Vec<u8>,
+    /// The number of the block's first line (a piece of a long line keeps its line's number).
+    pub first_line: u64,
+    /// Decoded byte offset of the block's first byte.
+    pub first_offset: u64,
+    /// The reader's cap on a line piece (see [`crate::lines::pieces`]).
+    pub max_line: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error("read failed after {offset} decompressed bytes (line {line}): {source}")]
+    Read {
+        offset: u64,
+        line: u64,
+        source: io::Error,
+    },
+    #[error("the work on block {index} of the input failed: {detail}")]
+    Worker { index: u64, detail: String },
+}
+
+/// One block's result, with where the input stands after it.
+#[derive(Debug)]
+pub struct Done<T> {
+    /// The number the line after the block will have.
+    pub end_line: u64,
+    /// Decoded bytes up to the end of the block.
+    pub end_offset: u64,
+    pub output: T,
+}
+
+enum Queued<T> {
+    Block {
+        index: u64,
+        end_line: u64,
+        end_offset: u64,
+        task: JoinHandle<T>,
+    },
+    Failed(WorkError),
+}
+
+/// The results of [`ordered`], in input order.
+pub struct Ordered<T> {
+    queue: mpsc::Receiver<Queued<T>>,
+    reading: JoinHandle<()>,
+}
+
+/// Reads `reader` in blocks and runs `work` on each on up to `plan.threads` workers; the
+/// results come out of [`Ordered::next`] in input order. A read error comes after the results
+/// of the blocks before it.
+pub fn ordered<T, F>(reader: LineReader, plan: Plan, work: F) -> Ordered<T>
+where
+    T: Send + 'static,
+    F: Fn(&Block) -> T + Send + Sync + 'static,
+{
+    let (tx, queue) = mpsc::channel(plan.threads.max(1));
+    let reading = tokio::spawn(read_blocks(reader, plan.block_bytes, tx, Arc::new(work)));
+    Ordered { queue, reading }
+}
+
+async fn read_blocks<T, F>(
+    mut reader: LineReader,
+    block_bytes: usize,
+    tx: mpsc::Sender<Queued<T>>,
+    work: Arc<F>,
+) where
+    T: Send + 'static,
+    F: Fn(&Block) -> T + Send + Sync + 'static,
+{
+    let max_line = reader.max_line();
+    let mut line = reader.next_line_no();
+    for index in 0.. {
+        let first_offset = reader.bytes();
+        let mut bytes = Vec::new();
+        match reader.next_block(&mut bytes, block_bytes).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(source) => {
+                let failed = WorkError::Read {
+                    offset: reader.bytes(),
+                    line,
+                    source,
+                };
+                // The consumer may have stopped already; then nobody needs the error.
+                let _ = tx.send(Queued::Failed(failed)).await;
+                return;
+            }
+        }
+        // Each `\n` ends one line; a block ending inside a long line leaves its number open.
+        let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let block = Block {
+            bytes,
+            first_line: line,
+            first_offset,
+            max_line,
+        };
+        line += newlines;
+        // A place in the queue first: no more work is spawned than the consumer can take.
+        let Ok(place) = tx.reserve().await else {
+            return; // the consumer stopped
+        };
+        let work = Arc::clone(&work);
+        place.send(Queued::Block {
+            index,
+            end_line: line,
+            end_offset: reader.bytes(),
+            task: tokio::task::spawn_blocking(move || work(&block)),
+        });
+    }
+}
+
+impl<T> Ordered<T> {
+    /// The next block's result in input order; `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<Done<T>, WorkError>> {
+        Some(match self.queue.recv().await? {
+            Queued::Failed(e) => Err(e),
+            Queued::Block {
+                index,
+                end_line,
+                end_offset,
+                task,
+            } => match task.await {
+                Ok(output) => Ok(Done {
+                    end_line,
+                    end_offset,
+                    output,
+                }),
+                Err(e) => Err(WorkError::Worker {
+                    index,
+                    detail: e.to_string(),
+                }),
+            },
+        })
+    }
+}
+
+impl<T> Drop for Ordered<T> {
+    fn drop(&mut self) {
+        // The consumer stopped early (an error): no more reading. Work already spawned finishes
+        // on its own and is dropped.
+        self.reading.abort();
+    }
+}
+
+/// What every block of one object is parsed with.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub settings: ParseSettings,
+    pub kind: LogKind,
+    /// The timestamp of every access line when the format has no time variable.
+    pub fixed_ts: Option<i64>,
+    /// Lines before this one were delivered by an earlier attempt: counted, not parsed.
+    pub skip_before: u64,
+}
+
+impl Job {
+    pub fn new(
+        settings: &ParseSettings,
+        kind: LogKind,
+        fallback_ts: i64,
+        skip_before: u64,
+    ) -> Self {
+        let fixed_ts = settings
+            .access_format
+            .time_var()
+            .is_none()
+            .then_some(fallback_ts);
+        Self {
+            settings: settings.clone(),
+            kind,
+            fixed_ts,
+            skip_before,
+        }
+    }
+}
+
+/// Error-log lines at the start of a block, before its first line with a timestamp.
+#[derive(Debug)]
+struct Leading {
+    line: u64,
+    offset: u64,
+    /// The lines joined with `\n`.
+    text: String,
+    /// Length of the first of them.
+    head_len: usize,
+}
+
+/// A block parsed into events; [`Joiner`] finishes it in input order.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub events: Vec<LogEvent>,
+    /// The first `untimed` events are access lines that did not parse, before any line with a
+    /// time in the block: they take the time of the event before the block.
+    untimed: usize,
+    /// The time an unparsable line after the block would take, if the block knows it.
+    last_ts: Option<i64>,
+    /// Error logs: lines that continue the event before the block.
+    leading: Option<Leading>,
+    /// Error logs: the block's last event, which lines of the next block may continue.
+    open: Option<Pending>,
+    /// Line pieces read (blank and skipped ones included), blank lines, NUL bytes removed.
+    pub pieces: u64,
+    pub blank_lines: u64,
+    pub nul_bytes: u64,
+}
+
+/// Parses one block of lines, cut and cleaned exactly as [`LineReader::next_line`] does (NUL
+/// bytes stripped, invalid UTF-8 replaced).
+pub fn parse_block(job: &Job, block: &Block) -> Parsed {
+    let bytes = &block.bytes;
+    // Checked once for the block; each line is then a slice of it (a piece cut inside a
+    // character, at the line-length cap, is decoded on its own).
+    let text = std::str::from_utf8(bytes).ok();
+    let has_nul = memchr::memchr(0, bytes).is_some();
+    let mut cleaned = Vec::new();
+    let mut out = Parsed::default();
+    let mut spans = Vec::new();
+    let mut last_ts = job.fixed_ts;
+    let mut parser: Option<LineParser<'_>> = None;
+    let mut line_no = block.first_line;
+    for (range, ends_line) in line_pieces(bytes, block.max_line) {
+        let this_line = line_no;
+        line_no += u64::from(ends_line);
+        out.pieces += 1;
+        let offset = block.first_offset + range.start as u64;
+        let piece = &bytes[range.clone()];
+        let nuls = if has_nul {
+            memchr::memchr_iter(0, piece).count()
+        } else {
+            0
+        };
+        out.nul_bytes += nuls as u64;
+        if this_line < job.skip_before {
+            continue; // delivered by an earlier attempt (a gzip resume reads from the start)
+        }
+        let line = if nuls > 0 {
+            cleaned.clear();
+            cleaned.extend(piece.iter().copied().filter(|&b| b != 0));
+            String::from_utf8_lossy(&cleaned)
+        } else if let Some(line) = text.and_then(|t| t.get(range)) {
+            Cow::Borrowed(line)
+        } else {
+            String::from_utf8_lossy(piece)
+        };
+        if line.trim().is_empty() {
+            out.blank_lines += 1;
+            continue;
+        }
+        match job.kind {
+            LogKind::Access => {
+                let mut ev = access::parse_line_with(
+                    &job.settings,
+                    &line,
+                    this_line,
+                    last_ts.unwrap_or(0),
+                    &mut spans,
+                );
+                ev.offset = offset;
+                if ev.parse_failed && last_ts.is_none() {
+                    out.untimed += 1;
+                } else {
+                    last_ts = Some(ev.timestamp);
+                }
+                out.events.push(ev);
+            }
+            LogKind::Error => match parser.as_mut() {
+                Some(p) => p.push_at(&line, this_line, offset, &mut out.events),
+                None if error::line_time(&line, &job.settings).is_some() => {
+                    let mut p = LineParser::new(&job.settings, LogKind::Error, 0);
+                    p.push_at(&line, this_line, offset, &mut out.events);
+                    parser = Some(p);
+                }
+                None => match out.leading.as_mut() {
+                    Some(lead) => {
+                        lead.text.push('\n');
+                        lead.text.push_str(&line);
+                    }
+                    None => {
+                        let head_len = line.len();
+                        out.leading = Some(Leading {
+                            line: this_line,
+                            offset,
+                            text: line.into_owned(),
+                            head_len,
+                        });
+                    }
+                },
+            },
+        }
+    }
+    out.open = parser.as_mut().and_then(LineParser::take_open);
+    out.last_ts = last_ts;
+    out
+}
+
+/// Finishes parsed blocks in input order: gives untimed access lines the time before their
+/// block, joins error-log continuation lines across block edges, and holds the last error-log
+/// event until the next block shows whether it goes on.
+#[derive(Debug)]
+pub struct Joiner {
+    /// The time of the last event handed out (at first the object's fallback time).
+    before: i64,
+    /// The error-log event still open for continuation lines.
+    carry: Option<Pending>,
+}
+
+impl Joiner {
+    pub fn new(fallback_ts: i64) -> Self {
+        Self {
+            before: fallback_ts,
+            carry: None,
+        }
+    }
+
+    /// Appends the finished events of the next block to `out`, in input order.
+    pub fn join(&mut self, settings: &ParseSettings, mut parsed: Parsed, out: &mut Vec<LogEvent>) {
+        if let Some(lead) = parsed.leading.take() {
+            match self.carry.as_mut() {
+                Some(open) => open.continue_with(&lead.text),
+                // Nothing to continue (the start of the object): an event of its own.
+                None => {
+                    self.carry = Some(Pending::unparsed(
+                        lead.text,
+                        lead.head_len,
+                        lead.line,
+                        lead.offset,
+                        self.before,
+                    ));
+                }
+            }
+        }
+        if parsed.open.is_some() || !parsed.events.is_empty() {
+            // The block starts an event of its own: the one carried is complete.
+            if let Some(done) = self.carry.take() {
+                let ev = done.into_event(settings);
+                self.before = ev.timestamp;
+                out.push(ev);
+            }
+        }
+        for ev in parsed.events.iter_mut().take(parsed.untimed) {
+            ev.timestamp = self.before;
+        }
+        if let Some(ts) = parsed.last_ts.or(parsed.events.last().map(|e| e.timestamp)) {
+            self.before = ts;
+        }
+        out.append(&mut parsed.events);
+        if let Some(open) = parsed.open.take() {
+            self.carry = Some(open);
+        }
+    }
+
+    /// The first line (and its offset) of an event read but not yet handed out.
+    pub fn held(&self) -> Option<(u64, u64)> {
+        self.carry
+            .as_ref()
+            .map(|p| (p.first_line(), p.first_offset()))
+    }
+
+    /// Hands out the event still open, at the end of the input.
+    pub fn finish(&mut self, settings: &ParseSettings, out: &mut Vec<LogEvent>) {
+        if let Some(done) = self.carry.take() {
+            out.push(done.into_event(settings));
+        }
+    }
+}
