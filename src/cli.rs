@@ -3,6 +3,7 @@
 //! ```text
 //! nginx-cloudwatch-forwarder replay --event FILE
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
+//! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
 //! ```
 
 mod render;
@@ -21,6 +22,7 @@ use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
 use crate::parse::LogFormat;
 use crate::route::LogKind;
+use crate::ship::ShipArgs;
 
 pub const USAGE: &str = "\
 nginx-cloudwatch-forwarder — nginx logs on S3 → CloudWatch Logs
@@ -38,6 +40,20 @@ Run by hand:
       Reads FILE (or stdin; gzip is detected) and prints one JSON object per event:
       {\"timestamp\": <ms>, \"message\": <the message CloudWatch would receive>}.
       --log-format overrides ACCESS_LOG_FORMAT.
+
+  nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES]
+                                  [--state-dir DIR] [FILE...]
+      On the nginx host: ships what nginx appended to each FILE (default
+      /var/log/nginx/access.log and error.log) since the last upload, whole lines only,
+      as one gzip object per segment to s3://$NGINX_LOG_BUCKET/$NGINX_LOG_PREFIX
+      <instance-id>/<access|error>/YYYY/MM/DD/<name>-<dev>.<inode>.g<generation>-<start>-<end>.gz,
+      every --interval (SHIP_INTERVAL, default 60) seconds or as soon as --max-segment
+      (SHIP_MAX_SEGMENT, default 16777216) bytes are pending. Follows rotation by rename
+      and by copytruncate. Positions are saved in --state-dir (SHIP_STATE_DIR, default
+      /var/lib/nginx-cloudwatch-forwarder/ship) after S3 confirmed each upload.
+      --once ships what is pending and exits (1 when any upload failed); otherwise runs
+      until SIGTERM or ctrl-c. The instance ID comes from IMDSv2 (IMDS_ENDPOINT, default
+      http://169.254.169.254); NGINX_LOG_PREFIX defaults to nginx/.
 
 Configuration comes from the environment (KEY_PATTERN, LOG_GROUP_TEMPLATE,
 LOG_STREAM_TEMPLATE, RETENTION_DAYS, OUTPUT_FORMAT, ACCESS_LOG_FORMAT,
@@ -59,7 +75,11 @@ enum Command {
         log_format: Option<String>,
         file: Option<String>,
     },
+    Ship(ShipArgs),
 }
+
+/// Flags that take no value.
+const SWITCHES: [&str; 1] = ["once"];
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut it = args.iter();
@@ -74,6 +94,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         if let Some(name) = a.strip_prefix("--") {
             if name == "help" {
                 return Ok(Command::Help);
+            }
+            if SWITCHES.contains(&name) {
+                flags.push((name, ""));
+                continue;
             }
             let (name, value) = match name.split_once('=') {
                 Some((n, v)) => (n, v),
@@ -116,6 +140,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 file: positional.first().map(|s| s.to_string()),
             }
         }
+        "ship" => Command::Ship(ShipArgs {
+            once: take(&mut flags, "once").is_some(),
+            interval: take(&mut flags, "interval"),
+            max_segment: take(&mut flags, "max-segment"),
+            state_dir: take(&mut flags, "state-dir"),
+            files: positional.iter().map(|s| s.to_string()).collect(),
+        }),
         other => return Err(format!("unknown command {other:?}")),
     };
     if let Some((n, _)) = flags.first() {
@@ -135,7 +166,8 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     };
     let config = match Config::from_env() {
         Ok(c) => c,
-        Err(e) if !matches!(command, Command::Help | Command::Version) => {
+        // `ship` runs on the host and does not use the forwarder's configuration.
+        Err(e) if !matches!(command, Command::Help | Command::Version | Command::Ship(_)) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -157,6 +189,13 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             log_format,
             file,
         } => parse_command(config, kind, log_format, file).await,
+        Command::Ship(args) => match crate::ship::command(args).await {
+            Ok(code) => Ok(code),
+            Err((code, e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(code);
+            }
+        },
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -343,6 +382,22 @@ mod tests {
             })
         );
         assert_eq!(parse_args(&[]), Ok(Command::Help));
+        assert_eq!(
+            parse_args(&args(
+                "ship --once --interval 5 a/access.log --state-dir=/s error.log"
+            )),
+            Ok(Command::Ship(ShipArgs {
+                once: true,
+                interval: Some("5".into()),
+                max_segment: None,
+                state_dir: Some("/s".into()),
+                files: vec!["a/access.log".into(), "error.log".into()],
+            }))
+        );
+        assert_eq!(
+            parse_args(&args("ship")),
+            Ok(Command::Ship(ShipArgs::default()))
+        );
         for bad in [
             "replay",
             "replay --event",
@@ -351,6 +406,8 @@ mod tests {
             "frobnicate",
             "replay --event a --bogus b",
             "parse --kind access a b",
+            "ship --interval",
+            "ship --follow x",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "{bad}");
         }

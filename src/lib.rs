@@ -23,4 +23,5 @@ pub mod lines;
 pub mod parse;
 pub mod ports;
 pub mod route;
+pub mod ship;
 pub mod summary;

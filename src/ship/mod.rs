@@ -1,0 +1,860 @@
+//! `ship`: the host-side follower. It ships what nginx appended to its logs since the last
+//! upload as one gzip object per segment, every interval or as soon as a segment's worth is
+//! pending, and keeps each log's position in a state directory.
+//!
+//! `plan` is the pure core (position format, keys, cuts, rotation decisions); this module is
+//! the edge: settings from flags and the environment, the filesystem, the instance ID from
+//! IMDSv2, S3 uploads behind [`Uploader`], and the loop.
+
+pub mod plan;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::io::AsyncWriteExt;
+
+use crate::route::LogKind;
+use plan::{FileId, Pending, Position, Seen, SegmentName, Step};
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_SEGMENT: u64 = 16 * 1024 * 1024;
+/// Memory per upload is about twice the segment: keep it reasonable for a host agent.
+pub const MAX_MAX_SEGMENT: u64 = 1024 * 1024 * 1024;
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/nginx-cloudwatch-forwarder/ship";
+pub const DEFAULT_FILES: [&str; 2] = ["/var/log/nginx/access.log", "/var/log/nginx/error.log"];
+pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
+/// Longest wait between attempts of the outer retry loop (follow mode).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often follow mode looks at the files (a segment's worth pending ships at once).
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// The command line of `ship`, as `cli` parsed it (values not yet checked).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShipArgs {
+    pub once: bool,
+    pub interval: Option<String>,
+    pub max_segment: Option<String>,
+    pub state_dir: Option<String>,
+    pub files: Vec<String>,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub once: bool,
+    pub interval: Duration,
+    pub max_segment: u64,
+    pub state_dir: PathBuf,
+    pub files: Vec<(PathBuf, LogKind)>,
+    pub bucket: String,
+    /// Normalised: empty or ending in `/`.
+    pub prefix: String,
+    pub imds_endpoint: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{name}={value:?}: {why}")]
+pub struct SettingError {
+    pub name: String,
+    pub value: String,
+    pub why: String,
+}
+
+fn setting_error(name: &str, value: &str, why: &str) -> SettingError {
+    SettingError {
+        name: name.into(),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+impl Settings {
+    /// Flags win over the environment; an empty variable counts as unset, except
+    /// `NGINX_LOG_PREFIX`, where set but empty means no prefix (as in the shell shipper).
+    pub fn new(
+        args: &ShipArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingError> {
+        let var = |n: &str| env(n).filter(|v| !v.is_empty());
+        let pick = |flag: &Option<String>, flag_name: &str, var_name: &str| {
+            flag.clone()
+                .map(|v| (format!("--{flag_name}"), v))
+                .or_else(|| var(var_name).map(|v| (var_name.to_string(), v)))
+        };
+        let interval = match pick(&args.interval, "interval", "SHIP_INTERVAL") {
+            None => DEFAULT_INTERVAL,
+            Some((n, v)) => match v.parse::<u64>() {
+                Ok(s) if (1..=86_400).contains(&s) => Duration::from_secs(s),
+                _ => {
+                    return Err(setting_error(
+                        &n,
+                        &v,
+                        "must be a whole number of seconds from 1 to 86400",
+                    ));
+                }
+            },
+        };
+        let max_segment = match pick(&args.max_segment, "max-segment", "SHIP_MAX_SEGMENT") {
+            None => DEFAULT_MAX_SEGMENT,
+            Some((n, v)) => match v.parse::<u64>() {
+                Ok(b) if (1..=MAX_MAX_SEGMENT).contains(&b) => b,
+                _ => {
+                    return Err(setting_error(
+                        &n,
+                        &v,
+                        &format!("must be a number of bytes from 1 to {MAX_MAX_SEGMENT}"),
+                    ));
+                }
+            },
+        };
+        let state_dir = pick(&args.state_dir, "state-dir", "SHIP_STATE_DIR").map_or_else(
+            || PathBuf::from(DEFAULT_STATE_DIR),
+            |(_, v)| PathBuf::from(v),
+        );
+        let names: Vec<String> = if args.files.is_empty() {
+            DEFAULT_FILES.iter().map(|s| s.to_string()).collect()
+        } else {
+            args.files.clone()
+        };
+        let mut files = Vec::new();
+        for f in names {
+            let path = PathBuf::from(&f);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kind = plan::kind_of(&name).ok_or_else(|| {
+                setting_error(
+                    "FILE",
+                    &f,
+                    "neither an access nor an error log (the name must start with access or error)",
+                )
+            })?;
+            let path = std::path::absolute(&path)
+                .map_err(|e| setting_error("FILE", &f, &format!("cannot make it absolute: {e}")))?;
+            if files.iter().any(|(p, _)| *p == path) {
+                return Err(setting_error("FILE", &f, "named twice"));
+            }
+            files.push((path, kind));
+        }
+        let bucket = var("NGINX_LOG_BUCKET").ok_or_else(|| {
+            setting_error(
+                "NGINX_LOG_BUCKET",
+                "",
+                "not set: name the S3 bucket to upload to",
+            )
+        })?;
+        if bucket.contains('/') || bucket.chars().any(char::is_whitespace) {
+            return Err(setting_error(
+                "NGINX_LOG_BUCKET",
+                &bucket,
+                "must be a bucket name, not a URL or path",
+            ));
+        }
+        let prefix = plan::normalise_prefix(env("NGINX_LOG_PREFIX").as_deref());
+        let imds_endpoint = var("IMDS_ENDPOINT")
+            .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.into())
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Self {
+            once: args.once,
+            interval,
+            max_segment,
+            state_dir,
+            files,
+            bucket,
+            prefix,
+            imds_endpoint,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error("{path}: cannot {what}: {source}")]
+    Io {
+        path: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("state file {path}: {source} (fix or remove it; removing starts the file over at 0)")]
+    State {
+        path: String,
+        source: plan::StateError,
+    },
+    #[error("{path}: bytes {start}..{end} not shipped: {source}")]
+    Upload {
+        path: String,
+        start: u64,
+        end: u64,
+        source: UploadError,
+    },
+    #[error(
+        "{path}: the pending segment {key} (bytes {start}..{end}) cannot be read again: the file has {size} bytes"
+    )]
+    PendingShort {
+        path: String,
+        key: String,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
+}
+
+fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> ShipError {
+    let path = path.display().to_string();
+    move |source| ShipError::Io { path, what, source }
+}
+
+// --- uploads -------------------------------------------------------------------------------
+
+/// One segment on its way to S3.
+#[derive(Debug, Clone)]
+pub struct Segment<'a> {
+    pub key: &'a str,
+    /// The gzip body.
+    pub body: Vec<u8>,
+    /// The followed path, for the object's metadata.
+    pub source: &'a str,
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    Stored {
+        etag: Option<String>,
+    },
+    /// An object is there under the key already: a previous run uploaded this very segment and
+    /// stopped before it could save the position. It is left as it is (an overwrite would drop
+    /// the forwarder's progress tag and have it delivered again).
+    AlreadyThere,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("upload to s3://{bucket}/{key} failed: {detail}")]
+pub struct UploadError {
+    pub bucket: String,
+    pub key: String,
+    pub detail: String,
+}
+
+/// Where segments go (S3 in production, a fake in tests).
+pub trait Uploader {
+    fn put(&self, seg: Segment<'_>) -> impl Future<Output = Result<Put, UploadError>>;
+    fn bucket(&self) -> &str;
+}
+
+pub struct S3Uploader {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+}
+
+/// Metadata values are HTTP header values: keep them ASCII.
+const META: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_');
+
+impl Uploader for S3Uploader {
+    async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(seg.key)
+            .content_type("application/gzip")
+            // Never replace a segment: only a previous run of this segment can be there.
+            .if_none_match("*")
+            .metadata(
+                "ncf-source",
+                utf8_percent_encode(seg.source, META).to_string(),
+            )
+            .metadata("ncf-bytes", format!("{}-{}", seg.start, seg.end))
+            .body(seg.body.into())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Put::Stored {
+                etag: out.e_tag().map(crate::aws::s3::unquote),
+            }),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if status == Some(412) || e.code() == Some("PreconditionFailed") {
+                    return Ok(Put::AlreadyThere);
+                }
+                Err(UploadError {
+                    bucket: self.bucket.clone(),
+                    key: seg.key.to_string(),
+                    detail: DisplayErrorContext(&e).to_string(),
+                })
+            }
+        }
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+/// Deterministic gzip: async-compression writes a fixed header (no name, mtime 0, OS 255), so
+/// the same bytes always make the same object and the same ETag.
+pub async fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc =
+        async_compression::tokio::write::GzipEncoder::new(Vec::with_capacity(data.len() / 4 + 64));
+    enc.write_all(data).await?;
+    enc.shutdown().await?;
+    Ok(enc.into_inner())
+}
+
+// --- one followed path ---------------------------------------------------------------------
+
+/// The state file of a path: the absolute path, percent-encoded, under the state directory.
+pub fn state_file(state_dir: &Path, path: &Path) -> PathBuf {
+    const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
+    let encoded = utf8_percent_encode(&path.to_string_lossy(), NAME).to_string();
+    state_dir.join(format!("{encoded}.pos"))
+}
+
+fn file_id(m: &std::fs::Metadata) -> FileId {
+    FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+    }
+}
+
+/// What one pass over a path did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    pub segments: u64,
+    pub bytes: u64,
+}
+
+pub struct Follower {
+    pub path: PathBuf,
+    shown: String,
+    name: String,
+    kind: LogKind,
+    state_path: PathBuf,
+    pos: Option<Position>,
+    /// The followed file, kept open: after a rename it is still readable, even once rotation
+    /// compressed and deleted it.
+    handle: Option<(FileId, File)>,
+    last_seen: Option<u64>,
+    last_ship: Option<Instant>,
+}
+
+impl Follower {
+    pub fn open(path: &Path, kind: LogKind, state_dir: &Path) -> Result<Self, ShipError> {
+        let state_path = state_file(state_dir, path);
+        let pos = match std::fs::read_to_string(&state_path) {
+            Ok(text) => Some(Position::decode(&text).map_err(|source| ShipError::State {
+                path: state_path.display().to_string(),
+                source,
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(&state_path, "read the state file")(e)),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            shown: path.display().to_string(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            kind,
+            state_path,
+            pos,
+            handle: None,
+            last_seen: None,
+            last_ship: None,
+        })
+    }
+
+    pub fn position(&self) -> Option<&Position> {
+        self.pos.as_ref()
+    }
+
+    /// Write temp + fsync + rename + fsync the directory: a crash leaves the old or the new
+    /// position, never a torn one. No await inside: cancelling the loop cannot cut it in half.
+    fn save(&self, pos: &Position) -> Result<(), ShipError> {
+        let tmp = self.state_path.with_extension("pos.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(pos.encode(&self.shown).as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.state_path)?;
+            if let Some(dir) = self.state_path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(io_error(&self.state_path, "save the position"))
+    }
+
+    fn set(&mut self, pos: Position) -> Result<(), ShipError> {
+        self.save(&pos)?;
+        self.pos = Some(pos);
+        Ok(())
+    }
+
+    /// The file at the path now.
+    fn current(&self) -> Result<Option<Seen>, ShipError> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(Some(Seen {
+                id: file_id(&m),
+                size: m.len(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&self.path, "stat")(e)),
+        }
+    }
+
+    /// The followed file, through the kept handle, the path, or a rotated name beside it.
+    fn followed(&mut self, current: Option<Seen>) -> Result<Option<Seen>, ShipError> {
+        let Some(want) = self.pos.as_ref().map(|p| p.file) else {
+            return Ok(None);
+        };
+        if self.handle.as_ref().is_none_or(|(id, _)| *id != want) {
+            self.handle = None;
+            let mut candidates = Vec::new();
+            if current.is_some_and(|c| c.id == want) {
+                candidates.push(self.path.clone());
+            } else if let Some(dir) = self.path.parent() {
+                // A rename keeps the inode: look for it among the rotated names.
+                let entries = std::fs::read_dir(dir).map_err(io_error(dir, "list"))?;
+                for entry in entries.flatten() {
+                    if entry
+                        .metadata()
+                        .is_ok_and(|m| m.is_file() && file_id(&m) == want)
+                    {
+                        candidates.push(entry.path());
+                    }
+                }
+            }
+            for c in candidates {
+                if let Ok(f) = File::open(&c)
+                    && f.metadata().is_ok_and(|m| file_id(&m) == want)
+                {
+                    if c != self.path {
+                        tracing::info!(
+                            "{}: the file it named was rotated to {}; shipping the rest of it from there",
+                            self.shown,
+                            c.display()
+                        );
+                    }
+                    self.handle = Some((want, f));
+                    break;
+                }
+            }
+        }
+        match &self.handle {
+            None => Ok(None),
+            Some((id, f)) => {
+                let m = f.metadata().map_err(io_error(&self.path, "stat"))?;
+                Ok(Some(Seen {
+                    id: *id,
+                    size: m.len(),
+                }))
+            }
+        }
+    }
+
+    fn read_at(&self, from: u64, len: u64) -> Result<Vec<u8>, ShipError> {
+        let Some((_, f)) = &self.handle else {
+            return Ok(Vec::new());
+        };
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut buf = vec![0; len];
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read_at(&mut buf[got..], from + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(&self.path, "read")(e)),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    /// Ships what is pending. `due`: the interval is up (or `--once`); otherwise only a whole
+    /// segment's worth, or the rest of a rotated file, is shipped.
+    pub async fn pass<U: Uploader>(
+        &mut self,
+        up: &U,
+        settings: &Settings,
+        instance_id: &str,
+        due: bool,
+    ) -> Result<Shipped, ShipError> {
+        let mut done = Shipped::default();
+        loop {
+            let current = self.current()?;
+            let followed = self.followed(current)?;
+            if let Some(pos) = self.pos.clone()
+                && let Some(p) = pos.pending.clone()
+            {
+                // Planned and maybe uploaded by a run that stopped before saving: the same
+                // bytes again, under the same key.
+                let size = followed.map_or(0, |f| f.size);
+                if size < p.end {
+                    return Err(ShipError::PendingShort {
+                        path: self.shown.clone(),
+                        key: p.key,
+                        start: pos.offset,
+                        end: p.end,
+                        size,
+                    });
+                }
+                let data = self.read_at(pos.offset, p.end - pos.offset)?;
+                self.upload(up, &p.key, &data, pos.offset).await?;
+                done.segments += 1;
+                done.bytes += p.end - pos.offset;
+                continue;
+            }
+            if let Some(f) = followed {
+                self.last_seen = Some(f.size);
+            }
+            let step = plan::next_step(self.pos.as_ref(), current, followed, self.last_seen);
+            match step {
+                Step::Idle => return Ok(done),
+                Step::Start { file } => self.set(Position::start(file, 0))?,
+                Step::Truncated { lost } => {
+                    let Some(pos) = self.pos.clone() else {
+                        return Ok(done);
+                    };
+                    match lost {
+                        Some(n) => tracing::warn!(
+                            "{}: truncated in place (copytruncate) at offset {}; {n} bytes written after that offset were rotated away before they were shipped",
+                            self.shown,
+                            pos.offset
+                        ),
+                        None => tracing::info!(
+                            "{}: truncated in place (copytruncate); starting it again at 0 (generation {})",
+                            self.shown,
+                            pos.generation + 1
+                        ),
+                    }
+                    self.last_seen = None;
+                    self.set(Position::start(pos.file, pos.generation + 1))?;
+                }
+                Step::Switch { to, gone } => {
+                    let Some(pos) = self.pos.clone() else {
+                        return Ok(done);
+                    };
+                    if let Some(g) = gone {
+                        match g.unshipped {
+                            Some(n) => tracing::warn!(
+                                "{}: LOST {n} bytes: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped and before the rest was",
+                                self.shown,
+                                pos.file.dev,
+                                pos.file.ino,
+                                g.offset
+                            ),
+                            None => tracing::warn!(
+                                "{}: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped: anything nginx wrote to it after that is not shipped",
+                                self.shown,
+                                pos.file.dev,
+                                pos.file.ino,
+                                g.offset
+                            ),
+                        }
+                    }
+                    self.handle = None;
+                    self.last_seen = None;
+                    self.set(Position::start(to, pos.generation + 1))?;
+                    tracing::info!(
+                        "{}: following the new file from 0 (generation {})",
+                        self.shown,
+                        pos.generation + 1
+                    );
+                }
+                Step::Read { from, to, finished } => {
+                    let pending = to - from;
+                    let rotated = current.is_none_or(|c| Some(c.id) != followed.map(|f| f.id));
+                    if !due && !rotated && pending < settings.max_segment {
+                        return Ok(done);
+                    }
+                    let want = pending.min(settings.max_segment);
+                    let data = self.read_at(from, want)?;
+                    let n = plan::cut(
+                        &data,
+                        finished && want == pending,
+                        want == settings.max_segment,
+                    );
+                    if n == 0 {
+                        return Ok(done);
+                    }
+                    let Some(pos) = self.pos.clone() else {
+                        return Ok(done);
+                    };
+                    let day = jiff::Timestamp::now().strftime("%Y/%m/%d").to_string();
+                    let key = plan::segment_key(&SegmentName {
+                        prefix: &settings.prefix,
+                        instance_id,
+                        kind: self.kind,
+                        day: &day,
+                        name: &self.name,
+                        file: pos.file,
+                        generation: pos.generation,
+                        start: from,
+                        end: from + n as u64,
+                    });
+                    // The plan first, so that a restart sends exactly this segment again.
+                    self.set(Position {
+                        pending: Some(Pending {
+                            end: from + n as u64,
+                            key: key.clone(),
+                        }),
+                        ..pos
+                    })?;
+                    self.upload(up, &key, &data[..n], from).await?;
+                    done.segments += 1;
+                    done.bytes += n as u64;
+                }
+            }
+        }
+    }
+
+    /// Uploads bytes `start..` as `key`, then saves the position after them.
+    async fn upload<U: Uploader>(
+        &mut self,
+        up: &U,
+        key: &str,
+        data: &[u8],
+        start: u64,
+    ) -> Result<(), ShipError> {
+        let end = start + data.len() as u64;
+        let body = gzip(data)
+            .await
+            .map_err(io_error(&self.path, "gzip a segment"))?;
+        let gz = body.len();
+        let put = up
+            .put(Segment {
+                key,
+                body,
+                source: &self.shown,
+                start,
+                end,
+            })
+            .await
+            .map_err(|source| ShipError::Upload {
+                path: self.shown.clone(),
+                start,
+                end,
+                source,
+            })?;
+        let Some(pos) = self.pos.clone() else {
+            return Ok(());
+        };
+        self.set(Position {
+            offset: end,
+            pending: None,
+            ..pos
+        })?;
+        self.last_ship = Some(Instant::now());
+        let lines = memchr::memchr_iter(b'\n', data).count();
+        match put {
+            Put::Stored { etag } => tracing::info!(
+                "shipped {} bytes {start}..{end} ({} bytes, {lines} lines, {gz} gzipped) to s3://{}/{key} (ETag {})",
+                self.shown,
+                data.len(),
+                up.bucket(),
+                etag.as_deref().unwrap_or("-")
+            ),
+            Put::AlreadyThere => tracing::info!(
+                "{} bytes {start}..{end} ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving its position); position saved",
+                self.shown,
+                up.bucket()
+            ),
+        }
+        Ok(())
+    }
+
+    /// The interval is up for this path.
+    fn due(&self, interval: Duration) -> bool {
+        self.last_ship.is_none_or(|t| t.elapsed() >= interval)
+    }
+}
+
+// --- the command ---------------------------------------------------------------------------
+
+/// The instance ID from IMDSv2 (token PUT, then GET) through the SDK's IMDS client.
+pub async fn instance_id(endpoint: &str) -> Result<String, String> {
+    let client = aws_config::imds::Client::builder()
+        .endpoint(endpoint)
+        .map_err(|e| format!("IMDS_ENDPOINT={endpoint:?}: {e}"))?
+        .build();
+    let id = client
+        .get("/latest/meta-data/instance-id")
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the instance ID from IMDSv2 at {endpoint}: {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+    let id = id.as_ref().trim().to_string();
+    let hex = id.strip_prefix("i-").unwrap_or("");
+    let ok =
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !ok {
+        return Err(format!(
+            "IMDS at {endpoint} returned {id:?}, which is not an EC2 instance ID (i- and 8 or 17 hex digits)"
+        ));
+    }
+    Ok(id)
+}
+
+/// Endpoint overrides the SDK reads; with one set for S3, path-style addressing (emulators).
+const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
+
+/// The S3 client: the SDK's usual environment; our retry policy unless `AWS_MAX_ATTEMPTS` says
+/// otherwise.
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(crate::aws::timeout_config());
+    if !set("AWS_MAX_ATTEMPTS") {
+        loader = loader.retry_config(crate::aws::retry_config());
+    }
+    let shared = loader.load().await;
+    let conf = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(S3_ENDPOINT_VARS.iter().any(|v| set(v)))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); ctrl-c only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `nginx-cloudwatch-forwarder ship`: the exit code, or an error for the caller to print.
+pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
+    let settings =
+        Settings::new(&args, |n| std::env::var(n).ok()).map_err(|e| (64, e.to_string()))?;
+    std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
+        (
+            1,
+            format!(
+                "state directory {}: cannot create it: {e}",
+                settings.state_dir.display()
+            ),
+        )
+    })?;
+    let instance = instance_id(&settings.imds_endpoint)
+        .await
+        .map_err(|e| (1, e))?;
+    let up = S3Uploader {
+        client: s3_client().await,
+        bucket: settings.bucket.clone(),
+    };
+    run(&settings, &up, &instance).await.map_err(|e| (1, e))
+}
+
+/// The loop, with any uploader.
+pub async fn run<U: Uploader>(
+    settings: &Settings,
+    up: &U,
+    instance_id: &str,
+) -> Result<ExitCode, String> {
+    let mut followers = Vec::new();
+    for (path, kind) in &settings.files {
+        followers
+            .push(Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?);
+    }
+    if settings.once {
+        let mut failed = 0;
+        for f in &mut followers {
+            match f.pass(up, settings, instance_id, true).await {
+                Ok(s) if s.segments == 0 => {
+                    tracing::info!("{}: nothing to ship", f.shown)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("{e}");
+                    failed += 1;
+                }
+            }
+        }
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    tracing::info!(
+        "following {} file(s) every {} s or {} bytes, to s3://{}/{}{instance_id}/",
+        followers.len(),
+        settings.interval.as_secs(),
+        settings.max_segment,
+        up.bucket(),
+        settings.prefix
+    );
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut failures: u32 = 0;
+    loop {
+        let work = async {
+            let mut first_error = None;
+            for f in followers.iter_mut() {
+                let due = f.due(settings.interval);
+                if let Err(e) = f.pass(up, settings, instance_id, due).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error
+        };
+        let error = tokio::select! {
+            e = work => e,
+            _ = &mut shutdown => {
+                tracing::info!("stopping: an upload in flight is abandoned; its position was not saved and the next start sends the same segment");
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        let wait = match error {
+            None => {
+                failures = 0;
+                POLL.min(settings.interval)
+            }
+            Some(e) => {
+                failures = failures.saturating_add(1);
+                let wait = Duration::from_secs(1u64 << failures.min(9)).min(MAX_BACKOFF);
+                tracing::error!("{e}; trying again in {} s (position kept)", wait.as_secs());
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => {
+                tracing::info!("stopping");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

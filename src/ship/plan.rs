@@ -1,0 +1,501 @@
+//! The follower's pure core: the saved position and its text encoding, segment keys, where a
+//! segment is cut, and what to do next given the position and what the filesystem shows.
+//! No I/O here; `ship::run` does the reading, the uploads and the saves.
+
+use crate::route::LogKind;
+
+/// A file's identity: device and inode (what survives a rename, unlike the path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A segment planned and about to be uploaded (written before the PUT, so that a restart
+/// re-sends exactly the same bytes under the same key instead of a different cut).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Offset one past the segment's last byte (it starts at [`Position::offset`]).
+    pub end: u64,
+    pub key: String,
+}
+
+/// Where a followed path stands: every byte of `file` before `offset` is in S3.
+///
+/// `generation` counts the files (and truncations) this path has gone through; it never goes
+/// back, so `(generation, offset)` names a byte of this path's history uniquely even when
+/// `copytruncate` restarts a file at 0 or an inode number is reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub file: FileId,
+    pub generation: u64,
+    pub offset: u64,
+    pub pending: Option<Pending>,
+}
+
+/// First line of a state file; the number is the format version.
+pub const STATE_MAGIC: &str = "ncf-ship-position 1";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    #[error("not a position file (first line is not {STATE_MAGIC:?})")]
+    Magic,
+    #[error("line {line}: {why}")]
+    Line { line: usize, why: String },
+    #[error("field {0:?} is missing")]
+    Missing(&'static str),
+    #[error("pending segment ends at {end}, before the offset {offset}")]
+    PendingBeforeOffset { end: u64, offset: u64 },
+}
+
+impl Position {
+    /// A fresh file: nothing of it shipped.
+    pub fn start(file: FileId, generation: u64) -> Self {
+        Self {
+            file,
+            generation,
+            offset: 0,
+            pending: None,
+        }
+    }
+
+    /// The state file's text; `path` goes into a comment for people reading it.
+    pub fn encode(&self, path: &str) -> String {
+        let mut s = format!(
+            "{STATE_MAGIC}\n# position of {path:?}: bytes before offset are in S3\ndev {}\nino {}\ngeneration {}\noffset {}\n",
+            self.file.dev, self.file.ino, self.generation, self.offset
+        );
+        if let Some(p) = &self.pending {
+            s.push_str(&format!("pending {} {}\n", p.end, p.key));
+        }
+        s
+    }
+
+    pub fn decode(text: &str) -> Result<Self, StateError> {
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, l)) if l == STATE_MAGIC => {}
+            _ => return Err(StateError::Magic),
+        }
+        let (mut dev, mut ino, mut generation, mut offset, mut pending) =
+            (None, None, None, None, None);
+        for (i, line) in lines {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: String| StateError::Line { line: i + 1, why };
+            let (field, value) = line
+                .split_once(' ')
+                .ok_or_else(|| bad(format!("{line:?} has no value")))?;
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| bad(format!("{field}: {v:?} is not a whole number")))
+            };
+            match field {
+                "dev" => dev = Some(number(value)?),
+                "ino" => ino = Some(number(value)?),
+                "generation" => generation = Some(number(value)?),
+                "offset" => offset = Some(number(value)?),
+                "pending" => {
+                    let (end, key) = value
+                        .split_once(' ')
+                        .ok_or_else(|| bad("pending needs an end offset and a key".into()))?;
+                    if key.is_empty() {
+                        return Err(bad("pending has an empty key".into()));
+                    }
+                    pending = Some(Pending {
+                        end: number(end)?,
+                        key: key.to_string(),
+                    });
+                }
+                other => return Err(bad(format!("unknown field {other:?}"))),
+            }
+        }
+        let pos = Position {
+            file: FileId {
+                dev: dev.ok_or(StateError::Missing("dev"))?,
+                ino: ino.ok_or(StateError::Missing("ino"))?,
+            },
+            generation: generation.ok_or(StateError::Missing("generation"))?,
+            offset: offset.ok_or(StateError::Missing("offset"))?,
+            pending,
+        };
+        if let Some(p) = &pos.pending
+            && p.end < pos.offset
+        {
+            return Err(StateError::PendingBeforeOffset {
+                end: p.end,
+                offset: pos.offset,
+            });
+        }
+        Ok(pos)
+    }
+}
+
+/// The log type of a followed file, from its name as `ship-nginx-logs.sh` decides it:
+/// `access*` → access, `error*` → error, anything else is not followed.
+pub fn kind_of(name: &str) -> Option<LogKind> {
+    if name.starts_with("access") {
+        Some(LogKind::Access)
+    } else if name.starts_with("error") {
+        Some(LogKind::Error)
+    } else {
+        None
+    }
+}
+
+/// `NGINX_LOG_PREFIX` as the shell shipper normalises it: default `nginx/`, leading and
+/// trailing slashes dropped, one `/` appended unless empty (set but empty: no prefix).
+pub fn normalise_prefix(raw: Option<&str>) -> String {
+    let p = raw.unwrap_or("nginx/").trim_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// What a segment's key is made of. Everything in it is fixed once the segment is planned, and
+/// the pair (generation, start) is unique for a path, so one key never names two contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentName<'a> {
+    /// Normalised, see [`normalise_prefix`].
+    pub prefix: &'a str,
+    pub instance_id: &'a str,
+    pub kind: LogKind,
+    /// UTC day the segment was planned, `YYYY/MM/DD`.
+    pub day: &'a str,
+    /// File name of the followed path, e.g. `access.log`.
+    pub name: &'a str,
+    pub file: FileId,
+    pub generation: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// `PREFIX<instance-id>/<access|error>/YYYY/MM/DD/<name>-<dev hex>.<inode>.g<generation>-<start>-<end>.gz`,
+/// e.g. `nginx/i-0123456789abcdef0/access/2026/11/30/access.log-803.1311.g2-0-52817.gz`:
+/// the default `KEY_PATTERN` routes it like the shell shipper's keys.
+pub fn segment_key(n: &SegmentName<'_>) -> String {
+    let kind = match n.kind {
+        LogKind::Access => "access",
+        LogKind::Error => "error",
+    };
+    format!(
+        "{}{}/{kind}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
+        n.prefix,
+        n.instance_id,
+        n.day,
+        n.name,
+        n.file.dev,
+        n.file.ino,
+        n.generation,
+        n.start,
+        n.end
+    )
+}
+
+/// How many bytes of `buf` (read from the position on, at most a segment's worth) go into the
+/// next segment: up to and including the last newline, so that a partial last line waits.
+/// `finished` (the file will not grow: rotated away and nginx writes elsewhere) ships the rest
+/// too; `full` (`buf` is a whole segment) ships a line longer than a segment in pieces rather
+/// than waiting for ever.
+pub fn cut(buf: &[u8], finished: bool, full: bool) -> usize {
+    if finished {
+        return buf.len();
+    }
+    match memchr::memrchr(b'\n', buf) {
+        Some(i) => i + 1,
+        None if full => buf.len(),
+        None => 0,
+    }
+}
+
+/// A file as seen: its identity and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub id: FileId,
+    pub size: u64,
+}
+
+/// What to do next for one followed path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// No position yet: follow the file at the path from byte 0, generation 0.
+    Start { file: FileId },
+    /// Bytes `from..to` of the followed file are not shipped yet. `finished`: the file was
+    /// rotated away and nginx writes to a new one, so a partial last line is final.
+    Read { from: u64, to: u64, finished: bool },
+    /// The followed file is smaller than the position: truncated in place (`copytruncate`).
+    /// Start it again at 0 with the next generation; `lost` bytes (known to have been written
+    /// after the position but not shipped) were copied elsewhere by the rotation.
+    Truncated { lost: Option<u64> },
+    /// The followed file is done (shipped to its end, or gone): follow `to` from 0 with the next
+    /// generation. `gone` when the old file could not be reached any more (compressed or
+    /// deleted), with the bytes known to be unshipped when known.
+    Switch { to: FileId, gone: Option<Gone> },
+    /// Nothing to do now.
+    Idle,
+}
+
+/// The followed file could not be found any more before it was shipped to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone {
+    /// Where shipping stopped.
+    pub offset: u64,
+    /// Bytes known to have been in it past the offset (its size when last seen), if known.
+    pub unshipped: Option<u64>,
+}
+
+/// The next step for a path.
+/// - `current`: the file the path names now (None: no file there);
+/// - `followed`: the followed file (`pos.file`) if it can still be read (through a kept handle,
+///   the path, or a rotated name), with its size;
+/// - `last_seen`: the followed file's size when last looked at, in this process.
+pub fn next_step(
+    pos: Option<&Position>,
+    current: Option<Seen>,
+    followed: Option<Seen>,
+    last_seen: Option<u64>,
+) -> Step {
+    let Some(pos) = pos else {
+        return match current {
+            Some(c) => Step::Start { file: c.id },
+            None => Step::Idle,
+        };
+    };
+    let moved_on = current.filter(|c| c.id != pos.file);
+    match followed {
+        Some(f) if f.size < pos.offset => Step::Truncated {
+            lost: last_seen
+                .filter(|s| *s > pos.offset)
+                .map(|s| s - pos.offset),
+        },
+        Some(f) if f.size > pos.offset => Step::Read {
+            from: pos.offset,
+            to: f.size,
+            // nginx writes to the new file: it has reopened its logs.
+            finished: moved_on.is_some_and(|c| c.size > 0),
+        },
+        // Shipped to its end; a new file with data means nginx will not write here again.
+        Some(_) => match moved_on {
+            Some(c) if c.size > 0 => Step::Switch {
+                to: c.id,
+                gone: None,
+            },
+            _ => Step::Idle,
+        },
+        None => match moved_on {
+            Some(c) => Step::Switch {
+                to: c.id,
+                gone: Some(Gone {
+                    offset: pos.offset,
+                    unshipped: last_seen
+                        .filter(|s| *s > pos.offset)
+                        .map(|s| s - pos.offset),
+                }),
+            },
+            None => Step::Idle,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: FileId = FileId { dev: 2049, ino: 11 };
+    const B: FileId = FileId { dev: 2049, ino: 12 };
+
+    fn pos(offset: u64) -> Position {
+        Position {
+            file: A,
+            generation: 3,
+            offset,
+            pending: None,
+        }
+    }
+
+    fn seen(id: FileId, size: u64) -> Option<Seen> {
+        Some(Seen { id, size })
+    }
+
+    /// what, position, file at the path, followed file, last seen size, expected step.
+    type Row<'a> = (
+        &'a str,
+        Option<&'a Position>,
+        Option<Seen>,
+        Option<Seen>,
+        Option<u64>,
+        Step,
+    );
+
+    #[test]
+    fn steps() {
+        let p = pos(100);
+        #[rustfmt::skip]
+        let table: Vec<Row<'_>> = vec![
+            ("fresh, file there", None, seen(A, 5), None, None, Step::Start { file: A }),
+            ("fresh, no file yet", None, None, None, None, Step::Idle),
+            ("up to date", Some(&p), seen(A, 100), seen(A, 100), None, Step::Idle),
+            ("grew", Some(&p), seen(A, 150), seen(A, 150), None,
+                Step::Read { from: 100, to: 150, finished: false }),
+            ("copytruncate, nothing known lost", Some(&p), seen(A, 10), seen(A, 10), Some(100),
+                Step::Truncated { lost: None }),
+            ("copytruncate after growth we saw", Some(&p), seen(A, 0), seen(A, 0), Some(130),
+                Step::Truncated { lost: Some(30) }),
+            ("renamed, nginx not reopened yet: old still read, not finished", Some(&p), seen(B, 0), seen(A, 120), None,
+                Step::Read { from: 100, to: 120, finished: false }),
+            ("renamed, nginx writes the new file: old finished", Some(&p), seen(B, 7), seen(A, 120), None,
+                Step::Read { from: 100, to: 120, finished: true }),
+            ("renamed, old shipped to its end, new has data", Some(&p), seen(B, 7), seen(A, 100), None,
+                Step::Switch { to: B, gone: None }),
+            ("renamed, old shipped, new still empty: wait", Some(&p), seen(B, 0), seen(A, 100), None, Step::Idle),
+            ("renamed and compressed away", Some(&p), seen(B, 7), None, Some(160),
+                Step::Switch { to: B, gone: Some(Gone { offset: 100, unshipped: Some(60) }) }),
+            ("renamed and gone, size unknown", Some(&p), seen(B, 0), None, None,
+                Step::Switch { to: B, gone: Some(Gone { offset: 100, unshipped: None }) }),
+            ("path removed, old still open", Some(&p), None, seen(A, 130), None,
+                Step::Read { from: 100, to: 130, finished: false }),
+            ("path removed, nothing to read", Some(&p), None, None, None, Step::Idle),
+        ];
+        for (what, p, current, followed, last_seen, want) in table {
+            assert_eq!(next_step(p, current, followed, last_seen), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn cuts_at_the_last_newline() {
+        #[rustfmt::skip]
+        let table: [(&[u8], bool, bool, usize); 8] = [
+            (b"", false, false, 0),
+            (b"a\nb\n", false, false, 4),
+            (b"a\nb\npart", false, false, 4),
+            (b"partial", false, false, 0),
+            (b"partial", true, false, 7),
+            (b"a\npart", true, false, 6),
+            (b"longer than a segment", false, true, 21),
+            (b"a\nlonger than", false, true, 2),
+        ];
+        for (buf, finished, full, want) in table {
+            assert_eq!(
+                cut(buf, finished, full),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
+
+    #[test]
+    fn position_round_trips_and_rejects_damage() {
+        let mut p = pos(4096);
+        assert_eq!(
+            Position::decode(&p.encode("/var/log/nginx/access.log")),
+            Ok(p.clone())
+        );
+        p.pending = Some(Pending {
+            end: 8192,
+            key: "nginx/i-0123abcd/access/2026/11/30/access log-801.11.g3-4096-8192.gz".into(),
+        });
+        assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
+        let good = p.encode("/x");
+        #[rustfmt::skip]
+        let bad: Vec<(String, StateError)> = vec![
+            (String::new(), StateError::Magic),
+            ("ncf-ship-position 2\n".into(), StateError::Magic),
+            (good.replace("offset 4096", "offset -1"),
+                StateError::Line { line: 6, why: "offset: \"-1\" is not a whole number".into() }),
+            (good.replace("ino 11\n", ""), StateError::Missing("ino")),
+            (good.replace("dev 2049", "colour blue"),
+                StateError::Line { line: 3, why: "unknown field \"colour\"".into() }),
+            (good.replace("offset 4096", "offset 9000"),
+                StateError::PendingBeforeOffset { end: 8192, offset: 9000 }),
+            (good.replace("generation 3", "generation"),
+                StateError::Line { line: 5, why: "\"generation\" has no value".into() }),
+        ];
+        for (text, want) in bad {
+            assert_eq!(Position::decode(&text), Err(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn keys_and_kinds() {
+        let key = segment_key(&SegmentName {
+            prefix: &normalise_prefix(None),
+            instance_id: "i-0123456789abcdef0",
+            kind: LogKind::Access,
+            day: "2026/11/30",
+            name: "access.log",
+            file: FileId {
+                dev: 0x803,
+                ino: 1311,
+            },
+            generation: 2,
+            start: 0,
+            end: 52817,
+        });
+        assert_eq!(
+            key,
+            "nginx/i-0123456789abcdef0/access/2026/11/30/access.log-803.1311.g2-0-52817.gz"
+        );
+        for (raw, want) in [
+            (None, "nginx/"),
+            (Some(""), ""),
+            (Some("/"), ""),
+            (Some("/prod/eu/"), "prod/eu/"),
+            (Some("logs"), "logs/"),
+        ] {
+            assert_eq!(normalise_prefix(raw), want, "{raw:?}");
+        }
+        for (name, want) in [
+            ("access.log", Some(LogKind::Access)),
+            ("access_ssl.log", Some(LogKind::Access)),
+            ("error.log", Some(LogKind::Error)),
+            ("other.log", None),
+            ("my-access.log", None),
+        ] {
+            assert_eq!(kind_of(name), want, "{name}");
+        }
+    }
+
+    /// The forwarder's default routing takes the follower's keys to the right group and stream.
+    #[test]
+    fn default_key_pattern_routes_segment_keys() {
+        let config = crate::config::Config::from_lookup(|_| None).unwrap();
+        for (kind, group) in [
+            (LogKind::Access, "nginx-access"),
+            (LogKind::Error, "nginx-error"),
+        ] {
+            for prefix in ["nginx/", "", "prod/eu/"] {
+                for id in ["i-0123456789abcdef0", "i-0123abcd"] {
+                    let key = segment_key(&SegmentName {
+                        prefix,
+                        instance_id: id,
+                        kind,
+                        day: "2026/11/30",
+                        name: if kind == LogKind::Access {
+                            "access.log"
+                        } else {
+                            "error.log"
+                        },
+                        file: A,
+                        generation: 0,
+                        start: 10,
+                        end: 20,
+                    });
+                    let route = config.router.route(&key).unwrap();
+                    assert_eq!(
+                        (
+                            route.kind,
+                            route.log_group.as_str(),
+                            route.log_stream.as_str()
+                        ),
+                        (kind, group, id),
+                        "{key}"
+                    );
+                }
+            }
+        }
+    }
+}

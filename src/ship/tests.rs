@@ -1,0 +1,338 @@
+//! The follower's loop against a fake uploader and real files in a scratch directory.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+/// Objects by key; `fail` refuses every put while set.
+#[derive(Default)]
+struct Fake {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    puts: AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Uploader for Fake {
+    async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(UploadError {
+                bucket: "b".into(),
+                key: seg.key.into(),
+                detail: "injected".into(),
+            });
+        }
+        let mut objects = self.objects.lock().unwrap();
+        if objects.contains_key(seg.key) {
+            return Ok(Put::AlreadyThere);
+        }
+        objects.insert(seg.key.to_string(), seg.body);
+        Ok(Put::Stored { etag: None })
+    }
+
+    fn bucket(&self) -> &str {
+        "b"
+    }
+}
+
+impl Fake {
+    /// Every object's content, in the order of (generation, start) per key name.
+    fn text(&self) -> String {
+        let objects = self.objects.lock().unwrap();
+        let mut segs: Vec<(u64, u64, String)> = objects
+            .iter()
+            .map(|(k, body)| {
+                let tail = k.rsplit('/').next().unwrap().trim_end_matches(".gz");
+                let mut parts = tail.rsplitn(3, '-');
+                let _end = parts.next().unwrap();
+                let start: u64 = parts.next().unwrap().parse().unwrap();
+                let gen_part = parts.next().unwrap();
+                let generation: u64 = gen_part.rsplit(".g").next().unwrap().parse().unwrap();
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_string(&mut s)
+                    .unwrap();
+                (generation, start, s)
+            })
+            .collect();
+        segs.sort();
+        segs.into_iter().map(|(_, _, s)| s).collect()
+    }
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ncf-ship-unit-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn settings(dir: &Path, max_segment: u64) -> Settings {
+    Settings {
+        once: true,
+        interval: Duration::from_secs(60),
+        max_segment,
+        state_dir: dir.join("state"),
+        files: vec![(dir.join("access.log"), LogKind::Access)],
+        bucket: "b".into(),
+        prefix: "nginx/".into(),
+        imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
+    }
+}
+
+fn follower(s: &Settings) -> Follower {
+    Follower::open(&s.files[0].0, LogKind::Access, &s.state_dir).unwrap()
+}
+
+const ID: &str = "i-0123456789abcdef0";
+
+#[tokio::test]
+async fn gzip_is_deterministic_with_a_fixed_header() {
+    let data = b"10.0.0.1 - - [30/Nov/2026:04:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"t\"\n"
+        .repeat(500);
+    let a = gzip(&data).await.unwrap();
+    let b = gzip(&data).await.unwrap();
+    assert_eq!(a, b);
+    // magic, deflate, no flags, mtime 0: no name and no time in the header.
+    assert_eq!(&a[..8], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&a[..])
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, data);
+}
+
+#[tokio::test]
+async fn whole_lines_only_and_a_segment_at_most() {
+    let dir = Scratch::new("cut");
+    let s = settings(&dir.0, 10);
+    let log = &s.files[0].0;
+    append(log, "aaaa\nbbbb\ncccccccccccccc\ndd");
+    let up = Fake::default();
+    let mut f = follower(&s);
+    f.pass(&up, &s, ID, true).await.unwrap();
+    // "aaaa\nbbbb\n" (10 bytes), then a line longer than a segment in pieces; "dd" waits.
+    assert_eq!(up.text(), "aaaa\nbbbb\ncccccccccccccc\n");
+    assert_eq!(f.position().unwrap().offset, 25);
+    append(log, "\n");
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "aaaa\nbbbb\ncccccccccccccc\ndd\n");
+    // Not due and under a segment: nothing is shipped.
+    append(log, "e\n");
+    f.pass(&up, &s, ID, false).await.unwrap();
+    assert_eq!(f.position().unwrap().offset, 28);
+}
+
+#[tokio::test]
+async fn failed_upload_keeps_the_position_and_the_plan_is_resent_as_is() {
+    let dir = Scratch::new("fail");
+    let s = settings(&dir.0, 1 << 20);
+    let log = &s.files[0].0;
+    append(log, "one\ntwo\n");
+    let up = Fake::default();
+    up.fail.store(true, Ordering::SeqCst);
+    let mut f = follower(&s);
+    assert!(f.pass(&up, &s, ID, true).await.is_err());
+    let pos = f.position().unwrap().clone();
+    assert_eq!(pos.offset, 0);
+    let planned = pos.pending.clone().unwrap();
+    assert_eq!(planned.end, 8);
+    // More lines arrive; a restart first sends exactly the planned segment, then the rest.
+    append(log, "three\n");
+    up.fail.store(false, Ordering::SeqCst);
+    let mut f = follower(&s);
+    assert_eq!(f.position(), Some(&pos));
+    f.pass(&up, &s, ID, true).await.unwrap();
+    let keys: Vec<String> = up.objects.lock().unwrap().keys().cloned().collect();
+    assert!(keys.contains(&planned.key), "{keys:?}");
+    assert_eq!(keys.len(), 2);
+    assert_eq!(up.text(), "one\ntwo\nthree\n");
+    assert_eq!(f.position().unwrap().offset, 14);
+    assert_eq!(f.position().unwrap().pending, None);
+}
+
+#[tokio::test]
+async fn rename_rotation_compressed_away_is_finished_through_the_open_handle() {
+    let dir = Scratch::new("rename");
+    let s = settings(&dir.0, 1 << 20);
+    let log = s.files[0].0.clone();
+    append(&log, "1\n2\n");
+    let up = Fake::default();
+    let mut f = follower(&s);
+    f.pass(&up, &s, ID, true).await.unwrap();
+    append(&log, "3\n4\n");
+    // logrotate: rename, nginx reopens and writes the new file, the old one is compressed
+    // (read) and deleted before the follower looks again.
+    let rotated = dir.0.join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    append(&log, "5\n");
+    std::fs::remove_file(&rotated).unwrap();
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "1\n2\n3\n4\n5\n");
+    assert_eq!(f.position().unwrap().generation, 1);
+}
+
+#[tokio::test]
+async fn rename_rotation_between_runs_is_finished_through_the_rotated_name() {
+    let dir = Scratch::new("rename-runs");
+    let s = settings(&dir.0, 1 << 20);
+    let log = s.files[0].0.clone();
+    append(&log, "1\n2\n");
+    let up = Fake::default();
+    follower(&s).pass(&up, &s, ID, true).await.unwrap();
+    append(&log, "3\n4");
+    std::fs::rename(&log, dir.0.join("access.log-20261130")).unwrap();
+    append(&log, "5\n");
+    // A new process: no handle; the old inode is found under its rotated name, and its
+    // partial last line is final since nginx writes the new file.
+    let mut f = follower(&s);
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "1\n2\n3\n45\n");
+    // Nothing twice on the next run.
+    let n = up.objects.lock().unwrap().len();
+    follower(&s).pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.objects.lock().unwrap().len(), n);
+}
+
+#[tokio::test]
+async fn copytruncate_starts_again_at_zero_with_the_next_generation() {
+    let dir = Scratch::new("truncate");
+    let s = settings(&dir.0, 1 << 20);
+    let log = s.files[0].0.clone();
+    append(&log, "first\nsecond\n");
+    let up = Fake::default();
+    let mut f = follower(&s);
+    f.pass(&up, &s, ID, true).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "third\n");
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "first\nsecond\nthird\n");
+    let pos = f.position().unwrap();
+    assert_eq!((pos.generation, pos.offset), (1, 6));
+    // Same inode and offset 0 again, yet a different key: the generation tells them apart.
+    let keys: Vec<String> = up.objects.lock().unwrap().keys().cloned().collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().any(|k| k.contains(".g0-0-13.gz")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains(".g1-0-6.gz")), "{keys:?}");
+}
+
+#[test]
+fn settings_from_flags_and_environment() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |n: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let args = ShipArgs {
+        files: vec!["/var/log/nginx/access.log".into()],
+        ..ShipArgs::default()
+    };
+    let s = Settings::new(&args, env(&[("NGINX_LOG_BUCKET", "logs")])).unwrap();
+    assert_eq!(
+        (
+            s.interval,
+            s.max_segment,
+            s.prefix.as_str(),
+            s.state_dir.clone()
+        ),
+        (
+            DEFAULT_INTERVAL,
+            DEFAULT_MAX_SEGMENT,
+            "nginx/",
+            PathBuf::from(DEFAULT_STATE_DIR)
+        )
+    );
+    let s = Settings::new(
+        &ShipArgs {
+            interval: Some("5".into()),
+            ..args.clone()
+        },
+        env(&[
+            ("NGINX_LOG_BUCKET", "logs"),
+            ("SHIP_INTERVAL", "9"),
+            ("SHIP_MAX_SEGMENT", "1000"),
+            ("NGINX_LOG_PREFIX", ""),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.interval, s.max_segment, s.prefix.as_str()),
+        (Duration::from_secs(5), 1000, "")
+    );
+    let defaults =
+        Settings::new(&ShipArgs::default(), env(&[("NGINX_LOG_BUCKET", "logs")])).unwrap();
+    assert_eq!(defaults.files.len(), 2);
+    for (args, vars, name) in [
+        (args.clone(), &[][..], "NGINX_LOG_BUCKET"),
+        (
+            args.clone(),
+            &[("NGINX_LOG_BUCKET", "s3://logs")][..],
+            "NGINX_LOG_BUCKET",
+        ),
+        (
+            ShipArgs {
+                interval: Some("0".into()),
+                ..args.clone()
+            },
+            &[("NGINX_LOG_BUCKET", "logs")][..],
+            "--interval",
+        ),
+        (
+            args.clone(),
+            &[("NGINX_LOG_BUCKET", "logs"), ("SHIP_MAX_SEGMENT", "16M")][..],
+            "SHIP_MAX_SEGMENT",
+        ),
+        (
+            ShipArgs {
+                files: vec!["/var/log/nginx/other.log".into()],
+                ..args.clone()
+            },
+            &[("NGINX_LOG_BUCKET", "logs")][..],
+            "FILE",
+        ),
+    ] {
+        let vars: Vec<(&str, &str)> = vars.to_vec();
+        let e = Settings::new(&args, |n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap_err();
+        assert_eq!(e.name, name, "{e}");
+    }
+}
