@@ -1,0 +1,555 @@
+//! `nginx-cloudwatch-forwarder ship`, the host-side follower, run as a process against moto and
+//! a loopback IMDSv2 stand-in: segments of whole lines, idempotent re-runs, rotation by rename
+//! and by copytruncate, S3 unreachable, follow mode stopped by SIGTERM, and the segments read
+//! back through the forwarder.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::moto::Moto;
+
+const INSTANCE_ID: &str = "i-0123456789abcdef0";
+const TOKEN: &str = "AQAEAshipTOKEN==";
+const BUCKET: &str = "nginx-logs-follower";
+
+// --- IMDSv2 stand-in -----------------------------------------------------------------------
+
+/// Token PUT (TTL header required), then instance-id GET (token required); one request per
+/// connection; records the paths asked for; stopped on drop.
+struct Imds {
+    endpoint: String,
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Imds {
+    fn start() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(conn) = conn {
+                        serve(conn, &seen);
+                    }
+                }
+            })
+        };
+        Imds {
+            endpoint: format!("http://{addr}"),
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Imds {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, seen: &Mutex<Vec<String>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_half) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let Some(req) = common::http::read_request(&mut reader) else {
+        return;
+    };
+    let ttl = req.header("x-aws-ec2-metadata-token-ttl-seconds");
+    let (status, text) = match req.path.as_str() {
+        "/latest/api/token" if ttl.is_some() => ("200 OK", TOKEN),
+        "/latest/meta-data/instance-id"
+            if req.header("x-aws-ec2-metadata-token") == Some(TOKEN) =>
+        {
+            ("200 OK", INSTANCE_ID)
+        }
+        "/latest/api/token" | "/latest/meta-data/instance-id" => ("401 Unauthorized", ""),
+        _ => ("404 Not Found", ""),
+    };
+    // EC2 echoes the token's TTL; the SDK's IMDS client requires it.
+    let ttl_header = match ttl {
+        Some(t) if status.starts_with("200") => {
+            format!("X-Aws-Ec2-Metadata-Token-Ttl-Seconds: {t}\r\n")
+        }
+        _ => String::new(),
+    };
+    seen.lock().expect("not poisoned").push(req.path);
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{ttl_header}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = conn.flush();
+}
+
+// --- a host: log directory, state directory, running the command ----------------------------
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+struct Host {
+    dir: PathBuf,
+    moto: Moto,
+    imds: Imds,
+    s3: aws_sdk_s3::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    /// Every line appended, per log file name, in order (what must arrive exactly once).
+    written: Vec<String>,
+    next_line: usize,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Host {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ncf-ship-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("log")).expect("log dir");
+        let moto = Moto::start();
+        let (s3, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+        block_on(s3.create_bucket().bucket(BUCKET).send()).expect("create bucket");
+        Host {
+            dir,
+            moto,
+            imds: Imds::start(),
+            s3,
+            logs,
+            written: Vec::new(),
+            next_line: 0,
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("log/access.log")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Appends `n` access lines (the last one without its newline when `partial`).
+    fn append(&mut self, n: usize, partial: bool) {
+        let mut text = String::new();
+        for i in 0..n {
+            let line = common::combined_line(
+                "10.1.2.3",
+                common::now_ms(),
+                &format!("/page/{}", self.next_line),
+                200,
+            );
+            self.next_line += 1;
+            text.push_str(&line);
+            if !(partial && i + 1 == n) {
+                text.push('\n');
+            }
+            self.written.push(line);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .expect("open the log");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
+    /// Ends a partial last line.
+    fn newline(&self) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.log())
+            .expect("open the log");
+        f.write_all(b"\n").expect("append");
+    }
+
+    fn command(&self, extra: &[(&str, String)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
+        cmd.arg("ship")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg(self.log());
+        for v in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_ENDPOINT_URL_S3",
+            "NGINX_LOG_PREFIX",
+            "SHIP_INTERVAL",
+            "SHIP_MAX_SEGMENT",
+            "SHIP_STATE_DIR",
+            "AWS_MAX_ATTEMPTS",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.envs(self.moto.env())
+            .env("NGINX_LOG_BUCKET", BUCKET)
+            .env("IMDS_ENDPOINT", &self.imds.endpoint)
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    }
+
+    /// `ship --once`; its output.
+    fn ship(&self, extra: &[(&str, String)]) -> Output {
+        let out = self
+            .command(extra)
+            .arg("--once")
+            .output()
+            .expect("run the binary");
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn ship_ok(&self) -> String {
+        let out = self.ship(&[]);
+        assert!(out.status.success(), "ship --once failed: {:?}", out.status);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn state(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.state_dir()) {
+            for e in entries.flatten() {
+                out.push((
+                    e.path(),
+                    std::fs::read_to_string(e.path()).expect("read state"),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Keys with their ETags, sorted.
+    fn objects(&self) -> Vec<(String, String)> {
+        let out = block_on(self.s3.list_objects_v2().bucket(BUCKET).send()).expect("list");
+        let mut objects: Vec<(String, String)> = out
+            .contents()
+            .iter()
+            .map(|o| {
+                (
+                    o.key().unwrap_or_default().to_string(),
+                    o.e_tag().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        objects.sort();
+        objects
+    }
+
+    /// Every segment gunzipped, in the order of the follower's history (generation, then
+    /// start offset), as (key, text).
+    fn segments(&self) -> Vec<(String, String)> {
+        let mut segs: Vec<((u64, u64), String, String)> = self
+            .objects()
+            .into_iter()
+            .map(|(key, _)| {
+                let body = block_on(async {
+                    let o = self
+                        .s3
+                        .get_object()
+                        .bucket(BUCKET)
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+                    assert_eq!(o.content_type(), Some("application/gzip"), "{key}");
+                    o.body.collect().await.expect("read body").into_bytes()
+                });
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_string(&mut text)
+                    .expect("gzip");
+                (order_of(&key), key, text)
+            })
+            .collect();
+        segs.sort();
+        segs.into_iter().map(|(_, k, t)| (k, t)).collect()
+    }
+
+    /// The lines of all segments, in order.
+    fn shipped_lines(&self) -> Vec<String> {
+        let text: String = self.segments().into_iter().map(|(_, t)| t).collect();
+        text.lines().map(str::to_string).collect()
+    }
+}
+
+/// (generation, start) from `…/<name>-<dev>.<ino>.g<gen>-<start>-<end>.gz`.
+fn order_of(key: &str) -> (u64, u64) {
+    let tail = key.rsplit('/').next().unwrap_or_default();
+    let tail = tail.strip_suffix(".gz").expect("ends in .gz");
+    let mut parts = tail.rsplitn(3, '-');
+    let _end = parts.next();
+    let start = parts.next().and_then(|s| s.parse().ok()).expect("start");
+    let generation = parts
+        .next()
+        .and_then(|s| s.rsplit(".g").next())
+        .and_then(|g| g.parse().ok())
+        .expect("generation");
+    (generation, start)
+}
+
+fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y/%m/%d").to_string()
+}
+
+// --- tests ---------------------------------------------------------------------------------
+
+#[test]
+fn appended_whole_lines_ship_as_segments_and_a_rerun_changes_nothing() {
+    let mut host = Host::new("segments");
+    host.append(30, false);
+    let log1 = host.ship_ok();
+    assert!(log1.contains("30 lines"), "{log1}");
+    // The instance ID came through IMDSv2: token first, then the ID with it.
+    assert_eq!(
+        *host.imds.seen.lock().expect("not poisoned"),
+        ["/latest/api/token", "/latest/meta-data/instance-id"]
+    );
+    let after_first = host.state();
+    assert_eq!(after_first.len(), 1, "one position file");
+    // More lines, the last one partial: it waits.
+    host.append(20, true);
+    host.ship_ok();
+    let partial = host.written.pop().expect("the partial line");
+    assert_eq!(host.shipped_lines(), host.written);
+    let objects = host.objects();
+    assert_eq!(objects.len(), 2);
+    for (key, _) in &objects {
+        assert!(
+            key.starts_with(&format!(
+                "nginx/{INSTANCE_ID}/access/{}/access.log-",
+                today()
+            )),
+            "{key}"
+        );
+    }
+    // Nothing new: nothing shipped.
+    assert!(host.ship_ok().contains("nothing to ship"));
+    assert_eq!(host.objects(), objects);
+
+    // A crash after the upload, before the position was saved: put the first position back.
+    let after_second = host.state();
+    for (path, text) in &after_first {
+        std::fs::write(path, text).expect("restore the state");
+    }
+    let log = host.ship_ok();
+    assert!(log.contains("already in"), "{log}");
+    assert_eq!(
+        host.objects(),
+        objects,
+        "same keys, same ETags, nothing new"
+    );
+    assert_eq!(host.state(), after_second, "the position caught up");
+
+    // The partial line completes and ships.
+    host.newline();
+    host.written.push(partial);
+    host.ship_ok();
+    assert_eq!(host.shipped_lines(), host.written);
+    assert_eq!(host.objects().len(), 3);
+}
+
+#[test]
+fn rename_rotation_mid_run_ships_every_line_once() {
+    let mut host = Host::new("rename");
+    host.append(10, false);
+    host.ship_ok();
+    host.append(5, false);
+    // logrotate's create: rename; nginx reopens (USR1) and writes the new file.
+    let rotated = host.dir.join("log/access.log-20261130T0400");
+    std::fs::rename(host.log(), &rotated).expect("rename");
+    host.append(7, false);
+    let log = host.ship_ok();
+    assert!(log.contains("was rotated to"), "{log}");
+    assert_eq!(host.shipped_lines(), host.written);
+    // Compressed and removed by logrotate: not shipped again, nothing reported lost.
+    std::fs::remove_file(&rotated).expect("remove the rotated file");
+    host.append(3, false);
+    let log = host.ship_ok();
+    assert!(!log.contains("LOST"), "{log}");
+    assert_eq!(host.shipped_lines(), host.written);
+
+    // Rotated away before it was shipped: reported, the new file still ships. (The new file
+    // is created before the old one is removed, so that it cannot reuse its inode number.)
+    host.append(4, false);
+    let gone = host.dir.join("log/access.log-gone");
+    std::fs::rename(host.log(), &gone).expect("rotate");
+    let lost: Vec<String> = host.written.drain(host.written.len() - 4..).collect();
+    host.append(2, false);
+    std::fs::remove_file(&gone).expect("remove unshipped");
+    let log = host.ship_ok();
+    assert!(log.contains("rotated away"), "{log}");
+    let shipped = host.shipped_lines();
+    assert_eq!(shipped, host.written);
+    assert!(lost.iter().all(|l| !shipped.contains(l)));
+}
+
+#[test]
+fn copytruncate_mid_run_ships_every_line_once() {
+    let mut host = Host::new("copytruncate");
+    host.append(10, false);
+    host.ship_ok();
+    host.append(6, false);
+    host.ship_ok();
+    // logrotate's copytruncate: copy, then truncate in place; nginx goes on writing at 0.
+    std::fs::copy(host.log(), host.dir.join("log/access.log.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(host.log())
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    host.append(4, false);
+    let log = host.ship_ok();
+    assert!(log.contains("truncated in place"), "{log}");
+    host.append(3, false);
+    host.ship_ok();
+    assert_eq!(host.shipped_lines(), host.written);
+    // The restarted file's segments have their own generation in the key.
+    let gens: Vec<u64> = host.objects().iter().map(|(k, _)| order_of(k).0).collect();
+    assert!(gens.contains(&0) && gens.contains(&1), "{gens:?}");
+}
+
+#[test]
+fn s3_unreachable_fails_keeps_the_position_and_the_next_run_ships_everything() {
+    let mut host = Host::new("unreachable");
+    host.append(8, false);
+    host.ship_ok();
+    let before = host.state();
+    host.append(12, false);
+    // A port nothing listens on; two attempts, so the test does not wait for the full policy.
+    let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let out = host.ship(&[
+        ("AWS_ENDPOINT_URL", format!("http://{closed}")),
+        ("AWS_MAX_ATTEMPTS", "2".into()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not shipped"), "{stderr}");
+    // The offset did not move; the planned segment is recorded so that it is sent as planned.
+    let offset_line = |state: &[(PathBuf, String)]| {
+        state[0]
+            .1
+            .lines()
+            .find(|l| l.starts_with("offset "))
+            .map(str::to_string)
+    };
+    assert_eq!(offset_line(&host.state()), offset_line(&before));
+    assert!(host.state()[0].1.contains("\npending "));
+    host.ship_ok();
+    assert_eq!(host.shipped_lines(), host.written);
+    assert!(!host.state()[0].1.contains("pending"));
+}
+
+#[test]
+fn follow_mode_ships_by_interval_and_by_size_and_stops_on_sigterm() {
+    let mut host = Host::new("follow");
+    host.append(5, false);
+    let child = host
+        .command(&[])
+        .args(["--interval", "1", "--max-segment", "100000"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the follower");
+    let wait_for = |host: &Host, want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if host.shipped_lines().len() >= want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{want} lines not shipped in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100)); // poll interval
+        }
+    };
+    wait_for(&host, 5);
+    host.append(10, false);
+    wait_for(&host, 15);
+    // Over a segment's worth at once: shipped in segments of at most 100000 bytes.
+    host.append(1500, false);
+    wait_for(&host, 1515);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.contains("stopping"), "{stderr}");
+    assert_eq!(host.shipped_lines(), host.written);
+    // Each segment was cut at most 100000 bytes (before gzip) and at a line end.
+    for (key, text) in host.segments() {
+        assert!(text.len() <= 100_000 && text.ends_with('\n'), "{key}");
+    }
+}
+
+#[test]
+fn the_forwarder_delivers_every_shipped_line_once() {
+    let mut host = Host::new("forward");
+    host.append(40, false);
+    host.ship_ok();
+    host.append(25, true);
+    host.ship_ok();
+    host.newline();
+    host.ship_ok();
+    let keys: Vec<String> = host.objects().into_iter().map(|(k, _)| k).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut env = host.moto.env();
+    env.push(("OUTPUT_FORMAT", "raw".into()));
+    let (code, summary) = common::moto::replay(&common::s3_event(BUCKET, &key_refs), &env);
+    assert_eq!(code, Some(0), "{summary}");
+    // Announced twice (S3 may do that): nothing arrives twice.
+    let (code, summary) = common::moto::replay(&common::s3_event(BUCKET, &key_refs), &env);
+    assert_eq!(code, Some(0), "{summary}");
+    let events = block_on(common::moto::read_stream(
+        &host.logs,
+        "nginx-access",
+        INSTANCE_ID,
+    ));
+    let mut got: Vec<String> = events.into_iter().map(|(_, m)| m).collect();
+    let mut want = host.written.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
