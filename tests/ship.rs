@@ -242,10 +242,14 @@ impl Host {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// The position files (`*.pos`; the directory also holds the lock file).
     fn state(&self) -> Vec<(PathBuf, String)> {
         let mut out = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.state_dir()) {
-            for e in entries.flatten() {
+            for e in entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pos"))
+            {
                 out.push((
                     e.path(),
                     std::fs::read_to_string(e.path()).expect("read state"),

@@ -21,7 +21,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::AsyncWriteExt;
 
 use crate::route::LogKind;
-use plan::{FileId, Pending, Position, Seen, SegmentName, Step};
+use plan::{FileId, HEAD_BYTES, Head, Pending, Position, Seen, SegmentName, Step};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_SEGMENT: u64 = 16 * 1024 * 1024;
@@ -524,7 +524,17 @@ impl Follower {
             if let Some(f) = followed {
                 self.last_seen = Some(f.size);
             }
-            let step = plan::next_step(self.pos.as_ref(), current, followed, self.last_seen);
+            let rewritten = match (self.pos.as_ref().and_then(|p| p.head), followed) {
+                (Some(h), Some(f)) if f.size >= h.len => Head::of(&self.read_at(0, h.len)?) != h,
+                _ => false,
+            };
+            let step = plan::next_step(
+                self.pos.as_ref(),
+                current,
+                followed,
+                self.last_seen,
+                rewritten,
+            );
             match step {
                 Step::Idle => return Ok(done),
                 Step::Start { file } => self.set(Position::start(file, 0))?,
@@ -656,9 +666,15 @@ impl Follower {
         let Some(pos) = self.pos.clone() else {
             return Ok(());
         };
+        let head_len = end.min(HEAD_BYTES);
+        let head = match pos.head {
+            Some(h) if h.len >= head_len => Some(h),
+            _ => Some(Head::of(&self.read_at(0, head_len)?)),
+        };
         self.set(Position {
             offset: end,
             pending: None,
+            head,
             ..pos
         })?;
         self.last_ship = Some(Instant::now());
@@ -774,12 +790,31 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
     run(&settings, &up, &instance).await.map_err(|e| (1, e))
 }
 
+/// One follower per state directory: an exclusive lock on `<state-dir>/lock`, held while the
+/// returned file is open (a second `ship`, e.g. `--once` beside the service, would race).
+pub fn lock_state_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join("lock");
+    let f = File::create(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another ship is running with the state directory {} (it holds {})",
+            dir.display(),
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("{}: cannot lock: {e}", path.display()))
+        }
+    }
+}
+
 /// The loop, with any uploader.
 pub async fn run<U: Uploader>(
     settings: &Settings,
     up: &U,
     instance_id: &str,
 ) -> Result<ExitCode, String> {
+    let _lock = lock_state_dir(&settings.state_dir)?;
     let mut followers = Vec::new();
     for (path, kind) in &settings.files {
         followers

@@ -31,6 +31,34 @@ pub struct Position {
     pub generation: u64,
     pub offset: u64,
     pub pending: Option<Pending>,
+    /// The file's first bytes as shipped: if they change, the file was truncated and written
+    /// again (`copytruncate`) even when it has grown past the offset since.
+    pub head: Option<Head>,
+}
+
+/// A fingerprint of a file's first `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub len: u64,
+    pub hash: u64,
+}
+
+/// How many of a file's first bytes the fingerprint covers (an access line's time is in them).
+pub const HEAD_BYTES: u64 = 256;
+
+impl Head {
+    /// FNV-1a, 64 bit: stable across builds and platforms, unlike std's hasher.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Self {
+            len: bytes.len() as u64,
+            hash,
+        }
+    }
 }
 
 /// First line of a state file; the number is the format version.
@@ -56,6 +84,7 @@ impl Position {
             generation,
             offset: 0,
             pending: None,
+            head: None,
         }
     }
 
@@ -65,6 +94,9 @@ impl Position {
             "{STATE_MAGIC}\n# position of {path:?}: bytes before offset are in S3\ndev {}\nino {}\ngeneration {}\noffset {}\n",
             self.file.dev, self.file.ino, self.generation, self.offset
         );
+        if let Some(h) = &self.head {
+            s.push_str(&format!("head {} {:016x}\n", h.len, h.hash));
+        }
         if let Some(p) = &self.pending {
             s.push_str(&format!("pending {} {}\n", p.end, p.key));
         }
@@ -77,8 +109,8 @@ impl Position {
             Some((_, l)) if l == STATE_MAGIC => {}
             _ => return Err(StateError::Magic),
         }
-        let (mut dev, mut ino, mut generation, mut offset, mut pending) =
-            (None, None, None, None, None);
+        let (mut dev, mut ino, mut generation, mut offset, mut pending, mut head) =
+            (None, None, None, None, None, None);
         for (i, line) in lines {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -96,6 +128,16 @@ impl Position {
                 "ino" => ino = Some(number(value)?),
                 "generation" => generation = Some(number(value)?),
                 "offset" => offset = Some(number(value)?),
+                "head" => {
+                    let (len, hash) = value
+                        .split_once(' ')
+                        .ok_or_else(|| bad("head needs a length and a hash".into()))?;
+                    head = Some(Head {
+                        len: number(len)?,
+                        hash: u64::from_str_radix(hash, 16)
+                            .map_err(|_| bad(format!("head: {hash:?} is not a hex hash")))?,
+                    });
+                }
                 "pending" => {
                     let (end, key) = value
                         .split_once(' ')
@@ -119,6 +161,7 @@ impl Position {
             generation: generation.ok_or(StateError::Missing("generation"))?,
             offset: offset.ok_or(StateError::Missing("offset"))?,
             pending,
+            head,
         };
         if let Some(p) = &pos.pending
             && p.end < pos.offset
@@ -251,12 +294,14 @@ pub struct Gone {
 /// - `current`: the file the path names now (None: no file there);
 /// - `followed`: the followed file (`pos.file`) if it can still be read (through a kept handle,
 ///   the path, or a rotated name), with its size;
-/// - `last_seen`: the followed file's size when last looked at, in this process.
+/// - `last_seen`: the followed file's size when last looked at, in this process;
+/// - `rewritten`: the followed file's first bytes no longer match [`Position::head`].
 pub fn next_step(
     pos: Option<&Position>,
     current: Option<Seen>,
     followed: Option<Seen>,
     last_seen: Option<u64>,
+    rewritten: bool,
 ) -> Step {
     let Some(pos) = pos else {
         return match current {
@@ -266,7 +311,7 @@ pub fn next_step(
     };
     let moved_on = current.filter(|c| c.id != pos.file);
     match followed {
-        Some(f) if f.size < pos.offset => Step::Truncated {
+        Some(f) if f.size < pos.offset || rewritten => Step::Truncated {
             lost: last_seen
                 .filter(|s| *s > pos.offset)
                 .map(|s| s - pos.offset),
@@ -313,6 +358,7 @@ mod tests {
             generation: 3,
             offset,
             pending: None,
+            head: None,
         }
     }
 
@@ -360,8 +406,17 @@ mod tests {
             ("path removed, nothing to read", Some(&p), None, None, None, Step::Idle),
         ];
         for (what, p, current, followed, last_seen, want) in table {
-            assert_eq!(next_step(p, current, followed, last_seen), want, "{what}");
+            assert_eq!(
+                next_step(p, current, followed, last_seen, false),
+                want,
+                "{what}"
+            );
         }
+        // Truncated and written past the offset again: only the first bytes tell.
+        assert_eq!(
+            next_step(Some(&p), seen(A, 500), seen(A, 500), Some(100), true),
+            Step::Truncated { lost: None }
+        );
     }
 
     #[test]
@@ -399,6 +454,10 @@ mod tests {
             key: "nginx/i-0123abcd/access/2026/11/30/access log-801.11.g3-4096-8192.gz".into(),
         });
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
+        p.head = Some(Head::of(b"10.0.0.1 - - [30/Nov/2026:04:00:00 +0000]"));
+        assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
+        assert_eq!(Head::of(b"").hash, 0xcbf2_9ce4_8422_2325);
+        assert_eq!(Head::of(b"a").hash, 0xaf63_dc4c_8601_ec8c);
         let good = p.encode("/x");
         #[rustfmt::skip]
         let bad: Vec<(String, StateError)> = vec![

@@ -248,6 +248,37 @@ async fn copytruncate_starts_again_at_zero_with_the_next_generation() {
     assert!(keys.iter().any(|k| k.contains(".g1-0-6.gz")), "{keys:?}");
 }
 
+#[tokio::test]
+async fn truncated_and_rewritten_past_the_offset_is_caught_by_the_first_bytes() {
+    let dir = Scratch::new("rewritten");
+    let s = settings(&dir.0, 1 << 20);
+    let log = s.files[0].0.clone();
+    append(&log, "04:00 a\n");
+    let up = Fake::default();
+    follower(&s).pass(&up, &s, ID, true).await.unwrap();
+    // copytruncate, then more than before is written before the next run looks.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "04:01 b\n04:01 c\n");
+    follower(&s).pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "04:00 a\n04:01 b\n04:01 c\n");
+}
+
+#[tokio::test]
+async fn one_follower_per_state_directory() {
+    let dir = Scratch::new("lock");
+    let s = settings(&dir.0, 1 << 20);
+    let held = lock_state_dir(&s.state_dir).unwrap();
+    let e = run(&s, &Fake::default(), ID).await.unwrap_err();
+    assert!(e.contains("another ship is running"), "{e}");
+    drop(held);
+    assert!(run(&s, &Fake::default(), ID).await.is_ok());
+}
+
 #[test]
 fn settings_from_flags_and_environment() {
     let env = |pairs: &'static [(&'static str, &'static str)]| {
