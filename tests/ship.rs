@@ -529,12 +529,69 @@ fn follow_mode_ships_by_interval_and_by_size_and_stops_on_sigterm() {
 }
 
 #[test]
+fn sigterm_during_an_upload_abandons_it_without_saving_and_the_next_run_sends_it() {
+    let mut host = Host::new("sigterm");
+    host.append(6, false);
+    host.ship_ok();
+    let before = host.state();
+    host.append(9, false);
+    // An S3 endpoint that accepts connections and never answers: the upload hangs.
+    let black_hole = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = black_hole.local_addr().expect("address");
+    black_hole.set_nonblocking(true).expect("non-blocking");
+    let child = host
+        .command(&[("AWS_ENDPOINT_URL", format!("http://{addr}"))])
+        .args(["--interval", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the follower");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _held = loop {
+        match black_hole.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the follower never connected");
+                std::thread::sleep(Duration::from_millis(20)); // poll interval
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    let stopped_at = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.contains("upload in flight is abandoned"), "{stderr}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        stopped_at.elapsed()
+    );
+    // The offset is where it was; the planned segment is recorded and sent by the next run.
+    let offset = |state: &[(PathBuf, String)]| {
+        state[0]
+            .1
+            .lines()
+            .find(|l| l.starts_with("offset "))
+            .map(str::to_string)
+    };
+    assert_eq!(offset(&host.state()), offset(&before));
+    host.ship_ok();
+    assert_eq!(host.shipped_lines(), host.written);
+}
+
+#[test]
 fn the_forwarder_delivers_every_shipped_line_once() {
     let mut host = Host::new("forward");
     host.append(40, false);
     host.ship_ok();
     host.append(25, true);
     host.ship_ok();
+    let before_last = host.state();
     host.newline();
     host.ship_ok();
     let keys: Vec<String> = host.objects().into_iter().map(|(k, _)| k).collect();
@@ -543,6 +600,15 @@ fn the_forwarder_delivers_every_shipped_line_once() {
     env.push(("OUTPUT_FORMAT", "raw".into()));
     let (code, summary) = common::moto::replay(&common::s3_event(BUCKET, &key_refs), &env);
     assert_eq!(code, Some(0), "{summary}");
+    // A crash-like re-run of the follower (position put back) after the forwarder delivered:
+    // the segment is found in S3 and left alone, so its progress tag survives (an overwrite
+    // would drop it and have the forwarder deliver the segment again).
+    for (path, text) in &before_last {
+        std::fs::write(path, text).expect("put the position back");
+    }
+    let log = host.ship_ok();
+    assert!(log.contains("already in"), "{log}");
+    assert_eq!(host.objects().len(), keys.len());
     // Announced twice (S3 may do that): nothing arrives twice.
     let (code, summary) = common::moto::replay(&common::s3_event(BUCKET, &key_refs), &env);
     assert_eq!(code, Some(0), "{summary}");
