@@ -432,6 +432,9 @@ fn copytruncate_mid_run_ships_every_line_once() {
     host.ship_ok();
     host.append(6, false);
     host.ship_ok();
+    // Lines the follower has not shipped yet when logrotate copies and truncates: they are
+    // shipped from the copy (found by the file's first bytes).
+    host.append(5, false);
     // logrotate's copytruncate: copy, then truncate in place; nginx goes on writing at 0.
     std::fs::copy(host.log(), host.dir.join("log/access.log.1")).expect("copy");
     std::fs::OpenOptions::new()
@@ -442,6 +445,7 @@ fn copytruncate_mid_run_ships_every_line_once() {
     host.append(4, false);
     let log = host.ship_ok();
     assert!(log.contains("truncated in place"), "{log}");
+    assert!(log.contains("from its copy"), "{log}");
     host.append(3, false);
     host.ship_ok();
     assert_eq!(host.shipped_lines(), host.written);

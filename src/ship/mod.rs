@@ -331,6 +331,23 @@ fn file_id(m: &std::fs::Metadata) -> FileId {
     }
 }
 
+/// Up to `len` bytes of `f` from `from` (fewer at its end); errors name `path`.
+fn read_file_at(f: &File, from: u64, len: u64, path: &Path) -> Result<Vec<u8>, ShipError> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut buf = vec![0; len];
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], from + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(path, "read")(e)),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
 /// What one pass over a path did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Shipped {
@@ -469,22 +486,10 @@ impl Follower {
     }
 
     fn read_at(&self, from: u64, len: u64) -> Result<Vec<u8>, ShipError> {
-        let Some((_, f)) = &self.handle else {
-            return Ok(Vec::new());
-        };
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        let mut buf = vec![0; len];
-        let mut got = 0;
-        while got < buf.len() {
-            match f.read_at(&mut buf[got..], from + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.path, "read")(e)),
-            }
+        match &self.handle {
+            None => Ok(Vec::new()),
+            Some((_, f)) => read_file_at(f, from, len, &self.path),
         }
-        buf.truncate(got);
-        Ok(buf)
     }
 
     /// Ships what is pending. `due`: the interval is up (or `--once`); otherwise only a whole
@@ -500,22 +505,36 @@ impl Follower {
         loop {
             let current = self.current()?;
             let followed = self.followed(current)?;
+            let rewritten = match (self.pos.as_ref().and_then(|p| p.head), followed) {
+                (Some(h), Some(f)) if f.size >= h.len => Head::of(&self.read_at(0, h.len)?) != h,
+                _ => false,
+            };
             if let Some(pos) = self.pos.clone()
                 && let Some(p) = pos.pending.clone()
             {
                 // Planned and maybe uploaded by a run that stopped before saving: the same
                 // bytes again, under the same key.
                 let size = followed.map_or(0, |f| f.size);
-                if size < p.end {
-                    return Err(ShipError::PendingShort {
+                let data = if size >= p.end && !rewritten {
+                    self.read_at(pos.offset, p.end - pos.offset)?
+                } else if let Some((_, f, _)) = self.find_copy(&pos, p.end)? {
+                    // Truncated (copytruncate) since it was planned: its copy has the bytes.
+                    read_file_at(&f, pos.offset, p.end - pos.offset, &self.path)?
+                } else {
+                    let e = ShipError::PendingShort {
                         path: self.shown.clone(),
                         key: p.key,
                         start: pos.offset,
                         end: p.end,
                         size,
-                    });
-                }
-                let data = self.read_at(pos.offset, p.end - pos.offset)?;
+                    };
+                    tracing::warn!("{e}; planning again from the position");
+                    self.set(Position {
+                        pending: None,
+                        ..pos
+                    })?;
+                    continue;
+                };
                 self.upload(up, &p.key, &data, pos.offset).await?;
                 done.segments += 1;
                 done.bytes += p.end - pos.offset;
@@ -524,10 +543,6 @@ impl Follower {
             if let Some(f) = followed {
                 self.last_seen = Some(f.size);
             }
-            let rewritten = match (self.pos.as_ref().and_then(|p| p.head), followed) {
-                (Some(h), Some(f)) if f.size >= h.len => Head::of(&self.read_at(0, h.len)?) != h,
-                _ => false,
-            };
             let step = plan::next_step(
                 self.pos.as_ref(),
                 current,
@@ -542,6 +557,28 @@ impl Follower {
                     let Some(pos) = self.pos.clone() else {
                         return Ok(done);
                     };
+                    if let Some((copy, f, size)) = self.find_copy(&pos, pos.offset)? {
+                        if size > pos.offset {
+                            tracing::info!(
+                                "{}: truncated in place (copytruncate); shipping bytes {}..{size} from its copy {}",
+                                self.shown,
+                                pos.offset,
+                                copy.display()
+                            );
+                            self.drain_copy(up, settings, instance_id, f, size, &mut done)
+                                .await?;
+                        }
+                        // Shipped from the copy: only what nginx wrote between the copy and
+                        // the truncation can be missing, and nothing tells how much.
+                        self.last_seen = None;
+                        let generation = pos.generation + 1;
+                        self.set(Position::start(pos.file, generation))?;
+                        tracing::info!(
+                            "{}: starting it again at 0 (generation {generation})",
+                            self.shown
+                        );
+                        continue;
+                    }
                     match lost {
                         Some(n) => tracing::warn!(
                             "{}: truncated in place (copytruncate) at offset {}; {n} bytes written after that offset were rotated away before they were shipped",
@@ -594,45 +631,131 @@ impl Follower {
                     if !due && !rotated && pending < settings.max_segment {
                         return Ok(done);
                     }
-                    let want = pending.min(settings.max_segment);
-                    let data = self.read_at(from, want)?;
-                    let n = plan::cut(
-                        &data,
-                        finished && want == pending,
-                        want == settings.max_segment,
-                    );
+                    let n = self
+                        .ship_segment(up, settings, instance_id, from, pending, finished)
+                        .await?;
                     if n == 0 {
                         return Ok(done);
                     }
-                    let Some(pos) = self.pos.clone() else {
-                        return Ok(done);
-                    };
-                    let day = jiff::Timestamp::now().strftime("%Y/%m/%d").to_string();
-                    let key = plan::segment_key(&SegmentName {
-                        prefix: &settings.prefix,
-                        instance_id,
-                        kind: self.kind,
-                        day: &day,
-                        name: &self.name,
-                        file: pos.file,
-                        generation: pos.generation,
-                        start: from,
-                        end: from + n as u64,
-                    });
-                    // The plan first, so that a restart sends exactly this segment again.
-                    self.set(Position {
-                        pending: Some(Pending {
-                            end: from + n as u64,
-                            key: key.clone(),
-                        }),
-                        ..pos
-                    })?;
-                    self.upload(up, &key, &data[..n], from).await?;
                     done.segments += 1;
-                    done.bytes += n as u64;
+                    done.bytes += n;
                 }
             }
         }
+    }
+
+    /// Plans, records and uploads the next segment from `from`, with `pending` bytes
+    /// available; the bytes shipped (0: only a partial line is there).
+    async fn ship_segment<U: Uploader>(
+        &mut self,
+        up: &U,
+        settings: &Settings,
+        instance_id: &str,
+        from: u64,
+        pending: u64,
+        finished: bool,
+    ) -> Result<u64, ShipError> {
+        let want = pending.min(settings.max_segment);
+        let data = self.read_at(from, want)?;
+        let n = plan::cut(
+            &data,
+            finished && want == pending,
+            want == settings.max_segment,
+        );
+        let Some(pos) = self.pos.clone() else {
+            return Ok(0);
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let end = from + n as u64;
+        let day = jiff::Timestamp::now().strftime("%Y/%m/%d").to_string();
+        let key = plan::segment_key(&SegmentName {
+            prefix: &settings.prefix,
+            instance_id,
+            kind: self.kind,
+            day: &day,
+            name: &self.name,
+            file: pos.file,
+            generation: pos.generation,
+            start: from,
+            end,
+        });
+        // The plan first, so that a restart sends exactly this segment again.
+        self.set(Position {
+            pending: Some(Pending {
+                end,
+                key: key.clone(),
+            }),
+            ..pos
+        })?;
+        self.upload(up, &key, &data[..n], from).await?;
+        Ok(n as u64)
+    }
+
+    /// After `copytruncate`: the copy logrotate made of the followed file, found beside it by
+    /// its first bytes (the position's fingerprint), if it has at least `min_size` bytes.
+    fn find_copy(
+        &self,
+        pos: &Position,
+        min_size: u64,
+    ) -> Result<Option<(PathBuf, File, u64)>, ShipError> {
+        let (Some(head), Some(dir)) = (pos.head, self.path.parent()) else {
+            return Ok(None);
+        };
+        let entries = std::fs::read_dir(dir).map_err(io_error(dir, "list"))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(m) = entry.metadata() else { continue };
+            if path == self.path || !m.is_file() || file_id(&m) == pos.file {
+                continue;
+            }
+            if m.len() < min_size.max(head.len) {
+                continue;
+            }
+            let Ok(f) = File::open(&path) else { continue };
+            let len = usize::try_from(head.len).unwrap_or(usize::MAX);
+            let mut first = vec![0; len];
+            if f.read_exact_at(&mut first, 0).is_ok() && Head::of(&first) == head {
+                return Ok(Some((path, f, m.len())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ships the rest of a truncated file from its copy, through the handle, put back after.
+    async fn drain_copy<U: Uploader>(
+        &mut self,
+        up: &U,
+        settings: &Settings,
+        instance_id: &str,
+        copy: File,
+        size: u64,
+        done: &mut Shipped,
+    ) -> Result<(), ShipError> {
+        let Some(file) = self.pos.as_ref().map(|p| p.file) else {
+            return Ok(());
+        };
+        let live = self.handle.replace((file, copy));
+        let mut result = Ok(());
+        while let Some(from) = self.pos.as_ref().map(|p| p.offset).filter(|o| *o < size) {
+            match self
+                .ship_segment(up, settings, instance_id, from, size - from, true)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    done.segments += 1;
+                    done.bytes += n;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.handle = live;
+        result
     }
 
     /// Uploads bytes `start..` as `key`, then saves the position after them.

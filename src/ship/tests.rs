@@ -269,6 +269,48 @@ async fn truncated_and_rewritten_past_the_offset_is_caught_by_the_first_bytes() 
 }
 
 #[tokio::test]
+async fn copytruncate_ships_the_unshipped_rest_from_the_copy() {
+    let dir = Scratch::new("copy");
+    let s = settings(&dir.0, 8);
+    let log = s.files[0].0.clone();
+    append(&log, "04:00 a\n");
+    let up = Fake::default();
+    let mut f = follower(&s);
+    f.pass(&up, &s, ID, true).await.unwrap();
+    append(&log, "04:00 b\n04:00 c\n");
+    std::fs::copy(&log, dir.0.join("access.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "04:01 d\n");
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(up.text(), "04:00 a\n04:00 b\n04:00 c\n04:01 d\n");
+    // A stale copy from an older cycle does not match the fingerprint and is never read.
+    append(&log, "04:02 e\n");
+    std::fs::copy(&log, dir.0.join("access.log.1")).unwrap();
+    std::fs::write(
+        dir.0.join("access.log.2"),
+        "03:00 old\n03:00 old\n03:00 old\n",
+    )
+    .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "04:03 f\n");
+    f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!(
+        up.text(),
+        "04:00 a\n04:00 b\n04:00 c\n04:01 d\n04:02 e\n04:03 f\n"
+    );
+}
+
+#[tokio::test]
 async fn one_follower_per_state_directory() {
     let dir = Scratch::new("lock");
     let s = settings(&dir.0, 1 << 20);
