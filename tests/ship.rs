@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -202,26 +202,14 @@ impl Host {
     }
 
     fn command(&self, extra: &[(&str, String)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
-        cmd.arg("ship")
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .arg(self.log());
-        for v in [
-            "AWS_LAMBDA_RUNTIME_API",
-            "AWS_ENDPOINT_URL_S3",
-            "NGINX_LOG_PREFIX",
-            "SHIP_INTERVAL",
-            "SHIP_MAX_SEGMENT",
-            "SHIP_STATE_DIR",
-            "AWS_MAX_ATTEMPTS",
-        ] {
-            cmd.env_remove(v);
-        }
-        cmd.envs(self.moto.env())
-            .env("NGINX_LOG_BUCKET", BUCKET)
-            .env("IMDS_ENDPOINT", &self.imds.endpoint)
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut cmd = ship_command(
+            &self.moto,
+            &self.imds,
+            BUCKET,
+            &self.state_dir(),
+            &self.log(),
+        );
+        cmd.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
         cmd
     }
 
@@ -312,6 +300,27 @@ impl Host {
         let text: String = self.segments().into_iter().map(|(_, t)| t).collect();
         text.lines().map(str::to_string).collect()
     }
+}
+
+/// `ship --state-dir STATE LOG` against moto and the IMDS stand-in, in a hermetic environment.
+fn ship_command(moto: &Moto, imds: &Imds, bucket: &str, state: &Path, log: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
+    cmd.arg("ship").arg("--state-dir").arg(state).arg(log);
+    for v in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_ENDPOINT_URL_S3",
+        "NGINX_LOG_PREFIX",
+        "SHIP_INTERVAL",
+        "SHIP_MAX_SEGMENT",
+        "SHIP_STATE_DIR",
+        "AWS_MAX_ATTEMPTS",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(moto.env())
+        .env("NGINX_LOG_BUCKET", bucket)
+        .env("IMDS_ENDPOINT", &imds.endpoint);
+    cmd
 }
 
 /// (generation, start) from `…/<name>-<dev>.<ino>.g<gen>-<start>-<end>.gz`.
@@ -491,12 +500,13 @@ fn s3_unreachable_fails_keeps_the_position_and_the_next_run_ships_everything() {
 fn follow_mode_ships_by_interval_and_by_size_and_stops_on_sigterm() {
     let mut host = Host::new("follow");
     host.append(5, false);
-    let child = host
-        .command(&[])
-        .args(["--interval", "1", "--max-segment", "100000"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the follower");
+    let child = Running::new(
+        host.command(&[])
+            .args(["--interval", "1", "--max-segment", "100000"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the follower"),
+    );
     let wait_for = |host: &Host, want: usize| {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -521,7 +531,7 @@ fn follow_mode_ships_by_interval_and_by_size_and_stops_on_sigterm() {
         .status()
         .expect("kill -TERM");
     assert!(status.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = child.finish();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.contains("stopping"), "{stderr}");
@@ -543,12 +553,13 @@ fn sigterm_during_an_upload_abandons_it_without_saving_and_the_next_run_sends_it
     let black_hole = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
     let addr = black_hole.local_addr().expect("address");
     black_hole.set_nonblocking(true).expect("non-blocking");
-    let child = host
-        .command(&[("AWS_ENDPOINT_URL", format!("http://{addr}"))])
-        .args(["--interval", "1"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the follower");
+    let child = Running::new(
+        host.command(&[("AWS_ENDPOINT_URL", format!("http://{addr}"))])
+            .args(["--interval", "1"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the follower"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let _held = loop {
         match black_hole.accept() {
@@ -566,7 +577,7 @@ fn sigterm_during_an_upload_abandons_it_without_saving_and_the_next_run_sends_it
         .status()
         .expect("kill -TERM");
     assert!(status.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = child.finish();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.contains("upload in flight is abandoned"), "{stderr}");
@@ -626,4 +637,258 @@ fn the_forwarder_delivers_every_shipped_line_once() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+}
+
+// --- real nginx, steady traffic, both rotations, a restart: exactly once, and how fast -----------
+
+/// A follower process, killed (SIGKILL) and reaped if the test ends (or panics) before
+/// [`Running::finish`].
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn new(child: std::process::Child) -> Self {
+        Self(Some(child))
+    }
+
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    fn kill(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself; its output.
+    fn finish(mut self) -> Output {
+        self.0
+            .take()
+            .expect("not finished yet")
+            .wait_with_output()
+            .expect("wait")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The pid of the nginx this test process started (the only one in this test binary), from
+/// /proc: with `master_process off` nginx writes no pid file, and `Nginx` keeps its child.
+fn pid_of_our_nginx() -> String {
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..."
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).unwrap_or_default();
+        if head.ends_with("(nginx") && ppid == me {
+            return entry.file_name().to_string_lossy().into_owned();
+        }
+    }
+    panic!("no nginx process started by this test process ({me})");
+}
+
+/// What a request's access line looks like: `$msec` is when nginx wrote it.
+const LATENCY_FORMAT: &str = r#"$remote_addr [$msec] "$request" $status"#;
+
+/// nginx serves a steady stream of requests while the follower (`--interval 5`, as issue 15's
+/// target) ships its access log to moto, whose own notifications feed the forwarder. Mid-run
+/// the log is rotated by rename (+ USR1), the follower is killed (-9) and restarted, and the
+/// log is rotated by copytruncate. Every line nginx wrote reaches CloudWatch exactly once, and
+/// the time from nginx writing a line to the forwarder having stored it is measured.
+#[test]
+fn real_nginx_steady_traffic_every_line_once_within_seconds() {
+    const INTERVAL: &str = "5";
+    const BUCKET_N: &str = "nginx-follower-latency";
+    let moto = Moto::start();
+    let imds = Imds::start();
+    let bucket = block_on(common::notify::NotifyingBucket::create(&moto, BUCKET_N));
+    let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    // The stream exists from the start, so that it can be read before the first delivery.
+    block_on(async {
+        logs.create_log_group()
+            .log_group_name("nginx-access")
+            .send()
+            .await
+            .expect("create the group");
+        logs.create_log_stream()
+            .log_group_name("nginx-access")
+            .log_stream_name(INSTANCE_ID)
+            .send()
+            .await
+            .expect("create the stream");
+    });
+    let port = common::nginx::free_port(Ipv4Addr::LOCALHOST.into());
+    let nginx = common::nginx::Nginx::start(&format!(
+        "log_format lat '{LATENCY_FORMAT}';\n\
+         server {{\n\
+         listen 127.0.0.1:{port};\n\
+         access_log logs/access.log lat;\n\
+         location / {{ return 200 \"ok\\n\"; }} }}"
+    ));
+    let log = nginx.path("logs/access.log");
+    let state = nginx.path("ship-state");
+    let nginx_pid = pid_of_our_nginx();
+
+    // Traffic: one request at a time, about 50 a second; the lock is held per request, so
+    // that the test can rotate between two requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(Mutex::new(0usize));
+    let traffic = {
+        let (stop, gate) = (stop.clone(), gate.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                {
+                    let mut n = gate.lock().expect("not poisoned");
+                    let mut conn = match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+                        Ok(c) => c,
+                        Err(e) => return Err(format!("request {}: connect to nginx: {e}", *n)),
+                    };
+                    write!(conn, "GET /r/{} HTTP/1.0\r\nHost: test\r\n\r\n", *n).expect("request");
+                    let mut answer = Vec::new();
+                    conn.read_to_end(&mut answer).expect("answer");
+                    assert!(
+                        answer.starts_with(b"HTTP/1.1 200"),
+                        "nginx answered {answer:?}"
+                    );
+                    *n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
+            }
+            Ok(())
+        })
+    };
+
+    let spawn_follower = || {
+        Running::new(
+            ship_command(&moto, &imds, BUCKET_N, &state, &log)
+                .args(["--interval", INTERVAL])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start the follower"),
+        )
+    };
+    let mut follower = spawn_follower();
+    let mut env = moto.env();
+    env.push(("OUTPUT_FORMAT", "raw".into()));
+    env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
+
+    // request number → (times delivered, latency in ms of the first delivery)
+    let mut delivered: std::collections::BTreeMap<usize, (usize, i64)> = Default::default();
+    let mut seen_events = 0;
+    let mut deliver = |delivered: &mut std::collections::BTreeMap<usize, (usize, i64)>| {
+        let event = block_on(bucket.lambda_event());
+        if event["Records"].as_array().is_none_or(|r| r.is_empty()) {
+            return;
+        }
+        let (code, summary) = common::moto::replay(&event, &env);
+        assert_eq!(code, Some(0), "{summary}");
+        let stored_at = common::now_ms();
+        let events = block_on(common::moto::read_stream(
+            &logs,
+            "nginx-access",
+            INSTANCE_ID,
+        ));
+        for (_, message) in &events[seen_events..] {
+            let msec = message
+                .split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .and_then(|(t, _)| t.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no $msec in {message:?}"));
+            let n: usize = message
+                .split_once("GET /r/")
+                .and_then(|(_, r)| r.split_once(' '))
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or_else(|| panic!("no request number in {message:?}"));
+            let e = delivered
+                .entry(n)
+                .or_insert((0, stored_at - (msec * 1000.0) as i64));
+            e.0 += 1;
+        }
+        seen_events = events.len();
+    };
+
+    let start = Instant::now();
+    let mut step = 0;
+    while start.elapsed() < Duration::from_secs(32) {
+        let t = start.elapsed().as_secs();
+        if step == 0 && t >= 8 {
+            // logrotate's create: rename, then nginx reopens its logs on USR1.
+            std::fs::rename(&log, nginx.path("logs/access.log-1")).expect("rename");
+            let ok = Command::new("kill")
+                .args(["-USR1", &nginx_pid])
+                .status()
+                .expect("kill -USR1");
+            assert!(ok.success());
+            step = 1;
+        } else if step == 1 && t >= 14 {
+            // The follower dies without a chance to save anything, and is restarted.
+            follower.kill(); // SIGKILL
+            follower = spawn_follower();
+            step = 2;
+        } else if step == 2 && t >= 20 {
+            // logrotate's copytruncate, between two requests (a line nginx writes between the
+            // copy and the truncation would be lost by any reader: logrotate documents it).
+            let _between = gate.lock().expect("not poisoned");
+            std::fs::copy(&log, nginx.path("logs/access.log-2")).expect("copy");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .and_then(|f| f.set_len(0))
+                .expect("truncate");
+            step = 3;
+        }
+        deliver(&mut delivered);
+        std::thread::sleep(Duration::from_millis(500)); // poll interval
+    }
+    stop.store(true, Ordering::SeqCst);
+    if let Err(e) = traffic.join().expect("traffic thread") {
+        panic!(
+            "{e}\nnginx error log:\n{}\nstderr: {}",
+            String::from_utf8_lossy(&nginx.read("error.log")),
+            nginx.stderr_text()
+        );
+    }
+    let sent = *gate.lock().expect("not poisoned");
+    // Let the last lines through: bounded by two intervals and the forwarder's runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delivered.len() < sent && Instant::now() < deadline {
+        deliver(&mut delivered);
+        std::thread::sleep(Duration::from_millis(500)); // poll interval
+    }
+    drop(follower);
+
+    let missing: Vec<usize> = (0..sent).filter(|n| !delivered.contains_key(n)).collect();
+    let twice: Vec<usize> = delivered
+        .iter()
+        .filter(|(_, (k, _))| *k > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} lines missing: {missing:?}",
+        missing.len()
+    );
+    assert!(twice.is_empty(), "lines delivered twice: {twice:?}");
+    assert_eq!(delivered.len(), sent);
+    let mut latencies: Vec<i64> = delivered.values().map(|(_, l)| *l).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    eprintln!(
+        "real nginx, --interval {INTERVAL}: {sent} lines, each delivered once; latency nginx → CloudWatch p50 {} ms, p99 {} ms, max {} ms",
+        pct(0.50),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    assert!(pct(0.99) <= 10_000, "p99 latency {} ms", pct(0.99));
 }
