@@ -108,9 +108,11 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     // Where reading stands: every line before it has been parsed and handed over.
     let mut at = (reader.next_line_no(), reader.bytes());
     let job = work::Job::new(&config.parse, route.kind, fallback_ts, start_line);
-    let mut blocks = work::ordered(reader, work::Plan::default(), move |block| {
-        work::parse_block(&job, block)
-    });
+    let plan = work::Plan {
+        block_bytes: work::FORWARD_BLOCK_BYTES,
+        ..work::Plan::default()
+    };
+    let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
     let mut joiner = work::Joiner::new(fallback_ts);
     let mut events: Vec<LogEvent> = Vec::new();
     let mut read_error = None;

@@ -6,8 +6,9 @@
 //! Order comes from structure: the reading task spawns each block's work as a blocking task
 //! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
 //! the handles in that order. A block whose work panicked is reported, in order, as
-//! [`WorkError::Worker`] by its join handle. Memory stays bounded: at most the queued blocks,
-//! the one being read and the one being consumed are held.
+//! [`WorkError::Worker`] by its join handle. Memory stays bounded: a block is read only once it
+//! has a place in the queue, so at most [`Plan::threads`] blocks (read, being parsed or parsed)
+//! and the one being consumed are held.
 //!
 //! Block edges: a block ends after a `\n` (or inside a line longer than the cap, where line by
 //! line would cut it too), so access lines never straddle two blocks. Two things need the
@@ -29,9 +30,14 @@ use crate::parse::error::{self, Pending};
 use crate::parse::{LineParser, LogEvent, ParseSettings, access};
 use crate::route::LogKind;
 
-/// Input handed to a worker at a time: big enough that hand-offs cost nothing, small enough to
-/// stay in cache.
+/// Input handed to a worker at a time by the `parse` command: big enough that hand-offs cost
+/// nothing.
 pub const BLOCK_BYTES: usize = 1 << 20;
+/// Input handed to a worker at a time by the Lambda: a block's events (about 2.5 times its
+/// bytes) wait in memory until the ordered stage takes them, for each of the
+/// [`Plan::threads`] blocks in flight, so blocks are smaller here; a hand-off still costs a few
+/// microseconds against about a millisecond of parsing.
+pub const FORWARD_BLOCK_BYTES: usize = 256 << 10;
 
 /// How the work is spread; the defaults suit production, tests make blocks tiny.
 #[derive(Debug, Clone, Copy)]
@@ -126,19 +132,22 @@ async fn read_blocks<T, F>(
     let max_line = reader.max_line();
     let mut line = reader.next_line_no();
     for index in 0.. {
+        // A place in the queue first: no block is read, and no work spawned, before the
+        // consumer has room for it.
+        let Ok(place) = tx.reserve().await else {
+            return; // the consumer stopped
+        };
         let first_offset = reader.bytes();
         let mut bytes = Vec::new();
         match reader.next_block(&mut bytes, block_bytes).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(source) => {
-                let failed = WorkError::Read {
+                place.send(Queued::Failed(WorkError::Read {
                     offset: reader.bytes(),
                     line,
                     source,
-                };
-                // The consumer may have stopped already; then nobody needs the error.
-                let _ = tx.send(Queued::Failed(failed)).await;
+                }));
                 return;
             }
         }
@@ -151,10 +160,6 @@ async fn read_blocks<T, F>(
             max_line,
         };
         line += newlines;
-        // A place in the queue first: no more work is spawned than the consumer can take.
-        let Ok(place) = tx.reserve().await else {
-            return; // the consumer stopped
-        };
         let work = Arc::clone(&work);
         place.send(Queued::Block {
             index,
