@@ -9,10 +9,11 @@
 
 use std::borrow::Cow;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 pub use crate::forward::work::Plan;
-use crate::forward::work::{self, Block, WorkError};
+use crate::forward::work::{self, Block, QUEUE_PER_WORKER, Spare, WorkError};
 use crate::lines::{LineReader, pieces};
 use crate::parse::access::{self, locate, unparsed_event, write_fields};
 use crate::parse::json::{self, ObjectWriter, push_escaped};
@@ -84,9 +85,14 @@ async fn write_access<W: Write>(
         .is_none()
         .then_some(fallback_ts);
     let job_settings = settings.clone();
+    // Output buffers go back to the workers once written.
+    let spare = Arc::new(Spare::new(plan.threads.max(1) * QUEUE_PER_WORKER + 2));
+    let texts = Arc::clone(&spare);
     let mut blocks = work::ordered(reader, plan, move |block: &Block| {
+        let mut text: String = texts.take().unwrap_or_default();
+        text.reserve(block.bytes.len() * 5 / 2 + 64);
         let mut rendered = Rendered {
-            text: String::with_capacity(block.bytes.len() * 5 / 2 + 64),
+            text,
             ..Rendered::default()
         };
         render_block(
@@ -115,6 +121,9 @@ async fn write_access<W: Write>(
             .and_then(|()| out.write_all(rendered.text.as_bytes()))
             .map_err(RenderError::Write)?;
         before = rendered.last_ts.unwrap_or(before);
+        let mut text = rendered.text;
+        text.clear();
+        spare.give(text);
     }
     Ok(None)
 }

@@ -7,8 +7,8 @@
 //! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
 //! the handles in that order. A block whose work panicked is reported, in order, as
 //! [`WorkError::Worker`] by its join handle. Memory stays bounded: a block is read only once it
-//! has a place in the queue, so at most [`Plan::threads`] blocks (read, being parsed or parsed)
-//! and the one being consumed are held.
+//! has a place in the queue, so at most [`QUEUE_PER_WORKER`] × [`Plan::threads`] blocks (read,
+//! being parsed or parsed) and the one being consumed are held.
 //!
 //! Block edges: a block ends after a `\n` (or inside a line longer than the cap, where line by
 //! line would cut it too), so access lines never straddle two blocks. Two things need the
@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::lines::{LineReader, line_pieces};
@@ -39,10 +39,15 @@ pub const BLOCK_BYTES: usize = 1 << 20;
 /// microseconds against about a millisecond of parsing.
 pub const FORWARD_BLOCK_BYTES: usize = 256 << 10;
 
+/// Places in the queue between reading and the ordered consumer, per worker: a worker that
+/// finishes finds the next block already read.
+pub const QUEUE_PER_WORKER: usize = 2;
+
 /// How the work is spread; the defaults suit production, tests make blocks tiny.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Workers: also the number of blocks queued between reading and the ordered consumer.
+    /// Workers; the queue between reading and the ordered consumer holds
+    /// [`QUEUE_PER_WORKER`] blocks per worker.
     pub threads: usize,
     pub block_bytes: usize,
 }
@@ -115,9 +120,49 @@ where
     T: Send + 'static,
     F: Fn(&Block) -> T + Send + Sync + 'static,
 {
-    let (tx, queue) = mpsc::channel(plan.threads.max(1));
-    let reading = tokio::spawn(read_blocks(reader, plan.block_bytes, tx, Arc::new(work)));
+    let places = plan.threads.max(1) * QUEUE_PER_WORKER;
+    let (tx, queue) = mpsc::channel(places);
+    let spare = Arc::new(Spare::new(places + 1));
+    // Blocks parsed at once: one per worker, so that reading (decompression) keeps its core.
+    let workers = Arc::new(Semaphore::new(plan.threads.max(1)));
+    let reading = tokio::spawn(read_blocks(
+        reader,
+        plan.block_bytes,
+        tx,
+        Arc::new(work),
+        (spare, workers),
+    ));
     Ordered { queue, reading }
+}
+
+/// Buffers of blocks already parsed, kept for the next blocks (at most `keep`): a block buffer
+/// is allocated once instead of grown for every block.
+pub struct Spare<T> {
+    keep: usize,
+    buffers: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T> Spare<T> {
+    pub fn new(keep: usize) -> Self {
+        Self {
+            keep,
+            buffers: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A kept buffer, if any.
+    pub fn take(&self) -> Option<T> {
+        self.buffers.lock().ok().and_then(|mut b| b.pop())
+    }
+
+    /// Keeps `buffer` for reuse, unless enough are kept already.
+    pub fn give(&self, buffer: T) {
+        if let Ok(mut b) = self.buffers.lock()
+            && b.len() < self.keep
+        {
+            b.push(buffer);
+        }
+    }
 }
 
 async fn read_blocks<T, F>(
@@ -125,6 +170,7 @@ async fn read_blocks<T, F>(
     block_bytes: usize,
     tx: mpsc::Sender<Queued<T>>,
     work: Arc<F>,
+    (spare, workers): (Arc<Spare<Vec<u8>>>, Arc<Semaphore>),
 ) where
     T: Send + 'static,
     F: Fn(&Block) -> T + Send + Sync + 'static,
@@ -138,7 +184,7 @@ async fn read_blocks<T, F>(
             return; // the consumer stopped
         };
         let first_offset = reader.bytes();
-        let mut bytes = Vec::new();
+        let mut bytes = spare.take().unwrap_or_default();
         match reader.next_block(&mut bytes, block_bytes).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -160,12 +206,20 @@ async fn read_blocks<T, F>(
             max_line,
         };
         line += newlines;
-        let work = Arc::clone(&work);
+        let Ok(worker) = Arc::clone(&workers).acquire_owned().await else {
+            return; // never closed
+        };
+        let (work, spare) = (Arc::clone(&work), Arc::clone(&spare));
         place.send(Queued::Block {
             index,
             end_line: line,
             end_offset: reader.bytes(),
-            task: tokio::task::spawn_blocking(move || work(&block)),
+            task: tokio::task::spawn_blocking(move || {
+                let output = work(&block);
+                drop(worker);
+                spare.give(block.bytes);
+                output
+            }),
         });
     }
 }
