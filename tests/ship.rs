@@ -5,108 +5,18 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::Moto;
 
-const INSTANCE_ID: &str = "i-0123456789abcdef0";
-const TOKEN: &str = "AQAEAshipTOKEN==";
 const BUCKET: &str = "nginx-logs-follower";
-
-// --- IMDSv2 stand-in -----------------------------------------------------------------------
-
-/// Token PUT (TTL header required), then instance-id GET (token required); one request per
-/// connection; records the paths asked for; stopped on drop.
-struct Imds {
-    endpoint: String,
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Imds {
-    fn start() -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        serve(conn, &seen);
-                    }
-                }
-            })
-        };
-        Imds {
-            endpoint: format!("http://{addr}"),
-            addr,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Imds {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(conn: TcpStream, seen: &Mutex<Vec<String>>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(read_half) = conn.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let Some(req) = common::http::read_request(&mut reader) else {
-        return;
-    };
-    let ttl = req.header("x-aws-ec2-metadata-token-ttl-seconds");
-    let (status, text) = match req.path.as_str() {
-        "/latest/api/token" if ttl.is_some() => ("200 OK", TOKEN),
-        "/latest/meta-data/instance-id"
-            if req.header("x-aws-ec2-metadata-token") == Some(TOKEN) =>
-        {
-            ("200 OK", INSTANCE_ID)
-        }
-        "/latest/api/token" | "/latest/meta-data/instance-id" => ("401 Unauthorized", ""),
-        _ => ("404 Not Found", ""),
-    };
-    // EC2 echoes the token's TTL; the SDK's IMDS client requires it.
-    let ttl_header = match ttl {
-        Some(t) if status.starts_with("200") => {
-            format!("X-Aws-Ec2-Metadata-Token-Ttl-Seconds: {t}\r\n")
-        }
-        _ => String::new(),
-    };
-    seen.lock().expect("not poisoned").push(req.path);
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{ttl_header}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = conn.flush();
-}
 
 // --- a host: log directory, state directory, running the command ----------------------------
 
@@ -121,7 +31,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 struct Host {
     dir: PathBuf,
     moto: Moto,
-    imds: Imds,
+    imds: ImdsServer,
     s3: aws_sdk_s3::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     /// Every line appended, per log file name, in order (what must arrive exactly once).
@@ -151,7 +61,7 @@ impl Host {
         Host {
             dir,
             moto,
-            imds: Imds::start(),
+            imds: ImdsServer::start(Imds::Serve),
             s3,
             logs,
             written: Vec::new(),
@@ -303,7 +213,7 @@ impl Host {
 }
 
 /// `ship --state-dir STATE LOG` against moto and the IMDS stand-in, in a hermetic environment.
-fn ship_command(moto: &Moto, imds: &Imds, bucket: &str, state: &Path, log: &Path) -> Command {
+fn ship_command(moto: &Moto, imds: &ImdsServer, bucket: &str, state: &Path, log: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
     cmd.arg("ship").arg("--state-dir").arg(state).arg(log);
     for v in [
@@ -351,10 +261,7 @@ fn appended_whole_lines_ship_as_segments_and_a_rerun_changes_nothing() {
     let log1 = host.ship_ok();
     assert!(log1.contains("30 lines"), "{log1}");
     // The instance ID came through IMDSv2: token first, then the ID with it.
-    assert_eq!(
-        *host.imds.seen.lock().expect("not poisoned"),
-        ["/latest/api/token", "/latest/meta-data/instance-id"]
-    );
+    host.imds.assert_token_flow();
     let after_first = host.state();
     assert_eq!(after_first.len(), 1, "one position file");
     // More lines, the last one partial: it waits.
@@ -710,7 +617,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
     const INTERVAL: &str = "5";
     const BUCKET_N: &str = "nginx-follower-latency";
     let moto = Moto::start();
-    let imds = Imds::start();
+    let imds = ImdsServer::start(Imds::Serve);
     let bucket = block_on(common::notify::NotifyingBucket::create(&moto, BUCKET_N));
     let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
     // The stream exists from the start, so that it can be read before the first delivery.

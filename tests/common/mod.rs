@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod imds;
 pub mod moto;
 pub mod nginx;
 pub mod notify;
