@@ -29,9 +29,8 @@ use crate::checkpoint::{Progress, Resume, State};
 use crate::config::Config;
 use crate::event::ObjectRef;
 use crate::ports::{
-    CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenedObject, SinkError, SourceError,
+    CheckpointError, CheckpointStore, LogSink, ObjectSource, SinkError, SourceError,
 };
-use crate::route::Route;
 use crate::summary::{Counters, ObjectReport, Outcome};
 use deliver::Deliver;
 use progress::Ledger;
@@ -283,11 +282,14 @@ where
     );
     let mut deliver = Deliver::new(shared, config, &route, obj);
     let mut counters = Counters::default();
-    let result = run(
-        opened,
-        fallback_ts,
+    // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
+    // happens, the puts already in flight are waited for and accounted before the last progress
+    // record is written.
+    let read = read::read_all(
+        opened.body,
         (start_line, start_offset),
         ranged,
+        fallback_ts,
         &route,
         config,
         obj,
@@ -296,6 +298,15 @@ where
         &mut counters,
     )
     .await;
+    let drained = deliver.drain(&mut ledger).await;
+    let result = read.and(drained);
+    let held = deliver.held_lines();
+    ledger.finish(result.is_ok(), held.clone()).await;
+    let result = match result {
+        // Now that the puts in flight are settled and recorded: what is delivered.
+        Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time(&held)),
+        other => other,
+    };
     counters.add(&deliver.counters);
     report.counters = counters;
     if report.checkpoint_error.is_none() {
@@ -329,46 +340,6 @@ fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
         warn!(
             "{e}; forwarding without progress records in this invocation (at-least-once: a redelivered object is sent again)"
         );
-    }
-}
-
-/// Runs the stages over the opened object: read → deliver, with the ledger beside them. Whatever
-/// happens, the puts already in flight are waited for and accounted before the last progress
-/// record is written.
-#[allow(clippy::too_many_arguments)]
-async fn run<K: LogSink + 'static, C: CheckpointStore + 'static>(
-    opened: OpenedObject,
-    fallback_ts: i64,
-    start: (u64, u64),
-    ranged: bool,
-    route: &Route,
-    config: &Config,
-    obj: &ObjectRef,
-    deliver: &mut Deliver<'_, K, C>,
-    ledger: &mut Ledger<'_, K, C>,
-    counters: &mut Counters,
-) -> Result<(), ForwardError> {
-    let result = read::read_all(
-        opened.body,
-        start,
-        ranged,
-        fallback_ts,
-        route,
-        config,
-        obj,
-        deliver,
-        ledger,
-        counters,
-    )
-    .await;
-    let drained = deliver.drain(ledger).await;
-    let result = result.and(drained);
-    let held = deliver.held_lines();
-    ledger.finish(result.is_ok(), held.clone()).await;
-    match result {
-        // Now that the puts in flight are settled and recorded: what is delivered.
-        Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time(&held)),
-        other => other,
     }
 }
 
