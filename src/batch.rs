@@ -5,7 +5,7 @@
 
 use crate::checkpoint::{LineRun, LineRuns};
 use crate::parse::json::{ObjectWriter, push_str};
-use crate::parse::{LogEvent, OutputFormat};
+use crate::parse::{LogEvent, Message, OutputFormat};
 
 /// At most 10,000 events per call.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
@@ -199,8 +199,9 @@ pub fn split_oversize(ev: LogEvent, output: OutputFormat) -> Vec<LogEvent> {
         OutputFormat::Raw => MAX_EVENT_MESSAGE_BYTES,
         OutputFormat::Json => MAX_EVENT_MESSAGE_BYTES - JSON_PART_OVERHEAD,
     };
+    let text = ev.message.text();
     let mut chunks: Vec<&str> = Vec::new();
-    let mut rest = ev.message.as_str();
+    let mut rest = text.as_str();
     while !rest.is_empty() {
         let cut = match output {
             OutputFormat::Raw => {
@@ -222,13 +223,13 @@ pub fn split_oversize(ev: LogEvent, output: OutputFormat) -> Vec<LogEvent> {
         .enumerate()
         .map(|(i, chunk)| {
             let message = match output {
-                OutputFormat::Raw => (*chunk).to_string(),
+                OutputFormat::Raw => Message::new(chunk),
                 OutputFormat::Json => {
-                    let mut w = ObjectWriter::with_capacity(chunk.len() + JSON_PART_OVERHEAD);
+                    let mut w = ObjectWriter::message(chunk.len() + JSON_PART_OVERHEAD);
                     w.num_field("part", &(i + 1).to_string());
                     w.num_field("parts", &parts.to_string());
                     w.str_field("chunk", chunk);
-                    w.finish()
+                    w.finish_message()
                 }
             };
             LogEvent {
@@ -263,7 +264,7 @@ mod tests {
     fn ev(ts: i64, len: usize, line: u64) -> LogEvent {
         LogEvent {
             timestamp: ts,
-            message: "x".repeat(len),
+            message: Message::new(&"x".repeat(len)),
             line,
             offset: 0,
             parse_failed: false,
@@ -417,7 +418,7 @@ mod tests {
         let msg = "é".repeat(3 * 1024 * 1024 / 2) + "x"; // ~3 MiB of 2-byte chars
         let e = LogEvent {
             timestamp: 5,
-            message: msg.clone(),
+            message: Message::new(&msg),
             line: 9,
             offset: 0,
             parse_failed: false,
@@ -426,7 +427,7 @@ mod tests {
         check_limits(&out);
         let joined: String = out
             .iter()
-            .flat_map(|b| b.events.iter().map(|e| e.message.as_str()))
+            .flat_map(|b| b.events.iter().map(|e| e.message.text()))
             .collect();
         assert_eq!(joined, msg);
         assert!(
@@ -445,7 +446,7 @@ mod tests {
         let msg = w.finish();
         let e = LogEvent {
             timestamp: 5,
-            message: msg.clone(),
+            message: Message::new(&msg),
             line: 9,
             offset: 0,
             parse_failed: false,
@@ -457,7 +458,7 @@ mod tests {
             .flat_map(|b| {
                 b.events
                     .iter()
-                    .map(|e| serde_json::from_str(&e.message).unwrap())
+                    .map(|e| serde_json::from_str(&e.message.text()).unwrap())
             })
             .collect();
         let n = parts.len();

@@ -20,7 +20,7 @@ use aws_sdk_s3::types::error::NoSuchKey;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use nginx_cloudwatch_forwarder::aws::{cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::event::ObjectRef;
-use nginx_cloudwatch_forwarder::parse::LogEvent;
+use nginx_cloudwatch_forwarder::parse::{LogEvent, Message};
 use nginx_cloudwatch_forwarder::ports::{
     LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError,
 };
@@ -29,7 +29,7 @@ fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| LogEvent {
             timestamp: 1_000 + i as i64,
-            message: format!("m{i}"),
+            message: Message::new(&format!("m{i}")),
             line: i as u64 + 1,
             offset: 0,
             parse_failed: false,

@@ -86,7 +86,7 @@ fn stored(sinks: &[&FakeSink]) -> Vec<(u64, String)> {
         .iter()
         .flat_map(|s| s.puts())
         .flat_map(|p| p.events)
-        .map(|e| (e.line, e.message))
+        .map(|e| (e.line, e.message.text()))
         .collect();
     got.sort();
     got
@@ -98,7 +98,7 @@ async fn error_records_across_block_edges_arrive_as_line_by_line_parses_them() {
     assert!(data.len() > 3 << 20, "{} bytes: several blocks", data.len());
     let want: Vec<(u64, String)> = line_by_line(&data)
         .into_iter()
-        .map(|e| (e.line, e.message))
+        .map(|e| (e.line, e.message.text()))
         .collect();
     assert!(want[0].1.contains("continued"), "{}", want[0].1);
 
@@ -122,7 +122,7 @@ async fn error_records_across_block_edges_arrive_as_line_by_line_parses_them() {
 async fn a_failed_error_log_resumes_with_each_record_once() {
     let want: Vec<(u64, String)> = line_by_line(&error_log())
         .into_iter()
-        .map(|e| (e.line, e.message))
+        .map(|e| (e.line, e.message.text()))
         .collect();
     let store = Arc::new(FakeCheckpoints::default());
     let failing = FakeSink {

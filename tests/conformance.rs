@@ -235,7 +235,7 @@ fn check(case: &Case, format: &str) -> Vec<String> {
     let Some(ev) = events.get(case.event) else {
         return vec![format!("only {} events", events.len())];
     };
-    let msg: Value = serde_json::from_str(&ev.message).expect("our messages are JSON");
+    let msg: Value = serde_json::from_str(&ev.message.text()).expect("our messages are JSON");
     if case.must_fail {
         return if ev.parse_failed {
             vec![]
@@ -814,7 +814,7 @@ fn beats_ingress_lines_without_expectations_parse() {
     assert_eq!(lines.len(), 6);
     for line in lines {
         let ev = &parse_all(LogKind::Access, UPSTREAMINFO, "UTC", line)[0];
-        let v: Value = serde_json::from_str(&ev.message).expect("JSON");
+        let v: Value = serde_json::from_str(&ev.message.text()).expect("JSON");
         assert!(!ev.parse_failed, "{line}\n{v}");
         assert!(v.get("unparsed_tail").is_none(), "{line}\n{v}");
         assert!(

@@ -82,7 +82,7 @@ fn arrivals(sinks: &[&FakeSink]) -> BTreeMap<String, usize> {
     for s in sinks {
         for p in s.puts() {
             for e in p.events {
-                let v: Value = serde_json::from_str(&e.message).expect("JSON");
+                let v: Value = serde_json::from_str(&e.message.text()).expect("JSON");
                 *out.entry(v["request_uri"].as_str().expect("uri").to_string())
                     .or_default() += 1;
             }
@@ -268,7 +268,7 @@ async fn out_of_time_stops_cleanly_and_the_next_attempt_finishes() {
     let msgs: Vec<String> = sink2
         .puts()
         .into_iter()
-        .flat_map(|p| p.events.into_iter().map(|e| e.message))
+        .flat_map(|p| p.events.into_iter().map(|e| e.message.text()))
         .collect();
     assert!(
         msgs.iter().all(|m| m.contains("continued")),

@@ -148,7 +148,7 @@ async fn a_hostile_event_delivers_every_readable_line_and_names_each_bad_object(
     let messages: Vec<String> = sink
         .puts()
         .into_iter()
-        .flat_map(|p| p.events.into_iter().map(|e| e.message))
+        .flat_map(|p| p.events.into_iter().map(|e| e.message.text()))
         .collect();
     assert!(
         messages

@@ -129,7 +129,7 @@ fn arrivals(sinks: &[&ReorderingSink]) -> BTreeMap<u64, usize> {
     for s in sinks {
         for (_, events) in s.stored() {
             for e in events {
-                let v: Value = serde_json::from_str(&e.message).expect("JSON");
+                let v: Value = serde_json::from_str(&e.message.text()).expect("JSON");
                 let uri = v["request_uri"].as_str().expect("uri");
                 let i: u64 = uri.trim_start_matches("/l/").parse().expect("number");
                 assert_eq!(e.line, i + 1, "the event's line is the line it came from");

@@ -64,7 +64,7 @@ proptest! {
                 prop_assert!(out.len() <= fed && (fed == 0 || !out.is_empty()));
             }
             for ev in &out {
-                let v: serde_json::Value = serde_json::from_str(&ev.message)
+                let v: serde_json::Value = serde_json::from_str(&ev.message.text())
                     .map_err(|e| TestCaseError::fail(format!("{e}: {}", ev.message)))?;
                 prop_assert!(v.is_object());
             }
@@ -89,7 +89,7 @@ proptest! {
         // Every event that was sent is valid JSON (FakeSink also checks every batch limit).
         for put in h.sink.puts() {
             for ev in put.events {
-                prop_assert!(serde_json::from_str::<serde_json::Value>(&ev.message).is_ok(), "{}", ev.message);
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&ev.message.text()).is_ok(), "{}", ev.message);
             }
         }
         // Whatever was read is accounted for: each non-blank line was sent or counted as outside

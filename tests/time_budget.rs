@@ -75,7 +75,7 @@ fn arrivals(sinks: &[&FakeSink]) -> BTreeMap<usize, usize> {
     for s in sinks {
         for p in s.puts() {
             for e in p.events {
-                let v: Value = serde_json::from_str(&e.message).expect("JSON");
+                let v: Value = serde_json::from_str(&e.message.text()).expect("JSON");
                 let uri = v["request_uri"].as_str().expect("uri");
                 let i: usize = uri
                     .strip_prefix("/l/")

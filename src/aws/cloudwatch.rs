@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
+#[cfg(test)]
+use crate::parse::Message;
 use crate::parse::{LogEvent, json};
 use crate::ports::{LogSink, Rejected, SinkError};
 
@@ -199,15 +201,20 @@ fn is_not_found(e: &SdkError<PutLogEventsError>) -> bool {
     )
 }
 
-/// The PutLogEvents request body (awsJson1.1), written in one pass by our own escaper. The SDK
-/// would escape each message byte by byte, about a third of the CPU a forwarded gigabyte
-/// costs; so the request is built without events and this body replaces the SDK's just before
+/// The PutLogEvents request body (awsJson1.1), copied together from messages the parser's
+/// workers already wrote escaped ([`crate::parse::Message`]): no message is escaped here. The
+/// SDK would escape each message byte by byte, about a third of the CPU a forwarded gigabyte
+/// cost; so the request is built without events and this body replaces the SDK's just before
 /// signing (`mutate_request`, on every attempt). The SDK still resolves the endpoint, signs,
 /// retries and parses the answer.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html#API_PutLogEvents_RequestSyntax>
 pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Vec<u8> {
-    let size: usize = events.iter().map(|e| e.message.len() + 40).sum();
-    let mut out = String::with_capacity(size + size / 4 + group.len() + stream.len() + 64);
+    const EVENT_FRAME: &str = r#"{"timestamp":-9223372036854775808,"message":""},"#;
+    let size: usize = events
+        .iter()
+        .map(|e| e.message.escaped().len() + EVENT_FRAME.len())
+        .sum();
+    let mut out = String::with_capacity(size + 2 * (group.len() + stream.len()) + 64);
     out.push_str("{\"logGroupName\":");
     json::push_str(&mut out, group);
     out.push_str(",\"logStreamName\":");
@@ -219,9 +226,9 @@ pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Ve
         }
         out.push_str("{\"timestamp\":");
         json::push_i64(&mut out, e.timestamp);
-        out.push_str(",\"message\":");
-        json::push_str(&mut out, &e.message);
-        out.push('}');
+        out.push_str(",\"message\":\"");
+        out.push_str(e.message.escaped());
+        out.push_str("\"}");
     }
     out.push_str("]}");
     out.into_bytes()
@@ -236,7 +243,7 @@ mod tests {
     fn the_body_is_the_api_request_syntax() {
         let ev = |timestamp, message: &str| LogEvent {
             timestamp,
-            message: message.to_string(),
+            message: Message::new(message),
             line: 1,
             offset: 0,
             parse_failed: false,
@@ -257,7 +264,7 @@ mod tests {
         let want = json!({
             "logGroupName": "nginx-access",
             "logStreamName": "i-0abc/x \"y\"",
-            "logEvents": events.iter().map(|e| json!({"timestamp": e.timestamp, "message": e.message})).collect::<Vec<_>>(),
+            "logEvents": events.iter().map(|e| json!({"timestamp": e.timestamp, "message": e.message.text()})).collect::<Vec<_>>(),
         });
         assert_eq!(got, want);
         let empty: Value = serde_json::from_slice(&put_log_events_body("g", "s", &[])).unwrap();

@@ -217,7 +217,7 @@ fn write_events(
 fn write_event(text: &mut String, ev: LogEvent, output: OutputFormat) {
     for part in fitting_parts(ev, output) {
         push_head(text, part.timestamp);
-        push_escaped(text, &part.message);
+        text.push_str(part.message.escaped());
         text.push_str("\"}\n");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use super::format::{Escape, TimeVar};
 use super::json::{Key, ObjectWriter};
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
-use super::{LogEvent, OutputFormat, ParseSettings, unparsed_message};
+use super::{LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
 
 /// Parses one access line. Never fails: a line that does not match the format is forwarded raw.
 pub fn parse_line(
@@ -30,14 +30,15 @@ pub fn parse_line_with(
     match locate(settings, line, spans) {
         Ok(found) => {
             let message = match settings.output {
-                OutputFormat::Raw => line.to_string(),
+                OutputFormat::Raw => Message::new(line),
                 OutputFormat::Json => {
-                    // Messages run to about 2.3× the line (keys, the request split out). Room
-                    // for that and a little more: too little doubles the buffer (events wait
-                    // in batches, and memory is what they hold, not what they use).
-                    let mut w = ObjectWriter::with_capacity(line.len() * 5 / 2 + 64);
+                    // Messages run to about 2.3× the line (keys, the request split out), and
+                    // their escaped form a little more. Room for that: too little doubles the
+                    // buffer (events wait in batches, and memory is what they hold, not what
+                    // they use).
+                    let mut w = ObjectWriter::message(line.len() * 5 / 2 + 64);
                     write_fields(settings, line, spans, found.tail, &mut w);
-                    w.finish()
+                    w.finish_message()
                 }
             };
             LogEvent {
@@ -675,7 +676,7 @@ mod tests {
         let ev = parse_line(&settings(fmt), line, 1, 42);
         (
             ev.timestamp,
-            serde_json::from_str(&ev.message).unwrap(),
+            serde_json::from_str(&ev.message.text()).unwrap(),
             ev.parse_failed,
         )
     }
@@ -731,6 +732,7 @@ mod tests {
         );
         assert!(
             ev.message
+                .text()
                 .starts_with(r#"{"remote_addr":"1.2.3.4","time_local":"#),
             "{}",
             ev.message
@@ -794,12 +796,12 @@ mod tests {
         let line = r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#;
         let ev = parse_line(&s, line, 7, 0);
         assert_eq!(
-            (ev.message.as_str(), ev.timestamp, ev.line),
+            (ev.message.text().as_str(), ev.timestamp, ev.line),
             (line, 1_795_514_401_000, 7)
         );
         let ev = parse_line(&s, "junk", 8, 5);
         assert_eq!(
-            (ev.message.as_str(), ev.timestamp, ev.parse_failed),
+            (ev.message.text().as_str(), ev.timestamp, ev.parse_failed),
             ("junk", 5, true)
         );
     }
@@ -891,8 +893,8 @@ mod tests {
         for (why, fmt, line, want) in cases {
             let ev = parse_line(&settings(fmt), line, 1, 0);
             assert!(!ev.parse_failed, "{why}: {}", ev.message);
-            let got =
-                unique_keys(&ev.message).unwrap_or_else(|e| panic!("{why}: {e}: {}", ev.message));
+            let got = unique_keys(&ev.message.text())
+                .unwrap_or_else(|e| panic!("{why}: {e}: {}", ev.message));
             assert_eq!(Value::Object(got), want, "{why}");
         }
         // The format's own unparsed_tail variable and the text after the format: two keys.
@@ -902,10 +904,10 @@ mod tests {
             1,
             0,
         );
-        assert!(unique_keys(&ev.message).is_ok(), "{}", ev.message);
+        assert!(unique_keys(&ev.message.text()).is_ok(), "{}", ev.message);
         let s = settings(r#"'$unparsed_tail "$status"'"#);
         let ev = parse_line(&s, r#"x "200" extra"#, 1, 0);
-        let got = unique_keys(&ev.message).unwrap_or_else(|e| panic!("{e}: {}", ev.message));
+        let got = unique_keys(&ev.message.text()).unwrap_or_else(|e| panic!("{e}: {}", ev.message));
         assert_eq!(
             Value::Object(got),
             json!({"unparsed_tail":"x","status":200,"_unparsed_tail":"extra"})
@@ -946,7 +948,7 @@ mod tests {
                 };
                 let ev = parse_line(&s, &line, 1, 0);
                 assert!(!ev.parse_failed, "{fmt} {line}: {}", ev.message);
-                if let Err(e) = unique_keys(&ev.message) {
+                if let Err(e) = unique_keys(&ev.message.text()) {
                     panic!("{fmt} {line}: {e}: {}", ev.message);
                 }
             }
@@ -1457,7 +1459,7 @@ mod tests {
         ];
         for (why, line, want) in cases {
             let ev = parse_line(&settings(fmt), line, 1, 0);
-            let got = unique_keys(&ev.message).unwrap_or_else(|e| panic!("{why}: {e}"));
+            let got = unique_keys(&ev.message.text()).unwrap_or_else(|e| panic!("{why}: {e}"));
             assert_eq!(Value::Object(got), want, "{why}");
         }
         let json_fmt = r#"escape=json '$remote_addr "$request" $status'"#;
@@ -1467,7 +1469,7 @@ mod tests {
             1,
             0,
         );
-        let got = unique_keys(&ev.message).unwrap_or_else(|e| panic!("{e}"));
+        let got = unique_keys(&ev.message.text()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             Value::Object(got),
             json!({"remote_addr":"127.0.0.1","request":"GET /a\"q\u{1} HTTP/1.1","status":400}),

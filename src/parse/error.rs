@@ -9,7 +9,7 @@
 
 use super::json::ObjectWriter;
 use super::time::parse_error_time;
-use super::{LineParser, LogEvent, OutputFormat, ParseSettings, unparsed_message};
+use super::{LineParser, LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
 
 pub const LEVELS: [&str; 8] = [
     "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
@@ -85,7 +85,7 @@ impl Pending {
             )
         } else {
             match settings.output {
-                OutputFormat::Raw => self.text,
+                OutputFormat::Raw => Message::new(&self.text),
                 OutputFormat::Json => to_json(&self.text, self.head_len),
             }
         };
@@ -358,7 +358,7 @@ fn limit_req(message: &str) -> Option<(&str, &str)> {
     Some((excess, zone))
 }
 
-fn to_json(text: &str, head_len: usize) -> String {
+fn to_json(text: &str, head_len: usize) -> Message {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
         return unparsed_message(OutputFormat::Json, text, "not an nginx error-log line");
@@ -377,7 +377,7 @@ fn to_json(text: &str, head_len: usize) -> String {
     // whole suffix (`request`, `upstream`, `host` and `referrer` are quoted; a record ends in
     // an unquoted `client` or `server` only when no request line was read).
     let truncated = cut || (at_cap && !ends_closed);
-    let mut w = ObjectWriter::with_capacity(text.len() + 96);
+    let mut w = ObjectWriter::message(text.len() + 96);
     w.str_field("time", h.time);
     w.str_field("level", h.level);
     w.num_field("pid", h.pid);
@@ -396,7 +396,7 @@ fn to_json(text: &str, head_len: usize) -> String {
     if truncated {
         w.bool_field("truncated", true);
     }
-    w.finish()
+    w.finish_message()
 }
 
 #[cfg(test)]
@@ -419,7 +419,7 @@ mod tests {
     fn one(line: &str) -> Value {
         let ev = events(&[line]);
         assert_eq!(ev.len(), 1);
-        serde_json::from_str(&ev[0].message).unwrap()
+        serde_json::from_str(&ev[0].message.text()).unwrap()
     }
 
     #[test]
@@ -507,7 +507,7 @@ mod tests {
         assert_eq!(ev.len(), 2);
         assert_eq!((ev[0].line, ev[1].line), (1, 4));
         assert_eq!(ev[0].timestamp, 1_795_514_404_000);
-        let v: Value = serde_json::from_str(&ev[0].message).unwrap();
+        let v: Value = serde_json::from_str(&ev[0].message.text()).unwrap();
         assert_eq!(
             v["message"],
             "FastCGI sent in stderr: \"PHP message: PHP Fatal error:  Uncaught Exception: boom in /var/www/index.php:3\nStack trace:\n#0 {main}\" while reading response header from upstream"
@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(ev.len(), 2);
         assert!(ev.iter().all(|e| e.parse_failed));
         assert_eq!(ev[0].timestamp, 99);
-        let v: Value = serde_json::from_str(&ev[1].message).unwrap();
+        let v: Value = serde_json::from_str(&ev[1].message.text()).unwrap();
         assert_eq!(v["raw"], "2026/11/24 10:00:06 [bogus] 1#1: x");
     }
 
@@ -680,7 +680,7 @@ mod tests {
         // Below the cap and the request's quote still open: cut all the same.
         let ev = events(&lines);
         assert_eq!(ev.len(), 1);
-        let v: Value = serde_json::from_str(&ev[0].message).unwrap_or_default();
+        let v: Value = serde_json::from_str(&ev[0].message.text()).unwrap_or_default();
         assert_eq!(v["request"], "GET /");
         assert_eq!(v["truncated"], true);
         assert_eq!(v["server"], "app");

@@ -123,19 +123,21 @@ pub fn push_escaped(out: &mut String, s: &str) {
 
 /// Appends `s` as a JSON string literal that is itself inside a JSON string: the quotes and
 /// escapes of the inner literal are escaped once more (`a"b` → `\"a\\\"b\"`). What
-/// [`ObjectWriter::nested`] writes for a string value.
-pub fn push_str_nested(out: &mut String, s: &str) {
+/// [`ObjectWriter::nested`] writes for a string value. Returns the length of the inner literal
+/// (what the value adds to the message once the outer string is read).
+pub fn push_str_nested(out: &mut String, s: &str) -> usize {
     if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 4);
         out.push_str("\\\"");
         out.push_str(s);
         out.push_str("\\\"");
-        return;
+        return s.len() + 2;
     }
     // Rare (values with quotes, backslashes or control bytes): escape once, then again.
     let mut once = String::with_capacity(s.len() + 8);
     push_str(&mut once, s);
     push_escaped(out, &once);
+    once.len()
 }
 
 /// Appends `n` in decimal (a JSON number).
@@ -202,19 +204,41 @@ impl Key {
 }
 
 /// Writes one JSON object, fields in insertion order. It owns its text
-/// ([`ObjectWriter::with_capacity`]) or appends to a caller's buffer, either plainly
-/// ([`ObjectWriter::append_to`]) or escaped once more as the contents of an enclosing JSON string
-/// ([`ObjectWriter::nested`]: the `parse` command prints each message that way, and writing it
-/// in one pass saves escaping the whole message a second time).
+/// ([`ObjectWriter::with_capacity`], or [`ObjectWriter::message`] for an event's message) or
+/// appends to a caller's buffer, either plainly ([`ObjectWriter::append_to`]) or escaped once
+/// more as the contents of an enclosing JSON string ([`ObjectWriter::nested`]). Messages are
+/// written the second way: both sinks put each message inside a JSON string (the PutLogEvents
+/// body, the `parse` command's output line), and writing it so in one pass saves escaping the
+/// whole message a second time.
 pub struct ObjectWriter<B: BorrowMut<String> = String> {
     buf: B,
     nested: bool,
     empty: bool,
+    /// The length of the object written so far as plain JSON (for a nested writer: once the
+    /// enclosing string is read).
+    len: usize,
 }
 
 impl ObjectWriter<String> {
     pub fn with_capacity(n: usize) -> Self {
         Self::start(String::with_capacity(n), false)
+    }
+
+    /// A writer for a message of about `n` bytes: [`ObjectWriter::finish_message`] gives it
+    /// back as a [`Message`].
+    pub fn message(n: usize) -> Self {
+        // Room for the escaped quotes around keys and values too.
+        Self::start(String::with_capacity(n + n / 8), true)
+    }
+
+    /// Closes the object and gives it back as a message.
+    pub fn finish_message(mut self) -> Message {
+        debug_assert!(self.nested, "a message is written by ObjectWriter::message");
+        self.buf.push('}');
+        Message {
+            escaped: self.buf,
+            len: self.len + 1,
+        }
     }
 }
 
@@ -238,6 +262,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
             buf,
             nested,
             empty: true,
+            len: 1,
         }
     }
 
@@ -246,6 +271,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
         let buf = self.buf.borrow_mut();
         if !self.empty {
             buf.push(',');
+            self.len += 1;
         }
         self.empty = false;
         buf
@@ -260,25 +286,37 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
             buf.push_str(quote);
             buf.push_str(k);
             buf.push_str(quote);
+            self.len += k.len() + 2;
         } else {
             self.next_field();
             self.string(k);
         }
         self.buf.borrow_mut().push(':');
+        self.len += 1;
     }
 
     fn key_at(&mut self, k: &Key) {
         let text = if self.nested { &k.nested } else { &k.plain };
         let buf = self.next_field();
         buf.push_str(text);
+        self.len += k.plain.len();
     }
 
     fn string(&mut self, v: &str) {
+        let buf = self.buf.borrow_mut();
         if self.nested {
-            push_str_nested(self.buf.borrow_mut(), v);
+            self.len += push_str_nested(buf, v);
         } else {
-            push_str(self.buf.borrow_mut(), v);
+            let before = buf.len();
+            push_str(buf, v);
+            self.len += buf.len() - before;
         }
+    }
+
+    /// Text that is the same plain and nested (no quotes, backslashes or control bytes).
+    fn bare(&mut self, v: &str) {
+        self.buf.borrow_mut().push_str(v);
+        self.len += v.len();
     }
 
     pub fn str_field(&mut self, k: &str, v: &str) {
@@ -295,7 +333,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     /// `v` as a number when it is one, else as a string.
     fn number(&mut self, v: &str) {
         if is_json_number(v) {
-            self.buf.borrow_mut().push_str(v);
+            self.bare(v);
         } else {
             self.string(v);
         }
@@ -304,9 +342,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     /// Writes `true` or `false`.
     pub fn bool_field(&mut self, k: &str, v: bool) {
         self.key(k);
-        self.buf
-            .borrow_mut()
-            .push_str(if v { "true" } else { "false" });
+        self.bare(if v { "true" } else { "false" });
     }
 
     /// [`ObjectWriter::str_field`] with a key quoted ahead of time.
@@ -325,6 +361,59 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     pub fn finish(mut self) -> B {
         self.buf.borrow_mut().push('}');
         self.buf
+    }
+}
+
+/// An event's message as both sinks write it: the contents of a JSON string literal (escaped,
+/// without the quotes), written once by the parser's worker, and the length of the message
+/// itself, the UTF-8 bytes CloudWatch Logs counts against its limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    escaped: String,
+    len: usize,
+}
+
+impl Message {
+    /// The message whose text is `text` (escaped here, in one pass).
+    pub fn new(text: &str) -> Self {
+        let mut escaped = String::with_capacity(text.len() + text.len() / 16 + 8);
+        push_escaped(&mut escaped, text);
+        Self {
+            escaped,
+            len: text.len(),
+        }
+    }
+
+    /// The message's own length in bytes (UTF-8), as CloudWatch Logs counts it.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The message as the contents of a JSON string literal: what a request body or an output
+    /// line copies between its quotes.
+    pub fn escaped(&self) -> &str {
+        &self.escaped
+    }
+
+    /// The message's text (unescaped: for tests, and for the rare message too big for one
+    /// event, which is split).
+    pub fn text(&self) -> String {
+        let mut quoted = String::with_capacity(self.escaped.len() + 2);
+        quoted.push('"');
+        quoted.push_str(&self.escaped);
+        quoted.push('"');
+        // Our own escaping always reads back; should it not, the escaped form loses nothing.
+        serde_json::from_str(&quoted).unwrap_or_else(|_| self.escaped.clone())
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
     }
 }
 
@@ -459,5 +548,43 @@ mod tests {
         w.bool_field("t", true);
         w.finish();
         assert_eq!(got, r#"{\"t\":true}"#);
+    }
+
+    #[test]
+    fn a_message_is_its_text_escaped_with_the_texts_length() {
+        for text in [
+            "",
+            "plain",
+            "q\"uote back\\slash nl\n tab\t nul\u{0} \u{1f} é ✓ \u{1F600}",
+            "12345678\"12345678\\12345678\u{0}",
+        ] {
+            let m = Message::new(text);
+            assert_eq!(m.len(), text.len());
+            assert_eq!(m.text(), text);
+            assert_eq!(m.to_string(), text);
+            let mut quoted = String::new();
+            push_str(&mut quoted, text);
+            assert_eq!(format!("\"{}\"", m.escaped()), quoted);
+        }
+    }
+
+    #[test]
+    fn a_written_message_counts_the_bytes_of_its_plain_json() {
+        let values = ["value", "Mozilla \\x22q\\x22", "say \"hi\"\n\t\u{1}é✓", ""];
+        for (i, v) in values.iter().enumerate() {
+            let key = Key::new(&format!("k{i}"));
+            let mut plain = ObjectWriter::with_capacity(0);
+            let mut message = ObjectWriter::message(0);
+            for w in [&mut plain, &mut message] {
+                w.str_field("odd key\"", v);
+                w.str_field_at(&key, v);
+                w.num_field("status", "200");
+                w.num_field("list", "0.1, \"0.2");
+                w.bool_field("t", i % 2 == 0);
+            }
+            let (plain, message) = (plain.finish(), message.finish_message());
+            assert_eq!(message, Message::new(&plain), "{v:?}");
+            assert_eq!(message.len(), plain.len());
+        }
     }
 }

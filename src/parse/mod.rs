@@ -13,6 +13,7 @@ pub mod time;
 
 use crate::route::LogKind;
 pub use format::{FormatError, LogFormat};
+pub use json::Message;
 pub use time::LocalZone;
 
 /// What the message of each event looks like.
@@ -40,7 +41,8 @@ impl OutputFormat {
 pub struct LogEvent {
     /// Milliseconds since the Unix epoch, UTC.
     pub timestamp: i64,
-    pub message: String,
+    /// Written escaped, as it goes between the quotes of a request body or an output line.
+    pub message: Message,
     /// 1-based number of the (first) line in the object this event came from.
     pub line: u64,
     /// Byte offset of that line in the decoded object (where a resumed read starts).
@@ -143,14 +145,14 @@ impl<'a> LineParser<'a> {
 }
 
 /// `{"raw": line, "parse_error": reason}` — the message of a line we could not parse.
-pub fn unparsed_message(output: OutputFormat, line: &str, reason: &str) -> String {
+pub fn unparsed_message(output: OutputFormat, line: &str, reason: &str) -> Message {
     match output {
-        OutputFormat::Raw => line.to_string(),
+        OutputFormat::Raw => Message::new(line),
         OutputFormat::Json => {
-            let mut w = json::ObjectWriter::with_capacity(line.len() + reason.len() + 32);
+            let mut w = json::ObjectWriter::message(line.len() + reason.len() + 32);
             w.str_field("raw", line);
             w.str_field("parse_error", reason);
-            w.finish()
+            w.finish_message()
         }
     }
 }

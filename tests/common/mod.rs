@@ -250,7 +250,7 @@ impl FakeSink {
         for p in self.puts() {
             out.entry((p.group, p.stream))
                 .or_default()
-                .extend(p.events.into_iter().map(|e| e.message));
+                .extend(p.events.into_iter().map(|e| e.message.text()));
         }
         out
     }
