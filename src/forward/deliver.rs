@@ -1,5 +1,5 @@
-//! The deliver stage, in input order: window filter → oversize split
-//! ([`crate::batch::fitting_parts`]) → [`Batcher`] → puts in flight (bounded by the
+//! The deliver stage, in input order: window filter → [`Batcher`] (which splits a message too
+//! big for one event first, [`crate::batch::fitting_parts`]) → puts in flight (bounded by the
 //! invocation's `puts` semaphore) → accounting. What each finished put confirms goes to the
 //! progress stage ([`Ledger`]) as a value; this stage never writes progress itself.
 
@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::progress::Ledger;
 use super::{ForwardError, LOG_SAMPLE, Shared};
-use crate::batch::{Batch, Batcher, Window, fitting_parts, window};
+use crate::batch::{Batch, Batcher, Window, window};
 use crate::checkpoint::LineRun;
 use crate::config::Config;
 use crate::event::ObjectRef;
@@ -93,9 +93,8 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             let verdict = window(ev.timestamp, now, retention);
             let count = match verdict {
                 Window::Accepted => {
-                    for part in fitting_parts(ev, self.config.parse.output) {
-                        self.batcher.push(part, &mut self.ready);
-                    }
+                    // (Split into parts first if too big for one event.)
+                    self.batcher.push(ev, &mut self.ready);
                     continue;
                 }
                 Window::TooOld => &mut self.counters.rejected_too_old,
