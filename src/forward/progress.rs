@@ -128,7 +128,8 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
     /// Records progress in the background, one write at a time.
     fn checkpoint_soon<'r>(&mut self, held: impl IntoIterator<Item = &'r LineRun>) {
         if self.sending_done && self.tracker.is_idle() {
-            // The last batch is confirmed and nothing else will be sent: `finish` writes the
+            // The last batch is confirmed (every batch carries at least one line, so an idle
+            // tracker means no put in flight) and nothing else will be sent: `finish` writes the
             // record next, with nothing awaited before it but a save already in flight. It says
             // at least what this one would (done, or this same snapshot), and no later than this
             // one would have been written, so this write would only cost a PutObjectTagging (a
