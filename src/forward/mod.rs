@@ -298,6 +298,8 @@ where
         &mut counters,
     )
     .await;
+    // Nothing is sent after this: the last record follows the puts in flight.
+    ledger.sending_done();
     let drained = deliver.drain(&mut ledger).await;
     let result = read.and(drained);
     let held = deliver.held_lines();

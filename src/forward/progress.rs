@@ -36,6 +36,9 @@ pub(super) struct Ledger<'a, K, C> {
     position: (u64, u64),
     /// The stream is compressed (a resume decompresses from the start and skips).
     gzip: bool,
+    /// No batch is sent any more: what is left is waiting for the puts in flight, then
+    /// [`Ledger::finish`].
+    sending_done: bool,
 }
 
 impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
@@ -65,6 +68,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
             earlier,
             position,
             gzip: false,
+            sending_done: false,
         }
     }
 
@@ -115,8 +119,23 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         }
     }
 
+    /// No batch will be sent after this: the puts in flight are waited for, then
+    /// [`Ledger::finish`] writes the last record.
+    pub(super) fn sending_done(&mut self) {
+        self.sending_done = true;
+    }
+
     /// Records progress in the background, one write at a time.
     fn checkpoint_soon<'r>(&mut self, held: impl IntoIterator<Item = &'r LineRun>) {
+        if self.sending_done && self.tracker.is_idle() {
+            // The last batch is confirmed (every batch carries at least one line, so an idle
+            // tracker means no put in flight) and nothing else will be sent: `finish` writes the
+            // record next, with nothing awaited before it but a save already in flight. It says
+            // at least what this one would (done, or this same snapshot), and no later than this
+            // one would have been written, so this write would only cost a PutObjectTagging (a
+            // second one on every single-batch object) and a round trip before the last one.
+            return;
+        }
         let state = self.snapshot(held);
         let Some(ck) = self.ckpt.as_mut() else { return };
         if let Some(task) = &ck.saving
