@@ -231,8 +231,9 @@ async fn parse_command(
     file: Option<String>,
 ) -> Result<ExitCode, String> {
     if let Some(f) = log_format {
-        config.parse.access_format =
-            LogFormat::parse_config(&f).map_err(|e| format!("--log-format {f:?}: {e}"))?;
+        config.parse.access_format = LogFormat::parse_config(&f)
+            .map_err(|e| format!("--log-format {f:?}: {e}"))?
+            .with_names(config.parse.names);
     }
     let (body, fallback_ts): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, i64) = match &file {
         Some(path) => {

@@ -1,7 +1,7 @@
 //! Typed configuration from the environment, read and validated once at cold start.
 //! Every error names the variable and the bad value. An empty variable counts as unset.
 
-use crate::parse::{LocalZone, LogFormat, OutputFormat, ParseSettings};
+use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings};
 use crate::route::{
     DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
 };
@@ -87,6 +87,10 @@ impl Config {
             Some(v) => LogFormat::parse_config(&v)
                 .map_err(|e| fail("ACCESS_LOG_FORMAT", &v, e.to_string()))?,
         };
+        let names = match var("FIELD_NAMES") {
+            None => FieldNames::Nginx,
+            Some(v) => FieldNames::parse(&v).map_err(|e| fail("FIELD_NAMES", &v, e))?,
+        };
         let error_zone = match var("ERROR_LOG_TIMEZONE") {
             None => LocalZone::Fixed(0),
             Some(v) => LocalZone::parse(&v).map_err(|e| fail("ERROR_LOG_TIMEZONE", &v, e))?,
@@ -145,7 +149,9 @@ impl Config {
                 output,
                 access_format,
                 error_zone,
-            },
+                names: FieldNames::Nginx,
+            }
+            .with_names(names),
             retention_days,
             max_concurrent_objects,
         })
@@ -191,10 +197,23 @@ mod tests {
             ("ERROR_LOG_TIMEZONE", "Europe/Berlin"),
             ("ACCESS_LOG_FORMAT", "main"),
             ("MAX_CONCURRENT_OBJECTS", "8"),
+            ("FIELD_NAMES", " Fluentd"),
         ])
         .unwrap();
         assert_eq!(c.retention_days, Some(30));
         assert_eq!(c.parse.output, OutputFormat::Raw);
+        assert_eq!(c.parse.names, FieldNames::Fluentd);
+        // The access format's keys follow (`$status` is td-agent's `code`).
+        assert_eq!(
+            c.parse.access_format,
+            LogFormat::parse_config("main")
+                .unwrap()
+                .with_names(FieldNames::Fluentd)
+        );
+        assert_ne!(
+            c.parse.access_format,
+            LogFormat::parse_config("main").unwrap()
+        );
         assert_eq!(c.max_concurrent_objects, 8);
     }
 
@@ -214,6 +233,7 @@ mod tests {
             ("MAX_CONCURRENT_PUTS", "65"),
             ("CHECKPOINT_STORE", "dynamodb"),
             ("SKIP_BINARY", "maybe"),
+            ("FIELD_NAMES", "td-agent"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

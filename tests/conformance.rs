@@ -19,7 +19,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use nginx_cloudwatch_forwarder::parse::{
-    LineParser, LocalZone, LogEvent, LogFormat, ParseSettings,
+    FieldNames, LineParser, LocalZone, LogEvent, LogFormat, ParseSettings,
 };
 use nginx_cloudwatch_forwarder::route::LogKind;
 use serde_json::Value;
@@ -900,4 +900,73 @@ fn corpora_pass_or_differ_for_a_documented_reason() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// With `FIELD_NAMES=fluentd` a message is what fluentd's own `nginx` parser test expects,
+/// key for key: its names, its values (`code` and `size` as numbers), no `time` (it is the
+/// event's timestamp) — minus the `-` values we leave out everywhere, and with the trailing
+/// X-Forwarded-For under td-agent's `forwarder`. The two cases nginx itself would log
+/// differently (see `KNOWN`) are left out.
+#[test]
+fn fluentd_cases_in_fluentd_names_are_fluentds_records() {
+    const FORMAT: &str = r#"$remote_addr $host $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+    let settings = |format: &str| {
+        ParseSettings {
+            access_format: LogFormat::parse_config(format).expect("format"),
+            ..ParseSettings::default()
+        }
+        .with_names(FieldNames::Fluentd)
+    };
+    let (plain, with_xff) = (
+        settings(FORMAT),
+        settings(&format!("{FORMAT} $http_x_forwarded_for")),
+    );
+    let mut compared = 0;
+    for c in load("fluentd-parser-nginx/cases.json")
+        .as_array()
+        .expect("array")
+    {
+        let name = c["name"].as_str().expect("name");
+        if KNOWN
+            .iter()
+            .any(|(id, _, _)| *id == format!("fluentd/{name}"))
+        {
+            continue;
+        }
+        let settings = match c["expected"].get("http_x_forwarded_for") {
+            Some(_) => &with_xff,
+            None => &plain,
+        };
+        let mut p = LineParser::new(settings, LogKind::Access, -1);
+        let mut out = Vec::new();
+        p.push(c["input"].as_str().expect("input"), 1, &mut out);
+        p.finish(&mut out);
+        let got: Value = serde_json::from_str(&out[0].message.text()).expect("JSON");
+        let want: serde_json::Map<String, Value> = c["expected"]
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(_, v)| v.as_str() != Some("-"))
+            .map(|(k, v)| {
+                let k = if k == "http_x_forwarded_for" {
+                    "forwarder"
+                } else {
+                    k
+                };
+                let v = match (k, v.as_str()) {
+                    ("code" | "size", Some(n)) => Value::from(n.parse::<u64>().expect("number")),
+                    _ => v.clone(),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        assert_eq!(got, Value::Object(want), "{name}");
+        assert_eq!(
+            Some(out[0].timestamp),
+            c["expected_time"]["epoch"].as_i64().map(|s| s * 1000),
+            "{name}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 3, "the cases nginx logs the same way");
 }

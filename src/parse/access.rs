@@ -1,10 +1,9 @@
 //! Access-log lines → events, through the compiled `log_format`.
 
 use std::borrow::BorrowMut;
-use std::sync::LazyLock;
 
 use super::format::{Escape, TimeVar};
-use super::json::{Key, ObjectWriter};
+use super::json::ObjectWriter;
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
 use super::{LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
 
@@ -117,19 +116,6 @@ pub fn locate(
 /// variable of that name: then [`LogFormat::tail_key`](super::LogFormat::tail_key)).
 pub use super::format::UNPARSED_TAIL;
 
-/// The keys of the fields derived from `$request`.
-struct Keys {
-    request_method: Key,
-    request_uri: Key,
-    server_protocol: Key,
-}
-
-static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
-    request_method: Key::new("request_method"),
-    request_uri: Key::new("request_uri"),
-    server_protocol: Key::new("server_protocol"),
-});
-
 fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {
     let (a, b) = spans[i];
     &line[a..b]
@@ -162,7 +148,9 @@ pub fn write_fields<B: BorrowMut<String>>(
         } else {
             raw
         };
-        if var.numeric {
+        if var.request && !fmt.writes_request() {
+            // Only its parts (td-agent's names).
+        } else if var.numeric {
             w.num_field_at(&var.key, value);
         } else {
             w.str_field_at(&var.key, value);
@@ -176,15 +164,11 @@ pub fn write_fields<B: BorrowMut<String>>(
                 protocol: logged(p),
             };
             let parts = request_parts(value, fmt.escape(), logged(fmt.status_var()), own);
-            let keys = &*KEYS;
+            let [method, uri, protocol] = fmt.derived_keys();
             for (wanted, key, v) in [
-                (derived.request_method, &keys.request_method, parts.method),
-                (derived.request_uri, &keys.request_uri, parts.uri),
-                (
-                    derived.server_protocol,
-                    &keys.server_protocol,
-                    parts.protocol,
-                ),
+                (derived.request_method, method, parts.method),
+                (derived.request_uri, uri, parts.uri),
+                (derived.server_protocol, protocol, parts.protocol),
             ] {
                 if let (true, Some(v)) = (wanted, v) {
                     w.str_field_at(key, v);
@@ -1474,6 +1458,55 @@ mod tests {
             Value::Object(got),
             json!({"remote_addr":"127.0.0.1","request":"GET /a\"q\u{1} HTTP/1.1","status":400}),
             "escape=json: a control byte in the URI is a rejected line"
+        );
+    }
+
+    #[test]
+    fn fluentd_names_rename_what_td_agents_parser_has_and_keep_the_rest() {
+        use crate::parse::FieldNames;
+        let fluentd = |fmt: &str, line: &str| {
+            let s = settings(fmt).with_names(FieldNames::Fluentd);
+            let ev = parse_line(&s, line, 1, 42);
+            assert!(!ev.parse_failed, "{fmt}: {}", ev.message);
+            (ev.timestamp, unique_keys(&ev.message.text()).unwrap())
+        };
+        let main = r#"'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for" $request_time'"#;
+        let line = r#"10.0.0.1 - alice [24/Nov/2026:10:00:01 +0000] "GET /a?b=1 HTTP/1.1" 404 12 "https://r/" "curl/8" "1.2.3.4, 5.6.7.8" 0.003"#;
+        let (ts, got) = fluentd(main, line);
+        assert_eq!(ts, 1_795_514_401_000);
+        assert_eq!(
+            Value::Object(got),
+            json!({"remote": "10.0.0.1", "user": "alice", "method": "GET", "path": "/a?b=1",
+                   "code": 404, "size": 12, "referer": "https://r/", "agent": "curl/8",
+                   "forwarder": "1.2.3.4, 5.6.7.8", "request_time": 0.003})
+        );
+        // The format's own $request_uri and $request_method get the names; a name the format
+        // uses for a variable of its own keeps the nginx name beside it; a second time
+        // variable is a field like any other.
+        let own = r#"'$msec $request_method $request_uri $status $code "$request" $time_local'"#;
+        let line =
+            r#"1795514401.123 POST /x 201 abc "POST /x HTTP/2.0" 24/Nov/2026:10:00:01 +0000"#;
+        let (ts, got) = fluentd(own, line);
+        assert_eq!(ts, 1_795_514_401_123);
+        assert_eq!(
+            Value::Object(got),
+            json!({"method": "POST", "path": "/x", "status": 201, "code": "abc",
+                   "time_local": "24/Nov/2026:10:00:01 +0000"})
+        );
+        // nginx names are the default and unchanged.
+        let (_, got) = {
+            let ev = parse_line(
+                &settings(main),
+                r#"10.0.0.1 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 1 "-" "-" "-" 0.1"#,
+                1,
+                0,
+            );
+            (ev.timestamp, unique_keys(&ev.message.text()).unwrap())
+        };
+        assert!(
+            got.contains_key("remote_addr")
+                && got.contains_key("request")
+                && got.contains_key("time_local")
         );
     }
 }

@@ -9,7 +9,9 @@
 
 use super::json::ObjectWriter;
 use super::time::parse_error_time;
-use super::{LineParser, LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
+use super::{
+    FieldNames, LineParser, LogEvent, Message, OutputFormat, ParseSettings, unparsed_message,
+};
 
 pub const LEVELS: [&str; 8] = [
     "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
@@ -86,7 +88,7 @@ impl Pending {
         } else {
             match settings.output {
                 OutputFormat::Raw => Message::new(&self.text),
-                OutputFormat::Json => to_json(&self.text, self.head_len),
+                OutputFormat::Json => to_json(&self.text, self.head_len, settings.names),
             }
         };
         LogEvent {
@@ -143,6 +145,9 @@ struct Header<'a> {
     tid: &'a str,
     connection: Option<&'a str>,
     message: &'a str,
+    /// Everything after `pid#tid: `: the connection number and the message (td-agent's
+    /// `message`).
+    body: &'a str,
 }
 
 fn header(line: &str) -> Option<Header<'_>> {
@@ -180,6 +185,7 @@ fn header(line: &str) -> Option<Header<'_>> {
         tid,
         connection,
         message,
+        body: rest,
     })
 }
 
@@ -358,7 +364,7 @@ fn limit_req(message: &str) -> Option<(&str, &str)> {
     Some((excess, zone))
 }
 
-fn to_json(text: &str, head_len: usize) -> Message {
+fn to_json(text: &str, head_len: usize, names: FieldNames) -> Message {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
         return unparsed_message(OutputFormat::Json, text, "not an nginx error-log line");
@@ -379,13 +385,20 @@ fn to_json(text: &str, head_len: usize) -> Message {
     let truncated = cut || (at_cap && !ends_closed);
     let mut w = ObjectWriter::message(text.len() + 96);
     w.str_field("time", h.time);
-    w.str_field("level", h.level);
+    match names {
+        FieldNames::Nginx => w.str_field("level", h.level),
+        FieldNames::Fluentd => w.str_field("log_level", h.level),
+    }
     w.num_field("pid", h.pid);
     w.num_field("tid", h.tid);
     if let Some(c) = h.connection {
         w.num_field("connection", c);
     }
-    w.str_field("message", message);
+    match names {
+        FieldNames::Nginx => w.str_field("message", message),
+        // td-agent's regex takes the whole rest of the record, continuation lines included.
+        FieldNames::Fluentd => w.str_field("message", &text[head_len - h.body.len()..]),
+    }
     if let Some((excess, zone)) = limit_req(message) {
         w.num_field("excess", excess);
         w.str_field("zone", zone);
@@ -697,5 +710,26 @@ mod tests {
             let v = one(line);
             assert!(v.get("truncated").is_none(), "{line}: {v}");
         }
+    }
+
+    #[test]
+    fn fluentd_names_give_log_level_and_the_whole_text_as_message() {
+        let settings = ParseSettings::default().with_names(FieldNames::Fluentd);
+        let mut p = LineParser::new(&settings, LogKind::Error, 0);
+        let mut out = Vec::new();
+        let line = r#"2026/11/24 10:00:01 [error] 12#13: *5 open() "/x" failed (2: No such file), client: 1.2.3.4, server: a, request: "GET /x HTTP/1.1", host: "a""#;
+        p.push(line, 1, &mut out);
+        p.push("second line", 2, &mut out);
+        p.finish(&mut out);
+        let v: Value = serde_json::from_str(&out[0].message.text()).unwrap();
+        assert_eq!(v["log_level"], "error");
+        assert!(v.get("level").is_none());
+        assert_eq!(
+            v["message"],
+            format!("{}\nsecond line", &line[line.find("*5").unwrap()..])
+        );
+        assert_eq!((v["pid"].clone(), v["tid"].clone()), (json!(12), json!(13)));
+        assert_eq!(v["client"], "1.2.3.4");
+        assert_eq!(v["time"], "2026/11/24 10:00:01");
     }
 }

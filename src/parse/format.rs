@@ -87,6 +87,21 @@ impl Derived {
     }
 }
 
+/// nginx variables and the names td-agent's `nginx` parser gives the same values
+/// ([`super::FieldNames::Fluentd`]). `request_method` and `request_uri` apply both to the format's
+/// own variables and to the parts split from `$request`.
+pub const FLUENTD_ACCESS_NAMES: [(&str, &str); 9] = [
+    ("remote_addr", "remote"),
+    ("remote_user", "user"),
+    ("request_method", "method"),
+    ("request_uri", "path"),
+    ("status", "code"),
+    ("body_bytes_sent", "size"),
+    ("http_referer", "referer"),
+    ("http_user_agent", "agent"),
+    ("http_x_forwarded_for", "forwarder"),
+];
+
 /// The key of the text found after the end of the format (unless the format names it itself).
 pub const UNPARSED_TAIL: &str = "unparsed_tail";
 
@@ -116,6 +131,10 @@ pub struct LogFormat {
     /// The key of text after the end of the format: [`UNPARSED_TAIL`], or `_unparsed_tail`
     /// (with more `_` as needed) when the format has a variable of that name.
     tail_key: Key,
+    /// The keys of the parts derived from `$request`: method, URI, protocol.
+    derived_keys: [Key; 3],
+    /// Whether `$request` itself is written (with td-agent's names only its parts are).
+    write_request: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -277,7 +296,61 @@ impl LogFormat {
             status_var,
             part_vars,
             derived,
+            derived_keys: [
+                Key::new("request_method"),
+                Key::new("request_uri"),
+                Key::new("server_protocol"),
+            ],
+            write_request: true,
         })
+    }
+
+    /// The format with the keys of `names`. With [`FieldNames::Fluentd`](super::FieldNames):
+    /// the variables of [`FLUENTD_ACCESS_NAMES`] and the method and URI split from `$request`
+    /// get td-agent's names (unless the format has a variable of that name: then the nginx name
+    /// stays, so no key is written twice); `$request` itself, the protocol split from it and the
+    /// time variable the event's timestamp comes from are not written, as td-agent's records
+    /// have none of them.
+    pub fn with_names(mut self, names: super::FieldNames) -> Self {
+        if names == super::FieldNames::Nginx {
+            return self;
+        }
+        let taken = |name: &str| self.vars.iter().any(|v| v.name == name);
+        let renamed = |nginx: &str| {
+            FLUENTD_ACCESS_NAMES
+                .iter()
+                .find(|(n, f)| *n == nginx && !taken(f))
+                .map(|(_, f)| Key::new(f))
+        };
+        let keys: Vec<Option<Key>> = self.vars.iter().map(|v| renamed(&v.name)).collect();
+        let (method, uri) = (renamed("request_method"), renamed("request_uri"));
+        for (var, key) in self.vars.iter_mut().zip(keys) {
+            if let Some(key) = key {
+                var.key = key;
+            }
+        }
+        if let Some(key) = method {
+            self.derived_keys[0] = key;
+        }
+        if let Some(key) = uri {
+            self.derived_keys[1] = key;
+        }
+        self.derived.server_protocol = false;
+        self.write_request = false;
+        if let Some(i) = self.time_var {
+            self.vars[i].write = false;
+        }
+        self
+    }
+
+    /// The keys of the parts derived from `$request` (method, URI, protocol).
+    pub fn derived_keys(&self) -> &[Key; 3] {
+        &self.derived_keys
+    }
+
+    /// Whether `$request` is written as a field of its own, besides its parts.
+    pub fn writes_request(&self) -> bool {
+        self.write_request
     }
 
     pub fn source(&self) -> &str {

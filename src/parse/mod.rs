@@ -36,6 +36,30 @@ impl OutputFormat {
     }
 }
 
+/// Which names the fields of JSON messages get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldNames {
+    /// nginx's variable names (`remote_addr`, `status`, …) and the error log's own parts.
+    #[default]
+    Nginx,
+    /// The names of td-agent's (fluentd's) `nginx` parser, for saved queries, metric filters and
+    /// alarms written against it: access `remote`, `user`, `method`, `path`, `code`, `size`,
+    /// `referer`, `agent`, `forwarder`, the time only as the event's timestamp; error
+    /// `log_level` and a `message` that is the whole text after `pid#tid: `. Fields that parser
+    /// does not have keep their nginx names ([`format::FLUENTD_ACCESS_NAMES`]).
+    Fluentd,
+}
+
+impl FieldNames {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nginx" => Ok(Self::Nginx),
+            "fluentd" => Ok(Self::Fluentd),
+            other => Err(format!("{other:?} is not one of: nginx, fluentd")),
+        }
+    }
+}
+
 /// One CloudWatch event, before batching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
@@ -55,8 +79,21 @@ pub struct LogEvent {
 #[derive(Debug, Clone)]
 pub struct ParseSettings {
     pub output: OutputFormat,
+    /// Compiled with the field names ([`LogFormat::with_names`]): access messages take their
+    /// keys from it.
     pub access_format: LogFormat,
     pub error_zone: LocalZone,
+    /// The error log's field names (the access format carries its own).
+    pub names: FieldNames,
+}
+
+impl ParseSettings {
+    /// The settings for `names`: the access format's keys renamed to match.
+    pub fn with_names(mut self, names: FieldNames) -> Self {
+        self.access_format = self.access_format.with_names(names);
+        self.names = names;
+        self
+    }
 }
 
 impl Default for ParseSettings {
@@ -65,6 +102,7 @@ impl Default for ParseSettings {
             output: OutputFormat::Json,
             access_format: LogFormat::combined(),
             error_zone: LocalZone::Fixed(0),
+            names: FieldNames::Nginx,
         }
     }
 }
