@@ -797,7 +797,7 @@ fn without_a_name_tag_the_hostname_is_hostname_f_and_an_unknown_nginx_version_is
         );
         imds.assert_token_flow();
         let key = format!("nginx/{INSTANCE_ID}/access/2026/11/24/access.log-20261124T1000.gz");
-        assert_eq!(bucket.keys(), [key.clone()], "{case}");
+        assert_eq!(bucket.keys(), std::slice::from_ref(&key), "{case}");
         assert_eq!(
             bucket.metadata(&key),
             meta(&[
