@@ -7,7 +7,7 @@
 //! | name            | value                                                                  |
 //! |-----------------|------------------------------------------------------------------------|
 //! | `instance-id`   | the EC2 instance ID from IMDSv2                                        |
-//! | `hostname`      | the instance's `Name` tag (IMDSv2 instance tags), else the host's name |
+//! | `hostname`      | the instance's `Name` tag (IMDSv2 instance tags), else `hostname -f`   |
 //! | `nginx-version` | from `nginx -v`, e.g. `1.22.1`; absent when it cannot tell             |
 //!
 //! Every value goes through [`meta_value`]: percent-encoded UTF-8, at most 256 bytes.
@@ -60,7 +60,7 @@ pub fn meta_value(text: &str) -> String {
 pub enum NameSource {
     /// The instance's `Name` tag.
     Tag,
-    /// The system's host name (`/proc/sys/kernel/hostname`).
+    /// The system's host name ([`system_hostname`]: `hostname -f`, else the kernel's).
     System,
 }
 
@@ -152,9 +152,22 @@ pub fn is_instance_id(id: &str) -> bool {
     matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The kernel's host name (what `hostname` prints; `hostname -f` may add a domain from DNS or
-/// `/etc/hosts`).
+/// The host's name as the shell shipper reads it: `hostname -f` (the kernel's host name,
+/// completed with a domain through the resolver: `/etc/hosts` or DNS), else the kernel's host
+/// name itself (`/proc/sys/kernel/hostname`, what plain `hostname` prints). Run once, at start.
 pub fn system_hostname() -> Option<String> {
+    Command::new("hostname")
+        .arg("-f")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|n| !n.is_empty())
+        .or_else(kernel_hostname)
+}
+
+fn kernel_hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_string())
