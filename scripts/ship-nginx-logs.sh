@@ -16,6 +16,16 @@
 #   - YYYY/MM/DD is the file's modification time, in UTC;
 #   - a gzip file (by its magic bytes) is uploaded as it is; any other file is gzipped into a
 #     temporary copy (the original is never modified) and ".gz" is appended to the object name.
+#   Each object carries S3 user metadata (x-amz-meta-<name>), read once per run:
+#     instance-id    the instance ID (as in the key)
+#     hostname       the instance's Name tag from IMDSv2 (/latest/meta-data/tags/instance/Name);
+#                    when IMDS answers 404 (the instance does not allow tags in metadata, or has
+#                    no Name tag), `hostname -f` (else `hostname`, else `uname -n`); any other
+#                    IMDS failure falls back the same way, with a warning
+#     nginx-version  from `nginx -v` (NGINX_BIN, else nginx on PATH, else /usr/sbin/nginx), e.g.
+#                    1.22.1; left out when it cannot tell
+#   Values are percent-encoded UTF-8: every byte outside ! to ~ (space, control bytes, non-ASCII)
+#   and % itself become %XX; at most 256 bytes, never cut inside a character.
 #   Each upload is tried UPLOAD_ATTEMPTS times with a doubling delay. A file is deleted only
 #   after it uploaded (and DELETE_AFTER_UPLOAD=true); a file that did not upload is kept, named
 #   in an error, and the other files are still shipped. One line per file goes to stderr.
@@ -28,6 +38,8 @@
 #   UPLOAD_ATTEMPTS      attempts per file, >= 1; default 5
 #   RETRY_DELAY_SECONDS  delay before the 2nd attempt, doubled before each next one; default 2
 #   DELETE_AFTER_UPLOAD  "true" or "false"; default true
+#   NGINX_BIN            nginx binary for the nginx-version metadata; default nginx on PATH,
+#                        else /usr/sbin/nginx
 #   TMPDIR               where gzipped copies are written; default /tmp
 #   The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_CONFIG_FILE, ...)
 #   are passed to the AWS CLI untouched.
@@ -36,7 +48,7 @@
 # did not upload (or could not be deleted after uploading); 2 on a usage or configuration error
 # or when the instance ID cannot be read from IMDS (nothing is uploaded or deleted then).
 #
-# Needs: a POSIX sh, curl, gzip, od, mktemp, and date -u -r FILE (GNU coreutils, BusyBox and the
+# Needs: a POSIX sh, curl, gzip, od, awk, sed, mktemp, and date -u -r FILE (GNU coreutils, BusyBox and the
 # BSDs have it; otherwise GNU or BSD stat is used to read the modification time).
 set -eu
 
@@ -153,6 +165,93 @@ read_instance_id() {
     *) fail "IMDS returned \"$id\", which is not an EC2 instance ID (i- and 8 or 17 hex digits); nothing uploaded, nothing deleted" ;;
     esac
     instance_id=$id
+    read_host_meta
+}
+
+# --- host metadata, read with the instance ID ------------------------------------------------
+# (Functions share the script's variables: names here must not be those of ship().)
+
+# Percent-encodes every byte outside ! to ~ and %; at most 256 bytes, whole characters only
+# (the same rule as the follower's, src/ship/host.rs).
+meta_value() {
+    printf '%s' "$1" | od -A n -t u1 -v | awk '
+        { for (i = 1; i <= NF; i++) b[n++] = $i }
+        END {
+            out = ""
+            i = 0
+            while (i < n) {
+                piece = ""
+                j = i
+                do { # a character: its first byte and its continuation bytes (0x80 to 0xBF)
+                    c = b[j] + 0
+                    if (c >= 33 && c <= 126 && c != 37) piece = piece sprintf("%c", c)
+                    else piece = piece sprintf("%%%02X", c)
+                    j++
+                } while (j < n && b[j] >= 128 && b[j] < 192)
+                if (length(out) + length(piece) > 256) break
+                out = out piece
+                i = j
+            }
+            printf "%s", out
+        }'
+}
+
+# Without leading and trailing white space.
+trim() {
+    t=$1
+    while :; do
+        case $t in
+        [[:space:]]*) t=${t#?} ;;
+        *[[:space:]]) t=${t%?} ;;
+        *) break ;;
+        esac
+    done
+    printf '%s' "$t"
+}
+
+# The metadata as the AWS CLI's JSON map (values are printable ASCII; " and \ escaped).
+meta_json=
+meta_add() {
+    v=$(printf '%s' "$2" | sed 's/[\\"]/\\&/g')
+    meta_json=${meta_json:+$meta_json,}"\"$1\":\"$v\""
+}
+
+read_host_meta() {
+    host_name=
+    tag_file=$workdir/name-tag
+    if code=$(imds_curl -o "$tag_file" -w '%{http_code}' -H "X-aws-ec2-metadata-token: $token" \
+        "$imds/latest/meta-data/tags/instance/Name" 2>"$tag_file.err"); then
+        host_name=$(trim "$(cat -- "$tag_file")")
+    elif [ "$code" != 404 ]; then
+        say "warning: cannot read the Name tag from $imds/latest/meta-data/tags/instance/Name ($(trim "$(cat -- "$tag_file.err")")); using hostname -f"
+    fi
+    rm -f -- "$tag_file" "$tag_file.err"
+    if [ -z "$host_name" ]; then
+        host_name=$(hostname -f 2>/dev/null) || host_name=$(hostname 2>/dev/null) || host_name=$(uname -n 2>/dev/null) || host_name=
+        host_name=$(trim "$host_name")
+    fi
+
+    nginx_bin=${NGINX_BIN-}
+    if [ -z "$nginx_bin" ]; then
+        if command -v nginx >/dev/null 2>&1; then
+            nginx_bin=nginx
+        elif [ -x /usr/sbin/nginx ]; then
+            nginx_bin=/usr/sbin/nginx
+        fi
+    fi
+    nginx_version=
+    if [ -n "$nginx_bin" ]; then
+        out=$("$nginx_bin" -v 2>&1 </dev/null) || :
+        nginx_version=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*nginx version:[[:space:]]*//p' | head -n 1 | sed 's/^nginx\///')
+        nginx_version=$(trim "$nginx_version")
+    fi
+
+    meta_json=
+    meta_add instance-id "$(meta_value "$instance_id")"
+    [ -z "$host_name" ] || meta_add hostname "$(meta_value "$host_name")"
+    [ -z "$nginx_version" ] || meta_add nginx-version "$(meta_value "$nginx_version")"
+    meta_json={$meta_json}
+    say "instance $instance_id, hostname ${host_name:-unknown}, nginx ${nginx_version:-version unknown}"
 }
 
 # --- one file ------------------------------------------------------------------------------
@@ -232,7 +331,8 @@ ship() {
     attempt=1
     delay=$retry_delay
     while :; do
-        if "$aws_cli" s3 cp --only-show-errors --content-type application/gzip "$src" "$url"; then
+        if "$aws_cli" s3 cp --only-show-errors --content-type application/gzip \
+            --metadata "$meta_json" "$src" "$url"; then
             uploaded=true
             break
         fi

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::imds::{INSTANCE_ID, Imds, ImdsServer};
+use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
 
 const BUCKET: &str = "nginx-logs-follower";
@@ -205,6 +205,32 @@ impl Host {
         segs.into_iter().map(|(_, k, t)| (k, t)).collect()
     }
 
+    /// The user metadata (`x-amz-meta-*`) of every object, by key, sorted.
+    fn metadata(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.objects()
+            .into_iter()
+            .map(|(key, _)| {
+                let head = block_on(self.s3.head_object().bucket(BUCKET).key(&key).send())
+                    .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
+                let mut meta: Vec<(String, String)> = head
+                    .metadata()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                meta.sort();
+                (key, meta)
+            })
+            .collect()
+    }
+
+    /// An executable `nginx` stand-in in the host's directory running `body` (a sh script).
+    fn fake_nginx(&self, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.join("fake-nginx");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write fake nginx");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p.display().to_string()
+    }
+
     /// The lines of all segments, in order.
     fn shipped_lines(&self) -> Vec<String> {
         let text: String = self.segments().into_iter().map(|(_, t)| t).collect();
@@ -304,6 +330,119 @@ fn appended_whole_lines_ship_as_segments_and_a_rerun_changes_nothing() {
     host.ship_ok();
     assert_eq!(host.shipped_lines(), host.written);
     assert_eq!(host.objects().len(), 3);
+}
+
+/// The metadata each segment must carry besides the host's: the source path and byte range.
+fn own_meta(host: &Host, key: &str) -> Vec<(String, String)> {
+    let (start, end) = {
+        let tail = key.rsplit('/').next().unwrap_or_default();
+        let tail = tail.strip_suffix(".gz").expect("ends in .gz");
+        let mut parts = tail.rsplitn(3, '-');
+        let end = parts.next().expect("end").to_string();
+        (parts.next().expect("start").to_string(), end)
+    };
+    vec![
+        ("ncf-bytes".into(), format!("{start}-{end}")),
+        (
+            "ncf-source".into(),
+            host.log().display().to_string().replace(' ', "%20"),
+        ),
+    ]
+}
+
+fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
+    v.sort();
+    v
+}
+
+#[test]
+fn every_segment_carries_the_name_tag_the_instance_id_and_the_nginx_version() {
+    let mut host = Host::new("meta-tag");
+    // A Name tag with a space, a percent sign and non-ASCII: percent-encoded on the wire.
+    host.imds = ImdsServer::start_with(Imds::Serve, NameTag::Is("web 01 100% café".into()));
+    let nginx = host.fake_nginx("echo 'nginx version: nginx/9.8.7' >&2");
+    host.append(10, false);
+    let log1 =
+        String::from_utf8_lossy(&host.ship(&[("NGINX_BIN", nginx.clone())]).stderr).into_owned();
+    host.imds.assert_token_flow();
+    assert!(
+        log1.contains(&format!(
+            "instance {INSTANCE_ID}, hostname \"web 01 100% café\" (the Name tag), nginx 9.8.7"
+        )),
+        "{log1}"
+    );
+    host.append(5, false);
+    let out = host.ship(&[("NGINX_BIN", nginx)]);
+    assert!(out.status.success());
+
+    let meta = host.metadata();
+    assert_eq!(meta.len(), 2, "two segments");
+    for (key, got) in meta {
+        let mut want = own_meta(&host, &key);
+        want.extend([
+            (
+                "hostname".to_string(),
+                "web%2001%20100%25%20caf%C3%A9".to_string(),
+            ),
+            ("instance-id".to_string(), INSTANCE_ID.to_string()),
+            ("nginx-version".to_string(), "9.8.7".to_string()),
+        ]);
+        assert_eq!(got, sorted(want), "{key}");
+    }
+}
+
+#[test]
+fn without_a_name_tag_the_hostname_is_the_systems_and_an_unknown_nginx_version_is_left_out() {
+    // What `hostname -f` says (the shell shipper's rule too), else the kernel's host name.
+    let system = Command::new("hostname")
+        .arg("-f")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .expect("the kernel's host name")
+                .trim()
+                .to_string()
+        });
+    assert!(!system.is_empty());
+    for (tag, case) in [(NameTag::Absent, "404"), (NameTag::Refused, "403")] {
+        let mut host = Host::new("meta-system");
+        host.imds = ImdsServer::start_with(Imds::Serve, tag.clone());
+        let nginx = host.fake_nginx("echo 'sh: nginx: broken' >&2; exit 127");
+        host.append(3, false);
+        let out = host.ship(&[("NGINX_BIN", nginx)]);
+        assert!(
+            out.status.success(),
+            "{case}: the upload never fails for the name"
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        host.imds.assert_token_flow();
+        assert!(
+            log.contains(&format!(
+                "hostname {system:?} (the system's host name), nginx version unknown"
+            )),
+            "{case}: {log}"
+        );
+        // Only a failure other than 404 is worth a warning.
+        assert_eq!(
+            log.contains("cannot read the Name tag"),
+            tag == NameTag::Refused,
+            "{case}: {log}"
+        );
+        let meta = host.metadata();
+        assert_eq!(meta.len(), 1, "{case}");
+        let (key, got) = &meta[0];
+        let mut want = own_meta(&host, key);
+        want.extend([
+            ("hostname".to_string(), system.clone()),
+            ("instance-id".to_string(), INSTANCE_ID.to_string()),
+        ]);
+        assert_eq!(*got, sorted(want), "{case}: {key}");
+        assert_eq!(host.shipped_lines(), host.written, "{case}");
+    }
 }
 
 #[test]

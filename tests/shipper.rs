@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::imds::{INSTANCE_ID, Imds, ImdsServer};
+use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
+use nginx_cloudwatch_forwarder::ship::host::meta_value;
 
 const BUCKET: &str = "nginx-logs-shipper";
 
@@ -99,6 +100,14 @@ exec "$REAL_AWS" "$@"
         std::fs::write(&p, text).expect("write fake aws");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         p
+    }
+
+    /// An executable `nginx` stand-in running `body` (a sh script); its path.
+    fn fake_nginx(&self, body: &str) -> String {
+        let p = self.path("fake-nginx");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write fake nginx");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p.display().to_string()
     }
 
     /// The URLs the fake CLI was called with, in order.
@@ -225,6 +234,42 @@ impl Bucket {
             (body.to_vec(), ct, ce)
         })
     }
+}
+
+impl Bucket {
+    /// The user metadata (`x-amz-meta-*`) of an object, sorted.
+    fn metadata(&self, key: &str) -> Vec<(String, String)> {
+        let head = block_on(self.s3.head_object().bucket(BUCKET).key(key).send())
+            .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
+        let mut meta: Vec<(String, String)> = head
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        meta.sort();
+        meta
+    }
+}
+
+fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What `hostname -f` says here (the script's fallback), else `hostname`.
+fn host_fqdn() -> String {
+    for args in [&["-f"][..], &[][..]] {
+        if let Ok(out) = Command::new("hostname").args(args).output() {
+            let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !name.is_empty() {
+                return name;
+            }
+        }
+    }
+    panic!("neither hostname -f nor hostname names this host");
 }
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
@@ -651,4 +696,173 @@ fn configuration_errors_name_the_variable() {
     assert!(a.exists());
     assert!(imds.requests().is_empty());
     s.assert_tmp_clean();
+}
+
+#[test]
+fn with_a_name_tag_every_object_carries_it_the_instance_id_and_the_nginx_version() {
+    // A plain name; one with what JSON, the CLI's shorthand and HTTP headers treat specially;
+    // one far over 256 bytes once encoded (cut between characters, as the follower cuts it).
+    let odd = "web 01 \"q\" \\ a,b=c 100% ウェブ";
+    let long = "é".repeat(60);
+    for (name, want) in [
+        ("web-01.prod", "web-01.prod".to_string()),
+        (
+            odd,
+            "web%2001%20\"q\"%20\\%20a,b=c%20100%25%20%E3%82%A6%E3%82%A7%E3%83%96".to_string(),
+        ),
+        (long.as_str(), "%C3%A9".repeat(42)),
+    ] {
+        assert_eq!(meta_value(name), want, "the follower's rule");
+        let bucket = Bucket::start();
+        let imds = ImdsServer::start_with(Imds::Serve, NameTag::Is(name.to_string()));
+        let s = Scratch::new("meta-tag");
+        let nginx = s.fake_nginx("echo 'nginx version: nginx/9.8.7' >&2");
+        let a = s.log(
+            "logs/access.log-20261124T1000",
+            &access_text(),
+            "202611241000.00",
+        );
+        let e = s.log(
+            "logs/error.log-20261124T1000",
+            ERROR_TEXT,
+            "202611241000.00",
+        );
+
+        let run = ship(
+            &s,
+            &imds,
+            Some(&bucket.moto),
+            &[("NGINX_BIN", &nginx)],
+            &[&a, &e],
+        );
+
+        assert!(
+            run.status.success(),
+            "{name:?}: exit {}: {}",
+            run.status,
+            run.stderr
+        );
+        imds.assert_token_flow();
+        let keys = bucket.keys();
+        assert_eq!(
+            keys,
+            [
+                format!("nginx/{INSTANCE_ID}/access/2026/11/24/access.log-20261124T1000.gz"),
+                format!("nginx/{INSTANCE_ID}/error/2026/11/24/error.log-20261124T1000.gz"),
+            ],
+            "{name:?}"
+        );
+        for key in keys {
+            assert_eq!(
+                bucket.metadata(&key),
+                meta(&[
+                    ("instance-id", INSTANCE_ID),
+                    ("hostname", &want),
+                    ("nginx-version", "9.8.7"),
+                ]),
+                "{name:?}: {key}"
+            );
+        }
+        assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+        s.assert_tmp_clean();
+    }
+}
+
+#[test]
+fn without_a_name_tag_the_hostname_is_hostname_f_and_an_unknown_nginx_version_is_left_out() {
+    let fqdn = host_fqdn();
+    for (tag, case) in [(NameTag::Absent, "404"), (NameTag::Refused, "403")] {
+        let bucket = Bucket::start();
+        let imds = ImdsServer::start_with(Imds::Serve, tag.clone());
+        let s = Scratch::new("meta-fqdn");
+        let nginx = s.fake_nginx("echo 'sh: nginx: broken' >&2; exit 127");
+        let a = s.log(
+            "logs/access.log-20261124T1000",
+            &access_text(),
+            "202611241000.00",
+        );
+
+        let run = ship(
+            &s,
+            &imds,
+            Some(&bucket.moto),
+            &[("NGINX_BIN", &nginx)],
+            &[&a],
+        );
+
+        assert!(
+            run.status.success(),
+            "{case}: the name never fails an upload: {}",
+            run.stderr
+        );
+        imds.assert_token_flow();
+        let key = format!("nginx/{INSTANCE_ID}/access/2026/11/24/access.log-20261124T1000.gz");
+        assert_eq!(bucket.keys(), std::slice::from_ref(&key), "{case}");
+        assert_eq!(
+            bucket.metadata(&key),
+            meta(&[
+                ("instance-id", INSTANCE_ID),
+                ("hostname", &meta_value(&fqdn))
+            ]),
+            "{case}"
+        );
+        // Only a failure other than 404 is worth a warning.
+        assert_eq!(
+            run.stderr.contains("warning: cannot read the Name tag"),
+            tag == NameTag::Refused,
+            "{case}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("hostname {fqdn}, nginx version unknown")),
+            "{case}: {}",
+            run.stderr
+        );
+        s.assert_tmp_clean();
+    }
+}
+
+#[test]
+fn nginx_is_found_at_usr_sbin_when_it_is_not_on_path() {
+    let real = Path::new("/usr/sbin/nginx");
+    if !real.exists() {
+        eprintln!("skipped: no /usr/sbin/nginx on this machine");
+        return;
+    }
+    let out = Command::new(real).arg("-v").output().expect("run nginx -v");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let version = text
+        .trim()
+        .strip_prefix("nginx version: nginx/")
+        .unwrap_or_else(|| panic!("unexpected nginx -v output {text:?}"))
+        .to_string();
+    let bucket = Bucket::start();
+    let imds = ImdsServer::start_with(Imds::Serve, NameTag::Is("web-01".into()));
+    let s = Scratch::new("meta-nginx");
+    let a = s.log(
+        "logs/access.log-20261124T1000",
+        &access_text(),
+        "202611241000.00",
+    );
+
+    // No nginx on this PATH (curl, gzip and the rest are in /usr/bin and /bin).
+    let run = ship(
+        &s,
+        &imds,
+        Some(&bucket.moto),
+        &[("PATH", "/usr/bin:/bin")],
+        &[&a],
+    );
+
+    assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
+    let key = format!("nginx/{INSTANCE_ID}/access/2026/11/24/access.log-20261124T1000.gz");
+    assert_eq!(
+        bucket.metadata(&key),
+        meta(&[
+            ("instance-id", INSTANCE_ID),
+            ("hostname", "web-01"),
+            ("nginx-version", &version),
+        ])
+    );
 }

@@ -6,6 +6,7 @@
 //! the edge: settings from flags and the environment, the filesystem, the instance ID from
 //! IMDSv2, S3 uploads behind [`Uploader`], and the loop.
 
+pub mod host;
 pub mod plan;
 
 use std::fs::File;
@@ -255,6 +256,8 @@ pub trait Uploader {
 pub struct S3Uploader {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
+    /// What the host says about itself ([`host::HostMeta::entries`]), on every object.
+    pub host_meta: Vec<(&'static str, String)>,
 }
 
 /// Metadata values are HTTP header values: keep them ASCII.
@@ -266,9 +269,11 @@ const META: &AsciiSet = &NON_ALPHANUMERIC
 
 impl Uploader for S3Uploader {
     async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
-        let result = self
-            .client
-            .put_object()
+        let mut req = self.client.put_object();
+        for (name, value) in &self.host_meta {
+            req = req.metadata(*name, value);
+        }
+        let result = req
             .bucket(&self.bucket)
             .key(seg.key)
             .content_type("application/gzip")
@@ -827,33 +832,6 @@ impl Follower {
 
 // --- the command ---------------------------------------------------------------------------
 
-/// The instance ID from IMDSv2 (token PUT, then GET) through the SDK's IMDS client.
-pub async fn instance_id(endpoint: &str) -> Result<String, String> {
-    let client = aws_config::imds::Client::builder()
-        .endpoint(endpoint)
-        .map_err(|e| format!("IMDS_ENDPOINT={endpoint:?}: {e}"))?
-        .build();
-    let id = client
-        .get("/latest/meta-data/instance-id")
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot read the instance ID from IMDSv2 at {endpoint}: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
-    let id = id.as_ref().trim().to_string();
-    let hex = id.strip_prefix("i-").unwrap_or("");
-    let ok =
-        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !ok {
-        return Err(format!(
-            "IMDS at {endpoint} returned {id:?}, which is not an EC2 instance ID (i- and 8 or 17 hex digits)"
-        ));
-    }
-    Ok(id)
-}
-
 /// Endpoint overrides the SDK reads; with one set for S3, path-style addressing (emulators).
 const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
 
@@ -903,12 +881,26 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
             ),
         )
     })?;
-    let instance = instance_id(&settings.imds_endpoint)
+    // Read once: every segment of this run carries the same host metadata.
+    let nginx_bin = std::env::var("NGINX_BIN").ok();
+    let meta = host::read(&settings.imds_endpoint, nginx_bin.as_deref())
         .await
-        .map_err(|e| (1, e))?;
+        .map_err(|e| (1, e.to_string()))?;
+    let name = match &meta.hostname {
+        Some((n, host::NameSource::Tag)) => format!("{n:?} (the Name tag)"),
+        Some((n, host::NameSource::System)) => format!("{n:?} (the system's host name)"),
+        None => "unknown (no Name tag, no system host name)".into(),
+    };
+    tracing::info!(
+        "instance {}, hostname {name}, nginx {}",
+        meta.instance_id,
+        meta.nginx_version.as_deref().unwrap_or("version unknown")
+    );
+    let instance = meta.instance_id.clone();
     let up = S3Uploader {
         client: s3_client().await,
         bucket: settings.bucket.clone(),
+        host_meta: meta.entries(),
     };
     run(&settings, &up, &instance).await.map_err(|e| (1, e))
 }

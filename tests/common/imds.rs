@@ -1,6 +1,8 @@
 //! An IMDSv2 stand-in on a free loopback port: token PUT (a TTL header required), then the
 //! instance-id GET (the token required), one request per connection, every request recorded;
-//! modes for the ways IMDS fails. Used by the shell shipper's and the follower's tests.
+//! modes for the ways IMDS fails; the instance's `Name` tag (`/latest/meta-data/tags/instance/Name`)
+//! answered or not, as the test chooses ([`NameTag`]). Used by the shell shipper's and the
+//! follower's tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -25,6 +27,19 @@ pub enum Imds {
     RejectGet,
     /// 200 on the GET, but with something that is not an instance ID.
     NotAnId,
+}
+
+pub const NAME_TAG_PATH: &str = "/latest/meta-data/tags/instance/Name";
+
+/// What `/latest/meta-data/tags/instance/Name` answers (with a valid token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameTag {
+    /// 404, as EC2 answers when the instance does not allow tags in metadata (or has no Name).
+    Absent,
+    /// 200 with this value.
+    Is(String),
+    /// 403, as when IMDS refuses: a failure other than 404.
+    Refused,
 }
 
 #[derive(Clone, Debug)]
@@ -53,7 +68,12 @@ pub struct ImdsServer {
 }
 
 impl ImdsServer {
+    /// No `Name` tag in metadata (404), as on an instance that does not allow tags there.
     pub fn start(mode: Imds) -> Self {
+        Self::start_with(mode, NameTag::Absent)
+    }
+
+    pub fn start_with(mode: Imds, name: NameTag) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -66,7 +86,7 @@ impl ImdsServer {
                         break;
                     }
                     if let Ok(conn) = conn {
-                        serve(conn, mode, &seen);
+                        serve(conn, mode, &name, &seen);
                     }
                 }
             })
@@ -84,8 +104,8 @@ impl ImdsServer {
         self.seen.lock().expect("not poisoned").clone()
     }
 
-    /// The IMDSv2 flow happened once, as EC2 wants it: token PUT with a TTL, then the GET with
-    /// that token.
+    /// The IMDSv2 flow happened once, as EC2 wants it: token PUT with a TTL, then the GETs of
+    /// the instance ID and of the Name tag with that token.
     pub fn assert_token_flow(&self) {
         let seen = self.requests();
         let flow: Vec<(&str, &str)> = seen
@@ -96,7 +116,8 @@ impl ImdsServer {
             flow,
             [
                 ("PUT", "/latest/api/token"),
-                ("GET", "/latest/meta-data/instance-id")
+                ("GET", "/latest/meta-data/instance-id"),
+                ("GET", NAME_TAG_PATH)
             ],
             "IMDS requests"
         );
@@ -104,7 +125,14 @@ impl ImdsServer {
             seen[0].header("x-aws-ec2-metadata-token-ttl-seconds"),
             Some("21600")
         );
-        assert_eq!(seen[1].header("x-aws-ec2-metadata-token"), Some(TOKEN));
+        for get in &seen[1..] {
+            assert_eq!(
+                get.header("x-aws-ec2-metadata-token"),
+                Some(TOKEN),
+                "{}",
+                get.path
+            );
+        }
     }
 }
 
@@ -120,7 +148,7 @@ impl Drop for ImdsServer {
 }
 
 /// One request per connection (curl opens one per call), answered and closed.
-fn serve(conn: TcpStream, mode: Imds, seen: &Mutex<Vec<Seen>>) {
+fn serve(conn: TcpStream, mode: Imds, name: &NameTag, seen: &Mutex<Vec<Seen>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(read_half) = conn.try_clone() else {
         return;
@@ -176,6 +204,12 @@ fn serve(conn: TcpStream, mode: Imds, seen: &Mutex<Vec<Seen>>) {
             ("200 OK", "<html>captive portal</html>")
         }
         ("GET", "/latest/meta-data/instance-id") => ("200 OK", INSTANCE_ID),
+        ("GET", NAME_TAG_PATH) if !token_ok => ("401 Unauthorized", "Unauthorized"),
+        ("GET", NAME_TAG_PATH) => match name {
+            NameTag::Absent => ("404 Not Found", "Not Found"),
+            NameTag::Is(v) => ("200 OK", v.as_str()),
+            NameTag::Refused => ("403 Forbidden", "Forbidden"),
+        },
         _ => ("404 Not Found", "Not Found"),
     };
     // EC2 echoes the token's TTL; the SDK's IMDS client requires it.
