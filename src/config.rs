@@ -1,7 +1,8 @@
 //! Typed configuration from the environment, read and validated once at cold start.
 //! Every error names the variable and the bad value. An empty variable counts as unset.
 
-use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings};
+use crate::parse::extra::{Extra, ExtraFields};
+use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys};
 use crate::route::{
     DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
 };
@@ -32,6 +33,8 @@ pub struct Config {
     pub checkpoint_store: CheckpointStoreKind,
     /// Skip objects that do not look like text instead of forwarding them lossily decoded.
     pub skip_binary: bool,
+    /// Fields about each object's source added to its JSON messages, rendered per object.
+    pub extra_fields: ExtraFields,
 }
 
 /// `CHECKPOINT_STORE`: `s3-tags` (default) keeps progress in a tag on each object; `none`
@@ -140,18 +143,30 @@ impl Config {
                 return Err(fail("SKIP_BINARY", &v, "must be true or false".into()));
             }
         };
+        let parse = ParseSettings {
+            output,
+            access_format,
+            error_zone,
+            names: FieldNames::Nginx,
+            extra: Extra::default(),
+        }
+        .with_names(names);
+        let extra_fields = match var("EXTRA_FIELDS") {
+            None => ExtraFields::default(),
+            Some(v) => {
+                let taken = message_keys(&parse);
+                let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
+                ExtraFields::parse(&v, &router.group_names(), &taken)
+                    .map_err(|e| fail("EXTRA_FIELDS", &v, e.to_string()))?
+            }
+        };
         Ok(Self {
+            extra_fields,
             skip_binary,
             checkpoint_store,
             max_concurrent_puts,
             router,
-            parse: ParseSettings {
-                output,
-                access_format,
-                error_zone,
-                names: FieldNames::Nginx,
-            }
-            .with_names(names),
+            parse,
             retention_days,
             max_concurrent_objects,
         })
@@ -234,6 +249,9 @@ mod tests {
             ("CHECKPOINT_STORE", "dynamodb"),
             ("SKIP_BINARY", "maybe"),
             ("FIELD_NAMES", "td-agent"),
+            ("EXTRA_FIELDS", "status={instance_id}"),
+            ("EXTRA_FIELDS", "host={nope}"),
+            ("EXTRA_FIELDS", "hostname"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

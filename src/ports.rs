@@ -16,6 +16,19 @@ pub struct OpenedObject {
     pub last_modified_ms: Option<i64>,
     /// The ETag of the bytes being read, without quotes.
     pub etag: Option<String>,
+    /// The object's user metadata (`x-amz-meta-<name>`) by lower-case name, as GetObject
+    /// returns it (no extra call): what `EXTRA_FIELDS`' `{meta:name}` reads.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl OpenedObject {
+    /// The user metadata value `name` (lower case), if the object has it.
+    pub fn metadata(&self, name: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// How to open an object.

@@ -42,6 +42,19 @@ pub struct Route {
     pub kind: LogKind,
     pub log_group: String,
     pub log_stream: String,
+    /// Every named group of `KEY_PATTERN` that matched, with its text (`EXTRA_FIELDS`'
+    /// `{group}` placeholders).
+    pub groups: Vec<(String, String)>,
+}
+
+impl Route {
+    /// The text of `KEY_PATTERN`'s group `name`, if it matched.
+    pub fn group(&self, name: &str) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -181,6 +194,11 @@ impl Router {
         self.pattern.as_str()
     }
 
+    /// The names of `KEY_PATTERN`'s named groups.
+    pub fn group_names(&self) -> Vec<&str> {
+        self.pattern.capture_names().flatten().collect()
+    }
+
     pub fn route(&self, key: &str) -> Result<Route, RouteError> {
         let caps = self
             .pattern
@@ -209,11 +227,21 @@ impl Router {
         if let Err(why) = check_stream_name(&log_stream) {
             return Err(bad("log stream", &log_stream, why));
         }
+        let groups = self
+            .pattern
+            .capture_names()
+            .flatten()
+            .filter_map(|n| {
+                caps.name(n)
+                    .map(|m| (n.to_string(), m.as_str().to_string()))
+            })
+            .collect();
         Ok(Route {
             instance_id: group_of("instance_id"),
             kind,
             log_group,
             log_stream,
+            groups,
         })
     }
 }

@@ -345,3 +345,82 @@ async fn moto_s3_to_sqs_notifications_deliver_every_object() {
     assert_eq!(summary["already_delivered"], instances.len(), "{summary:#}");
     assert_eq!(summary["events"], 0, "{summary:#}");
 }
+
+/// A fleet moving from td-agent: `FIELD_NAMES=fluentd` and `EXTRA_FIELDS` naming the instance
+/// (from the key) and the host (from the object metadata the shippers attach,
+/// percent-encoded). The access events read back have exactly td-agent's keys for a line with
+/// every value present (its `host` is the literal `-` of stock formats, which is never written)
+/// plus `instance_id` and `hostname`; the error events td-agent's too, beside the context
+/// fields.
+#[tokio::test]
+async fn fluentd_names_and_extra_fields_reach_cloudwatch() {
+    let env = env().await;
+    let instance = "i-0123456789abcdef0";
+    let when = jiff::Timestamp::from_millisecond(now_ms() - 60_000).unwrap();
+    let access = format!(
+        "10.0.0.1 - alice [{}] \"GET /a?b=1 HTTP/1.1\" 404 12 \"https://r/\" \"curl/8\"\n",
+        when.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    );
+    let error = format!(
+        "{} [warn] 7#8: *3 an upstream response is buffered, client: 10.0.0.1, server: _, request: \"GET / HTTP/1.1\"\n",
+        when.strftime("%Y/%m/%d %H:%M:%S")
+    );
+    let keys = [
+        format!("nginx/{instance}/access/2026/11/24/access.log.gz"),
+        format!("nginx/{instance}/error/2026/11/24/error.log"),
+    ];
+    for (key, body) in [
+        (&keys[0], gzip(access.as_bytes())),
+        (&keys[1], error.into_bytes()),
+    ] {
+        env.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key.as_str())
+            .metadata("instance-id", instance)
+            .metadata("hostname", "web%2001%20caf%C3%A9")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("put object");
+    }
+    let h = env.handler(config(&[
+        ("FIELD_NAMES", "fluentd"),
+        (
+            "EXTRA_FIELDS",
+            "instance_id={instance_id},hostname={meta:hostname},version={meta:nginx-version}",
+        ),
+    ]));
+    let summary = h
+        .handle(&s3_event(BUCKET, &[&keys[0], &keys[1]]))
+        .await
+        .expect("S3 event");
+    assert_eq!(summary.objects_delivered, 2, "{summary:#?}");
+
+    let stored = read_stream(&env.logs, "nginx-access", instance).await;
+    assert_eq!(stored.len(), 1);
+    let v: Value = serde_json::from_str(&stored[0].1).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "remote": "10.0.0.1", "user": "alice", "method": "GET", "path": "/a?b=1",
+            "code": 404, "size": 12, "referer": "https://r/", "agent": "curl/8",
+            "instance_id": instance, "hostname": "web 01 café",
+        })
+    );
+    assert_eq!(stored[0].0, when.as_second() * 1000, "the time of the line");
+
+    let stored = read_stream(&env.logs, "nginx-error", instance).await;
+    assert_eq!(stored.len(), 1);
+    let v: Value = serde_json::from_str(&stored[0].1).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "time": when.strftime("%Y/%m/%d %H:%M:%S").to_string(), "log_level": "warn",
+            "pid": 7, "tid": 8, "connection": 3,
+            "message": "*3 an upstream response is buffered, client: 10.0.0.1, server: _, request: \"GET / HTTP/1.1\"",
+            "client": "10.0.0.1", "server": "_", "request": "GET / HTTP/1.1",
+            "instance_id": instance, "hostname": "web 01 café",
+        })
+    );
+}

@@ -26,7 +26,7 @@ impl S3Source {
 
 impl ObjectSource for S3Source {
     async fn open(&self, obj: &ObjectRef, req: &OpenRequest) -> Result<OpenedObject, SourceError> {
-        let out = self
+        let mut out = self
             .client
             .get_object()
             .bucket(&obj.bucket)
@@ -39,10 +39,20 @@ impl ObjectSource for S3Source {
             .map_err(|e| map_error(obj, e))?;
         let last_modified_ms = out.last_modified.and_then(|t| t.to_millis().ok());
         let etag = out.e_tag.as_deref().map(unquote);
+        let metadata = out
+            .metadata
+            .take()
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(OpenedObject {
             body: Box::new(out.body.into_async_read()),
             last_modified_ms,
             etag,
+            metadata,
         })
     }
 }

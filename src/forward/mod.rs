@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::checkpoint::{Progress, Resume, State};
 use crate::config::Config;
 use crate::event::ObjectRef;
+use crate::parse::ParseSettings;
 use crate::ports::{
     CheckpointError, CheckpointStore, LogSink, ObjectSource, SinkError, SourceError,
 };
@@ -285,12 +286,24 @@ where
     // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
     // happens, the puts already in flight are waited for and accounted before the last progress
     // record is written.
+    // What this object's events are parsed with: the settings, with the fields about its source.
+    let job = work::Job::new(
+        &ParseSettings {
+            extra: config
+                .extra_fields
+                .render(|g| route.group(g), |m| opened.metadata(m)),
+            ..config.parse.clone()
+        },
+        route.kind,
+        fallback_ts,
+        start_line,
+    );
     let read = read::read_all(
         opened.body,
         (start_line, start_offset),
         ranged,
         fallback_ts,
-        &route,
+        job,
         config,
         obj,
         &mut deliver,

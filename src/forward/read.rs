@@ -20,7 +20,6 @@ use crate::parse::LogEvent;
 use crate::ports::{
     CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, SourceError,
 };
-use crate::route::Route;
 use crate::summary::Counters;
 
 /// Opens the object where the progress record says to resume; returns the progress that
@@ -77,7 +76,7 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     start: (u64, u64),
     ranged: bool,
     fallback_ts: i64,
-    route: &Route,
+    job: work::Job,
     config: &Config,
     obj: &ObjectRef,
     deliver: &mut Deliver<'_, K, C>,
@@ -107,7 +106,8 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     }
     // Where reading stands: every line before it has been parsed and handed over.
     let mut at = (reader.next_line_no(), reader.bytes());
-    let job = work::Job::new(&config.parse, route.kind, fallback_ts, start_line);
+    // The object's own settings (its extra fields): the joiner finishes events with them too.
+    let settings = job.settings.clone();
     let plan = work::Plan {
         block_bytes: work::FORWARD_BLOCK_BYTES,
         ..work::Plan::default()
@@ -143,14 +143,14 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
         counters.nul_bytes_stripped += parsed.nul_bytes;
         counters.bytes = done.end_offset;
         at = (done.end_line, done.end_offset);
-        joiner.join(&config.parse, parsed, &mut events);
+        joiner.join(&settings, parsed, &mut events);
         deliver.absorb(&mut events, ledger);
         let (line, offset) = joiner.held().unwrap_or(at);
         ledger.read_to(line, offset);
         deliver.send_ready(ledger).await?;
     }
     drop(blocks);
-    joiner.finish(&config.parse, &mut events);
+    joiner.finish(&settings, &mut events);
     deliver.absorb(&mut events, ledger);
     ledger.read_to(at.0, at.1);
     deliver.finish(ledger).await?;

@@ -62,7 +62,7 @@ pub fn unparsed_event(
 ) -> LogEvent {
     LogEvent {
         timestamp: fallback_ts,
-        message: unparsed_message(settings.output, line, reason),
+        message: unparsed_message(settings.output, line, reason, &settings.extra),
         line: line_no,
         offset: 0,
         parse_failed: true,
@@ -180,6 +180,7 @@ pub fn write_fields<B: BorrowMut<String>>(
     if !tail.is_empty() {
         w.str_field_at(fmt.tail_key(), tail);
     }
+    settings.extra.write_to(w);
 }
 
 /// What nginx's `$request_method`, `$request_uri` and `$server_protocol` held for a request
@@ -1508,5 +1509,30 @@ mod tests {
                 && got.contains_key("request")
                 && got.contains_key("time_local")
         );
+    }
+
+    #[test]
+    fn extra_fields_end_every_json_message_parsed_or_not() {
+        use crate::parse::extra::ExtraFields;
+        let mut s = settings("combined");
+        s.extra = ExtraFields::parse("instance_id={instance_id},site=shop", &["instance_id"], &[])
+            .unwrap()
+            .render(|_| Some("i-0abc"), |_| None);
+        let good = r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#;
+        for line in [good, "junk"] {
+            let ev = parse_line(&s, line, 1, 0);
+            let v = unique_keys(&ev.message.text()).unwrap();
+            let last: Vec<_> = v.iter().rev().take(2).collect();
+            assert_eq!(
+                last,
+                [
+                    (&"site".to_string(), &json!("shop")),
+                    (&"instance_id".to_string(), &json!("i-0abc"))
+                ],
+                "{line}"
+            );
+        }
+        s.output = OutputFormat::Raw;
+        assert_eq!(parse_line(&s, good, 1, 0).message.text(), good);
     }
 }

@@ -18,7 +18,7 @@ pub const LEVELS: [&str; 8] = [
 ];
 
 /// The context nginx appends to a message, in the order it appends them.
-const SUFFIX_KEYS: [&str; 10] = [
+pub const SUFFIX_KEYS: [&str; 10] = [
     "client",
     "server",
     "port",
@@ -29,6 +29,20 @@ const SUFFIX_KEYS: [&str; 10] = [
     "upstream",
     "host",
     "referrer",
+];
+
+/// The fields an error-log message may have (besides [`SUFFIX_KEYS`]), under either naming.
+pub const KEYS: [&str; 10] = [
+    "time",
+    "level",
+    "log_level",
+    "pid",
+    "tid",
+    "connection",
+    "message",
+    "excess",
+    "zone",
+    "truncated",
 ];
 
 /// A parsed error-log header + message, still open for continuation lines.
@@ -84,11 +98,12 @@ impl Pending {
                 settings.output,
                 &self.text,
                 "line does not start with an nginx error-log timestamp",
+                &settings.extra,
             )
         } else {
             match settings.output {
                 OutputFormat::Raw => Message::new(&self.text),
-                OutputFormat::Json => to_json(&self.text, self.head_len, settings.names),
+                OutputFormat::Json => to_json(&self.text, self.head_len, settings),
             }
         };
         LogEvent {
@@ -364,10 +379,15 @@ fn limit_req(message: &str) -> Option<(&str, &str)> {
     Some((excess, zone))
 }
 
-fn to_json(text: &str, head_len: usize, names: FieldNames) -> Message {
+fn to_json(text: &str, head_len: usize, settings: &ParseSettings) -> Message {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
-        return unparsed_message(OutputFormat::Json, text, "not an nginx error-log line");
+        return unparsed_message(
+            OutputFormat::Json,
+            text,
+            "not an nginx error-log line",
+            &settings.extra,
+        );
     };
     // Continuation lines belong to the message, before nginx's context suffix can be known.
     let msg_start = head_len - h.message.len();
@@ -385,7 +405,7 @@ fn to_json(text: &str, head_len: usize, names: FieldNames) -> Message {
     let truncated = cut || (at_cap && !ends_closed);
     let mut w = ObjectWriter::message(text.len() + 96);
     w.str_field("time", h.time);
-    match names {
+    match settings.names {
         FieldNames::Nginx => w.str_field("level", h.level),
         FieldNames::Fluentd => w.str_field("log_level", h.level),
     }
@@ -394,7 +414,7 @@ fn to_json(text: &str, head_len: usize, names: FieldNames) -> Message {
     if let Some(c) = h.connection {
         w.num_field("connection", c);
     }
-    match names {
+    match settings.names {
         FieldNames::Nginx => w.str_field("message", message),
         // td-agent's regex takes the whole rest of the record, continuation lines included.
         FieldNames::Fluentd => w.str_field("message", &text[head_len - h.body.len()..]),
@@ -409,6 +429,7 @@ fn to_json(text: &str, head_len: usize, names: FieldNames) -> Message {
     if truncated {
         w.bool_field("truncated", true);
     }
+    settings.extra.write_to(&mut w);
     w.finish_message()
 }
 

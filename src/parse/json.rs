@@ -183,6 +183,7 @@ pub fn is_json_number(s: &str) -> bool {
 /// of checking and quoting a name for every field of every line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    name: Box<str>,
     /// `"name":`
     plain: Box<str>,
     /// `\"name\":`
@@ -197,9 +198,14 @@ impl Key {
         let mut nested = String::with_capacity(plain.len() + 2);
         push_escaped(&mut nested, &plain);
         Self {
+            name: name.into(),
             plain: plain.into(),
             nested: nested.into(),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod error;
+pub mod extra;
 pub mod format;
 pub mod json;
 pub mod time;
@@ -85,6 +86,9 @@ pub struct ParseSettings {
     pub error_zone: LocalZone,
     /// The error log's field names (the access format carries its own).
     pub names: FieldNames,
+    /// Fields about the object's source that every JSON message of it gets (`EXTRA_FIELDS`,
+    /// rendered per object; empty in the settings built at cold start).
+    pub extra: extra::Extra,
 }
 
 impl ParseSettings {
@@ -103,6 +107,7 @@ impl Default for ParseSettings {
             access_format: LogFormat::combined(),
             error_zone: LocalZone::Fixed(0),
             names: FieldNames::Nginx,
+            extra: extra::Extra::default(),
         }
     }
 }
@@ -182,14 +187,39 @@ impl<'a> LineParser<'a> {
     }
 }
 
+/// Every key a JSON message of these settings may have (access and error logs, lines that did
+/// not parse, the parts of a split message): names `EXTRA_FIELDS` may not take.
+pub fn message_keys(settings: &ParseSettings) -> Vec<String> {
+    let fmt = &settings.access_format;
+    let access = fmt
+        .vars()
+        .iter()
+        .map(|v| &v.key)
+        .chain(fmt.derived_keys())
+        .chain([fmt.tail_key()])
+        .map(|k| k.name().to_string());
+    let fixed = error::KEYS
+        .iter()
+        .chain(&error::SUFFIX_KEYS)
+        .chain(&["raw", "parse_error", "part", "parts", "chunk"])
+        .map(|k| k.to_string());
+    access.chain(fixed).collect()
+}
+
 /// `{"raw": line, "parse_error": reason}` — the message of a line we could not parse.
-pub fn unparsed_message(output: OutputFormat, line: &str, reason: &str) -> Message {
+pub fn unparsed_message(
+    output: OutputFormat,
+    line: &str,
+    reason: &str,
+    extra: &extra::Extra,
+) -> Message {
     match output {
         OutputFormat::Raw => Message::new(line),
         OutputFormat::Json => {
             let mut w = json::ObjectWriter::message(line.len() + reason.len() + 32);
             w.str_field("raw", line);
             w.str_field("parse_error", reason);
+            extra.write_to(&mut w);
             w.finish_message()
         }
     }

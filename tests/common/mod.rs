@@ -105,6 +105,8 @@ pub struct FakeSource {
     /// (bucket, key) → (body, ETag).
     pub objects: HashMap<(String, String), (Vec<u8>, String)>,
     pub last_modified_ms: Option<i64>,
+    /// User metadata every object has (lower-case names, as S3 returns them).
+    pub metadata: Vec<(String, String)>,
     /// Every open request, in order.
     pub opens: Mutex<Vec<OpenRequest>>,
 }
@@ -156,6 +158,7 @@ impl ObjectSource for FakeSource {
             body: Box::new(std::io::Cursor::new(body[from..].to_vec())),
             last_modified_ms: self.last_modified_ms,
             etag: Some(etag),
+            metadata: self.metadata.clone(),
         })
     }
 }
