@@ -35,6 +35,16 @@ pub struct Config {
     pub skip_binary: bool,
     /// Fields about each object's source added to its JSON messages, rendered per object.
     pub extra_fields: ExtraFields,
+    /// What each put names as the entity its events come from.
+    pub entity: EntityKind,
+}
+
+/// `ENTITY`: `ec2-instance` (default) sends each put with the EC2 instance of its stream as the
+/// entity, so that CloudWatch relates the logs to the instance's metrics; `none` sends none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    Ec2Instance,
+    None,
 }
 
 /// `CHECKPOINT_STORE`: `s3-tags` (default) keeps progress in a tag on each object; `none`
@@ -160,7 +170,13 @@ impl Config {
                     .map_err(|e| fail("EXTRA_FIELDS", &v, e.to_string()))?
             }
         };
+        let entity = match var("ENTITY").as_deref().map(str::trim) {
+            None | Some("ec2-instance") => EntityKind::Ec2Instance,
+            Some("none") => EntityKind::None,
+            Some(v) => return Err(fail("ENTITY", v, "must be ec2-instance or none".into())),
+        };
         Ok(Self {
+            entity,
             extra_fields,
             skip_binary,
             checkpoint_store,
@@ -252,6 +268,7 @@ mod tests {
             ("EXTRA_FIELDS", "status={instance_id}"),
             ("EXTRA_FIELDS", "host={nope}"),
             ("EXTRA_FIELDS", "hostname"),
+            ("ENTITY", "ec2"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

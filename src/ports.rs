@@ -149,6 +149,37 @@ pub struct Rejected {
     pub too_new_start: Option<usize>,
     /// Events before this index are older than the group's retention.
     pub expired_end: Option<usize>,
+    /// CloudWatch did not take the batch's entity (`rejectedEntityInfo`); its events still
+    /// count as delivered.
+    pub entity_rejected: bool,
+}
+
+/// What CloudWatch relates a stream's events to: PutLogEvents' `entity`, key attributes that
+/// identify it and attributes that describe it.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_Entity.html>
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    pub key_attributes: Vec<(&'static str, String)>,
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl Entity {
+    /// The EC2 instance `id`, as an AWS resource (`Type` `AWS::Resource`, `ResourceType` its
+    /// CloudFormation type, `Identifier` the instance ID), on the EC2 platform.
+    /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/adding-your-own-related-telemetry.html>
+    pub fn ec2_instance(id: &str) -> Self {
+        Self {
+            key_attributes: vec![
+                ("Type", "AWS::Resource".into()),
+                ("ResourceType", "AWS::EC2::Instance".into()),
+                ("Identifier", id.into()),
+            ],
+            attributes: vec![
+                ("PlatformType", "AWS::EC2".into()),
+                ("EC2.InstanceId", id.into()),
+            ],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -199,10 +230,12 @@ pub enum SinkError {
 /// Where batches go (CloudWatch Logs in production). One call = one PutLogEvents. The sink takes
 /// the events: once it has encoded them it can free them while the request is in flight.
 pub trait LogSink: Send + Sync {
+    /// Puts one batch; `entity` (when configured) is sent with it.
     fn put(
         &self,
         group: &str,
         stream: &str,
+        entity: Option<&Entity>,
         events: Vec<LogEvent>,
     ) -> impl Future<Output = Result<Rejected, SinkError>> + Send;
 }
@@ -233,6 +266,7 @@ mod tests {
             too_old_end: Some(3),
             too_new_start: Some(8),
             expired_end: Some(5),
+            entity_rejected: false,
         };
         assert_eq!(
             r.counts(10),

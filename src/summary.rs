@@ -22,6 +22,8 @@ pub struct Counters {
     pub rejected_too_old: u64,
     pub rejected_too_new: u64,
     pub rejected_expired: u64,
+    /// Batches whose entity (`ENTITY`) CloudWatch did not take; their events were stored.
+    pub entity_rejected: u64,
     /// NUL bytes removed from lines.
     pub nul_bytes_stripped: u64,
     /// Objects whose content did not look like text (forwarded lossily, or skipped with
@@ -40,6 +42,7 @@ impl Counters {
         self.rejected_too_old += o.rejected_too_old;
         self.rejected_too_new += o.rejected_too_new;
         self.rejected_expired += o.rejected_expired;
+        self.entity_rejected += o.entity_rejected;
         self.nul_bytes_stripped += o.nul_bytes_stripped;
         self.binary_objects += o.binary_objects;
     }
@@ -163,7 +166,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 14] = [
+const METRICS: [(&str, &str); 15] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -177,6 +180,7 @@ const METRICS: [(&str, &str); 14] = [
     ("rejected_too_new", "Count"),
     ("rejected_expired", "Count"),
     ("rejected", "Count"),
+    ("entity_rejected", "Count"),
     ("duration_ms", "Milliseconds"),
 ];
 

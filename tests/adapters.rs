@@ -10,9 +10,11 @@ use aws_sdk_cloudwatchlogs::operation::create_log_stream::{
 };
 use aws_sdk_cloudwatchlogs::operation::put_log_events::{PutLogEventsError, PutLogEventsOutput};
 use aws_sdk_cloudwatchlogs::operation::put_retention_policy::PutRetentionPolicyOutput;
-use aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo;
 use aws_sdk_cloudwatchlogs::types::error::{
     InvalidParameterException, ResourceAlreadyExistsException, ResourceNotFoundException,
+};
+use aws_sdk_cloudwatchlogs::types::{
+    EntityRejectionErrorType, RejectedEntityInfo, RejectedLogEventsInfo,
 };
 use aws_sdk_s3::Client as S3Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -22,7 +24,7 @@ use nginx_cloudwatch_forwarder::aws::{cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::{LogEvent, Message};
 use nginx_cloudwatch_forwarder::ports::{
-    LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError,
+    Entity, LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError,
 };
 
 fn events(n: usize) -> Vec<LogEvent> {
@@ -78,7 +80,7 @@ async fn missing_group_is_created_with_retention_then_the_put_is_repeated() {
 
     let sink = CloudWatchSink::new(client, Some(14));
     let got = sink
-        .put("nginx-access", "i-1", events(3))
+        .put("nginx-access", "i-1", None, events(3))
         .await
         .expect("delivered after create");
     assert_eq!(got, Rejected::default());
@@ -116,7 +118,7 @@ async fn group_created_by_someone_else_counts_as_success_and_keeps_their_retenti
     );
 
     CloudWatchSink::new(client, Some(14))
-        .put("g", "s", events(1))
+        .put("g", "s", None, events(1))
         .await
         .expect("delivered");
     assert_eq!(
@@ -144,7 +146,7 @@ async fn rejected_events_info_is_mapped_to_index_ranges() {
     });
     let client = mock_client!(aws_sdk_cloudwatchlogs, [&put]);
     let got = CloudWatchSink::new(client, None)
-        .put("g", "s", events(6))
+        .put("g", "s", None, events(6))
         .await
         .unwrap();
     assert_eq!(
@@ -152,11 +154,35 @@ async fn rejected_events_info_is_mapped_to_index_ranges() {
         Rejected {
             too_old_end: Some(2),
             too_new_start: Some(4),
-            expired_end: None
+            expired_end: None,
+            entity_rejected: false,
         }
     );
     let counts = got.counts(6);
     assert_eq!((counts.too_old, counts.too_new, counts.expired), (2, 2, 0));
+}
+
+#[tokio::test]
+async fn a_rejected_entity_is_reported_and_the_events_count_as_stored() {
+    let put = mock!(LogsClient::put_log_events).then_output(|| {
+        PutLogEventsOutput::builder()
+            .rejected_entity_info(
+                RejectedEntityInfo::builder()
+                    .error_type(EntityRejectionErrorType::InvalidKeyAttribute)
+                    .build()
+                    .expect("error type set"),
+            )
+            .build()
+    });
+    let client = mock_client!(aws_sdk_cloudwatchlogs, [&put]);
+    let entity = Entity::ec2_instance("i-0abc");
+    let got = CloudWatchSink::new(client, None)
+        .put("g", "s", Some(&entity), events(3))
+        .await
+        .unwrap();
+    assert!(got.entity_rejected);
+    let counts = got.counts(3);
+    assert_eq!((counts.too_old, counts.too_new, counts.expired), (0, 0, 0));
 }
 
 #[tokio::test]
@@ -172,7 +198,7 @@ async fn invalid_parameter_fails_without_creating_anything() {
         mock!(LogsClient::create_log_group).then_output(|| CreateLogGroupOutput::builder().build());
     let client = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&put, &group]);
     let err = CloudWatchSink::new(client, None)
-        .put("g", "s", events(1))
+        .put("g", "s", None, events(1))
         .await
         .unwrap_err();
     assert!(matches!(err, SinkError::Rejected { .. }), "{err}");

@@ -160,6 +160,21 @@ async fn sixty_thousand_lines_over_30h_with_a_huge_line_and_out_of_window_lines(
         ),
         (Some(&1), Some(&1))
     );
+    // Every put names the instance its stream is for, in the shape CloudWatch documents.
+    assert_eq!(st.entities.len(), st.put_bytes.len());
+    let want = serde_json::json!({
+        "keyAttributes": {"Type": "AWS::Resource", "ResourceType": "AWS::EC2::Instance",
+                          "Identifier": INSTANCE},
+        "attributes": {"PlatformType": "AWS::EC2", "EC2.InstanceId": INSTANCE},
+    });
+    assert!(
+        st.entities
+            .iter()
+            .all(|(g, s, e)| g == "nginx-access" && s == INSTANCE && *e == want),
+        "{:?}",
+        st.entities.first()
+    );
+    assert_eq!(summary.totals.entity_rejected, 0);
 }
 
 #[tokio::test]

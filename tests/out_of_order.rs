@@ -12,7 +12,7 @@ use common::{FakeCheckpoints, FakeSource, combined_line};
 use nginx_cloudwatch_forwarder::checkpoint::State;
 use nginx_cloudwatch_forwarder::handler::Handler;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{LogSink, Rejected, SinkError};
+use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, Rejected, SinkError};
 use nginx_cloudwatch_forwarder::summary::Summary;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -75,6 +75,7 @@ impl LogSink for ReorderingSink {
         &self,
         group: &str,
         stream: &str,
+        _entity: Option<&Entity>,
         events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
         common::assert_batch_valid(&events);

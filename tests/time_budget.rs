@@ -15,7 +15,7 @@ use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::forward::epoch_ms;
 use nginx_cloudwatch_forwarder::handler::{Budget, DeadlineProblem, Handler, budget};
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{LogSink, Rejected, SinkError};
+use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, Rejected, SinkError};
 use nginx_cloudwatch_forwarder::summary::{Outcome, Summary};
 use serde_json::Value;
 
@@ -53,6 +53,7 @@ impl LogSink for SlowSink {
         &self,
         group: &str,
         stream: &str,
+        entity: Option<&Entity>,
         events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) >= self.fast {
@@ -60,7 +61,7 @@ impl LogSink for SlowSink {
             // for another task).
             tokio::time::sleep_until(self.until.into()).await;
         }
-        self.inner.put(group, stream, events).await
+        self.inner.put(group, stream, entity, events).await
     }
 }
 

@@ -16,12 +16,12 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 #[cfg(test)]
 use crate::parse::Message;
 use crate::parse::{LogEvent, json};
-use crate::ports::{LogSink, Rejected, SinkError};
+use crate::ports::{Entity, LogSink, Rejected, SinkError};
 
 /// After creating a group and stream, puts that failed with ResourceNotFound before the create
 /// finished only repeat their put for this long instead of creating again.
@@ -66,14 +66,21 @@ impl CloudWatchSink {
             .send()
             .await?;
         let idx = |v: Option<i32>| v.and_then(|i| usize::try_from(i).ok());
-        Ok(out
+        let mut rejected = out
             .rejected_log_events_info()
             .map_or_else(Rejected::default, |r| Rejected {
                 // `*_end_index` is inclusive in the API: events 0..=end were rejected.
                 too_old_end: idx(r.too_old_log_event_end_index()).map(|i| i + 1),
                 too_new_start: idx(r.too_new_log_event_start_index()),
                 expired_end: idx(r.expired_log_event_end_index()).map(|i| i + 1),
-            }))
+                entity_rejected: false,
+            });
+        if let Some(e) = out.rejected_entity_info() {
+            rejected.entity_rejected = true;
+            warn!(group, stream, error_type = %e.error_type(),
+                  "CloudWatch Logs did not take the entity sent with the events (the events were stored)");
+        }
+        Ok(rejected)
     }
 
     /// Creates the group and stream unless this process just did (a parallel put got there
@@ -154,6 +161,7 @@ impl LogSink for CloudWatchSink {
         &self,
         group: &str,
         stream: &str,
+        entity: Option<&Entity>,
         events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
         let to_sink_error = |e: SdkError<PutLogEventsError>| {
@@ -171,7 +179,7 @@ impl LogSink for CloudWatchSink {
                 },
             }
         };
-        let body = Bytes::from(put_log_events_body(group, stream, &events));
+        let body = Bytes::from(put_log_events_body(group, stream, entity, &events));
         // The body holds the messages now: no need to keep a second copy during the call.
         drop(events);
         match self.put_once(group, stream, &body).await {
@@ -208,7 +216,12 @@ fn is_not_found(e: &SdkError<PutLogEventsError>) -> bool {
 /// signing (`mutate_request`, on every attempt). The SDK still resolves the endpoint, signs,
 /// retries and parses the answer.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html#API_PutLogEvents_RequestSyntax>
-pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Vec<u8> {
+pub fn put_log_events_body(
+    group: &str,
+    stream: &str,
+    entity: Option<&Entity>,
+    events: &[LogEvent],
+) -> Vec<u8> {
     const EVENT_FRAME: &str = r#"{"timestamp":-9223372036854775808,"message":""},"#;
     let size: usize = events
         .iter()
@@ -219,6 +232,13 @@ pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Ve
     json::push_str(&mut out, group);
     out.push_str(",\"logStreamName\":");
     json::push_str(&mut out, stream);
+    if let Some(entity) = entity {
+        out.push_str(",\"entity\":{\"keyAttributes\":");
+        push_map(&mut out, &entity.key_attributes);
+        out.push_str(",\"attributes\":");
+        push_map(&mut out, &entity.attributes);
+        out.push('}');
+    }
     out.push_str(",\"logEvents\":[");
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
@@ -232,6 +252,20 @@ pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> Ve
     }
     out.push_str("]}");
     out.into_bytes()
+}
+
+/// A JSON object of string values.
+fn push_map(out: &mut String, map: &[(&str, String)]) {
+    out.push('{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::push_str(out, k);
+        out.push(':');
+        json::push_str(out, v);
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -259,7 +293,7 @@ mod tests {
             ),
             ev(0, ""),
         ];
-        let body = put_log_events_body("nginx-access", "i-0abc/x \"y\"", &events);
+        let body = put_log_events_body("nginx-access", "i-0abc/x \"y\"", None, &events);
         let got: Value = serde_json::from_slice(&body).unwrap();
         let want = json!({
             "logGroupName": "nginx-access",
@@ -267,7 +301,20 @@ mod tests {
             "logEvents": events.iter().map(|e| json!({"timestamp": e.timestamp, "message": e.message.text()})).collect::<Vec<_>>(),
         });
         assert_eq!(got, want);
-        let empty: Value = serde_json::from_slice(&put_log_events_body("g", "s", &[])).unwrap();
+        let empty: Value =
+            serde_json::from_slice(&put_log_events_body("g", "s", None, &[])).unwrap();
         assert_eq!(empty["logEvents"], json!([]));
+        let entity = Entity::ec2_instance("i-0abc");
+        let with: Value =
+            serde_json::from_slice(&put_log_events_body("g", "s", Some(&entity), &events)).unwrap();
+        assert_eq!(
+            with["entity"],
+            json!({
+                "keyAttributes": {"Type": "AWS::Resource", "ResourceType": "AWS::EC2::Instance",
+                                  "Identifier": "i-0abc"},
+                "attributes": {"PlatformType": "AWS::EC2", "EC2.InstanceId": "i-0abc"},
+            })
+        );
+        assert_eq!(with["logEvents"], want["logEvents"]);
     }
 }

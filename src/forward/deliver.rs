@@ -3,6 +3,7 @@
 //! invocation's `puts` semaphore) → accounting. What each finished put confirms goes to the
 //! progress stage ([`Ledger`]) as a value; this stage never writes progress itself.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
@@ -12,10 +13,10 @@ use super::progress::Ledger;
 use super::{ForwardError, LOG_SAMPLE, Shared};
 use crate::batch::{Batch, Batcher, Window, window};
 use crate::checkpoint::LineRun;
-use crate::config::Config;
+use crate::config::{Config, EntityKind};
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
-use crate::ports::{CheckpointStore, LogSink, Rejected, SinkError};
+use crate::ports::{CheckpointStore, Entity, LogSink, Rejected, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
 
@@ -44,6 +45,8 @@ pub(super) struct Deliver<'a, K, C> {
     in_flight: JoinSet<PutResult>,
     /// The time the window filter judges by (fixed per object).
     now: i64,
+    /// Sent with every put of the object (`ENTITY`).
+    entity: Option<Arc<Entity>>,
 }
 
 impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
@@ -63,6 +66,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             ready: Vec::new(),
             in_flight: JoinSet::new(),
             now: (shared.clock)(),
+            entity: match config.entity {
+                EntityKind::Ec2Instance => Some(Arc::new(Entity::ec2_instance(&route.instance_id))),
+                EntityKind::None => None,
+            },
         }
     }
 
@@ -153,13 +160,16 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         }
         let sink = self.shared.sink.clone();
         let (group, stream) = (self.route.log_group.clone(), self.route.log_stream.clone());
+        let entity = self.entity.clone();
         let sent = Sent {
             ticket,
             events: batch.events.len(),
             first_line: batch.events.iter().map(|e| e.line).min().unwrap_or(0),
         };
         self.in_flight.spawn(async move {
-            let result = sink.put(&group, &stream, batch.events).await;
+            let result = sink
+                .put(&group, &stream, entity.as_deref(), batch.events)
+                .await;
             drop(permit);
             result.map(|rejected| (sent, rejected))
         });
@@ -196,6 +206,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         c.batches += 1;
         c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
         c.add_rejected(counts);
+        c.entity_rejected += u64::from(rejected.entity_rejected);
         if counts.too_old + counts.too_new + counts.expired > 0 {
             warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), too_old = counts.too_old,
                   too_new = counts.too_new, expired = counts.expired,

@@ -21,8 +21,8 @@ use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{
-    CheckpointError, CheckpointStore, LogSink, ObjectSource, OpenRequest, OpenedObject, Rejected,
-    SinkError, SourceError, Stored,
+    CheckpointError, CheckpointStore, Entity, LogSink, ObjectSource, OpenRequest, OpenedObject,
+    Rejected, SinkError, SourceError, Stored,
 };
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -288,6 +288,7 @@ impl LogSink for FakeSink {
         &self,
         group: &str,
         stream: &str,
+        _entity: Option<&Entity>,
         events: Vec<LogEvent>,
     ) -> Result<Rejected, SinkError> {
         assert_batch_valid(&events);

@@ -42,6 +42,8 @@ pub struct State {
     /// Bytes (as CloudWatch counts them) of every accepted PutLogEvents call.
     pub put_bytes: Vec<usize>,
     pub faults_injected: BTreeMap<&'static str, u64>,
+    /// The `entity` of every accepted PutLogEvents call that had one, by group/stream.
+    pub entities: Vec<(String, String, Value)>,
     attempts: HashMap<u64, u32>,
 }
 
@@ -291,5 +293,62 @@ fn put(st: &mut State, group: &str, stream: &str, req: &Value) -> (u16, Value) {
     if let Some(s) = st.groups.get_mut(group).and_then(|g| g.get_mut(stream)) {
         s.extend(events);
     }
-    (200, json!({"nextSequenceToken": "0"}))
+    let mut answer = json!({"nextSequenceToken": "0"});
+    if let Some(entity) = req.get("entity") {
+        // As CloudWatch does: the events are stored, the entity is refused with a reason.
+        if let Err(why) = entity_shape(entity) {
+            st.violations
+                .push(format!("{group}/{stream}: entity {entity}: {why}"));
+            answer["rejectedEntityInfo"] = json!({"errorType": why});
+        }
+        st.entities
+            .push((group.to_string(), stream.to_string(), entity.clone()));
+    }
+    (200, answer)
+}
+
+/// The documented shape of PutLogEvents' `entity`: `keyAttributes` 2–4 of `Type`,
+/// `ResourceType`, `Identifier`, `Name`, `Environment` (keys 1–32, values 1–512 characters; an
+/// `AWS::Resource` needs `ResourceType` and `Identifier`), `attributes` at most 10 (keys 1–256,
+/// values 1–512). Err: the `errorType` CloudWatch answers.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_Entity.html>
+fn entity_shape(entity: &Value) -> Result<(), &'static str> {
+    let strings = |v: &Value, key_max: usize, value_max: usize| -> Option<Vec<(String, String)>> {
+        v.as_object()?
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str()?;
+                ((1..=key_max).contains(&k.chars().count())
+                    && (1..=value_max).contains(&v.chars().count()))
+                .then(|| (k.clone(), v.to_string()))
+            })
+            .collect()
+    };
+    let keys = strings(&entity["keyAttributes"], 32, 512).ok_or("InvalidKeyAttribute")?;
+    if !(2..=4).contains(&keys.len())
+        || keys.iter().any(|(k, _)| {
+            !["Type", "ResourceType", "Identifier", "Name", "Environment"].contains(&k.as_str())
+        })
+    {
+        return Err("InvalidKeyAttribute");
+    }
+    let get = |name: &str| {
+        keys.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match get("Type") {
+        Some("AWS::Resource") if get("ResourceType").is_none() || get("Identifier").is_none() => {
+            return Err("MissingRequiredFields");
+        }
+        Some("AWS::Resource" | "AWS::Service" | "Service" | "Resource" | "RemoteService") => {}
+        _ => return Err("InvalidTypeValue"),
+    }
+    if let Some(attrs) = entity.get("attributes") {
+        let attrs = strings(attrs, 256, 512).ok_or("InvalidAttributes")?;
+        if attrs.len() > 10 {
+            return Err("InvalidAttributes");
+        }
+    }
+    Ok(())
 }
