@@ -90,6 +90,7 @@ impl ObjectSource for FileSource {
             body: Box::new(f),
             last_modified_ms: None,
             etag: None,
+            metadata: Vec::new(),
         })
     }
 }
