@@ -283,9 +283,6 @@ where
     );
     let mut deliver = Deliver::new(shared, config, &route, obj);
     let mut counters = Counters::default();
-    // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
-    // happens, the puts already in flight are waited for and accounted before the last progress
-    // record is written.
     // What this object's events are parsed with: the settings, with the fields about its source.
     let job = work::Job::new(
         &ParseSettings {
@@ -298,6 +295,9 @@ where
         fallback_ts,
         start_line,
     );
+    // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
+    // happens, the puts already in flight are waited for and accounted before the last progress
+    // record is written.
     let read = read::read_all(
         opened.body,
         (start_line, start_offset),
