@@ -1,7 +1,8 @@
 //! `nginx-cloudwatch-forwarder ship`, the host-side follower, run as a process against moto and
 //! a loopback IMDSv2 stand-in: segments of whole lines, idempotent re-runs, rotation by rename
-//! and by copytruncate, S3 unreachable, follow mode stopped by SIGTERM, and the segments read
-//! back through the forwarder.
+//! and by copytruncate, S3 unreachable, follow mode stopped by SIGTERM, the segments read back
+//! through the forwarder, and real nginx rotated by the test and by real logrotate running
+//! scripts/logrotate/nginx-cloudwatch-follower.
 
 mod common;
 
