@@ -1,7 +1,8 @@
 //! `nginx-cloudwatch-forwarder ship`, the host-side follower, run as a process against moto and
 //! a loopback IMDSv2 stand-in: segments of whole lines, idempotent re-runs, rotation by rename
-//! and by copytruncate, S3 unreachable, follow mode stopped by SIGTERM, and the segments read
-//! back through the forwarder.
+//! and by copytruncate, S3 unreachable, follow mode stopped by SIGTERM, the segments read back
+//! through the forwarder, and real nginx rotated by the test and by real logrotate running
+//! scripts/logrotate/nginx-cloudwatch-follower.
 
 mod common;
 
@@ -723,24 +724,23 @@ impl Drop for Running {
     }
 }
 
-/// The pid of the nginx this test process started (the only one in this test binary), from
-/// /proc: with `master_process off` nginx writes no pid file, and `Nginx` keeps its child.
-fn pid_of_our_nginx() -> String {
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ..."
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let ppid = rest.split_whitespace().nth(1).unwrap_or_default();
-        if head.ends_with("(nginx") && ppid == me {
-            return entry.file_name().to_string_lossy().into_owned();
+/// The pid of a test nginx, from its pid file (written by nginx even with `master_process off`;
+/// nginx may accept connections a moment before it has written it). Not found through /proc:
+/// two tests of this binary may each run an nginx at the same time.
+fn nginx_pid(nginx: &common::nginx::Nginx) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&nginx.read("nginx.pid")).into_owned();
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            return pid.to_string();
         }
+        assert!(
+            Instant::now() < deadline,
+            "nginx wrote no pid file: {}",
+            nginx.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(10)); // poll interval
     }
-    panic!("no nginx process started by this test process ({me})");
 }
 
 /// What a request's access line looks like: `$msec` is when nginx wrote it.
@@ -783,7 +783,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
     ));
     let log = nginx.path("logs/access.log");
     let state = nginx.path("ship-state");
-    let nginx_pid = pid_of_our_nginx();
+    let nginx_pid = nginx_pid(&nginx);
 
     // Traffic: one request at a time, about 50 a second; the lock is held per request, so
     // that the test can rotate between two requests.
@@ -937,4 +937,302 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
         latencies[latencies.len() - 1]
     );
     assert!(pct(0.99) <= 10_000, "p99 latency {} ms", pct(0.99));
+}
+
+// --- real logrotate running the repository's snippet for the follower ------------------------
+
+/// Debian's /usr/sbin/logrotate, else `logrotate` on `PATH`.
+fn logrotate_binary() -> PathBuf {
+    let debian = PathBuf::from("/usr/sbin/logrotate");
+    if debian.is_file() {
+        return debian;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join("logrotate");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "logrotate not found (/usr/sbin/logrotate, PATH): run scripts/test, which installs \
+         Debian's logrotate when it is missing, or apt-get install logrotate"
+    );
+}
+
+/// scripts/logrotate/nginx-cloudwatch-follower for a test nginx: its log directory instead of
+/// /var/log/nginx, its pid file instead of /run/nginx.pid, the `create` line the snippet asks
+/// for (mode only: the test's user owns the files), and rotations named to the second instead
+/// of the minute, so that the test's two forced rotations (seconds apart) cannot collide. With
+/// the snippet's `-%Y%m%dT%H%M`, a second rotation in the same minute fails ("destination …
+/// already exists, skipping rotation", exit 1) after having compressed the newest rotation.
+fn follower_logrotate_conf(logs: &Path, pid_file: &Path) -> String {
+    let snippet = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/logrotate/nginx-cloudwatch-follower"),
+    )
+    .expect("read scripts/logrotate/nginx-cloudwatch-follower");
+    let swap = |text: String, from: &str, to: &str| {
+        assert!(text.contains(from), "the snippet no longer has {from:?}");
+        text.replace(from, to)
+    };
+    let conf = swap(
+        snippet,
+        "/var/log/nginx/*.log",
+        &format!("{}/*.log", logs.display()),
+    );
+    let conf = swap(conf, "/run/nginx.pid", &pid_file.display().to_string());
+    let conf = swap(
+        conf,
+        "    dateformat -%Y%m%dT%H%M\n",
+        "    dateformat -%Y%m%dT%H%M%S\n",
+    );
+    swap(
+        conf,
+        "    # Add the distribution's `create` line (Debian: create 0640 www-data adm).\n",
+        "    create 0640\n",
+    )
+}
+
+/// The request number of an access line (`"GET /r/<n> HTTP/1.0"`).
+fn request_number(line: &str) -> usize {
+    line.split_once("GET /r/")
+        .and_then(|(_, r)| r.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request number in {line:?}"))
+}
+
+/// The names in a log directory, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list the log directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `-YYYYmmddTHHMMSS` (the test's dateformat) after `access.log`, with `ext` after it.
+fn rotated_stamp<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
+    let stamp = name.strip_prefix("access.log-")?.strip_suffix(ext)?;
+    let ok = stamp.len() == 15
+        && stamp
+            .char_indices()
+            .all(|(i, c)| if i == 8 { c == 'T' } else { c.is_ascii_digit() });
+    ok.then_some(stamp)
+}
+
+/// nginx serves a steady stream of requests while the follower (`--interval 1`) ships its
+/// access log to moto, whose notifications feed the forwarder; twice mid-run, real logrotate
+/// runs the repository's snippet for the follower (`logrotate -f`, rename, `create`, USR1 in
+/// postrotate). Every line nginx wrote reaches CloudWatch exactly once, and the log directory
+/// holds what the snippet promises: the newest rotation plain (`delaycompress`), the older one
+/// gzipped, and together with the live log they hold every line once, in order.
+#[test]
+fn real_logrotate_running_the_follower_snippet_every_line_once_and_rotations_as_promised() {
+    const INTERVAL: &str = "1";
+    const BUCKET_N: &str = "nginx-follower-logrotate";
+    let logrotate = logrotate_binary();
+    let moto = Moto::start();
+    let imds = ImdsServer::start(Imds::Serve);
+    let bucket = block_on(common::notify::NotifyingBucket::create(&moto, BUCKET_N));
+    let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    block_on(async {
+        logs.create_log_group()
+            .log_group_name("nginx-access")
+            .send()
+            .await
+            .expect("create the group");
+        logs.create_log_stream()
+            .log_group_name("nginx-access")
+            .log_stream_name(INSTANCE_ID)
+            .send()
+            .await
+            .expect("create the stream");
+    });
+    let port = common::nginx::free_port(Ipv4Addr::LOCALHOST.into());
+    let nginx = common::nginx::Nginx::start(&format!(
+        "log_format lat '{LATENCY_FORMAT}';\n\
+         server {{\n\
+         listen 127.0.0.1:{port};\n\
+         access_log logs/access.log lat;\n\
+         location / {{ return 200 \"ok\\n\"; }} }}"
+    ));
+    let log_dir = nginx.path("logs");
+    let log = nginx.path("logs/access.log");
+    let state = nginx.path("ship-state");
+    nginx_pid(&nginx); // the pid file is there before logrotate's postrotate reads it
+    let conf = nginx.path("logrotate.conf");
+    std::fs::write(
+        &conf,
+        follower_logrotate_conf(&log_dir, &nginx.path("nginx.pid")),
+    )
+    .expect("write logrotate.conf");
+    let rotate = |n: usize| {
+        let out = Command::new(&logrotate)
+            .arg("-f")
+            .arg("-s")
+            .arg(nginx.path("logrotate.state"))
+            .arg(&conf)
+            .output()
+            .expect("run logrotate");
+        assert!(
+            out.status.success(),
+            "logrotate (rotation {n}) failed ({:?}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        names_in(&log_dir)
+    };
+
+    // Traffic: one request at a time, about 50 a second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let traffic = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let n = sent.load(Ordering::SeqCst);
+                let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                    .map_err(|e| format!("request {n}: connect to nginx: {e}"))?;
+                write!(conn, "GET /r/{n} HTTP/1.0\r\nHost: test\r\n\r\n").expect("request");
+                let mut answer = Vec::new();
+                conn.read_to_end(&mut answer).expect("answer");
+                assert!(
+                    answer.starts_with(b"HTTP/1.1 200"),
+                    "nginx answered {answer:?}"
+                );
+                // nginx wrote the line before it closed the connection.
+                sent.store(n + 1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
+            }
+            Ok::<(), String>(())
+        })
+    };
+
+    let follower_log = nginx.path("follower.log");
+    let _follower = Running::new(
+        ship_command(&moto, &imds, BUCKET_N, &state, &log)
+            .args(["--interval", INTERVAL])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&follower_log).expect("create follower.log"))
+            .spawn()
+            .expect("start the follower"),
+    );
+    let follower_text = || String::from_utf8_lossy(&nginx.read("follower.log")).into_owned();
+    let mut env = moto.env();
+    env.push(("OUTPUT_FORMAT", "raw".into()));
+    env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
+
+    // request number → times delivered
+    let mut delivered: std::collections::BTreeMap<usize, usize> = Default::default();
+    let mut seen_events = 0;
+    let mut deliver = |delivered: &mut std::collections::BTreeMap<usize, usize>| {
+        let event = block_on(bucket.lambda_event());
+        if event["Records"].as_array().is_none_or(|r| r.is_empty()) {
+            return;
+        }
+        let (code, summary) = common::moto::replay(&event, &env);
+        assert_eq!(code, Some(0), "{summary}");
+        let events = block_on(common::moto::read_stream(
+            &logs,
+            "nginx-access",
+            INSTANCE_ID,
+        ));
+        for (_, message) in &events[seen_events..] {
+            *delivered.entry(request_number(message)).or_default() += 1;
+        }
+        seen_events = events.len();
+    };
+
+    let start = Instant::now();
+    let mut first_stamp = String::new();
+    let mut step = 0;
+    while start.elapsed() < Duration::from_secs(13) {
+        let t = start.elapsed().as_secs();
+        if step == 0 && t >= 4 {
+            let names = rotate(1);
+            // The live log (created by logrotate), and the rotation, plain.
+            assert_eq!(names.len(), 2, "after the first rotation: {names:?}");
+            assert_eq!(names[0], "access.log", "{names:?}");
+            first_stamp = rotated_stamp(&names[1], "")
+                .unwrap_or_else(|| panic!("after the first rotation: {names:?}"))
+                .to_string();
+            step = 1;
+        } else if step == 1 && t >= 9 {
+            let names = rotate(2);
+            // The first rotation is compressed now; the second stays plain.
+            let gz = format!("access.log-{first_stamp}.gz");
+            assert!(names.contains(&gz), "after the second rotation: {names:?}");
+            step = 2;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // poll interval
+    }
+    assert_eq!(step, 2, "both rotations ran");
+    stop.store(true, Ordering::SeqCst);
+    if let Err(e) = traffic.join().expect("traffic thread") {
+        panic!("{e}\nnginx: {}", nginx.stderr_text());
+    }
+    let sent = sent.load(Ordering::SeqCst);
+    // Delivered once the traffic has stopped: while the follower uploads a segment a second,
+    // the queue of notifications may never be empty for long enough to read it (the AWS CLI
+    // takes about a second a call). Bounded by the follower's interval and the forwarder's runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while delivered.len() < sent && Instant::now() < deadline {
+        deliver(&mut delivered);
+        std::thread::sleep(Duration::from_millis(500)); // poll interval
+    }
+
+    let missing: Vec<usize> = (0..sent).filter(|n| !delivered.contains_key(n)).collect();
+    let twice: Vec<usize> = delivered
+        .iter()
+        .filter(|(_, k)| **k > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} lines missing: {missing:?}\nfollower: {}",
+        missing.len(),
+        follower_text()
+    );
+    assert!(
+        twice.is_empty(),
+        "lines delivered twice: {twice:?}\nfollower: {}",
+        follower_text()
+    );
+    assert_eq!(delivered.len(), sent);
+    assert!(
+        !follower_text().contains("LOST"),
+        "follower: {}",
+        follower_text()
+    );
+
+    // On disk: the live log, the newest rotation plain, the older one gzipped, nothing else.
+    let names = names_in(&log_dir);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "access.log", "{names:?}");
+    let older = rotated_stamp(&names[1], ".gz").unwrap_or_else(|| panic!("{names:?}"));
+    let newer = rotated_stamp(&names[2], "").unwrap_or_else(|| panic!("{names:?}"));
+    assert_eq!(older, first_stamp, "{names:?}");
+    assert!(older < newer, "{names:?}");
+    // Together they hold every line nginx wrote, once, in order.
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&std::fs::read(log_dir.join(&names[1])).expect("read .gz")[..])
+        .read_to_string(&mut text)
+        .expect("gunzip the older rotation");
+    let older_lines = text.lines().count();
+    for name in [&names[2], &names[0]] {
+        text.push_str(&std::fs::read_to_string(log_dir.join(name)).expect("read a log"));
+    }
+    let on_disk: Vec<usize> = text.lines().map(request_number).collect();
+    assert_eq!(on_disk, (0..sent).collect::<Vec<_>>());
+    assert!(
+        older_lines > 0 && older_lines < sent,
+        "{older_lines} of {sent} lines in the older rotation"
+    );
+    eprintln!(
+        "real logrotate, the follower's snippet, --interval {INTERVAL}: {sent} lines, each delivered once; on disk {names:?}"
+    );
 }
