@@ -746,6 +746,213 @@ fn nginx_pid(nginx: &common::nginx::Nginx) -> String {
 /// What a request's access line looks like: `$msec` is when nginx wrote it.
 const LATENCY_FORMAT: &str = r#"$remote_addr [$msec] "$request" $status"#;
 
+/// A real nginx writing the `lat` format under steady traffic, the follower shipping its access
+/// log to moto, and moto's own notifications feeding the forwarder (`replay`): what the two
+/// real-nginx tests share.
+struct RealRig {
+    moto: Moto,
+    imds: ImdsServer,
+    bucket_name: &'static str,
+    bucket: common::notify::NotifyingBucket,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    nginx: common::nginx::Nginx,
+    port: u16,
+    log: PathBuf,
+    state: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl RealRig {
+    fn start(bucket_name: &'static str) -> Self {
+        let moto = Moto::start();
+        let imds = ImdsServer::start(Imds::Serve);
+        let bucket = block_on(common::notify::NotifyingBucket::create(&moto, bucket_name));
+        let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+        // The stream exists from the start, so that it can be read before the first delivery.
+        block_on(async {
+            logs.create_log_group()
+                .log_group_name("nginx-access")
+                .send()
+                .await
+                .expect("create the group");
+            logs.create_log_stream()
+                .log_group_name("nginx-access")
+                .log_stream_name(INSTANCE_ID)
+                .send()
+                .await
+                .expect("create the stream");
+        });
+        let port = common::nginx::free_port(Ipv4Addr::LOCALHOST.into());
+        let nginx = common::nginx::Nginx::start(&format!(
+            "log_format lat '{LATENCY_FORMAT}';\n\
+             server {{\n\
+             listen 127.0.0.1:{port};\n\
+             access_log logs/access.log lat;\n\
+             location / {{ return 200 \"ok\\n\"; }} }}"
+        ));
+        let (log, state) = (nginx.path("logs/access.log"), nginx.path("ship-state"));
+        let mut env = moto.env();
+        env.push(("OUTPUT_FORMAT", "raw".into()));
+        env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
+        Self {
+            moto,
+            imds,
+            bucket_name,
+            bucket,
+            logs,
+            nginx,
+            port,
+            log,
+            state,
+            env,
+        }
+    }
+
+    /// Requests one at a time, about 50 a second, numbered from 0 (`GET /r/<n>`). The gate
+    /// holds the number of requests answered (nginx wrote each line before it closed the
+    /// connection), and is held for the whole of each request, so that a test can act between
+    /// two requests.
+    fn traffic(&self) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Mutex::new(0usize));
+        let port = self.port;
+        let thread = {
+            let (stop, gate) = (stop.clone(), gate.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    {
+                        let mut n = gate.lock().expect("not poisoned");
+                        let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                            .map_err(|e| format!("request {}: connect to nginx: {e}", *n))?;
+                        write!(conn, "GET /r/{} HTTP/1.0\r\nHost: test\r\n\r\n", *n)
+                            .expect("request");
+                        let mut answer = Vec::new();
+                        conn.read_to_end(&mut answer).expect("answer");
+                        assert!(
+                            answer.starts_with(b"HTTP/1.1 200"),
+                            "nginx answered {answer:?}"
+                        );
+                        *n += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
+                }
+                Ok(())
+            })
+        };
+        Traffic { stop, gate, thread }
+    }
+
+    /// The follower on the access log, its standard error to `stderr`.
+    fn follower(&self, interval: &str, stderr: std::process::Stdio) -> Running {
+        Running::new(
+            ship_command(
+                &self.moto,
+                &self.imds,
+                self.bucket_name,
+                &self.state,
+                &self.log,
+            )
+            .args(["--interval", interval])
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the follower"),
+        )
+    }
+}
+
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    gate: Arc<Mutex<usize>>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Traffic {
+    /// Stops the requests; the number sent.
+    fn stop(self, nginx: &common::nginx::Nginx) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.thread.join().expect("traffic thread") {
+            panic!(
+                "{e}\nnginx error log:\n{}\nstderr: {}",
+                String::from_utf8_lossy(&nginx.read("error.log")),
+                nginx.stderr_text()
+            );
+        }
+        *self.gate.lock().expect("not poisoned")
+    }
+}
+
+/// What reached CloudWatch: request number → (times delivered, milliseconds from nginx writing
+/// the line, its `$msec`, to the forwarder having stored it, at the first delivery).
+#[derive(Default)]
+struct Delivered {
+    lines: std::collections::BTreeMap<usize, (usize, i64)>,
+    seen_events: usize,
+}
+
+impl Delivered {
+    /// Runs the forwarder on the notifications waiting, if any, and reads what it stored.
+    fn poll(&mut self, rig: &RealRig) {
+        let event = block_on(rig.bucket.lambda_event());
+        if event["Records"].as_array().is_none_or(|r| r.is_empty()) {
+            return;
+        }
+        let (code, summary) = common::moto::replay(&event, &rig.env);
+        assert_eq!(code, Some(0), "{summary}");
+        let stored_at = common::now_ms();
+        let events = block_on(common::moto::read_stream(
+            &rig.logs,
+            "nginx-access",
+            INSTANCE_ID,
+        ));
+        for (_, message) in &events[self.seen_events..] {
+            let msec = message
+                .split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .and_then(|(t, _)| t.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no $msec in {message:?}"));
+            let e = self
+                .lines
+                .entry(request_number(message))
+                .or_insert((0, stored_at - (msec * 1000.0) as i64));
+            e.0 += 1;
+        }
+        self.seen_events = events.len();
+    }
+
+    /// Polls until all `sent` lines arrived or `within` passed.
+    fn wait_for(&mut self, rig: &RealRig, sent: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.lines.len() < sent && Instant::now() < deadline {
+            self.poll(rig);
+            std::thread::sleep(Duration::from_millis(500)); // poll interval
+        }
+    }
+
+    /// Every request `0..sent` arrived exactly once (`context` is shown when not).
+    fn assert_each_once(&self, sent: usize, context: &dyn Fn() -> String) {
+        let missing: Vec<usize> = (0..sent).filter(|n| !self.lines.contains_key(n)).collect();
+        let twice: Vec<usize> = self
+            .lines
+            .iter()
+            .filter(|(_, (k, _))| *k > 1)
+            .map(|(n, _)| *n)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {sent} lines missing: {missing:?}\n{}",
+            missing.len(),
+            context()
+        );
+        assert!(
+            twice.is_empty(),
+            "lines delivered twice: {twice:?}\n{}",
+            context()
+        );
+        assert_eq!(self.lines.len(), sent);
+    }
+}
+
 /// nginx serves a steady stream of requests while the follower (`--interval 5`, as issue 15's
 /// target) ships its access log to moto, whose own notifications feed the forwarder. Mid-run
 /// the log is rotated by rename (+ USR1), the follower is killed (-9) and restarted, and the
@@ -754,115 +961,12 @@ const LATENCY_FORMAT: &str = r#"$remote_addr [$msec] "$request" $status"#;
 #[test]
 fn real_nginx_steady_traffic_every_line_once_within_seconds() {
     const INTERVAL: &str = "5";
-    const BUCKET_N: &str = "nginx-follower-latency";
-    let moto = Moto::start();
-    let imds = ImdsServer::start(Imds::Serve);
-    let bucket = block_on(common::notify::NotifyingBucket::create(&moto, BUCKET_N));
-    let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
-    // The stream exists from the start, so that it can be read before the first delivery.
-    block_on(async {
-        logs.create_log_group()
-            .log_group_name("nginx-access")
-            .send()
-            .await
-            .expect("create the group");
-        logs.create_log_stream()
-            .log_group_name("nginx-access")
-            .log_stream_name(INSTANCE_ID)
-            .send()
-            .await
-            .expect("create the stream");
-    });
-    let port = common::nginx::free_port(Ipv4Addr::LOCALHOST.into());
-    let nginx = common::nginx::Nginx::start(&format!(
-        "log_format lat '{LATENCY_FORMAT}';\n\
-         server {{\n\
-         listen 127.0.0.1:{port};\n\
-         access_log logs/access.log lat;\n\
-         location / {{ return 200 \"ok\\n\"; }} }}"
-    ));
-    let log = nginx.path("logs/access.log");
-    let state = nginx.path("ship-state");
-    let nginx_pid = nginx_pid(&nginx);
-
-    // Traffic: one request at a time, about 50 a second; the lock is held per request, so
-    // that the test can rotate between two requests.
-    let stop = Arc::new(AtomicBool::new(false));
-    let gate = Arc::new(Mutex::new(0usize));
-    let traffic = {
-        let (stop, gate) = (stop.clone(), gate.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                {
-                    let mut n = gate.lock().expect("not poisoned");
-                    let mut conn = match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-                        Ok(c) => c,
-                        Err(e) => return Err(format!("request {}: connect to nginx: {e}", *n)),
-                    };
-                    write!(conn, "GET /r/{} HTTP/1.0\r\nHost: test\r\n\r\n", *n).expect("request");
-                    let mut answer = Vec::new();
-                    conn.read_to_end(&mut answer).expect("answer");
-                    assert!(
-                        answer.starts_with(b"HTTP/1.1 200"),
-                        "nginx answered {answer:?}"
-                    );
-                    *n += 1;
-                }
-                std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
-            }
-            Ok(())
-        })
-    };
-
-    let spawn_follower = || {
-        Running::new(
-            ship_command(&moto, &imds, BUCKET_N, &state, &log)
-                .args(["--interval", INTERVAL])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start the follower"),
-        )
-    };
-    let mut follower = spawn_follower();
-    let mut env = moto.env();
-    env.push(("OUTPUT_FORMAT", "raw".into()));
-    env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
-
-    // request number → (times delivered, latency in ms of the first delivery)
-    let mut delivered: std::collections::BTreeMap<usize, (usize, i64)> = Default::default();
-    let mut seen_events = 0;
-    let mut deliver = |delivered: &mut std::collections::BTreeMap<usize, (usize, i64)>| {
-        let event = block_on(bucket.lambda_event());
-        if event["Records"].as_array().is_none_or(|r| r.is_empty()) {
-            return;
-        }
-        let (code, summary) = common::moto::replay(&event, &env);
-        assert_eq!(code, Some(0), "{summary}");
-        let stored_at = common::now_ms();
-        let events = block_on(common::moto::read_stream(
-            &logs,
-            "nginx-access",
-            INSTANCE_ID,
-        ));
-        for (_, message) in &events[seen_events..] {
-            let msec = message
-                .split_once('[')
-                .and_then(|(_, r)| r.split_once(']'))
-                .and_then(|(t, _)| t.parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("no $msec in {message:?}"));
-            let n: usize = message
-                .split_once("GET /r/")
-                .and_then(|(_, r)| r.split_once(' '))
-                .and_then(|(n, _)| n.parse().ok())
-                .unwrap_or_else(|| panic!("no request number in {message:?}"));
-            let e = delivered
-                .entry(n)
-                .or_insert((0, stored_at - (msec * 1000.0) as i64));
-            e.0 += 1;
-        }
-        seen_events = events.len();
-    };
+    let rig = RealRig::start("nginx-follower-latency");
+    let (nginx, log) = (&rig.nginx, &rig.log);
+    let nginx_pid = nginx_pid(nginx);
+    let traffic = rig.traffic();
+    let mut follower = rig.follower(INTERVAL, std::process::Stdio::null());
+    let mut delivered = Delivered::default();
 
     let start = Instant::now();
     let mut step = 0;
@@ -870,7 +974,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
         let t = start.elapsed().as_secs();
         if step == 0 && t >= 8 {
             // logrotate's create: rename, then nginx reopens its logs on USR1.
-            std::fs::rename(&log, nginx.path("logs/access.log-1")).expect("rename");
+            std::fs::rename(log, nginx.path("logs/access.log-1")).expect("rename");
             let ok = Command::new("kill")
                 .args(["-USR1", &nginx_pid])
                 .status()
@@ -880,54 +984,30 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
         } else if step == 1 && t >= 14 {
             // The follower dies without a chance to save anything, and is restarted.
             follower.kill(); // SIGKILL
-            follower = spawn_follower();
+            follower = rig.follower(INTERVAL, std::process::Stdio::null());
             step = 2;
         } else if step == 2 && t >= 20 {
             // logrotate's copytruncate, between two requests (a line nginx writes between the
             // copy and the truncation would be lost by any reader: logrotate documents it).
-            let _between = gate.lock().expect("not poisoned");
-            std::fs::copy(&log, nginx.path("logs/access.log-2")).expect("copy");
+            let _between = traffic.gate.lock().expect("not poisoned");
+            std::fs::copy(log, nginx.path("logs/access.log-2")).expect("copy");
             std::fs::OpenOptions::new()
                 .write(true)
-                .open(&log)
+                .open(log)
                 .and_then(|f| f.set_len(0))
                 .expect("truncate");
             step = 3;
         }
-        deliver(&mut delivered);
+        delivered.poll(&rig);
         std::thread::sleep(Duration::from_millis(500)); // poll interval
     }
-    stop.store(true, Ordering::SeqCst);
-    if let Err(e) = traffic.join().expect("traffic thread") {
-        panic!(
-            "{e}\nnginx error log:\n{}\nstderr: {}",
-            String::from_utf8_lossy(&nginx.read("error.log")),
-            nginx.stderr_text()
-        );
-    }
-    let sent = *gate.lock().expect("not poisoned");
+    let sent = traffic.stop(nginx);
     // Let the last lines through: bounded by two intervals and the forwarder's runs.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while delivered.len() < sent && Instant::now() < deadline {
-        deliver(&mut delivered);
-        std::thread::sleep(Duration::from_millis(500)); // poll interval
-    }
+    delivered.wait_for(&rig, sent, Duration::from_secs(30));
     drop(follower);
 
-    let missing: Vec<usize> = (0..sent).filter(|n| !delivered.contains_key(n)).collect();
-    let twice: Vec<usize> = delivered
-        .iter()
-        .filter(|(_, (k, _))| *k > 1)
-        .map(|(n, _)| *n)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {sent} lines missing: {missing:?}",
-        missing.len()
-    );
-    assert!(twice.is_empty(), "lines delivered twice: {twice:?}");
-    assert_eq!(delivered.len(), sent);
-    let mut latencies: Vec<i64> = delivered.values().map(|(_, l)| *l).collect();
+    delivered.assert_each_once(sent, &String::new);
+    let mut latencies: Vec<i64> = delivered.lines.values().map(|(_, l)| *l).collect();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
     eprintln!(
@@ -1032,37 +1112,11 @@ fn rotated_stamp<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
 #[test]
 fn real_logrotate_running_the_follower_snippet_every_line_once_and_rotations_as_promised() {
     const INTERVAL: &str = "1";
-    const BUCKET_N: &str = "nginx-follower-logrotate";
     let logrotate = logrotate_binary();
-    let moto = Moto::start();
-    let imds = ImdsServer::start(Imds::Serve);
-    let bucket = block_on(common::notify::NotifyingBucket::create(&moto, BUCKET_N));
-    let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
-    block_on(async {
-        logs.create_log_group()
-            .log_group_name("nginx-access")
-            .send()
-            .await
-            .expect("create the group");
-        logs.create_log_stream()
-            .log_group_name("nginx-access")
-            .log_stream_name(INSTANCE_ID)
-            .send()
-            .await
-            .expect("create the stream");
-    });
-    let port = common::nginx::free_port(Ipv4Addr::LOCALHOST.into());
-    let nginx = common::nginx::Nginx::start(&format!(
-        "log_format lat '{LATENCY_FORMAT}';\n\
-         server {{\n\
-         listen 127.0.0.1:{port};\n\
-         access_log logs/access.log lat;\n\
-         location / {{ return 200 \"ok\\n\"; }} }}"
-    ));
+    let rig = RealRig::start("nginx-follower-logrotate");
+    let nginx = &rig.nginx;
     let log_dir = nginx.path("logs");
-    let log = nginx.path("logs/access.log");
-    let state = nginx.path("ship-state");
-    nginx_pid(&nginx); // the pid file is there before logrotate's postrotate reads it
+    nginx_pid(nginx); // the pid file is there before logrotate's postrotate reads it
     let conf = nginx.path("logrotate.conf");
     std::fs::write(
         &conf,
@@ -1087,65 +1141,16 @@ fn real_logrotate_running_the_follower_snippet_every_line_once_and_rotations_as_
         names_in(&log_dir)
     };
 
-    // Traffic: one request at a time, about 50 a second.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let traffic = {
-        let (stop, sent) = (stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let n = sent.load(Ordering::SeqCst);
-                let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-                    .map_err(|e| format!("request {n}: connect to nginx: {e}"))?;
-                write!(conn, "GET /r/{n} HTTP/1.0\r\nHost: test\r\n\r\n").expect("request");
-                let mut answer = Vec::new();
-                conn.read_to_end(&mut answer).expect("answer");
-                assert!(
-                    answer.starts_with(b"HTTP/1.1 200"),
-                    "nginx answered {answer:?}"
-                );
-                // nginx wrote the line before it closed the connection.
-                sent.store(n + 1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(20)); // pacing, not synchronisation
-            }
-            Ok::<(), String>(())
-        })
-    };
-
+    let traffic = rig.traffic();
     let follower_log = nginx.path("follower.log");
-    let _follower = Running::new(
-        ship_command(&moto, &imds, BUCKET_N, &state, &log)
-            .args(["--interval", INTERVAL])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&follower_log).expect("create follower.log"))
-            .spawn()
-            .expect("start the follower"),
+    let _follower = rig.follower(
+        INTERVAL,
+        std::fs::File::create(&follower_log)
+            .expect("create follower.log")
+            .into(),
     );
     let follower_text = || String::from_utf8_lossy(&nginx.read("follower.log")).into_owned();
-    let mut env = moto.env();
-    env.push(("OUTPUT_FORMAT", "raw".into()));
-    env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
-
-    // request number → times delivered
-    let mut delivered: std::collections::BTreeMap<usize, usize> = Default::default();
-    let mut seen_events = 0;
-    let mut deliver = |delivered: &mut std::collections::BTreeMap<usize, usize>| {
-        let event = block_on(bucket.lambda_event());
-        if event["Records"].as_array().is_none_or(|r| r.is_empty()) {
-            return;
-        }
-        let (code, summary) = common::moto::replay(&event, &env);
-        assert_eq!(code, Some(0), "{summary}");
-        let events = block_on(common::moto::read_stream(
-            &logs,
-            "nginx-access",
-            INSTANCE_ID,
-        ));
-        for (_, message) in &events[seen_events..] {
-            *delivered.entry(request_number(message)).or_default() += 1;
-        }
-        seen_events = events.len();
-    };
+    let mut delivered = Delivered::default();
 
     let start = Instant::now();
     let mut first_stamp = String::new();
@@ -1171,38 +1176,12 @@ fn real_logrotate_running_the_follower_snippet_every_line_once_and_rotations_as_
         std::thread::sleep(Duration::from_millis(200)); // poll interval
     }
     assert_eq!(step, 2, "both rotations ran");
-    stop.store(true, Ordering::SeqCst);
-    if let Err(e) = traffic.join().expect("traffic thread") {
-        panic!("{e}\nnginx: {}", nginx.stderr_text());
-    }
-    let sent = sent.load(Ordering::SeqCst);
+    let sent = traffic.stop(nginx);
     // Delivered once the traffic has stopped: while the follower uploads a segment a second,
     // the queue of notifications may never be empty for long enough to read it (the AWS CLI
     // takes about a second a call). Bounded by the follower's interval and the forwarder's runs.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while delivered.len() < sent && Instant::now() < deadline {
-        deliver(&mut delivered);
-        std::thread::sleep(Duration::from_millis(500)); // poll interval
-    }
-
-    let missing: Vec<usize> = (0..sent).filter(|n| !delivered.contains_key(n)).collect();
-    let twice: Vec<usize> = delivered
-        .iter()
-        .filter(|(_, k)| **k > 1)
-        .map(|(n, _)| *n)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {sent} lines missing: {missing:?}\nfollower: {}",
-        missing.len(),
-        follower_text()
-    );
-    assert!(
-        twice.is_empty(),
-        "lines delivered twice: {twice:?}\nfollower: {}",
-        follower_text()
-    );
-    assert_eq!(delivered.len(), sent);
+    delivered.wait_for(&rig, sent, Duration::from_secs(60));
+    delivered.assert_each_once(sent, &|| format!("follower: {}", follower_text()));
     assert!(
         !follower_text().contains("LOST"),
         "follower: {}",
