@@ -7,7 +7,6 @@
 //! second time; error logs become events on the Lambda's own road (continuation lines join
 //! across block edges there). Either way the output is what line-by-line parsing writes.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -259,16 +258,8 @@ fn render_block(
     let has_nul = memchr::memchr(0, block).is_some();
     let mut cleaned = Vec::new();
     for range in pieces(block, max_line) {
-        let piece = &block[range.clone()];
-        let line = if has_nul && memchr::memchr(0, piece).is_some() {
-            cleaned.clear();
-            cleaned.extend(piece.iter().copied().filter(|&b| b != 0));
-            String::from_utf8_lossy(&cleaned)
-        } else if let Some(line) = text.and_then(|t| t.get(range)) {
-            Cow::Borrowed(line)
-        } else {
-            String::from_utf8_lossy(piece)
-        };
+        let nul = has_nul && memchr::memchr(0, &block[range.clone()]).is_some();
+        let line = work::piece_text(block, text, range, nul, &mut cleaned);
         if line.trim().is_empty() {
             continue;
         }

@@ -348,15 +348,7 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
         if this_line < job.skip_before {
             continue; // delivered by an earlier attempt (a gzip resume reads from the start)
         }
-        let line = if nuls > 0 {
-            cleaned.clear();
-            cleaned.extend(piece.iter().copied().filter(|&b| b != 0));
-            String::from_utf8_lossy(&cleaned)
-        } else if let Some(line) = text.and_then(|t| t.get(range)) {
-            Cow::Borrowed(line)
-        } else {
-            String::from_utf8_lossy(piece)
-        };
+        let line = piece_text(bytes, text, range, nuls > 0, &mut cleaned);
         if line.trim().is_empty() {
             out.blank_lines += 1;
             continue;
@@ -406,6 +398,29 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     out.open = parser.as_mut().and_then(LineParser::take_open);
     out.last_ts = last_ts;
     out
+}
+
+/// The text of the line piece `range` of `block`, cleaned as [`LineReader::next_line`] cleans a
+/// line: NUL bytes stripped (`has_nul`: the piece has some), invalid UTF-8 replaced. `text` is
+/// the whole block when it is valid UTF-8 (checked once per block), so that most lines are a
+/// slice of it; `cleaned` is a buffer reused from piece to piece.
+pub fn piece_text<'b>(
+    block: &'b [u8],
+    text: Option<&'b str>,
+    range: std::ops::Range<usize>,
+    has_nul: bool,
+    cleaned: &mut Vec<u8>,
+) -> Cow<'b, str> {
+    let piece = &block[range.clone()];
+    if has_nul {
+        cleaned.clear();
+        cleaned.extend(piece.iter().copied().filter(|&b| b != 0));
+        Cow::Owned(String::from_utf8_lossy(cleaned).into_owned())
+    } else if let Some(line) = text.and_then(|t| t.get(range)) {
+        Cow::Borrowed(line)
+    } else {
+        String::from_utf8_lossy(piece)
+    }
 }
 
 /// Finishes parsed blocks in input order: gives untimed access lines the time before their
