@@ -7,9 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{FakeCheckpoints, FakeSink, FakeSource};
+use common::{FakeCheckpoints, FakeSink};
 use nginx_cloudwatch_forwarder::checkpoint::State;
-use nginx_cloudwatch_forwarder::handler::Handler;
 use nginx_cloudwatch_forwarder::parse::{LineParser, LogEvent, ParseSettings};
 use nginx_cloudwatch_forwarder::route::LogKind;
 use nginx_cloudwatch_forwarder::summary::Summary;
@@ -64,20 +63,7 @@ fn line_by_line(data: &[u8]) -> Vec<LogEvent> {
 }
 
 async fn run(sink: FakeSink, store: &Arc<FakeCheckpoints>) -> (Summary, FakeSink) {
-    let config = nginx_cloudwatch_forwarder::config::Config::from_lookup(|k| {
-        (k == "MAX_CONCURRENT_PUTS").then(|| "1".to_string())
-    })
-    .expect("valid");
-    let source = FakeSource::default().with(BUCKET, KEY, error_log());
-    let h = Handler::new(source, sink, config)
-        .with_clock(common::fixture_clock())
-        .with_checkpoints(store.clone());
-    let summary = h
-        .handle_until(&common::s3_event(BUCKET, &[KEY]), None)
-        .await
-        .expect("S3 event");
-    let sink = Arc::try_unwrap(h.sink).ok().expect("no other owner");
-    (summary, sink)
+    common::forward_one(sink, store, (BUCKET, KEY, error_log()), "1").await
 }
 
 /// (first line, message) of every event stored, sorted by line.

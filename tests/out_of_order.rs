@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{FakeCheckpoints, FakeSource, combined_line};
+use common::{FakeCheckpoints, combined_line};
 use nginx_cloudwatch_forwarder::checkpoint::State;
-use nginx_cloudwatch_forwarder::handler::Handler;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, Rejected, SinkError};
 use nginx_cloudwatch_forwarder::summary::Summary;
@@ -108,20 +107,13 @@ impl LogSink for ReorderingSink {
 }
 
 async fn run(sink: ReorderingSink, store: &Arc<FakeCheckpoints>) -> (Summary, ReorderingSink) {
-    let config = nginx_cloudwatch_forwarder::config::Config::from_lookup(|k| {
-        (k == "MAX_CONCURRENT_PUTS").then(|| GROUP.to_string())
-    })
-    .expect("valid");
-    let source = FakeSource::default().with(BUCKET, KEY, access_log().into_bytes());
-    let h = Handler::new(source, sink, config)
-        .with_clock(common::fixture_clock())
-        .with_checkpoints(store.clone());
-    let summary = h
-        .handle_until(&common::s3_event(BUCKET, &[KEY]), None)
-        .await
-        .expect("S3 event");
-    let sink = Arc::try_unwrap(h.sink).ok().expect("no other owner");
-    (summary, sink)
+    common::forward_one(
+        sink,
+        store,
+        (BUCKET, KEY, access_log().into_bytes()),
+        &GROUP.to_string(),
+    )
+    .await
 }
 
 /// Line number (1-based, from the request path) → how many times it arrived.

@@ -308,3 +308,28 @@ impl LogSink for FakeSink {
         Ok(Rejected::default())
     }
 }
+
+/// One invocation over the object `bucket/key` holding `body`, with `MAX_CONCURRENT_PUTS` set
+/// to `max_puts`, the fixture clock and progress records in `store`; the summary and the sink.
+pub async fn forward_one<K: LogSink + 'static>(
+    sink: K,
+    store: &std::sync::Arc<FakeCheckpoints>,
+    (bucket, key, body): (&str, &str, Vec<u8>),
+    max_puts: &str,
+) -> (nginx_cloudwatch_forwarder::summary::Summary, K) {
+    let config =
+        Config::from_lookup(|k| (k == "MAX_CONCURRENT_PUTS").then(|| max_puts.to_string()))
+            .expect("valid");
+    let source = FakeSource::default().with(bucket, key, body);
+    let h = nginx_cloudwatch_forwarder::handler::Handler::new(source, sink, config)
+        .with_clock(fixture_clock())
+        .with_checkpoints(store.clone());
+    let summary = h
+        .handle_until(&s3_event(bucket, &[key]), None)
+        .await
+        .expect("S3 event");
+    let sink = std::sync::Arc::try_unwrap(h.sink)
+        .ok()
+        .expect("no other owner");
+    (summary, sink)
+}
