@@ -3,6 +3,9 @@
 //! Limits from the PutLogEvents API reference:
 //! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
 use crate::checkpoint::{LineRun, LineRuns};
 use crate::parse::json::{ObjectWriter, push_str};
 use crate::parse::{LogEvent, Message, OutputFormat};
@@ -257,6 +260,67 @@ fn escaped_prefix_len(s: &str, budget: usize) -> usize {
     s.len()
 }
 
+/// A batch whose put got no answer, matched against what reading its stream back finds, to
+/// tell what CloudWatch stored from what it did not. Each event read back matches at most one
+/// sent event with the same timestamp and message, so `n` identical lines need `n` copies in the
+/// stream to count as stored.
+pub struct ReadBack<'a> {
+    sent: &'a [(i64, String)],
+    /// Unmatched sent events by (timestamp, hash of the message).
+    unmatched: HashMap<(i64, u64), Vec<usize>>,
+    left: usize,
+}
+
+impl<'a> ReadBack<'a> {
+    pub fn new(sent: &'a [(i64, String)]) -> Self {
+        let mut unmatched: HashMap<(i64, u64), Vec<usize>> = HashMap::new();
+        for (i, (ts, message)) in sent.iter().enumerate() {
+            unmatched.entry((*ts, hash(message))).or_default().push(i);
+        }
+        Self {
+            sent,
+            unmatched,
+            left: sent.len(),
+        }
+    }
+
+    /// The time range to read: from the first event's timestamp up to, not including, the
+    /// millisecond after the last one (GetLogEvents' `endTime` is exclusive).
+    pub fn range(&self) -> Option<(i64, i64)> {
+        let first = self.sent.iter().map(|e| e.0).min()?;
+        let last = self.sent.iter().map(|e| e.0).max()?;
+        Some((first, last.saturating_add(1)))
+    }
+
+    /// An event read back from the stream.
+    pub fn saw(&mut self, timestamp: i64, message: &str) {
+        let Some(waiting) = self.unmatched.get_mut(&(timestamp, hash(message))) else {
+            return;
+        };
+        if let Some(at) = waiting.iter().position(|&i| self.sent[i].1 == message) {
+            waiting.swap_remove(at);
+            self.left -= 1;
+        }
+    }
+
+    pub fn all_found(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The indexes of the sent events not found, in order.
+    pub fn missing(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self.unmatched.values().flatten().copied().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+fn hash(message: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    message.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +563,39 @@ mod tests {
                 ts - now
             );
         }
+    }
+
+    #[test]
+    fn read_back_matches_each_event_once_and_names_what_is_missing() {
+        let ev = |ts, m: &str| (ts, m.to_string());
+        let sent = [
+            ev(10, "GET /health"),
+            ev(10, "GET /health"),
+            ev(10, "GET /a"),
+            ev(12, "GET /b"),
+        ];
+        // (what the stream holds over the range, the indexes of the batch still missing)
+        let cases: [(&[(i64, &str)], &[usize]); 6] = [
+            (&[], &[0, 1, 2, 3]),
+            (&[(10, "GET /health"), (10, "GET /a"), (12, "GET /b"), (10, "GET /health")], &[]),
+            // one copy of a line sent twice is one of them, not both
+            (&[(10, "GET /health"), (10, "GET /a"), (12, "GET /b")], &[1]),
+            // same message at another time, or another message at the same time: not ours
+            (&[(11, "GET /a"), (12, "GET /a"), (10, "GET /c")], &[0, 1, 2, 3]),
+            // other events of the stream in the range do not disturb the match
+            (&[(10, "x"), (10, "GET /a"), (11, "y"), (12, "GET /b"), (12, "GET /b")], &[0, 1]),
+            (&[(10, "GET /health"); 5], &[2, 3]),
+        ];
+        for (stream, missing) in cases {
+            let mut rb = ReadBack::new(&sent);
+            assert_eq!(rb.range(), Some((10, 13)));
+            for (ts, m) in stream {
+                rb.saw(*ts, m);
+            }
+            assert_eq!(rb.missing(), missing, "{stream:?}");
+            assert_eq!(rb.all_found(), missing.is_empty());
+        }
+        assert_eq!(ReadBack::new(&[]).range(), None);
+        assert!(ReadBack::new(&[]).all_found());
     }
 }

@@ -182,6 +182,28 @@ impl Entity {
     }
 }
 
+/// What one [`LogSink::put`] achieved: what CloudWatch rejected, and how often the outcome of a
+/// call was unknown (sent, no answer) and had to be checked before anything was sent again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutReport {
+    pub rejected: Rejected,
+    /// Calls whose outcome was unknown: the request went out and no answer came back (a
+    /// timeout, a reset or dropped connection), so CloudWatch may or may not have stored it.
+    pub ambiguous: u64,
+    /// Of those, the checks that found the batch (or part of it) missing, so that what was
+    /// missing was sent again.
+    pub resent_after_check: u64,
+}
+
+impl From<Rejected> for PutReport {
+    fn from(rejected: Rejected) -> Self {
+        Self {
+            rejected,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RejectedCounts {
     pub too_old: u64,
@@ -230,14 +252,15 @@ pub enum SinkError {
 /// Where batches go (CloudWatch Logs in production). One call = one PutLogEvents. The sink takes
 /// the events: once it has encoded them it can free them while the request is in flight.
 pub trait LogSink: Send + Sync {
-    /// Puts one batch; `entity` (when configured) is sent with it.
+    /// Puts one batch; `entity` (when configured) is sent with it. A call whose outcome is
+    /// unknown is not simply sent again: the sink finds out first what CloudWatch stored.
     fn put(
         &self,
         group: &str,
         stream: &str,
         entity: Option<&Entity>,
         events: Vec<LogEvent>,
-    ) -> impl Future<Output = Result<Rejected, SinkError>> + Send;
+    ) -> impl Future<Output = Result<PutReport, SinkError>> + Send;
 }
 
 /// A shared store is a store (tests keep one across handlers, as S3 does across invocations).

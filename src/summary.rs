@@ -24,6 +24,11 @@ pub struct Counters {
     pub rejected_expired: u64,
     /// Batches whose entity (`ENTITY`) CloudWatch did not take; their events were stored.
     pub entity_rejected: u64,
+    /// PutLogEvents calls sent without an answer (timeout, reset or dropped connection): what
+    /// CloudWatch stored was read back before anything was sent again.
+    pub ambiguous_puts: u64,
+    /// Of those, the checks that found events missing and sent them again.
+    pub resent_after_check: u64,
     /// NUL bytes removed from lines.
     pub nul_bytes_stripped: u64,
     /// Objects whose content did not look like text (forwarded lossily, or skipped with
@@ -43,6 +48,8 @@ impl Counters {
         self.rejected_too_new += o.rejected_too_new;
         self.rejected_expired += o.rejected_expired;
         self.entity_rejected += o.entity_rejected;
+        self.ambiguous_puts += o.ambiguous_puts;
+        self.resent_after_check += o.resent_after_check;
         self.nul_bytes_stripped += o.nul_bytes_stripped;
         self.binary_objects += o.binary_objects;
     }
@@ -166,7 +173,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 15] = [
+const METRICS: [(&str, &str); 17] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -181,6 +188,8 @@ const METRICS: [(&str, &str); 15] = [
     ("rejected_expired", "Count"),
     ("rejected", "Count"),
     ("entity_rejected", "Count"),
+    ("ambiguous_puts", "Count"),
+    ("resent_after_check", "Count"),
     ("duration_ms", "Milliseconds"),
 ];
 

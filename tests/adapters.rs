@@ -24,7 +24,7 @@ use nginx_cloudwatch_forwarder::aws::{cloudwatch::CloudWatchSink, s3::S3Source};
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::{LogEvent, Message};
 use nginx_cloudwatch_forwarder::ports::{
-    Entity, LogSink, ObjectSource, OpenRequest, Rejected, SinkError, SourceError,
+    Entity, LogSink, ObjectSource, OpenRequest, PutReport, Rejected, SinkError, SourceError,
 };
 
 fn events(n: usize) -> Vec<LogEvent> {
@@ -83,7 +83,7 @@ async fn missing_group_is_created_with_retention_then_the_put_is_repeated() {
         .put("nginx-access", "i-1", None, events(3))
         .await
         .expect("delivered after create");
-    assert_eq!(got, Rejected::default());
+    assert_eq!(got, PutReport::default());
     assert_eq!(
         (
             put.num_calls(),
@@ -148,7 +148,8 @@ async fn rejected_events_info_is_mapped_to_index_ranges() {
     let got = CloudWatchSink::new(client, None)
         .put("g", "s", None, events(6))
         .await
-        .unwrap();
+        .unwrap()
+        .rejected;
     assert_eq!(
         got,
         Rejected {
@@ -179,7 +180,8 @@ async fn a_rejected_entity_is_reported_and_the_events_count_as_stored() {
     let got = CloudWatchSink::new(client, None)
         .put("g", "s", Some(&entity), events(3))
         .await
-        .unwrap();
+        .unwrap()
+        .rejected;
     assert!(got.entity_rejected);
     let counts = got.counts(3);
     assert_eq!((counts.too_old, counts.too_new, counts.expired), (0, 0, 0));

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use common::strict_logs::{Faults, StrictLogs};
 use common::{FakeSource, combined_line, default_config, now_ms, s3_event};
@@ -100,7 +101,8 @@ async fn run(faults: Faults) -> (Summary, StrictLogs, Vec<String>) {
     let source = FakeSource::default().with("b", KEY, text.into_bytes());
     let h = Handler::new(
         source,
-        CloudWatchSink::new(client, Some(30)),
+        // The endpoint stores before it answers: a lost answer's batch is found at once.
+        CloudWatchSink::new(client, Some(30)).with_ambiguous_wait(Duration::from_millis(400)),
         default_config(),
     );
     let summary = h.handle(&s3_event("b", &[KEY])).await.expect("S3 event");
@@ -184,9 +186,36 @@ async fn nothing_is_lost_or_duplicated_under_throttling_500s_and_dropped_connect
         server_error: 50,
         drop: 20,
         max_in_a_row: 4,
+        ..Faults::default()
     };
     let (summary, logs, deliverable) = run(faults).await;
     check(&summary, &logs, &deliverable);
-    let injected: u64 = logs.lock().faults_injected.values().sum();
+    let st = logs.lock();
+    let injected: u64 = st.faults_injected.values().sum();
     assert!(injected > 0, "the fault plan injected nothing");
+    // A put dropped before it was stored is found missing, then sent again (the fault plan
+    // depends on the bodies, so how many puts it drops varies).
+    assert_eq!(
+        (summary.totals.ambiguous_puts, summary.totals.resent_after_check),
+        (st.dropped_puts, st.dropped_puts)
+    );
+}
+
+#[tokio::test]
+async fn lost_replies_to_stored_puts_are_checked_not_sent_twice() {
+    // One PutLogEvents call in ten is stored, then the connection closes without an answer.
+    let faults = Faults {
+        lost_reply_every: 10,
+        ..Faults::default()
+    };
+    let (summary, logs, deliverable) = run(faults).await;
+    check(&summary, &logs, &deliverable);
+    let st = logs.lock();
+    assert!(st.lost_put_replies > 0, "{:?}", st.faults_injected);
+    // Every lost answer was checked, found stored, and not sent again.
+    assert_eq!(
+        (summary.totals.ambiguous_puts, summary.totals.resent_after_check),
+        (st.lost_put_replies, 0)
+    );
+    assert!(st.calls.get("GetLogEvents").copied().unwrap_or(0) >= st.lost_put_replies);
 }

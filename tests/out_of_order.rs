@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use common::{FakeCheckpoints, combined_line};
 use nginx_cloudwatch_forwarder::checkpoint::State;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, Rejected, SinkError};
+use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, PutReport, SinkError};
 use nginx_cloudwatch_forwarder::summary::Summary;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -76,7 +76,7 @@ impl LogSink for ReorderingSink {
         stream: &str,
         _entity: Option<&Entity>,
         events: Vec<LogEvent>,
-    ) -> Result<Rejected, SinkError> {
+    ) -> Result<PutReport, SinkError> {
         common::assert_batch_valid(&events);
         let i = self.arrived.fetch_add(1, Ordering::SeqCst);
         let reorder = !self.gates.is_empty();
@@ -97,7 +97,7 @@ impl LogSink for ReorderingSink {
             })
         } else {
             self.stored.lock().expect("not poisoned").push((i, events));
-            Ok(Rejected::default())
+            Ok(PutReport::default())
         };
         if reorder && !i.is_multiple_of(GROUP) {
             self.gates[i - 1].add_permits(1);

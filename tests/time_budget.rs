@@ -15,7 +15,7 @@ use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::forward::epoch_ms;
 use nginx_cloudwatch_forwarder::handler::{Budget, DeadlineProblem, Handler, budget};
 use nginx_cloudwatch_forwarder::parse::LogEvent;
-use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, Rejected, SinkError};
+use nginx_cloudwatch_forwarder::ports::{Entity, LogSink, PutReport, SinkError};
 use nginx_cloudwatch_forwarder::summary::{Outcome, Summary};
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ impl LogSink for SlowSink {
         stream: &str,
         entity: Option<&Entity>,
         events: Vec<LogEvent>,
-    ) -> Result<Rejected, SinkError> {
+    ) -> Result<PutReport, SinkError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) >= self.fast {
             // A put that takes until the deadline (the time passing is the point, not a wait
             // for another task).

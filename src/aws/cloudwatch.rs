@@ -5,9 +5,18 @@
 //! success, because another invocation may win the race — and the put is sent again. We never
 //! call DescribeLogStreams: its quota (25 requests/s per account) cannot serve a hot path.
 //! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
+//!
+//! CloudWatch detects no duplicate puts, so a put whose outcome is unknown (the request went
+//! out and no answer came back: a timeout, a reset or dropped connection) is not retried by the
+//! SDK ([`OutcomeUnknownIsNotRetried`]): the stream is read back over the batch's time range
+//! (GetLogEvents, only in that case: its quota is low) and only what is missing is sent again.
+//! Throttling and 5xx answers say the batch was not stored; the SDK retries those as before.
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_cloudwatchlogs::config::interceptors::InterceptorContext;
+use aws_sdk_cloudwatchlogs::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_cloudwatchlogs::error::{ConnectorError, DisplayErrorContext, SdkError};
+use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsError;
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
@@ -18,18 +27,33 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-#[cfg(test)]
-use crate::parse::Message;
-use crate::parse::{LogEvent, json};
-use crate::ports::{Entity, LogSink, Rejected, SinkError};
+use crate::batch::ReadBack;
+use crate::parse::{LogEvent, Message, json};
+use crate::ports::{Entity, LogSink, PutReport, Rejected, SinkError};
 
 /// After creating a group and stream, puts that failed with ResourceNotFound before the create
 /// finished only repeat their put for this long instead of creating again.
 const RECENTLY_CREATED: Duration = Duration::from_secs(60);
 
+/// How long a batch whose put got no answer is looked for in its stream before what is missing
+/// is sent again (`AMBIGUOUS_PUT_WAIT_MS`): CloudWatch's reads lag its writes, typically by
+/// seconds. The stream is read at 1/16, 3/16, 7/16, 15/16 and all of it, and the wait ends as
+/// soon as every event is found.
+pub const AMBIGUOUS_PUT_WAIT: Duration = Duration::from_secs(30);
+/// Unknown outcomes one batch may meet (each checked) before it fails; its object is then
+/// retried later from its progress record.
+const MAX_UNKNOWN_OUTCOMES: u64 = 3;
+/// GetLogEvents returns at most 10,000 events (1 MB) per call.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html>
+const GET_LOG_EVENTS_LIMIT: i32 = 10_000;
+/// Pages read back for one check at most (a guard against a token that never repeats).
+const MAX_READ_BACK_PAGES: usize = 1_000;
+
 pub struct CloudWatchSink {
     client: Client,
     retention_days: Option<i32>,
+    /// See [`AMBIGUOUS_PUT_WAIT`].
+    ambiguous_wait: Duration,
     /// Streams this process created, and when: parallel puts to a new stream all get
     /// ResourceNotFound, but only the first creates it. Lives as long as the warm Lambda.
     created: tokio::sync::Mutex<HashMap<(String, String), Instant>>,
@@ -40,8 +64,16 @@ impl CloudWatchSink {
         Self {
             client,
             retention_days,
+            ambiguous_wait: AMBIGUOUS_PUT_WAIT,
             created: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same sink looking for a batch whose put got no answer for `wait`
+    /// ([`AMBIGUOUS_PUT_WAIT`] by default).
+    pub fn with_ambiguous_wait(mut self, wait: Duration) -> Self {
+        self.ambiguous_wait = wait;
+        self
     }
 
     async fn put_once(
@@ -57,6 +89,10 @@ impl CloudWatchSink {
             .log_group_name(group)
             .log_stream_name(stream)
             .customize()
+            .config_override(
+                aws_sdk_cloudwatchlogs::config::Builder::default()
+                    .retry_classifier(OutcomeUnknownIsNotRetried),
+            )
             // Before signing, on every attempt: the body we wrote replaces the SDK's.
             // (`Bytes` clones share the buffer.)
             .mutate_request(move |req| {
@@ -156,6 +192,119 @@ impl CloudWatchSink {
     }
 }
 
+impl CloudWatchSink {
+    /// One put of `body`, creating the group and stream when they are missing.
+    async fn put_creating(
+        &self,
+        group: &str,
+        stream: &str,
+        body: &Bytes,
+    ) -> Result<Rejected, PutFailure> {
+        match self.put_once(group, stream, body).await {
+            Ok(r) => Ok(r),
+            Err(e) if is_not_found(&e) => {
+                self.ensure(group, stream, false)
+                    .await
+                    .map_err(PutFailure::Sink)?;
+                match self.put_once(group, stream, body).await {
+                    // Deleted since we created it: create once more, then give up.
+                    Err(e) if is_not_found(&e) => {
+                        self.ensure(group, stream, true)
+                            .await
+                            .map_err(PutFailure::Sink)?;
+                        Ok(self.put_once(group, stream, body).await?)
+                    }
+                    other => Ok(other?),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What of `sent` is missing from the stream, looking for [`AMBIGUOUS_PUT_WAIT`] at most.
+    async fn find_missing(
+        &self,
+        group: &str,
+        stream: &str,
+        sent: &[(i64, String)],
+    ) -> Result<Vec<usize>, SdkError<GetLogEventsError>> {
+        let until = Instant::now() + self.ambiguous_wait;
+        let mut pause = self.ambiguous_wait / 16;
+        loop {
+            tokio::time::sleep(pause).await;
+            let mut found = ReadBack::new(sent);
+            self.read_back(group, stream, &mut found).await?;
+            let left = until.saturating_duration_since(Instant::now());
+            if found.all_found() || left.is_zero() {
+                return Ok(found.missing());
+            }
+            pause = (pause * 2).min(left);
+        }
+    }
+
+    /// Reads the stream over the batch's time range (oldest first) into `found`; a stream that
+    /// does not exist holds nothing.
+    async fn read_back(
+        &self,
+        group: &str,
+        stream: &str,
+        found: &mut ReadBack<'_>,
+    ) -> Result<(), SdkError<GetLogEventsError>> {
+        let Some((start, end)) = found.range() else {
+            return Ok(());
+        };
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_READ_BACK_PAGES {
+            let page = match self
+                .client
+                .get_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .start_time(start)
+                .end_time(end)
+                .start_from_head(true)
+                .limit(GET_LOG_EVENTS_LIMIT)
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(GetLogEventsError::ResourceNotFoundException(_))
+                    ) =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            for e in page.events() {
+                found.saw(e.timestamp().unwrap_or(i64::MIN), e.message().unwrap_or(""));
+            }
+            // The end of the stream: the token we sent comes back.
+            let next = page.next_forward_token().map(str::to_string);
+            if found.all_found() || next.is_none() || next == token {
+                break;
+            }
+            token = next;
+        }
+        Ok(())
+    }
+}
+
+/// Why a put did not succeed: the call's error, or the group/stream could not be created.
+enum PutFailure {
+    Call(SdkError<PutLogEventsError>),
+    Sink(SinkError),
+}
+
+impl From<SdkError<PutLogEventsError>> for PutFailure {
+    fn from(e: SdkError<PutLogEventsError>) -> Self {
+        Self::Call(e)
+    }
+}
+
 impl LogSink for CloudWatchSink {
     async fn put(
         &self,
@@ -163,7 +312,7 @@ impl LogSink for CloudWatchSink {
         stream: &str,
         entity: Option<&Entity>,
         events: Vec<LogEvent>,
-    ) -> Result<Rejected, SinkError> {
+    ) -> Result<PutReport, SinkError> {
         let to_sink_error = |e: SdkError<PutLogEventsError>| {
             let detail = DisplayErrorContext(&e).to_string();
             match e {
@@ -179,26 +328,156 @@ impl LogSink for CloudWatchSink {
                 },
             }
         };
-        let body = Bytes::from(put_log_events_body(group, stream, entity, &events));
+        let failed = |detail: String| SinkError::Failed {
+            group: group.into(),
+            stream: stream.into(),
+            detail,
+        };
+        let total = events.len();
+        // How many events the body being sent carries (fewer once only what was missing is).
+        let mut part = total;
+        let mut body = Bytes::from(put_log_events_body(group, stream, entity, &events));
         // The body holds the messages now: no need to keep a second copy during the call.
         drop(events);
-        match self.put_once(group, stream, &body).await {
-            Ok(r) => Ok(r),
-            Err(e) if is_not_found(&e) => {
-                self.ensure(group, stream, false).await?;
-                match self.put_once(group, stream, &body).await {
-                    // Deleted since we created it: create once more, then give up.
-                    Err(e) if is_not_found(&e) => {
-                        self.ensure(group, stream, true).await?;
-                        self.put_once(group, stream, &body)
-                            .await
-                            .map_err(to_sink_error)
-                    }
-                    other => other.map_err(to_sink_error),
+        let mut report = PutReport::default();
+        loop {
+            let e = match self.put_creating(group, stream, &body).await {
+                Ok(rejected) => {
+                    report.rejected = if part == total {
+                        rejected
+                    } else {
+                        // The indexes are the resent part's: keep the counts, over the batch.
+                        rejected_counts_over(rejected, part, total)
+                    };
+                    return Ok(report);
                 }
+                Err(PutFailure::Sink(e)) => return Err(e),
+                Err(PutFailure::Call(e)) if outcome_unknown(&e) => e,
+                Err(PutFailure::Call(e)) => return Err(to_sink_error(e)),
+            };
+            report.ambiguous += 1;
+            let lost = DisplayErrorContext(&e).to_string();
+            if report.ambiguous > MAX_UNKNOWN_OUTCOMES {
+                return Err(failed(format!(
+                    "{MAX_UNKNOWN_OUTCOMES} puts of this batch got no answer, the last: {lost}"
+                )));
             }
-            Err(e) => Err(to_sink_error(e)),
+            warn!(group, stream, error = %lost,
+                  "a put got no answer: reading the stream back before sending anything again");
+            let sent = sent_events(&body).map_err(|e| failed(format!("re-reading our own body: {e}")))?;
+            let missing = self
+                .find_missing(group, stream, &sent)
+                .await
+                .map_err(|check| {
+                    failed(format!(
+                        "a put got no answer ({lost}) and reading the stream back to see whether \
+                         it was stored failed too ({}); not sent again: the object fails, and its \
+                         next attempt sends this batch again (a duplicate if the lost put was stored)",
+                        DisplayErrorContext(&check)
+                    ))
+                })?;
+            if missing.is_empty() {
+                info!(group, stream, events = sent.len(), "the put without an answer was stored");
+                return Ok(report);
+            }
+            report.resent_after_check += 1;
+            warn!(group, stream, missing = missing.len(), of = sent.len(),
+                  "the put without an answer was not (completely) stored: sending what is missing");
+            let again: Vec<LogEvent> = missing
+                .iter()
+                .map(|&i| LogEvent {
+                    timestamp: sent[i].0,
+                    message: Message::new(&sent[i].1),
+                    line: 0,
+                    offset: 0,
+                    parse_failed: false,
+                })
+                .collect();
+            part = again.len();
+            body = Bytes::from(put_log_events_body(group, stream, entity, &again));
         }
+    }
+}
+
+/// Rejected ranges of a resent part (`part` events) as ranges of the whole batch (`total`)
+/// with the same counts: only the counts are used.
+fn rejected_counts_over(rejected: Rejected, part: usize, total: usize) -> Rejected {
+    let c = rejected.counts(part);
+    let (old, expired, new) = (c.too_old as usize, c.expired as usize, c.too_new as usize);
+    Rejected {
+        too_old_end: (old > 0).then_some(old),
+        expired_end: (expired > 0).then_some(old + expired),
+        too_new_start: (new > 0).then(|| total - new),
+        entity_rejected: rejected.entity_rejected,
+    }
+}
+
+/// The events of a body this sink wrote (for a check, which is rare: the events themselves
+/// were freed when the body was written).
+fn sent_events(body: &[u8]) -> Result<Vec<(i64, String)>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(rename = "logEvents")]
+        events: Vec<Event>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Event {
+        timestamp: i64,
+        message: String,
+    }
+    let b: Body = serde_json::from_slice(body)?;
+    Ok(b.events.into_iter().map(|e| (e.timestamp, e.message)).collect())
+}
+
+/// Whether the put may have been stored although no answer says so: the request went out and
+/// the answer was lost (a timeout, a reset or dropped connection, an unreadable answer). A
+/// connection refused or a request that could not be built was never sent.
+fn outcome_unknown(e: &SdkError<PutLogEventsError>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => d.as_connector_error().is_some_and(maybe_sent),
+        _ => false,
+    }
+}
+
+fn maybe_sent(e: &ConnectorError) -> bool {
+    if e.is_user() {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return false;
+        }
+        cause = c.source();
+    }
+    true
+}
+
+/// Forbids the SDK's retry of a PutLogEvents attempt whose outcome is unknown (see
+/// [`outcome_unknown`]): the sink checks what was stored instead. Throttling, 5xx answers and
+/// refused connections are left to the standard classifiers, which retry them.
+#[derive(Debug)]
+struct OutcomeUnknownIsNotRetried;
+
+impl ClassifyRetry for OutcomeUnknownIsNotRetried {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(e))
+                if e.is_timeout_error()
+                    || e.is_response_error()
+                    || e.as_connector_error().is_some_and(maybe_sent) =>
+            {
+                RetryAction::RetryForbidden
+            }
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "PutLogEventsOutcomeUnknown"
     }
 }
 

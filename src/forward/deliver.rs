@@ -16,13 +16,13 @@ use crate::checkpoint::LineRun;
 use crate::config::{Config, EntityKind};
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
-use crate::ports::{CheckpointStore, Entity, LogSink, Rejected, SinkError};
+use crate::ports::{CheckpointStore, Entity, LogSink, PutReport, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
 
 /// A finished put: its ticket with the progress stage, how many events it carried, the first
 /// line among them (the messages are gone with the request), and what CloudWatch rejected.
-type PutResult = Result<(Sent, Rejected), SinkError>;
+type PutResult = Result<(Sent, PutReport), SinkError>;
 
 /// What is kept of a batch while its put is in flight.
 #[derive(Debug, Clone, Copy)]
@@ -200,13 +200,16 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         done: Result<PutResult, tokio::task::JoinError>,
         ledger: &mut Ledger<'_, K, C>,
     ) -> Result<(), ForwardError> {
-        let (sent, rejected) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        let (sent, report) = done.map_err(|e| ForwardError::Task(e.to_string()))??;
+        let rejected = report.rejected;
         let counts = rejected.counts(sent.events);
         let c = &mut self.counters;
         c.batches += 1;
         c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
         c.add_rejected(counts);
         c.entity_rejected += u64::from(rejected.entity_rejected);
+        c.ambiguous_puts += report.ambiguous;
+        c.resent_after_check += report.resent_after_check;
         if counts.too_old + counts.too_new + counts.expired > 0 {
             warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(), too_old = counts.too_old,
                   too_new = counts.too_new, expired = counts.expired,

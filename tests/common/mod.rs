@@ -22,7 +22,7 @@ use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{
     CheckpointError, CheckpointStore, Entity, LogSink, ObjectSource, OpenRequest, OpenedObject,
-    Rejected, SinkError, SourceError, Stored,
+    PutReport, SinkError, SourceError, Stored,
 };
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -290,7 +290,7 @@ impl LogSink for FakeSink {
         stream: &str,
         _entity: Option<&Entity>,
         events: Vec<LogEvent>,
-    ) -> Result<Rejected, SinkError> {
+    ) -> Result<PutReport, SinkError> {
         assert_batch_valid(&events);
         let mut puts = self.puts.lock().expect("not poisoned");
         if self.fail_after.is_some_and(|n| puts.len() >= n) {
@@ -305,7 +305,7 @@ impl LogSink for FakeSink {
             stream: stream.into(),
             events,
         });
-        Ok(Rejected::default())
+        Ok(PutReport::default())
     }
 }
 

@@ -1,6 +1,8 @@
 //! A strict local CloudWatch Logs endpoint for the real SDK: it enforces every documented
 //! PutLogEvents rule (moto enforces few of them) and records each violation so the test fails,
-//! and it injects throttling, 500s and dropped connections on demand.
+//! and it injects throttling, 500s, dropped connections and lost replies on demand. It answers
+//! GetLogEvents (time range, oldest first, forward tokens) so a put whose reply was lost can be
+//! checked.
 //!
 //! Protocol: awsJson1_1, `POST /` with `X-Amz-Target: Logs_20140328.<Operation>`.
 //! <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html>
@@ -28,6 +30,9 @@ pub struct Faults {
     pub throttle: u32,
     pub server_error: u32,
     pub drop: u32,
+    /// Every this many PutLogEvents calls (0: never), one is stored and then the connection
+    /// closes without an answer: a lost reply.
+    pub lost_reply_every: u64,
     /// Faults in a row for the same request body at most (a fault is transient, as in AWS).
     pub max_in_a_row: u32,
 }
@@ -42,6 +47,11 @@ pub struct State {
     /// Bytes (as CloudWatch counts them) of every accepted PutLogEvents call.
     pub put_bytes: Vec<usize>,
     pub faults_injected: BTreeMap<&'static str, u64>,
+    /// PutLogEvents calls dropped before they were handled (nothing stored).
+    pub dropped_puts: u64,
+    /// PutLogEvents calls stored whose answer was then lost.
+    pub lost_put_replies: u64,
+    puts_seen: u64,
     /// The `entity` of every accepted PutLogEvents call that had one, by group/stream.
     pub entities: Vec<(String, String, Value)>,
     attempts: HashMap<u64, u32>,
@@ -101,9 +111,27 @@ fn serve(conn: TcpStream, state: &Mutex<State>, faults: Faults) {
         let target = req.header("x-amz-target").unwrap_or_default().to_string();
         let body = req.body;
         let op = target.rsplit('.').next().unwrap_or_default().to_string();
-        let fault = decide_fault(state, faults, &body);
+        let fault = if op == "PutLogEvents" && lost_reply_now(state, faults) {
+            Some("lost_reply")
+        } else {
+            decide_fault(state, faults, &body)
+        };
         let (status, reply) = match fault {
-            Some("drop") => return, // close the connection without an answer
+            Some("drop") => {
+                // Close the connection without an answer, nothing done.
+                if op == "PutLogEvents" {
+                    state.lock().expect("not poisoned").dropped_puts += 1;
+                }
+                return;
+            }
+            Some("lost_reply") => {
+                // Done, but the answer never arrives.
+                let (status, _) = handle(state, &op, &body);
+                if op == "PutLogEvents" && status == 200 {
+                    state.lock().expect("not poisoned").lost_put_replies += 1;
+                }
+                return;
+            }
             Some("throttle") => (
                 400,
                 json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
@@ -128,6 +156,13 @@ fn serve(conn: TcpStream, state: &Mutex<State>, faults: Faults) {
             return;
         }
     }
+}
+
+/// Counts PutLogEvents calls; true for every `lost_reply_every`-th.
+fn lost_reply_now(state: &Mutex<State>, faults: Faults) -> bool {
+    let mut st = state.lock().expect("not poisoned");
+    st.puts_seen += 1;
+    faults.lost_reply_every > 0 && st.puts_seen % faults.lost_reply_every == 0
 }
 
 fn decide_fault(state: &Mutex<State>, faults: Faults, body: &[u8]) -> Option<&'static str> {
@@ -218,6 +253,7 @@ fn handle(state: &Mutex<State>, op: &str, body: &[u8]) -> (u16, Value) {
             error("AccessDeniedException", "injected: puts refused")
         }
         "PutLogEvents" => put(&mut st, &group, &stream, &req),
+        "GetLogEvents" => get(&st, &group, &stream, &req),
         "DescribeLogStreams" => {
             st.violations
                 .push("DescribeLogStreams called (never on the hot path)".into());
@@ -225,6 +261,47 @@ fn handle(state: &Mutex<State>, op: &str, body: &[u8]) -> (u16, Value) {
         }
         other => error("UnknownOperationException", other),
     }
+}
+
+/// GetLogEvents with `startTime`/`endTime` (exclusive), `startFromHead`, `limit` and forward
+/// tokens; at the end of the stream the token sent comes back.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html>
+fn get(st: &State, group: &str, stream: &str, req: &Value) -> (u16, Value) {
+    let Some(events) = st.groups.get(group).and_then(|s| s.get(stream)) else {
+        return error(
+            "ResourceNotFoundException",
+            "The specified log group or stream does not exist.",
+        );
+    };
+    if req["startFromHead"] != json!(true) {
+        return error("InvalidParameterException", "this endpoint reads from the head only");
+    }
+    let start = req["startTime"].as_i64().unwrap_or(i64::MIN);
+    let end = req["endTime"].as_i64().unwrap_or(i64::MAX);
+    let limit = req["limit"].as_u64().unwrap_or(10_000).min(10_000) as usize;
+    let from = match req["nextToken"].as_str() {
+        None => 0,
+        Some(t) => match t.strip_prefix("f/").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => return error("InvalidParameterException", "bad nextToken"),
+        },
+    };
+    let mut in_range: Vec<&(i64, String)> = events
+        .iter()
+        .filter(|(ts, _)| (start..end).contains(ts))
+        .collect();
+    in_range.sort_by_key(|(ts, _)| *ts);
+    let page: Vec<Value> = in_range
+        .iter()
+        .skip(from)
+        .take(limit)
+        .map(|(ts, m)| json!({"timestamp": ts, "message": m, "ingestionTime": ts}))
+        .collect();
+    let next = from + page.len();
+    (
+        200,
+        json!({"events": page, "nextForwardToken": format!("f/{next}"), "nextBackwardToken": "b/0"}),
+    )
 }
 
 fn put(st: &mut State, group: &str, stream: &str, req: &Value) -> (u16, Value) {
