@@ -1,6 +1,10 @@
 //! Typed configuration from the environment, read and validated once at cold start.
 //! Every error names the variable and the bad value. An empty variable counts as unset.
 
+use std::time::Duration;
+
+use crate::aws::leases::DEFAULT_LEASE_PREFIX;
+use crate::aws::cloudwatch::AMBIGUOUS_PUT_WAIT;
 use crate::parse::extra::{Extra, ExtraFields};
 use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys};
 use crate::route::{
@@ -37,7 +41,24 @@ pub struct Config {
     pub extra_fields: ExtraFields,
     /// What each put names as the entity its events come from.
     pub entity: EntityKind,
+    /// Leases on objects while they are forwarded (`None`: no exclusion).
+    pub leases: Option<LeaseSettings>,
+    /// How long a put whose answer was lost is looked for before what is missing is sent again.
+    pub ambiguous_put_wait: Duration,
 }
+
+/// `LEASES=s3` (default, with `CHECKPOINT_STORE=s3-tags`): a lease object under
+/// `LEASE_PREFIX` in the log object's bucket while it is forwarded, lasting `LEASE_SECONDS` from
+/// each renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub prefix: String,
+    pub term: Duration,
+}
+
+/// A lease lasts this long from each renewal (renewed every third of it): a crashed holder
+/// blocks its object at most this long after its last renewal.
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
 
 /// `ENTITY`: `ec2-instance` (default) sends each put with the EC2 instance of its stream as the
 /// entity, so that CloudWatch relates the logs to the instance's metrics; `none` sends none.
@@ -175,7 +196,40 @@ impl Config {
             Some("none") => EntityKind::None,
             Some(v) => return Err(fail("ENTITY", v, "must be ec2-instance or none".into())),
         };
+        let number = |name: &'static str, range: std::ops::RangeInclusive<u64>| match var(name) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if range.contains(&n) => Ok(Some(n)),
+                _ => Err(fail(
+                    name,
+                    &v,
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+            },
+        };
+        let lease_term = Duration::from_secs(
+            number("LEASE_SECONDS", 1..=900)?.unwrap_or(DEFAULT_LEASE_SECONDS),
+        );
+        let lease_prefix = var("LEASE_PREFIX").unwrap_or_else(|| DEFAULT_LEASE_PREFIX.to_string());
+        let leases = match var("LEASES").as_deref().map(str::trim) {
+            None | Some("s3") => (checkpoint_store == CheckpointStoreKind::S3Tags).then(|| {
+                LeaseSettings {
+                    prefix: lease_prefix,
+                    term: lease_term,
+                }
+            }),
+            Some("none") => None,
+            Some(v) => return Err(fail("LEASES", v, "must be s3 or none".into())),
+        };
+        let ambiguous_put_wait = number("AMBIGUOUS_PUT_WAIT_MS", 0..=600_000)?
+            .map_or(AMBIGUOUS_PUT_WAIT, Duration::from_millis);
         Ok(Self {
+            leases,
+            ambiguous_put_wait,
             entity,
             extra_fields,
             skip_binary,

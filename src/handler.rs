@@ -11,8 +11,9 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::event::{EventError, announced_objects};
+use crate::forward::lease::Leasing;
 use crate::forward::{Clock, Shared, TIME_RESERVE, forward_object, stop_by, system_clock};
-use crate::ports::{CheckpointStore, LogSink, NoCheckpoints, ObjectSource};
+use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
 use crate::summary::{EXACTLY_ONCE, Outcome, Summary};
 
 /// Built once per cold start; serves every invocation of a warm Lambda.
@@ -22,6 +23,8 @@ pub struct Handler<S, K, C = NoCheckpoints> {
     pub checkpoints: Arc<C>,
     pub config: Config,
     clock: Clock,
+    /// Leases on objects while they are forwarded (`None`: no exclusion).
+    leasing: Option<Leasing>,
 }
 
 impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
@@ -33,6 +36,7 @@ impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
             checkpoints: Arc::new(NoCheckpoints),
             config,
             clock: system_clock(),
+            leasing: None,
         }
     }
 }
@@ -46,7 +50,15 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             checkpoints: Arc::new(store),
             config: self.config,
             clock: self.clock,
+            leasing: self.leasing,
         }
+    }
+
+    /// The same handler taking a lease on each object before forwarding it, so that two
+    /// deliveries of one object never forward it at the same time.
+    pub fn with_leases(mut self, store: Arc<dyn LeaseStore>, term: Duration) -> Self {
+        self.leasing = Some(Leasing { store, term });
+        self
     }
 
     /// The same handler with a fixed notion of "now" (tests of the time window).
@@ -70,7 +82,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         deadline: Option<Instant>,
     ) -> Result<Summary, EventError> {
         let stop = deadline.map(|d| stop_by(d, Instant::now()));
-        self.handle_stopping_by(payload, stop).await
+        self.handle_stopping_by(payload, stop, deadline).await
     }
 
     /// Handles one trigger payload within the time [`budget`] gave for the invocation.
@@ -79,18 +91,20 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         payload: &Value,
         budget: Budget,
     ) -> Result<Summary, EventError> {
-        let stop = match budget {
-            Budget::Deadline(deadline) => stop_by(deadline, Instant::now()),
-            Budget::Fallback { stop_by, .. } => stop_by,
+        let (stop, deadline) = match budget {
+            Budget::Deadline(deadline) => (stop_by(deadline, Instant::now()), Some(deadline)),
+            Budget::Fallback { stop_by, .. } => (stop_by, None),
         };
-        self.handle_stopping_by(payload, Some(stop)).await
+        self.handle_stopping_by(payload, Some(stop), deadline).await
     }
 
-    /// Handles one trigger payload, starting no batch after `stop` (if given).
+    /// Handles one trigger payload, starting no batch after `stop` (if given); no lease
+    /// outlasts `deadline` (if given).
     async fn handle_stopping_by(
         &self,
         payload: &Value,
         stop: Option<Instant>,
+        deadline: Option<Instant>,
     ) -> Result<Summary, EventError> {
         let started = Instant::now();
         let announced = announced_objects(payload)?;
@@ -104,6 +118,9 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             clock: self.clock.clone(),
             stop_by: stop,
             checkpoint_warned: Arc::new(AtomicBool::new(false)),
+            leasing: self.leasing.clone(),
+            deadline,
+            lease_warned: Arc::new(AtomicBool::new(false)),
         };
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
             .map(|obj| forward_object(&self.source, &shared, &self.config, obj))

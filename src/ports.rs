@@ -138,6 +138,65 @@ impl CheckpointStore for NoCheckpoints {
     }
 }
 
+/// A lease on one object: who holds it and until when (ms since the epoch, the holder's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTerms {
+    pub holder: String,
+    pub expires_ms: i64,
+}
+
+/// Which write of a lease record a conditional write or delete must find (S3: its ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseVersion(pub String);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LeaseError {
+    #[error(
+        "cannot take a lease on s3://{bucket}/{}: access denied to the lease object {lease_key}; grant s3:PutObject, s3:GetObject and s3:DeleteObject on the lease prefix (LEASE_PREFIX) ({detail})", .key.escape_debug()
+    )]
+    Denied {
+        bucket: String,
+        key: String,
+        lease_key: String,
+        detail: String,
+    },
+    #[error("lease on s3://{bucket}/{}: {detail}", .key.escape_debug())]
+    Other {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+}
+
+/// A boxed future (the lease store is used as a trait object).
+pub type LeaseFuture<'a, T> = futures_util::future::BoxFuture<'a, Result<T, LeaseError>>;
+
+/// Where leases live (small S3 objects written with conditional requests in production): who
+/// may forward an object right now. Every write is conditional, so two deliveries never both
+/// hold a lease.
+pub trait LeaseStore: Send + Sync {
+    /// Writes a lease for `obj` unless one exists (`If-None-Match: *`): its version, or `None`
+    /// when one exists.
+    fn create<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+        terms: &'a LeaseTerms,
+    ) -> LeaseFuture<'a, Option<LeaseVersion>>;
+    /// The lease that exists now, if any.
+    fn read<'a>(&'a self, obj: &'a ObjectRef)
+    -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>>;
+    /// Overwrites the lease only if it is still at `version` (`If-Match`): the new version, or
+    /// `None` when it changed or is gone.
+    fn replace<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+        version: &'a LeaseVersion,
+        terms: &'a LeaseTerms,
+    ) -> LeaseFuture<'a, Option<LeaseVersion>>;
+    /// Deletes the lease only if it is still at `version` (changed or gone: nothing to do).
+    fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()>;
+}
+
 /// Events CloudWatch accepted the call for but refused to store, as index ranges into the batch
 /// (`rejectedLogEventsInfo`).
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html>

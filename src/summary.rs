@@ -29,6 +29,12 @@ pub struct Counters {
     pub ambiguous_puts: u64,
     /// Of those, the checks that found events missing and sent them again.
     pub resent_after_check: u64,
+    /// Deliveries that found another delivery forwarding the same object and waited for it
+    /// (`LEASE_PREFIX`).
+    pub lease_waits: u64,
+    /// Expired leases taken over: their holder stopped without releasing them (it crashed or
+    /// timed out); the object resumed from its progress record.
+    pub lease_takeovers: u64,
     /// NUL bytes removed from lines.
     pub nul_bytes_stripped: u64,
     /// Objects whose content did not look like text (forwarded lossily, or skipped with
@@ -50,6 +56,8 @@ impl Counters {
         self.entity_rejected += o.entity_rejected;
         self.ambiguous_puts += o.ambiguous_puts;
         self.resent_after_check += o.resent_after_check;
+        self.lease_waits += o.lease_waits;
+        self.lease_takeovers += o.lease_takeovers;
         self.nul_bytes_stripped += o.nul_bytes_stripped;
         self.binary_objects += o.binary_objects;
     }
@@ -96,6 +104,10 @@ pub struct ObjectReport {
     /// Set when progress could not be read or recorded (this object was sent at-least-once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_error: Option<String>,
+    /// Set when no lease could be taken (the object was forwarded without exclusion: a
+    /// delivery racing this one may have sent it too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_error: Option<String>,
 }
 
 pub const EXACTLY_ONCE: &str = "exactly-once";
@@ -138,7 +150,7 @@ impl Summary {
             Outcome::Failed { .. } => self.objects_failed += 1,
         }
         self.totals.add(&r.counters);
-        if r.checkpoint_error.is_some() {
+        if r.checkpoint_error.is_some() || r.lease_error.is_some() {
             self.delivery = AT_LEAST_ONCE;
         }
         self.objects.push(r);
@@ -173,7 +185,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 17] = [
+const METRICS: [(&str, &str); 19] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -190,6 +202,8 @@ const METRICS: [(&str, &str); 17] = [
     ("entity_rejected", "Count"),
     ("ambiguous_puts", "Count"),
     ("resent_after_check", "Count"),
+    ("lease_waits", "Count"),
+    ("lease_takeovers", "Count"),
     ("duration_ms", "Milliseconds"),
 ];
 

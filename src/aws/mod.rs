@@ -2,6 +2,7 @@
 //! [`LogSink`](crate::ports::LogSink), and client construction.
 
 pub mod cloudwatch;
+pub mod leases;
 pub mod s3;
 
 use std::time::Duration;
@@ -110,6 +111,15 @@ pub fn production_handler(
         crate::config::CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source.clone()),
         crate::config::CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
     };
-    let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days);
-    crate::handler::Handler::new(source, sink, config).with_checkpoints(checkpoints)
+    let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days)
+        .with_ambiguous_wait(config.ambiguous_put_wait);
+    let leases = config.leases.clone();
+    let handler = crate::handler::Handler::new(source.clone(), sink, config).with_checkpoints(checkpoints);
+    match leases {
+        Some(l) => handler.with_leases(
+            std::sync::Arc::new(leases::S3Leases::new(source.client(), l.prefix)),
+            l.term,
+        ),
+        None => handler,
+    }
 }

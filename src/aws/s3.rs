@@ -22,6 +22,11 @@ impl S3Source {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// The client (shared: clones are cheap).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
 }
 
 impl ObjectSource for S3Source {

@@ -4,6 +4,7 @@
 //! progress stage ([`Ledger`]) as a value; this stage never writes progress itself.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::task::JoinSet;
@@ -47,6 +48,8 @@ pub(super) struct Deliver<'a, K, C> {
     now: i64,
     /// Sent with every put of the object (`ENTITY`).
     entity: Option<Arc<Entity>>,
+    /// Set when the object's lease was lost: no batch is started after that.
+    lease_lost: Option<Arc<AtomicBool>>,
 }
 
 impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
@@ -55,8 +58,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         config: &'a Config,
         route: &'a Route,
         obj: &'a ObjectRef,
+        lease_lost: Option<Arc<AtomicBool>>,
     ) -> Self {
         Self {
+            lease_lost,
             shared,
             config,
             route,
@@ -147,6 +152,13 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             && Instant::now() >= stop_by
         {
             return Err(ledger.out_of_time(self.batcher.held_lines()));
+        }
+        if self
+            .lease_lost
+            .as_ref()
+            .is_some_and(|l| l.load(Ordering::SeqCst))
+        {
+            return Err(ledger.lease_lost(self.batcher.held_lines()));
         }
         let permit = self
             .shared

@@ -14,6 +14,7 @@
 //! fully delivered is skipped; a partly delivered one resumes where the record says.
 
 mod deliver;
+pub mod lease;
 mod progress;
 mod read;
 pub mod work;
@@ -81,6 +82,12 @@ enum ForwardError {
     },
     #[error("content does not look like text: skipped (SKIP_BINARY=true)")]
     Binary,
+    /// Another delivery took this object's lease over (it had expired: renewals failed).
+    #[error(
+        "the lease on this object was lost (it expired and another delivery took it over): stopped sending; {}",
+        delivered_text(*.delivered_through)
+    )]
+    LeaseLost { delivered_through: Option<u64> },
 }
 
 fn delivered_text(delivered_through: Option<u64>) -> String {
@@ -122,6 +129,13 @@ pub struct Shared<K, C> {
     pub stop_by: Option<Instant>,
     /// Set once the checkpoint store failed in this invocation (warn once, not per object).
     pub checkpoint_warned: Arc<AtomicBool>,
+    /// Leases that keep two deliveries of one object from forwarding it at the same time
+    /// (`None`: no exclusion).
+    pub leasing: Option<lease::Leasing>,
+    /// The Lambda's deadline, if any: no lease outlasts it.
+    pub deadline: Option<Instant>,
+    /// Set once the lease store failed in this invocation (warn once, not per object).
+    pub lease_warned: Arc<AtomicBool>,
 }
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
@@ -152,7 +166,8 @@ where
     report
 }
 
-/// One attempt at one key; the flag is true when the object does not exist.
+/// One attempt at one key; the flag is true when the object does not exist. An object that
+/// routes nowhere is skipped before anything else (no lease is taken for it).
 async fn forward_key<S, K, C>(
     source: &S,
     shared: &Shared<K, C>,
@@ -174,6 +189,7 @@ where
         counters: Counters::default(),
         resumed_from_line: None,
         checkpoint_error: None,
+        lease_error: None,
     };
     let key = obj.key.escape_debug().to_string();
     let route = match config.router.route(&obj.key) {
@@ -186,7 +202,56 @@ where
             return (report, false);
         }
     };
+    let Some(leasing) = &shared.leasing else {
+        return forward_routed(source, shared, config, obj, route, report, None).await;
+    };
+    match lease::acquire(leasing, obj, shared.stop_by, shared.deadline).await {
+        Ok((held, taken)) => {
+            let lost = held.lost.clone();
+            let (mut report, missing) =
+                forward_routed(source, shared, config, obj, route, report, Some(lost)).await;
+            // After the last progress record: a delivery waiting for this lease reads it next.
+            held.release().await;
+            report.counters.lease_waits += u64::from(taken.waited);
+            report.counters.lease_takeovers += u64::from(taken.took_over.is_some());
+            (report, missing)
+        }
+        Err(lease::NotTaken::Store(e)) => {
+            if !shared.lease_warned.swap(true, Ordering::Relaxed) {
+                warn!("{e}; forwarding without leases in this invocation (two deliveries of one object at the same time may both send it)");
+            }
+            report.lease_error = Some(e.to_string());
+            forward_routed(source, shared, config, obj, route, report, None).await
+        }
+        Err(e @ lease::NotTaken::Busy { .. }) => {
+            let error = format!("s3://{}/{}: {e}", obj.bucket, key);
+            warn!("{error}");
+            report.counters.lease_waits += 1;
+            report.outcome = Outcome::Failed { error };
+            (report, false)
+        }
+    }
+}
 
+/// Forwards a routed object (holding its lease, if leases are used; `lease_lost` is set when
+/// that lease was lost).
+async fn forward_routed<S, K, C>(
+    source: &S,
+    shared: &Shared<K, C>,
+    config: &Config,
+    obj: &ObjectRef,
+    route: crate::route::Route,
+    mut report: ObjectReport,
+    lease_lost: Option<Arc<AtomicBool>>,
+) -> (ObjectReport, bool)
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
+    let key = obj.key.escape_debug().to_string();
+
+    // What earlier deliveries of this object achieved.
     // What earlier deliveries of this object achieved.
     let stored = match shared.checkpoints.load(obj).await {
         Ok(s) => Some(s),
@@ -281,7 +346,7 @@ where
         earlier,
         (start_line, start_offset),
     );
-    let mut deliver = Deliver::new(shared, config, &route, obj);
+    let mut deliver = Deliver::new(shared, config, &route, obj, lease_lost);
     let mut counters = Counters::default();
     // What this object's events are parsed with: the settings, with the fields about its source.
     let job = work::Job::new(
@@ -320,6 +385,7 @@ where
     let result = match result {
         // Now that the puts in flight are settled and recorded: what is delivered.
         Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time(&held)),
+        Err(ForwardError::LeaseLost { .. }) => Err(ledger.lease_lost(&held)),
         other => other,
     };
     counters.add(&deliver.counters);

@@ -108,15 +108,30 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         &self,
         held: impl IntoIterator<Item = &'r LineRun>,
     ) -> ForwardError {
+        ForwardError::OutOfTime {
+            delivered_through: self.delivered_through(held),
+            reader_at: self.position.0,
+            recorded: self.ckpt.is_some(),
+        }
+    }
+
+    /// The lease was lost, saying what is confirmed delivered so far.
+    pub(super) fn lease_lost<'r>(
+        &self,
+        held: impl IntoIterator<Item = &'r LineRun>,
+    ) -> ForwardError {
+        ForwardError::LeaseLost {
+            delivered_through: self.delivered_through(held),
+        }
+    }
+
+    /// Every line up to this one is confirmed delivered (`None`: no line yet).
+    fn delivered_through<'r>(&self, held: impl IntoIterator<Item = &'r LineRun>) -> Option<u64> {
         let resume_line = match self.snapshot(held) {
             State::Partial { resume_line, .. } => resume_line,
             State::Done { lines } => lines + 1,
         };
-        ForwardError::OutOfTime {
-            delivered_through: resume_line.checked_sub(1).filter(|&l| l > 0),
-            reader_at: self.position.0,
-            recorded: self.ckpt.is_some(),
-        }
+        resume_line.checked_sub(1).filter(|&l| l > 0)
     }
 
     /// No batch will be sent after this: the puts in flight are waited for, then

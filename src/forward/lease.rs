@@ -1,0 +1,244 @@
+//! Exclusion: one delivery at a time forwards an object. Before it reads, a delivery takes a
+//! lease on the object with a conditional write ([`LeaseStore`]); a second delivery that finds a
+//! live lease waits for it to end (the holder releases it when its progress record is written),
+//! then reads that record like any later delivery: the object is delivered, or it resumes. A
+//! lease whose holder crashed expires and is taken over (again a conditional write, so two
+//! deliveries never both take it). The holder renews its lease while it works; a lease never
+//! outlasts its holder's Lambda deadline.
+//!
+//! The lease is only for exclusion; progress stays in the object's tag ([`crate::checkpoint`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::epoch_ms;
+use crate::event::ObjectRef;
+use crate::ports::{LeaseError, LeaseStore, LeaseTerms, LeaseVersion};
+
+/// A lease is taken over this long after it expired by the holder's clock, for clocks that
+/// differ a little (Lambda's are NTP-synchronised).
+pub const CLOCK_GRACE: Duration = Duration::from_secs(2);
+/// A waiting delivery looks at the lease this often (a HEAD request), to start as soon as the
+/// holder releases it.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// What leases are taken with.
+#[derive(Clone)]
+pub struct Leasing {
+    pub store: Arc<dyn LeaseStore>,
+    /// How long a lease lasts from each write (`LEASE_SECONDS`); renewed every third of it.
+    pub term: Duration,
+}
+
+/// Who holds a lease: the Lambda execution environment's log stream (where its logs are) or
+/// the host and process, and a number unique in the process.
+fn holder() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let place = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("lambda log stream {s}"))
+        .unwrap_or_else(|| format!("pid {}", std::process::id()));
+    format!("{place} #{n}")
+}
+
+fn wall_ms() -> i64 {
+    epoch_ms(SystemTime::now())
+}
+
+/// Why no lease was taken.
+#[derive(Debug, thiserror::Error)]
+pub enum NotTaken {
+    #[error(
+        "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting to end within its own time limit; a later attempt finds the object delivered or resumes it",
+        crate::forward::lease::rfc3339(*.expires_ms)
+    )]
+    Busy { holder: String, expires_ms: i64 },
+    #[error(transparent)]
+    Store(#[from] LeaseError),
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// How a lease was taken.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// This delivery waited for another one's lease to end.
+    pub waited: bool,
+    /// The holder of the expired lease this delivery took over.
+    pub took_over: Option<String>,
+}
+
+/// A lease this delivery holds: renewed in the background until released.
+pub struct Held {
+    leasing: Leasing,
+    obj: ObjectRef,
+    version: Arc<tokio::sync::Mutex<LeaseVersion>>,
+    keeper: JoinHandle<()>,
+    stop: Arc<Notify>,
+    /// Set when a renewal found the lease taken (it had expired): stop sending.
+    pub lost: Arc<AtomicBool>,
+}
+
+/// The end of a lease: `deadline` (the Lambda's, if any) caps `term` from now.
+fn expiry(term: Duration, deadline: Option<Instant>) -> i64 {
+    let now = wall_ms();
+    let by_term = now.saturating_add(i64::try_from(term.as_millis()).unwrap_or(i64::MAX));
+    match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            by_term.min(now.saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX)))
+        }
+        None => by_term,
+    }
+}
+
+/// Takes the lease on `obj`, waiting while another delivery holds it, but not past `stop_by`.
+pub async fn acquire(
+    leasing: &Leasing,
+    obj: &ObjectRef,
+    stop_by: Option<Instant>,
+    deadline: Option<Instant>,
+) -> Result<(Held, Taken), NotTaken> {
+    let store = &leasing.store;
+    let holder = holder();
+    let mut taken = Taken::default();
+    let mut first = true;
+    loop {
+        if !first {
+            let pause = stop_by.map_or(POLL, |s| POLL.min(s.saturating_duration_since(Instant::now())));
+            tokio::time::sleep(pause).await;
+        }
+        first = false;
+        let terms = LeaseTerms {
+            holder: holder.clone(),
+            expires_ms: expiry(leasing.term, deadline),
+        };
+        if let Some(v) = store.create(obj, &terms).await? {
+            return Ok((hold(leasing, obj, v, terms, deadline), taken));
+        }
+        let Some((version, current)) = store.read(obj).await? else {
+            continue; // released in between: try again
+        };
+        let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap_or(0);
+        if current.expires_ms.saturating_add(grace) <= wall_ms() {
+            if let Some(v) = store.replace(obj, &version, &terms).await? {
+                warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), holder = %current.holder,
+                      expired = %rfc3339(current.expires_ms),
+                      "took over an expired lease (its holder stopped without releasing it): resuming from the progress record");
+                taken.took_over = Some(current.holder);
+                return Ok((hold(leasing, obj, v, terms, deadline), taken));
+            }
+            continue; // another delivery took it over first
+        }
+        if stop_by.is_some_and(|s| Instant::now() >= s) {
+            return Err(NotTaken::Busy {
+                holder: current.holder,
+                expires_ms: current.expires_ms,
+            });
+        }
+        if !taken.waited {
+            info!(bucket = %obj.bucket, key = %obj.key.escape_debug(), holder = %current.holder,
+                  until = %rfc3339(current.expires_ms),
+                  "another delivery is forwarding this object: waiting for it to finish");
+            taken.waited = true;
+        }
+    }
+}
+
+fn hold(
+    leasing: &Leasing,
+    obj: &ObjectRef,
+    version: LeaseVersion,
+    terms: LeaseTerms,
+    deadline: Option<Instant>,
+) -> Held {
+    let version = Arc::new(tokio::sync::Mutex::new(version));
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Notify::new());
+    let keeper = tokio::spawn(keep(
+        leasing.clone(),
+        obj.clone(),
+        (version.clone(), lost.clone(), stop.clone()),
+        terms,
+        deadline,
+    ));
+    Held {
+        leasing: leasing.clone(),
+        obj: obj.clone(),
+        version,
+        keeper,
+        stop,
+        lost,
+    }
+}
+
+/// What the keeper shares with [`Held`]: the lease's version, the lost flag, the stop signal.
+type Keeping = (
+    Arc<tokio::sync::Mutex<LeaseVersion>>,
+    Arc<AtomicBool>,
+    Arc<Notify>,
+);
+
+/// Renews the lease every third of its term until stopped (a renewal in flight is finished
+/// first, so the release names the lease's last version); sets `lost` when the lease was taken
+/// by another delivery (or renewals failed until it expired).
+async fn keep(
+    leasing: Leasing,
+    obj: ObjectRef,
+    (version, lost, stop): Keeping,
+    mut terms: LeaseTerms,
+    deadline: Option<Instant>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(leasing.term / 3) => {}
+            () = stop.notified() => return,
+        }
+        let mut v = version.lock().await;
+        let renewed = LeaseTerms {
+            holder: terms.holder.clone(),
+            expires_ms: expiry(leasing.term, deadline),
+        };
+        match leasing.store.replace(&obj, &v, &renewed).await {
+            Ok(Some(next)) => {
+                *v = next;
+                terms = renewed;
+            }
+            Ok(None) => {
+                warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
+                      "the lease was taken by another delivery (it had expired): no batch is started any more");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "cannot renew the lease: {e}");
+                if wall_ms() >= terms.expires_ms {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Held {
+    /// Stops renewing and deletes the lease (if it is still ours): the next delivery may start.
+    pub async fn release(self) {
+        self.stop.notify_one();
+        let _ = self.keeper.await;
+        let v = self.version.lock().await;
+        if let Err(e) = self.leasing.store.release(&self.obj, &v).await {
+            warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(),
+                  "cannot release the lease (it expires by itself): {e}");
+        }
+    }
+}
