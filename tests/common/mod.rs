@@ -6,6 +6,7 @@ pub mod imds;
 pub mod moto;
 pub mod nginx;
 pub mod notify;
+pub mod relay;
 pub mod strict_logs;
 
 use std::collections::HashMap;

@@ -144,7 +144,7 @@ pub async fn read_stream(
 
 /// The forwarder's configuration variables, removed before a run so that the caller's
 /// environment cannot change what a test asserts.
-const FORWARDER_VARS: [&str; 10] = [
+const FORWARDER_VARS: [&str; 16] = [
     "AWS_LAMBDA_RUNTIME_API",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
@@ -155,14 +155,18 @@ const FORWARDER_VARS: [&str; 10] = [
     "OUTPUT_FORMAT",
     "ACCESS_LOG_FORMAT",
     "ERROR_LOG_TIMEZONE",
+    "CHECKPOINT_STORE",
+    "MAX_CONCURRENT_PUTS",
+    "LEASES",
+    "LEASE_PREFIX",
+    "LEASE_SECONDS",
+    "AMBIGUOUS_PUT_WAIT_MS",
 ];
 
-/// Runs `nginx-cloudwatch-forwarder replay --event FILE` on `event` with `env` (e.g.
-/// [`Moto::env`] plus settings); the exit code and the summary it printed.
-pub fn replay(
-    event: &serde_json::Value,
-    env: &[(&str, String)],
-) -> (Option<i32>, serde_json::Value) {
+/// A `nginx-cloudwatch-forwarder replay --event FILE` command for `event` with `env` (e.g.
+/// [`Moto::env`] plus settings) and the caller's forwarder settings removed; the event file
+/// (remove it when done).
+pub fn replay_command(event: &serde_json::Value, env: &[(&str, String)]) -> (Command, PathBuf) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -176,11 +180,12 @@ pub fn replay(
     for var in FORWARDER_VARS {
         cmd.env_remove(var);
     }
-    let out = cmd
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("run the binary");
-    let _ = std::fs::remove_file(&path);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    (cmd, path)
+}
+
+/// The exit code and the summary a finished `replay` printed.
+pub fn replay_result(out: &std::process::Output) -> (Option<i32>, serde_json::Value) {
     let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "replay printed no JSON summary ({e}): {}\nstderr: {}",
@@ -189,4 +194,16 @@ pub fn replay(
         )
     });
     (out.status.code(), summary)
+}
+
+/// Runs `nginx-cloudwatch-forwarder replay --event FILE` on `event` with `env` (e.g.
+/// [`Moto::env`] plus settings); the exit code and the summary it printed.
+pub fn replay(
+    event: &serde_json::Value,
+    env: &[(&str, String)],
+) -> (Option<i32>, serde_json::Value) {
+    let (mut cmd, path) = replay_command(event, env);
+    let out = cmd.output().expect("run the binary");
+    let _ = std::fs::remove_file(&path);
+    replay_result(&out)
 }

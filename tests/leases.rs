@@ -1,0 +1,218 @@
+//! Two deliveries of one object at the same time, and a holder that dies mid-object: real
+//! `replay` processes against moto (S3 conditional writes hold the leases), with CloudWatch
+//! behind a relay that holds every request so that the deliveries truly overlap.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::moto::{Moto, read_stream, replay, replay_command, replay_result};
+use common::relay::SlowRelay;
+use common::{combined_line, now_ms, s3_event_with_etag};
+use nginx_cloudwatch_forwarder::aws::clients_from;
+use nginx_cloudwatch_forwarder::aws::leases::DEFAULT_LEASE_PREFIX;
+use nginx_cloudwatch_forwarder::batch::MAX_BATCH_EVENTS;
+use nginx_cloudwatch_forwarder::checkpoint::TAG_KEY;
+use serde_json::Value;
+
+const BUCKET: &str = "nginx-logs-leases";
+const INSTANCE: &str = "i-0123456789abcdef0";
+
+fn log(n: usize, tag: &str) -> String {
+    let start = now_ms() - 3_600_000;
+    (0..n)
+        .map(|i| combined_line("10.0.0.1", start + i as i64, &format!("/{tag}/{i}"), 200) + "\n")
+        .collect()
+}
+
+/// How often each request URI arrived.
+fn counts(events: &[(i64, String)]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (_, m) in events {
+        let v: Value = serde_json::from_str(m).expect("JSON");
+        *out.entry(v["request_uri"].as_str().expect("uri").to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+/// moto with a bucket, and CloudWatch Logs reached through a relay holding each request.
+struct Rig {
+    moto: Moto,
+    relay: SlowRelay,
+    s3: aws_sdk_s3::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+impl Rig {
+    async fn start(delay: Duration) -> Self {
+        let moto = Moto::start();
+        let relay = SlowRelay::start(&moto.endpoint, delay);
+        let (s3, logs) = clients_from(&moto.sdk_config(), true);
+        s3.create_bucket().bucket(BUCKET).send().await.expect("bucket");
+        Self {
+            moto,
+            relay,
+            s3,
+            logs,
+        }
+    }
+
+    /// Uploads `body` as `key`; the S3 event announcing it.
+    async fn upload(&self, key: &str, body: String) -> Value {
+        let out = self
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body.into_bytes()))
+            .send()
+            .await
+            .expect("put");
+        s3_event_with_etag(BUCKET, key, out.e_tag().expect("etag"))
+    }
+
+    fn env(&self, settings: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let mut env = self.moto.env();
+        env.push((
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+            self.relay.endpoint.clone(),
+        ));
+        env.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    }
+
+    async fn lease_exists(&self, key: &str) -> bool {
+        self.s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(format!("{DEFAULT_LEASE_PREFIX}{key}"))
+            .send()
+            .await
+            .is_ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replays_of_one_event_started_together_send_every_line_once() {
+    const ROUNDS: usize = 2;
+    const LINES: usize = 20_000;
+    let rig = Rig::start(Duration::from_millis(100)).await;
+    let env = rig.env(&[("MAX_CONCURRENT_PUTS", "2")]);
+    for round in 0..ROUNDS {
+        let key = format!("nginx/{INSTANCE}/access/race-{round}.log");
+        let event = rig.upload(&key, log(LINES, &format!("r{round}"))).await;
+        let start = || {
+            let (mut cmd, path) = replay_command(&event, &env);
+            let child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start replay");
+            (child, path)
+        };
+        let (a, b) = (start(), start());
+        let mut summaries = Vec::new();
+        for (child, path) in [a, b] {
+            let out = child.wait_with_output().expect("replay ran");
+            let _ = std::fs::remove_file(path);
+            let (code, summary) = replay_result(&out);
+            assert_eq!(code, Some(0), "{summary:#}");
+            summaries.push(summary);
+        }
+        let total = |field: &str| {
+            summaries
+                .iter()
+                .map(|s| s[field].as_u64().expect(field))
+                .sum::<u64>()
+        };
+        // One sent the object; the other waited for it, then found it delivered.
+        assert_eq!(
+            (
+                total("objects_delivered"),
+                total("already_delivered"),
+                total("lease_waits"),
+                total("events")
+            ),
+            (1, 1, 1, LINES as u64),
+            "{summaries:#?}"
+        );
+        assert!(!rig.lease_exists(&key).await, "the lease is released");
+    }
+    let got = counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
+    assert_eq!(got.len(), ROUNDS * LINES, "every line arrived");
+    let twice = got.values().filter(|n| **n > 1).count();
+    assert_eq!(twice, 0, "lines sent more than once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_killed_mid_object_is_taken_over_once_its_lease_expires() {
+    const LINES: usize = 40_000;
+    let rig = Rig::start(Duration::from_millis(300)).await;
+    let env = rig.env(&[("MAX_CONCURRENT_PUTS", "1"), ("LEASE_SECONDS", "2")]);
+    let key = format!("nginx/{INSTANCE}/access/killed.log");
+    let event = rig.upload(&key, log(LINES, "k")).await;
+
+    let (mut cmd, path) = replay_command(&event, &env);
+    let mut holder = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start replay");
+    // Kill the holder once it has recorded progress (it is then mid-object).
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tags = rig
+            .s3
+            .get_object_tagging()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .expect("tags");
+        if tags.tag_set().iter().any(|t| t.key() == TAG_KEY) {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the first delivery recorded no progress"
+        );
+        assert!(
+            holder.try_wait().expect("poll").is_none(),
+            "the first delivery ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    holder.kill().expect("kill");
+    holder.wait().expect("reaped");
+    let _ = std::fs::remove_file(path);
+    assert!(rig.lease_exists(&key).await, "a killed holder leaves its lease");
+
+    let (code, summary) = replay(&event, &env);
+    assert_eq!(code, Some(0), "{summary:#}");
+    let obj = &summary["objects"][0];
+    assert_eq!(
+        (
+            summary["objects_delivered"].as_u64(),
+            summary["lease_waits"].as_u64(),
+            summary["lease_takeovers"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{summary:#}"
+    );
+    let resumed = obj["resumed_from_line"].as_u64().expect("resumed");
+    assert!(resumed > 1, "{summary:#}");
+    assert!(!rig.lease_exists(&key).await, "the lease is released");
+
+    let got = counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
+    assert_eq!(got.len(), LINES, "every line arrived");
+    // What the killed holder had in flight (one put at a time) may arrive twice: at most one
+    // batch; nothing before the line its record resumed at.
+    let twice = got.values().filter(|n| **n == 2).count();
+    assert!(got.values().all(|n| *n <= 2));
+    assert!(twice <= MAX_BATCH_EVENTS, "{twice} lines twice");
+    println!("resumed at line {resumed}; lines sent twice: {twice}");
+}
