@@ -575,15 +575,36 @@ mod tests {
             ev(12, "GET /b"),
         ];
         // (what the stream holds over the range, the indexes of the batch still missing)
-        let cases: [(&[(i64, &str)], &[usize]); 6] = [
+        type Case<'a> = (&'a [(i64, &'a str)], &'a [usize]);
+        let cases: [Case; 6] = [
             (&[], &[0, 1, 2, 3]),
-            (&[(10, "GET /health"), (10, "GET /a"), (12, "GET /b"), (10, "GET /health")], &[]),
+            (
+                &[
+                    (10, "GET /health"),
+                    (10, "GET /a"),
+                    (12, "GET /b"),
+                    (10, "GET /health"),
+                ],
+                &[],
+            ),
             // one copy of a line sent twice is one of them, not both
             (&[(10, "GET /health"), (10, "GET /a"), (12, "GET /b")], &[1]),
             // same message at another time, or another message at the same time: not ours
-            (&[(11, "GET /a"), (12, "GET /a"), (10, "GET /c")], &[0, 1, 2, 3]),
+            (
+                &[(11, "GET /a"), (12, "GET /a"), (10, "GET /c")],
+                &[0, 1, 2, 3],
+            ),
             // other events of the stream in the range do not disturb the match
-            (&[(10, "x"), (10, "GET /a"), (11, "y"), (12, "GET /b"), (12, "GET /b")], &[0, 1]),
+            (
+                &[
+                    (10, "x"),
+                    (10, "GET /a"),
+                    (11, "y"),
+                    (12, "GET /b"),
+                    (12, "GET /b"),
+                ],
+                &[0, 1],
+            ),
             (&[(10, "GET /health"); 5], &[2, 3]),
         ];
         for (stream, missing) in cases {

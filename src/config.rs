@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::aws::leases::DEFAULT_LEASE_PREFIX;
 use crate::aws::cloudwatch::AMBIGUOUS_PUT_WAIT;
+use crate::aws::leases::DEFAULT_LEASE_PREFIX;
 use crate::parse::extra::{Extra, ExtraFields};
 use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys};
 use crate::route::{
@@ -211,17 +211,16 @@ impl Config {
                 )),
             },
         };
-        let lease_term = Duration::from_secs(
-            number("LEASE_SECONDS", 1..=900)?.unwrap_or(DEFAULT_LEASE_SECONDS),
-        );
+        let lease_term =
+            Duration::from_secs(number("LEASE_SECONDS", 1..=900)?.unwrap_or(DEFAULT_LEASE_SECONDS));
         let lease_prefix = var("LEASE_PREFIX").unwrap_or_else(|| DEFAULT_LEASE_PREFIX.to_string());
         let leases = match var("LEASES").as_deref().map(str::trim) {
-            None | Some("s3") => (checkpoint_store == CheckpointStoreKind::S3Tags).then(|| {
-                LeaseSettings {
+            None | Some("s3") => {
+                (checkpoint_store == CheckpointStoreKind::S3Tags).then_some(LeaseSettings {
                     prefix: lease_prefix,
                     term: lease_term,
-                }
-            }),
+                })
+            }
             Some("none") => None,
             Some(v) => return Err(fail("LEASES", v, "must be s3 or none".into())),
         };

@@ -183,8 +183,10 @@ pub trait LeaseStore: Send + Sync {
         terms: &'a LeaseTerms,
     ) -> LeaseFuture<'a, Option<LeaseVersion>>;
     /// The lease that exists now, if any.
-    fn read<'a>(&'a self, obj: &'a ObjectRef)
-    -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>>;
+    fn read<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>>;
     /// Overwrites the lease only if it is still at `version` (`If-Match`): the new version, or
     /// `None` when it changed or is gone.
     fn replace<'a>(
@@ -195,6 +197,9 @@ pub trait LeaseStore: Send + Sync {
     ) -> LeaseFuture<'a, Option<LeaseVersion>>;
     /// Deletes the lease only if it is still at `version` (changed or gone: nothing to do).
     fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()>;
+    /// Whether `key` is one of this store's lease objects (announced like any upload when it
+    /// lies under the trigger's prefix): never forwarded.
+    fn is_lease_key(&self, key: &str) -> bool;
 }
 
 /// Events CloudWatch accepted the call for but refused to store, as index ranges into the batch

@@ -52,7 +52,11 @@ impl Rig {
         let moto = Moto::start();
         let relay = SlowRelay::start(&moto.endpoint, delay);
         let (s3, logs) = clients_from(&moto.sdk_config(), true);
-        s3.create_bucket().bucket(BUCKET).send().await.expect("bucket");
+        s3.create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("bucket");
         Self {
             moto,
             relay,
@@ -189,7 +193,10 @@ async fn a_holder_killed_mid_object_is_taken_over_once_its_lease_expires() {
     holder.kill().expect("kill");
     holder.wait().expect("reaped");
     let _ = std::fs::remove_file(path);
-    assert!(rig.lease_exists(&key).await, "a killed holder leaves its lease");
+    assert!(
+        rig.lease_exists(&key).await,
+        "a killed holder leaves its lease"
+    );
 
     let (code, summary) = replay(&event, &env);
     assert_eq!(code, Some(0), "{summary:#}");

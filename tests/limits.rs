@@ -196,7 +196,10 @@ async fn nothing_is_lost_or_duplicated_under_throttling_500s_and_dropped_connect
     // A put dropped before it was stored is found missing, then sent again (the fault plan
     // depends on the bodies, so how many puts it drops varies).
     assert_eq!(
-        (summary.totals.ambiguous_puts, summary.totals.resent_after_check),
+        (
+            summary.totals.ambiguous_puts,
+            summary.totals.resent_after_check
+        ),
         (st.dropped_puts, st.dropped_puts)
     );
 }
@@ -214,7 +217,10 @@ async fn lost_replies_to_stored_puts_are_checked_not_sent_twice() {
     assert!(st.lost_put_replies > 0, "{:?}", st.faults_injected);
     // Every lost answer was checked, found stored, and not sent again.
     assert_eq!(
-        (summary.totals.ambiguous_puts, summary.totals.resent_after_check),
+        (
+            summary.totals.ambiguous_puts,
+            summary.totals.resent_after_check
+        ),
         (st.lost_put_replies, 0)
     );
     assert!(st.calls.get("GetLogEvents").copied().unwrap_or(0) >= st.lost_put_replies);

@@ -16,9 +16,9 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::interceptors::InterceptorContext;
 use aws_sdk_cloudwatchlogs::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_cloudwatchlogs::error::{ConnectorError, DisplayErrorContext, SdkError};
-use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsError;
 use aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError;
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
+use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
@@ -295,13 +295,13 @@ impl CloudWatchSink {
 
 /// Why a put did not succeed: the call's error, or the group/stream could not be created.
 enum PutFailure {
-    Call(SdkError<PutLogEventsError>),
+    Call(Box<SdkError<PutLogEventsError>>),
     Sink(SinkError),
 }
 
 impl From<SdkError<PutLogEventsError>> for PutFailure {
     fn from(e: SdkError<PutLogEventsError>) -> Self {
-        Self::Call(e)
+        Self::Call(Box::new(e))
     }
 }
 
@@ -353,7 +353,7 @@ impl LogSink for CloudWatchSink {
                 }
                 Err(PutFailure::Sink(e)) => return Err(e),
                 Err(PutFailure::Call(e)) if outcome_unknown(&e) => e,
-                Err(PutFailure::Call(e)) => return Err(to_sink_error(e)),
+                Err(PutFailure::Call(e)) => return Err(to_sink_error(*e)),
             };
             report.ambiguous += 1;
             let lost = DisplayErrorContext(&e).to_string();
@@ -364,7 +364,8 @@ impl LogSink for CloudWatchSink {
             }
             warn!(group, stream, error = %lost,
                   "a put got no answer: reading the stream back before sending anything again");
-            let sent = sent_events(&body).map_err(|e| failed(format!("re-reading our own body: {e}")))?;
+            let sent =
+                sent_events(&body).map_err(|e| failed(format!("re-reading our own body: {e}")))?;
             let missing = self
                 .find_missing(group, stream, &sent)
                 .await
@@ -377,12 +378,22 @@ impl LogSink for CloudWatchSink {
                     ))
                 })?;
             if missing.is_empty() {
-                info!(group, stream, events = sent.len(), "the put without an answer was stored");
+                info!(
+                    group,
+                    stream,
+                    events = sent.len(),
+                    "the put without an answer was stored"
+                );
                 return Ok(report);
             }
             report.resent_after_check += 1;
-            warn!(group, stream, missing = missing.len(), of = sent.len(),
-                  "the put without an answer was not (completely) stored: sending what is missing");
+            warn!(
+                group,
+                stream,
+                missing = missing.len(),
+                of = sent.len(),
+                "the put without an answer was not (completely) stored: sending what is missing"
+            );
             let again: Vec<LogEvent> = missing
                 .iter()
                 .map(|&i| LogEvent {
@@ -426,7 +437,10 @@ fn sent_events(body: &[u8]) -> Result<Vec<(i64, String)>, serde_json::Error> {
         message: String,
     }
     let b: Body = serde_json::from_slice(body)?;
-    Ok(b.events.into_iter().map(|e| (e.timestamp, e.message)).collect())
+    Ok(b.events
+        .into_iter()
+        .map(|e| (e.timestamp, e.message))
+        .collect())
 }
 
 /// Whether the put may have been stored although no answer says so: the request went out and

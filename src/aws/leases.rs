@@ -135,7 +135,13 @@ fn condition_failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
 /// User metadata travels in HTTP headers: keep it printable ASCII.
 fn ascii(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -180,9 +186,7 @@ impl LeaseStore for S3Leases {
             let terms = LeaseTerms {
                 holder: get(HOLDER).unwrap_or_else(|| "an unknown holder".into()),
                 // A lease without a readable expiry counts as expired.
-                expires_ms: get(EXPIRES_MS)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                expires_ms: get(EXPIRES_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
             };
             let version = LeaseVersion(out.e_tag().map(unquote).unwrap_or_default());
             Ok(Some((version, terms)))
@@ -197,6 +201,10 @@ impl LeaseStore for S3Leases {
         terms: &'a LeaseTerms,
     ) -> LeaseFuture<'a, Option<LeaseVersion>> {
         self.write(obj, Some(version), terms).boxed()
+    }
+
+    fn is_lease_key(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix)
     }
 
     fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()> {
@@ -251,9 +259,15 @@ mod tests {
         );
         let long_a = format!("nginx/{}a", "é".repeat(600));
         let long_b = format!("nginx/{}b", "é".repeat(600));
-        let (a, b) = (leases.lease_key(&obj(&long_a)), leases.lease_key(&obj(&long_b)));
+        let (a, b) = (
+            leases.lease_key(&obj(&long_a)),
+            leases.lease_key(&obj(&long_b)),
+        );
         assert!(a.len() <= MAX_KEY_BYTES && b.len() <= MAX_KEY_BYTES);
-        assert_ne!(a, b, "keys that differ only past the cut get different leases");
+        assert_ne!(
+            a, b,
+            "keys that differ only past the cut get different leases"
+        );
         assert_eq!(a, leases.lease_key(&obj(&long_a)), "stable");
         // The hash is FNV-1a (fixed test vector), the same in every build.
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);

@@ -114,7 +114,8 @@ pub fn production_handler(
     let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days)
         .with_ambiguous_wait(config.ambiguous_put_wait);
     let leases = config.leases.clone();
-    let handler = crate::handler::Handler::new(source.clone(), sink, config).with_checkpoints(checkpoints);
+    let handler =
+        crate::handler::Handler::new(source.clone(), sink, config).with_checkpoints(checkpoints);
     match leases {
         Some(l) => handler.with_leases(
             std::sync::Arc::new(leases::S3Leases::new(source.client(), l.prefix)),

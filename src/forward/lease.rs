@@ -114,7 +114,9 @@ pub async fn acquire(
     let mut first = true;
     loop {
         if !first {
-            let pause = stop_by.map_or(POLL, |s| POLL.min(s.saturating_duration_since(Instant::now())));
+            let pause = stop_by.map_or(POLL, |s| {
+                POLL.min(s.saturating_duration_since(Instant::now()))
+            });
             tokio::time::sleep(pause).await;
         }
         first = false;
@@ -240,5 +242,247 @@ impl Held {
             warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(),
                   "cannot release the lease (it expires by itself): {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::LeaseFuture;
+    use futures_util::FutureExt;
+    use std::sync::Mutex;
+
+    /// One lease record with conditional writes, like S3's; a live lease by someone else may be
+    /// set to go away after some reads (its holder releasing it).
+    #[derive(Default)]
+    struct Store {
+        lease: Mutex<Option<(u64, LeaseTerms)>>,
+        next: AtomicU64,
+        released_after_reads: Mutex<Option<usize>>,
+        calls: Mutex<Vec<&'static str>>,
+    }
+
+    impl Store {
+        fn with(terms: LeaseTerms) -> Self {
+            let s = Self::default();
+            *s.lease.lock().unwrap() = Some((0, terms));
+            s
+        }
+        fn version(&self) -> u64 {
+            self.next.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        fn log(&self, call: &'static str) {
+            self.calls.lock().unwrap().push(call);
+        }
+    }
+
+    impl LeaseStore for Store {
+        fn create<'a>(
+            &'a self,
+            _obj: &'a ObjectRef,
+            terms: &'a LeaseTerms,
+        ) -> LeaseFuture<'a, Option<LeaseVersion>> {
+            self.log("create");
+            let mut l = self.lease.lock().unwrap();
+            let out = if l.is_some() {
+                None
+            } else {
+                let v = self.version();
+                *l = Some((v, terms.clone()));
+                Some(LeaseVersion(v.to_string()))
+            };
+            async move { Ok(out) }.boxed()
+        }
+        fn read<'a>(
+            &'a self,
+            _obj: &'a ObjectRef,
+        ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>> {
+            self.log("read");
+            let mut l = self.lease.lock().unwrap();
+            let out = l
+                .as_ref()
+                .map(|(v, t)| (LeaseVersion(v.to_string()), t.clone()));
+            let mut after = self.released_after_reads.lock().unwrap();
+            if let Some(n) = after.as_mut() {
+                if *n <= 1 {
+                    *l = None;
+                    *after = None;
+                } else {
+                    *n -= 1;
+                }
+            }
+            async move { Ok(out) }.boxed()
+        }
+        fn replace<'a>(
+            &'a self,
+            _obj: &'a ObjectRef,
+            version: &'a LeaseVersion,
+            terms: &'a LeaseTerms,
+        ) -> LeaseFuture<'a, Option<LeaseVersion>> {
+            self.log("replace");
+            let mut l = self.lease.lock().unwrap();
+            let out = match l.as_ref() {
+                Some((v, _)) if v.to_string() == version.0 => {
+                    let v = self.version();
+                    *l = Some((v, terms.clone()));
+                    Some(LeaseVersion(v.to_string()))
+                }
+                _ => None,
+            };
+            async move { Ok(out) }.boxed()
+        }
+        fn release<'a>(
+            &'a self,
+            _obj: &'a ObjectRef,
+            version: &'a LeaseVersion,
+        ) -> LeaseFuture<'a, ()> {
+            self.log("release");
+            let mut l = self.lease.lock().unwrap();
+            if l.as_ref().is_some_and(|(v, _)| v.to_string() == version.0) {
+                *l = None;
+            }
+            async move { Ok(()) }.boxed()
+        }
+        fn is_lease_key(&self, _key: &str) -> bool {
+            false
+        }
+    }
+
+    fn obj() -> ObjectRef {
+        ObjectRef {
+            message_id: None,
+            bucket: "b".into(),
+            key: "nginx/i-0abc/access/a.log".into(),
+            raw_key: "nginx/i-0abc/access/a.log".into(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        }
+    }
+
+    fn other(expires_in_ms: i64) -> LeaseTerms {
+        LeaseTerms {
+            holder: "the other delivery".into(),
+            expires_ms: wall_ms() + expires_in_ms,
+        }
+    }
+
+    fn leasing(store: &Arc<Store>) -> Leasing {
+        Leasing {
+            store: store.clone(),
+            term: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_object_is_leased_at_once_and_released_after() {
+        let store = Arc::new(Store::default());
+        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
+            .await
+            .expect("taken");
+        assert_eq!(taken, Taken::default());
+        let terms = store.lease.lock().unwrap().clone().expect("a lease").1;
+        let term_ms = terms.expires_ms - wall_ms();
+        assert!((59_000..=60_000).contains(&term_ms), "{term_ms}");
+        held.release().await;
+        assert!(store.lease.lock().unwrap().is_none());
+        assert_eq!(*store.calls.lock().unwrap(), ["create", "release"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_lease_is_waited_for_until_its_holder_releases_it() {
+        let store = Arc::new(Store::with(other(60_000)));
+        *store.released_after_reads.lock().unwrap() = Some(3);
+        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
+            .await
+            .expect("taken");
+        assert_eq!(
+            taken,
+            Taken {
+                waited: true,
+                took_over: None
+            }
+        );
+        assert_eq!(
+            store
+                .lease
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|l| l.1.holder.contains('#')),
+            Some(true),
+            "ours now"
+        );
+        held.release().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_lease_past_the_stop_time_fails_busy_naming_its_holder() {
+        let store = Arc::new(Store::with(other(60_000)));
+        let err = acquire(&leasing(&store), &obj(), Some(Instant::now()), None)
+            .await
+            .err()
+            .expect("busy");
+        assert!(matches!(&err, NotTaken::Busy { holder, .. } if holder == "the other delivery"));
+        assert!(err.to_string().contains("the other delivery"), "{err}");
+        assert_eq!(
+            store
+                .lease
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|l| l.1.holder.clone()),
+            Some("the other delivery".to_string()),
+            "not taken"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_lease_is_taken_over_but_not_within_the_clock_grace() {
+        let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap();
+        let store = Arc::new(Store::with(other(-(grace + 1_000))));
+        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
+            .await
+            .expect("taken");
+        assert_eq!(taken.took_over.as_deref(), Some("the other delivery"));
+        held.release().await;
+
+        // Expired by less than the grace: still the other's.
+        let store = Arc::new(Store::with(other(-(grace / 2))));
+        let err = acquire(&leasing(&store), &obj(), Some(Instant::now()), None).await;
+        assert!(matches!(err, Err(NotTaken::Busy { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_never_outlasts_the_deadline_and_is_renewed_while_held() {
+        let store = Arc::new(Store::default());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (held, _) = acquire(&leasing(&store), &obj(), None, Some(deadline))
+            .await
+            .expect("taken");
+        let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - wall_ms();
+        assert!((9_000..=10_000).contains(&left), "{left}");
+        // Paused time jumps to each renewal (a third of the term).
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        let renewals = store
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| **c == "replace")
+            .count();
+        assert_eq!(renewals, 2);
+        assert!(!held.lost.load(Ordering::SeqCst));
+        // Taken by someone else (it expired): the holder notices at the next renewal.
+        *store.lease.lock().unwrap() = Some((999, other(60_000)));
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(held.lost.load(Ordering::SeqCst));
+        held.release().await;
+        assert_eq!(
+            store.lease.lock().unwrap().as_ref().map(|l| l.0),
+            Some(999),
+            "someone else's lease is not released"
+        );
     }
 }

@@ -192,6 +192,14 @@ where
         lease_error: None,
     };
     let key = obj.key.escape_debug().to_string();
+    if let Some(leasing) = &shared.leasing
+        && leasing.store.is_lease_key(&obj.key)
+    {
+        report.outcome = Outcome::Skipped {
+            reason: "a lease object (LEASE_PREFIX), not a log".into(),
+        };
+        return (report, false);
+    }
     let route = match config.router.route(&obj.key) {
         Ok(r) => r,
         Err(e) => {
@@ -218,7 +226,9 @@ where
         }
         Err(lease::NotTaken::Store(e)) => {
             if !shared.lease_warned.swap(true, Ordering::Relaxed) {
-                warn!("{e}; forwarding without leases in this invocation (two deliveries of one object at the same time may both send it)");
+                warn!(
+                    "{e}; forwarding without leases in this invocation (two deliveries of one object at the same time may both send it)"
+                );
             }
             report.lease_error = Some(e.to_string());
             forward_routed(source, shared, config, obj, route, report, None).await

@@ -162,7 +162,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, faults: Faults) {
 fn lost_reply_now(state: &Mutex<State>, faults: Faults) -> bool {
     let mut st = state.lock().expect("not poisoned");
     st.puts_seen += 1;
-    faults.lost_reply_every > 0 && st.puts_seen % faults.lost_reply_every == 0
+    faults.lost_reply_every > 0 && st.puts_seen.is_multiple_of(faults.lost_reply_every)
 }
 
 fn decide_fault(state: &Mutex<State>, faults: Faults, body: &[u8]) -> Option<&'static str> {
@@ -274,7 +274,10 @@ fn get(st: &State, group: &str, stream: &str, req: &Value) -> (u16, Value) {
         );
     };
     if req["startFromHead"] != json!(true) {
-        return error("InvalidParameterException", "this endpoint reads from the head only");
+        return error(
+            "InvalidParameterException",
+            "this endpoint reads from the head only",
+        );
     }
     let start = req["startTime"].as_i64().unwrap_or(i64::MIN);
     let end = req["endTime"].as_i64().unwrap_or(i64::MAX);
