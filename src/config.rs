@@ -302,6 +302,33 @@ mod tests {
     }
 
     #[test]
+    fn leases_and_the_wait_for_unanswered_puts() {
+        let lease = |vars: &[(&str, &str)]| load(vars).unwrap().leases;
+        let default = LeaseSettings {
+            prefix: DEFAULT_LEASE_PREFIX.into(),
+            term: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+        };
+        assert_eq!(lease(&[]), Some(default.clone()));
+        assert_eq!(lease(&[("LEASES", "s3")]), Some(default));
+        assert_eq!(
+            lease(&[("LEASE_PREFIX", "l/"), ("LEASE_SECONDS", "5")]),
+            Some(LeaseSettings {
+                prefix: "l/".into(),
+                term: Duration::from_secs(5)
+            })
+        );
+        assert_eq!(lease(&[("LEASES", "none")]), None);
+        // Without progress records a lease would only delay a second full delivery.
+        assert_eq!(lease(&[("CHECKPOINT_STORE", "none")]), None);
+        let wait = |vars: &[(&str, &str)]| load(vars).unwrap().ambiguous_put_wait;
+        assert_eq!(wait(&[]), AMBIGUOUS_PUT_WAIT);
+        assert_eq!(
+            wait(&[("AMBIGUOUS_PUT_WAIT_MS", "250")]),
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
     fn each_bad_value_names_its_variable() {
         let cases = [
             ("KEY_PATTERN", "(unclosed"),
@@ -322,6 +349,11 @@ mod tests {
             ("EXTRA_FIELDS", "host={nope}"),
             ("EXTRA_FIELDS", "hostname"),
             ("ENTITY", "ec2"),
+            ("LEASES", "dynamodb"),
+            ("LEASE_SECONDS", "0"),
+            ("LEASE_SECONDS", "901"),
+            ("AMBIGUOUS_PUT_WAIT_MS", "-1"),
+            ("AMBIGUOUS_PUT_WAIT_MS", "600001"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();

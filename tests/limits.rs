@@ -223,5 +223,10 @@ async fn lost_replies_to_stored_puts_are_checked_not_sent_twice() {
         ),
         (st.lost_put_replies, 0)
     );
-    assert!(st.calls.get("GetLogEvents").copied().unwrap_or(0) >= st.lost_put_replies);
+    let reads = st.calls.get("GetLogEvents").copied().unwrap_or(0);
+    assert!(reads >= st.lost_put_replies);
+    println!(
+        "lost answers {}, checks {}, resent {}, GetLogEvents calls {reads}",
+        st.lost_put_replies, summary.totals.ambiguous_puts, summary.totals.resent_after_check
+    );
 }

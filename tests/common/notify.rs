@@ -75,8 +75,11 @@ impl NotifyingBucket {
             .as_str()
             .unwrap_or_else(|| panic!("no QueueArn in {attrs}"))
             .to_string();
+        // As template.yaml configures it: objects created under KeyPrefix (`nginx/`), so that
+        // the forwarder's own lease objects announce nothing.
         let notification = json!({"QueueConfigurations": [{
-            "Id": "nginx-logs", "QueueArn": b.queue_arn, "Events": ["s3:ObjectCreated:*"]
+            "Id": "nginx-logs", "QueueArn": b.queue_arn, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "nginx/"}]}}
         }]});
         b.aws(&[
             "s3api",
