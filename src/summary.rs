@@ -35,6 +35,9 @@ pub struct Counters {
     /// Expired leases taken over: their holder stopped without releasing them (it crashed or
     /// timed out); the object resumed from its progress record.
     pub lease_takeovers: u64,
+    /// After a takeover: events the expired lease's holder had stored beyond its progress
+    /// record, found by reading the stream back and not sent again.
+    pub found_after_takeover: u64,
     /// NUL bytes removed from lines.
     pub nul_bytes_stripped: u64,
     /// Objects whose content did not look like text (forwarded lossily, or skipped with
@@ -58,6 +61,7 @@ impl Counters {
         self.resent_after_check += o.resent_after_check;
         self.lease_waits += o.lease_waits;
         self.lease_takeovers += o.lease_takeovers;
+        self.found_after_takeover += o.found_after_takeover;
         self.nul_bytes_stripped += o.nul_bytes_stripped;
         self.binary_objects += o.binary_objects;
     }

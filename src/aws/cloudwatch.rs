@@ -410,6 +410,23 @@ impl LogSink for CloudWatchSink {
             body = Bytes::from(put_log_events_body(group, stream, entity, &again));
         }
     }
+
+    async fn find_missing(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> Result<Vec<usize>, SinkError> {
+        let mut found = ReadBack::new(events);
+        self.read_back(group, stream, &mut found)
+            .await
+            .map_err(|e| SinkError::Failed {
+                group: group.into(),
+                stream: stream.into(),
+                detail: format!("reading the stream back: {}", DisplayErrorContext(&e)),
+            })?;
+        Ok(found.missing())
+    }
 }
 
 /// Rejected ranges of a resent part (`part` events) as ranges of the whole batch (`total`)

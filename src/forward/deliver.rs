@@ -50,6 +50,10 @@ pub(super) struct Deliver<'a, K, C> {
     entity: Option<Arc<Entity>>,
     /// Set when the object's lease was lost: no batch is started after that.
     lease_lost: Option<Arc<AtomicBool>>,
+    /// After taking over an expired lease: each batch is first looked for in the stream (its
+    /// dead holder may have stored it without recording so), until this many batches in a row
+    /// were entirely missing (as many as the holder could have had in flight).
+    verify: Option<usize>,
 }
 
 impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
@@ -58,10 +62,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         config: &'a Config,
         route: &'a Route,
         obj: &'a ObjectRef,
-        lease_lost: Option<Arc<AtomicBool>>,
+        lease: Option<super::lease::Holding>,
     ) -> Self {
         Self {
-            lease_lost,
+            verify: lease.as_ref().is_some_and(|l| l.took_over).then_some(0),
+            lease_lost: lease.map(|l| l.lost),
             shared,
             config,
             route,
@@ -160,6 +165,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         {
             return Err(ledger.lease_lost(self.batcher.held_lines()));
         }
+        let Some(batch) = self.unless_stored(batch).await else {
+            // The dead holder stored all of it.
+            ledger.confirmed(ticket, self.batcher.held_lines());
+            return Ok(());
+        };
         let permit = self
             .shared
             .puts
@@ -186,6 +196,47 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             result.map(|rejected| (sent, rejected))
         });
         Ok(())
+    }
+
+    /// After a takeover, what of `batch` the stream does not hold yet (`None`: nothing).
+    async fn unless_stored(&mut self, mut batch: Batch) -> Option<Batch> {
+        let Some(in_a_row) = self.verify else {
+            return Some(batch);
+        };
+        let sent: Vec<(i64, String)> = batch
+            .events
+            .iter()
+            .map(|e| (e.timestamp, e.message.text()))
+            .collect();
+        let (group, stream) = (&self.route.log_group, &self.route.log_stream);
+        let missing = match self.shared.sink.find_missing(group, stream, &sent).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(),
+                      "after taking over an expired lease, cannot check what its holder stored ({e}): sending the rest without checking");
+                self.verify = None;
+                return Some(batch);
+            }
+        };
+        let found = sent.len() - missing.len();
+        self.counters.found_after_takeover += found as u64;
+        let in_a_row = if found == 0 { in_a_row + 1 } else { 0 };
+        // The holder had at most this many puts in flight: past that many batches in a row
+        // that it did not store, it stored nothing later either.
+        self.verify = (in_a_row < self.config.max_concurrent_puts).then_some(in_a_row);
+        if missing.is_empty() {
+            return None;
+        }
+        if found > 0 {
+            let mut keep = missing.into_iter().peekable();
+            let mut i = 0;
+            batch.events.retain(|_| {
+                let k = keep.next_if_eq(&i).is_some();
+                i += 1;
+                k
+            });
+        }
+        Some(batch)
     }
 
     /// The lines of the events held for batching (not yet in any batch).

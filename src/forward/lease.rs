@@ -77,6 +77,15 @@ pub struct Taken {
     pub took_over: Option<String>,
 }
 
+/// What the delivery stages need to know of the lease held.
+pub struct Holding {
+    /// Set when the lease was lost (see [`Held::lost`]).
+    pub lost: Arc<AtomicBool>,
+    /// The lease was taken over from a holder that stopped without releasing it: what its
+    /// progress record does not list may be stored already.
+    pub took_over: bool,
+}
+
 /// A lease this delivery holds: renewed in the background until released.
 pub struct Held {
     leasing: Leasing,

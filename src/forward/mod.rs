@@ -215,9 +215,12 @@ where
     };
     match lease::acquire(leasing, obj, shared.stop_by, shared.deadline).await {
         Ok((held, taken)) => {
-            let lost = held.lost.clone();
+            let holding = lease::Holding {
+                lost: held.lost.clone(),
+                took_over: taken.took_over.is_some(),
+            };
             let (mut report, missing) =
-                forward_routed(source, shared, config, obj, route, report, Some(lost)).await;
+                forward_routed(source, shared, config, obj, route, report, Some(holding)).await;
             // After the last progress record: a delivery waiting for this lease reads it next.
             held.release().await;
             report.counters.lease_waits += u64::from(taken.waited);
@@ -243,8 +246,7 @@ where
     }
 }
 
-/// Forwards a routed object (holding its lease, if leases are used; `lease_lost` is set when
-/// that lease was lost).
+/// Forwards a routed object, holding its lease if leases are used.
 async fn forward_routed<S, K, C>(
     source: &S,
     shared: &Shared<K, C>,
@@ -252,7 +254,7 @@ async fn forward_routed<S, K, C>(
     obj: &ObjectRef,
     route: crate::route::Route,
     mut report: ObjectReport,
-    lease_lost: Option<Arc<AtomicBool>>,
+    lease: Option<lease::Holding>,
 ) -> (ObjectReport, bool)
 where
     S: ObjectSource,
@@ -356,7 +358,7 @@ where
         earlier,
         (start_line, start_offset),
     );
-    let mut deliver = Deliver::new(shared, config, &route, obj, lease_lost);
+    let mut deliver = Deliver::new(shared, config, &route, obj, lease);
     let mut counters = Counters::default();
     // What this object's events are parsed with: the settings, with the fields about its source.
     let job = work::Job::new(

@@ -23,7 +23,7 @@ use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{
     CheckpointError, CheckpointStore, Entity, LogSink, ObjectSource, OpenRequest, OpenedObject,
-    PutReport, SinkError, SourceError, Stored,
+    LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion, PutReport, SinkError, SourceError, Stored,
 };
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -307,6 +307,112 @@ impl LogSink for FakeSink {
             events,
         });
         Ok(PutReport::default())
+    }
+
+    async fn find_missing(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> Result<Vec<usize>, SinkError> {
+        let mut found = nginx_cloudwatch_forwarder::batch::ReadBack::new(events);
+        for put in self.puts.lock().expect("not poisoned").iter() {
+            if put.group == group && put.stream == stream {
+                for e in &put.events {
+                    found.saw(e.timestamp, &e.message.text());
+                }
+            }
+        }
+        Ok(found.missing())
+    }
+}
+
+/// Leases in memory with S3's conditional-write semantics (create if absent, replace and
+/// release only at the version read), by object key.
+#[derive(Default)]
+pub struct FakeLeases {
+    pub leases: Mutex<HashMap<String, (u64, LeaseTerms)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl FakeLeases {
+    /// A lease on `key` by `holder` that expired a minute ago (its holder died).
+    pub fn expired(&self, key: &str, holder: &str) {
+        self.leases.lock().expect("not poisoned").insert(
+            key.to_string(),
+            (
+                0,
+                LeaseTerms {
+                    holder: holder.into(),
+                    expires_ms: now_ms() - 60_000,
+                },
+            ),
+        );
+    }
+
+    fn version(&self) -> u64 {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+}
+
+impl LeaseStore for FakeLeases {
+    fn create<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+        terms: &'a LeaseTerms,
+    ) -> LeaseFuture<'a, Option<LeaseVersion>> {
+        let mut l = self.leases.lock().expect("not poisoned");
+        let out = if l.contains_key(&obj.key) {
+            None
+        } else {
+            let v = self.version();
+            l.insert(obj.key.clone(), (v, terms.clone()));
+            Some(LeaseVersion(v.to_string()))
+        };
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn read<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>> {
+        let out = self
+            .leases
+            .lock()
+            .expect("not poisoned")
+            .get(&obj.key)
+            .map(|(v, t)| (LeaseVersion(v.to_string()), t.clone()));
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        obj: &'a ObjectRef,
+        version: &'a LeaseVersion,
+        terms: &'a LeaseTerms,
+    ) -> LeaseFuture<'a, Option<LeaseVersion>> {
+        let mut l = self.leases.lock().expect("not poisoned");
+        let out = match l.get(&obj.key) {
+            Some((v, _)) if v.to_string() == version.0 => {
+                let v = self.version();
+                l.insert(obj.key.clone(), (v, terms.clone()));
+                Some(LeaseVersion(v.to_string()))
+            }
+            _ => None,
+        };
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()> {
+        let mut l = self.leases.lock().expect("not poisoned");
+        if l.get(&obj.key).is_some_and(|(v, _)| v.to_string() == version.0) {
+            l.remove(&obj.key);
+        }
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn is_lease_key(&self, _key: &str) -> bool {
+        false
     }
 }
 
