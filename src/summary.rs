@@ -189,7 +189,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 19] = [
+const METRICS: [(&str, &str); 20] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -208,6 +208,7 @@ const METRICS: [(&str, &str); 19] = [
     ("resent_after_check", "Count"),
     ("lease_waits", "Count"),
     ("lease_takeovers", "Count"),
+    ("found_after_takeover", "Count"),
     ("duration_ms", "Milliseconds"),
 ];
 

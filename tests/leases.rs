@@ -263,7 +263,10 @@ async fn a_taker_over_does_not_resend_what_the_dead_holder_stored_beyond_its_rec
     let first = holder.handle(&event).await.expect("S3 event");
     assert_eq!(first.objects_failed, 1, "{first:#?}");
     let mut sink = Arc::try_unwrap(holder.sink).ok().expect("no other owner");
-    sink.puts.lock().expect("not poisoned").push(batches[1].clone());
+    sink.puts
+        .lock()
+        .expect("not poisoned")
+        .push(batches[1].clone());
     sink.fail_after = None;
     let leases = Arc::new(FakeLeases::default());
     leases.expired(KEY, "lambda log stream 2026/12/02/[$LATEST]dead");

@@ -22,8 +22,8 @@ use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{
-    CheckpointError, CheckpointStore, Entity, LogSink, ObjectSource, OpenRequest, OpenedObject,
-    LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion, PutReport, SinkError, SourceError, Stored,
+    CheckpointError, CheckpointStore, Entity, LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion,
+    LogSink, ObjectSource, OpenRequest, OpenedObject, PutReport, SinkError, SourceError, Stored,
 };
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -405,7 +405,9 @@ impl LeaseStore for FakeLeases {
 
     fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()> {
         let mut l = self.leases.lock().expect("not poisoned");
-        if l.get(&obj.key).is_some_and(|(v, _)| v.to_string() == version.0) {
+        if l.get(&obj.key)
+            .is_some_and(|(v, _)| v.to_string() == version.0)
+        {
             l.remove(&obj.key);
         }
         Box::pin(async move { Ok(()) })
