@@ -298,3 +298,15 @@ async fn a_taker_over_does_not_resend_what_the_dead_holder_stored_beyond_its_rec
         "the lease is released"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_in_a_bucket_that_does_not_exist_fails_at_once() {
+    let moto = Moto::start();
+    let key = format!("nginx/{INSTANCE}/access/gone.log");
+    let event = common::s3_event("no-such-bucket", &[&key]);
+    let (code, summary) = replay(&event, &moto.env());
+    assert_eq!(code, Some(1), "{summary:#}");
+    assert_eq!(summary["objects_failed"], 1, "{summary:#}");
+    let error = summary["objects"][0]["error"].as_str().expect("error");
+    assert!(error.contains("does not exist"), "{error}");
+}

@@ -119,13 +119,14 @@ impl S3Leases {
 }
 
 /// 412: the condition did not hold; 409: a conditional write to the same key was in progress;
-/// 404: the lease to overwrite is gone. Each means "not now": look again.
+/// `NoSuchKey`: the lease to overwrite or delete is gone. Each means "not now": look again. (A
+/// missing bucket, `NoSuchBucket`, is an error.)
 fn condition_failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E, HttpResponse>,
 ) -> bool {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.as_service_error().and_then(|s| s.code());
-    matches!(status, Some(412 | 409 | 404))
+    matches!(status, Some(412 | 409))
         || matches!(
             code,
             Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")

@@ -264,7 +264,6 @@ where
     let key = obj.key.escape_debug().to_string();
 
     // What earlier deliveries of this object achieved.
-    // What earlier deliveries of this object achieved.
     let stored = match shared.checkpoints.load(obj).await {
         Ok(s) => Some(s),
         Err(CheckpointError::NotFound { bucket, key }) => {
