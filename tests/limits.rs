@@ -230,3 +230,37 @@ async fn lost_replies_to_stored_puts_are_checked_not_sent_twice() {
         st.lost_put_replies, summary.totals.ambiguous_puts, summary.totals.resent_after_check
     );
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_as_before_not_checked() {
+    use nginx_cloudwatch_forwarder::parse::{LogEvent, Message};
+    use nginx_cloudwatch_forwarder::ports::LogSink;
+    // A loopback port nothing listens on: every attempt is refused, so nothing was ever sent.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let logs = StrictLogs::start(Faults::default());
+    let conf = logs
+        .sdk_config()
+        .to_builder()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let (_, client) = clients_from(&conf, true);
+    let event = LogEvent {
+        timestamp: now_ms(),
+        message: Message::new("GET /"),
+        line: 1,
+        offset: 0,
+        parse_failed: false,
+    };
+    let err = CloudWatchSink::new(client, None)
+        .put("nginx-access", INSTANCE, None, vec![event])
+        .await
+        .expect_err("nothing listens");
+    let text = err.to_string();
+    assert!(
+        text.contains("after retries") && !text.contains("no answer"),
+        "{text}"
+    );
+}
