@@ -750,6 +750,9 @@ const LATENCY_FORMAT: &str = r#"$remote_addr [$msec] "$request" $status"#;
 /// log to moto, and moto's own notifications feeding the forwarder (`replay`): what the two
 /// real-nginx tests share.
 struct RealRig {
+    /// One real-nginx rig at a time: each runs nginx, its traffic, the follower, moto and the
+    /// forwarder, and two on a 2-core box measure each other rather than the forwarder.
+    _alone: std::sync::MutexGuard<'static, ()>,
     moto: Moto,
     imds: ImdsServer,
     bucket_name: &'static str,
@@ -764,6 +767,11 @@ struct RealRig {
 
 impl RealRig {
     fn start(bucket_name: &'static str) -> Self {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        // (A rig that panicked poisons the lock; the next one may still run.)
+        let alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let moto = Moto::start();
         let imds = ImdsServer::start(Imds::Serve);
         let bucket = block_on(common::notify::NotifyingBucket::create(&moto, bucket_name));
@@ -795,6 +803,7 @@ impl RealRig {
         env.push(("OUTPUT_FORMAT", "raw".into()));
         env.push(("ACCESS_LOG_FORMAT", LATENCY_FORMAT.into()));
         Self {
+            _alone: alone,
             moto,
             imds,
             bucket_name,
