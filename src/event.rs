@@ -32,6 +32,24 @@ pub struct ObjectRef {
     pub message_id: Option<String>,
 }
 
+impl ObjectRef {
+    /// An object known by bucket and key only (no size, ETag, version or message), its key
+    /// as given.
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        let key = key.into();
+        Self {
+            bucket: bucket.into(),
+            raw_key: key.clone(),
+            key,
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+            message_id: None,
+        }
+    }
+}
+
 /// What one trigger payload asks of us.
 #[derive(Debug, Default, PartialEq)]
 pub struct Announced {

@@ -209,16 +209,7 @@ async fn invalid_parameter_fails_without_creating_anything() {
 }
 
 fn obj(key: &str) -> ObjectRef {
-    ObjectRef {
-        message_id: None,
-        bucket: "b".into(),
-        key: key.into(),
-        raw_key: key.into(),
-        size: None,
-        etag: None,
-        version_id: None,
-        sequencer: None,
-    }
+    ObjectRef::new("b", key)
 }
 
 #[tokio::test]

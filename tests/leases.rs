@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{Moto, read_stream, replay, replay_command, replay_result};
 use common::relay::SlowRelay;
-use common::{combined_line, now_ms, s3_event_with_etag};
+use common::{numbered_log, s3_event_with_etag, uri_counts};
 use nginx_cloudwatch_forwarder::aws::clients_from;
 use nginx_cloudwatch_forwarder::aws::leases::DEFAULT_LEASE_PREFIX;
 use nginx_cloudwatch_forwarder::checkpoint::TAG_KEY;
@@ -19,24 +18,6 @@ use serde_json::Value;
 
 const BUCKET: &str = "nginx-logs-leases";
 const INSTANCE: &str = "i-0123456789abcdef0";
-
-fn log(n: usize, tag: &str) -> String {
-    let start = now_ms() - 3_600_000;
-    (0..n)
-        .map(|i| combined_line("10.0.0.1", start + i as i64, &format!("/{tag}/{i}"), 200) + "\n")
-        .collect()
-}
-
-/// How often each request URI arrived.
-fn counts(events: &[(i64, String)]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (_, m) in events {
-        let v: Value = serde_json::from_str(m).expect("JSON");
-        *out.entry(v["request_uri"].as_str().expect("uri").to_string())
-            .or_default() += 1;
-    }
-    out
-}
 
 /// moto with a bucket, and CloudWatch Logs reached through a relay holding each request.
 struct Rig {
@@ -107,7 +88,9 @@ async fn two_replays_of_one_event_started_together_send_every_line_once() {
     let env = rig.env(&[("MAX_CONCURRENT_PUTS", "2")]);
     for round in 0..ROUNDS {
         let key = format!("nginx/{INSTANCE}/access/race-{round}.log");
-        let event = rig.upload(&key, log(LINES, &format!("r{round}"))).await;
+        let event = rig
+            .upload(&key, numbered_log(LINES, &format!("r{round}")))
+            .await;
         let start = || {
             let (mut cmd, path) = replay_command(&event, &env);
             let child = cmd
@@ -145,7 +128,7 @@ async fn two_replays_of_one_event_started_together_send_every_line_once() {
         );
         assert!(!rig.lease_exists(&key).await, "the lease is released");
     }
-    let got = counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
+    let got = uri_counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
     assert_eq!(got.len(), ROUNDS * LINES, "every line arrived");
     let twice = got.values().filter(|n| **n > 1).count();
     assert_eq!(twice, 0, "lines sent more than once");
@@ -157,7 +140,7 @@ async fn a_holder_killed_mid_object_is_taken_over_once_its_lease_expires() {
     let rig = Rig::start(Duration::from_millis(300)).await;
     let env = rig.env(&[("MAX_CONCURRENT_PUTS", "1"), ("LEASE_SECONDS", "2")]);
     let key = format!("nginx/{INSTANCE}/access/killed.log");
-    let event = rig.upload(&key, log(LINES, "k")).await;
+    let event = rig.upload(&key, numbered_log(LINES, "k")).await;
 
     let (mut cmd, path) = replay_command(&event, &env);
     let mut holder = cmd
@@ -213,7 +196,7 @@ async fn a_holder_killed_mid_object_is_taken_over_once_its_lease_expires() {
     assert!(resumed > 1, "{summary:#}");
     assert!(!rig.lease_exists(&key).await, "the lease is released");
 
-    let got = counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
+    let got = uri_counts(&read_stream(&rig.logs, "nginx-access", INSTANCE).await);
     assert_eq!(got.len(), LINES, "every line arrived");
     // What the killed holder had in flight may have been stored without its record saying so:
     // the taker-over looks each batch up before sending it, so nothing arrives twice.
@@ -235,7 +218,7 @@ async fn a_taker_over_does_not_resend_what_the_dead_holder_stored_beyond_its_rec
     use std::sync::Arc;
 
     const KEY: &str = "nginx/i-0123456789abcdef0/access/dead.log";
-    let body = log(12_000, "d").into_bytes();
+    let body = numbered_log(12_000, "d").into_bytes();
     let source = || FakeSource::default().with("b", KEY, body.clone());
     let config = || {
         Config::from_lookup(|k| (k == "MAX_CONCURRENT_PUTS").then(|| "1".to_string()))
@@ -290,7 +273,7 @@ async fn a_taker_over_does_not_resend_what_the_dead_holder_stored_beyond_its_rec
         .iter()
         .flat_map(|p| p.events.iter().map(|e| e.message.text()))
         .collect();
-    let got = counts(&messages.into_iter().map(|m| (0, m)).collect::<Vec<_>>());
+    let got = uri_counts(&messages.into_iter().map(|m| (0, m)).collect::<Vec<_>>());
     assert_eq!(got.len(), 12_000, "every line arrived");
     assert!(got.values().all(|n| *n == 1), "no line twice");
     assert!(

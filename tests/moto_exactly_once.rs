@@ -3,27 +3,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{Moto, read_stream};
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
-use common::{combined_line, now_ms, s3_event_with_etag};
+use common::{combined_line, now_ms, numbered_log, s3_event_with_etag, uri_counts};
 use nginx_cloudwatch_forwarder::aws::{clients_from, production_handler};
 use nginx_cloudwatch_forwarder::checkpoint::TAG_KEY;
 use nginx_cloudwatch_forwarder::config::Config;
-use serde_json::Value;
 
 const BUCKET: &str = "nginx-logs-exactly-once";
 const INSTANCE: &str = "i-0123456789abcdef0";
-
-fn log(n: usize, tag: &str) -> String {
-    let start = now_ms() - 3_600_000;
-    (0..n)
-        .map(|i| combined_line("10.0.0.1", start + i as i64, &format!("/{tag}/{i}"), 200) + "\n")
-        .collect()
-}
 
 async fn upload(s3: &aws_sdk_s3::Client, key: &str, body: String) -> String {
     let out = s3
@@ -41,23 +32,13 @@ fn config() -> Config {
     Config::from_lookup(|_| None).expect("defaults")
 }
 
-fn counts(events: &[(i64, String)]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (_, m) in events {
-        let v: Value = serde_json::from_str(m).expect("JSON");
-        *out.entry(v["request_uri"].as_str().expect("uri").to_string())
-            .or_default() += 1;
-    }
-    out
-}
-
 #[tokio::test]
 async fn redelivery_sends_nothing_and_an_overwrite_is_forwarded_again() {
     let moto = Moto::start();
     let (s3, logs) = clients_from(&moto.sdk_config(), true);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let key = format!("nginx/{INSTANCE}/access/a.log");
-    let etag = upload(&s3, &key, log(300, "v1")).await;
+    let etag = upload(&s3, &key, numbered_log(300, "v1")).await;
     let user_tag = aws_sdk_s3::types::Tag::builder()
         .key("team")
         .value("web")
@@ -123,7 +104,7 @@ async fn redelivery_sends_nothing_and_an_overwrite_is_forwarded_again() {
     );
 
     // The host uploads the file again with more lines: a new version, forwarded again.
-    let etag2 = upload(&s3, &key, log(310, "v2")).await;
+    let etag2 = upload(&s3, &key, numbered_log(310, "v2")).await;
     // The old event arrives late: the object changed since, so it is skipped as superseded.
     let late = h
         .handle(&s3_event_with_etag(BUCKET, &key, &etag))
@@ -190,7 +171,7 @@ async fn puts_refused_after_the_fifth_batch_then_lifted_every_line_exactly_once(
     assert!(second.objects[0].resumed_from_line.is_some());
     let st = strict.lock();
     assert!(st.violations.is_empty(), "{:?}", st.violations);
-    let got = counts(&st.groups["nginx-access"][INSTANCE]);
+    let got = uri_counts(&st.groups["nginx-access"][INSTANCE]);
     assert_eq!(got.len(), 30_000, "every line arrived");
     assert!(got.values().all(|c| *c == 1), "no line twice");
 }
@@ -201,7 +182,7 @@ async fn replay_twice_sends_nothing_the_second_time() {
     let (s3, logs) = clients_from(&moto.sdk_config(), true);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let key = format!("nginx/{INSTANCE}/access/replayed.log");
-    let etag = upload(&s3, &key, log(50, "r")).await;
+    let etag = upload(&s3, &key, numbered_log(50, "r")).await;
     let event = s3_event_with_etag(BUCKET, &key, &etag);
     let replay = || {
         let (code, summary) = common::moto::replay(&event, &moto.env());

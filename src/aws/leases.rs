@@ -233,16 +233,7 @@ mod tests {
     use super::*;
 
     fn obj(key: &str) -> ObjectRef {
-        ObjectRef {
-            message_id: None,
-            bucket: "b".into(),
-            key: key.into(),
-            raw_key: key.into(),
-            size: None,
-            etag: None,
-            version_id: None,
-            sequencer: None,
-        }
+        ObjectRef::new("b", key)
     }
 
     #[test]

@@ -358,16 +358,7 @@ mod tests {
     }
 
     fn obj() -> ObjectRef {
-        ObjectRef {
-            message_id: None,
-            bucket: "b".into(),
-            key: "nginx/i-0abc/access/a.log".into(),
-            raw_key: "nginx/i-0abc/access/a.log".into(),
-            size: None,
-            etag: None,
-            version_id: None,
-            sequencer: None,
-        }
+        ObjectRef::new("b", "nginx/i-0abc/access/a.log")
     }
 
     fn other(expires_in_ms: i64) -> LeaseTerms {

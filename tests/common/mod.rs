@@ -62,6 +62,26 @@ pub fn combined_line(ip: &str, ts_ms: i64, path: &str, status: u16) -> String {
     format!(r#"{ip} - - [{local}] "GET {path} HTTP/1.1" {status} 512 "-" "integration-test/1.0""#)
 }
 
+/// `n` combined lines from an hour ago, one millisecond apart, each with its own request URI
+/// `/{tag}/{i}`.
+pub fn numbered_log(n: usize, tag: &str) -> String {
+    let start = now_ms() - 3_600_000;
+    (0..n)
+        .map(|i| combined_line("10.0.0.1", start + i as i64, &format!("/{tag}/{i}"), 200) + "\n")
+        .collect()
+}
+
+/// How often each request URI arrived, from JSON messages (timestamp, message).
+pub fn uri_counts(events: &[(i64, String)]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for (_, m) in events {
+        let v: serde_json::Value = serde_json::from_str(m).expect("JSON");
+        *out.entry(v["request_uri"].as_str().expect("uri").to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
