@@ -223,8 +223,9 @@ impl CloudWatchSink {
         }
     }
 
-    /// What of `sent` is missing from the stream, looking for [`AMBIGUOUS_PUT_WAIT`] at most.
-    async fn find_missing(
+    /// What of `sent` is missing from the stream, looking again while CloudWatch's reads may lag
+    /// (for [`AMBIGUOUS_PUT_WAIT`] at most; the trait's `find_missing` reads once).
+    async fn missing_after_lag(
         &self,
         group: &str,
         stream: &str,
@@ -369,7 +370,7 @@ impl LogSink for CloudWatchSink {
             let sent =
                 sent_events(&body).map_err(|e| failed(format!("re-reading our own body: {e}")))?;
             let missing = self
-                .find_missing(group, stream, &sent)
+                .missing_after_lag(group, stream, &sent)
                 .await
                 .map_err(|check| {
                     failed(format!(
