@@ -7,8 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
-use common::moto::{Moto, read_stream, replay, replay_command, replay_result};
+use common::moto::{Moto, read_stream, replay, replay_command, replay_result, upload};
 use common::relay::SlowRelay;
 use common::{numbered_log, s3_event_with_etag, uri_counts};
 use nginx_cloudwatch_forwarder::aws::clients_from;
@@ -47,16 +46,8 @@ impl Rig {
 
     /// Uploads `body` as `key`; the S3 event announcing it.
     async fn upload(&self, key: &str, body: String) -> Value {
-        let out = self
-            .s3
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .expect("put");
-        s3_event_with_etag(BUCKET, key, out.e_tag().expect("etag"))
+        let etag = upload(&self.s3, BUCKET, key, body.into_bytes()).await;
+        s3_event_with_etag(BUCKET, key, &etag)
     }
 
     fn env(&self, settings: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {

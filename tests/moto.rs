@@ -35,14 +35,7 @@ async fn env() -> Env {
 
 impl Env {
     async fn upload(&self, key: &str, body: Vec<u8>) {
-        self.s3
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .expect("put object");
+        common::moto::upload(&self.s3, BUCKET, key, body).await;
     }
 
     fn handler(&self, config: Config) -> Handler<S3Source, CloudWatchSink> {

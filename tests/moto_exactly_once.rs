@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{Moto, read_stream};
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
 use common::{combined_line, now_ms, numbered_log, s3_event_with_etag, uri_counts};
@@ -17,15 +16,7 @@ const BUCKET: &str = "nginx-logs-exactly-once";
 const INSTANCE: &str = "i-0123456789abcdef0";
 
 async fn upload(s3: &aws_sdk_s3::Client, key: &str, body: String) -> String {
-    let out = s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(body.into_bytes()))
-        .send()
-        .await
-        .expect("put");
-    out.e_tag().expect("etag").to_string()
+    common::moto::upload(s3, BUCKET, key, body.into_bytes()).await
 }
 
 fn config() -> Config {

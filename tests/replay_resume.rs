@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::moto::Moto;
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
 use common::{combined_line, now_ms, s3_event_with_etag};
@@ -30,15 +29,8 @@ async fn replay_fails_at_the_refused_batch_then_resumes_and_sends_every_line_onc
     let text: String = (0..30_000)
         .map(|i| combined_line("10.0.0.1", start + i, &format!("/r/{i}?{pad}"), 200) + "\n")
         .collect();
-    let out = s3
-        .put_object()
-        .bucket("replay-resume")
-        .key(key)
-        .body(ByteStream::from(text.into_bytes()))
-        .send()
-        .await
-        .unwrap();
-    let event = s3_event_with_etag("replay-resume", key, out.e_tag().unwrap());
+    let etag = common::moto::upload(&s3, "replay-resume", key, text.into_bytes()).await;
+    let event = s3_event_with_etag("replay-resume", key, &etag);
     // S3 on moto, CloudWatch on the strict endpoint (which can refuse puts).
     let mut env = moto.env();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");

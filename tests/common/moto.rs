@@ -103,6 +103,24 @@ impl Drop for Moto {
     }
 }
 
+/// Uploads `body` as `bucket/key`; its ETag (as S3 returns it, quoted).
+pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "put s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+    out.e_tag().expect("an ETag").to_string()
+}
+
 /// Every event of a stream, oldest first, following `nextForwardToken` to the end.
 pub async fn read_stream(
     logs: &aws_sdk_cloudwatchlogs::Client,
