@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::epoch_ms;
+use super::now_ms;
 use crate::event::ObjectRef;
 use crate::ports::{LeaseError, LeaseStore, LeaseTerms, LeaseVersion};
 
@@ -46,10 +46,6 @@ fn holder() -> String {
         .map(|s| format!("lambda log stream {s}"))
         .unwrap_or_else(|| format!("pid {}", std::process::id()));
     format!("{place} #{n}")
-}
-
-fn wall_ms() -> i64 {
-    epoch_ms(SystemTime::now())
 }
 
 /// Why no lease was taken.
@@ -99,7 +95,7 @@ pub struct Held {
 
 /// The end of a lease: `deadline` (the Lambda's, if any) caps `term` from now.
 fn expiry(term: Duration, deadline: Option<Instant>) -> i64 {
-    let now = wall_ms();
+    let now = now_ms();
     let by_term = now.saturating_add(i64::try_from(term.as_millis()).unwrap_or(i64::MAX));
     match deadline {
         Some(d) => {
@@ -140,7 +136,7 @@ pub async fn acquire(
             continue; // released in between: try again
         };
         let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap_or(0);
-        if current.expires_ms.saturating_add(grace) <= wall_ms() {
+        if current.expires_ms.saturating_add(grace) <= now_ms() {
             if let Some(v) = store.replace(obj, &version, &terms).await? {
                 warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), holder = %current.holder,
                       expired = %rfc3339(current.expires_ms),
@@ -232,7 +228,7 @@ async fn keep(
             }
             Err(e) => {
                 warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "cannot renew the lease: {e}");
-                if wall_ms() >= terms.expires_ms {
+                if now_ms() >= terms.expires_ms {
                     lost.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -364,7 +360,7 @@ mod tests {
     fn other(expires_in_ms: i64) -> LeaseTerms {
         LeaseTerms {
             holder: "the other delivery".into(),
-            expires_ms: wall_ms() + expires_in_ms,
+            expires_ms: now_ms() + expires_in_ms,
         }
     }
 
@@ -383,7 +379,7 @@ mod tests {
             .expect("taken");
         assert_eq!(taken, Taken::default());
         let terms = store.lease.lock().unwrap().clone().expect("a lease").1;
-        let term_ms = terms.expires_ms - wall_ms();
+        let term_ms = terms.expires_ms - now_ms();
         assert!((59_000..=60_000).contains(&term_ms), "{term_ms}");
         held.release().await;
         assert!(store.lease.lock().unwrap().is_none());
@@ -461,7 +457,7 @@ mod tests {
         let (held, _) = acquire(&leasing(&store), &obj(), None, Some(deadline))
             .await
             .expect("taken");
-        let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - wall_ms();
+        let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - now_ms();
         assert!((9_000..=10_000).contains(&left), "{left}");
         // Paused time jumps to each renewal (a third of the term).
         tokio::time::sleep(Duration::from_secs(45)).await;

@@ -435,7 +435,8 @@ fn checkpoint_trouble<K, C>(shared: &Shared<K, C>, e: &CheckpointError) {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now, in milliseconds since the Unix epoch, by the system clock.
+pub(crate) fn now_ms() -> i64 {
     epoch_ms(SystemTime::now())
 }
 
