@@ -895,7 +895,7 @@ impl Traffic {
 }
 
 /// What reached CloudWatch: request number → (times delivered, milliseconds from nginx writing
-/// the line, its `$msec`, to the forwarder having stored it, at the first delivery).
+/// the line, its `$msec`, to CloudWatch storing it, its `ingestionTime`, at the first delivery).
 #[derive(Default)]
 struct Delivered {
     lines: std::collections::BTreeMap<usize, (usize, i64)>,
@@ -914,13 +914,17 @@ impl Delivered {
         let (code, summary) = common::moto::replay(&event, &rig.env);
         assert_eq!(code, Some(0), "{summary}");
         self.ambiguous_puts += summary["ambiguous_puts"].as_u64().unwrap_or(0);
-        let stored_at = common::now_ms();
-        let events = block_on(common::moto::read_stream(
+        let events = block_on(common::moto::read_stream_events(
             &rig.logs,
             "nginx-access",
             INSTANCE_ID,
         ));
-        for (_, message) in &events[self.seen_events..] {
+        for event in &events[self.seen_events..] {
+            let message = event.message().unwrap_or_default();
+            // When CloudWatch stored it (its own clock, as on AWS), not when this poll read it.
+            let stored_at = event
+                .ingestion_time()
+                .unwrap_or_else(|| panic!("no ingestionTime on {message:?}"));
             let msec = message
                 .split_once('[')
                 .and_then(|(_, r)| r.split_once(']'))

@@ -121,12 +121,32 @@ pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<
     out.e_tag().expect("an ETag").to_string()
 }
 
-/// Every event of a stream, oldest first, following `nextForwardToken` to the end.
+/// Every event of a stream, oldest first, following `nextForwardToken` to the end: its
+/// timestamp and message.
 pub async fn read_stream(
     logs: &aws_sdk_cloudwatchlogs::Client,
     group: &str,
     stream: &str,
 ) -> Vec<(i64, String)> {
+    read_stream_events(logs, group, stream)
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e.timestamp().unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Every event of a stream as GetLogEvents gives it (with `ingestionTime`, the moment it was
+/// stored), oldest first.
+pub async fn read_stream_events(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Vec<aws_sdk_cloudwatchlogs::types::OutputLogEvent> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -145,17 +165,13 @@ pub async fn read_stream(
                     aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
                 )
             });
-        let events = resp.events();
-        out.extend(events.iter().map(|e| {
-            (
-                e.timestamp().unwrap_or_default(),
-                e.message().unwrap_or_default().to_string(),
-            )
-        }));
         let next = resp.next_forward_token().map(str::to_string);
+        let events = resp.events.unwrap_or_default();
         if events.is_empty() || next == token {
+            out.extend(events);
             return out;
         }
+        out.extend(events);
         token = next;
     }
 }
