@@ -1,7 +1,7 @@
 //! One invocation: trigger payload → object refs → forward each (bounded concurrency) → summary.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -10,11 +10,12 @@ use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::event::ObjectRef;
 use crate::event::{EventError, announced_objects};
 use crate::forward::lease::Leasing;
 use crate::forward::{Clock, Shared, TIME_RESERVE, forward_object, stop_by, system_clock};
 use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
-use crate::summary::{EXACTLY_ONCE, Outcome, Summary};
+use crate::summary::{ObjectReport, Outcome, Summary};
 
 /// Built once per cold start; serves every invocation of a warm Lambda.
 pub struct Handler<S, K, C = NoCheckpoints> {
@@ -111,29 +112,18 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         for bad in &announced.invalid {
             warn!("invalid record: {bad}");
         }
-        let shared = Shared {
-            sink: self.sink.clone(),
-            checkpoints: self.checkpoints.clone(),
-            puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
-            clock: self.clock.clone(),
-            stop_by: stop,
-            checkpoint_warned: Arc::new(AtomicBool::new(false)),
-            leasing: self.leasing.clone(),
-            deadline,
-            lease_warned: Arc::new(AtomicBool::new(false)),
-        };
+        let shared = self.shared(stop, deadline, Arc::new(AtomicBool::new(false)));
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
             .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
             .buffered(self.config.max_concurrent_objects)
             .collect()
             .await;
         let mut summary = Summary {
-            delivery: EXACTLY_ONCE,
             records_ignored: announced.ignored,
             records_invalid: announced.invalid,
             failed_messages: announced.invalid_messages,
             from_sqs: announced.from_sqs,
-            ..Summary::default()
+            ..Summary::new()
         };
         for r in reports {
             if let (Outcome::Failed { .. }, Some(id)) = (&r.outcome, &r.message_id)
@@ -145,6 +135,56 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         }
         summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(summary)
+    }
+}
+
+impl<S, K, C> Handler<S, K, C>
+where
+    S: ObjectSource,
+    K: LogSink + 'static,
+    C: CheckpointStore + 'static,
+{
+    /// What the objects of one run (an invocation, a backfill) share.
+    fn shared(
+        &self,
+        stop: Option<Instant>,
+        deadline: Option<Instant>,
+        interrupted: Arc<AtomicBool>,
+    ) -> Shared<K, C> {
+        Shared {
+            sink: self.sink.clone(),
+            checkpoints: self.checkpoints.clone(),
+            puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
+            clock: self.clock.clone(),
+            stop_by: stop,
+            checkpoint_warned: Arc::new(AtomicBool::new(false)),
+            leasing: self.leasing.clone(),
+            deadline,
+            lease_warned: Arc::new(AtomicBool::new(false)),
+            interrupted,
+        }
+    }
+
+    /// Forwards objects no trigger announced (`backfill`): `MAX_CONCURRENT_OBJECTS` at a time,
+    /// each report as soon as its object is done (not in listing order). Once `interrupted` is
+    /// set no object starts, and those in flight stop before their next batch with their
+    /// progress recorded: the next run resumes them.
+    pub fn forward_listed<'a>(
+        &'a self,
+        objects: impl Iterator<Item = ObjectRef> + Send + 'a,
+        interrupted: Arc<AtomicBool>,
+    ) -> impl futures_util::Stream<Item = ObjectReport> + Send + 'a
+    where
+        S: 'a,
+    {
+        let shared = Arc::new(self.shared(None, None, interrupted.clone()));
+        futures_util::stream::iter(objects)
+            .take_while(move |_| std::future::ready(!interrupted.load(Ordering::SeqCst)))
+            .map(move |obj| {
+                let shared = shared.clone();
+                async move { forward_object(&self.source, &shared, &self.config, &obj).await }
+            })
+            .buffer_unordered(self.config.max_concurrent_objects)
     }
 }
 

@@ -146,6 +146,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// No object yet, delivery `exactly-once` until an object says otherwise.
+    pub fn new() -> Self {
+        Self {
+            delivery: EXACTLY_ONCE,
+            ..Self::default()
+        }
+    }
+
     pub fn push(&mut self, r: ObjectReport) {
         match r.outcome {
             Outcome::Delivered { .. } => self.objects_delivered += 1,

@@ -158,6 +158,9 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         {
             return Err(ledger.out_of_time(self.batcher.held_lines()));
         }
+        if self.shared.interrupted.load(Ordering::SeqCst) {
+            return Err(ledger.interrupted(self.batcher.held_lines()));
+        }
         if self
             .lease_lost
             .as_ref()

@@ -52,7 +52,7 @@ fn holder() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum NotTaken {
     #[error(
-        "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting to end within its own time limit; a later attempt finds the object delivered or resumes it",
+        "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting (to end within its own time limit, or interrupted); a later attempt finds the object delivered or resumes it",
         crate::forward::lease::rfc3339(*.expires_ms)
     )]
     Busy { holder: String, expires_ms: i64 },
@@ -106,12 +106,14 @@ fn expiry(term: Duration, deadline: Option<Instant>) -> i64 {
     }
 }
 
-/// Takes the lease on `obj`, waiting while another delivery holds it, but not past `stop_by`.
+/// Takes the lease on `obj`, waiting while another delivery holds it, but not past `stop_by`
+/// nor once `interrupted` is set.
 pub async fn acquire(
     leasing: &Leasing,
     obj: &ObjectRef,
     stop_by: Option<Instant>,
     deadline: Option<Instant>,
+    interrupted: &AtomicBool,
 ) -> Result<(Held, Taken), NotTaken> {
     let store = &leasing.store;
     let holder = holder();
@@ -146,7 +148,7 @@ pub async fn acquire(
             }
             continue; // another delivery took it over first
         }
-        if stop_by.is_some_and(|s| Instant::now() >= s) {
+        if stop_by.is_some_and(|s| Instant::now() >= s) || interrupted.load(Ordering::SeqCst) {
             return Err(NotTaken::Busy {
                 holder: current.holder,
                 expires_ms: current.expires_ms,
@@ -374,9 +376,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_free_object_is_leased_at_once_and_released_after() {
         let store = Arc::new(Store::default());
-        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
-            .await
-            .expect("taken");
+        let (held, taken) = acquire(
+            &leasing(&store),
+            &obj(),
+            None,
+            None,
+            &AtomicBool::new(false),
+        )
+        .await
+        .expect("taken");
         assert_eq!(taken, Taken::default());
         let terms = store.lease.lock().unwrap().clone().expect("a lease").1;
         let term_ms = terms.expires_ms - now_ms();
@@ -390,9 +398,15 @@ mod tests {
     async fn a_live_lease_is_waited_for_until_its_holder_releases_it() {
         let store = Arc::new(Store::with(other(60_000)));
         *store.released_after_reads.lock().unwrap() = Some(3);
-        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
-            .await
-            .expect("taken");
+        let (held, taken) = acquire(
+            &leasing(&store),
+            &obj(),
+            None,
+            None,
+            &AtomicBool::new(false),
+        )
+        .await
+        .expect("taken");
         assert_eq!(
             taken,
             Taken {
@@ -416,10 +430,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_live_lease_past_the_stop_time_fails_busy_naming_its_holder() {
         let store = Arc::new(Store::with(other(60_000)));
-        let err = acquire(&leasing(&store), &obj(), Some(Instant::now()), None)
-            .await
-            .err()
-            .expect("busy");
+        let err = acquire(
+            &leasing(&store),
+            &obj(),
+            Some(Instant::now()),
+            None,
+            &AtomicBool::new(false),
+        )
+        .await
+        .err()
+        .expect("busy");
         assert!(matches!(&err, NotTaken::Busy { holder, .. } if holder == "the other delivery"));
         assert!(err.to_string().contains("the other delivery"), "{err}");
         assert_eq!(
@@ -438,15 +458,28 @@ mod tests {
     async fn an_expired_lease_is_taken_over_but_not_within_the_clock_grace() {
         let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap();
         let store = Arc::new(Store::with(other(-(grace + 1_000))));
-        let (held, taken) = acquire(&leasing(&store), &obj(), None, None)
-            .await
-            .expect("taken");
+        let (held, taken) = acquire(
+            &leasing(&store),
+            &obj(),
+            None,
+            None,
+            &AtomicBool::new(false),
+        )
+        .await
+        .expect("taken");
         assert_eq!(taken.took_over.as_deref(), Some("the other delivery"));
         held.release().await;
 
         // Expired by less than the grace: still the other's.
         let store = Arc::new(Store::with(other(-(grace / 2))));
-        let err = acquire(&leasing(&store), &obj(), Some(Instant::now()), None).await;
+        let err = acquire(
+            &leasing(&store),
+            &obj(),
+            Some(Instant::now()),
+            None,
+            &AtomicBool::new(false),
+        )
+        .await;
         assert!(matches!(err, Err(NotTaken::Busy { .. })));
     }
 
@@ -454,9 +487,15 @@ mod tests {
     async fn a_lease_never_outlasts_the_deadline_and_is_renewed_while_held() {
         let store = Arc::new(Store::default());
         let deadline = Instant::now() + Duration::from_secs(10);
-        let (held, _) = acquire(&leasing(&store), &obj(), None, Some(deadline))
-            .await
-            .expect("taken");
+        let (held, _) = acquire(
+            &leasing(&store),
+            &obj(),
+            None,
+            Some(deadline),
+            &AtomicBool::new(false),
+        )
+        .await
+        .expect("taken");
         let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - now_ms();
         assert!((9_000..=10_000).contains(&left), "{left}");
         // Paused time jumps to each renewal (a third of the term).

@@ -80,6 +80,17 @@ enum ForwardError {
         /// Whether the progress record says so (false without a usable progress store).
         recorded: bool,
     },
+    /// No new batch may start: the command was interrupted (ctrl-c).
+    #[error(
+        "interrupted: {} (the reader was at line {reader_at}); {}",
+        delivered_text(*.delivered_through),
+        next_attempt_text(*.delivered_through, *.recorded)
+    )]
+    Interrupted {
+        delivered_through: Option<u64>,
+        reader_at: u64,
+        recorded: bool,
+    },
     #[error("content does not look like text: skipped (SKIP_BINARY=true)")]
     Binary,
     /// Another delivery took this object's lease over (it had expired: renewals failed).
@@ -136,6 +147,9 @@ pub struct Shared<K, C> {
     pub deadline: Option<Instant>,
     /// Set once the lease store failed in this invocation (warn once, not per object).
     pub lease_warned: Arc<AtomicBool>,
+    /// Set by a local command on ctrl-c: like `stop_by` reached, no new batch starts and what
+    /// is confirmed is recorded (the Lambda never sets it).
+    pub interrupted: Arc<AtomicBool>,
 }
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
@@ -213,7 +227,15 @@ where
     let Some(leasing) = &shared.leasing else {
         return forward_routed(source, shared, config, obj, route, report, None).await;
     };
-    match lease::acquire(leasing, obj, shared.stop_by, shared.deadline).await {
+    match lease::acquire(
+        leasing,
+        obj,
+        shared.stop_by,
+        shared.deadline,
+        &shared.interrupted,
+    )
+    .await
+    {
         Ok((held, taken)) => {
             let holding = lease::Holding {
                 lost: held.lost.clone(),
@@ -396,6 +418,7 @@ where
     let result = match result {
         // Now that the puts in flight are settled and recorded: what is delivered.
         Err(ForwardError::OutOfTime { .. }) => Err(ledger.out_of_time(&held)),
+        Err(ForwardError::Interrupted { .. }) => Err(ledger.interrupted(&held)),
         Err(ForwardError::LeaseLost { .. }) => Err(ledger.lease_lost(&held)),
         other => other,
     };

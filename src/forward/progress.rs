@@ -115,6 +115,19 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         }
     }
 
+    /// The command was interrupted, saying what is confirmed delivered and where the next
+    /// attempt resumes.
+    pub(super) fn interrupted<'r>(
+        &self,
+        held: impl IntoIterator<Item = &'r LineRun>,
+    ) -> ForwardError {
+        ForwardError::Interrupted {
+            delivered_through: self.delivered_through(held),
+            reader_at: self.position.0,
+            recorded: self.ckpt.is_some(),
+        }
+    }
+
     /// The lease was lost, saying what is confirmed delivered so far.
     pub(super) fn lease_lost<'r>(
         &self,
