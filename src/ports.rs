@@ -75,6 +75,95 @@ pub trait ObjectSource: Send + Sync {
     ) -> impl Future<Output = Result<OpenedObject, SourceError>> + Send;
 }
 
+/// One object a listing found (ListObjectsV2's `Contents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// Bytes as stored (compressed where the object is).
+    pub size: u64,
+    pub last_modified_ms: Option<i64>,
+    /// Without quotes.
+    pub etag: Option<String>,
+}
+
+/// One page of a listing and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("bucket {bucket:?} does not exist (or is in another account or partition)")]
+    NoBucket { bucket: String },
+    #[error(
+        "access denied listing s3://{bucket}/{prefix}: the credentials need s3:ListBucket on arn:aws:s3:::{bucket} ({detail})"
+    )]
+    AccessDenied {
+        bucket: String,
+        prefix: String,
+        detail: String,
+    },
+    #[error("cannot list s3://{bucket}/{prefix}: {detail}")]
+    Other {
+        bucket: String,
+        prefix: String,
+        detail: String,
+    },
+}
+
+/// Lists a bucket's keys under a prefix, a page at a time, in key order (S3 in production).
+pub trait ObjectLister: Send + Sync {
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> impl Future<Output = Result<ListPage, ListError>> + Send;
+}
+
+/// One message of a batch to send, with its ID within the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}
+
+/// A message the queue did not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotQueued {
+    pub id: String,
+    pub reason: String,
+    /// The queue says the fault is ours (the message itself is wrong): sending it again fails
+    /// the same way.
+    pub sender_fault: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(
+        "queue {queue} does not exist (check the stack output NotificationQueueUrl and the region)"
+    )]
+    NoQueue { queue: String },
+    #[error(
+        "access denied sending to {queue}: the credentials need sqs:SendMessage on it ({detail})"
+    )]
+    AccessDenied { queue: String, detail: String },
+    #[error("cannot send to {queue}: {detail}")]
+    Other { queue: String, detail: String },
+}
+
+/// Sends messages to a queue in batches (SQS `SendMessageBatch` in production).
+pub trait MessageQueue: Send + Sync {
+    /// Sends up to [`crate::backfill::SQS_MAX_BATCH`] messages; the ones not taken come back.
+    fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[QueueMessage],
+    ) -> impl Future<Output = Result<Vec<NotQueued>, QueueError>> + Send;
+}
+
 /// What the checkpoint store holds for an object: our progress record, and any other tags the
 /// object carries (kept as they are when ours is written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

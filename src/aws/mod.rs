@@ -4,6 +4,7 @@
 pub mod cloudwatch;
 pub mod leases;
 pub mod s3;
+pub mod sqs;
 
 use std::time::Duration;
 
@@ -36,24 +37,23 @@ pub fn timeout_config() -> TimeoutConfig {
 /// path-style addressing, which emulators need.
 const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
 
-/// Both clients, built once per cold start from the standard AWS environment (credentials,
-/// region, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
-pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+/// The SDK configuration from the standard AWS environment (credentials, region,
+/// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), with our retries and timeouts.
+pub async fn shared_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
-        .await;
+        .await
+}
+
+/// Both clients, built once per cold start from the standard AWS environment (credentials,
+/// region, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
+pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
     let path_style = S3_ENDPOINT_VARS
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
-    let s3_conf = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(path_style)
-        .build();
-    (
-        aws_sdk_s3::Client::from_conf(s3_conf),
-        aws_sdk_cloudwatchlogs::Client::new(&shared),
-    )
+    clients_from(&shared_config().await, path_style)
 }
 
 /// Both clients from an already loaded shared configuration (tests point it at an emulator).

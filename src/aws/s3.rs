@@ -1,5 +1,6 @@
-//! S3 as an [`ObjectSource`] (a streaming GET, ranged to resume) and as a [`CheckpointStore`]
-//! (the progress record in an object tag).
+//! S3 as an [`ObjectSource`] (a streaming GET, ranged to resume), as a [`CheckpointStore`]
+//! (the progress record in an object tag) and as an [`ObjectLister`] (ListObjectsV2, for
+//! backfill).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -10,7 +11,8 @@ use aws_sdk_s3::types::{Tag, Tagging};
 use crate::checkpoint::{MAX_TAGS, Progress, TAG_KEY};
 use crate::event::ObjectRef;
 use crate::ports::{
-    CheckpointError, CheckpointStore, ObjectSource, OpenRequest, OpenedObject, SourceError, Stored,
+    CheckpointError, CheckpointStore, ListError, ListPage, ListedObject, ObjectLister,
+    ObjectSource, OpenRequest, OpenedObject, SourceError, Stored,
 };
 
 #[derive(Clone)]
@@ -59,6 +61,71 @@ impl ObjectSource for S3Source {
             etag,
             metadata,
         })
+    }
+}
+
+impl ObjectLister for S3Source {
+    /// One ListObjectsV2 page (up to 1,000 keys, S3's maximum).
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html>
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, ListError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(continuation)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e
+                    .as_service_error()
+                    .and_then(|s| s.code())
+                    .unwrap_or_default();
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+                let detail = DisplayErrorContext(&e).to_string();
+                match code {
+                    "NoSuchBucket" => ListError::NoBucket { bucket },
+                    "AccessDenied" => ListError::AccessDenied {
+                        bucket,
+                        prefix,
+                        detail,
+                    },
+                    _ if status == Some(403) => ListError::AccessDenied {
+                        bucket,
+                        prefix,
+                        detail,
+                    },
+                    _ => ListError::Other {
+                        bucket,
+                        prefix,
+                        detail,
+                    },
+                }
+            })?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key()?.to_string(),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                    etag: o.e_tag().map(unquote),
+                })
+            })
+            .collect();
+        let next = out
+            .is_truncated()
+            .unwrap_or(false)
+            .then(|| out.next_continuation_token().map(str::to_string))
+            .flatten();
+        Ok(ListPage { objects, next })
     }
 }
 

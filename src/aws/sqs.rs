@@ -1,0 +1,78 @@
+//! SQS as a [`MessageQueue`]: `SendMessageBatch`, for `backfill --enqueue`.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use crate::ports::{MessageQueue, NotQueued, QueueError, QueueMessage};
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// SQS's error codes for a queue that is not there.
+const NO_QUEUE: [&str; 2] = [
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+];
+
+impl MessageQueue for SqsQueue {
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[QueueMessage],
+    ) -> Result<Vec<NotQueued>, QueueError> {
+        let entries = messages
+            .iter()
+            .map(|m| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(&m.id)
+                    .message_body(&m.body)
+                    .build()
+                    .map_err(|e| QueueError::Other {
+                        queue: queue.to_string(),
+                        detail: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e
+                    .as_service_error()
+                    .and_then(|s| s.code())
+                    .unwrap_or_default();
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let queue = queue.to_string();
+                let detail = DisplayErrorContext(&e).to_string();
+                if NO_QUEUE.contains(&code) {
+                    QueueError::NoQueue { queue }
+                } else if code == "AccessDenied" || status == Some(403) {
+                    QueueError::AccessDenied { queue, detail }
+                } else {
+                    QueueError::Other { queue, detail }
+                }
+            })?;
+        Ok(out
+            .failed()
+            .iter()
+            .map(|f| NotQueued {
+                id: f.id().to_string(),
+                reason: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+                sender_fault: f.sender_fault(),
+            })
+            .collect())
+    }
+}
