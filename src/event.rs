@@ -9,8 +9,10 @@
 //! the key exactly as given is kept to try when the decoded one does not exist.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>
 
-use percent_encoding::percent_decode_str;
-use serde_json::Value;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::{Value, json};
+
+use crate::ports::ListedObject;
 
 /// Envelopes inside envelopes (SNS in SQS …) are followed this deep at most.
 const MAX_NESTING: usize = 3;
@@ -87,6 +89,53 @@ pub fn decode_key(raw: &str) -> Result<String, KeyError> {
         .map(|k| k.into_owned())
         .map_err(|_| KeyError::NotUtf8(raw.to_string()))
 }
+
+/// What S3 leaves as it is in a notification's key: letters, digits, `-_.~` and `/`.
+const KEY_KEEP: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Encodes a key the way S3 notifications carry it (the inverse of [`decode_key`]): a space is
+/// `+`, other bytes outside [`KEY_KEEP`] are `%XX`.
+pub fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_KEEP)
+        .to_string()
+        .replace("%20", "+")
+}
+
+/// The S3 event notification S3 would have sent for a listed object, as a message body
+/// (`backfill --enqueue`): one record, the key encoded as S3 encodes it, `configurationId`
+/// naming the backfill. Only what [`announced_objects`] reads, plus the fields every S3
+/// record has.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>
+pub fn notification(bucket: &str, obj: &ListedObject) -> Value {
+    let event_time = obj
+        .last_modified_ms
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+    let mut object = json!({"key": encode_key(&obj.key), "size": obj.size});
+    if let Some(etag) = &obj.etag {
+        object["eTag"] = json!(etag);
+    }
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": event_time,
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": BACKFILL_CONFIGURATION_ID,
+            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": object,
+        }
+    }]})
+}
+
+/// `configurationId` of the notifications `backfill --enqueue` writes.
+pub const BACKFILL_CONFIGURATION_ID: &str = "nginx-cloudwatch-forwarder-backfill";
 
 /// Reads every record of a trigger payload.
 pub fn announced_objects(payload: &Value) -> Result<Announced, EventError> {
@@ -338,6 +387,47 @@ mod tests {
                            "sequencer": "0055AED6DCD90281E5"}
             }
         })
+    }
+
+    #[test]
+    fn encoded_keys_decode_to_themselves() {
+        let cases = [
+            ("nginx/i-0abc/access/a.log", "nginx/i-0abc/access/a.log"),
+            ("dir with spaces/a.log", "dir+with+spaces/a.log"),
+            ("a+b/c%d", "a%2Bb/c%25d"),
+            ("café/✓.log", "caf%C3%A9/%E2%9C%93.log"),
+            ("x=1&y/~a_b-c.gz", "x%3D1%26y/~a_b-c.gz"),
+        ];
+        for (key, want) in cases {
+            assert_eq!(encode_key(key), want, "{key}");
+            assert_eq!(decode_key(want).as_deref(), Ok(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_backfill_notification_announces_the_listed_object() {
+        let obj = ListedObject {
+            key: "nginx/i-0123456789abcdef0/access/2026/11/24/a b+c.log.gz".into(),
+            size: 1234,
+            last_modified_ms: Some(1_795_564_800_123),
+            etag: Some("0123456789abcdef0123456789abcdef".into()),
+        };
+        let msg = notification("logs", &obj);
+        assert_eq!(msg["Records"][0]["eventTime"], "2026-11-25T00:00:00.123Z");
+        // As an SQS message body, the way the stack's queue hands it to the function.
+        let sqs = json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": msg.to_string()}]});
+        let got = announced_objects(&sqs).expect("an SQS event");
+        assert_eq!(got.objects.len(), 1, "{got:?}");
+        let o = &got.objects[0];
+        assert_eq!(
+            (o.bucket.as_str(), o.key.as_str()),
+            ("logs", obj.key.as_str())
+        );
+        assert_eq!(
+            (o.size, o.etag.as_deref()),
+            (Some(1234), obj.etag.as_deref())
+        );
+        assert_eq!(o.message_id.as_deref(), Some("m1"));
     }
 
     #[test]
