@@ -1,4 +1,4 @@
-"""Demo driver for scripts/demo: moto server, sample uploads, replay, read-back."""
+"""Demo driver for scripts/demo: moto server, sample uploads, replay, backfill, read-back."""
 
 import gzip
 import json
@@ -112,6 +112,24 @@ def main():
         second = json.loads(again.stdout)
         print(f"\nThe same event delivered again (S3 delivers at least once): already_delivered="
               f"{second['already_delivered']}, events sent={second['events']} (exactly once per object)")
+
+        # Logs that were in the bucket before any notification: backfill finds them by listing.
+        earlier = now - timedelta(hours=3)
+        for iid in INSTANCES:
+            key = f"nginx/{iid}/access/{earlier:%Y/%m/%d}/access.log-{earlier:%Y%m%dT%H%M}.gz"
+            s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(access_log(rng, earlier, 150).encode()))
+            print(f"uploaded without a notification: s3://{BUCKET}/{key}")
+        for args in (["--dry-run"], []):
+            cmd = [binary, "backfill", f"s3://{BUCKET}/nginx/", *args]
+            print(f"\n$ {' '.join(cmd[1:])}")
+            bf = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            print(bf.stderr.rstrip())
+            if not args:
+                out = json.loads(bf.stdout)
+                print(json.dumps({k: out[k] for k in ("objects_delivered", "already_delivered", "objects_failed",
+                                                      "lines", "events", "batches", "delivery")}))
+            else:
+                print(bf.stdout.rstrip())
 
         print("\nWhat arrived in CloudWatch Logs:")
         for g in logs.describe_log_groups(logGroupNamePrefix="nginx-")["logGroups"]:

@@ -4,14 +4,18 @@
 //! nginx-cloudwatch-forwarder replay --event FILE
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
 //! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
+//! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL]
+//! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
 //! ```
 
+mod backfill;
 mod render;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::sqs::SqsBatchResponse;
+use clap::{CommandFactory, Parser, Subcommand};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -24,150 +28,115 @@ use crate::parse::LogFormat;
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
-pub const USAGE: &str = "\
-nginx-cloudwatch-forwarder — nginx logs on S3 → CloudWatch Logs
+pub use backfill::{BackfillArgs, LogWriter};
 
-Run by AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it serves S3 event notifications.
-Run by hand:
+/// nginx logs on S3 → CloudWatch Logs.
+///
+/// Run by AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it serves S3 event notifications. Run by
+/// hand, the commands below use the same code. The forwarder's configuration comes from the
+/// environment (KEY_PATTERN, LOG_GROUP_TEMPLATE, LOG_STREAM_TEMPLATE, RETENTION_DAYS,
+/// OUTPUT_FORMAT, ACCESS_LOG_FORMAT, ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS, …; see
+/// README.md), the AWS endpoints and credentials from the SDK's usual variables
+/// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, AWS_PROFILE, …).
+#[derive(Debug, Parser, PartialEq)]
+#[command(
+    name = "nginx-cloudwatch-forwarder",
+    version,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-  nginx-cloudwatch-forwarder replay --event FILE
-      Runs the Lambda handler on an event JSON file against the AWS endpoints the
-      environment names (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3,
-      AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, credentials, region). Prints the invocation
-      summary as JSON; exits 1 when any record failed.
+#[derive(Debug, Subcommand, PartialEq)]
+enum Command {
+    /// Runs the Lambda handler on an event JSON file and prints the invocation summary as
+    /// JSON; exits 1 when any record failed.
+    Replay {
+        /// The event (an S3, SQS, SNS or EventBridge payload, as in events/).
+        #[arg(long, value_name = "FILE")]
+        event: String,
+    },
+    /// Parses a log and prints one JSON object per event: {"timestamp": <ms>, "message": <the
+    /// message CloudWatch would receive>}.
+    Parse {
+        /// Which parser.
+        #[arg(long, value_parser = parse_kind, value_name = "access|error")]
+        kind: LogKind,
+        /// The access log's log_format (overrides ACCESS_LOG_FORMAT).
+        #[arg(long, value_name = "FMT")]
+        log_format: Option<String>,
+        /// The log (plain, gzip or zstd); stdin when absent.
+        file: Option<String>,
+    },
+    /// On the nginx host: ships what nginx appended to each FILE since the last upload, whole
+    /// lines only, as one gzip object per segment to
+    /// s3://$NGINX_LOG_BUCKET/$NGINX_LOG_PREFIX<instance-id>/<access|error>/YYYY/MM/DD/…,
+    /// every --interval or as soon as --max-segment bytes are pending; follows rotation by
+    /// rename and by copytruncate. The instance ID comes from IMDSv2 (IMDS_ENDPOINT).
+    Ship(ShipArgs),
+    /// Forwards what is already in S3 under a prefix (or, with --enqueue, announces it to the
+    /// stack's queue so that Lambda forwards it). Objects already delivered are not sent again.
+    Backfill(BackfillArgs),
+    /// Prints a completion script for a shell, e.g. `completions bash >
+    /// /etc/bash_completion.d/nginx-cloudwatch-forwarder`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
 
-  nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
-      Reads FILE (or stdin; gzip is detected) and prints one JSON object per event:
-      {\"timestamp\": <ms>, \"message\": <the message CloudWatch would receive>}.
-      --log-format overrides ACCESS_LOG_FORMAT.
-
-  nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES]
-                                  [--state-dir DIR] [FILE...]
-      On the nginx host: ships what nginx appended to each FILE (default
-      /var/log/nginx/access.log and error.log) since the last upload, whole lines only,
-      as one gzip object per segment to s3://$NGINX_LOG_BUCKET/$NGINX_LOG_PREFIX
-      <instance-id>/<access|error>/YYYY/MM/DD/<name>-<dev>.<inode>.g<generation>-<start>-<end>.gz,
-      every --interval (SHIP_INTERVAL, default 60) seconds or as soon as --max-segment
-      (SHIP_MAX_SEGMENT, default 16777216) bytes are pending. Follows rotation by rename
-      and by copytruncate. Positions are saved in --state-dir (SHIP_STATE_DIR, default
-      /var/lib/nginx-cloudwatch-forwarder/ship) after S3 confirmed each upload.
-      --once ships what is pending and exits (1 when any upload failed); otherwise runs
-      until SIGTERM or ctrl-c. The instance ID comes from IMDSv2 (IMDS_ENDPOINT, default
-      http://169.254.169.254); NGINX_LOG_PREFIX defaults to nginx/.
-
-Configuration comes from the environment (KEY_PATTERN, LOG_GROUP_TEMPLATE,
-LOG_STREAM_TEMPLATE, RETENTION_DAYS, OUTPUT_FORMAT, ACCESS_LOG_FORMAT,
-ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS); see README.md.
-";
+fn parse_kind(s: &str) -> Result<LogKind, String> {
+    LogKind::from_name(s).ok_or(format!("{s:?}: expected access or error"))
+}
 
 /// Exit code for bad usage or configuration (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
-#[derive(Debug, PartialEq)]
-enum Command {
-    Help,
-    Version,
-    Replay {
-        event: String,
-    },
-    Parse {
-        kind: LogKind,
-        log_format: Option<String>,
-        file: Option<String>,
-    },
-    Ship(ShipArgs),
-}
-
-/// Flags that take no value.
-const SWITCHES: [&str; 1] = ["once"];
-
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    let mut it = args.iter();
-    let cmd = match it.next().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => return Ok(Command::Help),
-        Some("-V" | "--version") => return Ok(Command::Version),
-        Some(c) => c,
-    };
-    let mut flags: Vec<(&str, &str)> = Vec::new();
-    let mut positional: Vec<&str> = Vec::new();
-    while let Some(a) = it.next() {
-        if let Some(name) = a.strip_prefix("--") {
-            if name == "help" {
-                return Ok(Command::Help);
-            }
-            if SWITCHES.contains(&name) {
-                flags.push((name, ""));
-                continue;
-            }
-            let (name, value) = match name.split_once('=') {
-                Some((n, v)) => (n, v),
-                None => (
-                    name,
-                    it.next()
-                        .map(String::as_str)
-                        .ok_or(format!("--{name} needs a value"))?,
-                ),
-            };
-            flags.push((name, value));
-        } else {
-            positional.push(a);
-        }
-    }
-    let take = |flags: &mut Vec<(&str, &str)>, name: &str| {
-        flags
-            .iter()
-            .position(|(n, _)| *n == name)
-            .map(|i| flags.remove(i).1.to_string())
-    };
-    let command = match cmd {
-        "replay" => {
-            let event = take(&mut flags, "event").ok_or("replay needs --event FILE")?;
-            if let Some(p) = positional.first() {
-                return Err(format!("unexpected argument {p:?}"));
-            }
-            Command::Replay { event }
-        }
-        "parse" => {
-            let kind = take(&mut flags, "kind").ok_or("parse needs --kind access|error")?;
-            let kind = LogKind::from_name(&kind)
-                .ok_or(format!("--kind {kind:?}: expected access or error"))?;
-            if positional.len() > 1 {
-                return Err(format!("parse takes at most one FILE, got {positional:?}"));
-            }
-            Command::Parse {
-                kind,
-                log_format: take(&mut flags, "log-format"),
-                file: positional.first().map(|s| s.to_string()),
-            }
-        }
-        "ship" => Command::Ship(ShipArgs {
-            once: take(&mut flags, "once").is_some(),
-            interval: take(&mut flags, "interval"),
-            max_segment: take(&mut flags, "max-segment"),
-            state_dir: take(&mut flags, "state-dir"),
-            files: positional.iter().map(|s| s.to_string()).collect(),
-        }),
-        other => return Err(format!("unknown command {other:?}")),
-    };
-    if let Some((n, _)) = flags.first() {
-        return Err(format!("unknown flag --{n}"));
+/// The command line (`args` without the program name).
+fn parse_args(args: &[String]) -> Result<Command, clap::Error> {
+    let argv = std::iter::once("nginx-cloudwatch-forwarder").chain(args.iter().map(String::as_str));
+    let command = Cli::try_parse_from(argv)?.command;
+    if let Command::Backfill(BackfillArgs {
+        since: Some(since),
+        until: Some(until),
+        ..
+    }) = &command
+        && since > until
+    {
+        return Err(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("--since {since} is after --until {until} (both days are included)"),
+        ));
     }
     Ok(command)
+}
+
+/// What a command line clap refused is: help and version are answers (exit 0; no arguments
+/// at all shows the help, as before), anything else is bad usage (exit 64, not clap's 2).
+fn refused(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    // clap prints help and version to stdout, errors (with a usage line) to stderr.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_USAGE),
+    }
 }
 
 /// Runs a local command; the return value is the process exit code.
 pub async fn run(args: Vec<String>) -> ExitCode {
     let command = match parse_args(&args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return refused(&e),
     };
     let config = match Config::from_env() {
         Ok(c) => c,
         // `ship` runs on the host and does not use the forwarder's configuration.
-        Err(e) if !matches!(command, Command::Help | Command::Version | Command::Ship(_)) => {
+        Err(e) if !matches!(command, Command::Ship(_) | Command::Completions { .. }) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -175,14 +144,16 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             .unwrap_or_else(|e| unreachable!("defaults are valid: {e}")),
     };
     let result = match command {
-        Command::Help => {
-            print!("{USAGE}");
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "nginx-cloudwatch-forwarder",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Version => {
-            println!("nginx-cloudwatch-forwarder {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Backfill(args) => backfill::command(config, args).await,
         Command::Replay { event } => replay(config, &event).await,
         Command::Parse {
             kind,
@@ -347,57 +318,74 @@ fn log_summary(summary: &crate::summary::Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
 
+    /// The command lines the hand-written parser took before clap, and the new ones.
     #[test]
     fn command_lines() {
+        let ok = |s: &str| parse_args(&args(s)).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert_eq!(
-            parse_args(&args("replay --event e.json")),
-            Ok(Command::Replay {
+            ok("replay --event e.json"),
+            Command::Replay {
                 event: "e.json".into()
-            })
+            }
         );
         assert_eq!(
-            parse_args(&args("replay --event=e.json")),
-            Ok(Command::Replay {
+            ok("replay --event=e.json"),
+            Command::Replay {
                 event: "e.json".into()
-            })
+            }
         );
         assert_eq!(
-            parse_args(&args("parse --kind error f.log")),
-            Ok(Command::Parse {
+            ok("parse --kind error f.log"),
+            Command::Parse {
                 kind: LogKind::Error,
                 log_format: None,
                 file: Some("f.log".into())
-            })
+            }
         );
         assert_eq!(
-            parse_args(&args("parse --log-format main --kind access")),
-            Ok(Command::Parse {
+            ok("parse --log-format main --kind access"),
+            Command::Parse {
                 kind: LogKind::Access,
                 log_format: Some("main".into()),
                 file: None
-            })
+            }
         );
-        assert_eq!(parse_args(&[]), Ok(Command::Help));
         assert_eq!(
-            parse_args(&args(
-                "ship --once --interval 5 a/access.log --state-dir=/s error.log"
-            )),
-            Ok(Command::Ship(ShipArgs {
+            ok("ship --once --interval 5 a/access.log --state-dir=/s error.log"),
+            Command::Ship(ShipArgs {
                 once: true,
                 interval: Some("5".into()),
                 max_segment: None,
                 state_dir: Some("/s".into()),
                 files: vec!["a/access.log".into(), "error.log".into()],
-            }))
+            })
         );
+        assert_eq!(ok("ship"), Command::Ship(ShipArgs::default()));
         assert_eq!(
-            parse_args(&args("ship")),
-            Ok(Command::Ship(ShipArgs::default()))
+            ok("backfill s3://logs/nginx/ --since 2026-11-01 --until=2026-11-30 --dry-run"),
+            Command::Backfill(BackfillArgs {
+                target: "s3://logs/nginx/".parse().expect("a target"),
+                since: Some(crate::backfill::parse_day("2026-11-01").expect("a day")),
+                until: Some(crate::backfill::parse_day("2026-11-30").expect("a day")),
+                dry_run: true,
+                enqueue: None,
+            })
+        );
+        assert!(matches!(
+            ok("backfill s3://logs --enqueue https://sqs.eu-west-1.amazonaws.com/1/q"),
+            Command::Backfill(BackfillArgs { enqueue: Some(q), .. }) if q.ends_with("/1/q")
+        ));
+        assert_eq!(
+            ok("completions bash"),
+            Command::Completions {
+                shell: clap_complete::Shell::Bash
+            }
         );
         for bad in [
             "replay",
@@ -409,8 +397,41 @@ mod tests {
             "parse --kind access a b",
             "ship --interval",
             "ship --follow x",
+            "backfill",
+            "backfill logs/nginx",
+            "backfill s3://logs --since 2026-11-31",
+            "backfill s3://logs --since 2026-11-02 --until 2026-11-01",
+            "backfill s3://logs --enqueue q --dry-run",
+            "completions tcsh",
         ] {
-            assert!(parse_args(&args(bad)).is_err(), "{bad}");
+            let e = parse_args(&args(bad)).expect_err(bad);
+            assert!(
+                !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion),
+                "{bad}: {e}"
+            );
         }
+    }
+
+    #[test]
+    fn help_and_version_are_answers_and_bad_usage_is_64() {
+        for (line, kind) in [
+            ("", ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand),
+            ("--help", ErrorKind::DisplayHelp),
+            ("help", ErrorKind::DisplayHelp),
+            ("backfill --help", ErrorKind::DisplayHelp),
+            ("-V", ErrorKind::DisplayVersion),
+            ("--version", ErrorKind::DisplayVersion),
+        ] {
+            let e = parse_args(&args(line)).expect_err(line);
+            assert_eq!(e.kind(), kind, "{line:?}");
+            assert_eq!(refused(&e), ExitCode::SUCCESS, "{line:?}");
+        }
+        let e = parse_args(&args("frobnicate")).expect_err("unknown");
+        assert_eq!(refused(&e), ExitCode::from(EXIT_USAGE));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

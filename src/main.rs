@@ -1,5 +1,6 @@
 //! Cold start only: tracing, configuration, SDK clients, then either the Lambda runtime loop
-//! (when `AWS_LAMBDA_RUNTIME_API` is set) or a local command (`replay`, `parse`).
+//! (when `AWS_LAMBDA_RUNTIME_API` is set) or a local command (`replay`, `parse`, `ship`,
+//! `backfill`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,8 +20,9 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        // Locally, logs go to stderr so that stdout carries only the command's output.
-        lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+        // Locally, logs go to stderr so that stdout carries only the command's output (and above
+        // backfill's progress line on a terminal).
+        lambda_runtime::tracing::init_default_subscriber_with_writer(|| cli::LogWriter);
         cli::run(std::env::args().skip(1).collect()).await
     }
 }

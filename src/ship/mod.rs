@@ -36,13 +36,27 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often follow mode looks at the files (a segment's worth pending ships at once).
 pub const POLL: Duration = Duration::from_secs(1);
 
-/// The command line of `ship`, as `cli` parsed it (values not yet checked).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The command line of `ship`, as `cli` parsed it (values not yet checked: a flag and its
+/// variable are checked together, each error naming the one that was given).
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub struct ShipArgs {
+    /// Ships what is pending and exits (1 when any upload failed); otherwise runs until
+    /// SIGTERM or ctrl-c.
+    #[arg(long)]
     pub once: bool,
+    /// Seconds between uploads of each file [env: SHIP_INTERVAL] [default: 60].
+    #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
+    /// Uploads as soon as this many bytes are pending [env: SHIP_MAX_SEGMENT] [default:
+    /// 16777216].
+    #[arg(long, value_name = "BYTES")]
     pub max_segment: Option<String>,
+    /// Where positions are saved after S3 confirmed each upload [env: SHIP_STATE_DIR]
+    /// [default: /var/lib/nginx-cloudwatch-forwarder/ship].
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
+    /// The logs to follow [default: /var/log/nginx/access.log /var/log/nginx/error.log].
+    #[arg(value_name = "FILE")]
     pub files: Vec<String>,
 }
 

@@ -209,13 +209,21 @@ pub fn replay_command(event: &serde_json::Value, env: &[(&str, String)]) -> (Com
         N.fetch_add(1, Ordering::SeqCst)
     ));
     std::fs::write(&path, event.to_string()).expect("write the event file");
+    let mut cmd = forwarder_command(&["replay", "--event"], env);
+    cmd.arg(&path);
+    (cmd, path)
+}
+
+/// A `nginx-cloudwatch-forwarder ARGS…` command with `env` (e.g. [`Moto::env`] plus settings)
+/// and the caller's forwarder settings removed.
+pub fn forwarder_command(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
-    cmd.args(["replay", "--event"]).arg(&path);
+    cmd.args(args);
     for var in FORWARDER_VARS {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    (cmd, path)
+    cmd
 }
 
 /// The exit code and the summary a finished `replay` printed.

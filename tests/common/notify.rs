@@ -117,43 +117,8 @@ impl NotifyingBucket {
     /// (<https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html>). Each message is received
     /// once (a long visibility timeout keeps it from coming back).
     pub async fn lambda_event(&self) -> Value {
-        let mut records = Vec::new();
-        loop {
-            let got = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(3600)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "receive from {}: {}",
-                        self.queue_url,
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    )
-                });
-            let messages = got.messages();
-            if messages.is_empty() {
-                break;
-            }
-            records.extend(messages.iter().map(|m| {
-                json!({
-                    "messageId": m.message_id().unwrap_or_default(),
-                    "receiptHandle": m.receipt_handle().unwrap_or_default(),
-                    "body": m.body().unwrap_or_default(),
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "md5OfBody": m.md5_of_body().unwrap_or_default(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": "us-east-1",
-                })
-            }));
-        }
-        json!({ "Records": records })
+        let messages = receive_all(&self.sqs, &self.queue_url).await;
+        sqs_lambda_event(&messages, &self.queue_arn)
     }
 
     /// Runs the AWS CLI against moto; its JSON answer (`null` for none).
@@ -198,4 +163,55 @@ fn str_field(v: &Value, name: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no {name} in {v}"))
         .to_string()
+}
+
+/// Every message waiting on `queue_url`, each received once (a long visibility timeout keeps it
+/// from coming back).
+pub async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(3600)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "receive from {queue_url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            });
+        if got.messages().is_empty() {
+            return all;
+        }
+        all.extend(got.messages.unwrap_or_default());
+    }
+}
+
+/// The SQS event Lambda would hand the function for these messages
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html>).
+pub fn sqs_lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }
