@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use common::moto::{Moto, forwarder_command, read_stream, replay, upload};
 use common::notify::{receive_all, sqs_lambda_event};
 use common::relay::SlowRelay;
@@ -366,4 +368,38 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_sends_the_rest_once() {
     assert_eq!(code, Some(0), "{second}\n{stderr}");
     assert_eq!(second["already_delivered"], done, "{second}");
     assert_each_line_once(&rig.stored().await, &uploaded);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_longer_than_one_page_is_read_to_the_end() {
+    // ListObjectsV2 returns at most 1,000 keys a page.
+    const N: usize = 1_003;
+    let rig = Rig::start().await;
+    let s3 = &rig.s3;
+    futures_util::stream::iter(0..N)
+        .map(|i| async move {
+            let instance = INSTANCES[i % 2];
+            let key = format!("nginx/{instance}/error/2026/11/24/error.log-{i:04}");
+            upload(s3, BUCKET, &key, b"x\n".to_vec()).await;
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let mut env = rig.env();
+    // Without progress records the dry run reads no tags: the listing alone is tested.
+    env.push(("CHECKPOINT_STORE", "none".into()));
+    let target = format!("s3://{BUCKET}/nginx/");
+    let (code, stdout, stderr) = run(&["backfill", &target, "--dry-run"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut keys: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert_eq!(keys.len(), N, "{stderr}");
+    keys.dedup();
+    assert_eq!(keys.len(), N, "a key listed twice");
+    assert!(
+        stderr.contains(&format!("listed {N} objects: {N} selected")),
+        "{stderr}"
+    );
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use jiff::civil::Date;
 use serde_json::json;
 
+use crate::aws::cloudwatch::CloudWatchSink;
 use crate::aws::{ConfiguredCheckpoints, clients, production_handler, s3::S3Source};
 use crate::backfill::{
     Days, Plan, Progress, SQS_MAX_BATCH, Target, choose, human_bytes, parse_day,
@@ -20,6 +21,7 @@ use crate::backfill::{
 use crate::checkpoint::State;
 use crate::config::{CheckpointStoreKind, Config};
 use crate::event::{ObjectRef, notification};
+use crate::handler::Handler;
 use crate::ports::{
     CheckpointStore, ListError, ListedObject, MessageQueue, ObjectLister, QueueMessage,
 };
@@ -90,6 +92,24 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
         .await;
     }
     let handler = production_handler(config, source.client(), logs);
+    forward_here(
+        &handler,
+        &args.target.bucket,
+        plan,
+        interrupted,
+        &mut status,
+    )
+    .await
+}
+
+/// Forwards the selected objects through the handler, showing progress; prints the summary.
+async fn forward_here(
+    handler: &Handler<S3Source, CloudWatchSink, ConfiguredCheckpoints>,
+    bucket: &str,
+    plan: Plan,
+    interrupted: Arc<AtomicBool>,
+    status: &mut Status,
+) -> Result<ExitCode, String> {
     let sizes: HashMap<String, u64> = plan
         .take
         .iter()
@@ -100,7 +120,7 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
         bytes_total: plan.bytes(),
         ..Progress::default()
     };
-    let bucket = args.target.bucket.clone();
+    let bucket = bucket.to_string();
     let refs = plan.take.into_iter().map(move |(o, _)| ObjectRef {
         size: Some(o.size),
         etag: o.etag,
