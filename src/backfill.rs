@@ -4,6 +4,7 @@
 
 use jiff::civil::Date;
 
+use crate::batch::MAX_EVENT_AGE_MS;
 use crate::ports::ListedObject;
 use crate::route::{Route, Router};
 
@@ -118,26 +119,52 @@ pub enum Choice {
     Take(Route),
     /// Its day is outside `--since` / `--until`.
     OutOfRange,
+    /// Its day ended before the oldest time CloudWatch accepts (14 days, or the retention):
+    /// every line in it would be rejected, so it is not read.
+    TooOld,
     /// The forwarder's own object (a lease under `LEASE_PREFIX`).
     Own,
     /// Its key does not route (not a log of this layout), with the reason.
     NotALog(String),
 }
 
+/// What a backfill selects.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    pub router: &'a Router,
+    pub days: Days,
+    /// Keys under this prefix are the forwarder's own (leases).
+    pub lease_prefix: Option<&'a str>,
+    /// The first day whose lines CloudWatch may still accept (see [`first_accepted_day`]).
+    pub first_accepted: Option<Date>,
+}
+
+/// The UTC day of the oldest time CloudWatch accepts now: 14 days back, or the group's
+/// retention when shorter. A file's day is when it was shipped, so none of its lines is newer:
+/// an object of an earlier day holds only lines CloudWatch rejects.
+pub fn first_accepted_day(now_ms: i64, retention_days: Option<i32>) -> Option<Date> {
+    let max_age = retention_days
+        .map(|d| i64::from(d) * 24 * 60 * 60 * 1000)
+        .map_or(MAX_EVENT_AGE_MS, |r| r.min(MAX_EVENT_AGE_MS));
+    let ts = jiff::Timestamp::from_millisecond(now_ms - max_age).ok()?;
+    Some(jiff::tz::Offset::UTC.to_datetime(ts).date())
+}
+
 /// Decides for one listed object, the way an event announcing it would be handled.
-pub fn choose(
-    obj: &ListedObject,
-    router: &Router,
-    days: &Days,
-    lease_prefix: Option<&str>,
-) -> Choice {
-    if lease_prefix.is_some_and(|p| obj.key.starts_with(p)) {
+pub fn choose(obj: &ListedObject, sel: &Selection<'_>) -> Choice {
+    if sel.lease_prefix.is_some_and(|p| obj.key.starts_with(p)) {
         return Choice::Own;
     }
-    if !days.is_all() && !object_day(obj).is_some_and(|(d, _)| days.contains(d)) {
+    let day = object_day(obj).map(|(d, _)| d);
+    if !sel.days.is_all() && !day.is_some_and(|d| sel.days.contains(d)) {
         return Choice::OutOfRange;
     }
-    match router.route(&obj.key) {
+    if let (Some(d), Some(first)) = (day, sel.first_accepted)
+        && d < first
+    {
+        return Choice::TooOld;
+    }
+    match sel.router.route(&obj.key) {
         Ok(route) => Choice::Take(route),
         Err(e) => Choice::NotALog(e.to_string()),
     }
@@ -149,6 +176,7 @@ pub struct Plan {
     pub take: Vec<(ListedObject, Route)>,
     pub listed: u64,
     pub out_of_range: u64,
+    pub too_old: u64,
     pub own: u64,
     pub not_a_log: u64,
 }
@@ -159,6 +187,7 @@ impl Plan {
         match choice {
             Choice::Take(route) => self.take.push((obj, route)),
             Choice::OutOfRange => self.out_of_range += 1,
+            Choice::TooOld => self.too_old += 1,
             Choice::Own => self.own += 1,
             Choice::NotALog(_) => self.not_a_log += 1,
         }
@@ -172,11 +201,12 @@ impl Plan {
     /// One line: what was listed and what was left out, and why.
     pub fn describe(&self) -> String {
         format!(
-            "listed {} objects: {} selected ({}), {} outside --since/--until, {} not matching KEY_PATTERN, {} the forwarder's own",
+            "listed {} objects: {} selected ({}), {} outside --since/--until, {} older than CloudWatch accepts, {} not matching KEY_PATTERN, {} the forwarder's own",
             self.listed,
             self.take.len(),
             human_bytes(self.bytes()),
             self.out_of_range,
+            self.too_old,
             self.not_a_log,
             self.own
         )
@@ -362,13 +392,18 @@ mod tests {
             DEFAULT_LOG_STREAM_TEMPLATE,
         )
         .expect("defaults");
-        let november = Days {
-            since: Some(day("2026-11-01")),
-            until: Some(day("2026-11-30")),
+        let november = Selection {
+            router: &router,
+            days: Days {
+                since: Some(day("2026-11-01")),
+                until: Some(day("2026-11-30")),
+            },
+            lease_prefix: Some("nginx-cloudwatch-forwarder/leases/"),
+            first_accepted: Some(day("2026-11-10")),
         };
-        let lease = Some("nginx-cloudwatch-forwarder/leases/");
+        let choose = |key: &str, sel: &Selection<'_>| choose(&listed(key, None), sel);
         let key = "nginx/i-0123456789abcdef0/access/2026/11/24/a.gz";
-        let Choice::Take(route) = choose(&listed(key, None), &router, &november, lease) else {
+        let Choice::Take(route) = choose(key, &november) else {
             panic!("not taken")
         };
         assert_eq!(
@@ -376,37 +411,34 @@ mod tests {
             ("nginx-access", "i-0123456789abcdef0")
         );
         let december = "nginx/i-0123456789abcdef0/error/2026/12/01/e.gz";
-        assert_eq!(
-            choose(&listed(december, None), &router, &november, lease),
-            Choice::OutOfRange
-        );
-        assert_eq!(
-            choose(
-                &listed(&format!("nginx-cloudwatch-forwarder/leases/{key}"), None),
-                &router,
-                &november,
-                lease
-            ),
-            Choice::Own
-        );
+        assert_eq!(choose(december, &november), Choice::OutOfRange);
+        let old = "nginx/i-0123456789abcdef0/error/2026/11/09/e.gz";
+        assert_eq!(choose(old, &november), Choice::TooOld);
+        let first = "nginx/i-0123456789abcdef0/error/2026/11/10/e.gz";
+        assert!(matches!(choose(first, &november), Choice::Take(_)));
+        let lease = format!("nginx-cloudwatch-forwarder/leases/{key}");
+        assert_eq!(choose(&lease, &november), Choice::Own);
         assert!(matches!(
-            choose(
-                &listed("nginx/readme/2026/11/02/x.txt", None),
-                &router,
-                &november,
-                lease
-            ),
+            choose("nginx/readme/2026/11/12/x.txt", &november),
             Choice::NotALog(_)
         ));
-        // No day at all is outside any range, and inside none.
-        assert_eq!(
-            choose(&listed("nginx/x", None), &router, &november, lease),
-            Choice::OutOfRange
-        );
-        assert!(matches!(
-            choose(&listed("nginx/x", None), &router, &Days::default(), lease),
-            Choice::NotALog(_)
-        ));
+        // No day at all is outside any range, and inside none (nor too old).
+        assert_eq!(choose("nginx/x", &november), Choice::OutOfRange);
+        let all = Selection {
+            days: Days::default(),
+            ..november.clone()
+        };
+        assert!(matches!(choose("nginx/x", &all), Choice::NotALog(_)));
+    }
+
+    #[test]
+    fn the_first_accepted_day_is_14_days_back_or_the_retention() {
+        // 2026-11-25T00:00:00.123Z
+        let now = 1_795_564_800_123;
+        assert_eq!(first_accepted_day(now, None), Some(day("2026-11-11")));
+        assert_eq!(first_accepted_day(now, Some(30)), Some(day("2026-11-11")));
+        assert_eq!(first_accepted_day(now, Some(7)), Some(day("2026-11-18")));
+        assert_eq!(first_accepted_day(now, Some(1)), Some(day("2026-11-24")));
     }
 
     #[test]

@@ -47,15 +47,15 @@ impl Rig {
         Self { moto, s3, logs }
     }
 
-    /// `n` gzip access logs of [`LINES`] numbered lines, alternating between the two instances,
-    /// on the days `2026/11/<first_day + i % days>`.
-    async fn upload_logs(&self, n: usize, first_day: usize, days: usize) -> Vec<Uploaded> {
+    /// `n` gzip access logs of [`LINES`] numbered lines, alternating between the two instances;
+    /// object `i` is of the day `days_ago[i % len]` days before today (`YYYY/MM/DD/` in its key).
+    async fn upload_logs(&self, n: usize, days_ago: &[i64]) -> Vec<Uploaded> {
         let mut out = Vec::new();
         for i in 0..n {
             let instance = INSTANCES[i % 2];
-            let day = first_day + i % days;
+            let day = day_ago(days_ago[i % days_ago.len()]).strftime("%Y/%m/%d");
             let tag = format!("o{i}");
-            let key = format!("nginx/{instance}/access/2026/11/{day:02}/access.log-{i:03}.gz");
+            let key = format!("nginx/{instance}/access/{day}/access.log-{i:03}.gz");
             let body = gzip(numbered_log(LINES, &tag).as_bytes());
             let etag = upload(&self.s3, BUCKET, &key, body).await;
             out.push(Uploaded {
@@ -97,6 +97,17 @@ impl Rig {
     }
 }
 
+/// The UTC day `n` days before today (the tests' days follow the calendar: CloudWatch takes
+/// nothing older than 14 days, and backfill does not read such objects).
+fn day_ago(n: i64) -> jiff::civil::Date {
+    use jiff::ToSpan;
+    jiff::tz::Offset::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date()
+        .checked_sub(n.days())
+        .expect("a day")
+}
+
 /// Runs the binary to the end: exit code, stdout, stderr.
 fn run(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
     let out = forwarder_command(args, env)
@@ -134,7 +145,7 @@ fn assert_each_line_once(stored: &BTreeMap<String, usize>, uploaded: &[Uploaded]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_delivers_only_what_is_not_delivered_and_a_rerun_sends_nothing() {
     let rig = Rig::start().await;
-    let uploaded = rig.upload_logs(50, 20, 5).await;
+    let uploaded = rig.upload_logs(50, &[1, 2, 3, 4, 5]).await;
     // Not logs of this layout: listed, not sent.
     upload(&rig.s3, BUCKET, "nginx/README.txt", b"hello".to_vec()).await;
     // 10 of the 50 were delivered by their notifications before the backfill.
@@ -188,9 +199,9 @@ async fn a_backfill_delivers_only_what_is_not_delivered_and_a_rerun_sends_nothin
 #[tokio::test(flavor = "multi_thread")]
 async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
     let rig = Rig::start().await;
-    // Days 20..=24, two objects each.
-    let uploaded = rig.upload_logs(10, 20, 5).await;
-    let delivered = &uploaded[1]; // day 21
+    // 5..=1 days ago, two objects each.
+    let uploaded = rig.upload_logs(10, &[5, 4, 3, 2, 1]).await;
+    let delivered = &uploaded[1]; // 4 days ago
     let (code, summary) = replay(
         &s3_event_with_etag(BUCKET, &delivered.key, &delivered.etag),
         &rig.env(),
@@ -205,17 +216,31 @@ async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
         gzip(numbered_log(3, "undated").as_bytes()),
     )
     .await;
+    // Older than CloudWatch accepts: never selected.
+    let old = format!(
+        "nginx/{}/access/{}/access.log.gz",
+        INSTANCES[0],
+        day_ago(20).strftime("%Y/%m/%d")
+    );
+    upload(
+        &rig.s3,
+        BUCKET,
+        &old,
+        gzip(numbered_log(3, "old").as_bytes()),
+    )
+    .await;
     let before = rig.stored().await;
 
     let target = format!("s3://{BUCKET}/nginx/");
+    let (since, until) = (day_ago(4).to_string(), day_ago(3).to_string());
     let (code, stdout, stderr) = run(
         &[
             "backfill",
             &target,
             "--since",
-            "2026-11-21",
+            &since,
             "--until",
-            "2026-11-22",
+            &until,
             "--dry-run",
         ],
         &rig.env(),
@@ -223,12 +248,13 @@ async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
     let keys: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    let days = [day_ago(4), day_ago(3)].map(|d| d.strftime("/%Y/%m/%d/").to_string());
     let want: Vec<&str> = uploaded
         .iter()
-        .filter(|u| u.key.contains("/2026/11/21/") || u.key.contains("/2026/11/22/"))
+        .filter(|u| days.iter().any(|d| u.key.contains(d.as_str())))
         .map(|u| u.key.as_str())
         .collect();
-    assert_eq!(keys.len(), 4, "{stdout}");
+    assert_eq!((keys.len(), want.len()), (4, 4), "{stdout}");
     for k in &want {
         assert!(keys.contains(k), "{k} not in {stdout}");
     }
@@ -252,7 +278,7 @@ async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
     assert_eq!(rig.stored().await, before, "a dry run sent something");
 
     // Today's LastModified is inside an open-ended --since and outside a past --until.
-    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let today = day_ago(0).to_string();
     let (_, stdout, _) = run(
         &["backfill", &target, "--since", &today, "--dry-run"],
         &rig.env(),
@@ -264,22 +290,25 @@ async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
             .collect::<Vec<_>>(),
         [Some(undated)]
     );
-    let (_, stdout, _) = run(
-        &["backfill", &target, "--until", "2026-11-20", "--dry-run"],
-        &rig.env(),
-    );
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
-
-    // Bad usage is exit 64, as before the subcommand existed.
-    let (code, _, stderr) = run(
+    let (_, stdout, stderr) = run(
         &[
             "backfill",
             &target,
-            "--since",
-            "2026-11-22",
             "--until",
-            "2026-11-21",
+            &day_ago(5).to_string(),
+            "--dry-run",
         ],
+        &rig.env(),
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        stderr.contains("1 older than CloudWatch accepts"),
+        "{stderr}"
+    );
+
+    // Bad usage is exit 64, as before the subcommand existed.
+    let (code, _, stderr) = run(
+        &["backfill", &target, "--since", &until, "--until", &since],
         &rig.env(),
     );
     assert_eq!(code, Some(64), "{stderr}");
@@ -288,7 +317,7 @@ async fn since_and_until_select_by_the_keys_day_and_a_dry_run_sends_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn enqueued_notifications_round_trip_through_moto_sqs_into_the_handler() {
     let rig = Rig::start().await;
-    let uploaded = rig.upload_logs(23, 20, 3).await;
+    let uploaded = rig.upload_logs(23, &[0, 1, 2]).await;
     let sqs = aws_sdk_sqs::Client::new(&rig.moto.sdk_config());
     let queue = sqs
         .create_queue()
@@ -324,7 +353,7 @@ async fn enqueued_notifications_round_trip_through_moto_sqs_into_the_handler() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_cleanly_and_the_next_run_sends_the_rest_once() {
     let rig = Rig::start().await;
-    let uploaded = rig.upload_logs(12, 20, 1).await;
+    let uploaded = rig.upload_logs(12, &[1]).await;
     // CloudWatch behind a relay holding each request, so that the interrupt finds work left.
     let relay = SlowRelay::start(&rig.moto.endpoint, Duration::from_millis(300));
     let mut env = rig.env();
@@ -379,7 +408,8 @@ async fn a_listing_longer_than_one_page_is_read_to_the_end() {
     futures_util::stream::iter(0..N)
         .map(|i| async move {
             let instance = INSTANCES[i % 2];
-            let key = format!("nginx/{instance}/error/2026/11/24/error.log-{i:04}");
+            let day = day_ago(1).strftime("%Y/%m/%d");
+            let key = format!("nginx/{instance}/error/{day}/error.log-{i:04}");
             upload(s3, BUCKET, &key, b"x\n".to_vec()).await;
         })
         .buffer_unordered(16)

@@ -16,7 +16,8 @@ use serde_json::json;
 use crate::aws::cloudwatch::CloudWatchSink;
 use crate::aws::{ConfiguredCheckpoints, clients, production_handler, s3::S3Source};
 use crate::backfill::{
-    Days, Plan, Progress, SQS_MAX_BATCH, Target, choose, human_bytes, parse_day,
+    Days, Plan, Progress, SQS_MAX_BATCH, Selection, Target, choose, first_accepted_day,
+    human_bytes, parse_day,
 };
 use crate::checkpoint::State;
 use crate::config::{CheckpointStoreKind, Config};
@@ -181,23 +182,32 @@ async fn list(
     args: &BackfillArgs,
     status: &mut Status,
 ) -> Result<Plan, ListError> {
-    let days = Days {
-        since: args.since,
-        until: args.until,
+    let selection = Selection {
+        router: &config.router,
+        days: Days {
+            since: args.since,
+            until: args.until,
+        },
+        lease_prefix: Some(
+            config
+                .leases
+                .as_ref()
+                .map_or(crate::aws::leases::DEFAULT_LEASE_PREFIX, |l| {
+                    l.prefix.as_str()
+                }),
+        ),
+        first_accepted: first_accepted_day(
+            crate::forward::epoch_ms(std::time::SystemTime::now()),
+            config.retention_days,
+        ),
     };
-    let lease_prefix = config
-        .leases
-        .as_ref()
-        .map_or(crate::aws::leases::DEFAULT_LEASE_PREFIX, |l| {
-            l.prefix.as_str()
-        });
     let (bucket, prefix) = (&args.target.bucket, &args.target.prefix);
     let mut plan = Plan::default();
     let mut token = None;
     loop {
         let page = lister.list_page(bucket, prefix, token).await?;
         for obj in page.objects {
-            let choice = choose(&obj, &config.router, &days, Some(lease_prefix));
+            let choice = choose(&obj, &selection);
             plan.add(obj, choice);
         }
         status.show(&format!(
