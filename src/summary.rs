@@ -15,6 +15,9 @@ pub struct Counters {
     pub bytes: u64,
     /// Events sent (an event is one line, or several for an error-log entry with continuations).
     pub events: u64,
+    /// What CloudWatch Logs bills as ingested for the events it stored: UTF-8 message bytes + 26
+    /// per event (rejected events are not counted).
+    pub ingested_bytes: u64,
     /// Events forwarded raw because they did not parse.
     pub parse_errors: u64,
     /// PutLogEvents calls that succeeded.
@@ -51,6 +54,7 @@ impl Counters {
         self.blank_lines += o.blank_lines;
         self.bytes += o.bytes;
         self.events += o.events;
+        self.ingested_bytes += o.ingested_bytes;
         self.parse_errors += o.parse_errors;
         self.batches += o.batches;
         self.rejected_too_old += o.rejected_too_old;
@@ -197,7 +201,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 20] = [
+const METRICS: [(&str, &str); 21] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -205,6 +209,7 @@ const METRICS: [(&str, &str); 20] = [
     ("lines", "Count"),
     ("bytes", "Bytes"),
     ("events", "Count"),
+    ("ingested_bytes", "Bytes"),
     ("batches", "Count"),
     ("parse_errors", "Count"),
     ("rejected_too_old", "Count"),

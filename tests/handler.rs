@@ -204,7 +204,16 @@ async fn raw_output_sends_lines_verbatim() {
     })
     .unwrap();
     let h = Handler::new(sample_source(), FakeSink::default(), config).with_clock(fixture_clock());
-    h.handle(&event_fixture("s3-put.json")).await.unwrap();
+    let summary = h.handle(&event_fixture("s3-put.json")).await.unwrap();
+    // What CloudWatch bills: every stored message's UTF-8 bytes + 26.
+    let billed: usize = h
+        .sink
+        .messages()
+        .values()
+        .flatten()
+        .map(|m| m.len() + 26)
+        .sum();
+    assert_eq!(summary.totals.ingested_bytes, billed as u64);
     let want: Vec<String> = String::from_utf8(read_fixture("tests/data/access.log"))
         .unwrap()
         .lines()
@@ -245,9 +254,10 @@ async fn events_outside_cloudwatchs_time_window_are_counted_not_sent() {
             (
                 s.totals.rejected_too_old,
                 s.totals.rejected_too_new,
-                s.totals.events
+                s.totals.events,
+                s.totals.ingested_bytes
             ),
-            (old, new, 0)
+            (old, new, 0, 0)
         );
         assert_eq!(
             s.objects_delivered, 2,

@@ -12,12 +12,12 @@ use tracing::warn;
 
 use super::progress::Ledger;
 use super::{ForwardError, LOG_SAMPLE, Shared};
-use crate::batch::{Batch, Batcher, Window, window};
+use crate::batch::{Batch, Batcher, Window, event_size, window};
 use crate::checkpoint::LineRun;
 use crate::config::{Config, EntityKind};
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
-use crate::ports::{CheckpointStore, Entity, LogSink, PutReport, SinkError};
+use crate::ports::{CheckpointStore, Entity, LogSink, PutReport, RejectedCounts, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
 
@@ -26,11 +26,28 @@ use crate::summary::Counters;
 type PutResult = Result<(Sent, PutReport), SinkError>;
 
 /// What is kept of a batch while its put is in flight.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sent {
     ticket: u64,
     events: usize,
     first_line: u64,
+    /// Each event's size as CloudWatch bills it, in order: what the stored ones cost is known
+    /// only once the answer says which were rejected.
+    sizes: Vec<u32>,
+}
+
+impl Sent {
+    /// Bytes billed for the events CloudWatch stored (all but the rejected ones, which are the
+    /// first and the last of a sorted batch).
+    fn ingested_bytes(&self, rejected: RejectedCounts) -> u64 {
+        let first = usize::try_from(rejected.too_old + rejected.expired).unwrap_or(usize::MAX);
+        let end = self
+            .events
+            .saturating_sub(usize::try_from(rejected.too_new).unwrap_or(usize::MAX));
+        self.sizes
+            .get(first.min(end)..end)
+            .map_or(0, |s| s.iter().map(|&b| u64::from(b)).sum())
+    }
 }
 
 pub(super) struct Deliver<'a, K, C> {
@@ -190,6 +207,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             ticket,
             events: batch.events.len(),
             first_line: batch.events.iter().map(|e| e.line).min().unwrap_or(0),
+            sizes: batch
+                .events
+                .iter()
+                .map(|e| u32::try_from(event_size(e)).unwrap_or(u32::MAX))
+                .collect(),
         };
         self.in_flight.spawn(async move {
             let result = sink
@@ -272,6 +294,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         let c = &mut self.counters;
         c.batches += 1;
         c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
+        c.ingested_bytes += sent.ingested_bytes(counts);
         c.add_rejected(counts);
         c.entity_rejected += u64::from(rejected.entity_rejected);
         c.ambiguous_puts += report.ambiguous;
@@ -284,5 +307,30 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         }
         ledger.confirmed(sent.ticket, self.batcher.held_lines());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_stored_events_are_billed() {
+        let sent = Sent {
+            ticket: 0,
+            events: 5,
+            first_line: 0,
+            sizes: vec![100, 200, 300, 400, 500],
+        };
+        let r = |too_old, expired, too_new| RejectedCounts {
+            too_old,
+            too_new,
+            expired,
+        };
+        assert_eq!(sent.ingested_bytes(r(0, 0, 0)), 1500);
+        assert_eq!(sent.ingested_bytes(r(1, 1, 1)), 300 + 400);
+        assert_eq!(sent.ingested_bytes(r(0, 0, 5)), 0);
+        assert_eq!(sent.ingested_bytes(r(3, 2, 0)), 0);
+        assert_eq!(sent.ingested_bytes(r(4, 0, 4)), 0);
     }
 }
