@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::aws::cloudwatch::AMBIGUOUS_PUT_WAIT;
 use crate::aws::leases::DEFAULT_LEASE_PREFIX;
 use crate::parse::extra::{Extra, ExtraFields};
-use crate::parse::{FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys};
+use crate::parse::{
+    FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys, parse_output,
+};
 use crate::route::{
     DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
 };
@@ -112,9 +114,9 @@ impl Config {
             fail(name, value, e.to_string())
         })?;
 
-        let output = match var("OUTPUT_FORMAT") {
-            None => OutputFormat::Json,
-            Some(v) => OutputFormat::parse(&v).map_err(|e| fail("OUTPUT_FORMAT", &v, e))?,
+        let (output, compact) = match var("OUTPUT_FORMAT") {
+            None => (OutputFormat::Json, false),
+            Some(v) => parse_output(&v).map_err(|e| fail("OUTPUT_FORMAT", &v, e))?,
         };
         let access_format = match var("ACCESS_LOG_FORMAT") {
             None => LogFormat::combined(),
@@ -176,6 +178,7 @@ impl Config {
         };
         let parse = ParseSettings {
             output,
+            compact,
             access_format,
             error_zone,
             names: FieldNames::Nginx,
@@ -285,7 +288,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.retention_days, Some(30));
-        assert_eq!(c.parse.output, OutputFormat::Raw);
+        assert_eq!(
+            (c.parse.output, c.parse.compact),
+            (OutputFormat::Raw, false)
+        );
+        let compact = load(&[("OUTPUT_FORMAT", " JSON-Compact")]).unwrap();
+        assert_eq!(
+            (compact.parse.output, compact.parse.compact),
+            (OutputFormat::Json, true)
+        );
         assert_eq!(c.parse.names, FieldNames::Fluentd);
         // The access format's keys follow (`$status` is td-agent's `code`).
         assert_eq!(

@@ -136,7 +136,9 @@ pub fn write_fields<B: BorrowMut<String>>(
 ) {
     let fmt = &settings.access_format;
     let derived = fmt.derived();
-    for (var, &(a, b)) in fmt.vars().iter().zip(spans) {
+    // json-compact: the event's timestamp carries the time variable it was read from.
+    let time_var = fmt.time_var().filter(|_| settings.compact);
+    for (i, (var, &(a, b))) in fmt.vars().iter().zip(spans).enumerate() {
         let raw = &line[a..b];
         if !var.write || raw == "-" {
             continue; // a repeated name, or nginx's `-` for "no value"
@@ -148,14 +150,13 @@ pub fn write_fields<B: BorrowMut<String>>(
         } else {
             raw
         };
-        if var.request && !fmt.writes_request() {
-            // Only its parts (td-agent's names).
-        } else if var.numeric {
-            w.num_field_at(&var.key, value);
-        } else {
-            w.str_field_at(&var.key, value);
+        if time_var == Some(i) {
+            if let Some(offset) = var.time.and_then(|t| nonzero_offset(t, value)) {
+                w.str_field("time_offset", offset);
+            }
+            continue;
         }
-        if var.request && derived.any() {
+        let parts = (var.request && (derived.any() || settings.compact)).then(|| {
             let logged = |i: Option<usize>| i.map(|i| self::value(line, spans, i));
             let [m, u, p] = fmt.request_part_vars();
             let own = RequestParts {
@@ -163,7 +164,18 @@ pub fn write_fields<B: BorrowMut<String>>(
                 uri: logged(u),
                 protocol: logged(p),
             };
-            let parts = request_parts(value, fmt.escape(), logged(fmt.status_var()), own);
+            request_parts(value, fmt.escape(), logged(fmt.status_var()), own)
+        });
+        // json-compact: `request` is left out when its parts, in the message, rebuild it.
+        let rebuilt = settings.compact && parts.is_some_and(|p| p.rebuild_exactly(value));
+        if var.request && (!fmt.writes_request() || rebuilt) {
+            // Only its parts (td-agent's names, or json-compact).
+        } else if var.numeric {
+            w.num_field_at(&var.key, value);
+        } else {
+            w.str_field_at(&var.key, value);
+        }
+        if let Some(parts) = parts.filter(|_| derived.any()) {
             let [method, uri, protocol] = fmt.derived_keys();
             for (wanted, key, v) in [
                 (derived.request_method, method, parts.method),
@@ -183,6 +195,17 @@ pub fn write_fields<B: BorrowMut<String>>(
     settings.extra.write_to(w);
 }
 
+/// A time variable's UTC offset when it is not zero (`+0100` of `$time_local`, `+01:00` of
+/// `$time_iso8601`); `$msec` has none.
+fn nonzero_offset(time: TimeVar, value: &str) -> Option<&str> {
+    let offset = match time {
+        TimeVar::Local => value.get(value.len().checked_sub(5)?..)?,
+        TimeVar::Iso8601 => value.get(value.len().checked_sub(6)?..)?,
+        TimeVar::Msec => return None,
+    };
+    (!matches!(offset, "+0000" | "+00:00" | "-0000" | "-00:00")).then_some(offset)
+}
+
 /// What nginx's `$request_method`, `$request_uri` and `$server_protocol` held for a request
 /// whose `$request` is logged as the text it is split from; `None` for a variable nginx had not
 /// set (it logs `-` for it).
@@ -194,6 +217,22 @@ pub struct RequestParts<'a> {
     pub uri: Option<&'a str>,
     /// `$server_protocol` (`r->http_protocol`).
     pub protocol: Option<&'a str>,
+}
+
+impl RequestParts<'_> {
+    /// True when all three parts are known and `method uri protocol` is `request` exactly.
+    pub fn rebuild_exactly(&self, request: &str) -> bool {
+        let (Some(m), Some(u), Some(p)) = (self.method, self.uri, self.protocol) else {
+            return false;
+        };
+        request.len() == m.len() + u.len() + p.len() + 2
+            && request
+                .strip_prefix(m)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|r| r.strip_prefix(u))
+                .and_then(|r| r.strip_prefix(' '))
+                == Some(p)
+    }
 }
 
 /// [`split_request`], then what `$status` and the format's own `$request_method`,
@@ -664,6 +703,114 @@ mod tests {
             serde_json::from_str(&ev.message.text()).unwrap(),
             ev.parse_failed,
         )
+    }
+
+    /// A compact message's value for a variable, rebuilt as nginx wrote it: the field, else the
+    /// time from the event's timestamp (and `time_offset`), `request` from its parts, or `-`.
+    fn rebuild(var: &super::super::format::Var, ts: i64, msg: &Value) -> String {
+        if let Some(v) = msg.get(var.key.name()) {
+            return v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        }
+        if var.time == Some(TimeVar::Local) {
+            let off = msg["time_offset"].as_str().unwrap_or("+0000");
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let secs: i32 =
+                off[1..3].parse::<i32>().unwrap() * 3600 + off[3..5].parse::<i32>().unwrap() * 60;
+            let offset = jiff::tz::Offset::from_seconds(sign * secs).unwrap();
+            let t = offset.to_datetime(jiff::Timestamp::from_millisecond(ts).unwrap());
+            return format!("{} {off}", t.strftime("%d/%b/%Y:%H:%M:%S"));
+        }
+        let part = |k: &str| msg.get(k).and_then(Value::as_str);
+        if let (true, Some(m), Some(u), Some(p)) = (
+            var.request,
+            part("request_method"),
+            part("request_uri"),
+            part("server_protocol"),
+        ) {
+            return format!("{m} {u} {p}");
+        }
+        "-".to_string()
+    }
+
+    /// json-compact writes nothing twice, and loses nothing: every variable of the line is
+    /// rebuilt exactly from the event (timestamp and message), for `combined` and `main`.
+    #[test]
+    fn compact_messages_rebuild_the_line() {
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/access.log"
+        ))
+        .unwrap();
+        let more = [
+            r#"203.0.113.9 - bob [24/Nov/2026:11:00:01 +0100] "GET /a%20b?q=\x22x\x22 HTTP/1.1" 304 0 "-" "Mozilla/5.0" "10.0.0.1, 10.0.0.2""#,
+            r#"203.0.113.9 - - [24/Nov/2026:04:00:01 -0600] "GET /" 200 5 "-" "-" "-""#,
+            r#"203.0.113.9 - - [24/Nov/2026:10:00:01 +0000] "GET  /two-spaces HTTP/1.1" 400 0 "-" "-" "-""#,
+            r#"203.0.113.9 - - [24/Nov/2026:10:00:01 +0530] "-" 400 0 "-" "-" "-""#,
+        ];
+        for fmt in ["combined", "main"] {
+            let mut s = settings(fmt);
+            s.compact = true;
+            let mut spans = Vec::new();
+            let lines: Vec<String> = fixture
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with("this line"))
+                .map(|l| {
+                    if fmt == "main" {
+                        format!("{l} \"-\"")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .chain(more.iter().map(|l| {
+                    if fmt == "main" {
+                        l.to_string()
+                    } else {
+                        l[..l.rfind(" \"").unwrap()].to_string()
+                    }
+                }))
+                .collect();
+            let mut omitted = 0;
+            for line in &lines {
+                let ev = parse_line(&s, line, 1, 42);
+                assert!(!ev.parse_failed, "{fmt}: {line}");
+                let msg: Value = serde_json::from_str(&ev.message.text()).unwrap();
+                assert!(msg.get("time_local").is_none(), "{msg}");
+                omitted += usize::from(msg.get("request").is_none());
+                locate(&s, line, &mut spans).unwrap();
+                for (var, &(a, b)) in s.access_format.vars().iter().zip(&spans) {
+                    assert_eq!(
+                        rebuild(var, ev.timestamp, &msg),
+                        line[a..b],
+                        "{fmt}: ${} of {line}\n{msg}",
+                        var.name
+                    );
+                }
+            }
+            // Every well-formed request (the fixture's nine and the `+0100` one); not the TLS
+            // bytes nor the HTTP/0.9 shape, which their parts do not rebuild.
+            assert!(
+                omitted >= 10 && omitted <= lines.len() - 2,
+                "{fmt}: {omitted}"
+            );
+        }
+        // Offsets: kept when not zero; none for UTC.
+        let mut s = settings("combined");
+        s.compact = true;
+        let msg = |line: &str| {
+            serde_json::from_str::<Value>(&parse_line(&s, line, 1, 0).message.text()).unwrap()
+        };
+        let line =
+            r#"1.2.3.4 - - [24/Nov/2026:11:00:01 +0100] "GET / HTTP/1.1" 200 5 "-" "curl/8.5.0""#;
+        assert_eq!(
+            msg(line),
+            json!({"remote_addr":"1.2.3.4","time_offset":"+0100","request_method":"GET","request_uri":"/",
+                   "server_protocol":"HTTP/1.1","status":200,"body_bytes_sent":5,"http_user_agent":"curl/8.5.0"})
+        );
+        assert!(
+            msg(&line.replace("+0100", "+0000"))
+                .get("time_offset")
+                .is_none()
+        );
     }
 
     #[test]

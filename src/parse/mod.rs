@@ -37,6 +37,17 @@ impl OutputFormat {
     }
 }
 
+/// `OUTPUT_FORMAT`: the format, and whether JSON is compact (`json-compact`: nothing written
+/// twice, see [`ParseSettings::compact`]).
+pub fn parse_output(s: &str) -> Result<(OutputFormat, bool), String> {
+    if s.trim().eq_ignore_ascii_case("json-compact") {
+        return Ok((OutputFormat::Json, true));
+    }
+    OutputFormat::parse(s)
+        .map(|o| (o, false))
+        .map_err(|_| format!("{:?} is not one of: json, json-compact, raw", s.trim()))
+}
+
 /// Which names the fields of JSON messages get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldNames {
@@ -80,6 +91,11 @@ pub struct LogEvent {
 #[derive(Debug, Clone)]
 pub struct ParseSettings {
     pub output: OutputFormat,
+    /// `OUTPUT_FORMAT=json-compact`: access messages leave out what the event carries already
+    /// or what their other fields rebuild exactly: `request` when `request_method`,
+    /// `request_uri` and `server_protocol` joined by spaces are it, and the time variable the
+    /// event's timestamp was read from (its UTC offset kept as `time_offset` when not zero).
+    pub compact: bool,
     /// Compiled with the field names ([`LogFormat::with_names`]): access messages take their
     /// keys from it.
     pub access_format: LogFormat,
@@ -104,6 +120,7 @@ impl Default for ParseSettings {
     fn default() -> Self {
         Self {
             output: OutputFormat::Json,
+            compact: false,
             access_format: LogFormat::combined(),
             error_zone: LocalZone::Fixed(0),
             names: FieldNames::Nginx,
