@@ -332,6 +332,7 @@ mod tests {
             line,
             offset: 0,
             parse_failed: false,
+            filtered: None,
         }
     }
 
@@ -486,6 +487,7 @@ mod tests {
             line: 9,
             offset: 0,
             parse_failed: false,
+            filtered: None,
         };
         let out = run(vec![e]);
         check_limits(&out);
@@ -514,6 +516,7 @@ mod tests {
             line: 9,
             offset: 0,
             parse_failed: false,
+            filtered: None,
         };
         let out = run_as(vec![e], OutputFormat::Json);
         check_limits(&out);

@@ -7,7 +7,8 @@ use crate::aws::cloudwatch::AMBIGUOUS_PUT_WAIT;
 use crate::aws::leases::DEFAULT_LEASE_PREFIX;
 use crate::parse::extra::{Extra, ExtraFields};
 use crate::parse::{
-    FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, message_keys, parse_output,
+    FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, filter::Rules, filter_fields,
+    message_keys, parse_output,
 };
 use crate::route::{
     DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
@@ -176,15 +177,22 @@ impl Config {
                 return Err(fail("SKIP_BINARY", &v, "must be true or false".into()));
             }
         };
-        let parse = ParseSettings {
+        let mut parse = ParseSettings {
             output,
             compact,
             access_format,
             error_zone,
             names: FieldNames::Nginx,
             extra: Extra::default(),
+            rules: Default::default(),
+            sample_seed: 0,
         }
         .with_names(names);
+        if let Some(v) = var("FILTER_RULES") {
+            let rules = Rules::parse(&v, |kind| filter_fields(&parse, kind))
+                .map_err(|e| fail("FILTER_RULES", &v, e))?;
+            parse.rules = std::sync::Arc::new(rules);
+        }
         let extra_fields = match var("EXTRA_FIELDS") {
             None => ExtraFields::default(),
             Some(v) => {
@@ -365,12 +373,23 @@ mod tests {
             ("LEASE_SECONDS", "901"),
             ("AMBIGUOUS_PUT_WAIT_MS", "-1"),
             ("AMBIGUOUS_PUT_WAIT_MS", "600001"),
+            (
+                "FILTER_RULES",
+                r#"[{"name": "x", "when": {"request_url": {"contains": "a"}}}]"#,
+            ),
+            (
+                "FILTER_RULES",
+                r#"[{"name": "x", "when": {"status": {"matches": "("}}}]"#,
+            ),
+            ("FILTER_RULES", "health=drop"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!((err.var, err.value.as_str()), (var, value));
             let text = err.to_string();
-            assert!(text.contains(var) && text.contains(value), "{text}");
+            // (Quoted as a string literal, escapes and all.)
+            let shown = text.contains(value) || text.contains(&format!("{value:?}"));
+            assert!(text.contains(var) && shown, "{text}");
         }
     }
 }

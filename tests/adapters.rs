@@ -35,6 +35,7 @@ fn events(n: usize) -> Vec<LogEvent> {
             line: i as u64 + 1,
             offset: 0,
             parse_failed: false,
+            filtered: None,
         })
         .collect()
 }

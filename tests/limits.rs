@@ -253,6 +253,7 @@ async fn a_refused_connection_is_retried_as_before_not_checked() {
         line: 1,
         offset: 0,
         parse_failed: false,
+        filtered: None,
     };
     let err = CloudWatchSink::new(client, None)
         .put("nginx-access", INSTANCE, None, vec![event])

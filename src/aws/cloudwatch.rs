@@ -405,6 +405,7 @@ impl LogSink for CloudWatchSink {
                     line: 0,
                     offset: 0,
                     parse_failed: false,
+                    filtered: None,
                 })
                 .collect();
             part = again.len();
@@ -594,6 +595,7 @@ mod tests {
             line: 1,
             offset: 0,
             parse_failed: false,
+            filtered: None,
         };
         let events = [
             ev(

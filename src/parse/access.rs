@@ -28,6 +28,18 @@ pub fn parse_line_with(
 ) -> LogEvent {
     match locate(settings, line, spans) {
         Ok(found) => {
+            let timestamp = found.timestamp.unwrap_or(fallback_ts);
+            if let Some(filtered) = filtered(settings, line, spans, line_no) {
+                // Counted, never sent: no message is written.
+                return LogEvent {
+                    timestamp,
+                    message: Message::new(""),
+                    line: line_no,
+                    offset: 0,
+                    parse_failed: false,
+                    filtered: Some(filtered),
+                };
+            }
             let message = match settings.output {
                 OutputFormat::Raw => Message::new(line),
                 OutputFormat::Json => {
@@ -41,11 +53,12 @@ pub fn parse_line_with(
                 }
             };
             LogEvent {
-                timestamp: found.timestamp.unwrap_or(fallback_ts),
+                timestamp,
                 message,
                 line: line_no,
                 offset: 0,
                 parse_failed: false,
+                filtered: None,
             }
         }
         Err(reason) => unparsed_event(settings, line, line_no, fallback_ts, &reason),
@@ -66,7 +79,68 @@ pub fn unparsed_event(
         line: line_no,
         offset: 0,
         parse_failed: true,
+        filtered: None,
     }
+}
+
+/// What `FILTER_RULES` does to a line that parsed (`spans` located): the fields are the
+/// format's variables as logged (`-` is no value) and the parts of `$request`.
+pub fn filtered(
+    settings: &ParseSettings,
+    line: &str,
+    spans: &[(usize, usize)],
+    line_no: u64,
+) -> Option<crate::parse::filter::Filtered> {
+    if !settings.rules.any_for(crate::route::LogKind::Access) {
+        return None;
+    }
+    let fmt = &settings.access_format;
+    let logged = |i: usize| Some(value(line, spans, i)).filter(|v| *v != "-");
+    let parts = std::cell::OnceCell::new();
+    let parts = || {
+        *parts.get_or_init(|| {
+            let request = fmt.vars().iter().position(|v| v.request).and_then(logged);
+            let own = |i: Option<usize>| i.map(|i| value(line, spans, i));
+            let [m, u, p] = fmt.request_part_vars();
+            request.map(|r| {
+                request_parts(
+                    r,
+                    fmt.escape(),
+                    own(fmt.status_var()),
+                    RequestParts {
+                        method: own(m),
+                        uri: own(u),
+                        protocol: own(p),
+                    },
+                )
+            })
+        })
+    };
+    let [method, uri, protocol] = fmt.derived_keys();
+    settings.rules.decide(
+        crate::route::LogKind::Access,
+        |field| {
+            if let Some(i) = fmt
+                .vars()
+                .iter()
+                .position(|v| v.write && v.key.name() == field)
+            {
+                return logged(i);
+            }
+            let p: RequestParts<'_> = parts()?;
+            if field == method.name() {
+                p.method
+            } else if field == uri.name() {
+                p.uri
+            } else if field == protocol.name() {
+                p.protocol
+            } else {
+                None
+            }
+        },
+        settings.sample_seed,
+        line_no,
+    )
 }
 
 /// Where a matching line's parts are: its time, and where the text after the format starts.

@@ -12,6 +12,7 @@ use super::time::parse_error_time;
 use super::{
     FieldNames, LineParser, LogEvent, Message, OutputFormat, ParseSettings, unparsed_message,
 };
+use crate::route::LogKind;
 
 pub const LEVELS: [&str; 8] = [
     "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
@@ -93,7 +94,14 @@ impl Pending {
     }
 
     pub fn into_event(self, settings: &ParseSettings) -> LogEvent {
-        let message = if self.failed {
+        let filtered = if self.failed || !settings.rules.any_for(LogKind::Error) {
+            None
+        } else {
+            self.filtered(settings)
+        };
+        let message = if filtered.is_some() {
+            Message::new("")
+        } else if self.failed {
             unparsed_message(
                 settings.output,
                 &self.text,
@@ -112,7 +120,38 @@ impl Pending {
             line: self.first_line,
             offset: self.first_offset,
             parse_failed: self.failed,
+            filtered,
         }
+    }
+
+    /// What `FILTER_RULES` does to this event: its fields are the level and the message (the
+    /// text after `pid#tid: `, continuation lines included).
+    fn filtered(&self, settings: &ParseSettings) -> Option<crate::parse::filter::Filtered> {
+        let h = header(&self.text[..self.head_len])?;
+        let message = &self.text[self.head_len - h.message.len()..];
+        let level_key = level_key(settings.names);
+        settings.rules.decide(
+            LogKind::Error,
+            |f| {
+                if f == level_key {
+                    Some(h.level)
+                } else if f == "message" {
+                    Some(message)
+                } else {
+                    None
+                }
+            },
+            settings.sample_seed,
+            self.first_line,
+        )
+    }
+}
+
+/// The key of the error level: `level`, or td-agent's `log_level`.
+pub fn level_key(names: FieldNames) -> &'static str {
+    match names {
+        FieldNames::Nginx => "level",
+        FieldNames::Fluentd => "log_level",
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod error;
 pub mod extra;
+pub mod filter;
 pub mod format;
 pub mod json;
 pub mod time;
@@ -85,6 +86,8 @@ pub struct LogEvent {
     pub offset: u64,
     /// True when the line did not parse and is forwarded raw.
     pub parse_failed: bool,
+    /// Taken by a `FILTER_RULES` rule: counted, never sent (its message is empty).
+    pub filtered: Option<filter::Filtered>,
 }
 
 /// Settings shared by all parsers; built once at cold start.
@@ -105,6 +108,10 @@ pub struct ParseSettings {
     /// Fields about the object's source that every JSON message of it gets (`EXTRA_FIELDS`,
     /// rendered per object; empty in the settings built at cold start).
     pub extra: extra::Extra,
+    /// `FILTER_RULES`, compiled once.
+    pub rules: std::sync::Arc<filter::Rules>,
+    /// The object's sample seed ([`filter::object_seed`]; 0 in the settings built at cold start).
+    pub sample_seed: u64,
 }
 
 impl ParseSettings {
@@ -125,7 +132,30 @@ impl Default for ParseSettings {
             error_zone: LocalZone::Fixed(0),
             names: FieldNames::Nginx,
             extra: extra::Extra::default(),
+            rules: std::sync::Arc::default(),
+            sample_seed: 0,
         }
+    }
+}
+
+/// The fields a `FILTER_RULES` rule may name for each log: the access format's keys (its
+/// variables and the parts of `$request`), and the error log's level and message.
+pub fn filter_fields(settings: &ParseSettings, kind: LogKind) -> Vec<String> {
+    match kind {
+        LogKind::Access => {
+            let fmt = &settings.access_format;
+            fmt.vars()
+                .iter()
+                .filter(|v| v.write)
+                .map(|v| &v.key)
+                .chain(fmt.derived_keys())
+                .map(|k| k.name().to_string())
+                .collect()
+        }
+        LogKind::Error => vec![
+            error::level_key(settings.names).to_string(),
+            "message".to_string(),
+        ],
     }
 }
 
