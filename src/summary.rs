@@ -1,6 +1,8 @@
 //! Per-object outcomes and the per-invocation summary (printed by `replay`, logged once per
 //! invocation by the Lambda).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::ports::RejectedCounts;
@@ -20,6 +22,10 @@ pub struct Counters {
     pub ingested_bytes: u64,
     /// Events forwarded raw because they did not parse.
     pub parse_errors: u64,
+    /// Events dropped by a `FILTER_RULES` rule (without `keep`).
+    pub dropped: u64,
+    /// Events left out by a rule's sample (`keep`).
+    pub sampled_out: u64,
     /// PutLogEvents calls that succeeded.
     pub batches: u64,
     pub rejected_too_old: u64,
@@ -56,6 +62,8 @@ impl Counters {
         self.events += o.events;
         self.ingested_bytes += o.ingested_bytes;
         self.parse_errors += o.parse_errors;
+        self.dropped += o.dropped;
+        self.sampled_out += o.sampled_out;
         self.batches += o.batches;
         self.rejected_too_old += o.rejected_too_old;
         self.rejected_too_new += o.rejected_too_new;
@@ -116,6 +124,9 @@ pub struct ObjectReport {
     /// delivery racing this one may have sent it too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_error: Option<String>,
+    /// Events `FILTER_RULES` took (dropped or sampled out), by rule name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub filtered_by_rule: BTreeMap<String, u64>,
 }
 
 pub const EXACTLY_ONCE: &str = "exactly-once";
@@ -145,6 +156,9 @@ pub struct Summary {
     pub from_sqs: bool,
     #[serde(flatten)]
     pub totals: Counters,
+    /// Events `FILTER_RULES` took (dropped or sampled out), by rule name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub filtered_by_rule: BTreeMap<String, u64>,
     pub duration_ms: u64,
     pub objects: Vec<ObjectReport>,
 }
@@ -166,6 +180,9 @@ impl Summary {
             Outcome::Failed { .. } => self.objects_failed += 1,
         }
         self.totals.add(&r.counters);
+        for (rule, n) in &r.filtered_by_rule {
+            *self.filtered_by_rule.entry(rule.clone()).or_default() += n;
+        }
         if r.checkpoint_error.is_some() || r.lease_error.is_some() {
             self.delivery = AT_LEAST_ONCE;
         }
@@ -201,7 +218,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 21] = [
+const METRICS: [(&str, &str); 23] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -212,6 +229,8 @@ const METRICS: [(&str, &str); 21] = [
     ("ingested_bytes", "Bytes"),
     ("batches", "Count"),
     ("parse_errors", "Count"),
+    ("dropped", "Count"),
+    ("sampled_out", "Count"),
     ("rejected_too_old", "Count"),
     ("rejected_too_new", "Count"),
     ("rejected_expired", "Count"),

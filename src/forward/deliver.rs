@@ -57,6 +57,8 @@ pub(super) struct Deliver<'a, K, C> {
     obj: &'a ObjectRef,
     /// What was sent, stored and rejected (the reading counters are the read stage's).
     pub(super) counters: Counters,
+    /// Events each `FILTER_RULES` rule took, by rule index.
+    pub(super) by_rule: Vec<u64>,
     batcher: Batcher,
     /// Batches the batcher completed, waiting to be put.
     ready: Vec<Batch>,
@@ -89,6 +91,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             route,
             obj,
             counters: Counters::default(),
+            by_rule: Vec::new(),
             batcher: Batcher::new(config.parse.output),
             ready: Vec::new(),
             in_flight: JoinSet::new(),
@@ -116,6 +119,19 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         for ev in events.drain(..) {
             if !ledger.wanted(ev.line) {
                 continue; // delivered by an earlier run
+            }
+            if let Some(f) = ev.filtered {
+                if f.sampled {
+                    self.counters.sampled_out += 1;
+                } else {
+                    self.counters.dropped += 1;
+                }
+                let i = usize::from(f.rule);
+                if self.by_rule.len() <= i {
+                    self.by_rule.resize(i + 1, 0);
+                }
+                self.by_rule[i] += 1;
+                continue; // counted, never sent
             }
             if ev.parse_failed {
                 self.counters.parse_errors += 1;

@@ -204,6 +204,7 @@ where
         resumed_from_line: None,
         checkpoint_error: None,
         lease_error: None,
+        filtered_by_rule: Default::default(),
     };
     let key = obj.key.escape_debug().to_string();
     if let Some(leasing) = &shared.leasing
@@ -387,6 +388,7 @@ where
             extra: config
                 .extra_fields
                 .render(|g| route.group(g), |m| opened.metadata(m)),
+            sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
             ..config.parse.clone()
         },
         route.kind,
@@ -423,6 +425,12 @@ where
         other => other,
     };
     counters.add(&deliver.counters);
+    let names = config.parse.rules.names();
+    for (i, n) in deliver.by_rule.iter().enumerate().filter(|(_, n)| **n > 0) {
+        if let Some(name) = names.get(i) {
+            report.filtered_by_rule.insert(name.clone(), *n);
+        }
+    }
     report.counters = counters;
     if report.checkpoint_error.is_none() {
         report.checkpoint_error = ledger.checkpoint_error.map(|e| e.to_string());
