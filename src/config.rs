@@ -48,6 +48,18 @@ pub struct Config {
     pub leases: Option<LeaseSettings>,
     /// How long a put whose answer was lost is looked for before what is missing is sent again.
     pub ambiguous_put_wait: Duration,
+    /// The class of the log groups the forwarder creates.
+    pub log_group_class: LogGroupClass,
+}
+
+/// `LOG_GROUP_CLASS`: `STANDARD` (default) or `INFREQUENT_ACCESS` (half the ingestion price,
+/// fewer features) for the groups the forwarder creates; a group's class cannot change later.
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CloudWatch_Logs_Log_Classes.html>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogGroupClass {
+    #[default]
+    Standard,
+    InfrequentAccess,
 }
 
 /// `LEASES=s3` (default, with `CHECKPOINT_STORE=s3-tags`): a lease object under
@@ -207,6 +219,19 @@ impl Config {
             Some("none") => EntityKind::None,
             Some(v) => return Err(fail("ENTITY", v, "must be ec2-instance or none".into())),
         };
+        let log_group_class = match var("LOG_GROUP_CLASS").map(|v| v.trim().to_ascii_uppercase()) {
+            None => LogGroupClass::Standard,
+            Some(v) if v == "STANDARD" => LogGroupClass::Standard,
+            Some(v) if v == "INFREQUENT_ACCESS" => LogGroupClass::InfrequentAccess,
+            Some(_) => {
+                let v = var("LOG_GROUP_CLASS").unwrap_or_default();
+                return Err(fail(
+                    "LOG_GROUP_CLASS",
+                    &v,
+                    "must be STANDARD or INFREQUENT_ACCESS".into(),
+                ));
+            }
+        };
         let number = |name: &'static str, range: std::ops::RangeInclusive<u64>| match var(name) {
             None => Ok(None),
             Some(v) => match v.trim().parse::<u64>() {
@@ -241,6 +266,7 @@ impl Config {
             leases,
             ambiguous_put_wait,
             entity,
+            log_group_class,
             extra_fields,
             skip_binary,
             checkpoint_store,
@@ -300,6 +326,9 @@ mod tests {
             (c.parse.output, c.parse.compact),
             (OutputFormat::Raw, false)
         );
+        let class = |v: &str| load(&[("LOG_GROUP_CLASS", v)]).unwrap().log_group_class;
+        assert_eq!(class(" infrequent_access"), LogGroupClass::InfrequentAccess);
+        assert_eq!(class("STANDARD"), LogGroupClass::Standard);
         let compact = load(&[("OUTPUT_FORMAT", " JSON-Compact")]).unwrap();
         assert_eq!(
             (compact.parse.output, compact.parse.compact),
@@ -373,6 +402,7 @@ mod tests {
             ("LEASE_SECONDS", "901"),
             ("AMBIGUOUS_PUT_WAIT_MS", "-1"),
             ("AMBIGUOUS_PUT_WAIT_MS", "600001"),
+            ("LOG_GROUP_CLASS", "DELIVERY"),
             (
                 "FILTER_RULES",
                 r#"[{"name": "x", "when": {"request_url": {"contains": "a"}}}]"#,

@@ -97,6 +97,42 @@ async fn missing_group_is_created_with_retention_then_the_put_is_repeated() {
 }
 
 #[tokio::test]
+async fn log_group_class_infrequent_access_creates_groups_of_that_class() {
+    use aws_sdk_cloudwatchlogs::types::LogGroupClass as Class;
+    use nginx_cloudwatch_forwarder::config::LogGroupClass;
+    for (class, sent) in [
+        (
+            LogGroupClass::InfrequentAccess,
+            Some(Class::InfrequentAccess),
+        ),
+        // STANDARD is CloudWatch's default: the parameter is left out, as before.
+        (LogGroupClass::Standard, None),
+    ] {
+        let put = mock!(LogsClient::put_log_events)
+            .sequence()
+            .error(not_found)
+            .output(|| PutLogEventsOutput::builder().build())
+            .build();
+        let want = sent.clone();
+        let group = mock!(LogsClient::create_log_group)
+            .match_requests(move |r| r.log_group_class() == want.as_ref())
+            .then_output(|| CreateLogGroupOutput::builder().build());
+        let stream = mock!(LogsClient::create_log_stream)
+            .then_output(|| CreateLogStreamOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            [&put, &group, &stream]
+        );
+        let sink = CloudWatchSink::new(client, None).with_group_class(class);
+        sink.put("nginx-access", "i-1", None, events(1))
+            .await
+            .expect("delivered after create");
+        assert_eq!(group.num_calls(), 1, "{class:?}");
+    }
+}
+
+#[tokio::test]
 async fn group_created_by_someone_else_counts_as_success_and_keeps_their_retention() {
     let put = mock!(LogsClient::put_log_events)
         .sequence()

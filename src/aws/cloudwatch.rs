@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::batch::ReadBack;
+use crate::config::LogGroupClass;
 use crate::parse::{LogEvent, Message, json};
 use crate::ports::{Entity, LogSink, PutReport, Rejected, SinkError};
 
@@ -54,6 +55,8 @@ const MAX_READ_BACK_PAGES: usize = 1_000;
 pub struct CloudWatchSink {
     client: Client,
     retention_days: Option<i32>,
+    /// The class of the groups this sink creates.
+    group_class: LogGroupClass,
     /// See [`AMBIGUOUS_PUT_WAIT`].
     ambiguous_wait: Duration,
     /// Streams this process created, and when: parallel puts to a new stream all get
@@ -66,9 +69,16 @@ impl CloudWatchSink {
         Self {
             client,
             retention_days,
+            group_class: LogGroupClass::Standard,
             ambiguous_wait: AMBIGUOUS_PUT_WAIT,
             created: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same sink creating groups of `class`.
+    pub fn with_group_class(mut self, class: LogGroupClass) -> Self {
+        self.group_class = class;
+        self
     }
 
     /// The same sink looking for a batch whose put got no answer for `wait`
@@ -150,6 +160,13 @@ impl CloudWatchSink {
             .client
             .create_log_group()
             .log_group_name(group)
+            .set_log_group_class(match self.group_class {
+                // Omitted: CloudWatch's default, and what every emulator understands.
+                LogGroupClass::Standard => None,
+                LogGroupClass::InfrequentAccess => {
+                    Some(aws_sdk_cloudwatchlogs::types::LogGroupClass::InfrequentAccess)
+                }
+            })
             .send()
             .await
         {
@@ -373,11 +390,19 @@ impl LogSink for CloudWatchSink {
                 .missing_after_lag(group, stream, &sent)
                 .await
                 .map_err(|check| {
+                    let check = DisplayErrorContext(&check).to_string();
+                    // Such a group serves no GetLogEvents: nothing can be checked there.
+                    let why = if check.contains("INFREQUENT_ACCESS") {
+                        " (the group is of the Infrequent Access class, which serves no \
+                         GetLogEvents: see LOG_GROUP_CLASS in the README)"
+                    } else {
+                        ""
+                    };
                     failed(format!(
                         "a put got no answer ({lost}) and reading the stream back to see whether \
-                         it was stored failed too ({}); not sent again: the object fails, and its \
-                         next attempt sends this batch again (a duplicate if the lost put was stored)",
-                        DisplayErrorContext(&check)
+                         it was stored failed too ({check}){why}; not sent again: the object fails, \
+                         and its next attempt sends this batch again (a duplicate if the lost put \
+                         was stored)"
                     ))
                 })?;
             if missing.is_empty() {

@@ -112,6 +112,7 @@ pub fn production_handler(
         crate::config::CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
     };
     let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days)
+        .with_group_class(config.log_group_class)
         .with_ambiguous_wait(config.ambiguous_put_wait);
     let leases = config.leases.clone();
     let handler =
