@@ -320,3 +320,75 @@ async fn a_sample_decides_the_same_across_a_failure_and_its_resume() {
     assert_eq!(once.len(), both.len(), "a kept line was sent twice");
     assert_eq!(once, kept, "the resume sampled other lines");
 }
+
+/// The rules and json-compact as a deployment sets them (environment variables), through the
+/// binary against moto: what is stored, and the summary's counts by rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rules_and_json_compact_through_replay_against_moto() {
+    use common::moto::{Moto, read_stream, replay, upload};
+    const BUCKET: &str = "nginx-logs-filter";
+    let moto = Moto::start();
+    let (s3, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let (text, kinds) = mix(400);
+    let count = |k: Kind| kinds.iter().filter(|&&x| x == k).count();
+    // Lines from an hour ago: within CloudWatch's window whenever the test runs.
+    let now = common::now_ms();
+    let text: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let shifted = if l.contains(" - - [") {
+                let ts = jiff::Timestamp::from_millisecond(now - 3_600_000 + i as i64)
+                    .expect("a time")
+                    .strftime("%d/%b/%Y:%H:%M:%S +0000")
+                    .to_string();
+                let (a, rest) = l.split_once('[').expect("a time");
+                let (_, b) = rest.split_once(']').expect("a time");
+                format!("{a}[{ts}]{b}")
+            } else {
+                l.to_string()
+            };
+            shifted + "\n"
+        })
+        .collect();
+    let etag = upload(&s3, BUCKET, ACCESS, text.into_bytes()).await;
+    let mut env = moto.env();
+    env.push(("FILTER_RULES", RULES.to_string()));
+    env.push(("OUTPUT_FORMAT", "json-compact".to_string()));
+    let (code, summary) = replay(&common::s3_event_with_etag(BUCKET, ACCESS, &etag), &env);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(
+        summary["filtered_by_rule"]["health"],
+        count(Kind::Health),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["filtered_by_rule"]["bots"],
+        count(Kind::Bot),
+        "{summary}"
+    );
+    let stored = read_stream(&logs, "nginx-access", "i-0123456789abcdef0").await;
+    assert_eq!(
+        stored.len() as u64,
+        summary["events"].as_u64().expect("events")
+    );
+    let billed: u64 = stored.iter().map(|(_, m)| m.len() as u64 + 26).sum();
+    assert_eq!(summary["ingested_bytes"], billed, "{summary}");
+    for (_, m) in &stored {
+        let v: Value = serde_json::from_str(m).expect("JSON");
+        assert!(
+            v.get("time_local").is_none() && v.get("request").is_none() || v.get("raw").is_some(),
+            "{m}"
+        );
+        let uri = v["request_uri"].as_str().unwrap_or("");
+        assert!(
+            uri != "/healthz" && !uri.starts_with("/page/"),
+            "dropped, yet stored: {m}"
+        );
+    }
+}
