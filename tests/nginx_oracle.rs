@@ -891,6 +891,16 @@ struct ParsedEvent {
 }
 
 fn run_parse(kind: &str, log_format: Option<&str>, file: &Path) -> Vec<ParsedEvent> {
+    run_parse_with(kind, log_format, file, &[])
+}
+
+/// [`run_parse`] with settings (`OUTPUT_FORMAT` …).
+fn run_parse_with(
+    kind: &str,
+    log_format: Option<&str>,
+    file: &Path,
+    env: &[(&str, &str)],
+) -> Vec<ParsedEvent> {
     let mut cmd = Command::new(BIN);
     cmd.args(["parse", "--kind", kind]);
     if let Some(f) = log_format {
@@ -901,6 +911,7 @@ fn run_parse(kind: &str, log_format: Option<&str>, file: &Path) -> Vec<ParsedEve
         .env_remove("ACCESS_LOG_FORMAT")
         .env_remove("OUTPUT_FORMAT")
         .env_remove("ERROR_LOG_TIMEZONE")
+        .envs(env.iter().copied())
         .output()
         .expect("run the forwarder's parse command");
     assert!(
@@ -966,6 +977,53 @@ impl Tally {
             self.mismatches.push(format!("[{class}] {detail}"));
         }
     }
+}
+
+/// The line nginx wrote for `format` (nginx syntax, quoted), rebuilt from a json-compact event:
+/// each variable's field, else `$time_local` from the timestamp (and `time_offset`), `$request`
+/// from its parts, or `-`.
+fn rebuild_line(format: &str, timestamp: i64, fields: &serde_json::Map<String, Value>) -> String {
+    let format = format.trim_matches('\'');
+    let mut out = String::new();
+    let mut rest = format;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let name_len = rest[at + 1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len() - at - 1);
+        let name = &rest[at + 1..at + 1 + name_len];
+        let text = |k: &str| {
+            fields
+                .get(k)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        };
+        let value = match (text(name), name) {
+            (Some(v), _) => v,
+            (None, "time_local") => {
+                let off = text("time_offset").unwrap_or_else(|| "+0000".into());
+                let sign = if off.starts_with('-') { -1 } else { 1 };
+                let secs = off[1..3].parse::<i32>().expect("hours") * 3600
+                    + off[3..5].parse::<i32>().expect("minutes") * 60;
+                let t = jiff::tz::Offset::from_seconds(sign * secs)
+                    .expect("an offset")
+                    .to_datetime(jiff::Timestamp::from_millisecond(timestamp).expect("a time"));
+                format!("{} {off}", t.strftime("%d/%b/%Y:%H:%M:%S"))
+            }
+            (None, "request") => match (
+                text("request_method"),
+                text("request_uri"),
+                text("server_protocol"),
+            ) {
+                (Some(m), Some(u), Some(p)) => format!("{m} {u} {p}"),
+                _ => "-".into(),
+            },
+            (None, _) => "-".into(),
+        };
+        out.push_str(&value);
+        rest = &rest[at + 1 + name_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// At most 400 characters of a mismatch's detail.
@@ -1588,6 +1646,47 @@ fastcgi_param CONTENT_LENGTH $content_length;
         t.classes,
         t.mismatches.join("\n")
     );
+    // json-compact on nginx's own lines: every line rebuilt exactly from its event (timestamp
+    // and message), for the formats whose `$request` and `$time_local` it leaves out.
+    for (name, nginx_fmt) in [("combined", COMBINED_FORMAT), ("main", MAIN_FORMAT)] {
+        let data = nginx.read(&file_of(name));
+        let lines = lines_of(&data);
+        let events = run_parse_with(
+            "access",
+            Some(name),
+            &nginx.path(&file_of(name)),
+            &[("OUTPUT_FORMAT", "json-compact")],
+        );
+        assert_eq!(events.len(), lines.len(), "{name}");
+        let (mut without_request, mut plain_bytes, mut compact_bytes) = (0, 0, 0);
+        for (line, ev) in lines.iter().zip(&events) {
+            let line = String::from_utf8_lossy(line);
+            let fields = ev.fields.as_ref().expect("a JSON message");
+            assert!(
+                !fields.contains_key("time_local") && !fields.contains_key("raw"),
+                "{name}: {}",
+                ev.message
+            );
+            without_request += usize::from(!fields.contains_key("request"));
+            assert_eq!(
+                rebuild_line(nginx_fmt, ev.timestamp, fields),
+                line,
+                "{name}: json-compact lost something of this line: {}",
+                ev.message
+            );
+            compact_bytes += ev.message.len() + 26;
+        }
+        for ev in &parsed[name] {
+            plain_bytes += ev.message.len() + 26;
+        }
+        println!(
+            "nginx oracle: json-compact rebuilt all {} {name} lines ({without_request} without `request`); \
+             {compact_bytes} bytes to ingest against json's {plain_bytes} ({:.2}×)",
+            lines.len(),
+            compact_bytes as f64 / plain_bytes as f64
+        );
+    }
+
     // The same logs through moto: S3 → SQS notifications moto writes itself → `replay` →
     // CloudWatch Logs, which must then hold exactly what `parse` printed.
     let moto_started = Instant::now();
