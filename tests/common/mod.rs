@@ -1,6 +1,7 @@
 //! Shared test support: in-memory fakes for the ports, a moto server harness, and helpers.
 #![allow(dead_code)]
 
+pub mod filter_pattern;
 pub mod http;
 pub mod imds;
 pub mod moto;

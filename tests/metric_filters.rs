@@ -1,0 +1,278 @@
+//! The template's metric filters against the forwarder's own output: each `FilterPattern` (both
+//! `FieldNames` variants) and `MetricValue` of template.yaml evaluated on the events `parse`
+//! prints for a log whose statuses, sizes and times are known, in both JSON output modes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::filter_pattern::{Pattern, parse, select};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder");
+const TIMING: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time "$upstream_response_time""#;
+
+/// One `AWS::Logs::MetricFilter` of template.yaml.
+#[derive(Debug)]
+struct Filter {
+    resource: String,
+    metric: String,
+    /// (nginx names, td-agent names)
+    pattern: (String, String),
+    value: (String, String),
+}
+
+/// `!If [FluentdNames, 'A', 'B']` → (B, A); `'A'` → (A, A).
+fn either(text: &str) -> (String, String) {
+    let text = text.trim();
+    let unquote = |s: &str| s.trim().trim_matches(['\'', '"']).to_string();
+    match text
+        .strip_prefix("!If [FluentdNames,")
+        .and_then(|r| r.strip_suffix(']'))
+    {
+        Some(pair) => {
+            // The two values are quoted and contain no `', '` / `", "` themselves.
+            let sep = pair
+                .find("', '")
+                .or_else(|| pair.find("\", \""))
+                .expect("two values");
+            let (fluentd, nginx) = (unquote(&pair[..sep + 1]), unquote(&pair[sep + 2..]));
+            (nginx, fluentd)
+        }
+        None => (unquote(text), unquote(text)),
+    }
+}
+
+fn template_filters() -> Vec<Filter> {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let mut out = Vec::new();
+    let lines: Vec<&str> = template.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if lines.get(i + 1).map(|l| l.trim()) != Some("Type: AWS::Logs::MetricFilter") {
+            continue;
+        }
+        let resource = line.trim().trim_end_matches(':').to_string();
+        let field = |name: &str| {
+            lines[i + 1..]
+                .iter()
+                .take_while(|l| !l.trim().is_empty())
+                .find_map(|l| l.trim().strip_prefix(name))
+                .unwrap_or_else(|| panic!("{resource}: no {name}"))
+                .to_string()
+        };
+        out.push(Filter {
+            metric: field("MetricName:").trim().to_string(),
+            pattern: either(&field("FilterPattern:")),
+            value: either(&field("MetricValue:")),
+            resource,
+        });
+    }
+    out
+}
+
+/// The log: `n` requests with known statuses, sizes, request and upstream times (some upstream
+/// lists and `-`), and what the metrics must come to.
+fn access_log(n: usize) -> (String, BTreeMap<&'static str, f64>) {
+    let mut text = String::new();
+    let mut want: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for i in 0..n {
+        let status = match i % 100 {
+            0..=6 => 500 + (i % 4) as u16, // 7 % server errors
+            7..=19 => 404,                 // 13 % client errors
+            20..=24 => 301,
+            _ => 200,
+        };
+        let size = (i * 37) % 5000;
+        let rt = format!("{}.{:03}", i % 3, (i * 7) % 1000);
+        let urt = match i % 10 {
+            0 => "-".to_string(),
+            1 => "0.100, 0.200".to_string(),
+            _ => format!("0.{:03}", (i * 3) % 1000),
+        };
+        text.push_str(&format!(
+            "203.0.113.{} - - [24/Nov/2026:10:{:02}:{:02} +0000] \"GET /p/{i} HTTP/1.1\" {status} {size} \"-\" \"curl/8.5.0\" {rt} \"{urt}\"\n",
+            i % 250,
+            (i / 60) % 60,
+            i % 60
+        ));
+        *want.entry("Requests").or_default() += 1.0;
+        if (400..500).contains(&status) {
+            *want.entry("4xx").or_default() += 1.0;
+        }
+        if status >= 500 {
+            *want.entry("5xx").or_default() += 1.0;
+        }
+        *want.entry("BytesSent").or_default() += size as f64;
+        *want.entry("RequestTime").or_default() += rt.parse::<f64>().unwrap();
+        if let Ok(t) = urt.parse::<f64>() {
+            *want.entry("UpstreamResponseTime").or_default() += t;
+        }
+    }
+    (text, want)
+}
+
+fn error_log() -> (String, BTreeMap<&'static str, f64>) {
+    let levels = [
+        "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
+    ];
+    let mut text = String::new();
+    let mut want: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for i in 0..200 {
+        let level = levels[(i * 5) % levels.len()];
+        text.push_str(&format!(
+            "2026/11/24 10:00:{:02} [{level}] 1204#1204: *{i} something happened, client: 203.0.113.9, server: www.example.com\n",
+            i % 60
+        ));
+        if ["error", "crit", "alert", "emerg"].contains(&level) {
+            *want.entry("ErrorLogErrors").or_default() += 1.0;
+        }
+        if ["crit", "alert", "emerg"].contains(&level) {
+            *want.entry("ErrorLogCritical").or_default() += 1.0;
+        }
+    }
+    (text, want)
+}
+
+/// The messages `parse` prints for `text`.
+fn messages(kind: &str, text: &str, env: &[(&str, &str)]) -> Vec<Value> {
+    let file = std::env::temp_dir().join(format!(
+        "ncf-metric-filters-{}-{kind}.log",
+        std::process::id()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["parse", "--kind", kind])
+        .arg(&file)
+        .env_remove("OUTPUT_FORMAT")
+        .env_remove("FIELD_NAMES")
+        .env_remove("ACCESS_LOG_FORMAT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run parse");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let outer: Value = serde_json::from_str(l).unwrap();
+            serde_json::from_str(outer["message"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// What a metric filter publishes over `events`: the number of matches, and the sum of the
+/// values (`MetricValue`: "1" or a selector).
+fn publish(pattern: &Pattern, value: &str, events: &[Value]) -> (usize, f64) {
+    let matched: Vec<&Value> = events.iter().filter(|e| pattern.matches(e)).collect();
+    let sum = matched
+        .iter()
+        .map(|e| match value {
+            "1" => 1.0,
+            sel => select(e, sel)
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("{sel} is not a number in a matching event: {e}")),
+        })
+        .sum();
+    (matched.len(), sum)
+}
+
+#[test]
+fn every_metric_filter_counts_what_the_forwarder_wrote() {
+    let filters = template_filters();
+    assert_eq!(filters.len(), 8, "{filters:#?}");
+    let (access, want_access) = access_log(500);
+    let (error, want_error) = error_log();
+    for names in ["nginx", "fluentd"] {
+        for output in ["json", "json-compact"] {
+            let env = [
+                ("FIELD_NAMES", names),
+                ("OUTPUT_FORMAT", output),
+                ("ACCESS_LOG_FORMAT", TIMING),
+            ];
+            let access_events = messages("access", &access, &env);
+            let error_events = messages("error", &error, &env);
+            assert_eq!(access_events.len(), 500);
+            for f in &filters {
+                let (pattern, value) = if names == "nginx" {
+                    (&f.pattern.0, &f.value.0)
+                } else {
+                    (&f.pattern.1, &f.value.1)
+                };
+                let p = parse(pattern).unwrap_or_else(|e| panic!("{}: {e}", f.resource));
+                let (events, want) = if f.metric.starts_with("ErrorLog") {
+                    (&error_events, &want_error)
+                } else {
+                    (&access_events, &want_access)
+                };
+                let (matched, sum) = publish(&p, value, events);
+                let expected = want[f.metric.as_str()];
+                assert!(
+                    (sum - expected).abs() < 1e-6,
+                    "{} ({names}, {output}): {pattern} → {sum}, want {expected}",
+                    f.resource
+                );
+                if names == "nginx" && output == "json" {
+                    eprintln!(
+                        "{:<34} {:<22} {matched:>4} events matched, metric {sum:.3}",
+                        f.resource, f.metric
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The example event and patterns of AWS's "Using filter patterns to match terms in JSON
+/// log events" (the ones within this subset), with the documented outcomes.
+#[test]
+fn the_evaluator_follows_awss_documented_examples() {
+    let event = serde_json::json!({
+        "eventType": "UpdateTrail", "sourceIPAddress": "111.111.111.111",
+        "arrayKey": ["value", "another value"],
+        "objectList": [{"name": "a", "id": 1}, {"name": "b", "id": 2}],
+        "SomeObject": null, "cluster.name": "c", "ThisFlag": true
+    });
+    for (pattern, want) in [
+        (r#"{ $.eventType = "UpdateTrail" }"#, true),
+        ("{ $.eventType = UpdateTrail }", true),
+        (r#"{ $.sourceIPAddress != 123.123.* }"#, true),
+        (r#"{ $.sourceIPAddress = 111.111.* }"#, true),
+        (r#"{ $.arrayKey[0] = "value" }"#, true),
+        ("{ $.objectList[1].id = 2 }", true),
+        ("{ $.objectList[1].id > 1 }", true),
+        ("{ $.objectList[1].id < 2 }", false),
+        (
+            r#"{ ($.eventType = "UpdateTrail") && ($.objectList[0].id = 2) }"#,
+            false,
+        ),
+        (
+            r#"{ $.eventType = "UpdateTrail" || $.objectList[0].id = 2 }"#,
+            true,
+        ),
+        // A number compared with a string field never matches.
+        ("{ $.eventType > 1 }", false),
+        ("{ $.missing = 1 }", false),
+    ] {
+        assert_eq!(parse(pattern).unwrap().matches(&event), want, "{pattern}");
+    }
+    assert_eq!(
+        select(&event, "$.objectList[1].id"),
+        Some(&serde_json::json!(2))
+    );
+    for bad in [
+        "$.a = 1",
+        "{ $.a }",
+        "{ $.a >= \"x\" }",
+        "{ a = 1 }",
+        "{ ($.a = 1 }",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
