@@ -137,8 +137,10 @@ fn error_log() -> (String, BTreeMap<&'static str, f64>) {
 
 /// The messages `parse` prints for `text`.
 fn messages(kind: &str, text: &str, env: &[(&str, &str)]) -> Vec<Value> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let file = std::env::temp_dir().join(format!(
-        "ncf-metric-filters-{}-{kind}.log",
+        "ncf-metric-filters-{}-{n}-{kind}.log",
         std::process::id()
     ));
     std::fs::write(&file, text).unwrap();
@@ -160,9 +162,13 @@ fn messages(kind: &str, text: &str, env: &[(&str, &str)]) -> Vec<Value> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             let outer: Value = serde_json::from_str(l).unwrap();
-            serde_json::from_str(outer["message"].as_str().unwrap()).unwrap()
+            let mut v: Value = serde_json::from_str(outer["message"].as_str().unwrap()).unwrap();
+            // What Logs Insights adds: the stream (the instance), alternating between two.
+            v["@logStream"] = Value::from(["i-0123456789abcdef0", "i-0fedcba9876543210"][i % 2]);
+            v
         })
         .collect()
 }
@@ -274,5 +280,232 @@ fn the_evaluator_follows_awss_documented_examples() {
         "{ ($.a = 1 }",
     ] {
         assert!(parse(bad).is_err(), "{bad}");
+    }
+}
+
+// --- Logs Insights: the saved queries and the dashboard -------------------------------------
+
+/// The `QueryString` blocks of template.yaml: (resource, nginx-names query, td-agent query).
+fn template_queries() -> Vec<(String, String, String)> {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let lines: Vec<&str> = template.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if lines.get(i + 1).map(|l| l.trim()) != Some("Type: AWS::Logs::QueryDefinition") {
+            continue;
+        }
+        let resource = line.trim().trim_end_matches(':').to_string();
+        let at = (i..lines.len())
+            .find(|&j| lines[j].trim_start().starts_with("QueryString:"))
+            .expect("a QueryString");
+        // A block scalar (`|`) indented below; with `!If`, two of them after `- FluentdNames`.
+        let mut blocks: Vec<String> = Vec::new();
+        let mut j = at + 1;
+        let base = lines[at].len() - lines[at].trim_start().len();
+        while j < lines.len() {
+            let l = lines[j];
+            let indent = l.len() - l.trim_start().len();
+            if !l.trim().is_empty() && indent <= base {
+                break;
+            }
+            if l.trim() == "- |" || blocks.is_empty() && !l.trim().starts_with('-') {
+                blocks.push(String::new());
+                if l.trim() == "- |" {
+                    j += 1;
+                    continue;
+                }
+            }
+            if !l.trim().starts_with("- FluentdNames")
+                && l.trim() != "- |"
+                && let Some(b) = blocks.last_mut()
+            {
+                b.push_str(l.trim());
+                b.push('\n');
+            }
+            j += 1;
+        }
+        let (nginx, fluentd) = match blocks.len() {
+            1 => (blocks[0].clone(), blocks[0].clone()),
+            2 => (blocks[1].clone(), blocks[0].clone()),
+            n => panic!("{resource}: {n} query blocks"),
+        };
+        out.push((resource, nginx, fluentd));
+    }
+    out
+}
+
+/// What a query of the subset the template uses (`filter` with `and`, comparisons and
+/// `ispresent`, `stats count(*) … by …`; `fields`, `sort` and `limit` do not change counts)
+/// gives over `events`: the rows `stats` makes (group → count), or the matching events as one
+/// group when there is no `stats`.
+fn insights(query: &str, events: &[Value]) -> BTreeMap<String, usize> {
+    let mut rows: Vec<&Value> = events.iter().collect();
+    let mut grouped: Option<BTreeMap<String, usize>> = None;
+    for stage in query.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+        if stage.starts_with("SOURCE") {
+            continue;
+        }
+        if let Some(cond) = stage.strip_prefix("filter ") {
+            rows.retain(|e| cond.split(" and ").all(|c| holds(c.trim(), e)));
+        } else if let Some(stats) = stage.strip_prefix("stats ") {
+            let by: Vec<&str> = stats
+                .split_once(" by ")
+                .map(|(_, b)| b.split(',').map(str::trim).collect())
+                .unwrap_or_default();
+            let mut g = BTreeMap::new();
+            for e in &rows {
+                let key: Vec<String> = by
+                    .iter()
+                    .map(|f| e.get(*f).map_or("(none)".into(), |v| v.to_string()))
+                    .collect();
+                *g.entry(key.join(" / ")).or_default() += 1;
+            }
+            grouped = Some(g);
+        } else {
+            assert!(
+                ["fields ", "sort ", "limit "]
+                    .iter()
+                    .any(|p| stage.starts_with(p)),
+                "not in the evaluated subset: {stage}"
+            );
+        }
+    }
+    grouped.unwrap_or_else(|| BTreeMap::from([("matched".to_string(), rows.len())]))
+}
+
+/// One `filter` clause: `ispresent(f)`, `f = "text"`, or `f <op> number`.
+fn holds(clause: &str, e: &Value) -> bool {
+    if let Some(f) = clause
+        .strip_prefix("ispresent(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return e.get(f).is_some();
+    }
+    let (field, op, value) = [">=", "<=", "!=", "=", ">", "<"]
+        .iter()
+        .find_map(|op| {
+            clause
+                .split_once(op)
+                .map(|(f, v)| (f.trim(), *op, v.trim()))
+        })
+        .unwrap_or_else(|| panic!("not in the evaluated subset: {clause}"));
+    let Some(got) = e.get(field) else {
+        return false;
+    };
+    if let Some(text) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        return (op == "=") == (got.as_str() == Some(text));
+    }
+    let (Some(got), Ok(want)) = (got.as_f64(), value.parse::<f64>()) else {
+        return false;
+    };
+    match op {
+        ">=" => got >= want,
+        "<=" => got <= want,
+        "!=" => got != want,
+        "=" => got == want,
+        ">" => got > want,
+        _ => got < want,
+    }
+}
+
+#[test]
+fn every_saved_query_and_dashboard_query_reads_the_forwarders_fields() {
+    let queries = template_queries();
+    assert_eq!(queries.len(), 5, "{queries:#?}");
+    let (access, want) = access_log(500);
+    let (error, _) = error_log();
+    // Two invocation summaries as the function logs them, one with a failed object.
+    let summaries = vec![
+        serde_json::json!({"message": "invocation summary", "objects_failed": 0, "objects_delivered": 3}),
+        serde_json::json!({"message": "invocation summary", "objects_failed": 1, "objects_delivered": 2}),
+    ];
+    for names in ["nginx", "fluentd"] {
+        let env = [("FIELD_NAMES", names), ("ACCESS_LOG_FORMAT", TIMING)];
+        let access_events = messages("access", &access, &env);
+        let error_events = messages("error", &error, &env);
+        for (resource, nginx_q, fluentd_q) in &queries {
+            let q = if names == "nginx" { nginx_q } else { fluentd_q };
+            let events = match resource.as_str() {
+                "ErrorLogByLevelQuery" => &error_events,
+                "FailedObjectsQuery" => &summaries,
+                _ => &access_events,
+            };
+            let rows = insights(q, events);
+            let total: usize = rows.values().sum();
+            let (want_total, want_rows) = match resource.as_str() {
+                "SlowestRequestsQuery" => (500, 1),
+                "ServerErrorsByUriQuery" => (want["5xx"] as usize, want["5xx"] as usize),
+                "TopClientsQuery" => (500, 250),
+                "ErrorLogByLevelQuery" => (200, 8),
+                "FailedObjectsQuery" => (1, 1),
+                other => panic!("a query this test does not know: {other}"),
+            };
+            assert_eq!(
+                (total, rows.len()),
+                (want_total, want_rows),
+                "{resource} ({names}): {q}"
+            );
+            assert!(
+                !rows.contains_key("(none)"),
+                "{resource} ({names}) groups by a field the events lack: {rows:?}"
+            );
+            if names == "nginx" {
+                eprintln!("{resource:<24} {total:>4} events in {:>3} rows", rows.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_is_valid_json_and_its_queries_use_the_forwarders_fields() {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let start = template.find("DashboardBody: !Sub").expect("a dashboard");
+    let body: String = template[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.trim_start().starts_with("- AccessGroup:"))
+        .map(|l| l.trim().to_string() + "\n")
+        .collect();
+    let (access, want) = access_log(500);
+    for (names, client, uri, status) in [
+        ("nginx", "remote_addr", "request_uri", "status"),
+        ("fluentd", "remote", "path", "code"),
+    ] {
+        let rendered = body
+            .replace("${AWS::Region}", "us-east-1")
+            .replace("${MetricNamespace}", "Nginx")
+            .replace("${AccessGroup}", "nginx-access")
+            .replace("${Function}", "stack-forwarder")
+            .replace("${ClientField}", client)
+            .replace("${UriField}", uri)
+            .replace("${StatusField}", status);
+        assert!(
+            !rendered.contains("${"),
+            "an unsubstituted name: {rendered}"
+        );
+        let dash: Value =
+            serde_json::from_str(&rendered).unwrap_or_else(|e| panic!("{e}: {rendered}"));
+        let widgets = dash["widgets"].as_array().expect("widgets");
+        assert_eq!(widgets.len(), 8);
+        let events = messages(
+            "access",
+            &access,
+            &[("FIELD_NAMES", names), ("ACCESS_LOG_FORMAT", TIMING)],
+        );
+        for w in widgets.iter().filter(|w| w["type"] == "log") {
+            let q = w["properties"]["query"].as_str().expect("a query");
+            let rows = insights(q, &events);
+            assert!(rows.keys().all(|k| !k.contains("(none)")), "{q}: {rows:?}");
+            let total: usize = rows.values().sum();
+            let title = w["properties"]["title"].as_str().unwrap();
+            let expected = if title == "5xx by instance" {
+                want["5xx"] as usize
+            } else {
+                500
+            };
+            assert_eq!(total, expected, "{title} ({names})");
+        }
     }
 }
