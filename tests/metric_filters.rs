@@ -63,7 +63,12 @@ fn template_filters() -> Vec<Filter> {
                 .to_string()
         };
         out.push(Filter {
-            metric: field("MetricName:").trim().to_string(),
+            metric: field("MetricName:")
+                .trim()
+                .trim_start_matches("!Sub ")
+                .trim_matches('"')
+                .trim_start_matches("${MetricNamePrefix}")
+                .to_string(),
             pattern: either(&field("FilterPattern:")),
             value: either(&field("MetricValue:")),
             resource,
@@ -187,6 +192,48 @@ fn publish(pattern: &Pattern, value: &str, events: &[Value]) -> (usize, f64) {
         })
         .sum();
     (matched.len(), sum)
+}
+
+/// A parameter's `Default:` in template.yaml.
+fn default_of(parameter: &str) -> f64 {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let at = template
+        .find(&format!("\n  {parameter}:\n"))
+        .unwrap_or_else(|| panic!("no parameter {parameter}"));
+    template[at..]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{parameter}: no numeric default"))
+}
+
+/// The nginx alarms at their default thresholds, over the metrics the filters publish for the
+/// test log taken as one period: what each would do.
+#[test]
+fn the_alarms_fire_on_the_test_logs_numbers() {
+    let (access, want) = access_log(500);
+    let events = messages("access", &access, &[("ACCESS_LOG_FORMAT", TIMING)]);
+    let mut times: Vec<f64> = events
+        .iter()
+        .filter_map(|e| e["request_time"].as_f64())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let p99 = times[(times.len() as f64 * 0.99).ceil() as usize - 1];
+    let ratio = 100.0 * want["5xx"] / want["Requests"];
+    let (_, want_error) = error_log();
+    let critical = want_error["ErrorLogCritical"];
+    let (ratio_max, p99_max) = (
+        default_of("ServerErrorPercentThreshold"),
+        default_of("LatencyP99ThresholdSeconds"),
+    );
+    eprintln!(
+        "ServerErrorRatioAlarm: 5xx {ratio:.1} % > {ratio_max} %; LatencyP99Alarm: p99 {p99:.3} s > {p99_max} s; \
+         CriticalErrorLogAlarm: {critical} critical entries > 0"
+    );
+    assert!(ratio > ratio_max, "35 of 500 is 7 %");
+    assert!(p99 > p99_max);
+    assert!(critical > 0.0);
 }
 
 #[test]
@@ -476,6 +523,7 @@ fn the_dashboard_is_valid_json_and_its_queries_use_the_forwarders_fields() {
         let rendered = body
             .replace("${AWS::Region}", "us-east-1")
             .replace("${MetricNamespace}", "Nginx")
+            .replace("${MetricNamePrefix}", "")
             .replace("${AccessGroup}", "nginx-access")
             .replace("${Function}", "stack-forwarder")
             .replace("${ClientField}", client)
