@@ -373,18 +373,26 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_free_object_is_leased_at_once_and_released_after() {
-        let store = Arc::new(Store::default());
-        let (held, taken) = acquire(
-            &leasing(&store),
+    /// [`acquire`] on the test object, never interrupted.
+    async fn take(
+        store: &Arc<Store>,
+        stop_by: Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<(Held, Taken), NotTaken> {
+        acquire(
+            &leasing(store),
             &obj(),
-            None,
-            None,
+            stop_by,
+            deadline,
             &AtomicBool::new(false),
         )
         .await
-        .expect("taken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_object_is_leased_at_once_and_released_after() {
+        let store = Arc::new(Store::default());
+        let (held, taken) = take(&store, None, None).await.expect("taken");
         assert_eq!(taken, Taken::default());
         let terms = store.lease.lock().unwrap().clone().expect("a lease").1;
         let term_ms = terms.expires_ms - now_ms();
@@ -398,15 +406,7 @@ mod tests {
     async fn a_live_lease_is_waited_for_until_its_holder_releases_it() {
         let store = Arc::new(Store::with(other(60_000)));
         *store.released_after_reads.lock().unwrap() = Some(3);
-        let (held, taken) = acquire(
-            &leasing(&store),
-            &obj(),
-            None,
-            None,
-            &AtomicBool::new(false),
-        )
-        .await
-        .expect("taken");
+        let (held, taken) = take(&store, None, None).await.expect("taken");
         assert_eq!(
             taken,
             Taken {
@@ -430,16 +430,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_live_lease_past_the_stop_time_fails_busy_naming_its_holder() {
         let store = Arc::new(Store::with(other(60_000)));
-        let err = acquire(
-            &leasing(&store),
-            &obj(),
-            Some(Instant::now()),
-            None,
-            &AtomicBool::new(false),
-        )
-        .await
-        .err()
-        .expect("busy");
+        let err = take(&store, Some(Instant::now()), None)
+            .await
+            .err()
+            .expect("busy");
         assert!(matches!(&err, NotTaken::Busy { holder, .. } if holder == "the other delivery"));
         assert!(err.to_string().contains("the other delivery"), "{err}");
         assert_eq!(
@@ -458,28 +452,13 @@ mod tests {
     async fn an_expired_lease_is_taken_over_but_not_within_the_clock_grace() {
         let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap();
         let store = Arc::new(Store::with(other(-(grace + 1_000))));
-        let (held, taken) = acquire(
-            &leasing(&store),
-            &obj(),
-            None,
-            None,
-            &AtomicBool::new(false),
-        )
-        .await
-        .expect("taken");
+        let (held, taken) = take(&store, None, None).await.expect("taken");
         assert_eq!(taken.took_over.as_deref(), Some("the other delivery"));
         held.release().await;
 
         // Expired by less than the grace: still the other's.
         let store = Arc::new(Store::with(other(-(grace / 2))));
-        let err = acquire(
-            &leasing(&store),
-            &obj(),
-            Some(Instant::now()),
-            None,
-            &AtomicBool::new(false),
-        )
-        .await;
+        let err = take(&store, Some(Instant::now()), None).await;
         assert!(matches!(err, Err(NotTaken::Busy { .. })));
     }
 
@@ -487,15 +466,7 @@ mod tests {
     async fn a_lease_never_outlasts_the_deadline_and_is_renewed_while_held() {
         let store = Arc::new(Store::default());
         let deadline = Instant::now() + Duration::from_secs(10);
-        let (held, _) = acquire(
-            &leasing(&store),
-            &obj(),
-            None,
-            Some(deadline),
-            &AtomicBool::new(false),
-        )
-        .await
-        .expect("taken");
+        let (held, _) = take(&store, None, Some(deadline)).await.expect("taken");
         let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - now_ms();
         assert!((9_000..=10_000).contains(&left), "{left}");
         // Paused time jumps to each renewal (a third of the term).
