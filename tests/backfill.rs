@@ -14,7 +14,6 @@ use common::moto::{Moto, forwarder_command, read_stream, replay, upload};
 use common::notify::{receive_all, sqs_lambda_event};
 use common::relay::SlowRelay;
 use common::{gzip, numbered_log, s3_event_with_etag, uri_counts};
-use nginx_cloudwatch_forwarder::aws::clients_from;
 use serde_json::Value;
 
 const BUCKET: &str = "nginx-logs-backfill";
@@ -37,13 +36,7 @@ struct Uploaded {
 
 impl Rig {
     async fn start() -> Self {
-        let moto = Moto::start();
-        let (s3, logs) = clients_from(&moto.sdk_config(), true);
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("bucket");
+        let (moto, s3, logs) = common::moto::with_bucket(BUCKET).await;
         Self { moto, s3, logs }
     }
 

@@ -325,15 +325,9 @@ async fn a_sample_decides_the_same_across_a_failure_and_its_resume() {
 /// binary against moto: what is stored, and the summary's counts by rule.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rules_and_json_compact_through_replay_against_moto() {
-    use common::moto::{Moto, read_stream, replay, upload};
+    use common::moto::{read_stream, replay, upload};
     const BUCKET: &str = "nginx-logs-filter";
-    let moto = Moto::start();
-    let (s3, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    let (moto, s3, logs) = common::moto::with_bucket(BUCKET).await;
     let (text, kinds) = mix(400);
     let count = |k: Kind| kinds.iter().filter(|&&x| x == k).count();
     // Lines from an hour ago: within CloudWatch's window whenever the test runs.

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::moto::{Moto, read_stream, replay, replay_command, replay_result, upload};
 use common::relay::SlowRelay;
 use common::{numbered_log, s3_event_with_etag, uri_counts};
-use nginx_cloudwatch_forwarder::aws::clients_from;
 use nginx_cloudwatch_forwarder::aws::leases::DEFAULT_LEASE_PREFIX;
 use nginx_cloudwatch_forwarder::checkpoint::TAG_KEY;
 use serde_json::Value;
@@ -28,14 +27,8 @@ struct Rig {
 
 impl Rig {
     async fn start(delay: Duration) -> Self {
-        let moto = Moto::start();
+        let (moto, s3, logs) = common::moto::with_bucket(BUCKET).await;
         let relay = SlowRelay::start(&moto.endpoint, delay);
-        let (s3, logs) = clients_from(&moto.sdk_config(), true);
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("bucket");
         Self {
             moto,
             relay,

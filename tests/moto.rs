@@ -23,13 +23,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let moto = Moto::start();
-    let (s3, logs) = clients_from(&moto.sdk_config(), true);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create bucket");
+    let (moto, s3, logs) = common::moto::with_bucket(BUCKET).await;
     Env { moto, s3, logs }
 }
 

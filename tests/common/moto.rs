@@ -103,6 +103,25 @@ impl Drop for Moto {
     }
 }
 
+/// moto with one bucket, and clients for it (S3 with path-style addressing, CloudWatch Logs).
+pub async fn with_bucket(
+    bucket: &str,
+) -> (Moto, aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
+    let moto = Moto::start();
+    let (s3, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create bucket {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+    (moto, s3, logs)
+}
+
 /// Uploads `body` as `bucket/key`; its ETag (as S3 returns it, quoted).
 pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
     let out = s3
