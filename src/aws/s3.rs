@@ -82,14 +82,9 @@ impl ObjectLister for S3Source {
             .send()
             .await
             .map_err(|e| {
-                let code = e
-                    .as_service_error()
-                    .and_then(|s| s.code())
-                    .unwrap_or_default();
-                let status = e.raw_response().map(|r| r.status().as_u16());
+                let (code, status, detail) = super::error_facts(&e);
                 let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
-                let detail = DisplayErrorContext(&e).to_string();
-                match code {
+                match code.as_str() {
                     "NoSuchBucket" => ListError::NoBucket { bucket },
                     "AccessDenied" => ListError::AccessDenied {
                         bucket,

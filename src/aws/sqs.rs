@@ -1,7 +1,6 @@
 //! SQS as a [`MessageQueue`]: `SendMessageBatch`, for `backfill --enqueue`.
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::ports::{MessageQueue, NotQueued, QueueError, QueueMessage};
@@ -50,14 +49,9 @@ impl MessageQueue for SqsQueue {
             .send()
             .await
             .map_err(|e| {
-                let code = e
-                    .as_service_error()
-                    .and_then(|s| s.code())
-                    .unwrap_or_default();
-                let status = e.raw_response().map(|r| r.status().as_u16());
+                let (code, status, detail) = super::error_facts(&e);
                 let queue = queue.to_string();
-                let detail = DisplayErrorContext(&e).to_string();
-                if NO_QUEUE.contains(&code) {
+                if NO_QUEUE.contains(&code.as_str()) {
                     QueueError::NoQueue { queue }
                 } else if code == "AccessDenied" || status == Some(403) {
                     QueueError::AccessDenied { queue, detail }
