@@ -426,3 +426,24 @@ async fn a_listing_longer_than_one_page_is_read_to_the_end() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_or_queue_is_named_and_fails_the_command() {
+    let rig = Rig::start().await;
+    let (code, _, stderr) = run(&["backfill", "s3://no-such-bucket/nginx/"], &rig.env());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bucket \"no-such-bucket\" does not exist"),
+        "{stderr}"
+    );
+    rig.upload_logs(2, &[1]).await;
+    let queue = format!("{}/123456789012/no-such-queue", rig.moto.endpoint);
+    let target = format!("s3://{BUCKET}/nginx/");
+    let (code, _, stderr) = run(&["backfill", &target, "--enqueue", &queue], &rig.env());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("no-such-queue"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 of 2 objects were enqueued"), "{stderr}");
+}
