@@ -100,20 +100,7 @@ pub fn filtered(
     let parts = || {
         *parts.get_or_init(|| {
             let request = fmt.vars().iter().position(|v| v.request).and_then(logged);
-            let own = |i: Option<usize>| i.map(|i| value(line, spans, i));
-            let [m, u, p] = fmt.request_part_vars();
-            request.map(|r| {
-                request_parts(
-                    r,
-                    fmt.escape(),
-                    own(fmt.status_var()),
-                    RequestParts {
-                        method: own(m),
-                        uri: own(u),
-                        protocol: own(p),
-                    },
-                )
-            })
+            request.map(|r| logged_request_parts(fmt, line, spans, r))
         })
     };
     let [method, uri, protocol] = fmt.derived_keys();
@@ -230,16 +217,8 @@ pub fn write_fields<B: BorrowMut<String>>(
             }
             continue;
         }
-        let parts = (var.request && (derived.any() || settings.compact)).then(|| {
-            let logged = |i: Option<usize>| i.map(|i| self::value(line, spans, i));
-            let [m, u, p] = fmt.request_part_vars();
-            let own = RequestParts {
-                method: logged(m),
-                uri: logged(u),
-                protocol: logged(p),
-            };
-            request_parts(value, fmt.escape(), logged(fmt.status_var()), own)
-        });
+        let parts = (var.request && (derived.any() || settings.compact))
+            .then(|| logged_request_parts(fmt, line, spans, value));
         // json-compact: `request` is left out when its parts, in the message, rebuild it.
         let rebuilt = settings.compact && parts.is_some_and(|p| p.rebuild_exactly(value));
         if var.request && (!fmt.writes_request() || rebuilt) {
@@ -267,6 +246,24 @@ pub fn write_fields<B: BorrowMut<String>>(
         w.str_field_at(fmt.tail_key(), tail);
     }
     settings.extra.write_to(w);
+}
+
+/// [`request_parts`] of `request` (the line's `$request`), with what the line's own `$status`,
+/// `$request_method`, `$request_uri` and `$server_protocol` say, as logged.
+fn logged_request_parts<'r>(
+    fmt: &super::LogFormat,
+    line: &str,
+    spans: &[(usize, usize)],
+    request: &'r str,
+) -> RequestParts<'r> {
+    let logged = |i: Option<usize>| i.map(|i| value(line, spans, i));
+    let [m, u, p] = fmt.request_part_vars();
+    let own = RequestParts {
+        method: logged(m),
+        uri: logged(u),
+        protocol: logged(p),
+    };
+    request_parts(request, fmt.escape(), logged(fmt.status_var()), own)
 }
 
 /// A time variable's UTC offset when it is not zero (`+0100` of `$time_local`, `+01:00` of
