@@ -258,30 +258,29 @@ impl Rules {
     }
 }
 
-/// A line's place in [0, 2^32): FNV-1a of the object's seed and the line number, a hash that
-/// stays the same across builds and versions (the sample must not change between a delivery
-/// and its resume).
-fn sample_point(seed: u64, line: u64) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = seed;
-    for b in line.to_le_bytes() {
+/// FNV-1a: a hash that stays the same across builds and versions (the sample must not change
+/// between a delivery and its resume).
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    for b in bytes {
         h ^= u64::from(b);
-        h = h.wrapping_mul(PRIME);
+        h = h.wrapping_mul(FNV_PRIME);
     }
+    h
+}
+
+/// A line's place in [0, 2^32): FNV-1a of the object's seed and the line number.
+fn sample_point(seed: u64, line: u64) -> u64 {
+    let h = fnv1a(seed, line.to_le_bytes());
     // Fold to 32 bits: the low bits of FNV mix poorly on their own.
     (h ^ (h >> 32)) & 0xffff_ffff
 }
 
 /// The seed of an object's sample: FNV-1a of its bucket and key.
 pub fn object_seed(bucket: &str, key: &str) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    for b in bucket.bytes().chain([b'/']).chain(key.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(PRIME);
-    }
-    h
+    fnv1a(FNV_OFFSET, bucket.bytes().chain([b'/']).chain(key.bytes()))
 }
 
 #[cfg(test)]
