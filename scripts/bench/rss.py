@@ -2,7 +2,8 @@
 a 40k-line one. One run's peak depends on how many puts happened to be in flight together, so
 each size runs RUNS times (alternating) and the medians are compared.
 The bench takes its configuration from the environment (MAX_CONCURRENT_PUTS=4 ...); this script
-runs only its e2e-gz part (BENCH_PARTS=e2e-gz: no decompression or `parse` references).
+runs only its e2e-gz part (BENCH_PARTS=e2e-gz: no decompression or `parse` references), with
+heap counting on (BENCH_HEAP=1).
 usage: python3 scripts/bench/rss.py [RUNS]  (from the repository root)"""
 import os
 import re
@@ -18,7 +19,7 @@ for i in range(runs):
     for n in sizes:
         out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "e2e", "--", str(n)],
                              check=True, capture_output=True, text=True,
-                             env=dict(os.environ, BENCH_PARTS="e2e-gz")).stdout
+                             env=dict(os.environ, BENCH_PARTS="e2e-gz", BENCH_HEAP="1")).stdout
         line = next(l for l in out.splitlines() if l.startswith("e2e "))
         peak = float(re.search(r"peak_rss_mb=([0-9.]+)", line).group(1))
         heap = float(re.search(r"peak_heap_mb=([0-9.]+)", line).group(1))

@@ -1,9 +1,10 @@
 //! Access-log lines → events, through the compiled `log_format`.
 
 use std::borrow::BorrowMut;
+use std::sync::Arc;
 
 use super::format::{Escape, TimeVar};
-use super::json::ObjectWriter;
+use super::json::{CLOSE_EVENT, InArena, ObjectWriter, open_event, push_message};
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
 use super::{LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
 
@@ -26,42 +27,63 @@ pub fn parse_line_with(
     fallback_ts: i64,
     spans: &mut Vec<(usize, usize)>,
 ) -> LogEvent {
+    let mut arena = String::new();
+    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, spans, &mut arena);
+    if let Some(at) = at {
+        ev.message = Message::in_arena(&Arc::new(arena), at);
+    }
+    ev
+}
+
+/// [`parse_line_with`] writing the message into `arena`, the buffer a worker shares between the
+/// messages of a block: the event's message is left empty and the second value says where its
+/// text is ([`Message::in_arena`] makes it the event's once the block is done). `None`: the
+/// event has its message already (a line that did not parse) or none (filtered).
+pub fn parse_line_into(
+    settings: &ParseSettings,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+    spans: &mut Vec<(usize, usize)>,
+    arena: &mut String,
+) -> (LogEvent, Option<InArena>) {
     match locate(settings, line, spans) {
         Ok(found) => {
             let timestamp = found.timestamp.unwrap_or(fallback_ts);
-            if let Some(filtered) = filtered(settings, line, spans, line_no) {
-                // Counted, never sent: no message is written.
-                return LogEvent {
-                    timestamp,
-                    message: Message::new(""),
-                    line: line_no,
-                    offset: 0,
-                    parse_failed: false,
-                    filtered: Some(filtered),
-                };
-            }
-            let message = match settings.output {
-                OutputFormat::Raw => Message::new(line),
-                OutputFormat::Json => {
-                    // Messages run to about 2.3× the line (keys, the request split out), and
-                    // their escaped form a little more. Room for that: too little doubles the
-                    // buffer (events wait in batches, and memory is what they hold, not what
-                    // they use).
-                    let mut w = ObjectWriter::message(line.len() * 5 / 2 + 64);
-                    write_fields(settings, line, spans, found.tail, &mut w);
-                    w.finish_message()
-                }
-            };
-            LogEvent {
+            let event = |filtered| LogEvent {
                 timestamp,
-                message,
+                message: Message::default(),
                 line: line_no,
                 offset: 0,
                 parse_failed: false,
-                filtered: None,
+                filtered,
+            };
+            if let Some(filtered) = filtered(settings, line, spans, line_no) {
+                // Counted, never sent: no message is written.
+                return (event(Some(filtered)), None);
             }
+            // Inside the event object of a request body, with a comma after it: consecutive
+            // events of a batch are then one run of the arena ([`Message::frame`]).
+            let frame = arena.len();
+            open_event(arena, timestamp);
+            let mut at = match settings.output {
+                OutputFormat::Raw => push_message(arena, line),
+                OutputFormat::Json => {
+                    let start = arena.len();
+                    let mut w = ObjectWriter::nested(arena);
+                    write_fields(settings, line, spans, found.tail, &mut w);
+                    w.finish_in_arena(start)
+                }
+            };
+            arena.push_str(CLOSE_EVENT);
+            arena.push(',');
+            at.frame = Some((frame, timestamp));
+            (event(None), Some(at))
         }
-        Err(reason) => unparsed_event(settings, line, line_no, fallback_ts, &reason),
+        Err(reason) => (
+            unparsed_event(settings, line, line_no, fallback_ts, &reason),
+            None,
+        ),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A tiny JSON object writer: fields in insertion order, no intermediate `Value` tree.
 
 use std::borrow::BorrowMut;
+use std::sync::Arc;
 
 /// True when one of the 8 bytes of `w` needs escaping in a JSON string: `"`, `\\` or a control
 /// byte below 0x20 (the classic "has zero byte" bit trick, applied three times).
@@ -242,7 +243,7 @@ impl ObjectWriter<String> {
         debug_assert!(self.nested, "a message is written by ObjectWriter::message");
         self.buf.push('}');
         Message {
-            escaped: self.buf,
+            text: Text::Own(self.buf),
             len: self.len + 1,
         }
     }
@@ -258,6 +259,19 @@ impl<'b> ObjectWriter<&'b mut String> {
     /// quotes and escapes are escaped again.
     pub fn nested(buf: &'b mut String) -> Self {
         Self::start(buf, true)
+    }
+
+    /// A message written into a block's arena (`arena`'s end when the writer started there):
+    /// closes the object and says where the message is ([`Message::in_arena`]).
+    pub fn finish_in_arena(self, start: usize) -> InArena {
+        debug_assert!(self.nested, "a message is written by ObjectWriter::nested");
+        let len = self.len + 1;
+        let buf = self.finish();
+        InArena {
+            range: start..buf.len(),
+            len,
+            frame: None,
+        }
     }
 }
 
@@ -373,11 +387,72 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
 /// An event's message as both sinks write it: the contents of a JSON string literal (escaped,
 /// without the quotes), written once by the parser's worker, and the length of the message
 /// itself, the UTF-8 bytes CloudWatch Logs counts against its limits.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The text is either the message's own or a range of its block's arena: the worker writes
+/// the messages of a block of access lines one after another into one buffer
+/// ([`Message::in_arena`]), so that an event costs no allocation of its own and no free on
+/// another thread when its batch is sent.
+#[derive(Debug, Clone)]
 pub struct Message {
-    escaped: String,
+    text: Text,
     len: usize,
 }
+
+#[derive(Debug, Clone)]
+enum Text {
+    Own(String),
+    /// (Offsets as `u32`: events move through the batcher by value, and a block's arena is a
+    /// few MiB at most; [`Message::in_arena`] copies the text out should one not fit.)
+    Arena {
+        arena: Arc<String>,
+        start: u32,
+        end: u32,
+        /// Where the event object around the message starts ([`open_event`]; `u32::MAX`: the
+        /// worker wrote none) and the timestamp written there.
+        frame: u32,
+        frame_timestamp: i64,
+    },
+}
+
+/// The start of one event of a PutLogEvents request body, up to the message's opening quote:
+/// `{"timestamp":T,"message":"`; [`close_event`] ends it. A worker writes each message of a
+/// block inside one ([`Message::frame`]), so that a request body copies runs of consecutive
+/// events at once.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_InputLogEvent.html>
+pub fn open_event(out: &mut String, timestamp: i64) {
+    out.push_str("{\"timestamp\":");
+    push_i64(out, timestamp);
+    out.push_str(",\"message\":\"");
+}
+
+/// The end of an event begun by [`open_event`].
+pub const CLOSE_EVENT: &str = "\"}";
+
+/// Where an event's whole object ([`open_event`] … [`CLOSE_EVENT`]) sits in its arena.
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    pub arena: &'a Arc<String>,
+    pub range: std::ops::Range<usize>,
+    /// The timestamp written in it: the frame is the event's only while the event keeps it.
+    pub timestamp: i64,
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Self {
+            text: Text::Own(String::new()),
+            len: 0,
+        }
+    }
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.escaped() == other.escaped()
+    }
+}
+
+impl Eq for Message {}
 
 impl Message {
     /// The message whose text is `text` (escaped here, in one pass).
@@ -385,8 +460,59 @@ impl Message {
         let mut escaped = String::with_capacity(text.len() + text.len() / 16 + 8);
         push_escaped(&mut escaped, text);
         Self {
-            escaped,
+            text: Text::Own(escaped),
             len: text.len(),
+        }
+    }
+
+    /// The message written escaped at `range` of `arena` ([`InArena`]), `len` bytes once read.
+    /// An out-of-range `range` is a bug of the caller: the message is then empty.
+    pub fn in_arena(arena: &Arc<String>, at: InArena) -> Self {
+        let Some(text) = arena.get(at.range.clone()) else {
+            debug_assert!(false, "a message range outside its arena");
+            return Self::default();
+        };
+        let frame = at.frame.filter(|&(start, _)| {
+            start <= at.range.start && arena.get(start..at.range.end + CLOSE_EVENT.len()).is_some()
+        });
+        let offsets = (
+            u32::try_from(at.range.start),
+            u32::try_from(at.range.end),
+            frame.map_or(Ok(u32::MAX), |(f, _)| u32::try_from(f)),
+        );
+        let (Ok(start), Ok(end), Ok(frame_at)) = offsets else {
+            return Self {
+                text: Text::Own(text.to_string()),
+                len: at.len,
+            };
+        };
+        Self {
+            text: Text::Arena {
+                arena: arena.clone(),
+                start,
+                end,
+                frame: frame_at,
+                frame_timestamp: frame.map_or(0, |(_, ts)| ts),
+            },
+            len: at.len,
+        }
+    }
+
+    /// The event object the worker wrote around this message, if it did.
+    pub fn frame(&self) -> Option<Frame<'_>> {
+        match &self.text {
+            Text::Arena {
+                arena,
+                end,
+                frame,
+                frame_timestamp,
+                ..
+            } if *frame != u32::MAX => Some(Frame {
+                arena,
+                range: *frame as usize..*end as usize + CLOSE_EVENT.len(),
+                timestamp: *frame_timestamp,
+            }),
+            _ => None,
         }
     }
 
@@ -402,18 +528,48 @@ impl Message {
     /// The message as the contents of a JSON string literal: what a request body or an output
     /// line copies between its quotes.
     pub fn escaped(&self) -> &str {
-        &self.escaped
+        match &self.text {
+            Text::Own(s) => s,
+            // Checked in `in_arena`: the range is inside the arena and on char boundaries.
+            Text::Arena {
+                arena, start, end, ..
+            } => arena
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+        }
     }
 
     /// The message's text (unescaped: for tests, and for the rare message too big for one
     /// event, which is split).
     pub fn text(&self) -> String {
-        let mut quoted = String::with_capacity(self.escaped.len() + 2);
+        let escaped = self.escaped();
+        let mut quoted = String::with_capacity(escaped.len() + 2);
         quoted.push('"');
-        quoted.push_str(&self.escaped);
+        quoted.push_str(escaped);
         quoted.push('"');
         // Our own escaping always reads back; should it not, the escaped form loses nothing.
-        serde_json::from_str(&quoted).unwrap_or_else(|_| self.escaped.clone())
+        serde_json::from_str(&quoted).unwrap_or_else(|_| escaped.to_string())
+    }
+}
+
+/// Where a worker wrote a message into its block's arena: the escaped text's range and the
+/// message's own length ([`Message::in_arena`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InArena {
+    pub range: std::ops::Range<usize>,
+    pub len: usize,
+    /// The start of the event object around it and its timestamp ([`Message::frame`]).
+    pub frame: Option<(usize, i64)>,
+}
+
+/// Appends `text`'s message escaped to `arena` (as [`Message::new`] writes it).
+pub fn push_message(arena: &mut String, text: &str) -> InArena {
+    let start = arena.len();
+    push_escaped(arena, text);
+    InArena {
+        range: start..arena.len(),
+        len: text.len(),
+        frame: None,
     }
 }
 
