@@ -95,7 +95,18 @@ struct Bucket {
     events: Vec<LogEvent>,
     bytes: usize,
     lines: LineRuns,
+    /// Bytes of the arenas its events' messages keep alive ([`crate::parse::Message::arena`]),
+    /// each counted once when an event of a new arena joins, and the last such arena.
+    pinned: usize,
+    last_arena: usize,
 }
+
+/// A bucket keeps at most this many bytes of arenas alive per byte of its own events (plus two
+/// arenas, the ones at its edges); an event that would keep more has its message copied out.
+/// Events in input order keep about one byte per byte: the limit is reached only by a day whose
+/// events are scattered thinly over many blocks, which would otherwise keep every one of those
+/// blocks' messages in memory while the bucket fills.
+const MAX_PINNED_PER_BYTE: usize = 4;
 
 /// Fills batches as full as the limits allow, whatever the order of the events.
 ///
@@ -135,6 +146,18 @@ impl Batcher {
             out.push(seal(full));
         }
         let bucket = self.buckets.entry(day).or_default();
+        let mut ev = ev;
+        if let Some((arena, arena_bytes)) = ev.message.arena()
+            && arena != bucket.last_arena
+        {
+            let allowed = MAX_PINNED_PER_BYTE * (bucket.bytes + size) + 2 * arena_bytes;
+            if bucket.pinned + arena_bytes > allowed {
+                ev.message.detach();
+            } else {
+                bucket.pinned += arena_bytes;
+                bucket.last_arena = arena;
+            }
+        }
         bucket.bytes += size;
         bucket.lines.push(ev.line, ev.offset);
         bucket.events.push(ev);
@@ -348,6 +371,89 @@ mod tests {
         }
         b.finish(&mut out);
         out
+    }
+
+    /// A day whose events are scattered one per block over many blocks keeps only a bounded
+    /// amount of those blocks' arenas alive: the rest of its events own their messages. Events
+    /// in input order share their arenas. Nothing is lost either way.
+    #[test]
+    fn a_thinly_scattered_day_does_not_keep_every_blocks_arena() {
+        use crate::parse::json::{InArena, push_message};
+        use std::collections::HashSet;
+        use std::sync::Arc;
+        const BLOCK: usize = 64 << 10;
+        let day = 86_400_000;
+        let mut b = Batcher::new(OutputFormat::Raw);
+        let mut out = Vec::new();
+        let mut line = 0;
+        let mut arenas = Vec::new();
+        for block in 0..300 {
+            // One event of yesterday, then today's events filling the block.
+            let mut arena = String::new();
+            let mut placed: Vec<(i64, InArena)> = Vec::new();
+            placed.push((
+                day - 1000,
+                push_message(&mut arena, &format!("old {block}")),
+            ));
+            while arena.len() < BLOCK {
+                placed.push((2 * day, push_message(&mut arena, &"n".repeat(200))));
+            }
+            let arena = Arc::new(arena);
+            for (ts, at) in placed {
+                line += 1;
+                b.push(
+                    LogEvent {
+                        timestamp: ts,
+                        message: Message::in_arena(&arena, at),
+                        line,
+                        offset: 0,
+                        parse_failed: false,
+                        filtered: None,
+                    },
+                    &mut out,
+                );
+            }
+            arenas.push(Arc::downgrade(&arena));
+        }
+        let old = &b.buckets[&0];
+        assert_eq!(old.events.len(), 300, "yesterday's events are all held");
+        let kept: HashSet<usize> = old
+            .events
+            .iter()
+            .filter_map(|e| e.message.arena().map(|(id, _)| id))
+            .collect();
+        // 300 small events (about 10 KB as CloudWatch counts them) keep a few blocks, not 300.
+        assert!(
+            kept.len() * BLOCK <= 4 * old.bytes + 2 * 2 * BLOCK && kept.len() < 10,
+            "{} arenas of {BLOCK} bytes kept for {} bytes of events",
+            kept.len(),
+            old.bytes
+        );
+        assert!(kept.len() >= 2, "the first ones are kept as they are");
+        let texts: Vec<String> = old.events.iter().map(|e| e.message.text()).collect();
+        assert_eq!(
+            texts,
+            (0..300).map(|i| format!("old {i}")).collect::<Vec<_>>()
+        );
+        // Today's sent batches share arenas: each keeps about as much as it holds.
+        for batch in &out {
+            let ids: HashSet<usize> = batch
+                .events
+                .iter()
+                .filter_map(|e| e.message.arena().map(|(id, _)| id))
+                .collect();
+            assert!(
+                ids.len() * BLOCK <= 2 * batch.bytes + 2 * 2 * BLOCK,
+                "{}",
+                ids.len()
+            );
+            assert!(batch.events.iter().all(|e| e.message.arena().is_some()));
+        }
+        b.finish(&mut out);
+        // Once the batches are gone, no arena is left.
+        drop(b);
+        drop(out);
+        assert!(arenas.iter().all(|a| a.upgrade().is_none()));
     }
 
     fn check_limits(batches: &[Batch]) {

@@ -498,6 +498,22 @@ impl Message {
         }
     }
 
+    /// The arena the message is in, if it is in one: its identity (for comparing, while the
+    /// message lives) and its size in bytes.
+    pub fn arena(&self) -> Option<(usize, usize)> {
+        match &self.text {
+            Text::Own(_) => None,
+            Text::Arena { arena, .. } => Some((Arc::as_ptr(arena) as usize, arena.capacity())),
+        }
+    }
+
+    /// Copies the text out of its arena, so that the message no longer keeps the arena alive.
+    pub fn detach(&mut self) {
+        if matches!(self.text, Text::Arena { .. }) {
+            self.text = Text::Own(self.escaped().to_string());
+        }
+    }
+
     /// The event object the worker wrote around this message, if it did.
     pub fn frame(&self) -> Option<Frame<'_>> {
         match &self.text {
