@@ -417,11 +417,13 @@ mod tests {
         }
         let old = &b.buckets[&0];
         assert_eq!(old.events.len(), 300, "yesterday's events are all held");
-        let kept: HashSet<usize> = old
-            .events
-            .iter()
-            .filter_map(|e| e.message.arena().map(|(id, _)| id))
-            .collect();
+        let arena_ids = |events: &[LogEvent]| -> HashSet<usize> {
+            events
+                .iter()
+                .filter_map(|e| e.message.arena().map(|(id, _)| id))
+                .collect()
+        };
+        let kept = arena_ids(&old.events);
         // 300 small events (about 10 KB as CloudWatch counts them) keep a few blocks, not 300.
         assert!(
             kept.len() * BLOCK <= 4 * old.bytes + 2 * 2 * BLOCK && kept.len() < 10,
@@ -437,11 +439,7 @@ mod tests {
         );
         // Today's sent batches share arenas: each keeps about as much as it holds.
         for batch in &out {
-            let ids: HashSet<usize> = batch
-                .events
-                .iter()
-                .filter_map(|e| e.message.arena().map(|(id, _)| id))
-                .collect();
+            let ids = arena_ids(&batch.events);
             assert!(
                 ids.len() * BLOCK <= 2 * batch.bytes + 2 * 2 * BLOCK,
                 "{}",
