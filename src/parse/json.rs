@@ -415,7 +415,7 @@ enum Text {
 }
 
 /// The start of one event of a PutLogEvents request body, up to the message's opening quote:
-/// `{"timestamp":T,"message":"`; [`close_event`] ends it. A worker writes each message of a
+/// `{"timestamp":T,"message":"`; [`CLOSE_EVENT`] ends it. A worker writes each message of a
 /// block inside one ([`Message::frame`]), so that a request body copies runs of consecutive
 /// events at once.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_InputLogEvent.html>
@@ -499,7 +499,7 @@ impl Message {
     }
 
     /// The arena the message is in, if it is in one: its identity (for comparing, while the
-    /// message lives) and its size in bytes.
+    /// message lives) and the bytes it holds (its capacity: what it keeps allocated).
     pub fn arena(&self) -> Option<(usize, usize)> {
         match &self.text {
             Text::Own(_) => None,
