@@ -107,8 +107,64 @@ pub const UNPARSED_TAIL: &str = "unparsed_tail";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Lit(String),
+    Lit(Literal),
     Var(usize),
+}
+
+/// Literal text of a format, with its first 8 bytes kept as a word: a line is split by
+/// comparing a few bytes at known places, and one masked load compares them faster than a
+/// call to `memcmp` (2.7 % of the samples of a forwarding run in `perf`) or a byte loop (as
+/// slow). `parse` on 3 M lines: 1.48 → 1.44 CPU-seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Literal {
+    text: String,
+    /// The first (up to) 8 bytes, little-endian.
+    word: u64,
+    /// Ones over the bytes of `word` that belong to the literal.
+    mask: u64,
+}
+
+impl Literal {
+    fn new(text: String) -> Self {
+        let head = &text.as_bytes()[..text.len().min(8)];
+        let mut bytes = [0u8; 8];
+        bytes[..head.len()].copy_from_slice(head);
+        let mask = match head.len() {
+            8 => u64::MAX,
+            n => (1u64 << (8 * n)) - 1,
+        };
+        Self {
+            word: u64::from_le_bytes(bytes),
+            mask,
+            text,
+        }
+    }
+
+    /// Whether `hay` starts with this literal.
+    #[inline]
+    fn starts(&self, hay: &[u8]) -> bool {
+        match hay.first_chunk::<8>() {
+            Some(chunk) if self.text.len() <= 8 => {
+                u64::from_le_bytes(*chunk) & self.mask == self.word
+            }
+            _ => hay.starts_with(self.text.as_bytes()),
+        }
+    }
+
+    /// First occurrence in `hay`: memchr for the first byte, then [`Literal::starts`]. For the
+    /// 1–4 byte separators of log formats this beats building a substring searcher per call.
+    fn find_in(&self, hay: &[u8]) -> Option<usize> {
+        let first = *self.text.as_bytes().first()?;
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(first, &hay[from..]) {
+            let at = from + i;
+            if self.starts(&hay[at..]) {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
+    }
 }
 
 /// A compiled `log_format`.
@@ -229,7 +285,7 @@ impl LogFormat {
                 return Err(FormatError::BadVariable(i));
             }
             if !lit.is_empty() {
-                items.push(Item::Lit(std::mem::take(&mut lit)));
+                items.push(Item::Lit(Literal::new(std::mem::take(&mut lit))));
             } else if let Some(Item::Var(prev)) = items.last() {
                 return Err(FormatError::Adjacent(
                     vars[*prev].name.clone(),
@@ -258,7 +314,7 @@ impl LogFormat {
             i = end;
         }
         if !lit.is_empty() {
-            items.push(Item::Lit(lit));
+            items.push(Item::Lit(Literal::new(lit)));
         }
         if vars.is_empty() {
             return Err(FormatError::NoVariables);
@@ -414,12 +470,12 @@ impl LogFormat {
         for (idx, item) in self.items.iter().enumerate() {
             match item {
                 Item::Lit(l) => {
-                    if !line[pos..].starts_with(l.as_str()) {
+                    if !l.starts(&line.as_bytes()[pos..]) {
                         return Err(Mismatch {
-                            reason: format!("expected {l:?} at column {}", pos + 1),
+                            reason: format!("expected {:?} at column {}", l.text, pos + 1),
                         });
                     }
-                    pos += l.len();
+                    pos += l.text.len();
                 }
                 Item::Var(v) => {
                     let rest = &line[pos..];
@@ -429,7 +485,8 @@ impl LogFormat {
                             self.find_end(&self.vars[*v], rest, l)
                                 .ok_or_else(|| Mismatch {
                                     reason: format!(
-                                        "no {l:?} after ${} (column {})",
+                                        "no {:?} after ${} (column {})",
+                                        l.text,
                                         self.vars[*v].name,
                                         pos + 1
                                     ),
@@ -445,15 +502,15 @@ impl LogFormat {
         Ok(pos)
     }
 
-    fn find_end(&self, var: &Var, hay: &str, lit: &str) -> Option<usize> {
+    fn find_end(&self, var: &Var, hay: &str, lit: &Literal) -> Option<usize> {
         let hb = hay.as_bytes();
-        let json_quote = self.escape == Escape::Json && lit.starts_with('"');
+        let json_quote = self.escape == Escape::Json && lit.text.starts_with('"');
         // List values: `a, b` between upstreams or forwarded-for hops, `a : b` between upstream
         // groups (after an internal redirect); their spaces are part of the value.
-        let list = var.list && lit.starts_with(' ');
+        let list = var.list && lit.text.starts_with(' ');
         let mut from = 0;
         loop {
-            let at = from + find_literal(&hb[from..], lit.as_bytes())?;
+            let at = from + lit.find_in(&hb[from..])?;
             let before = &hb[..at];
             let ends_here = if json_quote {
                 // escape=json writes `"` as `\"`: skip quotes after an odd number of backslashes.
@@ -469,21 +526,6 @@ impl LogFormat {
             from = at + 1;
         }
     }
-}
-
-/// First occurrence of a (short) literal: memchr for its first byte, then a comparison. For the
-/// 1–4 byte separators of log formats this beats building a substring searcher per call.
-fn find_literal(hay: &[u8], lit: &[u8]) -> Option<usize> {
-    let (&first, rest) = lit.split_first()?;
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(first, &hay[from..]) {
-        let at = from + i;
-        if hay[at + 1..].starts_with(rest) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// Removes nginx.conf quoting: `'a' "b"` → `ab`, with `\"`, `\'` and `\\` unescaped; a
@@ -527,6 +569,53 @@ mod tests {
 
     fn names(f: &LogFormat) -> Vec<&str> {
         f.vars().iter().map(|v| v.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_literal_is_found_as_starts_with_and_find_would() {
+        // Literals of 1 to 11 bytes against hays shorter and longer than the 8-byte word,
+        // matches at the start, in the middle, at the very end and cut off by the end.
+        let hays = [
+            "",
+            "\"",
+            " - ",
+            "a\" \"b",
+            "x] \"GET",
+            "abc ==> def ==> ghi",
+            "12345678",
+            "1234567",
+            "0123456789ab ==> ",
+            "tail ==",
+            "end ==>",
+        ];
+        let lits = [
+            "\"",
+            " - ",
+            "\" \"",
+            "] \"",
+            " ==> ",
+            "12345678",
+            "123456789",
+            "89ab ==> ",
+        ];
+        for lit in lits {
+            let l = Literal::new(lit.to_string());
+            for hay in hays {
+                for at in 0..=hay.len() {
+                    let rest = &hay.as_bytes()[at..];
+                    assert_eq!(
+                        l.starts(rest),
+                        rest.starts_with(lit.as_bytes()),
+                        "{lit:?} at {at} of {hay:?}"
+                    );
+                }
+                assert_eq!(
+                    l.find_in(hay.as_bytes()),
+                    hay.find(lit),
+                    "{lit:?} in {hay:?}"
+                );
+            }
+        }
     }
 
     #[test]
