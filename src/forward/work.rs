@@ -3,7 +3,7 @@
 //! caller's function: events ([`parse_block`], then [`Joiner`] in input order) or, for `parse`
 //! on access logs, output text.
 //!
-//! Order comes from structure: the reading task spawns each block's work as a blocking task
+//! Order comes from structure: the reading task spawns each block's work as a task of its own
 //! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
 //! the handles in that order. A block whose work panicked is reported, in order, as
 //! [`WorkError::Worker`] by its join handle. Memory stays bounded: a block is read only once it
@@ -124,7 +124,8 @@ where
     let places = plan.threads.max(1) * QUEUE_PER_WORKER;
     let (tx, queue) = mpsc::channel(places);
     let spare = Arc::new(Spare::new(places + 1));
-    // Blocks parsed at once: one per worker, so that reading (decompression) keeps its core.
+    // Blocks parsed at once: one per core (more measured no faster); reading (decompression)
+    // and the puts share the runtime's workers with them.
     let workers = Arc::new(Semaphore::new(plan.threads.max(1)));
     let reading = tokio::spawn(read_blocks(
         reader,
@@ -215,7 +216,11 @@ async fn read_blocks<T, F>(
             index,
             end_line: line,
             end_offset: reader.bytes(),
-            task: tokio::task::spawn_blocking(move || {
+            // A task on the runtime's workers, not `spawn_blocking`: a block is about a
+            // millisecond of parsing, and handing it to a thread of the blocking pool (and its
+            // result back) left the cores idle between blocks. Measured on 2 cores, 3 M lines:
+            // `parse` 540 -> 760 MB/s, e2e-plain 305 -> 325 MB/s.
+            task: tokio::task::spawn(async move {
                 let output = work(&block);
                 drop(worker);
                 spare.give(block.bytes);
