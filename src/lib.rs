@@ -25,4 +25,5 @@ pub mod parse;
 pub mod ports;
 pub mod route;
 pub mod ship;
+pub mod spare;
 pub mod summary;

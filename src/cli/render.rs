@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 pub use crate::forward::work::Plan;
-use crate::forward::work::{self, Block, QUEUE_PER_WORKER, Spare, WorkError};
+use crate::forward::work::{self, Block, QUEUE_PER_WORKER, WorkError};
 use crate::lines::{LineReader, pieces};
 use crate::parse::access::{self, locate, unparsed_event, write_fields};
 use crate::parse::json::{self, ObjectWriter, push_escaped};
 use crate::parse::{LogEvent, OutputFormat, ParseSettings};
 use crate::route::LogKind;
+use crate::spare::Spare;
 
 /// Lines up to this long are written by the fast road: their JSON message (at worst every byte
 /// escaped as `\u00XX`, the request written twice, plus the keys) cannot exceed one event.

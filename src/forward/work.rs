@@ -30,6 +30,7 @@ use crate::parse::error::{self, Pending};
 use crate::parse::json::InArena;
 use crate::parse::{LineParser, LogEvent, Message, OutputFormat, ParseSettings, access};
 use crate::route::LogKind;
+use crate::spare::Spare;
 
 /// Input handed to a worker at a time by the `parse` command: big enough that hand-offs cost
 /// nothing.
@@ -135,36 +136,6 @@ where
         (spare, workers),
     ));
     Ordered { queue, reading }
-}
-
-/// Buffers of blocks already parsed, kept for the next blocks (at most `keep`): a block buffer
-/// is allocated once instead of grown for every block.
-pub struct Spare<T> {
-    keep: usize,
-    buffers: std::sync::Mutex<Vec<T>>,
-}
-
-impl<T> Spare<T> {
-    pub fn new(keep: usize) -> Self {
-        Self {
-            keep,
-            buffers: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// A kept buffer, if any.
-    pub fn take(&self) -> Option<T> {
-        self.buffers.lock().ok().and_then(|mut b| b.pop())
-    }
-
-    /// Keeps `buffer` for reuse, unless enough are kept already.
-    pub fn give(&self, buffer: T) {
-        if let Ok(mut b) = self.buffers.lock()
-            && b.len() < self.keep
-        {
-            b.push(buffer);
-        }
-    }
 }
 
 async fn read_blocks<T, F>(
