@@ -20,7 +20,7 @@ for i in range(runs):
         out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "e2e", "--", str(n)],
                              check=True, capture_output=True, text=True,
                              env=dict(os.environ, BENCH_PARTS="e2e-gz", BENCH_HEAP="1")).stdout
-        line = next(l for l in out.splitlines() if l.startswith("e2e "))
+        line = next(l for l in out.splitlines() if l.startswith("e2e lines="))
         peak = float(re.search(r"peak_rss_mb=([0-9.]+)", line).group(1))
         heap = float(re.search(r"peak_heap_mb=([0-9.]+)", line).group(1))
         peaks[n].append(peak)
