@@ -9,10 +9,10 @@
 //! regenerated when a day old so the lines stay inside CloudWatch's window). Parts, in this
 //! order:
 //! - `decode`: the gzip object through the forwarder's own decoder, built as `src/lines.rs`
-//!   builds it (async-compression's tokio `GzipDecoder`, whose inflate is flate2's default
-//!   backend, miniz_oxide; 256 KiB buffers before and after it), on this process's runtime, the
+//!   builds it (async-compression's tokio `GzipDecoder`, whose inflate is flate2's zlib-rs
+//!   backend, as Cargo.toml selects it; 256 KiB buffers before and after it), on this process's runtime, the
 //!   output counted and dropped;
-//! - `flate2`: the same inflate without tokio (`flate2::read::MultiGzDecoder`, miniz_oxide);
+//! - `flate2`: the same inflate without tokio (`flate2::read::MultiGzDecoder`, zlib-rs);
 //! - `gzip`: `gzip -dc OBJECT > /dev/null` (GNU gzip's own inflate), when `gzip` is on PATH;
 //! - `zlib`: the system zlib through python3's `zlib` module, when `python3` is on PATH;
 //! - `e2e-gz`: the gzip object through `Handler::handle` (an S3 event naming it) to the endpoint;
@@ -583,7 +583,7 @@ fn main() {
         let (n, wall, cpu) = timed(hz, || rt.block_on(decode_async(&path)));
         parts.push(Part {
             name: "decode",
-            what: "async-compression tokio GzipDecoder (flate2/miniz_oxide), as src/lines.rs"
+            what: "async-compression tokio GzipDecoder (flate2/zlib-rs), as src/lines.rs"
                 .into(),
             wall_s: wall,
             text_bytes: n,
@@ -598,7 +598,7 @@ fn main() {
         let (n, wall, cpu) = timed(hz, || decode_flate2(&path));
         parts.push(Part {
             name: "flate2",
-            what: "flate2::read::MultiGzDecoder (miniz_oxide), no tokio".into(),
+            what: "flate2::read::MultiGzDecoder (zlib-rs), no tokio".into(),
             wall_s: wall,
             text_bytes: n,
             cpu_s: cpu,
