@@ -583,8 +583,7 @@ fn main() {
         let (n, wall, cpu) = timed(hz, || rt.block_on(decode_async(&path)));
         parts.push(Part {
             name: "decode",
-            what: "async-compression tokio GzipDecoder (flate2/zlib-rs), as src/lines.rs"
-                .into(),
+            what: "async-compression tokio GzipDecoder (flate2/zlib-rs), as src/lines.rs".into(),
             wall_s: wall,
             text_bytes: n,
             cpu_s: cpu,
