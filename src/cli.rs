@@ -30,6 +30,27 @@ use crate::ship::ShipArgs;
 
 pub use backfill::{BackfillArgs, LogWriter};
 
+/// Logging for the local commands: to stderr, so that stdout carries only the command's
+/// output (and above backfill's progress line on a terminal), at `RUST_LOG`'s level (INFO by
+/// default, as in the Lambda). Each line starts with its UTC time, except under systemd, whose
+/// journal stamps lines itself (`JOURNAL_STREAM` is set for a unit's stderr); the Lambda's lines
+/// carry none either, since CloudWatch stamps them.
+pub fn init_local_tracing() {
+    use lambda_runtime::tracing::subscriber::{EnvFilter, filter::LevelFilter, fmt};
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    let logs = fmt()
+        .with_target(false)
+        .with_env_filter(filter)
+        .with_writer(|| LogWriter);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
+}
+
 /// nginx logs on S3 → CloudWatch Logs.
 ///
 /// Run by AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it serves S3 event notifications. Run by

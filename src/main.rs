@@ -20,9 +20,7 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        // Locally, logs go to stderr so that stdout carries only the command's output (and above
-        // backfill's progress line on a terminal).
-        lambda_runtime::tracing::init_default_subscriber_with_writer(|| cli::LogWriter);
+        cli::init_local_tracing();
         cli::run(std::env::args().skip(1).collect()).await
     }
 }

@@ -350,6 +350,16 @@ fn file_id(m: &std::fs::Metadata) -> FileId {
     }
 }
 
+/// The entries of a directory; none when it does not exist (a symlink's target directory may
+/// be gone).
+fn list_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, ShipError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_error(dir, "list")(e)),
+    }
+}
+
 /// Up to `len` bytes of `f` from `from` (fewer at its end); errors name `path`.
 fn read_file_at(f: &File, from: u64, len: u64, path: &Path) -> Result<Vec<u8>, ShipError> {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -365,6 +375,46 @@ fn read_file_at(f: &File, from: u64, len: u64, path: &Path) -> Result<Vec<u8>, S
     }
     buf.truncate(got);
     Ok(buf)
+}
+
+/// How far one pass may read a followed file: its size when the pass first read it, for that
+/// file and generation (a rotation or truncation during the pass starts a new edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edge {
+    file: FileId,
+    generation: u64,
+    size: u64,
+}
+
+impl Edge {
+    /// The end of what this pass ships of `pos`'s file, given the size seen now (`to`): the
+    /// first size seen in the pass, or `to` when this is the first look.
+    fn of(edge: &mut Option<Edge>, pos: &Position, to: u64) -> u64 {
+        match edge {
+            Some(e) if e.file == pos.file && e.generation == pos.generation => e.size.min(to),
+            _ => {
+                *edge = Some(Edge {
+                    file: pos.file,
+                    generation: pos.generation,
+                    size: to,
+                });
+                to
+            }
+        }
+    }
+}
+
+/// A followed path that names no file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    #[error(
+        "{path}: no such file, and no directory {dir} either: check the path (nothing can appear there)"
+    )]
+    Directory { path: String, dir: String },
+    #[error("{path}: no such file (nothing shipped from it): check the path")]
+    File { path: String },
+    #[error("{path}: a symlink to {target}, which does not exist: check the link")]
+    Dangling { path: String, target: String },
 }
 
 /// What one pass over a path did.
@@ -464,15 +514,16 @@ impl Follower {
             let mut candidates = Vec::new();
             if current.is_some_and(|c| c.id == want) {
                 candidates.push(self.path.clone());
-            } else if let Some(dir) = self.path.parent() {
+            } else {
                 // A rename keeps the inode: look for it among the rotated names.
-                let entries = std::fs::read_dir(dir).map_err(io_error(dir, "list"))?;
-                for entry in entries.flatten() {
-                    if entry
-                        .metadata()
-                        .is_ok_and(|m| m.is_file() && file_id(&m) == want)
-                    {
-                        candidates.push(entry.path());
+                for dir in self.rotation_dirs() {
+                    for entry in list_dir(&dir)? {
+                        if entry
+                            .metadata()
+                            .is_ok_and(|m| m.is_file() && file_id(&m) == want)
+                        {
+                            candidates.push(entry.path());
+                        }
                     }
                 }
             }
@@ -504,6 +555,34 @@ impl Follower {
         }
     }
 
+    /// Where rotated names of the followed file can be: beside the path and, when the path is
+    /// a symlink (the usual workaround when names do not fit), beside each file it leads to,
+    /// since logrotate renames or copies the real file in its own directory.
+    fn rotation_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        let mut link = self.path.clone();
+        // Linux's own limit on symlinks followed in one lookup (MAXSYMLINKS).
+        for _ in 0..40 {
+            let Ok(target) = std::fs::read_link(&link) else {
+                break;
+            };
+            // A relative target is relative to the link's directory; `join` keeps an absolute one.
+            let target = link.parent().map_or(target.clone(), |d| d.join(&target));
+            if let Some(dir) = target.parent()
+                && !dirs.iter().any(|d| d == dir)
+            {
+                dirs.push(dir.to_path_buf());
+            }
+            link = target;
+        }
+        dirs
+    }
+
     fn read_at(&self, from: u64, len: u64) -> Result<Vec<u8>, ShipError> {
         match &self.handle {
             None => Ok(Vec::new()),
@@ -513,6 +592,10 @@ impl Follower {
 
     /// Ships what is pending. `due`: the interval is up (or `--once`); otherwise only a whole
     /// segment's worth, or the rest of a rotated file, is shipped.
+    ///
+    /// A pass ships what the file held when the pass first read it ([`Edge`]), not what nginx
+    /// appends while it ships: under steady writes there is always a newer line, and chasing it
+    /// would make one object per line. What arrives meanwhile waits for the next interval.
     pub async fn pass<U: Uploader>(
         &mut self,
         up: &U,
@@ -521,6 +604,7 @@ impl Follower {
         due: bool,
     ) -> Result<Shipped, ShipError> {
         let mut done = Shipped::default();
+        let mut edge: Option<Edge> = None;
         loop {
             let current = self.current()?;
             let followed = self.followed(current)?;
@@ -645,6 +729,14 @@ impl Follower {
                     );
                 }
                 Step::Read { from, to, finished } => {
+                    // A finished file no longer grows: its end bounds the pass by itself.
+                    let to = match (&self.pos, finished) {
+                        (Some(pos), false) => Edge::of(&mut edge, pos, to),
+                        _ => to,
+                    };
+                    if from >= to {
+                        return Ok(done);
+                    }
                     let pending = to - from;
                     let rotated = current.is_none_or(|c| Some(c.id) != followed.map(|f| f.id));
                     if !due && !rotated && pending < settings.max_segment {
@@ -719,24 +811,25 @@ impl Follower {
         pos: &Position,
         min_size: u64,
     ) -> Result<Option<(PathBuf, File, u64)>, ShipError> {
-        let (Some(head), Some(dir)) = (pos.head, self.path.parent()) else {
+        let Some(head) = pos.head else {
             return Ok(None);
         };
-        let entries = std::fs::read_dir(dir).map_err(io_error(dir, "list"))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(m) = entry.metadata() else { continue };
-            if path == self.path || !m.is_file() || file_id(&m) == pos.file {
-                continue;
-            }
-            if m.len() < min_size.max(head.len) {
-                continue;
-            }
-            let Ok(f) = File::open(&path) else { continue };
-            let len = usize::try_from(head.len).unwrap_or(usize::MAX);
-            let mut first = vec![0; len];
-            if f.read_exact_at(&mut first, 0).is_ok() && Head::of(&first) == head {
-                return Ok(Some((path, f, m.len())));
+        for dir in self.rotation_dirs() {
+            for entry in list_dir(&dir)? {
+                let path = entry.path();
+                let Ok(m) = entry.metadata() else { continue };
+                if path == self.path || !m.is_file() || file_id(&m) == pos.file {
+                    continue;
+                }
+                if m.len() < min_size.max(head.len) {
+                    continue;
+                }
+                let Ok(f) = File::open(&path) else { continue };
+                let len = usize::try_from(head.len).unwrap_or(usize::MAX);
+                let mut first = vec![0; len];
+                if f.read_exact_at(&mut first, 0).is_ok() && Head::of(&first) == head {
+                    return Ok(Some((path, f, m.len())));
+                }
             }
         }
         Ok(None)
@@ -836,6 +929,28 @@ impl Follower {
             ),
         }
         Ok(())
+    }
+
+    /// Why the path names no file when this follower has never followed one there (a saved
+    /// position means it did: a rotation without `create` leaves the path empty for a while).
+    fn missing(&self) -> Option<Missing> {
+        if self.pos.is_some() || std::fs::metadata(&self.path).is_ok() {
+            return None;
+        }
+        let path = self.shown.clone();
+        if let Ok(target) = std::fs::read_link(&self.path) {
+            return Some(Missing::Dangling {
+                path,
+                target: target.display().to_string(),
+            });
+        }
+        match self.path.parent() {
+            Some(dir) if !dir.is_dir() => Some(Missing::Directory {
+                path,
+                dir: dir.display().to_string(),
+            }),
+            _ => Some(Missing::File { path }),
+        }
     }
 
     /// The interval is up for this path.
@@ -949,11 +1064,25 @@ pub async fn run<U: Uploader>(
         followers
             .push(Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?);
     }
+    // A path that names nothing is said, not taken for "nothing to ship": a typo would
+    // otherwise look like a quiet log for ever.
+    let mut missing = 0;
+    for f in &followers {
+        match f.missing() {
+            None => {}
+            Some(m @ Missing::Directory { .. }) => return Err(m.to_string()),
+            Some(m) if settings.once => {
+                tracing::error!("{m}");
+                missing += 1;
+            }
+            Some(m) => tracing::warn!("{m}; following it from its first line once it appears"),
+        }
+    }
     if settings.once {
-        let mut failed = 0;
+        let mut failed = missing;
         for f in &mut followers {
             match f.pass(up, settings, instance_id, true).await {
-                Ok(s) if s.segments == 0 => {
+                Ok(s) if s.segments == 0 && f.missing().is_none() => {
                     tracing::info!("{}: nothing to ship", f.shown)
                 }
                 Ok(_) => {}

@@ -13,11 +13,20 @@ struct Fake {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
     puts: AtomicUsize,
     fail: std::sync::atomic::AtomicBool,
+    /// nginx writing while the follower ships: each put appends a line to this file, up to
+    /// the count.
+    writes_on_put: Mutex<Option<(PathBuf, usize)>>,
 }
 
 impl Uploader for Fake {
     async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
-        self.puts.fetch_add(1, Ordering::SeqCst);
+        let n = self.puts.fetch_add(1, Ordering::SeqCst);
+        if let Some((path, left)) = self.writes_on_put.lock().unwrap().as_mut()
+            && *left > 0
+        {
+            *left -= 1;
+            append(path, &format!("written while shipping {n}\n"));
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err(UploadError {
                 bucket: "b".into(),
@@ -150,6 +159,39 @@ async fn whole_lines_only_and_a_segment_at_most() {
     assert_eq!(f.position().unwrap().offset, 28);
 }
 
+/// nginx appends while a pass ships: the pass ships what the file held when it started, and
+/// the lines written meanwhile wait for the next interval (issue 27: a pass that chased them
+/// made one object per line under steady writes and never returned).
+#[tokio::test]
+async fn a_pass_ships_what_was_there_not_what_arrives_while_it_ships() {
+    let dir = Scratch::new("edge");
+    let s = settings(&dir.0, 1 << 20);
+    let log = &s.files[0].0;
+    append(log, "one\ntwo\n");
+    let up = Fake::default();
+    *up.writes_on_put.lock().unwrap() = Some((log.clone(), 1));
+    let mut f = follower(&s);
+    let first = f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!((first.segments, up.puts.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(up.text(), "one\ntwo\n");
+    // The next interval ships the line written during the first upload, and only it.
+    let second = f.pass(&up, &s, ID, true).await.unwrap();
+    assert_eq!((second.segments, up.puts.load(Ordering::SeqCst)), (1, 2));
+    assert_eq!(up.text(), "one\ntwo\nwritten while shipping 0\n");
+    // Before the interval is up only full segments go, and only of what was there: 40 bytes
+    // make three segments of one 10-byte line each (16-byte segments, cut after a line), and the
+    // last line waits with the three written meanwhile.
+    let s = settings(&dir.0, 16);
+    append(log, &"aaaaaaaaa\n".repeat(4));
+    *up.writes_on_put.lock().unwrap() = Some((log.clone(), 3));
+    let early = f.pass(&up, &s, ID, false).await.unwrap();
+    assert_eq!((early.segments, up.puts.load(Ordering::SeqCst)), (3, 5));
+    assert!(
+        up.text()
+            .ends_with("shipping 0\naaaaaaaaa\naaaaaaaaa\naaaaaaaaa\n")
+    );
+}
+
 #[tokio::test]
 async fn failed_upload_keeps_the_position_and_the_plan_is_resent_as_is() {
     let dir = Scratch::new("fail");
@@ -197,6 +239,45 @@ async fn rename_rotation_compressed_away_is_finished_through_the_open_handle() {
     f.pass(&up, &s, ID, true).await.unwrap();
     assert_eq!(up.text(), "1\n2\n3\n4\n5\n");
     assert_eq!(f.position().unwrap().generation, 1);
+}
+
+/// Followed through a symlink (the workaround when names do not fit): logrotate renames or
+/// copies the real file in its own directory, and a follower started after the rotation finds
+/// the rest there (issue 27: it reported the file "rotated away" and lost its last lines).
+#[tokio::test]
+async fn through_a_symlink_a_rotation_between_runs_loses_nothing() {
+    for copytruncate in [false, true] {
+        let dir = Scratch::new("symlink");
+        std::fs::create_dir_all(dir.0.join("real")).unwrap();
+        std::fs::create_dir_all(dir.0.join("site")).unwrap();
+        let real = dir.0.join("real/shop.example.com.log");
+        let link = dir.0.join("site/access.log");
+        std::os::unix::fs::symlink("../real/shop.example.com.log", &link).unwrap();
+        let s = Settings {
+            files: vec![(link.clone(), LogKind::Access)],
+            ..settings(&dir.0, 1 << 20)
+        };
+        append(&real, "1\n2\n");
+        let up = Fake::default();
+        follower(&s).pass(&up, &s, ID, true).await.unwrap();
+        // Stopped; nginx writes on; the file is rotated; started again.
+        append(&real, "3\n4\n");
+        let rotated = dir.0.join("real/shop.example.com.log-20261205");
+        if copytruncate {
+            std::fs::copy(&real, &rotated).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&real)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        } else {
+            std::fs::rename(&real, &rotated).unwrap();
+        }
+        append(&real, "5\n");
+        follower(&s).pass(&up, &s, ID, true).await.unwrap();
+        assert_eq!(up.text(), "1\n2\n3\n4\n5\n", "copytruncate {copytruncate}");
+    }
 }
 
 #[tokio::test]
@@ -319,6 +400,60 @@ async fn one_follower_per_state_directory() {
     assert!(e.contains("another ship is running"), "{e}");
     drop(held);
     assert!(run(&s, &Fake::default(), ID).await.is_ok());
+}
+
+/// A path that names nothing is named (issue 27: it was "nothing to ship", exit 0): with
+/// `--once` the other files still ship and the exit status says one failed; a directory that
+/// does not exist stops the run before anything is read.
+#[tokio::test]
+async fn a_path_that_names_nothing_is_named() {
+    let dir = Scratch::new("missing");
+    let s = settings(&dir.0, 1 << 20);
+    append(&s.files[0].0, "one\n");
+    let typo = dir.0.join("acess.log");
+    let s = Settings {
+        files: vec![s.files[0].clone(), (typo.clone(), LogKind::Access)],
+        ..s
+    };
+    let up = Fake::default();
+    assert_eq!(run(&s, &up, ID).await.unwrap(), ExitCode::FAILURE);
+    assert_eq!(up.text(), "one\n");
+    let f = follower(&Settings {
+        files: vec![(typo.clone(), LogKind::Access)],
+        ..s.clone()
+    });
+    assert_eq!(
+        f.missing().map(|m| m.to_string()),
+        Some(format!(
+            "{}: no such file (nothing shipped from it): check the path",
+            typo.display()
+        ))
+    );
+    let no_dir = dir.0.join("ngnix/access.log");
+    let e = run(
+        &Settings {
+            files: vec![(no_dir.clone(), LogKind::Access)],
+            ..s.clone()
+        },
+        &up,
+        ID,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "{}: no such file, and no directory",
+            no_dir.display()
+        )),
+        "{e}"
+    );
+    let link = dir.0.join("access-link.log");
+    std::os::unix::fs::symlink(dir.0.join("gone.log"), &link).unwrap();
+    let f = follower(&Settings {
+        files: vec![(link, LogKind::Access)],
+        ..s
+    });
+    assert!(matches!(f.missing(), Some(Missing::Dangling { .. })));
 }
 
 #[test]
