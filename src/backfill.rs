@@ -126,6 +126,9 @@ pub enum Choice {
     Own,
     /// Its key does not route (not a log of this layout), with the reason.
     NotALog(String),
+    /// Uploaded after the listing began: the live trigger announces it, and a listing that
+    /// took such objects would chase a bucket that hosts keep writing to.
+    Newer,
 }
 
 /// What a backfill selects.
@@ -137,6 +140,9 @@ pub struct Selection<'a> {
     pub lease_prefix: Option<&'a str>,
     /// The first day whose lines CloudWatch may still accept (see [`first_accepted_day`]).
     pub first_accepted: Option<Date>,
+    /// When the listing began (ms since the epoch): objects modified later are left to the
+    /// live trigger, so that the listing is bounded by what was there when it started.
+    pub listed_at_ms: Option<i64>,
 }
 
 /// The UTC day of the oldest time CloudWatch accepts now: 14 days back, or the group's
@@ -154,6 +160,11 @@ pub fn first_accepted_day(now_ms: i64, retention_days: Option<i32>) -> Option<Da
 pub fn choose(obj: &ListedObject, sel: &Selection<'_>) -> Choice {
     if sel.lease_prefix.is_some_and(|p| obj.key.starts_with(p)) {
         return Choice::Own;
+    }
+    if let (Some(modified), Some(listed)) = (obj.last_modified_ms, sel.listed_at_ms)
+        && modified > listed
+    {
+        return Choice::Newer;
     }
     let day = object_day(obj).map(|(d, _)| d);
     if !sel.days.is_all() && !day.is_some_and(|d| sel.days.contains(d)) {
@@ -179,6 +190,7 @@ pub struct Plan {
     pub too_old: u64,
     pub own: u64,
     pub not_a_log: u64,
+    pub newer: u64,
 }
 
 impl Plan {
@@ -190,6 +202,7 @@ impl Plan {
             Choice::TooOld => self.too_old += 1,
             Choice::Own => self.own += 1,
             Choice::NotALog(_) => self.not_a_log += 1,
+            Choice::Newer => self.newer += 1,
         }
     }
 
@@ -200,6 +213,14 @@ impl Plan {
 
     /// One line: what was listed and what was left out, and why.
     pub fn describe(&self) -> String {
+        let newer = if self.newer > 0 {
+            format!(
+                ", {} uploaded after the listing began (the live trigger delivers them)",
+                self.newer
+            )
+        } else {
+            String::new()
+        };
         format!(
             "listed {} objects: {} selected ({}), {} outside --since/--until, {} older than CloudWatch accepts, {} not matching KEY_PATTERN, {} the forwarder's own",
             self.listed,
@@ -209,7 +230,7 @@ impl Plan {
             self.too_old,
             self.not_a_log,
             self.own
-        )
+        ) + &newer
     }
 }
 
@@ -400,6 +421,7 @@ mod tests {
             },
             lease_prefix: Some("nginx-cloudwatch-forwarder/leases/"),
             first_accepted: Some(day("2026-11-10")),
+            listed_at_ms: Some(1_795_564_800_000),
         };
         let choose = |key: &str, sel: &Selection<'_>| choose(&listed(key, None), sel);
         let key = "nginx/i-0123456789abcdef0/access/2026/11/24/a.gz";
@@ -416,6 +438,10 @@ mod tests {
         assert_eq!(choose(old, &november), Choice::TooOld);
         let first = "nginx/i-0123456789abcdef0/error/2026/11/10/e.gz";
         assert!(matches!(choose(first, &november), Choice::Take(_)));
+        // Uploaded after the listing began: the live trigger's, whatever its day.
+        let listed = |ms| super::choose(&listed(key, Some(ms)), &november);
+        assert_eq!(listed(1_795_564_800_001), Choice::Newer);
+        assert!(matches!(listed(1_795_564_800_000), Choice::Take(_)));
         let lease = format!("nginx-cloudwatch-forwarder/leases/{key}");
         assert_eq!(choose(&lease, &november), Choice::Own);
         assert!(matches!(

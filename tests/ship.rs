@@ -10,12 +10,14 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
+use common::ship_command;
 
 const BUCKET: &str = "nginx-logs-follower";
 
@@ -239,27 +241,6 @@ impl Host {
     }
 }
 
-/// `ship --state-dir STATE LOG` against moto and the IMDS stand-in, in a hermetic environment.
-fn ship_command(moto: &Moto, imds: &ImdsServer, bucket: &str, state: &Path, log: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
-    cmd.arg("ship").arg("--state-dir").arg(state).arg(log);
-    for v in [
-        "AWS_LAMBDA_RUNTIME_API",
-        "AWS_ENDPOINT_URL_S3",
-        "NGINX_LOG_PREFIX",
-        "SHIP_INTERVAL",
-        "SHIP_MAX_SEGMENT",
-        "SHIP_STATE_DIR",
-        "AWS_MAX_ATTEMPTS",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(moto.env())
-        .env("NGINX_LOG_BUCKET", bucket)
-        .env("IMDS_ENDPOINT", &imds.endpoint);
-    cmd
-}
-
 /// (generation, start) from `…/<name>-<dev>.<ino>.g<gen>-<start>-<end>.gz`.
 fn order_of(key: &str) -> (u64, u64) {
     let tail = key.rsplit('/').next().unwrap_or_default();
@@ -287,6 +268,14 @@ fn appended_whole_lines_ship_as_segments_and_a_rerun_changes_nothing() {
     host.append(30, false);
     let log1 = host.ship_ok();
     assert!(log1.contains("30 lines"), "{log1}");
+    // Run by hand, each line says when (issue 27): RFC 3339, UTC.
+    for line in log1.lines() {
+        let stamp = line.split(' ').next().unwrap_or_default();
+        assert!(
+            stamp.len() >= 20 && stamp.ends_with('Z') && jiff::Timestamp::from_str(stamp).is_ok(),
+            "no timestamp on {line:?}"
+        );
+    }
     // The instance ID came through IMDSv2: token first, then the ID with it.
     host.imds.assert_token_flow();
     let after_first = host.state();
@@ -307,8 +296,14 @@ fn appended_whole_lines_ship_as_segments_and_a_rerun_changes_nothing() {
             "{key}"
         );
     }
-    // Nothing new: nothing shipped.
-    assert!(host.ship_ok().contains("nothing to ship"));
+    // Nothing new: nothing shipped. Under systemd, whose journal stamps each line, no time.
+    let journal = host.ship(&[("JOURNAL_STREAM", "8:12345".into())]);
+    let quiet = String::from_utf8_lossy(&journal.stderr);
+    assert!(quiet.contains("nothing to ship"), "{quiet}");
+    assert!(
+        quiet.lines().all(|l| l.trim_start().starts_with("INFO")),
+        "{quiet}"
+    );
     assert_eq!(host.objects(), objects);
 
     // A crash after the upload, before the position was saved: put the first position back.
@@ -772,7 +767,7 @@ impl RealRig {
         let alone = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let moto = Moto::start();
+        let moto = Moto::start_logged();
         let imds = ImdsServer::start(Imds::Serve);
         let bucket = block_on(common::notify::NotifyingBucket::create(&moto, bucket_name));
         let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
@@ -852,6 +847,32 @@ impl RealRig {
             })
         };
         Traffic { stop, gate, thread }
+    }
+
+    /// The keys under `prefix` in the rig's bucket.
+    async fn bucket_keys(&self, prefix: &str) -> Vec<String> {
+        let (s3, _) = nginx_cloudwatch_forwarder::aws::clients_from(&self.moto.sdk_config(), true);
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = s3
+                .list_objects_v2()
+                .bucket(self.bucket_name)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("list the bucket");
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => return keys,
+            }
+        }
     }
 
     /// The follower on the access log, its standard error to `stderr`.
@@ -989,6 +1010,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
 
     let start = Instant::now();
     let mut step = 0;
+    let mut forced = 0;
     while start.elapsed() < Duration::from_secs(32) {
         let t = start.elapsed().as_secs();
         if step == 0 && t >= 8 {
@@ -1000,6 +1022,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
                 .expect("kill -USR1");
             assert!(ok.success());
             step = 1;
+            forced += 1;
         } else if step == 1 && t >= 14 {
             // The follower dies without a chance to save anything, and is restarted.
             follower.kill(); // SIGKILL
@@ -1016,6 +1039,7 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
                 .and_then(|f| f.set_len(0))
                 .expect("truncate");
             step = 3;
+            forced += 1;
         }
         delivered.poll(&rig);
         std::thread::sleep(Duration::from_millis(500)); // poll interval
@@ -1024,8 +1048,21 @@ fn real_nginx_steady_traffic_every_line_once_within_seconds() {
     // Let the last lines through: bounded by two intervals and the forwarder's runs.
     delivered.wait_for(&rig, sent, Duration::from_secs(30));
     drop(follower);
+    let ran = start.elapsed();
 
     delivered.assert_each_once(sent, &String::new);
+    // What it cost, counted by moto: the follower's uploads are the objects under nginx/ (the
+    // forwarder's own PutObjects are leases, under their own prefix).
+    let objects = block_on(rig.bucket_keys("nginx/")).len() as u64;
+    // One per interval, one at each start, and up to two for each rotation (the rest of the
+    // old file, and the new one's first lines when nginx writes it before the interval is up).
+    let bound = (ran.as_secs_f64() / 5.0).ceil() as u64 + 2 + 2 * forced;
+    eprintln!(
+        "real nginx, --interval {INTERVAL}: {objects} objects in {:.0} s for {sent} lines (at most {bound}); S3 requests as moto received them: {:?}",
+        ran.as_secs_f64(),
+        rig.moto.received_by_kind()
+    );
+    assert!(objects <= bound, "{objects} objects, at most {bound}");
     let mut latencies: Vec<i64> = delivered.lines.values().map(|(_, l)| *l).collect();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];

@@ -175,7 +175,13 @@ async fn forward_here(
     })
 }
 
-/// Lists the target page by page and chooses each object.
+/// How far this machine's clock may be behind S3's before an object uploaded before the
+/// listing began is taken for a newer one (left to the live trigger).
+const LISTING_CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// Lists the target page by page and chooses each object: what was there when the listing
+/// began (see [`crate::backfill::Choice::Newer`]), so that hosts uploading meanwhile do not
+/// keep it going.
 async fn list(
     lister: &impl ObjectLister,
     config: &Config,
@@ -195,6 +201,9 @@ async fn list(
                 .map_or(crate::aws::leases::DEFAULT_LEASE_PREFIX, |l| {
                     l.prefix.as_str()
                 }),
+        ),
+        listed_at_ms: Some(
+            crate::forward::epoch_ms(std::time::SystemTime::now()) + LISTING_CLOCK_MARGIN_MS,
         ),
         first_accepted: first_accepted_day(
             crate::forward::epoch_ms(std::time::SystemTime::now()),

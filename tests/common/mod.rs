@@ -463,3 +463,30 @@ pub async fn forward_one<K: LogSink + 'static>(
         .expect("no other owner");
     (summary, sink)
 }
+
+/// `ship --state-dir STATE LOG` against moto and the IMDS stand-in, in a hermetic environment.
+pub fn ship_command(
+    moto: &moto::Moto,
+    imds: &imds::ImdsServer,
+    bucket: &str,
+    state: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
+    cmd.arg("ship").arg("--state-dir").arg(state).arg(log);
+    for v in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_ENDPOINT_URL_S3",
+        "NGINX_LOG_PREFIX",
+        "SHIP_INTERVAL",
+        "SHIP_MAX_SEGMENT",
+        "SHIP_STATE_DIR",
+        "AWS_MAX_ATTEMPTS",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(moto.env())
+        .env("NGINX_LOG_BUCKET", bucket)
+        .env("IMDS_ENDPOINT", &imds.endpoint);
+    cmd
+}

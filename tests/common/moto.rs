@@ -14,6 +14,50 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// moto's own request log (its standard error), when started with [`Moto::start_logged`].
+    request_log: Option<PathBuf>,
+}
+
+/// One request as moto logged it on receiving it: `"PUT /bucket/key?tagging HTTP/1.1" 200`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    /// The path, percent-encoded as sent, without the query.
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+}
+
+impl Received {
+    /// The S3 operation this request is, by method, path depth and query (the request kinds
+    /// that S3 prices differently); "other" for anything else, e.g. the CloudWatch Logs and
+    /// SQS calls, which all are `POST /`.
+    pub fn s3_kind(&self) -> &'static str {
+        // `/bucket/key`; the SDK writes bucket requests as `/bucket/` (path-style).
+        let object = self
+            .path
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty());
+        let q = |name: &str| {
+            self.query
+                .split('&')
+                .any(|p| p == name || p.starts_with(&format!("{name}=")))
+        };
+        match (self.method.as_str(), object) {
+            ("PUT", true) if q("tagging") => "PutObjectTagging",
+            ("PUT", true) => "PutObject",
+            ("GET", true) if q("tagging") => "GetObjectTagging",
+            ("GET", true) => "GetObject",
+            ("HEAD", true) => "HeadObject",
+            ("DELETE", true) => "DeleteObject",
+            ("GET", false) if q("list-type") => "ListObjectsV2",
+            ("GET", false) if q("notification") => "GetBucketNotificationConfiguration",
+            ("PUT", false) if q("notification") => "PutBucketNotificationConfiguration",
+            ("PUT", false) => "CreateBucket",
+            _ => "other",
+        }
+    }
 }
 
 /// `MOTO_SERVER`, else `.venv/bin/moto_server` (what `scripts/test` installs), else `PATH`.
@@ -31,17 +75,38 @@ fn moto_binary() -> PathBuf {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Started with its request log kept, for [`Moto::received`]: requests counted where they
+    /// are received, not by the client's own account.
+    pub fn start_logged() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ncf-moto-{}-{}.log",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        Self::start_with(Some(path))
+    }
+
+    fn start_with(request_log: Option<PathBuf>) -> Self {
         // Bind port 0 to get a free port from the kernel, then hand it to moto.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
         let bin = moto_binary();
+        let stderr = match &request_log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("moto's request log")),
+            None => Stdio::null(),
+        };
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {} ({e}); run scripts/test, which installs moto into .venv, or set MOTO_SERVER", bin.display())
@@ -49,6 +114,7 @@ impl Moto {
         let mut moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            request_log,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         // Readiness poll: moto accepts connections once its HTTP server is up.
@@ -96,10 +162,51 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Every request moto has answered so far, in order, from its request log (werkzeug's
+    /// `127.0.0.1 - - [date] "METHOD PATH HTTP/1.1" STATUS -` lines). moto writes a line once
+    /// it has answered, so a request a client saw answered is in it.
+    pub fn received(&self) -> Vec<Received> {
+        let path = self
+            .request_log
+            .as_ref()
+            .expect("started with Moto::start_logged");
+        let text = std::fs::read_to_string(path).expect("read moto's request log");
+        text.lines().filter_map(parse_request_line).collect()
+    }
+
+    /// [`Moto::received`] counted by [`Received::s3_kind`].
+    pub fn received_by_kind(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in self.received() {
+            *counts.entry(r.s3_kind()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+fn parse_request_line(line: &str) -> Option<Received> {
+    let (_, rest) = line.split_once("] \"")?;
+    let (request, rest) = rest.split_once("\" ")?;
+    let mut words = request.split(' ');
+    let (method, target) = (words.next()?, words.next()?);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let status = rest.split(' ').next()?.parse().ok()?;
+    Some(Received {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        status,
+    })
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(p) = &self.request_log {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
