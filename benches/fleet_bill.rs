@@ -9,7 +9,8 @@
 //! Then priced at us-east-1 list prices per host-month (730 hours), and the interval's trade
 //! (10 s, 60 s, 300 s) derived from the measured per-object costs.
 //!
-//! `cargo bench --bench fleet_bill -- [SECONDS] [INTERVALS]` (default 300 s; intervals `60,10`).
+//! `cargo bench --bench fleet_bill -- [SECONDS] [INTERVALS]` (default 600 s; intervals
+//! `300,60,10`: nine hosts in one run).
 //! Traffic: a realistic `combined` access line per request (about 230 bytes) and an error-log
 //! line per 100 requests. Durations are against moto (Python) on this box, slower than AWS per
 //! round trip: the Lambda line is an upper estimate. Nothing is asserted here; the tests in
@@ -57,7 +58,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 struct Host {
     rate: u64,
     interval: u64,
-    dir: PathBuf,
     bucket: NotifyingBucket,
     follower: Child,
     /// Per invocation: handler duration (ms), PutLogEvents calls, ingested bytes, events,
@@ -152,8 +152,7 @@ impl Host {
             for r in body["Records"].as_array().into_iter().flatten() {
                 let (code, summary) = common::moto::replay(&json!({"Records": [r]}), env);
                 assert_eq!(code, Some(0), "{summary}");
-                let t = &summary["totals"];
-                let n = |f: &str| t[f].as_u64().unwrap_or(0);
+                let n = |f: &str| summary[f].as_u64().unwrap_or(0);
                 self.invocations.push((
                     summary["duration_ms"].as_u64().unwrap_or(0),
                     n("batches"),
@@ -166,15 +165,24 @@ impl Host {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    // `--price FILE`: the bill again from a run's JSON line, without running anything.
+    if let Some(file) = all.windows(2).find(|w| w[0] == "--price").map(|w| &w[1]) {
+        let text = std::fs::read_to_string(file).expect("read the measurements");
+        let line = text
+            .lines()
+            .rfind(|l| l.starts_with('['))
+            .expect("a JSON line");
+        let measured: Vec<Measured> = serde_json::from_str(line).expect("measurements");
+        print_bill(&measured);
+        return;
+    }
+    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
+    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(600);
     let intervals: Vec<u64> = args
         .get(1)
         .map(|a| a.split(',').filter_map(|i| i.parse().ok()).collect())
-        .unwrap_or_else(|| vec![60, 10]);
+        .unwrap_or_else(|| vec![300, 60, 10]);
     let moto = Moto::start_logged();
     let imds = ImdsServer::start(Imds::Serve);
     let mut env = moto.env();
@@ -200,7 +208,6 @@ fn main() {
             hosts.push(Host {
                 rate,
                 interval,
-                dir,
                 bucket,
                 follower,
                 invocations: Vec::new(),
@@ -233,81 +240,143 @@ fn main() {
         let _ = h.follower.wait();
         h.forward(&env);
     }
-    let elapsed_h = (start.elapsed().as_secs_f64() - 3.0) / 3600.0;
     let received = moto.received();
     let (s3, _) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
-    let mut out = Vec::new();
-    println!(
-        "\n| host | interval | lines | objects/h | S3 PUT-tier/h (PutObject, PutObjectTagging) | S3 GET-tier/h (GetObject, GetObjectTagging) | free/h (DeleteObject) | invocations/h | mean duration ms | PutLogEvents/h | ingested MB/h | $ requests+Lambda /month | $ S3 storage /month | $ ingestion /month | $ total /month |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for h in &hosts {
-        let prefix = format!("/{}/", h.bucket.bucket);
-        let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
-        for r in received.iter().filter(|r| r.path.starts_with(&prefix)) {
-            *kinds.entry(r.s3_kind()).or_insert(0) += 1;
-        }
-        let k = |name: &str| kinds.get(name).copied().unwrap_or(0) as f64;
-        // The follower's uploads are under nginx/; the forwarder's own PutObjects are leases.
-        let uploads = format!("{prefix}nginx/");
-        let objects = received
-            .iter()
-            .filter(|r| r.s3_kind() == "PutObject" && r.path.starts_with(&uploads))
-            .count() as f64;
-        let per_h = |x: f64| x / elapsed_h;
-        let puts = k("PutObject") + k("PutObjectTagging");
-        let gets = k("GetObject") + k("GetObjectTagging");
-        let inv = h.invocations.len() as f64;
-        let duration_ms: f64 = h.invocations.iter().map(|i| i.0 as f64).sum();
-        let batches: f64 = h.invocations.iter().map(|i| i.1 as f64).sum();
-        let ingested: f64 = h.invocations.iter().map(|i| i.2 as f64).sum();
-        let events: u64 = h.invocations.iter().map(|i| i.3).sum();
-        let stored_gz = block_on(stored_bytes(&s3, &h.bucket.bucket));
-        let month = |per_run: f64| per_run / elapsed_h * HOURS_PER_MONTH;
-        let requests_lambda = month(puts) / 1000.0 * S3_PUT_PER_1000
-            + month(gets) / 1000.0 * S3_GET_PER_1000
-            + month(inv) / 1e6 * LAMBDA_PER_MILLION
-            + month(duration_ms / 1000.0 * LAMBDA_MEMORY_GB) * LAMBDA_ARM_PER_GB_S;
-        let storage = per_h(stored_gz) * 24.0 * BUCKET_DAYS / 1e9 * S3_STORAGE_PER_GB_MONTH;
-        let ingestion = month(ingested) / 1e9 * LOGS_INGEST_PER_GB;
-        println!(
-            "| {} req/s | {} s | {} | {:.0} | {:.0} ({:.0}, {:.0}) | {:.0} ({:.0}, {:.0}) | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | ${:.2} | ${:.2} | ${:.2} | ${:.2} |",
-            h.rate,
-            h.interval,
-            h.lines.load(Ordering::SeqCst),
-            per_h(objects),
-            per_h(puts),
-            per_h(k("PutObject")),
-            per_h(k("PutObjectTagging")),
-            per_h(gets),
-            per_h(k("GetObject")),
-            per_h(k("GetObjectTagging")),
-            per_h(k("DeleteObject")),
-            per_h(inv),
-            if inv > 0.0 { duration_ms / inv } else { 0.0 },
-            per_h(batches),
-            per_h(ingested) / 1e6,
-            requests_lambda,
-            storage,
-            ingestion,
-            requests_lambda + storage + ingestion,
-        );
-        out.push(json!({
-            "rate": h.rate, "interval": h.interval, "hours": elapsed_h,
-            "lines_written": h.lines.load(Ordering::SeqCst), "events_delivered": events,
-            "objects": objects, "requests": kinds, "invocations": inv,
-            "duration_ms_total": duration_ms, "put_log_events": batches,
-            "ingested_bytes": ingested, "stored_gzip_bytes": stored_gz,
-            "usd_month": {"requests_lambda": requests_lambda, "storage": storage, "ingestion": ingestion},
-        }));
-    }
-    println!("{}", Value::Array(out));
+    let measured: Vec<Measured> = hosts
+        .iter()
+        .map(|h| {
+            let prefix = format!("/{}/", h.bucket.bucket);
+            let mut requests: BTreeMap<String, u64> = BTreeMap::new();
+            for r in received.iter().filter(|r| r.path.starts_with(&prefix)) {
+                *requests.entry(r.s3_kind().to_string()).or_insert(0) += 1;
+            }
+            // The follower's uploads are under nginx/; the forwarder's own PutObjects are leases.
+            let uploads = format!("{prefix}nginx/");
+            Measured {
+                rate: h.rate,
+                interval: h.interval,
+                seconds,
+                lines_written: h.lines.load(Ordering::SeqCst),
+                events_delivered: h.invocations.iter().map(|i| i.3).sum(),
+                objects: received
+                    .iter()
+                    .filter(|r| r.s3_kind() == "PutObject" && r.path.starts_with(&uploads))
+                    .count() as u64,
+                requests,
+                invocations: h.invocations.len() as u64,
+                duration_ms_total: h.invocations.iter().map(|i| i.0).sum(),
+                put_log_events: h.invocations.iter().map(|i| i.1).sum(),
+                ingested_bytes: h.invocations.iter().map(|i| i.2).sum(),
+                stored_gzip_bytes: block_on(stored_bytes(&s3, &h.bucket.bucket)),
+            }
+        })
+        .collect();
+    print_bill(&measured);
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// What one host's run measured (the JSON line the bench prints; `--price FILE` prices it again).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Measured {
+    rate: u64,
+    interval: u64,
+    /// Seconds of traffic.
+    seconds: u64,
+    lines_written: u64,
+    events_delivered: u64,
+    /// The follower's uploads.
+    objects: u64,
+    /// S3 requests by kind, as moto received them.
+    requests: BTreeMap<String, u64>,
+    invocations: u64,
+    duration_ms_total: u64,
+    put_log_events: u64,
+    ingested_bytes: u64,
+    stored_gzip_bytes: u64,
+}
+
+impl Measured {
+    /// Per month of steady traffic. What scales with objects leaves out the first look of each
+    /// file at start (an object a host makes once, not every interval: in a 10-minute run at
+    /// 300 s it would be a third of the objects); what scales with traffic is taken whole.
+    fn month(&self) -> Month {
+        let traffic = HOURS_PER_MONTH * 3600.0 / self.seconds as f64;
+        let start = self.objects.min(2) as f64;
+        let steady = if self.objects == 0 {
+            0.0
+        } else {
+            (self.objects as f64 - start) / self.objects as f64
+        };
+        let k = |name: &str| self.requests.get(name).copied().unwrap_or(0) as f64;
+        let per_object = |x: f64| x * steady * traffic;
+        Month {
+            objects_per_hour: per_object(self.objects as f64) / HOURS_PER_MONTH,
+            put_tier: per_object(k("PutObject") + k("PutObjectTagging")),
+            get_tier: per_object(k("GetObject") + k("GetObjectTagging")),
+            invocations: per_object(self.invocations as f64),
+            gb_s: per_object(self.duration_ms_total as f64) / 1000.0 * LAMBDA_MEMORY_GB,
+            put_log_events: self.put_log_events as f64 * traffic,
+            ingested_gb: self.ingested_bytes as f64 * traffic / 1e9,
+            // A day's uploads, kept for the bucket's expiration.
+            stored_gb: self.stored_gzip_bytes as f64 * traffic / (HOURS_PER_MONTH / 24.0)
+                * BUCKET_DAYS
+                / 1e9,
+        }
+    }
+}
+
+struct Month {
+    objects_per_hour: f64,
+    put_tier: f64,
+    get_tier: f64,
+    invocations: f64,
+    gb_s: f64,
+    put_log_events: f64,
+    ingested_gb: f64,
+    /// Gzip kept in S3 at any time (the bucket's expiration).
+    stored_gb: f64,
+}
+
+/// The bill per host-month, as a Markdown table, then the measurements as one JSON line.
+fn print_bill(measured: &[Measured]) {
+    println!(
+        "\n| host | interval | objects/h | S3 PUT-tier | S3 GET-tier | Lambda invocations | mean duration | PutLogEvents | ingested | $ S3 requests | $ Lambda | $ S3 storage | $ ingestion | $ total |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for m in measured {
+        let mo = m.month();
+        let s3_requests =
+            mo.put_tier / 1000.0 * S3_PUT_PER_1000 + mo.get_tier / 1000.0 * S3_GET_PER_1000;
+        let lambda = mo.invocations / 1e6 * LAMBDA_PER_MILLION + mo.gb_s * LAMBDA_ARM_PER_GB_S;
+        let storage = mo.stored_gb * S3_STORAGE_PER_GB_MONTH;
+        let ingestion = mo.ingested_gb * LOGS_INGEST_PER_GB;
+        println!(
+            "| {} req/s | {} s | {:.0} | {:.0}k | {:.0}k | {:.0}k | {:.0} ms | {:.0}k | {:.1} GB | ${:.2} | ${:.2} | ${:.2} | ${:.2} | ${:.2} |",
+            m.rate,
+            m.interval,
+            mo.objects_per_hour,
+            mo.put_tier / 1000.0,
+            mo.get_tier / 1000.0,
+            mo.invocations / 1000.0,
+            m.duration_ms_total as f64 / m.invocations.max(1) as f64,
+            mo.put_log_events / 1000.0,
+            mo.ingested_gb,
+            s3_requests,
+            lambda,
+            storage,
+            ingestion,
+            s3_requests + lambda + storage + ingestion,
+        );
+    }
+    println!(
+        "{}",
+        serde_json::to_string(measured).unwrap_or_else(|e| format!("not JSON: {e}"))
+    );
+}
+
 /// Bytes stored under nginx/ in a bucket (the follower's gzip segments).
-async fn stored_bytes(s3: &aws_sdk_s3::Client, bucket: &str) -> f64 {
-    let mut total = 0.0;
+async fn stored_bytes(s3: &aws_sdk_s3::Client, bucket: &str) -> u64 {
+    let mut total = 0;
     let mut token = None;
     loop {
         let page = s3
@@ -321,8 +390,8 @@ async fn stored_bytes(s3: &aws_sdk_s3::Client, bucket: &str) -> f64 {
         total += page
             .contents()
             .iter()
-            .map(|o| o.size().unwrap_or(0) as f64)
-            .sum::<f64>();
+            .map(|o| u64::try_from(o.size().unwrap_or(0)).unwrap_or(0))
+            .sum::<u64>();
         match page.next_continuation_token() {
             Some(t) => token = Some(t.to_string()),
             None => return total,
