@@ -1,7 +1,7 @@
 //! The entry points: the Lambda runtime loop, and the local commands, which run the same code.
 //!
 //! ```text
-//! nginx-cloudwatch-forwarder replay --event FILE
+//! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
 //! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
 //! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL]
@@ -10,6 +10,7 @@
 
 mod backfill;
 mod render;
+mod replay;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,12 +52,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand, PartialEq)]
 enum Command {
-    /// Runs the Lambda handler on an event JSON file and prints the invocation summary as
-    /// JSON; exits 1 when any record failed.
+    /// Runs the Lambda handler on an event JSON file, or on the messages of a dead-letter
+    /// queue, and prints the invocation summary as JSON; exits 1 when any record failed.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["event", "queue"])))]
     Replay {
-        /// The event (an S3, SQS, SNS or EventBridge payload, as in events/).
+        /// The event: an S3, SQS, SNS or EventBridge payload (as in events/), a Lambda
+        /// invocation record from the on-failure destination, or `aws sqs receive-message`
+        /// output.
         #[arg(long, value_name = "FILE")]
-        event: String,
+        event: Option<String>,
+        /// Empties this SQS queue (the stack's DeadLetterQueueUrl or
+        /// NotificationDeadLetterQueueUrl): each message is forwarded as Lambda would, and
+        /// deleted once every object it announces is delivered; the others stay in the queue.
+        #[arg(long, value_name = "QUEUE_URL")]
+        queue: Option<String>,
     },
     /// Parses a log and prints one JSON object per event: {"timestamp": <ms>, "message": <the
     /// message CloudWatch would receive>}.
@@ -154,7 +163,14 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill(args) => backfill::command(config, args).await,
-        Command::Replay { event } => replay(config, &event).await,
+        Command::Replay {
+            event: Some(event), ..
+        } => replay::event_file(config, &event).await,
+        Command::Replay {
+            queue: Some(queue), ..
+        } => replay::queue(config, &queue).await,
+        // clap requires one of them.
+        Command::Replay { .. } => Err("replay needs --event FILE or --queue QUEUE_URL".into()),
         Command::Parse {
             kind,
             log_format,
@@ -171,27 +187,6 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
-    })
-}
-
-async fn replay(config: Config, event_file: &str) -> Result<ExitCode, String> {
-    let text = tokio::fs::read_to_string(event_file)
-        .await
-        .map_err(|e| format!("cannot read {event_file}: {e}"))?;
-    let payload: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{event_file} is not JSON: {e}"))?;
-    let (s3, logs) = clients().await;
-    let handler = production_handler(config, s3, logs);
-    let summary = handler
-        .handle(&payload)
-        .await
-        .map_err(|e| format!("{event_file}: {e}"))?;
-    let out = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    println!("{out}");
-    Ok(if summary.has_failures() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     })
 }
 
@@ -334,13 +329,22 @@ mod tests {
         assert_eq!(
             ok("replay --event e.json"),
             Command::Replay {
-                event: "e.json".into()
+                event: Some("e.json".into()),
+                queue: None
             }
         );
         assert_eq!(
             ok("replay --event=e.json"),
             Command::Replay {
-                event: "e.json".into()
+                event: Some("e.json".into()),
+                queue: None
+            }
+        );
+        assert_eq!(
+            ok("replay --queue https://sqs.eu-west-1.amazonaws.com/1/dlq"),
+            Command::Replay {
+                event: None,
+                queue: Some("https://sqs.eu-west-1.amazonaws.com/1/dlq".into())
             }
         );
         assert_eq!(
@@ -397,6 +401,8 @@ mod tests {
             "parse --kind debug",
             "frobnicate",
             "replay --event a --bogus b",
+            "replay --event a --queue q",
+            "replay --queue",
             "parse --kind access a b",
             "ship --interval",
             "ship --follow x",
