@@ -197,10 +197,11 @@ pub async fn read_stream_events(
 
 /// The forwarder's configuration variables, removed before a run so that the caller's
 /// environment cannot change what a test asserts.
-const FORWARDER_VARS: [&str; 16] = [
+const FORWARDER_VARS: [&str; 17] = [
     "AWS_LAMBDA_RUNTIME_API",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
     "KEY_PATTERN",
     "LOG_GROUP_TEMPLATE",
