@@ -2,7 +2,8 @@
 //! CloudWatch Logs refuses its puts (the strict local endpoint answering AccessDeniedException,
 //! as for a role without logs:PutLogEvents), its announcement reaches a dead-letter queue the
 //! way the stack's would, and README's runbook command (`replay --queue`, once the cause is
-//! fixed) delivers it exactly once; run again, it delivers nothing.
+//! fixed, taken from the alarm's text in template.yaml) delivers it exactly once; run again, it
+//! delivers nothing.
 //!
 //! - Queue trigger (UseQueue=true): moto's own S3 notification on a queue whose redrive policy
 //!   moves a message to the dead-letter queue after `maxReceiveCount` receives (moto applies it).
@@ -99,9 +100,45 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
     )
 }
 
-/// The runbook's command: `replay --queue URL`; its exit code and summary.
-fn runbook(url: &str, env: &[(&str, String)]) -> (Option<i32>, Value) {
-    let out = forwarder_command(&["replay", "--queue", url], env)
+/// The command an alarm of template.yaml gives (between backquotes in its folded
+/// `AlarmDescription`), with the queue's URL for `${queue_ref}`; without the program name.
+fn alarm_command(alarm: &str, queue_ref: &str, url: &str) -> Vec<String> {
+    let template = std::fs::read_to_string(format!("{}/template.yaml", common::MANIFEST_DIR))
+        .expect("read template.yaml");
+    let resource = template
+        .find(&format!("\n  {alarm}:\n"))
+        .map(|i| &template[i..])
+        .unwrap_or_else(|| panic!("no {alarm} in template.yaml"));
+    let description = resource
+        .find("AlarmDescription:")
+        .map(|i| &resource[i..])
+        .expect("an AlarmDescription");
+    let end = description
+        .find("\n      Namespace:")
+        .expect("Namespace after it");
+    let folded = description[..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let start = folded
+        .find("`nginx-cloudwatch-forwarder ")
+        .unwrap_or_else(|| panic!("{alarm} names no command: {folded}"));
+    let command = &folded[start + 1..];
+    let command = &command[..command.find('`').expect("a closing backquote")];
+    let command = command.replace(&format!("${{{queue_ref}}}"), url);
+    assert!(!command.contains("${"), "{alarm}: {command}");
+    command
+        .split_whitespace()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+/// The alarm's command (`replay --queue URL`); its exit code and summary.
+fn runbook(command: &[String], env: &[(&str, String)]) -> (Option<i32>, Value) {
+    let args: Vec<&str> = command.iter().map(String::as_str).collect();
+    assert_eq!(args.first(), Some(&"replay"), "{args:?}");
+    let out = forwarder_command(&args, env)
         .output()
         .expect("run the binary");
     replay_result(&out)
@@ -215,16 +252,21 @@ async fn a_queued_object_that_failed_reaches_the_dead_letter_queue_and_the_runbo
     assert_eq!(depth(&sqs, &dlq).await, (1, 0), "the message is in the DLQ");
     assert!(delivered(&moto).await.is_empty(), "nothing reached moto");
 
-    // The runbook, cause not fixed: the message stays (visible again), nothing is lost.
-    let (code, summary) = runbook(&dlq, &env);
+    // The alarm's command, cause not fixed: the message stays (visible again), nothing is lost.
+    let command = alarm_command(
+        "NotificationDeadLetterQueueAlarm",
+        "NotificationDeadLetterQueue",
+        &dlq,
+    );
+    let (code, summary) = runbook(&command, &env);
     assert_eq!(code, Some(1), "{summary:#}");
     assert_eq!(summary["queue"]["received"], 1, "{summary:#}");
     assert_eq!(summary["queue"]["deleted"], 0, "{summary:#}");
     assert_eq!(summary["queue"]["kept"].as_array().map(Vec::len), Some(1));
     assert_eq!(depth(&sqs, &dlq).await, (1, 0));
 
-    // The runbook once the cause is fixed (CloudWatch Logs accepts the puts).
-    let (code, summary) = runbook(&dlq, &moto.env());
+    // The alarm's command once the cause is fixed (CloudWatch Logs accepts the puts).
+    let (code, summary) = runbook(&command, &moto.env());
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["objects_delivered"], 1, "{summary:#}");
     assert_eq!(summary["queue"]["deleted"], 1, "{summary:#}");
@@ -232,7 +274,7 @@ async fn a_queued_object_that_failed_reaches_the_dead_letter_queue_and_the_runbo
     assert_each_line_once(&delivered(&moto).await, "queued");
 
     // Run again: nothing to receive, nothing sent.
-    let (code, summary) = runbook(&dlq, &moto.env());
+    let (code, summary) = runbook(&command, &moto.env());
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["queue"]["received"], 0, "{summary:#}");
     assert_each_line_once(&delivered(&moto).await, "queued");
@@ -296,8 +338,9 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
         .expect("send the record");
     assert!(delivered(&moto).await.is_empty(), "nothing reached moto");
 
-    // The runbook once the cause is fixed.
-    let (code, summary) = runbook(&dlq, &moto.env());
+    // The alarm's command once the cause is fixed.
+    let command = alarm_command("DeadLetterQueueAlarm", "DeadLetterQueue", &dlq);
+    let (code, summary) = runbook(&command, &moto.env());
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["objects_delivered"], 1, "{summary:#}");
     assert_eq!(summary["queue"]["received"], 1, "{summary:#}");
@@ -307,7 +350,7 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
 
     // Again: the queue is empty; and the record itself replayed from a file (what the alarm
     // used to suggest) finds the object delivered.
-    let (code, summary) = runbook(&dlq, &moto.env());
+    let (code, summary) = runbook(&command, &moto.env());
     assert_eq!((code, &summary["queue"]["received"]), (Some(0), &json!(0)));
     let (code, summary) = replay(&record, &moto.env());
     assert_eq!(code, Some(0), "{summary:#}");
