@@ -280,16 +280,21 @@ async fn a_queued_object_that_failed_reaches_the_dead_letter_queue_and_the_runbo
     assert_each_line_once(&delivered(&moto).await, "queued");
 }
 
-#[tokio::test]
-async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_and_the_runbook_delivers_it_once()
- {
-    let moto = Moto::start();
-    let strict = refusing_endpoint();
-    // moto's own S3 notification is the event S3 would hand the function.
-    let bucket = NotifyingBucket::create(&moto, "nginx-logs-direct").await;
-    let key = format!("nginx/{INSTANCE}/access/2026/12/05/access.log-direct");
+/// A direct (asynchronous) invocation that failed: the object `tag` uploaded to `bucket`
+/// (moto's own S3 notification is the event S3 would hand the function), three refused
+/// attempts, then Lambda's invocation record in a new dead-letter queue. The record and the
+/// queue's URL.
+async fn failed_direct_invocation(
+    moto: &Moto,
+    strict: &StrictLogs,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    tag: &str,
+) -> (Value, String) {
+    let bucket = NotifyingBucket::create(moto, bucket).await;
+    let key = format!("nginx/{INSTANCE}/access/2026/12/05/access.log-{tag}");
     bucket
-        .put(&key, numbered_log(LINES, "direct").into_bytes())
+        .put(&key, numbered_log(LINES, tag).into_bytes())
         .await;
     let notifications = bucket.lambda_event().await;
     let event: Value = notifications["Records"]
@@ -301,7 +306,7 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
         .expect("moto announced the upload");
 
     // Lambda's asynchronous invocation: the first attempt and MaximumRetryAttempts (2) more.
-    let env = refused_env(&moto, &strict);
+    let env = refused_env(moto, strict);
     let mut error = String::new();
     for _ in 0..3 {
         let (code, summary) = replay(&event, &env);
@@ -328,15 +333,25 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorType": "ObjectsFailed", "errorMessage": format!("1 of 1 objects failed: {error}")}
     });
-    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
-    let (dlq, _) = create_queue(&sqs, "nginx-logs-direct-DeadLetterQueue").await;
+    let (dlq, _) = create_queue(sqs, &format!("{}-DeadLetterQueue", bucket.bucket)).await;
     sqs.send_message()
         .queue_url(&dlq)
         .message_body(record.to_string())
         .send()
         .await
         .expect("send the record");
-    assert!(delivered(&moto).await.is_empty(), "nothing reached moto");
+    assert!(delivered(moto).await.is_empty(), "nothing reached moto");
+    (record, dlq)
+}
+
+#[tokio::test]
+async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_and_the_runbook_delivers_it_once()
+ {
+    let moto = Moto::start();
+    let strict = refusing_endpoint();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
+    let (record, dlq) =
+        failed_direct_invocation(&moto, &strict, &sqs, "nginx-logs-direct", "direct").await;
 
     // The alarm's command once the cause is fixed.
     let command = alarm_command("DeadLetterQueueAlarm", "DeadLetterQueue", &dlq);
@@ -348,12 +363,72 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
     assert_eq!(depth(&sqs, &dlq).await, (0, 0), "the DLQ is empty");
     assert_each_line_once(&delivered(&moto).await, "direct");
 
-    // Again: the queue is empty; and the record itself replayed from a file (what the alarm
-    // used to suggest) finds the object delivered.
+    // Again: the queue is empty; and the record itself replayed from a file finds the object
+    // delivered.
     let (code, summary) = runbook(&command, &moto.env());
     assert_eq!((code, &summary["queue"]["received"]), (Some(0), &json!(0)));
     let (code, summary) = replay(&record, &moto.env());
     assert_eq!(code, Some(0), "{summary:#}");
     assert_eq!(summary["already_delivered"], 1, "{summary:#}");
     assert_each_line_once(&delivered(&moto).await, "direct");
+}
+
+/// Runs the AWS CLI against moto; its standard output.
+fn aws(moto: &Moto, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(common::notify::aws_cli())
+        .args(["--endpoint-url", &moto.endpoint, "--output", "json"])
+        .args(args)
+        .envs(moto.env())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the AWS CLI");
+    assert!(
+        out.status.success(),
+        "aws {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test]
+async fn one_dead_letter_by_hand_with_the_aws_cli_and_replay_event() {
+    let moto = Moto::start();
+    let strict = refusing_endpoint();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
+    let (_, dlq) =
+        failed_direct_invocation(&moto, &strict, &sqs, "nginx-logs-by-hand", "by-hand").await;
+
+    // README's way by hand: the CLI's answer saved as it is, replayed, then the message deleted.
+    let answer = aws(&moto, &["sqs", "receive-message", "--queue-url", &dlq]);
+    let file = std::env::temp_dir().join(format!("ncf-dead-letter-{}.json", std::process::id()));
+    std::fs::write(&file, &answer).expect("write message.json");
+    let file_arg = file.to_string_lossy().into_owned();
+    let out = forwarder_command(&["replay", "--event", &file_arg], &moto.env())
+        .output()
+        .expect("run the binary");
+    let _ = std::fs::remove_file(&file);
+    let (code, summary) = replay_result(&out);
+    assert_eq!(code, Some(0), "{summary:#}");
+    assert_eq!(summary["objects_delivered"], 1, "{summary:#}");
+    assert_each_line_once(&delivered(&moto).await, "by-hand");
+    let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+    let receipt = answer["Messages"][0]["ReceiptHandle"]
+        .as_str()
+        .expect("a receipt handle");
+    aws(
+        &moto,
+        &[
+            "sqs",
+            "delete-message",
+            "--queue-url",
+            &dlq,
+            "--receipt-handle",
+            receipt,
+        ],
+    );
+    assert_eq!(depth(&sqs, &dlq).await, (0, 0), "the DLQ is empty");
 }
