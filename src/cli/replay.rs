@@ -164,7 +164,7 @@ where
             .into_iter()
             .partition(|m| summary.failed_messages.contains(&m.id));
         let refused = queue.delete(url, &handled).await?;
-        out.deleted += handled.len() - refused.len();
+        out.deleted += handled.len().saturating_sub(refused.len());
         for r in refused {
             out.problems.push(format!(
                 "message {} was handled but not deleted: {}",
