@@ -50,6 +50,11 @@ pub struct BackfillArgs {
     /// Lambda forwards them, as many at once as its concurrency allows.
     #[arg(long, value_name = "QUEUE_URL")]
     pub enqueue: Option<String>,
+    /// Chooses, routes and writes with this deployed function's settings (its environment,
+    /// read with GetFunctionConfiguration: name or ARN; the stack's is <stack>-forwarder)
+    /// instead of this shell's; a forwarder variable set here that differs from it is refused.
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
 }
 
 /// Exit code after ctrl-c (128 + SIGINT), once what was confirmed is recorded.
