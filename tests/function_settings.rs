@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::collections::HashMap;
-
-use common::moto::{Moto, forwarder_command, read_stream, replay};
+use common::moto::{forwarder_command, read_stream, replay};
+use common::notify::create_function;
 use common::{gzip, numbered_log, s3_event_with_etag};
 
 const BUCKET: &str = "nginx-logs-settings";
@@ -38,62 +37,6 @@ fn function_env() -> Vec<(&'static str, String)> {
         // As SAM passes a parameter left empty.
         ("KEY_PATTERN", String::new()),
     ]
-}
-
-fn aws(moto: &Moto, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(common::notify::aws_cli())
-        .args(["--endpoint-url", &moto.endpoint, "--output", "json"])
-        .args(args)
-        .envs(moto.env())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run the AWS CLI");
-    assert!(
-        out.status.success(),
-        "aws {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// The function as a stack would deploy it, with `env`, created with the AWS CLI.
-fn deploy_function(moto: &Moto, env: &[(&str, String)]) {
-    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
-    aws(
-        moto,
-        &[
-            "iam",
-            "create-role",
-            "--role-name",
-            FUNCTION,
-            "--assume-role-policy-document",
-            trust,
-        ],
-    );
-    let vars: HashMap<&str, &str> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let environment = serde_json::json!({ "Variables": vars }).to_string();
-    aws(
-        moto,
-        &[
-            "lambda",
-            "create-function",
-            "--function-name",
-            FUNCTION,
-            "--package-type",
-            "Image",
-            "--code",
-            "ImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/forwarder:latest",
-            "--role",
-            &format!("arn:aws:iam::123456789012:role/{FUNCTION}"),
-            "--environment",
-            &environment,
-        ],
-    );
 }
 
 fn run(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
@@ -160,7 +103,7 @@ async fn backfill_and_replay_with_the_functions_settings_write_what_the_function
         .expect("upload")
         .e_tag
         .expect("an ETag");
-    deploy_function(&moto, &function_env());
+    create_function(&moto, FUNCTION, &function_env());
 
     // What the function writes: the handler with the function's environment.
     let mut env = moto.env();

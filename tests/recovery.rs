@@ -23,7 +23,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::moto::{Moto, forwarder_command, read_stream, replay, replay_result};
-use common::notify::{NotifyingBucket, sqs_lambda_event};
+use common::notify::{NotifyingBucket, aws, create_function, sqs_lambda_event};
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
 use common::{numbered_log, uri_counts};
 use serde_json::{Value, json};
@@ -41,6 +41,7 @@ fn refused_env(moto: &Moto, strict: &StrictLogs) -> Vec<(&'static str, String)> 
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL_S3", moto.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()));
+    env.push(("AWS_ENDPOINT_URL_LAMBDA", moto.endpoint.clone()));
     env.push(("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", strict.endpoint.clone()));
     env
 }
@@ -100,8 +101,13 @@ async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
     )
 }
 
+/// The stack's function as moto keeps it: the alarms' commands read its settings (the defaults
+/// here, as in every run of this file).
+const FUNCTION: &str = "nginx-logs-forwarder";
+
 /// The command an alarm of template.yaml gives (between backquotes in its folded
-/// `AlarmDescription`), with the queue's URL for `${queue_ref}`; without the program name.
+/// `AlarmDescription`), with the queue's URL for `${queue_ref}` and [`FUNCTION`] for
+/// `${ForwarderFunction}`; without the program name.
 fn alarm_command(alarm: &str, queue_ref: &str, url: &str) -> Vec<String> {
     let template = std::fs::read_to_string(format!("{}/template.yaml", common::MANIFEST_DIR))
         .expect("read template.yaml");
@@ -125,7 +131,9 @@ fn alarm_command(alarm: &str, queue_ref: &str, url: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("{alarm} names no command: {folded}"));
     let command = &folded[start + 1..];
     let command = &command[..command.find('`').expect("a closing backquote")];
-    let command = command.replace(&format!("${{{queue_ref}}}"), url);
+    let command = command
+        .replace(&format!("${{{queue_ref}}}"), url)
+        .replace("${ForwarderFunction}", FUNCTION);
     assert!(!command.contains("${"), "{alarm}: {command}");
     command
         .split_whitespace()
@@ -174,6 +182,7 @@ fn assert_each_line_once(got: &std::collections::BTreeMap<String, usize>, tag: &
 async fn a_queued_object_that_failed_reaches_the_dead_letter_queue_and_the_runbook_delivers_it_once()
  {
     let moto = Moto::start();
+    create_function(&moto, FUNCTION, &[]);
     let strict = refusing_endpoint();
     let bucket = NotifyingBucket::create(&moto, "nginx-logs-queued").await;
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
@@ -348,6 +357,7 @@ async fn failed_direct_invocation(
 async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_and_the_runbook_delivers_it_once()
  {
     let moto = Moto::start();
+    create_function(&moto, FUNCTION, &[]);
     let strict = refusing_endpoint();
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
     let (record, dlq) =
@@ -374,26 +384,6 @@ async fn a_direct_invocation_that_failed_is_recorded_in_the_dead_letter_queue_an
 }
 
 /// Runs the AWS CLI against moto; its standard output.
-fn aws(moto: &Moto, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(common::notify::aws_cli())
-        .args(["--endpoint-url", &moto.endpoint, "--output", "json"])
-        .args(args)
-        .envs(moto.env())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run the AWS CLI");
-    assert!(
-        out.status.success(),
-        "aws {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[tokio::test]
 async fn one_dead_letter_by_hand_with_the_aws_cli_and_replay_event() {
     let moto = Moto::start();
