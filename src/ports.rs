@@ -113,6 +113,16 @@ pub enum ListError {
     },
 }
 
+/// A bucket lifecycle rule that deletes objects some days after they were written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiration {
+    /// The rule's ID (may be empty).
+    pub rule: String,
+    /// The keys it applies to (empty: the whole bucket).
+    pub prefix: String,
+    pub days: i32,
+}
+
 /// Lists a bucket's keys under a prefix, a page at a time, in key order (S3 in production).
 pub trait ObjectLister: Send + Sync {
     fn list_page(
@@ -121,6 +131,13 @@ pub trait ObjectLister: Send + Sync {
         prefix: &str,
         continuation: Option<String>,
     ) -> impl Future<Output = Result<ListPage, ListError>> + Send;
+
+    /// The bucket's enabled expiration rules by age that apply to every object under a prefix
+    /// (rules filtered on tags or sizes are left out), or why they could not be read.
+    fn expirations(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Vec<Expiration>, String>> + Send;
 }
 
 /// One message of a batch to send, with its ID within the batch.

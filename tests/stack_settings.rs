@@ -1,10 +1,13 @@
-//! `backfill --function` and `replay --function` against moto: the settings come from the
-//! deployed function (GetFunctionConfiguration on a function created in moto, whose Lambda keeps
-//! a function's configuration without Docker; it cannot run it, and this needs only what the
-//! handler writes, which `replay` with the function's environment is). From a shell with no
-//! forwarder variable, both write messages identical to the function's for the same object; a
-//! shell variable that differs is refused and named; without `--function` the run says it uses
-//! the shell's settings.
+//! Backfill and replay with the stack's settings, against moto.
+//!
+//! - `--function`: the settings come from the deployed function (GetFunctionConfiguration on a
+//!   function created in moto, whose Lambda keeps a function's configuration without Docker; it
+//!   cannot run it, and this needs only what the handler writes, which `replay` with the
+//!   function's environment is). From a shell with no forwarder variable, both write messages
+//!   identical to the function's for the same object; a shell variable that differs is refused
+//!   and named; without `--function` the run says it uses the shell's settings.
+//! - The bucket's expiration (the stack's UploadExpirationDays, a lifecycle rule): `backfill
+//!   --since` warns when it asks for days the rule has deleted.
 
 mod common;
 
@@ -204,4 +207,68 @@ async fn backfill_and_replay_with_the_functions_settings_write_what_the_function
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(read_stream(&logs, GROUP, INSTANCE).await, theirs);
+}
+
+#[tokio::test]
+async fn backfill_warns_when_since_asks_for_days_the_bucket_deleted() {
+    let (moto, s3, _) = common::moto::with_bucket(BUCKET).await;
+    // The stack's rule, as template.yaml writes it (UploadExpirationDays=7).
+    let rule = aws_sdk_s3::types::LifecycleRule::builder()
+        .id("ExpireForwardedLogs")
+        .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+        .filter(
+            aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                .prefix("nginx/")
+                .build(),
+        )
+        .expiration(
+            aws_sdk_s3::types::LifecycleExpiration::builder()
+                .days(7)
+                .build(),
+        )
+        .build()
+        .expect("a rule");
+    let target = format!("s3://{BUCKET}/nginx/");
+    let day = |days_ago: i64| {
+        jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(24 * days_ago))
+            .expect("a time")
+            .strftime("%Y-%m-%d")
+            .to_string()
+    };
+    let warned = |since: &str| {
+        let (code, _, err) = run(
+            &["backfill", &target, "--since", since, "--dry-run"],
+            &moto.env(),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        err.contains("asks for days the bucket no longer has")
+    };
+    // No lifecycle configuration: nothing to warn of.
+    assert!(!warned(&day(30)));
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(BUCKET)
+        .lifecycle_configuration(
+            aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .expect("a configuration"),
+        )
+        .send()
+        .await
+        .expect("put the lifecycle rule");
+    let (_, _, err) = run(
+        &["backfill", &target, "--since", &day(8), "--dry-run"],
+        &moto.env(),
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: --since {} asks for days the bucket no longer has: its lifecycle rule \"ExpireForwardedLogs\" deletes uploads under nginx/ 7 days after they are written, so uploads of days before {} are gone",
+            day(8),
+            day(7)
+        )),
+        "{err}"
+    );
+    assert!(!warned(&day(7)));
+    assert!(!warned(&day(0)));
 }
