@@ -184,8 +184,10 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         }
         Command::Backfill(args) => backfill::command(config, args).await,
         Command::Replay {
-            event: Some(event), ..
-        } => replay::event_file(config, &event).await,
+            event: Some(event),
+            function,
+            ..
+        } => replay::event_file(config, &event, function.as_deref()).await,
         Command::Replay {
             queue: Some(queue), ..
         } => replay::queue(config, &queue).await,

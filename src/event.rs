@@ -70,6 +70,9 @@ pub struct Announced {
     pub invalid_messages: Vec<String>,
     /// True when the payload is an SQS batch (the answer is `batchItemFailures`).
     pub from_sqs: bool,
+    /// The functions whose failed invocations the payload's invocation records are
+    /// (`requestContext.functionArn`, without the version), each once.
+    pub failed_functions: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -318,6 +321,13 @@ fn invocation_record(
         text(v, "/requestContext/requestId").unwrap_or("?"),
         text(v, "/requestContext/condition").unwrap_or("?")
     );
+    if let Some(arn) = text(v, "/requestContext/functionArn") {
+        // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:VERSION]
+        let arn = arn.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");
+        if !out.failed_functions.contains(&arn) {
+            out.failed_functions.push(arn);
+        }
+    }
     let understood = match payload {
         // Lambda passes the event as JSON; a payload that was a JSON string stays one.
         Value::String(s) => {
@@ -751,6 +761,14 @@ mod tests {
                 "{name}"
             );
             assert_eq!(got.from_sqs, from_sqs, "{name}");
+            // The record names its function (for `replay` to point at its settings).
+            let function = "arn:aws:lambda:us-east-1:123456789012:function:nginx-logs-forwarder";
+            let recorded = payload.to_string().contains("functionArn");
+            assert_eq!(
+                got.failed_functions,
+                if recorded { vec![function] } else { vec![] },
+                "{name}"
+            );
         }
     }
 

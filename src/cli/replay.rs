@@ -24,13 +24,22 @@ use crate::summary::Summary;
 /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>
 pub const REPLAY_HIDDEN_FOR: Duration = Duration::from_secs(900);
 
-/// `replay --event FILE`.
-pub async fn event_file(config: Config, event_file: &str) -> Result<ExitCode, String> {
+/// `replay --event FILE`; `function` is `--function`'s.
+pub async fn event_file(
+    config: Config,
+    event_file: &str,
+    function: Option<&str>,
+) -> Result<ExitCode, String> {
     let text = tokio::fs::read_to_string(event_file)
         .await
         .map_err(|e| format!("cannot read {event_file}: {e}"))?;
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("{event_file} is not JSON: {e}"))?;
+    if let Ok(announced) = crate::event::announced_objects(&payload) {
+        for note in whose_record(&announced.failed_functions, function) {
+            eprintln!("{note}");
+        }
+    }
     let (s3, logs) = clients().await;
     let handler = production_handler(config, s3, logs);
     let summary = handler
@@ -66,6 +75,26 @@ pub async fn queue(config: Config, url: &str) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What to say when invocation records name the function that failed: how to write with its
+/// settings when `--function` is not given, or that `--function` names another one.
+fn whose_record(recorded: &[String], function: Option<&str>) -> Vec<String> {
+    let name = |arn: &str| arn.rsplit(':').next().unwrap_or(arn).to_string();
+    recorded
+        .iter()
+        .filter_map(|arn| match function {
+            None => Some(format!(
+                "note: this is a failed invocation of function {}: `--function {}` writes with its settings",
+                name(arn),
+                name(arn)
+            )),
+            Some(f) if f == arn || f == name(arn) => None,
+            Some(f) => Some(format!(
+                "warning: this is a failed invocation of function {arn}, and --function names {f}: its settings are used"
+            )),
+        })
+        .collect()
 }
 
 fn print_json(v: &Value) -> Result<(), String> {
@@ -200,6 +229,27 @@ mod tests {
     use crate::event::announced_objects;
     use crate::ports::NotDone;
     use crate::summary::{ObjectReport, Outcome};
+
+    #[test]
+    fn a_record_points_at_its_functions_settings() {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:web-forwarder".to_string();
+        let recorded = [arn.clone()];
+        assert_eq!(
+            whose_record(&recorded, None),
+            [
+                "note: this is a failed invocation of function web-forwarder: `--function web-forwarder` writes with its settings"
+            ]
+        );
+        assert!(whose_record(&recorded, Some("web-forwarder")).is_empty());
+        assert!(whose_record(&recorded, Some(&arn)).is_empty());
+        assert_eq!(
+            whose_record(&recorded, Some("other")),
+            [format!(
+                "warning: this is a failed invocation of function {arn}, and --function names other: its settings are used"
+            )]
+        );
+        assert!(whose_record(&[], None).is_empty());
+    }
 
     /// A queue in memory: visible messages, and what was done to each.
     #[derive(Default)]
