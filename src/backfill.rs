@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 
 use crate::batch::MAX_EVENT_AGE_MS;
-use crate::ports::ListedObject;
+use crate::ports::{Expiration, ListedObject};
 use crate::route::{Route, Router};
 
 /// Messages per SendMessageBatch call.
@@ -154,6 +154,39 @@ pub fn first_accepted_day(now_ms: i64, retention_days: Option<i32>) -> Option<Da
         .map_or(MAX_EVENT_AGE_MS, |r| r.min(MAX_EVENT_AGE_MS));
     let ts = jiff::Timestamp::from_millisecond(now_ms - max_age).ok()?;
     Some(jiff::tz::Offset::UTC.to_datetime(ts).date())
+}
+
+/// The first UTC day whose uploads under `prefix` the bucket still keeps, with the rule that
+/// deletes the older ones: the shortest expiration among the rules that apply to keys under
+/// `prefix`. S3 deletes an object `days` after it was written, rounded up to the next midnight
+/// UTC, so of the uploads of a day before `today − days` none is left.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html>
+pub fn first_kept_day<'a>(
+    prefix: &str,
+    today: Date,
+    rules: &'a [Expiration],
+) -> Option<(Date, &'a Expiration)> {
+    let rule = rules
+        .iter()
+        .filter(|r| prefix.starts_with(&r.prefix) || r.prefix.starts_with(prefix))
+        .min_by_key(|r| r.days)?;
+    let first = today.checked_sub(jiff::Span::new().days(rule.days)).ok()?;
+    Some((first, rule))
+}
+
+/// The warning for a `--since` before the first day the bucket keeps.
+pub fn expired_warning(since: Date, first_kept: Date, rule: &Expiration) -> Option<String> {
+    (since < first_kept).then(|| {
+        let scope = if rule.prefix.is_empty() {
+            "every upload".to_string()
+        } else {
+            format!("uploads under {}", rule.prefix)
+        };
+        format!(
+            "warning: --since {since} asks for days the bucket no longer has: its lifecycle rule {:?} deletes {scope} {} days after they are written, so uploads of days before {first_kept} are gone (the stack's UploadExpirationDays)",
+            rule.rule, rule.days
+        )
+    })
 }
 
 /// Decides for one listed object, the way an event announcing it would be handled.
@@ -316,6 +349,46 @@ fn human_secs(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_before_the_buckets_expiration_is_warned() {
+        let day = |s: &str| parse_day(s).expect("a day");
+        let rule = |id: &str, prefix: &str, days: i32| Expiration {
+            rule: id.into(),
+            prefix: prefix.into(),
+            days,
+        };
+        let rules = [
+            rule("ExpireForwardedLogs", "nginx/", 30),
+            rule(
+                "ExpireLeftoverLeases",
+                "nginx-cloudwatch-forwarder/leases/",
+                1,
+            ),
+            rule("Other", "exports/", 7),
+        ];
+        let today = day("2026-12-05");
+        // The rule on nginx/ applies to nginx/ and to a prefix under it, and to one above it.
+        for prefix in ["nginx/", "nginx/i-0123456789abcdef0/", ""] {
+            let (first, r) = first_kept_day(prefix, today, &rules[..1]).expect("a rule applies");
+            assert_eq!((first, r.days), (day("2026-11-05"), 30), "{prefix:?}");
+        }
+        // The shortest of the rules that apply; none for keys no rule reaches.
+        assert_eq!(
+            first_kept_day("", today, &rules).map(|(d, r)| (d, r.rule.as_str())),
+            Some((day("2026-12-04"), "ExpireLeftoverLeases"))
+        );
+        assert_eq!(first_kept_day("web/", today, &rules), None);
+        let (first, r) = first_kept_day("nginx/", today, &rules).expect("a rule");
+        assert_eq!(expired_warning(day("2026-11-05"), first, r), None);
+        let text = expired_warning(day("2026-11-04"), first, r).expect("a warning");
+        assert!(
+            text.contains("--since 2026-11-04")
+                && text.contains("\"ExpireForwardedLogs\" deletes uploads under nginx/ 30 days")
+                && text.contains("before 2026-11-05"),
+            "{text}"
+        );
+    }
     use crate::route::{
         DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE,
     };

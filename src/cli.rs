@@ -1,15 +1,17 @@
 //! The entry points: the Lambda runtime loop, and the local commands, which run the same code.
 //!
 //! ```text
-//! nginx-cloudwatch-forwarder replay --event FILE
+//! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL [--function NAME]
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
 //! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
-//! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL]
+//! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL] [--function NAME]
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
 //! ```
 
 mod backfill;
 mod render;
+mod replay;
+mod settings;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,7 +59,8 @@ pub fn init_local_tracing() {
 /// hand, the commands below use the same code. The forwarder's configuration comes from the
 /// environment (KEY_PATTERN, LOG_GROUP_TEMPLATE, LOG_STREAM_TEMPLATE, RETENTION_DAYS,
 /// OUTPUT_FORMAT, ACCESS_LOG_FORMAT, ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS, …; see
-/// README.md), the AWS endpoints and credentials from the SDK's usual variables
+/// README.md), or for backfill and replay with --function from the deployed function; the AWS
+/// endpoints and credentials from the SDK's usual variables
 /// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, AWS_PROFILE, …).
 #[derive(Debug, Parser, PartialEq)]
 #[command(
@@ -72,12 +75,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand, PartialEq)]
 enum Command {
-    /// Runs the Lambda handler on an event JSON file and prints the invocation summary as
-    /// JSON; exits 1 when any record failed.
+    /// Runs the Lambda handler on an event JSON file, or on the messages of a dead-letter
+    /// queue, and prints the invocation summary as JSON; exits 1 when any record failed.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["event", "queue"])))]
     Replay {
-        /// The event (an S3, SQS, SNS or EventBridge payload, as in events/).
+        /// The event: an S3, SQS, SNS or EventBridge payload (as in events/), a Lambda
+        /// invocation record from the on-failure destination, or `aws sqs receive-message`
+        /// output.
         #[arg(long, value_name = "FILE")]
-        event: String,
+        event: Option<String>,
+        /// Empties this SQS queue (the stack's DeadLetterQueueUrl or
+        /// NotificationDeadLetterQueueUrl): each message is forwarded as Lambda would, and
+        /// deleted once every object it announces is delivered; the others stay in the queue.
+        #[arg(long, value_name = "QUEUE_URL")]
+        queue: Option<String>,
+        /// Writes with this deployed function's settings (its environment, read with
+        /// GetFunctionConfiguration: name or ARN; the stack's is <stack>-forwarder) instead of
+        /// this shell's; a forwarder variable set here that differs from it is refused.
+        #[arg(long, value_name = "NAME")]
+        function: Option<String>,
     },
     /// Parses a log and prints one JSON object per event: {"timestamp": <ms>, "message": <the
     /// message CloudWatch would receive>}.
@@ -154,14 +170,27 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return refused(&e),
     };
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    // The commands that write into the stack's log groups say whose settings they use.
+    let writes_as = match &command {
+        Command::Backfill(a) => Some(a.function.as_deref()),
+        Command::Replay { function, .. } => Some(function.as_deref()),
+        _ => None,
+    };
+    let config = match (writes_as, Config::from_env()) {
+        (Some(function), _) => match settings::forwarder_config(function).await {
+            Ok(c) => c,
+            Err((code, e)) => {
+                eprintln!("error: {e}");
+                return code;
+            }
+        },
+        (None, Ok(c)) => c,
         // `ship` runs on the host and does not use the forwarder's configuration.
-        Err(e) if !matches!(command, Command::Ship(_) | Command::Completions { .. }) => {
+        (None, Err(e)) if !matches!(command, Command::Ship(_) | Command::Completions { .. }) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
-        Err(_) => Config::from_lookup(|_| None)
+        (None, Err(_)) => Config::from_lookup(|_| None)
             .unwrap_or_else(|e| unreachable!("defaults are valid: {e}")),
     };
     let result = match command {
@@ -175,7 +204,16 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill(args) => backfill::command(config, args).await,
-        Command::Replay { event } => replay(config, &event).await,
+        Command::Replay {
+            event: Some(event),
+            function,
+            ..
+        } => replay::event_file(config, &event, function.as_deref()).await,
+        Command::Replay {
+            queue: Some(queue), ..
+        } => replay::queue(config, &queue).await,
+        // clap requires one of them.
+        Command::Replay { .. } => Err("replay needs --event FILE or --queue QUEUE_URL".into()),
         Command::Parse {
             kind,
             log_format,
@@ -192,27 +230,6 @@ pub async fn run(args: Vec<String>) -> ExitCode {
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
-    })
-}
-
-async fn replay(config: Config, event_file: &str) -> Result<ExitCode, String> {
-    let text = tokio::fs::read_to_string(event_file)
-        .await
-        .map_err(|e| format!("cannot read {event_file}: {e}"))?;
-    let payload: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{event_file} is not JSON: {e}"))?;
-    let (s3, logs) = clients().await;
-    let handler = production_handler(config, s3, logs);
-    let summary = handler
-        .handle(&payload)
-        .await
-        .map_err(|e| format!("{event_file}: {e}"))?;
-    let out = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    println!("{out}");
-    Ok(if summary.has_failures() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     })
 }
 
@@ -355,13 +372,25 @@ mod tests {
         assert_eq!(
             ok("replay --event e.json"),
             Command::Replay {
-                event: "e.json".into()
+                event: Some("e.json".into()),
+                queue: None,
+                function: None
             }
         );
         assert_eq!(
             ok("replay --event=e.json"),
             Command::Replay {
-                event: "e.json".into()
+                event: Some("e.json".into()),
+                queue: None,
+                function: None
+            }
+        );
+        assert_eq!(
+            ok("replay --queue https://sqs.eu-west-1.amazonaws.com/1/dlq --function web-forwarder"),
+            Command::Replay {
+                event: None,
+                queue: Some("https://sqs.eu-west-1.amazonaws.com/1/dlq".into()),
+                function: Some("web-forwarder".into())
             }
         );
         assert_eq!(
@@ -399,8 +428,13 @@ mod tests {
                 until: Some(crate::backfill::parse_day("2026-11-30").expect("a day")),
                 dry_run: true,
                 enqueue: None,
+                function: None,
             })
         );
+        assert!(matches!(
+            ok("backfill s3://logs --function arn:aws:lambda:eu-west-1:1:function:web-forwarder"),
+            Command::Backfill(BackfillArgs { function: Some(f), .. }) if f.ends_with(":web-forwarder")
+        ));
         assert!(matches!(
             ok("backfill s3://logs --enqueue https://sqs.eu-west-1.amazonaws.com/1/q"),
             Command::Backfill(BackfillArgs { enqueue: Some(q), .. }) if q.ends_with("/1/q")
@@ -418,6 +452,9 @@ mod tests {
             "parse --kind debug",
             "frobnicate",
             "replay --event a --bogus b",
+            "replay --event a --queue q",
+            "replay --queue",
+            "replay --event a --function",
             "parse --kind access a b",
             "ship --interval",
             "ship --follow x",

@@ -26,6 +26,130 @@ pub const DEFAULT_MAX_CONCURRENT_OBJECTS: usize = 4;
 /// far below the account's PutLogEvents quota (5,000 TPS per region since 2023).
 pub const DEFAULT_MAX_CONCURRENT_PUTS: usize = 8;
 
+/// Every variable [`Config::from_lookup`] reads: the forwarder's settings, all of them. The
+/// template sets each from a parameter or says why it is fixed (tests/parameters.rs), and
+/// `backfill`/`replay --function` take exactly these from the deployed function.
+pub const FORWARDER_VARS: [&str; 20] = [
+    "KEY_PATTERN",
+    "LOG_GROUP_TEMPLATE",
+    "LOG_STREAM_TEMPLATE",
+    "OUTPUT_FORMAT",
+    "ACCESS_LOG_FORMAT",
+    "FIELD_NAMES",
+    "ERROR_LOG_TIMEZONE",
+    "RETENTION_DAYS",
+    "MAX_CONCURRENT_OBJECTS",
+    "MAX_CONCURRENT_PUTS",
+    "CHECKPOINT_STORE",
+    "SKIP_BINARY",
+    "FILTER_RULES",
+    "EXTRA_FIELDS",
+    "ENTITY",
+    "LOG_GROUP_CLASS",
+    "LEASE_SECONDS",
+    "LEASE_PREFIX",
+    "LEASES",
+    "AMBIGUOUS_PUT_WAIT_MS",
+];
+
+/// Settings a run elsewhere may choose for itself with `--function`: how much it does at once
+/// and how long it waits. They change neither what is written nor where.
+pub const LOCAL_TUNING_VARS: [&str; 3] = [
+    "MAX_CONCURRENT_OBJECTS",
+    "MAX_CONCURRENT_PUTS",
+    "AMBIGUOUS_PUT_WAIT_MS",
+];
+
+/// A forwarder setting this shell has and the deployed function has not (or not so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingDiff {
+    pub var: &'static str,
+    pub shell: String,
+    /// `None`: the function leaves it unset (the default).
+    pub function: Option<String>,
+}
+
+impl std::fmt::Display for SettingDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.function {
+            Some(v) => write!(
+                f,
+                "{}={:?} here, {:?} in the function",
+                self.var, self.shell, v
+            ),
+            None => write!(
+                f,
+                "{}={:?} here, unset (the default) in the function",
+                self.var, self.shell
+            ),
+        }
+    }
+}
+
+/// What a local run writing as the deployed function does takes: see [`function_settings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSettings {
+    /// The variables to build the [`Config`] from.
+    pub vars: std::collections::HashMap<String, String>,
+    /// The shell's own [`LOCAL_TUNING_VARS`] that differ from the function's, as `NAME=value`.
+    pub tuned: Vec<String>,
+}
+
+/// The settings of a local run that must write as the deployed function does: the function's
+/// forwarder variables ([`FORWARDER_VARS`]), and of this shell's only the [`LOCAL_TUNING_VARS`].
+/// A shell variable that is set and differs from the function's is refused: every one is
+/// named, none is guessed at.
+pub fn function_settings(
+    function: &std::collections::HashMap<String, String>,
+    shell: impl Fn(&str) -> Option<String>,
+) -> Result<FunctionSettings, Vec<SettingDiff>> {
+    let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let mut settings = std::collections::HashMap::new();
+    let (mut tuned, mut differ) = (Vec::new(), Vec::new());
+    for var in FORWARDER_VARS {
+        let theirs = set(function.get(var).cloned());
+        let ours = set(shell(var));
+        if let Some(v) = &theirs {
+            settings.insert(var.to_string(), v.clone());
+        }
+        match ours {
+            Some(ours) if Some(&ours) != theirs.as_ref() => {
+                if LOCAL_TUNING_VARS.contains(&var) {
+                    tuned.push(format!("{var}={ours}"));
+                    settings.insert(var.to_string(), ours);
+                } else {
+                    differ.push(SettingDiff {
+                        var,
+                        shell: ours,
+                        function: theirs,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if differ.is_empty() {
+        Ok(FunctionSettings {
+            vars: settings,
+            tuned,
+        })
+    } else {
+        Err(differ)
+    }
+}
+
+/// The forwarder variables this lookup sets (`NAME=value`), for saying which settings a run uses.
+pub fn set_vars(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    FORWARDER_VARS
+        .iter()
+        .filter_map(|var| {
+            get(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!("{var}={v}"))
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub router: Router,
@@ -373,6 +497,96 @@ mod tests {
         assert_eq!(
             wait(&[("AMBIGUOUS_PUT_WAIT_MS", "250")]),
             Duration::from_millis(250)
+        );
+    }
+
+    /// `from_lookup` reads exactly the variables of [`FORWARDER_VARS`]: a new setting cannot be
+    /// missed by the template check or by `--function`.
+    #[test]
+    fn forwarder_vars_are_what_from_lookup_reads() {
+        let read = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Config::from_lookup(|k| {
+            read.lock().expect("not poisoned").insert(k.to_string());
+            None
+        })
+        .expect("defaults are valid");
+        let listed: std::collections::BTreeSet<String> =
+            FORWARDER_VARS.iter().map(|v| v.to_string()).collect();
+        assert_eq!(read.into_inner().expect("not poisoned"), listed);
+    }
+
+    #[test]
+    fn the_functions_settings_win_and_a_differing_shell_is_refused() {
+        let function: HashMap<String, String> = [
+            ("FIELD_NAMES", "fluentd"),
+            ("OUTPUT_FORMAT", "json"),
+            ("KEY_PATTERN", ""),
+            ("MAX_CONCURRENT_OBJECTS", "4"),
+            ("NOT_OURS", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let shell = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        // A shell with nothing set, or set as the function has it (empty counts as unset).
+        for vars in [
+            &[][..],
+            &[("FIELD_NAMES", "fluentd"), ("KEY_PATTERN", " ")][..],
+        ] {
+            let FunctionSettings { vars: got, tuned } =
+                function_settings(&function, shell(vars)).expect("agrees");
+            let mut got: Vec<_> = got.into_iter().collect();
+            got.sort();
+            let want = [
+                ("FIELD_NAMES", "fluentd"),
+                ("MAX_CONCURRENT_OBJECTS", "4"),
+                ("OUTPUT_FORMAT", "json"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+            assert_eq!(got, want, "{vars:?}");
+            assert!(tuned.is_empty());
+        }
+        // Tuning is this run's own, and said.
+        let FunctionSettings {
+            vars: settings,
+            tuned,
+        } = function_settings(&function, shell(&[("MAX_CONCURRENT_OBJECTS", "16")])).expect("ok");
+        assert_eq!(settings["MAX_CONCURRENT_OBJECTS"], "16");
+        assert_eq!(tuned, ["MAX_CONCURRENT_OBJECTS=16"]);
+        // What changes the messages or their place is refused, each difference named.
+        let differ = function_settings(
+            &function,
+            shell(&[
+                ("FIELD_NAMES", "nginx"),
+                ("EXTRA_FIELDS", "host={instance_id}"),
+                ("OUTPUT_FORMAT", "json"),
+            ]),
+        )
+        .expect_err("differs");
+        assert_eq!(
+            differ,
+            [
+                SettingDiff {
+                    var: "FIELD_NAMES",
+                    shell: "nginx".into(),
+                    function: Some("fluentd".into())
+                },
+                SettingDiff {
+                    var: "EXTRA_FIELDS",
+                    shell: "host={instance_id}".into(),
+                    function: None
+                },
+            ]
+        );
+        assert_eq!(
+            differ[1].to_string(),
+            r#"EXTRA_FIELDS="host={instance_id}" here, unset (the default) in the function"#
         );
     }
 

@@ -2,8 +2,11 @@
 //!
 //! Pure: takes the JSON the Lambda runtime hands us and recognises it by shape: an S3 event
 //! notification, an SQS message whose body is one (or an SNS envelope, or an EventBridge event),
-//! an SNS notification, or an EventBridge `Object Created` event. Every record counts, not just
-//! the first. S3 notifications URL-encode keys (`+` is a space, `%XX` a byte):
+//! an SNS notification, or an EventBridge `Object Created` event. What a failure leaves behind
+//! is recognised too, so that `replay` takes it as it is: Lambda's invocation record (the
+//! on-failure destination of an asynchronous invocation, wrapping the event that failed, also
+//! as the `detail` of an EventBridge event), and `aws sqs receive-message` output (messages
+//! from a dead-letter queue). Every record counts, not just the first. S3 notifications URL-encode keys (`+` is a space, `%XX` a byte):
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>;
 //! how EventBridge encodes `detail.object.key` is not documented, so every key is decoded and
 //! the key exactly as given is kept to try when the decoded one does not exist.
@@ -14,8 +17,10 @@ use serde_json::{Value, json};
 
 use crate::ports::ListedObject;
 
-/// Envelopes inside envelopes (SNS in SQS …) are followed this deep at most.
-const MAX_NESTING: usize = 3;
+/// Envelopes inside envelopes are followed this deep at most: the deepest we know is a
+/// dead-letter queue's message (SQS) holding an invocation record, its event an SNS
+/// notification, its message the S3 event.
+const MAX_NESTING: usize = 4;
 
 /// One S3 object version announced by a trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +70,15 @@ pub struct Announced {
     pub invalid_messages: Vec<String>,
     /// True when the payload is an SQS batch (the answer is `batchItemFailures`).
     pub from_sqs: bool,
+    /// The functions whose failed invocations the payload's invocation records are
+    /// (`requestContext.functionArn`, without the version), each once.
+    pub failed_functions: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
     #[error(
-        "unrecognised trigger payload: expected an S3 event notification, an SQS or SNS event, or an EventBridge S3 event ({0})"
+        "unrecognised trigger payload: expected an S3 event notification, an SQS or SNS event, an EventBridge S3 event, a Lambda invocation record (on-failure destination) or `aws sqs receive-message` output ({0})"
     )]
     UnknownShape(String),
 }
@@ -174,8 +182,47 @@ fn collect(
         nested(msg, message_id, &format!("{at}SNS message: "), depth, out);
         return true;
     }
+    if let Some(payload) = v.get("requestPayload")
+        && v.get("requestContext").is_some_and(Value::is_object)
+    {
+        invocation_record(v, payload, message_id, at, depth, out);
+        return true;
+    }
     if v.get("detail-type").is_some() && v.get("source").is_some() {
+        // An on-failure destination that is an event bus: the record is the `detail`.
+        // <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+        if text(v, "/source") == Some("aws.lambda")
+            && let Some(record) = v
+                .get("detail")
+                .filter(|d| d.get("requestPayload").is_some())
+        {
+            let here = format!(
+                "{at}EventBridge {:?}: ",
+                text(v, "/detail-type").unwrap_or_default()
+            );
+            if !collect(record, message_id, &here, depth + 1, out) {
+                invalid(
+                    out,
+                    message_id,
+                    format!("{here}not a Lambda invocation record"),
+                );
+            }
+            return true;
+        }
         eventbridge(v, message_id, at, out);
+        return true;
+    }
+    // `aws sqs receive-message` output: a dead-letter queue's messages saved to a file.
+    // <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html#API_ReceiveMessage_ResponseElements>
+    if let Some(messages) = v.get("Messages").and_then(Value::as_array) {
+        for m in messages {
+            let id = text(m, "/MessageId").unwrap_or_default();
+            let here = format!("{at}SQS message {id}: ");
+            match text(m, "/Body") {
+                Some(body) => nested(body, Some(id), &here, depth, out),
+                None => invalid(out, Some(id), format!("{here}missing Body")),
+            }
+        }
         return true;
     }
     let Some(records) = v.get("Records").and_then(Value::as_array) else {
@@ -254,6 +301,50 @@ fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
         && !out.invalid_messages.iter().any(|m| m == id)
     {
         out.invalid_messages.push(id.to_string());
+    }
+}
+
+/// A Lambda invocation record, what the on-failure destination of an asynchronous invocation
+/// receives after the retries (`condition` `RetriesExhausted`) or when the event waited too long
+/// (`EventAgeExceeded`): the event that failed is `requestPayload`, as the function got it.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-async-destinations>
+fn invocation_record(
+    v: &Value,
+    payload: &Value,
+    message_id: Option<&str>,
+    at: &str,
+    depth: usize,
+    out: &mut Announced,
+) {
+    let here = format!(
+        "{at}invocation {} ({}): ",
+        text(v, "/requestContext/requestId").unwrap_or("?"),
+        text(v, "/requestContext/condition").unwrap_or("?")
+    );
+    if let Some(arn) = text(v, "/requestContext/functionArn") {
+        // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:VERSION]
+        let arn = arn.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");
+        if !out.failed_functions.contains(&arn) {
+            out.failed_functions.push(arn);
+        }
+    }
+    let understood = match payload {
+        // Lambda passes the event as JSON; a payload that was a JSON string stays one.
+        Value::String(s) => {
+            nested(s, message_id, &here, depth, out);
+            true
+        }
+        other => collect(other, message_id, &here, depth + 1, out),
+    };
+    if !understood {
+        invalid(
+            out,
+            message_id,
+            format!(
+                "{here}requestPayload is not an S3, SQS, SNS or EventBridge event ({})",
+                shape_hint(payload)
+            ),
+        );
     }
 }
 
@@ -569,6 +660,138 @@ mod tests {
                 assert_eq!(o.key, "nginx/i-0123456789abcdef0/access/a b+.log", "{name}");
             }
         }
+    }
+
+    /// Lambda's record of an asynchronous invocation that failed, as the on-failure destination
+    /// gets it (the documented example, with our function's error).
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+    fn on_failure(payload: Value) -> Value {
+        json!({"version": "1.0", "timestamp": "2026-11-24T10:07:31.082Z",
+               "requestContext": {"requestId": "e4b46cbf-b738-4a3b-8880-a18cdf61200e",
+                                  "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:nginx-logs-forwarder:$LATEST",
+                                  "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+               "requestPayload": payload,
+               "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+               "responsePayload": {"errorType": "ObjectsFailed", "errorMessage": "1 of 1 objects failed"}})
+    }
+
+    /// `aws sqs receive-message` output for one message.
+    fn received(id: &str, body: &str) -> Value {
+        json!({"Messages": [{"MessageId": id, "ReceiptHandle": "AQEB…", "MD5OfBody": "x", "Body": body}]})
+    }
+
+    #[test]
+    fn what_a_failure_leaves_behind_announces_the_object() {
+        let key = "nginx/i-0123456789abcdef0/access/a b.log";
+        let s3 = json!({"Records": [record("ObjectCreated:Put", "logs", "nginx/i-0123456789abcdef0/access/a+b.log")]});
+        let eb = eventbridge("Object Created", key);
+        let sns_event = json!({"Records": [sns(&s3.to_string())]});
+        let shapes = [
+            (
+                "on-failure record of an S3 event",
+                on_failure(s3.clone()),
+                None,
+                false,
+            ),
+            (
+                "on-failure record of an EventBridge event",
+                on_failure(eb.clone()),
+                None,
+                false,
+            ),
+            (
+                "on-failure record of an SNS event",
+                on_failure(sns_event.clone()),
+                None,
+                false,
+            ),
+            (
+                "on-failure record, payload as a string",
+                on_failure(json!(s3.to_string())),
+                None,
+                false,
+            ),
+            (
+                "on-failure record in the dead-letter queue, as an SQS event",
+                json!({"Records": [sqs("d-1", &on_failure(s3.clone()).to_string())]}),
+                Some("d-1"),
+                true,
+            ),
+            (
+                "on-failure record of an SNS event in the dead-letter queue",
+                json!({"Records": [sqs("d-2", &on_failure(sns_event).to_string())]}),
+                Some("d-2"),
+                true,
+            ),
+            (
+                "receive-message output of the dead-letter queue",
+                received("d-3", &on_failure(s3.clone()).to_string()),
+                Some("d-3"),
+                false,
+            ),
+            (
+                "receive-message output of the notification dead-letter queue",
+                received("d-4", &s3.to_string()),
+                Some("d-4"),
+                false,
+            ),
+            (
+                "receive-message output, an EventBridge event",
+                received("d-5", &eb.to_string()),
+                Some("d-5"),
+                false,
+            ),
+            (
+                "on-failure destination that is an event bus",
+                json!({"version": "0", "id": "x", "detail-type": "Lambda Function Invocation Result - Failure",
+                       "source": "aws.lambda", "account": "123456789012", "time": "2026-11-24T10:07:31Z",
+                       "region": "us-east-1", "resources": [], "detail": on_failure(s3.clone())}),
+                None,
+                false,
+            ),
+        ];
+        for (name, payload, message_id, from_sqs) in shapes {
+            let got = announced_objects(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(got.invalid.is_empty(), "{name}: {:?}", got.invalid);
+            assert_eq!(got.objects.len(), 1, "{name}: {got:?}");
+            let o = &got.objects[0];
+            assert_eq!(
+                (o.bucket.as_str(), o.key.as_str(), o.message_id.as_deref()),
+                ("logs", key, message_id),
+                "{name}"
+            );
+            assert_eq!(got.from_sqs, from_sqs, "{name}");
+            // The record names its function (for `replay` to point at its settings).
+            let function = "arn:aws:lambda:us-east-1:123456789012:function:nginx-logs-forwarder";
+            let recorded = payload.to_string().contains("functionArn");
+            assert_eq!(
+                got.failed_functions,
+                if recorded { vec![function] } else { vec![] },
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_record_of_something_else_names_it() {
+        // The documented example's payload is not ours: it fails on its own, naming what it has.
+        let other = on_failure(json!({"ORDER_IDS": ["9e07af03"]}));
+        let got = announced_objects(&other).unwrap();
+        assert_eq!(
+            got.invalid,
+            [
+                "invocation e4b46cbf-b738-4a3b-8880-a18cdf61200e (RetriesExhausted): requestPayload is not an S3, SQS, SNS or EventBridge event (top-level keys: ORDER_IDS)"
+            ]
+        );
+        let got = announced_objects(&received("d-1", &other.to_string())).unwrap();
+        assert_eq!(got.invalid_messages, ["d-1"]);
+        assert!(
+            got.invalid[0].starts_with("SQS message d-1: invocation "),
+            "{:?}",
+            got.invalid
+        );
+        let got = announced_objects(&json!({"Messages": [{"MessageId": "d-2"}]})).unwrap();
+        assert_eq!(got.invalid, ["SQS message d-2: missing Body"]);
     }
 
     #[test]

@@ -113,6 +113,16 @@ pub enum ListError {
     },
 }
 
+/// A bucket lifecycle rule that deletes objects some days after they were written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiration {
+    /// The rule's ID (may be empty).
+    pub rule: String,
+    /// The keys it applies to (empty: the whole bucket).
+    pub prefix: String,
+    pub days: i32,
+}
+
 /// Lists a bucket's keys under a prefix, a page at a time, in key order (S3 in production).
 pub trait ObjectLister: Send + Sync {
     fn list_page(
@@ -121,6 +131,13 @@ pub trait ObjectLister: Send + Sync {
         prefix: &str,
         continuation: Option<String>,
     ) -> impl Future<Output = Result<ListPage, ListError>> + Send;
+
+    /// The bucket's enabled expiration rules by age that apply to every object under a prefix
+    /// (rules filtered on tags or sizes are left out), or why they could not be read.
+    fn expirations(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Vec<Expiration>, String>> + Send;
 }
 
 /// One message of a batch to send, with its ID within the batch.
@@ -143,15 +160,22 @@ pub struct NotQueued {
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error(
-        "queue {queue} does not exist (check the stack output NotificationQueueUrl and the region)"
+        "queue {queue} does not exist (check the stack outputs NotificationQueueUrl, DeadLetterQueueUrl, NotificationDeadLetterQueueUrl and the region)"
     )]
     NoQueue { queue: String },
-    #[error(
-        "access denied sending to {queue}: the credentials need sqs:SendMessage on it ({detail})"
-    )]
-    AccessDenied { queue: String, detail: String },
-    #[error("cannot send to {queue}: {detail}")]
-    Other { queue: String, detail: String },
+    #[error("access denied to {queue}: the credentials need {action} on it ({detail})")]
+    AccessDenied {
+        queue: String,
+        /// The IAM action refused (`sqs:SendMessage` …).
+        action: &'static str,
+        detail: String,
+    },
+    #[error("{action} on {queue} failed: {detail}")]
+    Other {
+        queue: String,
+        action: &'static str,
+        detail: String,
+    },
 }
 
 /// Sends messages to a queue in batches (SQS `SendMessageBatch` in production).
@@ -162,6 +186,48 @@ pub trait MessageQueue: Send + Sync {
         queue: &str,
         messages: &[QueueMessage],
     ) -> impl Future<Output = Result<Vec<NotQueued>, QueueError>> + Send;
+}
+
+/// A message taken off a queue: hidden from other receivers until it is deleted or released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub id: String,
+    /// What deleting or releasing it names (valid for this receipt only).
+    pub receipt_handle: String,
+    pub body: String,
+}
+
+/// A message the queue did not delete or release, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDone {
+    pub id: String,
+    pub reason: String,
+}
+
+/// Takes messages off a queue and settles them (SQS `ReceiveMessage`, `DeleteMessageBatch`,
+/// `ChangeMessageVisibilityBatch` in production): `replay --queue` on a dead-letter queue.
+pub trait QueueReader: Send + Sync {
+    /// Up to `max` messages (at most [`crate::backfill::SQS_MAX_BATCH`]), each hidden from
+    /// other receivers for `hidden_for`; none when the queue has nothing visible.
+    fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        hidden_for: std::time::Duration,
+    ) -> impl Future<Output = Result<Vec<ReceivedMessage>, QueueError>> + Send;
+    /// Deletes up to [`crate::backfill::SQS_MAX_BATCH`] messages; the ones not deleted come back.
+    fn delete(
+        &self,
+        queue: &str,
+        messages: &[ReceivedMessage],
+    ) -> impl Future<Output = Result<Vec<NotDone>, QueueError>> + Send;
+    /// Makes up to [`crate::backfill::SQS_MAX_BATCH`] messages visible again at once; the ones
+    /// not released come back (they reappear when their time is up).
+    fn release(
+        &self,
+        queue: &str,
+        messages: &[ReceivedMessage],
+    ) -> impl Future<Output = Result<Vec<NotDone>, QueueError>> + Send;
 }
 
 /// What the checkpoint store holds for an object: our progress record, and any other tags the

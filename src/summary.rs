@@ -189,6 +189,25 @@ impl Summary {
         self.objects.push(r);
     }
 
+    /// Adds another run's summary to this one (`replay --queue` runs the handler once per
+    /// batch of messages and reports them as one).
+    pub fn absorb(&mut self, other: Summary) {
+        self.records_ignored.extend(other.records_ignored);
+        self.records_invalid.extend(other.records_invalid);
+        for id in other.failed_messages {
+            if !self.failed_messages.contains(&id) {
+                self.failed_messages.push(id);
+            }
+        }
+        self.duration_ms += other.duration_ms;
+        for r in other.objects {
+            self.push(r);
+        }
+        if other.delivery == AT_LEAST_ONCE {
+            self.delivery = AT_LEAST_ONCE;
+        }
+    }
+
     /// True when a retry of this invocation could achieve more (something failed).
     pub fn has_failures(&self) -> bool {
         self.objects_failed > 0 || !self.records_invalid.is_empty()

@@ -284,6 +284,17 @@ async fn every_envelope_delivers_the_same_objects() {
         ("sqs-sns-s3.json", 2),
         ("sqs-eventbridge.json", 2),
         ("eventbridge-object-created.json", 1),
+        // What a failure leaves behind (README, "Recovering from the dead-letter queues"): the
+        // on-failure destination's record of a failed S3 or EventBridge invocation, that record
+        // delivered by an event bus, as an SQS event of the dead-letter queue, and both
+        // dead-letter queues' messages as `aws sqs receive-message` prints them (captured
+        // from moto).
+        ("lambda-on-failure-s3.json", 2),
+        ("lambda-on-failure-eventbridge.json", 1),
+        ("eventbridge-lambda-failure.json", 2),
+        ("sqs-on-failure.json", 2),
+        ("dead-letter-receive-message.json", 2),
+        ("notification-dead-letter-receive-message.json", 1),
     ] {
         let h = Handler::new(sample_source(), FakeSink::default(), default_config())
             .with_clock(fixture_clock());
@@ -361,7 +372,7 @@ async fn every_event_file_is_understood() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 11, "{files:?}");
+    assert!(files.len() >= 17, "{files:?}");
     for file in &files {
         let h = Handler::new(sample_source(), FakeSink::default(), default_config())
             .with_clock(fixture_clock());

@@ -2,6 +2,7 @@
 //! [`LogSink`](crate::ports::LogSink), and client construction.
 
 pub mod cloudwatch;
+pub mod lambda;
 pub mod leases;
 pub mod s3;
 pub mod sqs;

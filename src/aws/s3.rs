@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{Tag, Tagging};
 use crate::checkpoint::{MAX_TAGS, Progress, TAG_KEY};
 use crate::event::ObjectRef;
 use crate::ports::{
-    CheckpointError, CheckpointStore, ListError, ListPage, ListedObject, ObjectLister,
+    CheckpointError, CheckpointStore, Expiration, ListError, ListPage, ListedObject, ObjectLister,
     ObjectSource, OpenRequest, OpenedObject, SourceError, Stored,
 };
 
@@ -121,6 +121,52 @@ impl ObjectLister for S3Source {
             .then(|| out.next_continuation_token().map(str::to_string))
             .flatten();
         Ok(ListPage { objects, next })
+    }
+
+    /// GetBucketLifecycleConfiguration; no configuration is no rule.
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLifecycleConfiguration.html>
+    async fn expirations(&self, bucket: &str) -> Result<Vec<Expiration>, String> {
+        let out = match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let (code, _, detail) = super::error_facts(&e);
+                return match code.as_str() {
+                    "NoSuchLifecycleConfiguration" => Ok(Vec::new()),
+                    "AccessDenied" => Err(format!(
+                        "the credentials need s3:GetLifecycleConfiguration on arn:aws:s3:::{bucket} ({detail})"
+                    )),
+                    _ => Err(detail),
+                };
+            }
+        };
+        Ok(out
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.status == aws_sdk_s3::types::ExpirationStatus::Enabled)
+            .filter_map(|r| {
+                let days = r.expiration.as_ref()?.days?;
+                #[allow(deprecated)] // The rule-level Prefix: older rules still carry it.
+                let prefix = match &r.filter {
+                    Some(f) if f.tag.is_some() || f.and.is_some() => return None,
+                    Some(f) if f.object_size_greater_than.is_some() => return None,
+                    Some(f) if f.object_size_less_than.is_some() => return None,
+                    Some(f) => f.prefix.clone().unwrap_or_default(),
+                    None => r.prefix.clone().unwrap_or_default(),
+                };
+                Some(Expiration {
+                    rule: r.id.unwrap_or_default(),
+                    prefix,
+                    days,
+                })
+            })
+            .collect())
     }
 }
 

@@ -16,8 +16,8 @@ use serde_json::json;
 use crate::aws::cloudwatch::CloudWatchSink;
 use crate::aws::{ConfiguredCheckpoints, clients, production_handler, s3::S3Source};
 use crate::backfill::{
-    Days, Plan, Progress, SQS_MAX_BATCH, Selection, Target, choose, first_accepted_day,
-    human_bytes, parse_day,
+    Days, Plan, Progress, SQS_MAX_BATCH, Selection, Target, choose, expired_warning,
+    first_accepted_day, first_kept_day, human_bytes, parse_day,
 };
 use crate::checkpoint::State;
 use crate::config::{CheckpointStoreKind, Config};
@@ -50,6 +50,11 @@ pub struct BackfillArgs {
     /// Lambda forwards them, as many at once as its concurrency allows.
     #[arg(long, value_name = "QUEUE_URL")]
     pub enqueue: Option<String>,
+    /// Chooses, routes and writes with this deployed function's settings (its environment,
+    /// read with GetFunctionConfiguration: name or ARN; the stack's is <stack>-forwarder)
+    /// instead of this shell's; a forwarder variable set here that differs from it is refused.
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
 }
 
 /// Exit code after ctrl-c (128 + SIGINT), once what was confirmed is recorded.
@@ -69,6 +74,9 @@ const ENQUEUE_FIRST_PAUSE: Duration = Duration::from_millis(200);
 pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, String> {
     let (s3, logs) = clients().await;
     let source = S3Source::new(s3);
+    if let Some(since) = args.since {
+        warn_expired(&source, &args.target, since).await;
+    }
     let mut status = Status::new();
     let plan = list(&source, &config, &args, &mut status)
         .await
@@ -101,6 +109,26 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
         &mut status,
     )
     .await
+}
+
+/// Warns when `--since` asks for days the bucket's lifecycle rules have deleted (or says that
+/// they could not be read).
+async fn warn_expired(lister: &impl ObjectLister, target: &Target, since: Date) {
+    match lister.expirations(&target.bucket).await {
+        Ok(rules) => {
+            let today = jiff::tz::Offset::UTC
+                .to_datetime(jiff::Timestamp::now())
+                .date();
+            if let Some(warning) = first_kept_day(&target.prefix, today, &rules)
+                .and_then(|(first, rule)| expired_warning(since, first, rule))
+            {
+                eprintln!("{warning}");
+            }
+        }
+        Err(e) => eprintln!(
+            "note: the bucket's lifecycle rules could not be read, so whether --since asks for days it deleted is not checked: {e}"
+        ),
+    }
 }
 
 /// Forwards the selected objects through the handler, showing progress; prints the summary.

@@ -302,25 +302,16 @@ pub async fn read_stream_events(
     }
 }
 
-/// The forwarder's configuration variables, removed before a run so that the caller's
-/// environment cannot change what a test asserts.
-const FORWARDER_VARS: [&str; 16] = [
+/// Variables removed before a run, besides every forwarder setting
+/// ([`nginx_cloudwatch_forwarder::config::FORWARDER_VARS`]), so that the caller's environment
+/// cannot change what a test asserts.
+const RUN_VARS: [&str; 6] = [
     "AWS_LAMBDA_RUNTIME_API",
     "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_LAMBDA",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
-    "KEY_PATTERN",
-    "LOG_GROUP_TEMPLATE",
-    "LOG_STREAM_TEMPLATE",
-    "OUTPUT_FORMAT",
-    "ACCESS_LOG_FORMAT",
-    "ERROR_LOG_TIMEZONE",
-    "CHECKPOINT_STORE",
-    "MAX_CONCURRENT_PUTS",
-    "LEASES",
-    "LEASE_PREFIX",
-    "LEASE_SECONDS",
-    "AMBIGUOUS_PUT_WAIT_MS",
 ];
 
 /// A `nginx-cloudwatch-forwarder replay --event FILE` command for `event` with `env` (e.g.
@@ -345,7 +336,10 @@ pub fn replay_command(event: &serde_json::Value, env: &[(&str, String)]) -> (Com
 pub fn forwarder_command(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
     cmd.args(args);
-    for var in FORWARDER_VARS {
+    for var in RUN_VARS
+        .iter()
+        .chain(&nginx_cloudwatch_forwarder::config::FORWARDER_VARS)
+    {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
