@@ -17,7 +17,7 @@
 //! tests/steady_writes.rs assert the bound.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::BTreeMap;
