@@ -1,0 +1,390 @@
+//! `ship::nginx_conf` against real nginx (issue 28): nginx prints its configuration (`nginx -T`),
+//! the module says which file each log goes to and in which format, then the same nginx serves
+//! requests to every server and location and the files it wrote are the oracle. Every line of
+//! every file must read in a format the module named for that file, every format it named must
+//! have written there, and nginx must have written no other file.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::nginx::{free_port, nginx_binary};
+use nginx_cloudwatch_forwarder::ship::nginx_conf::{
+    Defaults, Format, Logs, Unfollowable, Writes, parse_dump,
+};
+use regex::Regex;
+
+/// A private prefix directory: nginx.conf, sites-enabled/, logs/, temp/, html/.
+struct Prefix(PathBuf);
+
+impl Prefix {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nginx-conf-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // html: the root nginx checks before it opens a log whose path has variables.
+        for sub in ["sites-enabled", "logs", "temp", "html"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create the prefix");
+        }
+        Prefix(dir)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.0.join(rel), text).unwrap_or_else(|e| panic!("write {rel}: {e}"));
+    }
+
+    /// `nginx -p DIR/ -c DIR/nginx.conf` plus `args`.
+    fn nginx(&self) -> Command {
+        let mut c = Command::new(nginx_binary());
+        c.arg("-p")
+            .arg(format!("{}/", self.0.display()))
+            .arg("-c")
+            .arg(self.0.join("nginx.conf"));
+        c
+    }
+
+    /// `nginx -T`'s standard output (the dump); fails with its standard error.
+    fn dump(&self) -> String {
+        let out = self.nginx().arg("-T").output().expect("run nginx -T");
+        assert!(
+            out.status.success(),
+            "nginx -T: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("the dump is UTF-8")
+    }
+
+    /// What nginx runs with here: this prefix, and nginx's own relative defaults under it.
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            prefix: format!("{}/", self.0.display()),
+            ..Defaults::nginx()
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!("{}/logs", self.0.display())
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        if std::env::var_os("NGINX_ORACLE_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The configuration issue 28 asks for: combined, a timing format with `$request_time` and
+/// `$upstream_*`, an `escape=json` object, an included server block, `access_log off` in a
+/// location, several access_logs at one level, a site-named file, a syslog target, variables
+/// in a path, a gzip'd log, and one file written by two formats.
+fn issue_28_conf(p: &Prefix, front: u16, shop: u16, syslog: u16) {
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log logs/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             \x20   client_body_temp_path temp/body; proxy_temp_path temp/proxy;\n\
+             \x20   fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;\n\
+             \x20   log_format timing '$remote_addr [$time_local] \"$request\" $status '\n\
+             \x20                     'rt=$request_time uct=\"$upstream_connect_time\" '\n\
+             \x20                     'urt=\"$upstream_response_time\" us=\"$upstream_status\"';\n\
+             \x20   log_format js escape=json '{{\"uri\":\"$uri\",\"status\":$status,\"rt\":$request_time}}';\n\
+             \x20   log_format other 'other $status $uri';\n\
+             \x20   access_log logs/main.access.log;   # combined\n\
+             \x20   include sites-enabled/*;\n\
+             \x20   server {{\n\
+             \x20       listen 127.0.0.1:{front};\n\
+             \x20       location / {{ return 200 \"front\\n\"; }}\n\
+             \x20       location /quiet {{ access_log off; return 200 \"quiet\\n\"; }}\n\
+             \x20       location /timed/ {{\n\
+             \x20           access_log logs/timing.log timing;\n\
+             \x20           access_log logs/api-access.log js;\n\
+             \x20           proxy_pass http://127.0.0.1:{shop}/;\n\
+             \x20       }}\n\
+             \x20       location /gz {{ access_log logs/gz.log other gzip; return 200 \"gz\\n\"; }}\n\
+             \x20   }}\n\
+             }}\n"
+        ),
+    );
+    p.write(
+        "sites-enabled/shop",
+        &format!(
+            "server {{   # the shop, named by site as Debian names files\n\
+             \x20   listen 127.0.0.1:{shop};\n\
+             \x20   access_log \"logs/shop.example.com.access.log\" js;\n\
+             \x20   access_log syslog:server=127.0.0.1:{syslog} timing;\n\
+             \x20   access_log logs/$host.vhost.log other;\n\
+             \x20   error_log logs/shop.error.log warn;\n\
+             \x20   location / {{ return 200 \"shop\\n\"; }}\n\
+             \x20   location /both {{ access_log logs/main.access.log other; return 200 \"both\\n\"; }}\n\
+             }}\n"
+        ),
+    );
+    // glob(3) skips names that start with a dot: nginx does not read this one (if it did,
+    // nginx -T would fail on it).
+    p.write("sites-enabled/.hidden", "this is not nginx syntax");
+}
+
+/// A format as a regular expression: its literal text, and any text for each variable.
+fn line_regex(f: &Format) -> Regex {
+    let var = Regex::new(r"\$\{?[A-Za-z0-9_]+\}?").expect("variable pattern");
+    let mut re = String::from("^");
+    let mut last = 0;
+    for m in var.find_iter(&f.text) {
+        re.push_str(&regex::escape(&f.text[last..m.start()]));
+        re.push_str(".*?");
+        last = m.end();
+    }
+    re.push_str(&regex::escape(&f.text[last..]));
+    re.push('$');
+    Regex::new(&re).unwrap_or_else(|e| panic!("{}: {e}", f.name))
+}
+
+fn get(port: u16, path: &str, host: &str) {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to nginx");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send the request");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read the reply");
+    assert!(reply.starts_with("HTTP/1.1 200"), "GET {path}: {reply}");
+}
+
+/// A file's lines; a gzip'd log is decompressed first.
+fn lines(path: &Path, gzip: bool) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = if gzip {
+        assert_eq!(
+            bytes.get(..2),
+            Some(&[0x1f, 0x8b][..]),
+            "{} is gzip",
+            path.display()
+        );
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        s
+    } else {
+        String::from_utf8(bytes).expect("log lines are UTF-8 here")
+    };
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
+    let p = Prefix::new("issue28");
+    let (front, shop) = (
+        free_port(Ipv4Addr::LOCALHOST.into()),
+        free_port(Ipv4Addr::LOCALHOST.into()),
+    );
+    // Somewhere for the syslog lines to go (nginx sends them over UDP whether read or not).
+    let syslog = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a UDP port");
+    let syslog_port = syslog.local_addr().expect("its address").port();
+    issue_28_conf(&p, front, shop, syslog_port);
+
+    let dump = p.dump();
+    let logs: Logs = parse_dump(&dump)
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}\n{dump}"));
+    let l = p.logs();
+
+    // What the module says, file by file.
+    let said: Vec<(String, Vec<String>)> = logs
+        .files
+        .iter()
+        .map(|f| {
+            let ws = f
+                .writers
+                .iter()
+                .map(|w| match &w.writes {
+                    Writes::Access { format, gzip, .. } => {
+                        format!("{}{}", format.name, if *gzip { " gzip" } else { "" })
+                    }
+                    Writes::Error => "error".to_string(),
+                })
+                .collect();
+            (f.path.clone(), ws)
+        })
+        .collect();
+    let want: Vec<(String, Vec<String>)> = [
+        ("api-access.log", vec!["js"]),
+        ("error.log", vec!["error"]),
+        ("gz.log", vec!["other gzip"]),
+        // The included shop server comes first in the configuration.
+        ("main.access.log", vec!["other", "combined"]),
+        ("shop.error.log", vec!["error"]),
+        ("shop.example.com.access.log", vec!["js"]),
+        ("timing.log", vec!["timing"]),
+    ]
+    .into_iter()
+    .map(|(f, ws)| {
+        (
+            format!("{l}/{f}"),
+            ws.into_iter().map(String::from).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(said, want);
+    let not: Vec<(&str, Unfollowable)> = logs
+        .not_followed
+        .iter()
+        .map(|n| (n.target.as_str(), n.reason))
+        .collect();
+    let syslog_target = format!("syslog:server=127.0.0.1:{syslog_port}");
+    assert_eq!(
+        not,
+        [
+            (syslog_target.as_str(), Unfollowable::Syslog),
+            ("logs/$host.vhost.log", Unfollowable::Variables)
+        ]
+    );
+    let conflict = logs.file(&format!("{l}/main.access.log")).unwrap();
+    assert!(conflict.writer().is_err(), "two formats: reported");
+
+    // Now nginx itself: requests to every server and location, then a graceful stop (which
+    // writes out the gzip buffer), then every file it wrote.
+    let mut child = p
+        .nginx()
+        .args(["-g", "daemon off; master_process off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    for port in [front, shop] {
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            assert!(child.try_wait().expect("nginx").is_none(), "nginx exited");
+            std::thread::sleep(std::time::Duration::from_millis(10)); // readiness poll
+        }
+    }
+    get(front, "/", "front");
+    get(front, "/quiet", "front");
+    get(front, "/timed/a", "front");
+    get(front, "/gz", "front");
+    get(shop, "/", "shop.example.com");
+    get(shop, "/both", "shop.example.com");
+    get(shop, "/nothing-here", "shop.example.com");
+    let quit = p
+        .nginx()
+        .args(["-s", "quit"])
+        .status()
+        .expect("nginx -s quit");
+    assert!(quit.success());
+    let status = child.wait().expect("nginx exits");
+    assert!(status.success(), "nginx: {status}");
+    let mut udp = [0u8; 2048];
+    syslog.set_nonblocking(true).expect("nonblocking");
+    let n = syslog.recv(&mut udp).expect("nginx sent the syslog lines");
+    assert!(String::from_utf8_lossy(&udp[..n]).contains("rt="));
+
+    let mut written = BTreeSet::new();
+    for entry in std::fs::read_dir(&l).expect("logs/") {
+        let path = entry.expect("an entry").path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+            written.insert(path.display().to_string());
+        }
+    }
+    // The per-host files (shop.example.com, and 127.0.0.1 for the proxied request) come from
+    // the variable target the module listed as not followed.
+    let per_host: Vec<String> = written
+        .iter()
+        .filter(|p| p.ends_with(".vhost.log"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        per_host,
+        [
+            format!("{l}/127.0.0.1.vhost.log"),
+            format!("{l}/shop.example.com.vhost.log")
+        ]
+    );
+    written.retain(|p| !p.ends_with(".vhost.log"));
+    let followed: BTreeSet<String> = logs
+        .files
+        .iter()
+        .filter(|f| !f.path.ends_with("error.log"))
+        .map(|f| f.path.clone())
+        .collect();
+    let written_access: BTreeSet<String> = written
+        .iter()
+        .filter(|p| !p.ends_with("error.log"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        written_access, followed,
+        "nginx wrote exactly the files named"
+    );
+
+    let error_line =
+        Regex::new(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: ").expect("error line");
+    let mut access_lines = 0;
+    for file in &logs.files {
+        let mut seen = vec![0usize; file.writers.len()];
+        let gzip = matches!(file.writers[0].writes, Writes::Access { gzip: true, .. });
+        // Each writer as a line pattern: its format, or the error log's prefix.
+        let patterns: Vec<Regex> = file
+            .writers
+            .iter()
+            .map(|w| match &w.writes {
+                Writes::Access { format, .. } => line_regex(format),
+                Writes::Error => error_line.clone(),
+            })
+            .collect();
+        for line in lines(Path::new(&file.path), gzip) {
+            assert!(!line.contains("/quiet"), "access_log off: {line}");
+            let hit = patterns.iter().position(|re| re.is_match(&line));
+            let i = hit.unwrap_or_else(|| panic!("{}: no named format reads {line:?}", file.path));
+            seen[i] += 1;
+            access_lines += usize::from(file.writers[i].writes != Writes::Error);
+        }
+        if file.writers.iter().all(|w| w.writes != Writes::Error) {
+            assert!(
+                seen.iter().all(|n| *n > 0),
+                "{}: every named format wrote there: {seen:?}",
+                file.path
+            );
+        }
+    }
+    // front: / (combined), /timed/a (timing, js), /gz (other); shop: / and /nothing-here and
+    // the proxied /a (js), /both (other, in main.access.log). /quiet: none.
+    assert_eq!(access_lines, 8);
+}
+
+/// When nginx cannot open a log (or, unprivileged, its pid file), `nginx -T` prints nothing on
+/// standard output: it tests the configuration, opening every log file and the pid file as
+/// `nginx -t` does, before it dumps it. The caller must report its standard error.
+#[test]
+fn nginx_t_opens_the_logs_before_it_dumps() {
+    let p = Prefix::new("perm");
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;\nerror_log logs/error.log;\nevents {{}}\n\
+             http {{ access_log {d}/locked/access.log; }}\n"
+        ),
+    );
+    std::fs::create_dir_all(p.0.join("locked")).expect("mkdir");
+    // A file where the directory should be: no one can open a log under it, root included.
+    std::fs::remove_dir(p.0.join("locked")).expect("rmdir");
+    std::fs::write(p.0.join("locked"), "").expect("a file in the way");
+    let out = p.nginx().arg("-T").output().expect("run nginx -T");
+    assert!(!out.status.success());
+    assert_eq!(out.stdout, b"", "no dump");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("open() \"{d}/locked/access.log\" failed")),
+        "{err}"
+    );
+    assert!(err.contains("test failed"), "{err}");
+    // The files nginx could open, it created (test mode creates the logs it names).
+    assert!(p.0.join("logs/error.log").exists());
+}
