@@ -68,6 +68,46 @@ impl Prefix {
     fn logs(&self) -> String {
         format!("{}/logs", self.0.display())
     }
+
+    /// Runs nginx, sends each (port, path, Host) request, then stops it gracefully (`nginx -s
+    /// quit`, which writes out gzip buffers) so that its logs are complete.
+    fn serve(&self, requests: &[(u16, &str, &str)]) {
+        let mut child = self
+            .nginx()
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        for (port, _, _) in requests {
+            while TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_err() {
+                assert!(child.try_wait().expect("nginx").is_none(), "nginx exited");
+                std::thread::sleep(std::time::Duration::from_millis(10)); // readiness poll
+            }
+        }
+        for (port, path, host) in requests {
+            get(*port, path, host);
+        }
+        let quit = self
+            .nginx()
+            .args(["-s", "quit"])
+            .status()
+            .expect("nginx -s quit");
+        assert!(quit.success());
+        let status = child.wait().expect("nginx exits");
+        assert!(status.success(), "nginx: {status}");
+    }
+
+    /// The files under logs/ that hold something.
+    fn written(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.logs())
+            .expect("logs/")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .map(|p| p.display().to_string())
+            .collect()
+    }
 }
 
 impl Drop for Prefix {
@@ -154,7 +194,7 @@ fn get(port: u16, path: &str, host: &str) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send the request");
     let mut reply = String::new();
     s.read_to_string(&mut reply).expect("read the reply");
-    assert!(reply.starts_with("HTTP/1.1 200"), "GET {path}: {reply}");
+    assert!(reply.starts_with("HTTP/1.1 "), "GET {path}: {reply}");
 }
 
 /// A file's lines; a gzip'd log is decompressed first.
@@ -249,49 +289,23 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
     let conflict = logs.file(&format!("{l}/main.access.log")).unwrap();
     assert!(conflict.writer().is_err(), "two formats: reported");
 
-    // Now nginx itself: requests to every server and location, then a graceful stop (which
-    // writes out the gzip buffer), then every file it wrote.
-    let mut child = p
-        .nginx()
-        .args(["-g", "daemon off; master_process off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    for port in [front, shop] {
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(child.try_wait().expect("nginx").is_none(), "nginx exited");
-            std::thread::sleep(std::time::Duration::from_millis(10)); // readiness poll
-        }
-    }
-    get(front, "/", "front");
-    get(front, "/quiet", "front");
-    get(front, "/timed/a", "front");
-    get(front, "/gz", "front");
-    get(shop, "/", "shop.example.com");
-    get(shop, "/both", "shop.example.com");
-    get(shop, "/nothing-here", "shop.example.com");
-    let quit = p
-        .nginx()
-        .args(["-s", "quit"])
-        .status()
-        .expect("nginx -s quit");
-    assert!(quit.success());
-    let status = child.wait().expect("nginx exits");
-    assert!(status.success(), "nginx: {status}");
+    // Now nginx itself: requests to every server and location, then every file it wrote.
+    let requests = [
+        (front, "/", "front"),
+        (front, "/quiet", "front"),
+        (front, "/timed/a", "front"),
+        (front, "/gz", "front"),
+        (shop, "/", "shop.example.com"),
+        (shop, "/both", "shop.example.com"),
+        (shop, "/nothing-here", "shop.example.com"),
+    ];
+    p.serve(&requests);
     let mut udp = [0u8; 2048];
     syslog.set_nonblocking(true).expect("nonblocking");
     let n = syslog.recv(&mut udp).expect("nginx sent the syslog lines");
     assert!(String::from_utf8_lossy(&udp[..n]).contains("rt="));
 
-    let mut written = BTreeSet::new();
-    for entry in std::fs::read_dir(&l).expect("logs/") {
-        let path = entry.expect("an entry").path();
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-            written.insert(path.display().to_string());
-        }
-    }
+    let mut written = p.written();
     // The per-host files (shop.example.com, and 127.0.0.1 for the proxied request) come from
     // the variable target the module listed as not followed.
     let per_host: Vec<String> = written
@@ -307,22 +321,113 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
         ]
     );
     written.retain(|p| !p.ends_with(".vhost.log"));
-    let followed: BTreeSet<String> = logs
+    assert_eq!(access_files(&written), access_files_of(&logs));
+    // front: / (combined), /timed/a (timing, js), /gz (other); shop: / and /nothing-here and
+    // the proxied /a (js), /both (other, in main.access.log). /quiet: none.
+    assert_eq!(read_every_line(&logs, "/quiet"), 8);
+}
+
+/// The rules nginx's source states and a reader could get wrong: `off` beside a file at one
+/// level, an `access_log` written after a location, `if` and `limit_except` levels, format
+/// names matched without case, a relative `include` of one file, and an http-level log that
+/// every server overrides (opened, never written).
+#[test]
+fn inheritance_edges_as_nginx_applies_them() {
+    let p = Prefix::new("edges");
+    let (a, b) = (
+        free_port(Ipv4Addr::LOCALHOST.into()),
+        free_port(Ipv4Addr::LOCALHOST.into()),
+    );
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;
+             error_log logs/error.log info;
+             events {{ worker_connections 64; }}
+             http {{
+                 client_body_temp_path temp/body; proxy_temp_path temp/proxy;
+                 fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;
+                 log_format Main 'Main $status $uri';
+                 log_format main 'main $status $uri';
+                 log_format t 't $status $uri';
+                 access_log logs/http-only.log;
+                 include edge.conf;
+             }}
+"
+        ),
+    );
+    p.write(
+        "edge.conf",
+        &format!(
+            "server {{
+                 listen 127.0.0.1:{a};
+                 location / {{ return 200 a; }}
+                 location /if {{ if ($arg_x) {{ access_log logs/if.log t; return 200 if; }} return 200 else; }}
+                 location /le {{ limit_except POST {{ access_log logs/le.log t; }} }}
+                 access_log logs/after.log main;
+             }}
+             server {{
+                 listen 127.0.0.1:{b};
+                 access_log logs/never.log;
+                 access_log off;
+                 location / {{ return 200 b; }}
+             }}
+"
+        ),
+    );
+    let logs = parse_dump(&p.dump())
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let l = p.logs();
+    let said: Vec<(String, String)> = logs
         .files
         .iter()
-        .filter(|f| !f.path.ends_with("error.log"))
-        .map(|f| f.path.clone())
+        .map(|f| match &f.writer().expect("one writer").writes {
+            Writes::Access { format, .. } => (f.path.clone(), format.name.clone()),
+            Writes::Error => (f.path.clone(), "error".to_string()),
+        })
         .collect();
-    let written_access: BTreeSet<String> = written
+    let want: Vec<(String, String)> = [
+        ("after.log", "Main"),
+        ("error.log", "error"),
+        ("if.log", "t"),
+        ("le.log", "t"),
+    ]
+    .iter()
+    .map(|(f, n)| (format!("{l}/{f}"), n.to_string()))
+    .collect();
+    assert_eq!(said, want);
+
+    p.serve(&[
+        (a, "/", "a"),
+        (a, "/if?x=1", "a"),
+        (a, "/if", "a"),
+        (a, "/le", "a"),
+        (b, "/", "b"),
+    ]);
+    assert_eq!(access_files(&p.written()), access_files_of(&logs));
+    // after.log: / and /if without x; if.log: /if?x=1; le.log: /le (GET is not POST).
+    assert_eq!(read_every_line(&logs, "\0"), 4);
+}
+
+/// Access logs (not error logs) among paths.
+fn access_files(paths: &BTreeSet<String>) -> BTreeSet<String> {
+    paths
         .iter()
         .filter(|p| !p.ends_with("error.log"))
         .cloned()
-        .collect();
-    assert_eq!(
-        written_access, followed,
-        "nginx wrote exactly the files named"
-    );
+        .collect()
+}
 
+fn access_files_of(logs: &Logs) -> BTreeSet<String> {
+    access_files(&logs.files.iter().map(|f| f.path.clone()).collect())
+}
+
+/// Reads every line of every file the module named: each must read in one of the file's named
+/// formats (error lines by their prefix), each named access format must have written at least
+/// one, and no line may contain `absent`. Returns the number of access lines.
+fn read_every_line(logs: &Logs, absent: &str) -> usize {
     let error_line =
         Regex::new(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: ").expect("error line");
     let mut access_lines = 0;
@@ -339,7 +444,7 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
             })
             .collect();
         for line in lines(Path::new(&file.path), gzip) {
-            assert!(!line.contains("/quiet"), "access_log off: {line}");
+            assert!(!line.contains(absent), "{}: {line}", file.path);
             let hit = patterns.iter().position(|re| re.is_match(&line));
             let i = hit.unwrap_or_else(|| panic!("{}: no named format reads {line:?}", file.path));
             seen[i] += 1;
@@ -353,9 +458,7 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
             );
         }
     }
-    // front: / (combined), /timed/a (timing, js), /gz (other); shop: / and /nothing-here and
-    // the proxied /a (js), /both (other, in main.access.log). /quiet: none.
-    assert_eq!(access_lines, 8);
+    access_lines
 }
 
 /// When nginx cannot open a log (or, unprivileged, its pid file), `nginx -T` prints nothing on
