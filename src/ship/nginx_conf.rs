@@ -375,6 +375,11 @@ pub struct Dump {
 /// newline: the main file first, then every included file once, in the order it read them.
 /// A header is recognised only with an absolute path, at the start of a line; a comment in a
 /// configuration file that looks exactly like one would still cut that file in two.
+///
+/// Pass standard output only: nginx writes "syntax is ok" and its warnings to standard error,
+/// and prints no dump at all when the test fails (it opens every log file and the pid file
+/// first, so unprivileged it fails on Debian's `/run/nginx.pid` and `/var/log/nginx`).
+/// Directives given with `-g` are not in the dump.
 pub fn parse_dump(text: &str) -> Result<Dump, ConfError> {
     let files = split_dump(text)?
         .into_iter()
