@@ -181,6 +181,18 @@ impl Format {
     pub fn same_lines(&self, other: &Format) -> bool {
         self.escape == other.escape && self.text == other.text
     }
+
+    /// The format as `ACCESS_LOG_FORMAT` (and `LogFormat::parse_config`) take it: `escape=…`
+    /// unless it is the default, then the text as one single-quoted nginx string.
+    pub fn to_config(&self) -> String {
+        let escape = match self.escape {
+            Escape::Default => "",
+            Escape::Json => "escape=json ",
+            Escape::None => "escape=none ",
+        };
+        let quoted = self.text.replace('\\', "\\\\").replace('\'', "\\'");
+        format!("{escape}'{quoted}'")
+    }
 }
 
 /// Which nginx module logs: http and stream have separate `log_format` names and variables.

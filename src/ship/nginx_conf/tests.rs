@@ -526,3 +526,67 @@ fn reads_debians_default_configuration() {
         ])
     );
 }
+
+/// What the dump says each format is, handed to the forwarder's own reader of
+/// `ACCESS_LOG_FORMAT`, compiles to the format nginx compiled: same escape, same variables
+/// and literals (quotes, backslashes and a tab in the text included).
+#[test]
+fn to_config_round_trips_through_the_forwarders_reader() {
+    let text = dump(&[(
+        MAIN,
+        "http {\n  log_format q 'a\\'b \"$request\" \\\\x \\t$status';\n\
+         \x20 log_format js escape=json '{\"u\":\"$uri\",\"s\":$status}';\n\
+         \x20 log_format raw escape=none '$request_body';\n\
+         \x20 server { access_log /l/q.log q; access_log /l/js.log js; \
+         access_log /l/raw.log raw; access_log /l/c.log; } }",
+    )]);
+    let logs = parse_dump(&text).unwrap().logs(&test_defaults()).unwrap();
+    let cases = [
+        (
+            "/l/q.log",
+            "'a\\'b \"$request\" \\\\x \t$status'",
+            Escape::Default,
+        ),
+        (
+            "/l/js.log",
+            "escape=json '{\"u\":\"$uri\",\"s\":$status}'",
+            Escape::Json,
+        ),
+        ("/l/raw.log", "escape=none '$request_body'", Escape::None),
+        (
+            "/l/c.log",
+            "'$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"'",
+            Escape::Default,
+        ),
+    ];
+    for (path, spec, escape) in cases {
+        let Writes::Access { format, .. } = &logs.file(path).unwrap().writers[0].writes else {
+            panic!("{path}: not an access log");
+        };
+        assert_eq!(format.to_config(), spec, "{path}");
+        let read = crate::parse::LogFormat::parse_config(&format.to_config())
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let direct = crate::parse::LogFormat::compile(&format.text).unwrap();
+        assert_eq!(
+            (read.escape(), read.vars()),
+            (escape, direct.vars()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        logs.file("/l/q.log").map(|f| &f.writers[0].writes),
+        Some(&Writes::Access {
+            module: Module::Http,
+            format: Format {
+                name: "q".into(),
+                escape: Escape::Default,
+                text: "a'b \"$request\" \\x \t$status".into(),
+                at: Some(Origin {
+                    file: MAIN.into(),
+                    line: 2
+                }),
+            },
+            gzip: false
+        })
+    );
+}
