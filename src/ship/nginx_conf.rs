@@ -519,14 +519,15 @@ impl<'t> Lexer<'t> {
     }
 
     fn token(&mut self) -> Result<Token, ConfError> {
-        let mut args: Vec<String> = Vec::new();
-        let (mut last_space, mut need_space, mut sharp_comment) = (true, false, false);
-        let (mut quoted, mut s_quoted, mut d_quoted, mut variable) = (false, false, false, false);
-        let mut start = self.pos;
-        let mut first_line = self.line;
+        let mut s = Scan {
+            last_space: true,
+            start: self.pos,
+            first_line: self.line,
+            ..Scan::default()
+        };
         loop {
             let Some(&ch) = self.text.get(self.pos) else {
-                if !args.is_empty() || !last_space {
+                if !s.args.is_empty() || !s.last_space {
                     return Err(self.syntax("unexpected end of file, expecting \";\" or \"}\""));
                 }
                 return Ok(Token::FileDone);
@@ -534,100 +535,160 @@ impl<'t> Lexer<'t> {
             self.pos += 1;
             if ch == b'\n' {
                 self.line += 1;
-                sharp_comment = false;
+                s.sharp_comment = false;
             }
-            if sharp_comment {
+            if s.sharp_comment {
                 continue;
             }
-            if quoted {
-                quoted = false;
+            if s.quoted {
+                s.quoted = false;
                 continue;
             }
-            if need_space {
-                match ch {
-                    b' ' | b'\t' | b'\r' | b'\n' => {
-                        last_space = true;
-                        need_space = false;
-                        continue;
-                    }
-                    b';' => return Ok(Token::Simple(args, first_line)),
-                    b'{' => return Ok(Token::BlockStart(args, first_line)),
-                    b')' => {
-                        last_space = true;
-                        need_space = false;
-                    }
-                    _ => return Err(self.syntax(format!("unexpected \"{}\"", ch as char))),
+            if s.need_space {
+                match self.after_quote(&mut s, ch)? {
+                    Step::Next => continue,
+                    Step::Done(t) => return Ok(t),
+                    Step::Fall => {}
                 }
             }
-            if last_space {
-                start = self.pos - 1;
-                if args.is_empty() {
-                    first_line = self.line;
-                }
-                match ch {
-                    b' ' | b'\t' | b'\r' | b'\n' => continue,
-                    b';' | b'{' if args.is_empty() => {
-                        return Err(self.syntax(format!("unexpected \"{}\"", ch as char)));
-                    }
-                    b';' => return Ok(Token::Simple(args, first_line)),
-                    b'{' => return Ok(Token::BlockStart(args, first_line)),
-                    b'}' if !args.is_empty() => return Err(self.syntax("unexpected \"}\"")),
-                    b'}' => return Ok(Token::BlockDone),
-                    b'#' => {
-                        sharp_comment = true;
-                        continue;
-                    }
-                    b'\\' => quoted = true,
-                    b'"' => {
-                        start += 1;
-                        d_quoted = true;
-                    }
-                    b'\'' => {
-                        start += 1;
-                        s_quoted = true;
-                    }
-                    b'$' => variable = true,
-                    _ => {}
-                }
-                last_space = false;
-                continue;
-            }
-            if ch == b'{' && variable {
-                continue;
-            }
-            variable = false;
-            if ch == b'\\' {
-                quoted = true;
-                continue;
-            }
-            if ch == b'$' {
-                variable = true;
-                continue;
-            }
-            let found = if d_quoted {
-                d_quoted = ch != b'"';
-                need_space = !d_quoted;
-                need_space
-            } else if s_quoted {
-                s_quoted = ch != b'\'';
-                need_space = !s_quoted;
-                need_space
-            } else if matches!(ch, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{') {
-                last_space = true;
-                true
+            let step = if s.last_space {
+                self.word_start(&mut s, ch)?
             } else {
-                false
+                self.in_word(&mut s, ch)
             };
-            if found {
-                args.push(unescape(&self.text[start..self.pos - 1]));
-                match ch {
-                    b';' => return Ok(Token::Simple(args, first_line)),
-                    b'{' => return Ok(Token::BlockStart(args, first_line)),
-                    _ => {}
-                }
+            if let Step::Done(t) = step {
+                return Ok(t);
             }
         }
     }
+
+    /// After a closing quote: whitespace, `;`, `{` or `)` (which starts the next word).
+    fn after_quote(&self, s: &mut Scan, ch: u8) -> Result<Step, ConfError> {
+        match ch {
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                s.last_space = true;
+                s.need_space = false;
+                Ok(Step::Next)
+            }
+            b';' => Ok(Step::Done(s.end(false))),
+            b'{' => Ok(Step::Done(s.end(true))),
+            b')' => {
+                s.last_space = true;
+                s.need_space = false;
+                Ok(Step::Fall)
+            }
+            _ => Err(self.syntax(format!("unexpected \"{}\"", ch as char))),
+        }
+    }
+
+    /// Between words: the end of a directive or block, a comment, or a word's first character.
+    fn word_start(&self, s: &mut Scan, ch: u8) -> Result<Step, ConfError> {
+        s.start = self.pos - 1;
+        if s.args.is_empty() {
+            s.first_line = self.line;
+        }
+        match ch {
+            b' ' | b'\t' | b'\r' | b'\n' => return Ok(Step::Next),
+            b';' | b'{' if s.args.is_empty() => {
+                return Err(self.syntax(format!("unexpected \"{}\"", ch as char)));
+            }
+            b';' => return Ok(Step::Done(s.end(false))),
+            b'{' => return Ok(Step::Done(s.end(true))),
+            b'}' if !s.args.is_empty() => return Err(self.syntax("unexpected \"}\"")),
+            b'}' => return Ok(Step::Done(Token::BlockDone)),
+            b'#' => {
+                s.sharp_comment = true;
+                return Ok(Step::Next);
+            }
+            b'\\' => s.quoted = true,
+            b'"' => {
+                s.start += 1;
+                s.d_quoted = true;
+            }
+            b'\'' => {
+                s.start += 1;
+                s.s_quoted = true;
+            }
+            b'$' => s.variable = true,
+            _ => {}
+        }
+        s.last_space = false;
+        Ok(Step::Next)
+    }
+
+    /// Inside a word: its end (closing quote, or whitespace, `;` or `{` unquoted) pushes it.
+    fn in_word(&self, s: &mut Scan, ch: u8) -> Step {
+        if ch == b'{' && s.variable {
+            return Step::Next;
+        }
+        s.variable = false;
+        if ch == b'\\' {
+            s.quoted = true;
+            return Step::Next;
+        }
+        if ch == b'$' {
+            s.variable = true;
+            return Step::Next;
+        }
+        let found = if s.d_quoted || s.s_quoted {
+            let close = if s.d_quoted { b'"' } else { b'\'' };
+            if ch == close {
+                (s.d_quoted, s.s_quoted, s.need_space) = (false, false, true);
+            }
+            ch == close
+        } else if matches!(ch, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{') {
+            s.last_space = true;
+            true
+        } else {
+            false
+        };
+        if !found {
+            return Step::Next;
+        }
+        s.args.push(unescape(&self.text[s.start..self.pos - 1]));
+        match ch {
+            b';' => Step::Done(s.end(false)),
+            b'{' => Step::Done(s.end(true)),
+            _ => Step::Next,
+        }
+    }
+}
+
+/// One call of the tokeniser: the words so far and nginx's flags of the same names.
+#[derive(Default)]
+struct Scan {
+    args: Vec<String>,
+    last_space: bool,
+    need_space: bool,
+    sharp_comment: bool,
+    quoted: bool,
+    s_quoted: bool,
+    d_quoted: bool,
+    variable: bool,
+    /// Where the current word starts (after an opening quote).
+    start: usize,
+    /// The line of the directive's first word.
+    first_line: usize,
+}
+
+impl Scan {
+    /// The directive read so far, ended by `;` or by `{`.
+    fn end(&mut self, block: bool) -> Token {
+        let args = std::mem::take(&mut self.args);
+        if block {
+            Token::BlockStart(args, self.first_line)
+        } else {
+            Token::Simple(args, self.first_line)
+        }
+    }
+}
+
+/// What one character did.
+enum Step {
+    Next,
+    /// `)` after a quote: it starts the next word.
+    Fall,
+    Done(Token),
 }
 
 /// A word's text as nginx keeps it: `\"`, `\'` and `\\` lose the backslash, `\t`, `\r` and
