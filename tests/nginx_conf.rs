@@ -491,3 +491,85 @@ fn nginx_t_opens_the_logs_before_it_dumps() {
     // The files nginx could open, it created (test mode creates the logs it names).
     assert!(p.0.join("logs/error.log").exists());
 }
+
+/// `log_format` arguments written the ways nginx's syntax allows: quotes of both kinds,
+/// backslash escapes (`\t` and `\n` become characters, `\x` stays), `#` inside words and
+/// comments between strings, braces and `;` inside quotes, UTF-8. A format without variables
+/// writes its text as it is, so each log file must hold exactly the text the module read.
+const ACCEPTED: [&str; 10] = [
+    r#"'a\'b' "c\"d" e\ f"#,
+    "'x#y' z#w",
+    r#"'tab\there' "nl\\n""#,
+    "'}' '{' ';'",
+    "'a' # a comment between strings\n      'b'",
+    r"'\\' '\x' \q",
+    "'é ü' \"ß\"",
+    "a'b c\"d",
+    r#"'he said "hi"' "it's""#,
+    "'line\\none'",
+];
+
+/// Arguments nginx refuses (`nginx -t` fails): the module's tokeniser must refuse them too.
+const REFUSED: [&str; 4] = ["'a'b", "\"a\"'b'", "'open", "x\"y\" 'z'{"];
+
+#[test]
+fn log_format_strings_read_as_nginx_reads_them() {
+    let p = Prefix::new("strings");
+    let port = free_port(Ipv4Addr::LOCALHOST.into());
+    let d = p.0.display();
+    let mut http = String::new();
+    let mut locations = String::new();
+    for (i, args) in ACCEPTED.iter().enumerate() {
+        http.push_str(&format!("    log_format f{i} {args};\n"));
+        locations.push_str(&format!(
+            "        location = /{i} {{ access_log logs/f{i}.log f{i}; return 204; }}\n"
+        ));
+    }
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;\nerror_log logs/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n    access_log off;\n{http}    server {{\n        listen 127.0.0.1:{port};\n\
+             {locations}    }}\n}}\n"
+        ),
+    );
+    let logs = parse_dump(&p.dump())
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let requests: Vec<(u16, String, &str)> = (0..ACCEPTED.len())
+        .map(|i| (port, format!("/{i}"), "strings"))
+        .collect();
+    let requests: Vec<(u16, &str, &str)> = requests
+        .iter()
+        .map(|(p, u, h)| (*p, u.as_str(), *h))
+        .collect();
+    p.serve(&requests);
+    for (i, args) in ACCEPTED.iter().enumerate() {
+        let path = format!("{}/f{i}.log", p.logs());
+        let Writes::Access { format, .. } = &logs.file(&path).expect("named").writers[0].writes
+        else {
+            panic!("{path}: not an access log");
+        };
+        let written = std::fs::read(&path).expect("nginx wrote it");
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            format!("{}\n", format.text),
+            "log_format {args}"
+        );
+    }
+
+    for args in REFUSED {
+        let conf = format!("events {{}}\nhttp {{ log_format r {args}; }}\n");
+        p.write("nginx.conf", &conf);
+        let t = p.nginx().arg("-t").output().expect("run nginx -t");
+        assert!(!t.status.success(), "nginx accepts log_format {args}");
+        let dump = format!(
+            "# configuration file {}/nginx.conf:\n{conf}\n",
+            p.0.display()
+        );
+        assert!(
+            parse_dump(&dump).is_err(),
+            "the module accepts log_format {args}"
+        );
+    }
+}
