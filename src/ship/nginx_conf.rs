@@ -31,9 +31,11 @@ pub const FILE_HEADER: &str = "# configuration file ";
 /// Blocks and includes nested deeper than this are refused (nginx has no limit, but it would
 /// never finish an include loop; real configurations nest a handful of levels).
 pub const MAX_DEPTH: usize = 64;
-/// nginx's own compile-time defaults (`auto/options`) when `nginx -V` names none.
+/// nginx's own `--prefix` (`auto/options`) when `nginx -V` names none.
 pub const NGINX_PREFIX: &str = "/usr/local/nginx/";
+/// nginx's own `--http-log-path` (relative to the prefix) when `nginx -V` names none.
 pub const NGINX_HTTP_LOG_PATH: &str = "logs/access.log";
+/// nginx's own `--error-log-path` (relative to the prefix) when `nginx -V` names none.
 pub const NGINX_ERROR_LOG_PATH: &str = "logs/error.log";
 
 /// Where a directive is written: the file as `nginx -T` names it and the 1-based line.
@@ -198,7 +200,9 @@ impl Format {
 /// Which nginx module logs: http and stream have separate `log_format` names and variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Module {
+    /// `http {}`: ngx_http_log_module.
     Http,
+    /// `stream {}`: ngx_stream_log_module (TCP/UDP sessions, its own variables).
     Stream,
 }
 
@@ -216,6 +220,7 @@ pub enum Writes {
 }
 
 impl Writes {
+    /// Access or error.
     pub fn kind(&self) -> LogKind {
         match self {
             Writes::Access { .. } => LogKind::Access,
@@ -354,6 +359,7 @@ pub struct Logs {
 }
 
 impl Logs {
+    /// The file at `path` (absolute, as [`LogFile::path`] writes it).
     pub fn file(&self, path: &str) -> Option<&LogFile> {
         self.files.iter().find(|f| f.path == path)
     }
