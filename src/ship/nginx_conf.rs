@@ -19,7 +19,8 @@
 //! <https://nginx.org/en/docs/ngx_core_module.html#include>,
 //! <https://nginx.org/en/docs/switches.html> (`-T`, `-p`, `-e`).
 
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::parse::format::{COMBINED, Escape};
@@ -31,6 +32,10 @@ pub const FILE_HEADER: &str = "# configuration file ";
 /// Blocks and includes nested deeper than this are refused (nginx has no limit, but it would
 /// never finish an include loop; real configurations nest a handful of levels).
 pub const MAX_DEPTH: usize = 64;
+/// Included files read in all (a file included from several places counts each time). Files
+/// that each include several others multiply; nginx would read them all too, but never
+/// finish, so a real dump stays far below this.
+pub const MAX_SPLICES: usize = 100_000;
 /// nginx's own `--prefix` (`auto/options`) when `nginx -V` names none.
 pub const NGINX_PREFIX: &str = "/usr/local/nginx/";
 /// nginx's own `--http-log-path` (relative to the prefix) when `nginx -V` names none.
@@ -73,6 +78,8 @@ pub enum ConfError {
     },
     #[error("{at}: blocks and includes nested deeper than {MAX_DEPTH} (an include loop?)")]
     TooDeep { at: Origin },
+    #[error("{at}: more than {MAX_SPLICES} included files read (includes that multiply)")]
+    TooMany { at: Origin },
 }
 
 /// Where nginx puts relative paths and its default logs. These are compile-time values (read
@@ -844,6 +851,13 @@ impl Dump {
             stream_formats: Vec::new(),
             files: BTreeMap::new(),
             not_followed: Vec::new(),
+            spliced: Cell::new(0),
+            // Reversed: the first file of a path wins, as a search from the start finds it.
+            by_path: (0..self.files.len())
+                .rev()
+                .map(|i| (self.files[i].path.as_str(), i))
+                .collect(),
+            globs: RefCell::new(HashMap::new()),
         };
         walk.main()?;
         Ok(Logs {
@@ -873,6 +887,12 @@ struct Walk<'d> {
     stream_formats: Vec<Format>,
     files: BTreeMap<String, Vec<Writer>>,
     not_followed: Vec<NotFollowed>,
+    /// Included files read so far (against [`MAX_SPLICES`]).
+    spliced: Cell<usize>,
+    /// Each dumped file by its path.
+    by_path: HashMap<&'d str, usize>,
+    /// Each glob's files, once matched.
+    globs: RefCell<HashMap<String, Vec<usize>>>,
 }
 
 impl<'d> Walk<'d> {
@@ -914,6 +934,12 @@ impl<'d> Walk<'d> {
                 });
             }
             for f in self.included(it)? {
+                self.spliced.set(self.spliced.get() + 1);
+                if self.spliced.get() > MAX_SPLICES {
+                    return Err(ConfError::TooMany {
+                        at: self.origin(it),
+                    });
+                }
                 self.splice(&self.dump.files[f].body, f, depth + 1, out)?;
             }
         }
@@ -928,8 +954,8 @@ impl<'d> Walk<'d> {
         let full = full_name(&self.conf_prefix, pattern);
         let files = &self.dump.files;
         if !full.contains(['*', '?', '[']) {
-            return match files.iter().position(|f| f.path == full) {
-                Some(i) => Ok(vec![i]),
+            return match self.by_path.get(full.as_str()) {
+                Some(&i) => Ok(vec![i]),
                 None => Err(ConfError::MissingInclude {
                     at: self.origin(it),
                     pattern: pattern.clone(),
@@ -937,10 +963,14 @@ impl<'d> Walk<'d> {
                 }),
             };
         }
+        if let Some(hits) = self.globs.borrow().get(&full) {
+            return Ok(hits.clone());
+        }
         let mut hits: Vec<usize> = (0..files.len())
             .filter(|&i| glob_match(&full, &files[i].path))
             .collect();
         hits.sort_by(|&a, &b| files[a].path.as_bytes().cmp(files[b].path.as_bytes()));
+        self.globs.borrow_mut().insert(full, hits.clone());
         Ok(hits)
     }
 

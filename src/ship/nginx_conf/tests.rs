@@ -590,3 +590,38 @@ fn to_config_round_trips_through_the_forwarders_reader() {
         })
     );
 }
+
+/// Includes that multiply (each of 20 levels includes both files of the next: 2^20 reads) end
+/// in an error instead of running for ever.
+#[test]
+fn includes_that_multiply_are_refused() {
+    let mut files = vec![(MAIN.to_string(), "include /d/0/*;".to_string())];
+    for level in 0..20 {
+        for f in ["a", "b"] {
+            files.push((
+                format!("/d/{level}/{f}"),
+                format!("include /d/{}/*;", level + 1),
+            ));
+        }
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let got = parse_dump(&dump(&files)).unwrap().logs(&test_defaults());
+    assert!(matches!(got, Err(ConfError::TooMany { .. })), "{got:?}");
+}
+
+proptest::proptest! {
+    /// Any text after a header is read or refused with an error, never a panic.
+    #[test]
+    fn any_text_reads_or_errs(
+        body in "(http|server|location|stream|access_log|error_log|log_format|include|off|\
+                  escape=json|syslog:x|/l/a|b\\.log|x\\.conf|\\*|'a|\"b|\\{|\\}|;| |\n|#|\\\\|\\$|[ -~]){0,80}"
+    ) {
+        let text = dump(&[(MAIN, &body), ("/etc/nginx/x.conf", "server { access_log off; }")]);
+        if let Ok(d) = parse_dump(&text) {
+            let _ = d.logs(&test_defaults());
+        }
+    }
+}
