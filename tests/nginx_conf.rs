@@ -273,17 +273,33 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
     })
     .collect();
     assert_eq!(said, want);
-    let not: Vec<(&str, Unfollowable)> = logs
+    let not: Vec<(&str, Unfollowable, Option<&str>, &str)> = logs
         .not_followed
         .iter()
-        .map(|n| (n.target.as_str(), n.reason))
+        .map(|n| {
+            let Writes::Access { format, .. } = &n.writes else {
+                panic!("{}: not an access log", n.target);
+            };
+            (
+                n.target.as_str(),
+                n.reason,
+                n.glob.as_deref(),
+                format.name.as_str(),
+            )
+        })
         .collect();
     let syslog_target = format!("syslog:server=127.0.0.1:{syslog_port}");
+    let per_host_glob = format!("{l}/*.vhost.log");
     assert_eq!(
         not,
         [
-            (syslog_target.as_str(), Unfollowable::Syslog),
-            ("logs/$host.vhost.log", Unfollowable::Variables)
+            (syslog_target.as_str(), Unfollowable::Syslog, None, "timing"),
+            (
+                "logs/$host.vhost.log",
+                Unfollowable::Variables,
+                Some(per_host_glob.as_str()),
+                "other"
+            )
         ]
     );
     let conflict = logs.file(&format!("{l}/main.access.log")).unwrap();
@@ -321,6 +337,16 @@ fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
         ]
     );
     written.retain(|p| !p.ends_with(".vhost.log"));
+    // Each holds lines of the variable target's format.
+    let other = line_regex(match &logs.not_followed[1].writes {
+        Writes::Access { format, .. } => format,
+        Writes::Error => unreachable!("checked above"),
+    });
+    for f in &per_host {
+        for line in lines(Path::new(f), false) {
+            assert!(other.is_match(&line), "{f}: {line}");
+        }
+    }
     assert_eq!(access_files(&written), access_files_of(&logs));
     // front: / (combined), /timed/a (timing, js), /gz (other); shop: / and /nothing-here and
     // the proxied /a (js), /both (other, in main.access.log). /quiet: none.

@@ -352,8 +352,12 @@ impl fmt::Display for Unfollowable {
 pub struct NotFollowed {
     /// As written in the directive.
     pub target: String,
-    pub kind: LogKind,
+    /// What it would hold (the format, for an access log).
+    pub writes: Writes,
     pub reason: Unfollowable,
+    /// For a path with variables: the files it can name, as an absolute glob(3) pattern with
+    /// `*` for each variable (a value with a `/` in it, such as `$uri`'s, is not matched).
+    pub glob: Option<String>,
     pub at: Origin,
 }
 
@@ -746,6 +750,30 @@ fn full_name(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}/{name}")
     }
+}
+
+/// `path` with each `$name` or `${name}` replaced by `*`.
+fn variables_as_stars(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        out.push('*');
+        let after = &rest[i + 1..];
+        let name_end = |s: &str| {
+            s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(s.len())
+        };
+        rest = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(close) => &braced[close + 1..],
+                None => "",
+            },
+            None => &after[name_end(after)..],
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The same file's path written one way: no empty or `.` components (`..` is kept: only the
@@ -1242,10 +1270,17 @@ impl<'d> Walk<'d> {
             None
         };
         if let Some(reason) = reason {
+            let glob = (reason == Unfollowable::Variables).then(|| {
+                tidy(&full_name(
+                    &self.defaults.prefix,
+                    &variables_as_stars(target),
+                ))
+            });
             let nf = NotFollowed {
                 target: target.to_string(),
-                kind,
+                writes,
                 reason,
+                glob,
                 at,
             };
             if !self.not_followed.contains(&nf) {

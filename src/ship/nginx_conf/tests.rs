@@ -206,7 +206,12 @@ fn outcome(text: &str, defaults: &Defaults) -> Result<Vec<String>, String> {
             Unfollowable::Memory => "memory",
             Unfollowable::Variables => "variables",
         };
-        format!("not {} ({why}) {}", n.target, n.at)
+        let glob = n
+            .glob
+            .as_deref()
+            .map(|g| format!(" glob {g}"))
+            .unwrap_or_default();
+        format!("not {} ({why}){glob} {}", n.target, n.at)
     }));
     Ok(out)
 }
@@ -368,7 +373,7 @@ fn follows_nginx_inheritance() {
                 "/l/a.log: combined",
                 "not stderr (stderr) /etc/nginx/nginx.conf:1",
                 "not syslog:server=127.0.0.1:514 (syslog) /etc/nginx/nginx.conf:2",
-                "not /l/$host.log (variables) /etc/nginx/nginx.conf:2",
+                "not /l/$host.log (variables) glob /l/*.log /etc/nginx/nginx.conf:2",
                 "not memory:1m (memory) /etc/nginx/nginx.conf:2",
                 "not syslog:server=unix:/dev/log (syslog) /etc/nginx/nginx.conf:2",
             ]),
@@ -623,5 +628,18 @@ proptest::proptest! {
         if let Ok(d) = parse_dump(&text) {
             let _ = d.logs(&test_defaults());
         }
+    }
+}
+
+#[test]
+fn variables_become_stars() {
+    for (path, want) in [
+        ("logs/$host.log", "logs/*.log"),
+        ("/l/${host}_$server_port.access.log", "/l/*_*.access.log"),
+        ("/l/$host", "/l/*"),
+        ("/l/${unclosed", "/l/*"),
+        ("/l/a$", "/l/a*"),
+    ] {
+        assert_eq!(variables_as_stars(path), want, "{path}");
     }
 }
