@@ -252,6 +252,31 @@ fn follows_nginx_inheritance() {
             Ok(&["/l/a.log: combined", "/l/e.log: error", "/l/t.log: t"]),
         ),
         (
+            "a nested location inherits from the location around it",
+            &[(
+                MAIN,
+                "error_log /l/e.log;\nhttp { access_log /l/h.log; server { location /a { access_log /l/a.log; \
+                 location /a/b { location /a/b/c { } } } } }",
+            )],
+            Ok(&[
+                "/l/a.log: combined",
+                "/l/e.log: error",
+                "/l/h.log: combined",
+            ]),
+        ),
+        (
+            "the built-in default only where nothing is inherited",
+            &[(
+                MAIN,
+                "error_log /l/e.log;\nhttp { server { access_log /l/b.log; } server { listen 81; } }",
+            )],
+            Ok(&[
+                "/l/b.log: combined",
+                "/l/e.log: error",
+                "/var/log/nginx/access.log: combined (default)",
+            ]),
+        ),
+        (
             "off in a location: that location writes nothing, others still do",
             &[(
                 MAIN,
