@@ -7,6 +7,7 @@
 //! IMDSv2, S3 uploads behind [`Uploader`], and the loop.
 
 pub mod host;
+pub mod nginx_conf;
 pub mod plan;
 
 use std::fs::File;

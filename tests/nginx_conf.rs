@@ -1,0 +1,601 @@
+//! `ship::nginx_conf` against real nginx (issue 28): nginx prints its configuration (`nginx -T`),
+//! the module says which file each log goes to and in which format, then the same nginx serves
+//! requests to every server and location and the files it wrote are the oracle. Every line of
+//! every file must read in a format the module named for that file, every format it named must
+//! have written there, and nginx must have written no other file.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::nginx::{free_port, nginx_binary};
+use nginx_cloudwatch_forwarder::ship::nginx_conf::{
+    Defaults, Format, Logs, Unfollowable, Writes, parse_dump,
+};
+use regex::Regex;
+
+/// A private prefix directory: nginx.conf, sites-enabled/, logs/, temp/, html/.
+struct Prefix(PathBuf);
+
+impl Prefix {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nginx-conf-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // html: the root nginx checks before it opens a log whose path has variables.
+        for sub in ["sites-enabled", "logs", "temp", "html"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create the prefix");
+        }
+        Prefix(dir)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.0.join(rel), text).unwrap_or_else(|e| panic!("write {rel}: {e}"));
+    }
+
+    /// `nginx -p DIR/ -c DIR/nginx.conf` plus `args`.
+    fn nginx(&self) -> Command {
+        let mut c = Command::new(nginx_binary());
+        c.arg("-p")
+            .arg(format!("{}/", self.0.display()))
+            .arg("-c")
+            .arg(self.0.join("nginx.conf"));
+        c
+    }
+
+    /// `nginx -T`'s standard output (the dump); fails with its standard error.
+    fn dump(&self) -> String {
+        let out = self.nginx().arg("-T").output().expect("run nginx -T");
+        assert!(
+            out.status.success(),
+            "nginx -T: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("the dump is UTF-8")
+    }
+
+    /// What nginx runs with here: this prefix, and nginx's own relative defaults under it.
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            prefix: format!("{}/", self.0.display()),
+            ..Defaults::nginx()
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!("{}/logs", self.0.display())
+    }
+
+    /// Runs nginx, sends each (port, path, Host) request, then stops it gracefully (`nginx -s
+    /// quit`, which writes out gzip buffers) so that its logs are complete.
+    fn serve(&self, requests: &[(u16, &str, &str)]) {
+        let mut child = self
+            .nginx()
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        for (port, _, _) in requests {
+            while TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_err() {
+                assert!(child.try_wait().expect("nginx").is_none(), "nginx exited");
+                std::thread::sleep(std::time::Duration::from_millis(10)); // readiness poll
+            }
+        }
+        for (port, path, host) in requests {
+            get(*port, path, host);
+        }
+        let quit = self
+            .nginx()
+            .args(["-s", "quit"])
+            .status()
+            .expect("nginx -s quit");
+        assert!(quit.success());
+        let status = child.wait().expect("nginx exits");
+        assert!(status.success(), "nginx: {status}");
+    }
+
+    /// The files under logs/ that hold something.
+    fn written(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.logs())
+            .expect("logs/")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        if std::env::var_os("NGINX_ORACLE_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The configuration issue 28 asks for: combined, a timing format with `$request_time` and
+/// `$upstream_*`, an `escape=json` object, an included server block, `access_log off` in a
+/// location, several access_logs at one level, a site-named file, a syslog target, variables
+/// in a path, a gzip'd log, and one file written by two formats.
+fn issue_28_conf(p: &Prefix, front: u16, shop: u16, syslog: u16) {
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log logs/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             \x20   client_body_temp_path temp/body; proxy_temp_path temp/proxy;\n\
+             \x20   fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;\n\
+             \x20   log_format timing '$remote_addr [$time_local] \"$request\" $status '\n\
+             \x20                     'rt=$request_time uct=\"$upstream_connect_time\" '\n\
+             \x20                     'urt=\"$upstream_response_time\" us=\"$upstream_status\"';\n\
+             \x20   log_format js escape=json '{{\"uri\":\"$uri\",\"status\":$status,\"rt\":$request_time}}';\n\
+             \x20   log_format other 'other $status $uri';\n\
+             \x20   access_log logs/main.access.log;   # combined\n\
+             \x20   include sites-enabled/*;\n\
+             \x20   server {{\n\
+             \x20       listen 127.0.0.1:{front};\n\
+             \x20       location / {{ return 200 \"front\\n\"; }}\n\
+             \x20       location /quiet {{ access_log off; return 200 \"quiet\\n\"; }}\n\
+             \x20       location /timed/ {{\n\
+             \x20           access_log logs/timing.log timing;\n\
+             \x20           access_log logs/api-access.log js;\n\
+             \x20           proxy_pass http://127.0.0.1:{shop}/;\n\
+             \x20       }}\n\
+             \x20       location /gz {{ access_log logs/gz.log other gzip; return 200 \"gz\\n\"; }}\n\
+             \x20   }}\n\
+             }}\n"
+        ),
+    );
+    p.write(
+        "sites-enabled/shop",
+        &format!(
+            "server {{   # the shop, named by site as Debian names files\n\
+             \x20   listen 127.0.0.1:{shop};\n\
+             \x20   access_log \"logs/shop.example.com.access.log\" js;\n\
+             \x20   access_log syslog:server=127.0.0.1:{syslog} timing;\n\
+             \x20   access_log logs/$host.vhost.log other;\n\
+             \x20   error_log logs/shop.error.log warn;\n\
+             \x20   location / {{ return 200 \"shop\\n\"; }}\n\
+             \x20   location /both {{ access_log logs/main.access.log other; return 200 \"both\\n\"; }}\n\
+             }}\n"
+        ),
+    );
+    // glob(3) skips names that start with a dot: nginx does not read this one (if it did,
+    // nginx -T would fail on it).
+    p.write("sites-enabled/.hidden", "this is not nginx syntax");
+}
+
+/// A format as a regular expression: its literal text, and any text for each variable.
+fn line_regex(f: &Format) -> Regex {
+    let var = Regex::new(r"\$\{?[A-Za-z0-9_]+\}?").expect("variable pattern");
+    let mut re = String::from("^");
+    let mut last = 0;
+    for m in var.find_iter(&f.text) {
+        re.push_str(&regex::escape(&f.text[last..m.start()]));
+        re.push_str(".*?");
+        last = m.end();
+    }
+    re.push_str(&regex::escape(&f.text[last..]));
+    re.push('$');
+    Regex::new(&re).unwrap_or_else(|e| panic!("{}: {e}", f.name))
+}
+
+fn get(port: u16, path: &str, host: &str) {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to nginx");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send the request");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read the reply");
+    assert!(reply.starts_with("HTTP/1.1 "), "GET {path}: {reply}");
+}
+
+/// A file's lines; a gzip'd log is decompressed first.
+fn lines(path: &Path, gzip: bool) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = if gzip {
+        assert_eq!(
+            bytes.get(..2),
+            Some(&[0x1f, 0x8b][..]),
+            "{} is gzip",
+            path.display()
+        );
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        s
+    } else {
+        String::from_utf8(bytes).expect("log lines are UTF-8 here")
+    };
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn every_file_nginx_writes_reads_in_the_format_the_dump_names() {
+    let p = Prefix::new("issue28");
+    let (front, shop) = (
+        free_port(Ipv4Addr::LOCALHOST.into()),
+        free_port(Ipv4Addr::LOCALHOST.into()),
+    );
+    // Somewhere for the syslog lines to go (nginx sends them over UDP whether read or not).
+    let syslog = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a UDP port");
+    let syslog_port = syslog.local_addr().expect("its address").port();
+    issue_28_conf(&p, front, shop, syslog_port);
+
+    let dump = p.dump();
+    let logs: Logs = parse_dump(&dump)
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}\n{dump}"));
+    let l = p.logs();
+
+    // What the module says, file by file.
+    let said: Vec<(String, Vec<String>)> = logs
+        .files
+        .iter()
+        .map(|f| {
+            let ws = f
+                .writers
+                .iter()
+                .map(|w| match &w.writes {
+                    Writes::Access { format, gzip, .. } => {
+                        format!("{}{}", format.name, if *gzip { " gzip" } else { "" })
+                    }
+                    Writes::Error => "error".to_string(),
+                })
+                .collect();
+            (f.path.clone(), ws)
+        })
+        .collect();
+    let want: Vec<(String, Vec<String>)> = [
+        ("api-access.log", vec!["js"]),
+        ("error.log", vec!["error"]),
+        ("gz.log", vec!["other gzip"]),
+        // The included shop server comes first in the configuration.
+        ("main.access.log", vec!["other", "combined"]),
+        ("shop.error.log", vec!["error"]),
+        ("shop.example.com.access.log", vec!["js"]),
+        ("timing.log", vec!["timing"]),
+    ]
+    .into_iter()
+    .map(|(f, ws)| {
+        (
+            format!("{l}/{f}"),
+            ws.into_iter().map(String::from).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(said, want);
+    let not: Vec<(&str, Unfollowable, Option<&str>, &str)> = logs
+        .not_followed
+        .iter()
+        .map(|n| {
+            let Writes::Access { format, .. } = &n.writes else {
+                panic!("{}: not an access log", n.target);
+            };
+            (
+                n.target.as_str(),
+                n.reason,
+                n.glob.as_deref(),
+                format.name.as_str(),
+            )
+        })
+        .collect();
+    let syslog_target = format!("syslog:server=127.0.0.1:{syslog_port}");
+    let per_host_glob = format!("{l}/*.vhost.log");
+    assert_eq!(
+        not,
+        [
+            (syslog_target.as_str(), Unfollowable::Syslog, None, "timing"),
+            (
+                "logs/$host.vhost.log",
+                Unfollowable::Variables,
+                Some(per_host_glob.as_str()),
+                "other"
+            )
+        ]
+    );
+    let conflict = logs.file(&format!("{l}/main.access.log")).unwrap();
+    assert!(conflict.writer().is_err(), "two formats: reported");
+
+    // Now nginx itself: requests to every server and location, then every file it wrote.
+    let requests = [
+        (front, "/", "front"),
+        (front, "/quiet", "front"),
+        (front, "/timed/a", "front"),
+        (front, "/gz", "front"),
+        (shop, "/", "shop.example.com"),
+        (shop, "/both", "shop.example.com"),
+        (shop, "/nothing-here", "shop.example.com"),
+    ];
+    p.serve(&requests);
+    let mut udp = [0u8; 2048];
+    syslog.set_nonblocking(true).expect("nonblocking");
+    let n = syslog.recv(&mut udp).expect("nginx sent the syslog lines");
+    assert!(String::from_utf8_lossy(&udp[..n]).contains("rt="));
+
+    let mut written = p.written();
+    // The per-host files (shop.example.com, and 127.0.0.1 for the proxied request) come from
+    // the variable target the module listed as not followed.
+    let per_host: Vec<String> = written
+        .iter()
+        .filter(|p| p.ends_with(".vhost.log"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        per_host,
+        [
+            format!("{l}/127.0.0.1.vhost.log"),
+            format!("{l}/shop.example.com.vhost.log")
+        ]
+    );
+    written.retain(|p| !p.ends_with(".vhost.log"));
+    // Each holds lines of the variable target's format.
+    let other = line_regex(match &logs.not_followed[1].writes {
+        Writes::Access { format, .. } => format,
+        Writes::Error => unreachable!("checked above"),
+    });
+    for f in &per_host {
+        for line in lines(Path::new(f), false) {
+            assert!(other.is_match(&line), "{f}: {line}");
+        }
+    }
+    assert_eq!(access_files(&written), access_files_of(&logs));
+    // front: / (combined), /timed/a (timing, js), /gz (other); shop: / and /nothing-here and
+    // the proxied /a (js), /both (other, in main.access.log). /quiet: none.
+    assert_eq!(read_every_line(&logs, "/quiet"), 8);
+}
+
+/// The rules nginx's source states and a reader could get wrong: `off` beside a file at one
+/// level, an `access_log` written after a location, `if` and `limit_except` levels, format
+/// names matched without case, a relative `include` of one file, and an http-level log that
+/// every server overrides (opened, never written).
+#[test]
+fn inheritance_edges_as_nginx_applies_them() {
+    let p = Prefix::new("edges");
+    let (a, b) = (
+        free_port(Ipv4Addr::LOCALHOST.into()),
+        free_port(Ipv4Addr::LOCALHOST.into()),
+    );
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;
+             error_log logs/error.log info;
+             events {{ worker_connections 64; }}
+             http {{
+                 client_body_temp_path temp/body; proxy_temp_path temp/proxy;
+                 fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;
+                 log_format Main 'Main $status $uri';
+                 log_format main 'main $status $uri';
+                 log_format t 't $status $uri';
+                 access_log logs/http-only.log;
+                 include edge.conf;
+             }}
+"
+        ),
+    );
+    p.write(
+        "edge.conf",
+        &format!(
+            "server {{
+                 listen 127.0.0.1:{a};
+                 location / {{ return 200 a; }}
+                 location /if {{ if ($arg_x) {{ access_log logs/if.log t; return 200 if; }} return 200 else; }}
+                 location /le {{ limit_except POST {{ access_log logs/le.log t; }} }}
+                 access_log logs/after.log main;
+             }}
+             server {{
+                 listen 127.0.0.1:{b};
+                 access_log logs/never.log;
+                 access_log off;
+                 location / {{ return 200 b; }}
+             }}
+"
+        ),
+    );
+    let logs = parse_dump(&p.dump())
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let l = p.logs();
+    let said: Vec<(String, String)> = logs
+        .files
+        .iter()
+        .map(|f| match &f.writer().expect("one writer").writes {
+            Writes::Access { format, .. } => (f.path.clone(), format.name.clone()),
+            Writes::Error => (f.path.clone(), "error".to_string()),
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("after.log", "Main"),
+        ("error.log", "error"),
+        ("if.log", "t"),
+        ("le.log", "t"),
+    ]
+    .iter()
+    .map(|(f, n)| (format!("{l}/{f}"), n.to_string()))
+    .collect();
+    assert_eq!(said, want);
+
+    p.serve(&[
+        (a, "/", "a"),
+        (a, "/if?x=1", "a"),
+        (a, "/if", "a"),
+        (a, "/le", "a"),
+        (b, "/", "b"),
+    ]);
+    assert_eq!(access_files(&p.written()), access_files_of(&logs));
+    // after.log: / and /if without x; if.log: /if?x=1; le.log: /le (GET is not POST).
+    assert_eq!(read_every_line(&logs, "\0"), 4);
+}
+
+/// Access logs (not error logs) among paths.
+fn access_files(paths: &BTreeSet<String>) -> BTreeSet<String> {
+    paths
+        .iter()
+        .filter(|p| !p.ends_with("error.log"))
+        .cloned()
+        .collect()
+}
+
+fn access_files_of(logs: &Logs) -> BTreeSet<String> {
+    access_files(&logs.files.iter().map(|f| f.path.clone()).collect())
+}
+
+/// Reads every line of every file the module named: each must read in one of the file's named
+/// formats (error lines by their prefix), each named access format must have written at least
+/// one, and no line may contain `absent`. Returns the number of access lines.
+fn read_every_line(logs: &Logs, absent: &str) -> usize {
+    let error_line =
+        Regex::new(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: ").expect("error line");
+    let mut access_lines = 0;
+    for file in &logs.files {
+        let mut seen = vec![0usize; file.writers.len()];
+        let gzip = matches!(file.writers[0].writes, Writes::Access { gzip: true, .. });
+        // Each writer as a line pattern: its format, or the error log's prefix.
+        let patterns: Vec<Regex> = file
+            .writers
+            .iter()
+            .map(|w| match &w.writes {
+                Writes::Access { format, .. } => line_regex(format),
+                Writes::Error => error_line.clone(),
+            })
+            .collect();
+        for line in lines(Path::new(&file.path), gzip) {
+            assert!(!line.contains(absent), "{}: {line}", file.path);
+            let hit = patterns.iter().position(|re| re.is_match(&line));
+            let i = hit.unwrap_or_else(|| panic!("{}: no named format reads {line:?}", file.path));
+            seen[i] += 1;
+            access_lines += usize::from(file.writers[i].writes != Writes::Error);
+        }
+        if file.writers.iter().all(|w| w.writes != Writes::Error) {
+            assert!(
+                seen.iter().all(|n| *n > 0),
+                "{}: every named format wrote there: {seen:?}",
+                file.path
+            );
+        }
+    }
+    access_lines
+}
+
+/// When nginx cannot open a log (or, unprivileged, its pid file), `nginx -T` prints nothing on
+/// standard output: it tests the configuration, opening every log file and the pid file as
+/// `nginx -t` does, before it dumps it. The caller must report its standard error.
+#[test]
+fn nginx_t_opens_the_logs_before_it_dumps() {
+    let p = Prefix::new("perm");
+    let d = p.0.display();
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;\nerror_log logs/error.log;\nevents {{}}\n\
+             http {{ access_log {d}/locked/access.log; }}\n"
+        ),
+    );
+    std::fs::create_dir_all(p.0.join("locked")).expect("mkdir");
+    // A file where the directory should be: no one can open a log under it, root included.
+    std::fs::remove_dir(p.0.join("locked")).expect("rmdir");
+    std::fs::write(p.0.join("locked"), "").expect("a file in the way");
+    let out = p.nginx().arg("-T").output().expect("run nginx -T");
+    assert!(!out.status.success());
+    assert_eq!(out.stdout, b"", "no dump");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("open() \"{d}/locked/access.log\" failed")),
+        "{err}"
+    );
+    assert!(err.contains("test failed"), "{err}");
+    // The files nginx could open, it created (test mode creates the logs it names).
+    assert!(p.0.join("logs/error.log").exists());
+}
+
+/// `log_format` arguments written the ways nginx's syntax allows: quotes of both kinds,
+/// backslash escapes (`\t` and `\n` become characters, `\x` stays), `#` inside words and
+/// comments between strings, braces and `;` inside quotes, UTF-8. A format without variables
+/// writes its text as it is, so each log file must hold exactly the text the module read.
+const ACCEPTED: [&str; 10] = [
+    r#"'a\'b' "c\"d" e\ f"#,
+    "'x#y' z#w",
+    r#"'tab\there' "nl\\n""#,
+    "'}' '{' ';'",
+    "'a' # a comment between strings\n      'b'",
+    r"'\\' '\x' \q",
+    "'é ü' \"ß\"",
+    "a'b c\"d",
+    r#"'he said "hi"' "it's""#,
+    "'line\\none'",
+];
+
+/// Arguments nginx refuses (`nginx -t` fails): the module's tokeniser must refuse them too.
+const REFUSED: [&str; 4] = ["'a'b", "\"a\"'b'", "'open", "x\"y\" 'z'{"];
+
+#[test]
+fn log_format_strings_read_as_nginx_reads_them() {
+    let p = Prefix::new("strings");
+    let port = free_port(Ipv4Addr::LOCALHOST.into());
+    let d = p.0.display();
+    let mut http = String::new();
+    let mut locations = String::new();
+    for (i, args) in ACCEPTED.iter().enumerate() {
+        http.push_str(&format!("    log_format f{i} {args};\n"));
+        locations.push_str(&format!(
+            "        location = /{i} {{ access_log logs/f{i}.log f{i}; return 204; }}\n"
+        ));
+    }
+    p.write(
+        "nginx.conf",
+        &format!(
+            "pid {d}/nginx.pid;\nerror_log logs/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n    access_log off;\n{http}    server {{\n        listen 127.0.0.1:{port};\n\
+             {locations}    }}\n}}\n"
+        ),
+    );
+    let logs = parse_dump(&p.dump())
+        .and_then(|d| d.logs(&p.defaults()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let requests: Vec<(u16, String, &str)> = (0..ACCEPTED.len())
+        .map(|i| (port, format!("/{i}"), "strings"))
+        .collect();
+    let requests: Vec<(u16, &str, &str)> = requests
+        .iter()
+        .map(|(p, u, h)| (*p, u.as_str(), *h))
+        .collect();
+    p.serve(&requests);
+    for (i, args) in ACCEPTED.iter().enumerate() {
+        let path = format!("{}/f{i}.log", p.logs());
+        let Writes::Access { format, .. } = &logs.file(&path).expect("named").writers[0].writes
+        else {
+            panic!("{path}: not an access log");
+        };
+        let written = std::fs::read(&path).expect("nginx wrote it");
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            format!("{}\n", format.text),
+            "log_format {args}"
+        );
+    }
+
+    for args in REFUSED {
+        let conf = format!("events {{}}\nhttp {{ log_format r {args}; }}\n");
+        p.write("nginx.conf", &conf);
+        let t = p.nginx().arg("-t").output().expect("run nginx -t");
+        assert!(!t.status.success(), "nginx accepts log_format {args}");
+        let dump = format!(
+            "# configuration file {}/nginx.conf:\n{conf}\n",
+            p.0.display()
+        );
+        assert!(
+            parse_dump(&dump).is_err(),
+            "the module accepts log_format {args}"
+        );
+    }
+}
