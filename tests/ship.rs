@@ -681,6 +681,85 @@ fn the_forwarder_delivers_every_shipped_line_once() {
     assert_eq!(got, want);
 }
 
+/// Files named by site, as Debian and most fleets name them: nginx's own configuration (real
+/// nginx's `nginx -T`) says which kind each file is. With no FILE every log it names is followed;
+/// a FILE that neither its name nor the configuration explains is refused on its own, and the
+/// others still ship (issue 28: one such name stopped the whole run with nothing shipped).
+#[test]
+fn site_named_files_are_followed_as_nginx_configuration_says() {
+    let host = Host::new("sites");
+    let d = host.dir.display().to_string();
+    let conf = host.dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pid {d}/nginx.pid;\nerror_log {d}/log/shop.example.com.error.log;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
+             server {{ listen 127.0.0.1:1; access_log {d}/log/shop.example.com.access.log; }}\n}}\n"
+        ),
+    )
+    .expect("write nginx.conf");
+    // What the follower runs as nginx: the real one, on this configuration.
+    let nginx = host.fake_nginx(&format!(
+        "exec {} -p {d}/ -c {} \"$@\"",
+        common::nginx::nginx_binary().display(),
+        conf.display()
+    ));
+    let access = host.dir.join("log/shop.example.com.access.log");
+    let error = host.dir.join("log/shop.example.com.error.log");
+    let line = common::combined_line("10.1.2.3", common::now_ms(), "/shop", 200);
+    std::fs::write(&access, format!("{line}\n")).expect("access");
+    let err_line = "2026/12/05 10:00:00 [error] 7#7: *1 open() \"/srv/x\" failed (2: No such file or directory), client: 10.1.2.3, server: shop, request: \"GET /x HTTP/1.1\"";
+    std::fs::write(&error, format!("{err_line}\n")).expect("error");
+
+    let run = |files: &[&Path]| {
+        let out = common::ship_command_files(
+            &host.moto,
+            &host.imds,
+            BUCKET,
+            &host.state_dir(),
+            files,
+        )
+        .env("NGINX_BIN", &nginx)
+        .arg("--once")
+        .output()
+        .expect("run ship");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("nginx's configuration names 2 log file(s)"), "{stderr}");
+    let keys: Vec<String> = host.objects().into_iter().map(|(k, _)| k).collect();
+    let day = today();
+    let kinds: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|k| {
+            let kind = if k.contains("/access/") { "access" } else { "error" };
+            let name = k.rsplit('/').next().unwrap_or_default();
+            (kind, name.split_once(".log-").map_or(name, |(n, _)| n))
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("access", "shop.example.com.access"), ("error", "shop.example.com.error")],
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|k| k.contains(&format!("/{day}/"))), "{keys:?}");
+
+    // FILEs: the configuration's file ships; one that nothing explains is refused alone.
+    std::fs::write(&access, format!("{line}\n{line}\n")).expect("access");
+    let notes = host.dir.join("log/notes.txt");
+    std::fs::write(&notes, "not a log\n").expect("notes");
+    let (code, stderr) = run(&[&access, &notes]);
+    assert_eq!(code, Some(1), "one FILE refused: {stderr}");
+    assert!(
+        stderr.contains(&format!("{}: not followed: neither its name", notes.display())),
+        "{stderr}"
+    );
+    assert_eq!(host.objects().len(), 3, "the access file's new line shipped");
+}
+
 // --- real nginx, steady traffic, both rotations, a restart: exactly once, and how fast -----------
 
 /// A follower process, killed (SIGKILL) and reaped if the test ends (or panics) before

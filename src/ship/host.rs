@@ -187,17 +187,23 @@ pub fn parse_nginx_version(output: &str) -> Option<String> {
 /// `nginx -v` of `bin` (when given: `NGINX_BIN`), else of `nginx` on `PATH`, else of
 /// [`FALLBACK_NGINX`]; `None` when none runs or the output has no version.
 pub fn nginx_version(bin: Option<&str>, path_var: Option<&str>) -> Option<String> {
-    let bin = match bin.filter(|b| !b.is_empty()) {
-        Some(b) => b.to_string(),
+    let bin = nginx_binary(bin, path_var)?;
+    let out = Command::new(&bin).arg("-v").output().ok()?;
+    parse_nginx_version(&String::from_utf8_lossy(&out.stderr))
+        .or_else(|| parse_nginx_version(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The nginx to ask: `bin` (when given: `NGINX_BIN`), else `nginx` on `PATH`, else
+/// [`FALLBACK_NGINX`] when it is there.
+pub fn nginx_binary(bin: Option<&str>, path_var: Option<&str>) -> Option<String> {
+    match bin.filter(|b| !b.is_empty()) {
+        Some(b) => Some(b.to_string()),
         None => path_var.and_then(|p| on_path("nginx", p)).or_else(|| {
             Path::new(FALLBACK_NGINX)
                 .is_file()
                 .then(|| FALLBACK_NGINX.into())
-        })?,
-    };
-    let out = Command::new(&bin).arg("-v").output().ok()?;
-    parse_nginx_version(&String::from_utf8_lossy(&out.stderr))
-        .or_else(|| parse_nginx_version(&String::from_utf8_lossy(&out.stdout)))
+        }),
+    }
 }
 
 fn on_path(name: &str, path_var: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 //! the edge: settings from flags and the environment, the filesystem, the instance ID from
 //! IMDSv2, S3 uploads behind [`Uploader`], and the loop.
 
+pub mod discover;
 pub mod host;
 pub mod nginx_conf;
 pub mod plan;
@@ -68,7 +69,13 @@ pub struct Settings {
     pub interval: Duration,
     pub max_segment: u64,
     pub state_dir: PathBuf,
+    /// The FILEs given, absolute (none: every log nginx's configuration names, else
+    /// [`DEFAULT_FILES`]).
+    pub asked: Vec<PathBuf>,
+    /// What is followed, and as what: see [`discover::choose`].
     pub files: Vec<(PathBuf, LogKind)>,
+    /// FILEs not followed, with the reason (`--once` exits 1 when there is one).
+    pub refused: Vec<(PathBuf, String)>,
     pub bucket: String,
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
@@ -134,32 +141,18 @@ impl Settings {
             || PathBuf::from(DEFAULT_STATE_DIR),
             |(_, v)| PathBuf::from(v),
         );
-        let names: Vec<String> = if args.files.is_empty() {
-            DEFAULT_FILES.iter().map(|s| s.to_string()).collect()
-        } else {
-            args.files.clone()
-        };
-        let mut files = Vec::new();
-        for f in names {
-            let path = PathBuf::from(&f);
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let kind = plan::kind_of(&name).ok_or_else(|| {
-                setting_error(
-                    "FILE",
-                    &f,
-                    "neither an access nor an error log (the name must start with access or error)",
-                )
-            })?;
-            let path = std::path::absolute(&path)
-                .map_err(|e| setting_error("FILE", &f, &format!("cannot make it absolute: {e}")))?;
-            if files.iter().any(|(p, _)| *p == path) {
-                return Err(setting_error("FILE", &f, "named twice"));
+        let mut asked = Vec::new();
+        for f in &args.files {
+            let path = std::path::absolute(PathBuf::from(f))
+                .map_err(|e| setting_error("FILE", f, &format!("cannot make it absolute: {e}")))?;
+            if asked.contains(&path) {
+                return Err(setting_error("FILE", f, "named twice"));
             }
-            files.push((path, kind));
+            asked.push(path);
         }
+        // By name until nginx's configuration is read (`command`).
+        let files =
+            discover::choose(&asked, &DEFAULT_FILES, &Err("not read yet".into())).follow;
         let bucket = var("NGINX_LOG_BUCKET").ok_or_else(|| {
             setting_error(
                 "NGINX_LOG_BUCKET",
@@ -184,7 +177,9 @@ impl Settings {
             interval,
             max_segment,
             state_dir,
+            asked,
             files,
+            refused: Vec::new(),
             bucket,
             prefix,
             imds_endpoint,
@@ -1026,6 +1021,8 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
+    let mut settings = settings;
+    choose_files(&mut settings, nginx_bin.as_deref())?;
     let instance = meta.instance_id.clone();
     let up = S3Uploader {
         client: s3_client().await,
@@ -1033,6 +1030,40 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         host_meta: meta.entries(),
     };
     run(&settings, &up, &instance).await.map_err(|e| (1, e))
+}
+
+/// What to follow, from nginx's configuration when it can be read (else from the names): each
+/// FILE that says nothing is refused with a warning, and only when none is left does the
+/// follower stop (64).
+fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), (u8, String)> {
+    let path_var = std::env::var("PATH").ok();
+    let config = host::nginx_binary(nginx_bin, path_var.as_deref())
+        .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
+        .and_then(|bin| discover::read_config(&bin));
+    match &config {
+        Ok(logs) => {
+            tracing::info!(
+                "nginx's configuration names {} log file(s)",
+                logs.files.len()
+            );
+            for n in &logs.not_followed {
+                tracing::info!("not followed: {} ({}), at {}", n.target, n.reason, n.at);
+            }
+        }
+        Err(why) => tracing::info!(
+            "nginx's configuration not read ({why}): access… and error… file names say the kind"
+        ),
+    }
+    let chosen = discover::choose(&settings.asked, &DEFAULT_FILES, &config);
+    for (path, why) in &chosen.refused {
+        tracing::warn!("{}: not followed: {why}", path.display());
+    }
+    if chosen.follow.is_empty() {
+        return Err((64, "no log file to follow".into()));
+    }
+    settings.files = chosen.follow;
+    settings.refused = chosen.refused;
+    Ok(())
 }
 
 /// One follower per state directory: an exclusive lock on `<state-dir>/lock`, held while the
@@ -1080,7 +1111,7 @@ pub async fn run<U: Uploader>(
         }
     }
     if settings.once {
-        let mut failed = missing;
+        let mut failed = missing + settings.refused.len();
         for f in &mut followers {
             match f.pass(up, settings, instance_id, true).await {
                 Ok(s) if s.segments == 0 && f.missing().is_none() => {

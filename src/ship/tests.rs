@@ -109,7 +109,9 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         interval: Duration::from_secs(60),
         max_segment,
         state_dir: dir.join("state"),
+        asked: vec![dir.join("access.log")],
         files: vec![(dir.join("access.log"), LogKind::Access)],
+        refused: Vec::new(),
         bucket: "b".into(),
         prefix: "nginx/".into(),
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
@@ -505,6 +507,17 @@ fn settings_from_flags_and_environment() {
     let defaults =
         Settings::new(&ShipArgs::default(), env(&[("NGINX_LOG_BUCKET", "logs")])).unwrap();
     assert_eq!(defaults.files.len(), 2);
+    // A site-named file waits for nginx's configuration to say what it is: no error here.
+    let site = Settings::new(
+        &ShipArgs {
+            files: vec!["/var/log/nginx/shop.example.com.log".into()],
+            ..args.clone()
+        },
+        env(&[("NGINX_LOG_BUCKET", "logs")]),
+    )
+    .unwrap();
+    assert_eq!(site.asked, vec![PathBuf::from("/var/log/nginx/shop.example.com.log")]);
+    assert!(site.files.is_empty());
     for (args, vars, name) in [
         (args.clone(), &[][..], "NGINX_LOG_BUCKET"),
         (
@@ -527,7 +540,7 @@ fn settings_from_flags_and_environment() {
         ),
         (
             ShipArgs {
-                files: vec!["/var/log/nginx/other.log".into()],
+                files: vec!["/var/log/a.log".into(), "/var/log/./a.log".into()],
                 ..args.clone()
             },
             &[("NGINX_LOG_BUCKET", "logs")][..],

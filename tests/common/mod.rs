@@ -472,8 +472,22 @@ pub fn ship_command(
     state: &std::path::Path,
     log: &std::path::Path,
 ) -> std::process::Command {
+    let mut cmd = ship_command_files(moto, imds, bucket, state, &[]);
+    cmd.arg(log);
+    cmd
+}
+
+/// `ship --state-dir STATE FILE…` (none: what nginx's configuration names), as
+/// [`ship_command`].
+pub fn ship_command_files(
+    moto: &moto::Moto,
+    imds: &imds::ImdsServer,
+    bucket: &str,
+    state: &std::path::Path,
+    files: &[&std::path::Path],
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder"));
-    cmd.arg("ship").arg("--state-dir").arg(state).arg(log);
+    cmd.arg("ship").arg("--state-dir").arg(state).args(files);
     for v in [
         "AWS_LAMBDA_RUNTIME_API",
         "AWS_ENDPOINT_URL_S3",
