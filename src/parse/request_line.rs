@@ -167,7 +167,9 @@ impl RequestParts<'_> {
 /// - a line without a protocol (HTTP/0.9 shape) answered 400 or 408 was cut by the client
 ///   closing the connection (ngx_http_read_request_header: `client prematurely closed
 ///   connection` → 400) or going quiet (408) before the line ended: a parsed HTTP/0.9 request is
-///   answered at once, without reading headers or a body that could fail.
+///   answered at once, without reading headers or a body that could fail. Unless its URI is
+///   one ngx_http_parse_complex_uri rejects (`GET /%zz`): that 400 comes after the parse, with
+///   `$request_method` set (a line cut right inside a `%XX` is then taken for parsed too).
 ///
 /// Without `$status`, a line without a protocol gives nothing: a cut line cannot be told from
 /// HTTP/0.9. A complete-looking `HTTP/1.x` line is taken as parsed, also when answered 400 or
@@ -197,7 +199,10 @@ pub fn request_parts<'a>(
     };
     let parsed = match status {
         Some("414" | "505") => false,
-        Some("400" | "408") | None => parts.protocol.is_some(),
+        // An HTTP/0.9 line whose URI ngx_http_parse_complex_uri rejects: the 400 is that
+        // check's, after the line was read to its end and parsed.
+        Some("400") => parts.protocol.is_some() || parts.uri.is_none(),
+        Some("408") | None => parts.protocol.is_some(),
         Some(_) => true,
     };
     // A variable nginx did not set is logged `-` (empty under escape=json and escape=none); a
@@ -1055,6 +1060,16 @@ mod tests {
                 "GET /partial",
                 Some("400"),
                 RequestParts::default(),
+            ),
+            (
+                "0.9 shape, 400, a URI the complex-URI check rejects: parsed, then that 400",
+                "GET /bad%zz",
+                Some("400"),
+                RequestParts {
+                    method: Some("GET"),
+                    uri: None,
+                    protocol: None,
+                },
             ),
             (
                 "0.9 shape, 408: the client went quiet mid-line",
