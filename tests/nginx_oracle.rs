@@ -1549,8 +1549,8 @@ fn version_of(bin: &Path) -> String {
         .to_string()
 }
 
-/// Whether nginx `version` is older than 1.21.1 (it serves spaces in URIs) and at least
-/// 1.29.3 (it parses `CONNECT host:port`).
+/// Whether nginx `version` is `min` or later (1.21.1 rejects spaces in URIs, 1.29.3 parses
+/// `CONNECT host:port`).
 fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
     let n: Vec<u32> = version
         .split('.')
