@@ -77,13 +77,37 @@ pub struct Var {
 }
 
 impl Var {
+    /// Whether a value of this variable may hold the text `lit` (so that the first occurrence
+    /// of `lit` can end it too early): not when `lit` holds a `"` (nginx escapes it in values,
+    /// but with `escape=none`), nor when `lit` starts with a byte the values do not have
+    /// (numbers, lists of them, whose `, ` and ` : ` the split skips, and times).
+    fn may_hold(&self, lit: &str, escape: Escape) -> bool {
+        if escape != Escape::None && lit.contains('"') {
+            return false;
+        }
+        let Some(&c) = lit.as_bytes().first() else {
+            return false;
+        };
+        match (self.time, self.numeric, self.list) {
+            (Some(TimeVar::Local), _, _) => c.is_ascii_alphanumeric() || b"/:+- ".contains(&c),
+            (Some(TimeVar::Iso8601), _, _) => c.is_ascii_alphanumeric() || b":+-".contains(&c),
+            (_, true, false) => c.is_ascii_digit() || b".-".contains(&c),
+            (_, true, true) => c.is_ascii_digit() || b".-,:".contains(&c),
+            (_, false, _) => true,
+        }
+    }
+
     /// Whether `value` can be this variable's: nginx writes a number with digits, `.` and `-`
     /// only (`-` for none), and a list of them (`$upstream_status`) with `, ` and ` : ` between.
-    fn plausible(&self, value: &str) -> bool {
+    fn plausible(&self, b: &[u8]) -> bool {
         if !self.numeric {
             return true;
         }
-        let b = value.as_bytes();
+        if !self.list {
+            return b
+                .iter()
+                .all(|&c| c.is_ascii_digit() || c == b'.' || c == b'-');
+        }
         b.iter().enumerate().all(|(i, &c)| match c {
             b'0'..=b'9' | b'.' | b'-' => true,
             b',' | b':' if self.list => true,
@@ -214,6 +238,9 @@ pub struct LogFormat {
     derived_keys: [Key; 3],
     /// Whether `$request` itself is written (with td-agent's names only its parts are).
     write_request: bool,
+    /// Indexes into `vars` of the numbers [`LogFormat::split_spans`] checks: those after a
+    /// value that may hold the literal ending it ([`LogFormat::numbers_to_check`]).
+    numbers: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -271,6 +298,7 @@ impl LogFormat {
                 let body = unquote_conf(rest)?;
                 let mut f = Self::compile(&body)?;
                 f.escape = escape;
+                f.numbers = f.numbers_to_check();
                 f.source = spec.to_string();
                 Ok(f)
             }
@@ -365,7 +393,7 @@ impl LogFormat {
         while first(&tail_name).is_some() {
             tail_name.insert(0, '_');
         }
-        Ok(Self {
+        let mut f = Self {
             source: text.to_string(),
             escape: Escape::Default,
             tail_key: Key::new(&tail_name),
@@ -375,13 +403,16 @@ impl LogFormat {
             status_var,
             part_vars,
             derived,
+            numbers: Vec::new(),
             derived_keys: [
                 Key::new("request_method"),
                 Key::new("request_uri"),
                 Key::new("server_protocol"),
             ],
             write_request: true,
-        })
+        };
+        f.numbers = f.numbers_to_check();
+        Ok(f)
     }
 
     /// The format with the keys of `names`. With [`FieldNames::Fluentd`](super::FieldNames):
@@ -494,10 +525,10 @@ impl LogFormat {
         // A number that is not one ([`Var::plausible`]) means a value before it was cut at a
         // literal it contains (nginx before 1.21.1 logs `$request_uri` with spaces).
         let broken_number = |out: &Vec<(usize, usize)>| {
-            self.vars
-                .iter()
-                .zip(out.iter())
-                .any(|(v, &(a, b))| !v.plausible(&line[a..b]))
+            self.numbers.iter().any(|&i| {
+                let (a, b) = out[i];
+                !self.vars[i].plausible(&line.as_bytes()[a..b])
+            })
         };
         match greedy {
             Ok(_) if !broken_number(out) => greedy,
@@ -512,6 +543,37 @@ impl LogFormat {
                 }
             }
         }
+    }
+
+    /// The numbers a greedy split may get wrong: those after a value that may hold the literal
+    /// ending it ([`Var::may_hold`]), with no literal holding a `"` between (values hold no
+    /// bare `"` under nginx's escaping, so the first `"` after any point of the line before it
+    /// is the literal's, and the split is right again from there). For `combined` and `main`:
+    /// none, and nothing is checked.
+    fn numbers_to_check(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut unsure = false;
+        for (idx, item) in self.items.iter().enumerate() {
+            match item {
+                Item::Lit(l) => {
+                    if self.escape != Escape::None && l.text.contains('"') {
+                        unsure = false;
+                    }
+                }
+                Item::Var(v) => {
+                    let var = &self.vars[*v];
+                    if unsure && var.numeric {
+                        out.push(*v);
+                    }
+                    if let Some(Item::Lit(l)) = self.items.get(idx + 1)
+                        && var.may_hold(&l.text, self.escape)
+                    {
+                        unsure = true;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Each value up to the first occurrence of the literal after it.
@@ -581,7 +643,8 @@ impl LogFormat {
                             Some(Item::Lit(l)) => self.find_end(var, rest, l, 0),
                             _ => Some(rest.len()),
                         };
-                        let Some(len) = len.filter(|&n| var.plausible(&rest[..n])) else {
+                        let Some(len) = len.filter(|&n| var.plausible(&rest.as_bytes()[..n]))
+                        else {
                             break false;
                         };
                         out.push((pos, pos + len));
@@ -611,7 +674,7 @@ impl LogFormat {
                 let Some(len) = self.find_end(var, rest, l, end - start + 1) else {
                     continue;
                 };
-                if var.plausible(&rest[..len]) {
+                if var.plausible(&rest.as_bytes()[..len]) {
                     out.push((start, start + len));
                     items.push(item);
                     (idx, pos) = (item + 1, start + len);
@@ -900,6 +963,31 @@ mod tests {
                 Some(want) => assert_eq!(got.as_deref(), Ok(want), "{why}"),
                 None => assert!(got.is_err(), "{why}: {got:?}"),
             }
+        }
+    }
+
+    /// Numbers are checked only where a value before them may hold the literal that ends it.
+    #[test]
+    fn numbers_checked_only_after_an_unsure_value() {
+        // (format, the numbers checked)
+        let cases: [(&str, &[&str]); 6] = [
+            ("combined", &[]),
+            ("main", &[]),
+            ("'$request_uri $msec'", &["msec"]),
+            (
+                r#"'"$request" $status $request_uri $request_time [$time_local] $body_bytes_sent'"#,
+                &["request_time", "body_bytes_sent"],
+            ),
+            (
+                r#"'$remote_user $status "$http_referer" $body_bytes_sent'"#,
+                &["status"],
+            ),
+            (r#"escape=none '"$request" $status'"#, &["status"]),
+        ];
+        for (fmt, want) in cases {
+            let f = LogFormat::parse_config(fmt).unwrap();
+            let got: Vec<&str> = f.numbers.iter().map(|&i| f.vars[i].name.as_str()).collect();
+            assert_eq!(got, want, "{fmt}");
         }
     }
 
