@@ -190,10 +190,11 @@ pub fn request_parts<'a>(
     own: RequestParts<'_>,
     rules: Option<RequestLineRules>,
 ) -> RequestParts<'a> {
-    let split = match rules {
+    // The common line reads the same by the rules of every version.
+    let split = split_plain(request).or_else(|| match rules {
         Some(rules) => split_request(request, escape, rules),
         None => split_unknown(request, escape, status),
-    };
+    });
     let Some(parts) = split else {
         return RequestParts::default();
     };
@@ -288,7 +289,7 @@ pub fn split_request(
     escape: Escape,
     rules: RequestLineRules,
 ) -> Option<RequestParts<'_>> {
-    if let Some(parts) = split_plain(req, rules) {
+    if let Some(parts) = split_plain(req) {
         return Some(parts);
     }
     let escaped = escape == Escape::Default;
@@ -314,11 +315,12 @@ pub fn split_request(
 /// The common shape, `METHOD /uri HTTP/1.x` with single spaces and nothing escaped or unusual
 /// in the URI, read without the byte-by-byte state machine of [`parse_http1`]; `None` for any
 /// other line (which `parse_http1` then reads), never a different answer. Such a line reads
-/// the same by the rules of every version, but for `CONNECT` since 1.29.3.
-fn split_plain(req: &str, rules: RequestLineRules) -> Option<RequestParts<'_>> {
+/// the same by the rules of every version; `CONNECT`, which 1.29.3 reads differently, is left
+/// to `parse_http1`.
+fn split_plain(req: &str) -> Option<RequestParts<'_>> {
     let sp = memchr::memchr(b' ', req.as_bytes())?;
     let (method, rest) = (&req[..sp], &req[sp + 1..]);
-    if method == "CONNECT" && rules.connect_authority() {
+    if method == "CONNECT" {
         return None;
     }
     let last = memchr::memrchr(b' ', rest.as_bytes())?;
@@ -956,7 +958,7 @@ mod tests {
             });
             assert_eq!(got, want, "{why}: {req:?}");
             // The shortcut for plain lines answers as the state machine does, or not at all.
-            if let Some(plain) = split_plain(req, V1_22) {
+            if let Some(plain) = split_plain(req) {
                 let full = parse_http1(req, escape == Escape::Default, V1_22);
                 assert_eq!(Some(plain), full, "{why}: {req:?}");
             }
@@ -1353,7 +1355,7 @@ mod tests {
                 let got = split_request(req, Escape::Default, rules)
                     .map(|p| (p.method.expect("a method"), p.uri, p.protocol));
                 assert_eq!(got, want, "{why}: {req:?} by {rules:?}");
-                if let Some(plain) = split_plain(req, rules) {
+                if let Some(plain) = split_plain(req) {
                     let full = parse_http1(req, true, rules);
                     assert_eq!(Some(plain), full, "{why}: {req:?} by {rules:?}");
                 }
