@@ -4,7 +4,7 @@
 //! nginx's reading of a request line changed over the years (each change below was read in
 //! ngx_http_parse_request_line, src/http/ngx_http_parse.c, and ngx_http_process_request_uri,
 //! src/http/ngx_http_request.c, at the release tags, and checked against nginx 1.18.0, 1.22.1
-//! and 1.30.4 by tests/nginx_oracle.rs):
+//! and 1.30.4 by tests/nginx_oracle.rs, and each rule's lines against 1.20.2 and 1.31.4 too):
 //!
 //! | nginx | what changed |
 //! |---|---|
@@ -1227,11 +1227,10 @@ mod tests {
     }
 
     /// What each version's rules read in a `$request` (escape=default): the columns are
-    /// [up to 1.19.5, 1.19.6, 1.21.1, 1.29.3, 1.31.0]. The 1.19.5, 1.21.1 and 1.29.3 columns
-    /// were checked against nginx 1.18.0, 1.22.1 and 1.30.4 (`log_format escape=json` of
-    /// `$status $request $request_method $request_uri $server_protocol`); the 1.19.6 and 1.31.0
-    /// columns follow the commits that made those versions differ (ticket #2079's empty path,
-    /// "Reject HTTP CONNECT method with no port after colon").
+    /// [up to 1.19.5, 1.19.6, 1.21.1, 1.29.3, 1.31.0], checked against nginx 1.18.0, 1.20.2,
+    /// 1.22.1, 1.30.4 and 1.31.4 (`log_format escape=json` of `$status $request
+    /// $request_method $request_uri $server_protocol`; 1.20.2 and 1.31.4 built from nginx's
+    /// release tags like the oracles, the others are tests/nginx_oracle.rs's).
     #[test]
     fn request_line_by_version() {
         type Parts = Option<(&'static str, Option<&'static str>, Option<&'static str>)>;
