@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL [--function NAME]
-//! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [FILE]
+//! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [--nginx-version V] [FILE]
 //! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
 //! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL] [--function NAME]
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
-use crate::parse::LogFormat;
+use crate::parse::{LogFormat, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
@@ -104,6 +104,11 @@ enum Command {
         /// The access log's log_format (overrides ACCESS_LOG_FORMAT).
         #[arg(long, value_name = "FMT")]
         log_format: Option<String>,
+        /// The version of the nginx that wrote the log, as `nginx -v` gives it (1.18.0,
+        /// nginx/1.22.1): request lines are read by its rules, as for an object whose
+        /// `nginx-version` metadata says so. Without it, each line by what it proves.
+        #[arg(long, value_parser = parse_nginx_version, value_name = "VERSION")]
+        nginx_version: Option<RequestLineRules>,
         /// The log (plain, gzip or zstd); stdin when absent.
         file: Option<String>,
     },
@@ -122,6 +127,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+fn parse_nginx_version(s: &str) -> Result<RequestLineRules, String> {
+    RequestLineRules::for_version(s).map_err(|e| e.to_string())
 }
 
 fn parse_kind(s: &str) -> Result<LogKind, String> {
@@ -176,7 +185,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         Command::Replay { function, .. } => Some(function.as_deref()),
         _ => None,
     };
-    let config = match (writes_as, Config::from_env()) {
+    let mut config = match (writes_as, Config::from_env()) {
         (Some(function), _) => match settings::forwarder_config(function).await {
             Ok(c) => c,
             Err((code, e)) => {
@@ -217,8 +226,12 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         Command::Parse {
             kind,
             log_format,
+            nginx_version,
             file,
-        } => parse_command(config, kind, log_format, file).await,
+        } => {
+            config.parse.request_line = nginx_version;
+            parse_command(config, kind, log_format, file).await
+        }
         Command::Ship(args) => match crate::ship::command(args).await {
             Ok(code) => Ok(code),
             Err((code, e)) => {
@@ -398,6 +411,7 @@ mod tests {
             Command::Parse {
                 kind: LogKind::Error,
                 log_format: None,
+                nginx_version: None,
                 file: Some("f.log".into())
             }
         );
@@ -406,6 +420,25 @@ mod tests {
             Command::Parse {
                 kind: LogKind::Access,
                 log_format: Some("main".into()),
+                nginx_version: None,
+                file: None
+            }
+        );
+        assert_eq!(
+            ok("parse --kind access --nginx-version 1.18.0 a.log"),
+            Command::Parse {
+                kind: LogKind::Access,
+                log_format: None,
+                nginx_version: Some(RequestLineRules::UpTo1_19_5),
+                file: Some("a.log".into())
+            }
+        );
+        assert_eq!(
+            ok("parse --kind access --nginx-version=nginx/1.30.4"),
+            Command::Parse {
+                kind: LogKind::Access,
+                log_format: None,
+                nginx_version: Some(RequestLineRules::From1_29_3),
                 file: None
             }
         );
@@ -456,6 +489,8 @@ mod tests {
             "replay --queue",
             "replay --event a --function",
             "parse --kind access a b",
+            "parse --kind access --nginx-version 1.22",
+            "parse --kind access --nginx-version tengine/2.3.3",
             "ship --interval",
             "ship --follow x",
             "backfill",

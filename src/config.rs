@@ -322,6 +322,7 @@ impl Config {
             extra: Extra::default(),
             rules: Default::default(),
             sample_seed: 0,
+            request_line: None,
         }
         .with_names(names);
         if let Some(v) = var("FILTER_RULES") {

@@ -391,3 +391,56 @@ async fn every_event_file_is_understood() {
         );
     }
 }
+
+/// The object's `nginx-version` metadata picks the request-line rules its lines are read by;
+/// without it each line is read by what it proves.
+#[tokio::test]
+async fn request_lines_are_read_by_the_version_of_the_nginx_that_wrote_the_object() {
+    let object = "nginx/i-0123456789abcdef0/access/2026/11/24/access.log-20261124T1000.gz";
+    let body = concat!(
+        r#"198.51.100.7 - - [24/Nov/2026:10:00:01 +0000] "GET /files/annual report 2026.pdf HTTP/1.1" 200 508249 "-" "curl/8.5.0""#,
+        "\n",
+        r#"198.51.100.7 - - [24/Nov/2026:10:00:02 +0000] "GET /bad%zz escape HTTP/1.1" 400 157 "-" "curl/8.5.0""#,
+        "\n",
+    );
+    let parts = |m: &Value| {
+        ["request_method", "request_uri", "server_protocol"]
+            .map(|k| m.get(k).and_then(Value::as_str).map(str::to_string))
+    };
+    let some = |s: &str| Some(s.to_string());
+    let annual = [
+        some("GET"),
+        some("/files/annual report 2026.pdf"),
+        some("HTTP/1.1"),
+    ];
+    // (nginx-version, the parts of each line)
+    let cases = [
+        // Served: an nginx before 1.21.1 wrote it. Answered 400: maybe a newer one's parser.
+        (None, [annual.clone(), [None, None, None]]),
+        // 1.18 parsed both, then rejected the second one's URI (a bad `%` escape).
+        (
+            Some("1.18.0"),
+            [annual.clone(), [some("GET"), None, some("HTTP/1.1")]],
+        ),
+        // 1.22 rejects both lines: a space in the URI.
+        (Some("1.22.1"), [[None, None, None], [None, None, None]]),
+    ];
+    for (version, want) in cases {
+        let mut source = FakeSource::default().with(BUCKET, object, gzip(body.as_bytes()));
+        source.metadata = version
+            .map(|v| vec![("nginx-version".to_string(), v.to_string())])
+            .unwrap_or_default();
+        let h =
+            Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+        let s = h
+            .handle(&common::s3_event(BUCKET, &[object]))
+            .await
+            .unwrap();
+        assert_eq!(s.objects_delivered, 1, "{version:?}: {s:#?}");
+        let got: Vec<_> = h.sink.messages()[&key("nginx-access", "i-0123456789abcdef0")]
+            .iter()
+            .map(|m| parts(&serde_json::from_str(m).expect("JSON")))
+            .collect();
+        assert_eq!(got, want, "{version:?}");
+    }
+}

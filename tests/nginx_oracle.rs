@@ -70,6 +70,11 @@ const NUMERIC: &[&str] = &[
     "connection_requests",
 ];
 
+/// The class of a derived field left out of a line nginx answered 400: without the version of
+/// the nginx that wrote it, such a line may have been rejected by a newer nginx's parser (and
+/// have no parts) or parsed by an older one (and have them); the forwarder leaves them out.
+const MISSING_ON_400: &str = "derived field missing, answered 400";
+
 /// The fields the forwarder adds from `$request` when the format lacks them.
 const DERIVED: &[&str] = &["request_method", "request_uri", "server_protocol"];
 
@@ -531,6 +536,11 @@ fn odd_request_lines() -> Vec<Vec<u8>> {
         b"GET * HTTP/1.1",
         b"OPTIONS * HTTP/1.1",
         b"CONNECT front.test:443 HTTP/1.1",
+        b"CONNECT front.test: HTTP/1.1",
+        b"CONNECT [::1]:443 HTTP/1.1",
+        b"CONNECT /connect-origin HTTP/1.1",
+        b"CONNECT http://front.test/connect-abs HTTP/1.1",
+        b"CONNECT front.test:443",
         b"GET http://front.test/abs?x=1 HTTP/1.1",
         b"GET http://front.test:8080/abs/port HTTP/1.1",
         b"GET https://front.test/secure HTTP/1.1",
@@ -589,6 +599,59 @@ fn odd_request_lines() -> Vec<Vec<u8>> {
             r
         })
         .collect()
+}
+
+/// Targets with spaces as clients send them, unencoded: nginx up to 1.21.0 serves them
+/// (`$request_uri` keeps the spaces), 1.21.1 and later answer 400. With bad escapes, `..` above
+/// the root, control bytes, UTF-8, absolute form, and an `H` after a space (always a 400).
+const SPACED: &[&[u8]] = &[
+    b"/files/annual report 2026.pdf",
+    b"/static/hello.txt x",
+    b"/static/my file.txt",
+    b"/ok?q=a b&c=d e",
+    b"/live/a b",
+    b"/dead/a b",
+    b"/fcgi/my script.php",
+    b"/notfound/x y",
+    b"/moved x",
+    b"/a  two  spaces",
+    b"/spaced Hello",
+    b"/sp%41ce d",
+    b"/bad%zz escape",
+    b"/../above root",
+    b"/./a/../b c",
+    b"http://front.test/abs path",
+    b"HTTP://FRONT.TEST/Upper Case",
+    b"/ctl\x01 and space",
+    b"/caf\xc3\xa9 cr\xc3\xa8me",
+];
+
+/// [`SPACED`] as HTTP/1.1, HTTP/1.0 and HTTP/0.9 requests, and on keep-alive connections
+/// followed by a plain request (which nginx 1.18 serves on the same connection).
+fn spaced_requests() -> Vec<Vec<u8>> {
+    let host: (&str, &[u8]) = ("Host", b"front.test");
+    let mut v = Vec::new();
+    for (i, target) in SPACED.iter().enumerate() {
+        v.push(get_close(target, &[]));
+        v.push(request(
+            ["HEAD", "POST", "DELETE"][i % 3],
+            target,
+            "HTTP/1.0",
+            &[host, ("Content-Length", b"0")],
+        ));
+        if i % 4 == 0 {
+            let mut r = b"GET ".to_vec();
+            r.extend_from_slice(target);
+            r.extend_from_slice(b"\r\n");
+            v.push(r);
+        }
+        if i % 3 == 0 {
+            let mut r = request("GET", target, "HTTP/1.1", &[host]);
+            r.extend_from_slice(&get_close(format!("/ok?after-space={i}").as_bytes(), &[]));
+            v.push(r);
+        }
+    }
+    v
 }
 
 /// Input after which nginx waits for more.
@@ -876,6 +939,12 @@ fn build_traffic(front: &[SocketAddr]) -> Vec<Conn> {
         add(n, r);
         n += 1;
     }
+    for r in spaced_requests() {
+        for rep in 0..2 {
+            add(n + rep, r.clone());
+        }
+        n += 2;
+    }
     conns
 }
 
@@ -890,8 +959,14 @@ struct ParsedEvent {
     fields: Result<serde_json::Map<String, Value>, String>,
 }
 
-fn run_parse(kind: &str, log_format: Option<&str>, file: &Path) -> Vec<ParsedEvent> {
-    run_parse_with(kind, log_format, file, &[])
+/// `parse --kind KIND [--log-format FMT] [--nginx-version VERSION] FILE`.
+fn run_parse(
+    kind: &str,
+    log_format: Option<&str>,
+    file: &Path,
+    version: Option<&str>,
+) -> Vec<ParsedEvent> {
+    run_parse_with(kind, log_format, file, version, &[])
 }
 
 /// [`run_parse`] with settings (`OUTPUT_FORMAT` …).
@@ -899,12 +974,16 @@ fn run_parse_with(
     kind: &str,
     log_format: Option<&str>,
     file: &Path,
+    version: Option<&str>,
     env: &[(&str, &str)],
 ) -> Vec<ParsedEvent> {
     let mut cmd = Command::new(BIN);
     cmd.args(["parse", "--kind", kind]);
     if let Some(f) = log_format {
         cmd.args(["--log-format", f]);
+    }
+    if let Some(v) = version {
+        cmd.args(["--nginx-version", v]);
     }
     let out = cmd
         .arg(file)
@@ -1185,7 +1264,11 @@ fn compare_access(
                 Some(b"-") => t.dash_omitted += 1,
                 Some(v) => t.mismatch(
                     if DERIVED.contains(&var.as_str()) && !vars.contains(var) {
-                        "derived field missing"
+                        if tr["status"] == b"400" {
+                            MISSING_ON_400
+                        } else {
+                            "derived field missing"
+                        }
                     } else {
                         "field missing"
                     },
@@ -1207,6 +1290,10 @@ struct RawErrorEvent {
     connection: Option<u64>,
     time: String,
     len: usize,
+    /// Whether nginx wrote the `, client: …` context, on the first line or a continuation
+    /// (1.30 also logs connection events without it: `client 127.0.0.1 closed keepalive
+    /// connection`).
+    context: bool,
 }
 
 fn raw_error_events(data: &[u8]) -> Vec<RawErrorEvent> {
@@ -1221,6 +1308,7 @@ fn raw_error_events(data: &[u8]) -> Vec<RawErrorEvent> {
         if !starts {
             if let Some(last) = out.last_mut() {
                 last.len += 1 + line.len();
+                last.context |= lossy_contains(line, ", client: ");
             }
             continue;
         }
@@ -1235,6 +1323,7 @@ fn raw_error_events(data: &[u8]) -> Vec<RawErrorEvent> {
             connection,
             time: text[..19].to_string(),
             len: line.len(),
+            context: lossy_contains(line, ", client: "),
         });
     }
     out
@@ -1350,8 +1439,8 @@ fn compare_error(
             ours == nginx || (truncated && !ours.is_empty() && nginx.starts_with(ours))
         };
         match s("client") {
-            Some(cl) if clients.contains(cl) => {}
-            None if truncated => {}
+            Some(cl) if clients.contains(cl) && rw.context => {}
+            None if truncated || !rw.context => {}
             other => t.mismatch(
                 "error client",
                 format!(
@@ -1368,7 +1457,7 @@ fn compare_error(
             if !ok {
                 t.mismatch("error server", format!("#{n}: ours {sv:?}: {}", ev.message));
             }
-        } else if !truncated {
+        } else if !truncated && rw.context {
             t.mismatch("error server missing", format!("#{n}: {}", ev.message));
         }
         if let Some(rq) = s("request") {
@@ -1425,8 +1514,55 @@ fn compare_error(
     }
 }
 
+/// Debian's nginx (`NGINX_BIN`, else /usr/sbin/nginx: 1.22.1), whose rules the forwarder took
+/// before it knew other versions.
 #[test]
 fn forwarder_agrees_with_nginx_on_every_field() {
+    let bin = common::nginx::nginx_binary();
+    let version = version_of(&bin);
+    agree_with(&bin, &version);
+}
+
+/// nginx 1.18.0 (Ubuntu 20.04, Debian 11): spaces and control bytes in URIs are served.
+#[test]
+fn forwarder_agrees_with_nginx_1_18_on_every_field() {
+    agree_with(&common::oracles::nginx_bin("1.18.0"), "1.18.0");
+}
+
+/// nginx 1.30.4, the stable branch: `CONNECT host:port` is parsed.
+#[test]
+fn forwarder_agrees_with_nginx_1_30_on_every_field() {
+    agree_with(&common::oracles::nginx_bin("1.30.4"), "1.30.4");
+}
+
+/// What `nginx -v` says the binary is (`nginx version: nginx/1.22.1` → `1.22.1`).
+fn version_of(bin: &Path) -> String {
+    let out = Command::new(bin)
+        .arg("-v")
+        .output()
+        .unwrap_or_else(|e| panic!("{} -v: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.split("nginx/")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} -v said {text:?}", bin.display()))
+        .to_string()
+}
+
+/// Whether nginx `version` is `min` or later (1.21.1 rejects spaces in URIs, 1.29.3 parses
+/// `CONNECT host:port`).
+fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
+    let n: Vec<u32> = version
+        .split('.')
+        .map(|p| p.parse().expect("a version number"))
+        .collect();
+    (n[0], n[1], n[2]) >= min
+}
+
+/// The oracle run against the nginx `bin`, which is nginx `version`: its logs read with
+/// `--nginx-version version` must match nginx's own values field for field, and read without
+/// a version (by what each line proves) too.
+fn agree_with(bin: &Path, version: &str) {
     let started = Instant::now();
     let v6 = ipv6_loopback();
     let fcgi = FastCgi::start();
@@ -1482,7 +1618,7 @@ fastcgi_param CONTENT_LENGTH $content_length;
         truth = truth_format(),
         fcgi = fcgi.addr,
     );
-    let mut nginx = Nginx::start(&conf);
+    let mut nginx = Nginx::start_with(bin, &conf);
     std::fs::create_dir_all(nginx.path("html/static")).expect("html/static");
     std::fs::write(nginx.path("html/static/hello.txt"), "hello\n").expect("static file");
 
@@ -1525,6 +1661,8 @@ fastcgi_param CONTENT_LENGTH $content_length;
     assert!(requests >= 2000, "only {requests} requests were logged");
 
     let mut t = Tally::default();
+    // The same logs read without the version: each line by what it proves.
+    let mut unknown = Tally::default();
     let formats: [(&str, &str, &str, bool); 4] = [
         ("combined", "combined", COMBINED_FORMAT, false),
         ("main", "main", MAIN_FORMAT, false),
@@ -1546,14 +1684,16 @@ fastcgi_param CONTENT_LENGTH $content_length;
             lines, requests,
             "{name} has {lines} lines, truth {requests}"
         );
-        let events = run_parse("access", Some(cli_fmt), &file);
+        let events = run_parse("access", Some(cli_fmt), &file, Some(version));
         compare_access(name, nginx_fmt, *json, &events, &truth, &mut t);
         parsed.insert(name, events);
+        let events = run_parse("access", Some(cli_fmt), &file, None);
+        compare_access(name, nginx_fmt, *json, &events, &truth, &mut unknown);
     }
 
     let error_data = nginx.read("error.log");
     let raw_errors = raw_error_events(&error_data);
-    let error_events = run_parse("error", None, &nginx.path("error.log"));
+    let error_events = run_parse("error", None, &nginx.path("error.log"), None);
     let mut listen_texts: HashSet<String> = front.iter().map(|a| a.to_string()).collect();
     listen_texts.insert(format!("127.0.0.1:{up}"));
     let mut et = ErrorTally::default();
@@ -1576,12 +1716,24 @@ fastcgi_param CONTENT_LENGTH $content_length;
         .iter()
         .filter(|tr| tr["remote_addr"] == b"::1")
         .count();
+    // What tells the versions apart: URIs with spaces served, `CONNECT host:port` parsed.
+    let spaced_uris = truth
+        .iter()
+        .filter(|tr| tr["request_uri"].contains(&b' '))
+        .count();
+    let connect_authority = truth
+        .iter()
+        .filter(|tr| tr["request_method"] == b"CONNECT" && tr["request_uri"] == b"/")
+        .count();
     println!(
-        "nginx oracle: {requests} requests on {} connections ({} over IPv6{}), statuses {statuses:?}; \
+        "nginx oracle {version} ({}): {requests} requests on {} connections ({} over IPv6{}), \
+         {spaced_uris} with a space in $request_uri, {connect_authority} CONNECT host:port parsed, \
+         statuses {statuses:?}; \
          lines {:?}; {} fields compared, {} mismatches, {} omitted where nginx wrote '-' for a value, \
          {} omitted where nginx's value is not found/empty; parse errors {}, duplicate keys {}; \
          error log: {} events, levels {:?}, {} truncated, {} with request, {} fields checked; \
          FastCGI served {}; slow reads {slow}; traffic {traffic_time:?}",
+        bin.display(),
         traffic.len() + sequential + 1,
         v6_requests,
         if v6 { "" } else { ", ::1 cannot be bound here" },
@@ -1599,12 +1751,29 @@ fastcgi_param CONTENT_LENGTH $content_length;
         et.fields_checked,
         fcgi.served.load(Ordering::SeqCst),
     );
-    for (class, n) in &t.classes {
-        println!("mismatch class {class:?}: {n}, e.g.");
-        for ex in &t.examples[class] {
-            println!("    {ex}");
+    println!(
+        "nginx oracle {version}: without --nginx-version (by what each line proves): {} fields \
+         compared, {} mismatches, parse errors {}, duplicate keys {}",
+        unknown.fields, unknown.mismatch_count, unknown.parse_errors, unknown.duplicate_keys
+    );
+    for (mode, tally) in [("--nginx-version", &t), ("no version", &unknown)] {
+        for (class, n) in &tally.classes {
+            println!("{version} {mode}: mismatch class {class:?}: {n}, e.g.");
+            for ex in &tally.examples[class] {
+                println!("    {ex}");
+            }
         }
     }
+    assert_eq!(
+        spaced_uris > 0,
+        !version_at_least(version, (1, 21, 1)),
+        "nginx {version} served {spaced_uris} requests with a space in the URI"
+    );
+    assert_eq!(
+        connect_authority > 0,
+        version_at_least(version, (1, 29, 3)),
+        "nginx {version} parsed {connect_authority} CONNECT host:port requests"
+    );
 
     // The traffic reached what it was meant to: each kind of answer and each error-log source.
     for status in ["200", "301", "400", "404", "414", "502", "503"] {
@@ -1639,12 +1808,20 @@ fastcgi_param CONTENT_LENGTH $content_length;
 
     assert!(
         t.mismatch_count == 0 && t.parse_errors == 0 && t.duplicate_keys == 0,
-        "{} mismatches ({} parse errors, {} duplicate keys) by class {:?}; first ones:\n{}",
+        "nginx {version}: {} mismatches ({} parse errors, {} duplicate keys) by class {:?}; \
+         first ones:\n{}",
         t.mismatch_count,
         t.parse_errors,
         t.duplicate_keys,
         t.classes,
         t.mismatches.join("\n")
+    );
+    // Without the version, parts may be left out of lines answered 400, never wrong.
+    assert!(
+        unknown.classes.keys().all(|c| c == MISSING_ON_400),
+        "nginx {version}, no version: mismatches by class {:?}; first ones:\n{}",
+        unknown.classes,
+        unknown.mismatches.join("\n")
     );
     // json-compact on nginx's own lines: every line rebuilt exactly from its event (timestamp
     // and message), for the formats whose `$request` and `$time_local` it leaves out.
@@ -1655,6 +1832,7 @@ fastcgi_param CONTENT_LENGTH $content_length;
             "access",
             Some(name),
             &nginx.path(&file_of(name)),
+            Some(version),
             &[("OUTPUT_FORMAT", "json-compact")],
         );
         assert_eq!(events.len(), lines.len(), "{name}");
@@ -1680,7 +1858,7 @@ fastcgi_param CONTENT_LENGTH $content_length;
             plain_bytes += ev.message.len() + 26;
         }
         println!(
-            "nginx oracle: json-compact rebuilt all {} {name} lines ({without_request} without `request`); \
+            "nginx oracle {version}: json-compact rebuilt all {} {name} lines ({without_request} without `request`); \
              {compact_bytes} bytes to ingest against json's {plain_bytes} ({:.2}×)",
             lines.len(),
             compact_bytes as f64 / plain_bytes as f64
@@ -1698,31 +1876,42 @@ fastcgi_param CONTENT_LENGTH $content_length;
             &error_data,
             &parsed["timing"],
             &error_events,
+            version,
         ));
     println!(
-        "nginx oracle: moto replay delivered {delivered} events, as parse printed them, in {:?}; \
+        "nginx oracle {version}: moto replay delivered {delivered} events, as parse printed them, in {:?}; \
          whole test {:?}",
         moto_started.elapsed(),
         started.elapsed()
     );
 }
 
-/// Uploads the timing access log and the error log to a bucket whose notifications moto sends
-/// to SQS, runs `replay` on the SQS event those messages make, and checks that each stream holds
-/// the events `parse` printed: same messages, same timestamps, same count. Returns the count.
+/// Uploads the timing access log and the error log, with the `nginx-version` metadata the
+/// shippers write, to a bucket whose notifications moto sends to SQS, runs `replay` on the SQS
+/// event those messages make, and checks that each stream holds the events `parse
+/// --nginx-version` printed: same messages, same timestamps, same count. Returns the count.
 async fn replay_through_moto(
     access_log: &[u8],
     error_log: &[u8],
     access_events: &[ParsedEvent],
     error_events: &[ParsedEvent],
+    version: &str,
 ) -> usize {
     const INSTANCE: &str = "i-0123456789abcdef0";
     let moto = common::moto::Moto::start();
-    let bucket = common::notify::NotifyingBucket::create(&moto, "nginx-oracle").await;
+    // One bucket name per version: the tests of several versions run at once in this process,
+    // and the bucket's name names its files.
+    let name = format!("nginx-oracle-{}", version.replace('.', "-"));
+    let bucket = common::notify::NotifyingBucket::create(&moto, &name).await;
     let access_key = format!("nginx/{INSTANCE}/access/2026/11/30/access.log-20261130T0300.gz");
     let error_key = format!("nginx/{INSTANCE}/error/2026/11/30/error.log-20261130T0300.gz");
-    bucket.put(&access_key, common::gzip(access_log)).await;
-    bucket.put(&error_key, common::gzip(error_log)).await;
+    let meta = [("nginx-version", version)];
+    bucket
+        .put_with_metadata(&access_key, common::gzip(access_log), &meta)
+        .await;
+    bucket
+        .put_with_metadata(&error_key, common::gzip(error_log), &meta)
+        .await;
     let event = bucket.lambda_event().await;
 
     let mut env = moto.env();

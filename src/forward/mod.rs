@@ -382,13 +382,17 @@ where
     );
     let mut deliver = Deliver::new(shared, config, &route, obj, lease);
     let mut counters = Counters::default();
-    // What this object's events are parsed with: the settings, with the fields about its source.
+    // What this object's events are parsed with: the settings, with the fields about its source
+    // and the request-line rules of the nginx that wrote it.
     let job = work::Job::new(
         &ParseSettings {
             extra: config
                 .extra_fields
                 .render(|g| route.group(g), |m| opened.metadata(m)),
             sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
+            request_line: crate::parse::RequestLineRules::from_metadata(
+                opened.metadata(crate::parse::request_line::META_NGINX_VERSION),
+            ),
             ..config.parse.clone()
         },
         route.kind,

@@ -56,6 +56,10 @@ pub enum TimeVar {
     Msec,
 }
 
+/// How many values [`LogFormat::split`] may move to a later literal to find a split whose
+/// numbers are numbers, before it keeps the first split.
+const MAX_SPLIT_TRIES: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Var {
     pub name: String,
@@ -70,6 +74,49 @@ pub struct Var {
     /// False for the second and later occurrence of a name in the format: a message has one key
     /// per name, holding the first occurrence's value (nginx writes the same value each time).
     pub write: bool,
+}
+
+impl Var {
+    /// Whether a value of this variable may hold the text `lit` (so that the first occurrence
+    /// of `lit` can end it too early): not when `lit` holds a `"` (nginx escapes it in values,
+    /// but with `escape=none`), nor when `lit` starts with a byte the values do not have
+    /// (numbers, lists of them, whose `, ` and ` : ` the split skips, and times).
+    fn may_hold(&self, lit: &str, escape: Escape) -> bool {
+        if escape != Escape::None && lit.contains('"') {
+            return false;
+        }
+        let Some(&c) = lit.as_bytes().first() else {
+            return false;
+        };
+        match (self.time, self.numeric, self.list) {
+            (Some(TimeVar::Local), _, _) => c.is_ascii_alphanumeric() || b"/:+- ".contains(&c),
+            (Some(TimeVar::Iso8601), _, _) => c.is_ascii_alphanumeric() || b":+-".contains(&c),
+            (_, true, false) => c.is_ascii_digit() || b".-".contains(&c),
+            (_, true, true) => c.is_ascii_digit() || b".-,:".contains(&c),
+            (_, false, _) => true,
+        }
+    }
+
+    /// Whether `value` can be this variable's: nginx writes a number with digits, `.` and `-`
+    /// only (`-` for none), and a list of them (`$upstream_status`) with `, ` and ` : ` between.
+    fn plausible(&self, b: &[u8]) -> bool {
+        if !self.numeric {
+            return true;
+        }
+        if !self.list {
+            return b
+                .iter()
+                .all(|&c| c.is_ascii_digit() || c == b'.' || c == b'-');
+        }
+        b.iter().enumerate().all(|(i, &c)| match c {
+            b'0'..=b'9' | b'.' | b'-' => true,
+            b',' | b':' if self.list => true,
+            b' ' if self.list => {
+                b[..i].ends_with(b",") || b[..i].ends_with(b" :") || b[i + 1..].starts_with(b": ")
+            }
+            _ => false,
+        })
+    }
 }
 
 /// Which of the names derived from `$request` a message gets: only those the format does not
@@ -191,6 +238,9 @@ pub struct LogFormat {
     derived_keys: [Key; 3],
     /// Whether `$request` itself is written (with td-agent's names only its parts are).
     write_request: bool,
+    /// Indexes into `vars` of the numbers [`LogFormat::split_spans`] checks: those after a
+    /// value that may hold the literal ending it ([`LogFormat::numbers_to_check`]).
+    numbers: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -248,6 +298,7 @@ impl LogFormat {
                 let body = unquote_conf(rest)?;
                 let mut f = Self::compile(&body)?;
                 f.escape = escape;
+                f.numbers = f.numbers_to_check();
                 f.source = spec.to_string();
                 Ok(f)
             }
@@ -342,7 +393,7 @@ impl LogFormat {
         while first(&tail_name).is_some() {
             tail_name.insert(0, '_');
         }
-        Ok(Self {
+        let mut f = Self {
             source: text.to_string(),
             escape: Escape::Default,
             tail_key: Key::new(&tail_name),
@@ -352,13 +403,16 @@ impl LogFormat {
             status_var,
             part_vars,
             derived,
+            numbers: Vec::new(),
             derived_keys: [
                 Key::new("request_method"),
                 Key::new("request_uri"),
                 Key::new("server_protocol"),
             ],
             write_request: true,
-        })
+        };
+        f.numbers = f.numbers_to_check();
+        Ok(f)
     }
 
     /// The format with the keys of `names`. With [`FieldNames::Fluentd`](super::FieldNames):
@@ -449,7 +503,9 @@ impl LogFormat {
     /// Splits `line` into one value per variable (`out[i]` belongs to `vars()[i]`) and returns
     /// the text after the end of the format: lines often carry more fields than the configured
     /// format (`combined` configured, `main` written). Each value ends at the first occurrence
-    /// of the literal that follows it, which nginx's escaping makes unambiguous.
+    /// of the literal that follows it, which nginx's escaping makes unambiguous, unless that
+    /// leaves a number that is not one (`$request_uri $msec` with spaces in the URI, as nginx
+    /// before 1.21.1 logs it): then at the first later occurrences that make every number one.
     pub fn split<'l>(&self, line: &'l str, out: &mut Vec<&'l str>) -> Result<&'l str, Mismatch> {
         let mut spans = Vec::with_capacity(self.vars.len());
         let tail = self.split_spans(line, &mut spans)?;
@@ -465,6 +521,63 @@ impl LogFormat {
         line: &str,
         out: &mut Vec<(usize, usize)>,
     ) -> Result<usize, Mismatch> {
+        let greedy = self.split_greedy(line, out);
+        // A number that is not one ([`Var::plausible`]) means a value before it was cut at a
+        // literal it contains (nginx before 1.21.1 logs `$request_uri` with spaces).
+        let broken_number = |out: &Vec<(usize, usize)>| {
+            self.numbers.iter().any(|&i| {
+                let (a, b) = out[i];
+                !self.vars[i].plausible(&line.as_bytes()[a..b])
+            })
+        };
+        match greedy {
+            Ok(_) if !broken_number(out) => greedy,
+            _ => {
+                let mut other = Vec::with_capacity(self.vars.len());
+                match self.split_backtracking(line, &mut other) {
+                    Some(tail) => {
+                        *out = other;
+                        Ok(tail)
+                    }
+                    None => self.split_greedy(line, out),
+                }
+            }
+        }
+    }
+
+    /// The numbers a greedy split may get wrong: those after a value that may hold the literal
+    /// ending it ([`Var::may_hold`]), with no literal holding a `"` between (values hold no
+    /// bare `"` under nginx's escaping, so the first `"` after any point of the line before it
+    /// is the literal's, and the split is right again from there). For `combined` and `main`:
+    /// none, and nothing is checked.
+    fn numbers_to_check(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut unsure = false;
+        for (idx, item) in self.items.iter().enumerate() {
+            match item {
+                Item::Lit(l) => {
+                    if self.escape != Escape::None && l.text.contains('"') {
+                        unsure = false;
+                    }
+                }
+                Item::Var(v) => {
+                    let var = &self.vars[*v];
+                    if unsure && var.numeric {
+                        out.push(*v);
+                    }
+                    if let Some(Item::Lit(l)) = self.items.get(idx + 1)
+                        && var.may_hold(&l.text, self.escape)
+                    {
+                        unsure = true;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Each value up to the first occurrence of the literal after it.
+    fn split_greedy(&self, line: &str, out: &mut Vec<(usize, usize)>) -> Result<usize, Mismatch> {
         out.clear();
         let mut pos = 0;
         for (idx, item) in self.items.iter().enumerate() {
@@ -481,17 +594,16 @@ impl LogFormat {
                     let rest = &line[pos..];
                     let len = match self.items.get(idx + 1) {
                         None => rest.len(),
-                        Some(Item::Lit(l)) => {
-                            self.find_end(&self.vars[*v], rest, l)
-                                .ok_or_else(|| Mismatch {
-                                    reason: format!(
-                                        "no {:?} after ${} (column {})",
-                                        l.text,
-                                        self.vars[*v].name,
-                                        pos + 1
-                                    ),
-                                })?
-                        }
+                        Some(Item::Lit(l)) => self
+                            .find_end(&self.vars[*v], rest, l, 0)
+                            .ok_or_else(|| Mismatch {
+                                reason: format!(
+                                    "no {:?} after ${} (column {})",
+                                    l.text,
+                                    self.vars[*v].name,
+                                    pos + 1
+                                ),
+                            })?,
                         Some(Item::Var(_)) => unreachable!("compile rejects adjacent variables"),
                     };
                     out.push((pos, pos + len));
@@ -502,14 +614,89 @@ impl LogFormat {
         Ok(pos)
     }
 
-    fn find_end(&self, var: &Var, hay: &str, lit: &Literal) -> Option<usize> {
+    /// The split the greedy one missed when it left a number that is not one: values end at
+    /// later occurrences of their literals, the latest value first, until every number is
+    /// plausible and the whole format matches; `None` when no such split exists (within
+    /// [`MAX_SPLIT_TRIES`] values moved).
+    fn split_backtracking(&self, line: &str, out: &mut Vec<(usize, usize)>) -> Option<usize> {
+        out.clear();
+        // The item of each value in `out`.
+        let mut items: Vec<usize> = Vec::with_capacity(self.vars.len());
+        let (mut idx, mut pos) = (0, 0);
+        let mut tries = 0;
+        loop {
+            let matched = loop {
+                let Some(item) = self.items.get(idx) else {
+                    break true;
+                };
+                match item {
+                    Item::Lit(l) => {
+                        if !l.starts(&line.as_bytes()[pos..]) {
+                            break false;
+                        }
+                        pos += l.text.len();
+                    }
+                    Item::Var(v) => {
+                        let var = &self.vars[*v];
+                        let rest = &line[pos..];
+                        let len = match self.items.get(idx + 1) {
+                            Some(Item::Lit(l)) => self.find_end(var, rest, l, 0),
+                            _ => Some(rest.len()),
+                        };
+                        let Some(len) = len.filter(|&n| var.plausible(&rest.as_bytes()[..n]))
+                        else {
+                            break false;
+                        };
+                        out.push((pos, pos + len));
+                        items.push(idx);
+                        pos += len;
+                    }
+                }
+                idx += 1;
+            };
+            if matched {
+                return Some(pos);
+            }
+            // The latest value that can end at a later occurrence of its literal takes it.
+            loop {
+                let ((start, end), item) = (out.pop()?, items.pop()?);
+                tries += 1;
+                if tries > MAX_SPLIT_TRIES {
+                    return None;
+                }
+                let (Item::Var(v), Some(Item::Lit(l))) =
+                    (&self.items[item], self.items.get(item + 1))
+                else {
+                    continue;
+                };
+                let var = &self.vars[*v];
+                let rest = &line[start..];
+                let Some(len) = self.find_end(var, rest, l, end - start + 1) else {
+                    continue;
+                };
+                if var.plausible(&rest.as_bytes()[..len]) {
+                    out.push((start, start + len));
+                    items.push(item);
+                    (idx, pos) = (item + 1, start + len);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Where the value at the start of `hay` ends: the first occurrence of `lit` at or after
+    /// byte `from` that can end it.
+    fn find_end(&self, var: &Var, hay: &str, lit: &Literal, from: usize) -> Option<usize> {
         let hb = hay.as_bytes();
         let json_quote = self.escape == Escape::Json && lit.text.starts_with('"');
         // List values: `a, b` between upstreams or forwarded-for hops, `a : b` between upstream
         // groups (after an internal redirect); their spaces are part of the value.
         let list = var.list && lit.text.starts_with(' ');
-        let mut from = 0;
+        let mut from = from;
         loop {
+            if from > hb.len() {
+                return None;
+            }
             let at = from + lit.find_in(&hb[from..])?;
             let before = &hb[..at];
             let ends_here = if json_quote {
@@ -723,6 +910,85 @@ mod tests {
                 "0.004"
             ]
         );
+    }
+
+    /// nginx before 1.21.1 logs `$request_uri` with the spaces a client sent; unquoted, the
+    /// value ends at the split that leaves the numbers after it without spaces.
+    #[test]
+    fn spaces_in_a_value_leave_numbers_whole() {
+        // (why, format, line, values; None: the first split is kept)
+        let cases: [(&str, &str, &str, Option<&[&str]>); 6] = [
+            (
+                "a URI with a space before the last number",
+                "'$request_uri $msec'",
+                "/a b 1796480081.278",
+                Some(&["/a b", "1796480081.278"]),
+            ),
+            (
+                "two spaces, numbers and a quoted field after",
+                r#"'$request_uri $status $body_bytes_sent "$http_referer"'"#,
+                r#"/files/annual report 2026.pdf 200 508249 "-""#,
+                Some(&["/files/annual report 2026.pdf", "200", "508249", "-"]),
+            ),
+            (
+                "lists keep their spaces",
+                "'$request_uri $upstream_status $request_time'",
+                "/a b 502, 200 0.004",
+                Some(&["/a b", "502, 200", "0.004"]),
+            ),
+            (
+                "no space, no search",
+                "'$request_uri $msec'",
+                "/a 1796480081.278",
+                Some(&["/a", "1796480081.278"]),
+            ),
+            (
+                "no split leaves the number whole: the first one stays",
+                "'$request_uri $status'",
+                "/a 200 extra",
+                Some(&["/a", "200 extra"]),
+            ),
+            (
+                "not a match whichever way",
+                "'$request_uri $status ['",
+                "/a b 200",
+                None,
+            ),
+        ];
+        for (why, fmt, line, want) in cases {
+            let f = LogFormat::parse_config(fmt).unwrap();
+            let mut out = Vec::new();
+            let got = f.split(line, &mut out).map(|_| out.clone());
+            match want {
+                Some(want) => assert_eq!(got.as_deref(), Ok(want), "{why}"),
+                None => assert!(got.is_err(), "{why}: {got:?}"),
+            }
+        }
+    }
+
+    /// Numbers are checked only where a value before them may hold the literal that ends it.
+    #[test]
+    fn numbers_checked_only_after_an_unsure_value() {
+        // (format, the numbers checked)
+        let cases: [(&str, &[&str]); 6] = [
+            ("combined", &[]),
+            ("main", &[]),
+            ("'$request_uri $msec'", &["msec"]),
+            (
+                r#"'"$request" $status $request_uri $request_time [$time_local] $body_bytes_sent'"#,
+                &["request_time", "body_bytes_sent"],
+            ),
+            (
+                r#"'$remote_user $status "$http_referer" $body_bytes_sent'"#,
+                &["status"],
+            ),
+            (r#"escape=none '"$request" $status'"#, &["status"]),
+        ];
+        for (fmt, want) in cases {
+            let f = LogFormat::parse_config(fmt).unwrap();
+            let got: Vec<&str> = f.numbers.iter().map(|&i| f.vars[i].name.as_str()).collect();
+            assert_eq!(got, want, "{fmt}");
+        }
     }
 
     #[test]

@@ -11,11 +11,13 @@ pub mod extra;
 pub mod filter;
 pub mod format;
 pub mod json;
+pub mod request_line;
 pub mod time;
 
 use crate::route::LogKind;
 pub use format::{FormatError, LogFormat};
 pub use json::Message;
+pub use request_line::RequestLineRules;
 pub use time::LocalZone;
 
 /// What the message of each event looks like.
@@ -112,6 +114,10 @@ pub struct ParseSettings {
     pub rules: std::sync::Arc<filter::Rules>,
     /// The object's sample seed ([`filter::object_seed`]; 0 in the settings built at cold start).
     pub sample_seed: u64,
+    /// How the nginx that wrote the object read request lines, from its `nginx-version`
+    /// metadata; `None` (in the settings built at cold start too) when not known: each line is
+    /// then read by what it proves ([`request_line::split_unknown`]).
+    pub request_line: Option<RequestLineRules>,
 }
 
 impl ParseSettings {
@@ -134,6 +140,7 @@ impl Default for ParseSettings {
             extra: extra::Extra::default(),
             rules: std::sync::Arc::default(),
             sample_seed: 0,
+            request_line: None,
         }
     }
 }

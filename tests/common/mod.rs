@@ -7,6 +7,7 @@ pub mod imds;
 pub mod moto;
 pub mod nginx;
 pub mod notify;
+pub mod oracles;
 pub mod relay;
 pub mod strict_logs;
 

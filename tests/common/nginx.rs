@@ -87,8 +87,13 @@ fn unique_dir() -> PathBuf {
 }
 
 impl Nginx {
-    /// Starts nginx with `http_body` as the contents of its `http { }` block.
+    /// Starts nginx ([`nginx_binary`]) with `http_body` as the contents of its `http { }` block.
     pub fn start(http_body: &str) -> Self {
+        Self::start_with(&nginx_binary(), http_body)
+    }
+
+    /// [`Nginx::start`] with the nginx binary `bin` (another version: [`super::oracles`]).
+    pub fn start_with(bin: &Path, http_body: &str) -> Self {
         let dir = unique_dir();
         for sub in ["", "logs", "html", "temp"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -112,8 +117,7 @@ impl Nginx {
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("create stderr.log");
-        let bin = nginx_binary();
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .arg("-p")
             .arg(format!("{d}/"))
             .arg("-c")

@@ -97,10 +97,16 @@ impl NotifyingBucket {
 
     /// Uploads an object (`aws s3api put-object`); moto announces it on the queue.
     pub async fn put(&self, key: &str, body: Vec<u8>) {
+        self.put_with_metadata(key, body, &[]).await;
+    }
+
+    /// [`NotifyingBucket::put`] with user metadata (`--metadata name=value,…`, as the shippers
+    /// upload).
+    pub async fn put_with_metadata(&self, key: &str, body: Vec<u8>, metadata: &[(&str, &str)]) {
         let file = self.config_file.with_extension("body");
         std::fs::write(&file, body).expect("write object body");
         let body_arg = file.to_string_lossy().into_owned();
-        self.aws(&[
+        let mut args = vec![
             "s3api",
             "put-object",
             "--bucket",
@@ -109,7 +115,13 @@ impl NotifyingBucket {
             key,
             "--body",
             &body_arg,
-        ]);
+        ];
+        let meta: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let meta = meta.join(",");
+        if !metadata.is_empty() {
+            args.extend(["--metadata", &meta]);
+        }
+        self.aws(&args);
         let _ = std::fs::remove_file(&file);
     }
 
