@@ -713,39 +713,47 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
     std::fs::write(&error, format!("{err_line}\n")).expect("error");
 
     let run = |files: &[&Path]| {
-        let out = common::ship_command_files(
-            &host.moto,
-            &host.imds,
-            BUCKET,
-            &host.state_dir(),
-            files,
-        )
-        .env("NGINX_BIN", &nginx)
-        .arg("--once")
-        .output()
-        .expect("run ship");
+        let out =
+            common::ship_command_files(&host.moto, &host.imds, BUCKET, &host.state_dir(), files)
+                .env("NGINX_BIN", &nginx)
+                .arg("--once")
+                .output()
+                .expect("run ship");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.code(), stderr)
     };
     let (code, stderr) = run(&[]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("nginx's configuration names 2 log file(s)"), "{stderr}");
+    assert!(
+        stderr.contains("nginx's configuration names 2 log file(s)"),
+        "{stderr}"
+    );
     let keys: Vec<String> = host.objects().into_iter().map(|(k, _)| k).collect();
     let day = today();
     let kinds: Vec<(&str, &str)> = keys
         .iter()
         .map(|k| {
-            let kind = if k.contains("/access/") { "access" } else { "error" };
+            let kind = if k.contains("/access/") {
+                "access"
+            } else {
+                "error"
+            };
             let name = k.rsplit('/').next().unwrap_or_default();
             (kind, name.split_once(".log-").map_or(name, |(n, _)| n))
         })
         .collect();
     assert_eq!(
         kinds,
-        vec![("access", "shop.example.com.access"), ("error", "shop.example.com.error")],
+        vec![
+            ("access", "shop.example.com.access"),
+            ("error", "shop.example.com.error")
+        ],
         "{keys:?}"
     );
-    assert!(keys.iter().all(|k| k.contains(&format!("/{day}/"))), "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.contains(&format!("/{day}/"))),
+        "{keys:?}"
+    );
 
     // FILEs: the configuration's file ships; one that nothing explains is refused alone.
     std::fs::write(&access, format!("{line}\n{line}\n")).expect("access");
@@ -754,10 +762,17 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
     let (code, stderr) = run(&[&access, &notes]);
     assert_eq!(code, Some(1), "one FILE refused: {stderr}");
     assert!(
-        stderr.contains(&format!("{}: not followed: neither its name", notes.display())),
+        stderr.contains(&format!(
+            "{}: not followed: neither its name",
+            notes.display()
+        )),
         "{stderr}"
     );
-    assert_eq!(host.objects().len(), 3, "the access file's new line shipped");
+    assert_eq!(
+        host.objects().len(),
+        3,
+        "the access file's new line shipped"
+    );
 }
 
 // --- real nginx, steady traffic, both rotations, a restart: exactly once, and how fast -----------

@@ -203,7 +203,10 @@ mod tests {
                 (p("/var/log/nginx/api-access.log"), LogKind::Access),
                 (p("/var/log/nginx/api.err"), LogKind::Error),
                 (p("/var/log/nginx/error.log"), LogKind::Error),
-                (p("/var/log/nginx/shop.example.com.access.log"), LogKind::Access),
+                (
+                    p("/var/log/nginx/shop.example.com.access.log"),
+                    LogKind::Access
+                ),
             ]
         );
         assert_eq!(all.refused.len(), 1, "{:?}", all.refused);
@@ -241,7 +244,9 @@ mod tests {
         let some = choose(&[p("/x/shop.log"), p("/x/error.log.1")], &defaults, &config);
         assert_eq!(some.follow, vec![(p("/x/error.log.1"), LogKind::Error)]);
         assert!(
-            some.refused[0].1.contains("could not be read (cannot run nginx -V"),
+            some.refused[0]
+                .1
+                .contains("could not be read (cannot run nginx -V"),
             "{:?}",
             some.refused
         );

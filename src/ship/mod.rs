@@ -151,8 +151,7 @@ impl Settings {
             asked.push(path);
         }
         // By name until nginx's configuration is read (`command`).
-        let files =
-            discover::choose(&asked, &DEFAULT_FILES, &Err("not read yet".into())).follow;
+        let files = discover::choose(&asked, &DEFAULT_FILES, &Err("not read yet".into())).follow;
         let bucket = var("NGINX_LOG_BUCKET").ok_or_else(|| {
             setting_error(
                 "NGINX_LOG_BUCKET",

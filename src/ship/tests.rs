@@ -516,7 +516,10 @@ fn settings_from_flags_and_environment() {
         env(&[("NGINX_LOG_BUCKET", "logs")]),
     )
     .unwrap();
-    assert_eq!(site.asked, vec![PathBuf::from("/var/log/nginx/shop.example.com.log")]);
+    assert_eq!(
+        site.asked,
+        vec![PathBuf::from("/var/log/nginx/shop.example.com.log")]
+    );
     assert!(site.files.is_empty());
     for (args, vars, name) in [
         (args.clone(), &[][..], "NGINX_LOG_BUCKET"),
