@@ -19,7 +19,8 @@ use aws_sdk_s3::error::DisplayErrorContext;
 
 pub const META_INSTANCE_ID: &str = "instance-id";
 pub const META_HOSTNAME: &str = "hostname";
-pub const META_NGINX_VERSION: &str = "nginx-version";
+/// The same name the forwarder reads (one constant for both sides of the contract).
+pub use crate::parse::request_line::META_NGINX_VERSION;
 
 /// The longest metadata value written, in bytes (after encoding).
 pub const MAX_META_VALUE: usize = 256;
