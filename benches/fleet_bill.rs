@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::block_on;
 use common::imds::{Imds, ImdsServer};
 use common::moto::Moto;
 use common::notify::NotifyingBucket;
@@ -46,14 +47,6 @@ const S3_STORAGE_PER_GB_MONTH: f64 = 0.023;
 /// The template's default expiration of uploads (days kept in S3).
 const BUCKET_DAYS: f64 = 30.0;
 const HOURS_PER_MONTH: f64 = 730.0;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 struct Host {
     rate: u64,

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::block_on;
 use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
 use common::ship_command;
@@ -22,14 +23,6 @@ use common::ship_command;
 const BUCKET: &str = "nginx-logs-follower";
 
 // --- a host: log directory, state directory, running the command ----------------------------
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 struct Host {
     dir: PathBuf,

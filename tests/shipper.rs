@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::block_on;
 use common::notify::aws_cli;
 
 use std::io::Read;
@@ -181,14 +182,6 @@ fn ship(
 }
 
 // --- moto -------------------------------------------------------------------------------------
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 struct Bucket {
     moto: Moto,

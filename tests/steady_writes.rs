@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::block_on;
 use common::imds::{Imds, ImdsServer};
 use common::moto::Moto;
 
@@ -25,14 +26,6 @@ const BUCKET: &str = "steady-writes";
 const INTERVAL: u64 = 2;
 /// How long the writer writes.
 const WRITING: Duration = Duration::from_secs(10);
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 /// Appends line `i` (`GET /r/<i>`) at `start + i / rate`, in one write per 10 ms of lines due,
 /// for `WRITING`; when each line was written.

@@ -505,3 +505,12 @@ pub fn ship_command_files(
         .env("IMDS_ENDPOINT", &imds.endpoint);
     cmd
 }
+
+/// Runs a future to its end on a current-thread runtime (tests and benches that are not async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
