@@ -68,12 +68,12 @@ pub fn choose(asked: &[PathBuf], defaults: &[&str], config: &Result<Logs, String
 /// The kind of one FILE: what the configuration says of it (the path, or the file it leads
 /// to), else what its name says.
 fn kind_of(path: &Path, config: &Result<Logs, String>) -> Result<LogKind, String> {
-    if let Ok(logs) = config {
-        if let Some(file) = config_file(path, logs) {
-            return file
-                .kind()
-                .ok_or_else(|| "nginx writes both access and error lines to it".into());
-        }
+    if let Ok(logs) = config
+        && let Some(file) = config_file(path, logs)
+    {
+        return file
+            .kind()
+            .ok_or_else(|| "nginx writes both access and error lines to it".into());
     }
     kind_by_name(path).ok_or_else(|| match config {
         Ok(_) => "neither its name (access… or error…) nor nginx's configuration says whether it is an access or an error log: nginx writes no log there".to_string(),
