@@ -1,0 +1,287 @@
+//! An object names the `log_format` that wrote it (`ncf-log-format` metadata → a format object
+//! `…/formats/<sha256>` in the same bucket): its access lines are parsed with that format.
+//! Handler tests with the fakes of tests/common, and one run through moto's own notifications
+//! and `replay` on the logs of a real nginx, compared with what `parse --log-format` prints.
+
+mod common;
+
+use common::{FakeSink, FakeSource, combined_line, default_config, fixture_clock, gzip};
+use nginx_cloudwatch_forwarder::config::Config;
+use nginx_cloudwatch_forwarder::handler::Handler;
+use nginx_cloudwatch_forwarder::parse::object_format::{
+    MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, sha256_hex,
+};
+use nginx_cloudwatch_forwarder::summary::{Outcome, Summary};
+use serde_json::Value;
+
+const BUCKET: &str = "nginx-logs-example";
+
+/// A JSON `log_format` as `ship` uploads it (the syntax `ACCESS_LOG_FORMAT` takes).
+const JSON_FORMAT: &str = r#"escape=json '{"remote_addr":"$remote_addr","time_iso8601":"$time_iso8601","request":"$request","status":$status,"body_bytes_sent":$body_bytes_sent,"request_time":$request_time,"http_user_agent":"$http_user_agent"}'"#;
+/// A timing format: what `combined` cannot read.
+const TIMING_FORMAT: &str =
+    r#"'$remote_addr [$time_local] "$request" $status $request_time $upstream_response_time'"#;
+
+fn format_key(prefix: &str, instance: &str, body: &[u8]) -> String {
+    format!("{prefix}{instance}/formats/{}", sha256_hex(body))
+}
+
+fn access_key(instance: &str, name: &str) -> String {
+    format!("nginx/{instance}/access/2026/11/24/{name}")
+}
+
+fn messages(h: &Handler<FakeSource, FakeSink>, instance: &str) -> Vec<Value> {
+    h.sink
+        .messages()
+        .get(&("nginx-access".to_string(), instance.to_string()))
+        .map(|ms| {
+            ms.iter()
+                .map(|m| serde_json::from_str(m).expect("JSON"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn outcome<'a>(s: &'a Summary, key: &str) -> &'a Outcome {
+    &s.objects
+        .iter()
+        .find(|o| o.key == key)
+        .unwrap_or_else(|| panic!("no report for {key}: {s:#?}"))
+        .outcome
+}
+
+fn opens_of(source: &FakeSource, key: &str) -> usize {
+    source
+        .opened_keys
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter(|k| *k == key)
+        .count()
+}
+
+#[tokio::test]
+async fn each_object_is_parsed_with_the_format_it_names_read_once_per_warm_process() {
+    let (json_i, timing_i, plain_i) = (
+        "i-0123456789abcdef0",
+        "i-0123456789abcdef1",
+        "i-0123456789abcdef2",
+    );
+    // The timing host's prefix has a space: the metadata carries it percent-encoded.
+    let json_format = format_key("nginx/", json_i, JSON_FORMAT.as_bytes());
+    let timing_format = format_key("nginx logs/", timing_i, TIMING_FORMAT.as_bytes());
+    let timing_meta = timing_format.replace(' ', "%20");
+    let json_log = concat!(
+        r#"{"remote_addr":"198.51.100.7","time_iso8601":"2026-11-24T10:00:01+00:00","request":"GET /q?x=\"y\" HTTP/1.1","status":200,"body_bytes_sent":612,"request_time":0.012,"http_user_agent":"curl/8.5.0 \"beta\""}"#,
+        "\n"
+    );
+    let timing_log = concat!(
+        r#"203.0.113.9 [24/Nov/2026:10:00:02 +0000] "POST /api/orders HTTP/1.1" 502 0.250 0.249, 0.001"#,
+        "\n"
+    );
+    let plain_log = format!(
+        "{}\n",
+        combined_line("192.0.2.1", 1_795_514_403_000, "/index.html", 200)
+    );
+    let (json_obj, timing_obj, plain_obj) = (
+        access_key(json_i, "access.log-1.gz"),
+        access_key(timing_i, "access.log-1.gz"),
+        access_key(plain_i, "access.log-1.gz"),
+    );
+    let source = FakeSource::default()
+        .with(BUCKET, &json_format, JSON_FORMAT.as_bytes().to_vec())
+        .with(BUCKET, &timing_format, TIMING_FORMAT.as_bytes().to_vec())
+        .with(BUCKET, &json_obj, gzip(json_log.as_bytes()))
+        .with_meta(BUCKET, &json_obj, META_LOG_FORMAT, &json_format)
+        .with(BUCKET, &timing_obj, gzip(timing_log.as_bytes()))
+        .with_meta(BUCKET, &timing_obj, META_LOG_FORMAT, &timing_meta)
+        .with(BUCKET, &plain_obj, gzip(plain_log.as_bytes()));
+    let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+    let event = common::s3_event(BUCKET, &[&json_obj, &timing_obj, &plain_obj]);
+    let s = h.handle(&event).await.expect("S3 event");
+    assert_eq!(
+        (s.objects_delivered, s.objects_failed, s.totals.parse_errors),
+        (3, 0, 0),
+        "{s:#?}"
+    );
+
+    let json = messages(&h, json_i);
+    assert_eq!(json.len(), 1);
+    assert_eq!(json[0]["request_uri"], r#"/q?x="y""#);
+    assert_eq!(json[0]["status"], 200);
+    assert_eq!(json[0]["request_time"], 0.012);
+    assert_eq!(json[0]["http_user_agent"], r#"curl/8.5.0 "beta""#);
+    let timing = messages(&h, timing_i);
+    assert_eq!(timing.len(), 1);
+    assert_eq!(timing[0]["request_method"], "POST");
+    assert_eq!(timing[0]["status"], 502);
+    assert_eq!(timing[0]["request_time"], 0.25);
+    assert_eq!(timing[0]["upstream_response_time"], "0.249, 0.001");
+    // Without the metadata: ACCESS_LOG_FORMAT (combined), as always.
+    let plain = messages(&h, plain_i);
+    assert_eq!(plain[0]["http_user_agent"], "integration-test/1.0");
+
+    // A second invocation of the warm handler reads the logs again, the formats not.
+    let s = h.handle(&event).await.expect("S3 event");
+    assert_eq!(s.objects_delivered, 3, "{s:#?}");
+    assert_eq!(messages(&h, json_i)[1], json[0]);
+    assert_eq!(
+        [&json_format, &timing_format, &json_obj].map(|k| opens_of(&h.source, k)),
+        [1, 1, 2]
+    );
+}
+
+#[tokio::test]
+async fn a_format_that_cannot_be_used_fails_its_object_alone_naming_both_keys() {
+    let i = "i-0123456789abcdef0";
+    let good = access_key(i, "good.log");
+    let line = format!(
+        "{}\n",
+        combined_line("192.0.2.1", 1_795_514_403_000, "/index.html", 200)
+    );
+    let mut source = FakeSource::default().with(BUCKET, &good, line.clone().into_bytes());
+    let too_large = vec![b'x'; usize::try_from(MAX_FORMAT_OBJECT_BYTES).expect("small") + 1];
+    let uncompilable = b"'$remote_addr [$time_local".to_vec();
+    let wrong_body = format_key("nginx/", i, b"'$remote_addr $status'");
+    // (log object name, metadata value, the format object stored under the key it names, what
+    // the error says)
+    let cases: [(&str, String, Option<Vec<u8>>, &str); 5] = [
+        (
+            "missing.log",
+            format_key("nginx/", i, TIMING_FORMAT.as_bytes()),
+            None,
+            "does not exist",
+        ),
+        (
+            "wrong-hash.log",
+            wrong_body.clone(),
+            Some(TIMING_FORMAT.as_bytes().to_vec()),
+            "does not hold what its name says",
+        ),
+        (
+            "uncompilable.log",
+            format_key("nginx/", i, &uncompilable),
+            Some(uncompilable.clone()),
+            "does not compile",
+        ),
+        (
+            "too-large.log",
+            format_key("nginx/", i, &too_large),
+            Some(too_large.clone()),
+            "larger than 65536 bytes",
+        ),
+        (
+            "not-a-format.log",
+            good.clone(),
+            None,
+            "not a format object key",
+        ),
+    ];
+    let mut keys = vec![good.clone()];
+    for (name, meta, body, _) in &cases {
+        let key = access_key(i, name);
+        source = source
+            .with(BUCKET, &key, line.clone().into_bytes())
+            .with_meta(BUCKET, &key, META_LOG_FORMAT, meta);
+        if let Some(body) = body {
+            source = source.with(BUCKET, meta, body.clone());
+        }
+        keys.push(key);
+    }
+    let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let s = h.handle(&common::s3_event(BUCKET, &keys)).await.unwrap();
+    assert_eq!((s.objects_delivered, s.objects_failed), (1, 5), "{s:#?}");
+    for (name, meta, _, says) in &cases {
+        let key = access_key(i, name);
+        let Outcome::Failed { error } = outcome(&s, &key) else {
+            panic!("{name}: {:?}", outcome(&s, &key));
+        };
+        assert!(
+            error.contains(&format!("s3://{BUCKET}/{key}")) && error.contains(meta.as_str()),
+            "{name}: names both keys: {error}"
+        );
+        assert!(error.contains(says), "{name}: {error}");
+    }
+    // Nothing was sent with a wrong format: only the good object's line arrived.
+    assert_eq!(messages(&h, i).len(), 1);
+    // A failure is not kept: the next delivery reads the format object again.
+    let missing = access_key(i, "missing.log");
+    h.handle(&common::s3_event(BUCKET, &[&missing]))
+        .await
+        .unwrap();
+    assert_eq!(opens_of(&h.source, &cases[0].1), 2);
+}
+
+#[tokio::test]
+async fn access_log_format_source_config_ignores_the_metadata_and_error_logs_never_read_it() {
+    let i = "i-0123456789abcdef0";
+    let access = access_key(i, "access.log");
+    let error = format!("nginx/{i}/error/2026/11/24/error.log");
+    // It names a format object that does not exist: reading it would fail the object.
+    let missing = format_key("nginx/", i, TIMING_FORMAT.as_bytes());
+    let line = format!(
+        "{}\n",
+        combined_line("192.0.2.1", 1_795_514_403_000, "/index.html", 200)
+    );
+    let source = || {
+        FakeSource::default()
+            .with(BUCKET, &access, line.clone().into_bytes())
+            .with_meta(BUCKET, &access, META_LOG_FORMAT, &missing)
+            .with(
+                BUCKET,
+                &error,
+                b"2026/11/24 10:00:03 [error] 1204#1204: *31 open() failed\n".to_vec(),
+            )
+            .with_meta(BUCKET, &error, META_LOG_FORMAT, &missing)
+    };
+    let pinned =
+        Config::from_lookup(|k| (k == "ACCESS_LOG_FORMAT_SOURCE").then(|| "config".to_string()))
+            .unwrap();
+    let h = Handler::new(source(), FakeSink::default(), pinned).with_clock(fixture_clock());
+    let s = h
+        .handle(&common::s3_event(BUCKET, &[&access, &error]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.objects_delivered, s.totals.parse_errors),
+        (2, 0),
+        "{s:#?}"
+    );
+    assert_eq!(messages(&h, i)[0]["request_uri"], "/index.html");
+    assert_eq!(opens_of(&h.source, &missing), 0);
+
+    // By default the access object fails (its format is missing); the error log is read as
+    // always, without looking for a format.
+    let h =
+        Handler::new(source(), FakeSink::default(), default_config()).with_clock(fixture_clock());
+    let s = h
+        .handle(&common::s3_event(BUCKET, &[&access, &error]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome(&s, &access), Outcome::Failed { .. }),
+        "{s:#?}"
+    );
+    assert!(
+        matches!(outcome(&s, &error), Outcome::Delivered { .. }),
+        "{s:#?}"
+    );
+    assert_eq!(opens_of(&h.source, &missing), 1);
+}
+
+#[tokio::test]
+async fn a_format_objects_own_notification_is_skipped_unread() {
+    let key = format_key("nginx/", "i-0123456789abcdef0", TIMING_FORMAT.as_bytes());
+    let source = FakeSource::default().with(BUCKET, &key, TIMING_FORMAT.as_bytes().to_vec());
+    let h = Handler::new(source, FakeSink::default(), default_config());
+    let s = h.handle(&common::s3_event(BUCKET, &[&key])).await.unwrap();
+    assert_eq!((s.objects_skipped, s.objects_failed), (1, 0), "{s:#?}");
+    assert_eq!(
+        outcome(&s, &key),
+        &Outcome::Skipped {
+            reason: "a log format uploaded by ship, not a log".into()
+        }
+    );
+    assert_eq!(opens_of(&h.source, &key), 0);
+}
