@@ -285,3 +285,136 @@ async fn a_format_objects_own_notification_is_skipped_unread() {
     );
     assert_eq!(opens_of(&h.source, &key), 0);
 }
+
+/// One HTTP/1.1 request that closes the connection; waits for nginx to close it (the line is
+/// logged by then).
+fn get(addr: std::net::SocketAddr, target: &str, agent: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to nginx");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: formats.test\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read the answer");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+}
+
+/// `parse --kind access --log-format FMT FILE`: the (timestamp, message) of each event.
+fn parse_printed(format: &str, file: &std::path::Path) -> Vec<(i64, String)> {
+    let out = common::moto::forwarder_command(
+        &["parse", "--kind", "access", "--log-format", format],
+        &[],
+    )
+    .arg(file)
+    .output()
+    .expect("run parse");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            let ts = v["timestamp"].as_i64().expect("timestamp");
+            let message = v["message"].as_str().expect("message").to_string();
+            (ts, message)
+        })
+        .collect()
+}
+
+/// A real nginx writes the same requests in a JSON and a timing format; each log goes to S3
+/// with the metadata naming its format object (uploaded too, as `ship` does), moto announces all
+/// four objects, and `replay` with no ACCESS_LOG_FORMAT delivers each log exactly as `parse
+/// --log-format FMT` prints it, and skips the two format objects.
+#[tokio::test]
+async fn replay_parses_real_nginx_logs_with_the_formats_their_objects_name() {
+    let addr = std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        common::nginx::free_port(std::net::Ipv4Addr::LOCALHOST.into()),
+    ));
+    let mut nginx = common::nginx::Nginx::start(&format!(
+        "log_format j {JSON_FORMAT};\n\
+         log_format timing {TIMING_FORMAT};\n\
+         server {{\n\
+           listen {addr};\n\
+           access_log logs/json.log j;\n\
+           access_log logs/timing.log timing;\n\
+           location / {{ return 200 \"ok\\n\"; }}\n\
+           location /missing {{ return 404; }}\n\
+         }}"
+    ));
+    for (target, agent) in [
+        ("/", "curl/8.5.0"),
+        (
+            "/q?x=%22y%22&z=\"raw\"",
+            "agent with \"quotes\" and \\ backslash",
+        ),
+        ("/missing/caf%C3%A9", "Mozilla/5.0 (X11; Linux x86_64) ü"),
+        // (No request nginx answers 400: it may log that one after closing the connection.)
+        ("/a\\b?c=d%20e", "-"),
+    ] {
+        get(addr, target, agent);
+    }
+    nginx.stop();
+    let logs = [
+        ("i-0123456789abcdef0", JSON_FORMAT, "logs/json.log"),
+        ("i-0123456789abcdef1", TIMING_FORMAT, "logs/timing.log"),
+    ];
+
+    let moto = common::moto::Moto::start();
+    let bucket = common::notify::NotifyingBucket::create(&moto, "object-formats").await;
+    let mut format_keys = Vec::new();
+    for (instance, format, file) in logs {
+        let key = format_key("nginx/", instance, format.as_bytes());
+        bucket.put(&key, format.as_bytes().to_vec()).await;
+        bucket
+            .put_with_metadata(
+                &access_key(instance, "access.log-20261124T1000.gz"),
+                gzip(&nginx.read(file)),
+                &[(META_LOG_FORMAT, &key)],
+            )
+            .await;
+        format_keys.push(key);
+    }
+    let event = bucket.lambda_event().await;
+    let (code, summary) = common::moto::replay(&event, &moto.env());
+    assert_eq!(code, Some(0), "replay: {summary:#}");
+    assert_eq!(
+        (
+            &summary["objects_delivered"],
+            &summary["objects_skipped"],
+            &summary["objects_failed"]
+        ),
+        (&Value::from(2), &Value::from(2), &Value::from(0)),
+        "{summary:#}"
+    );
+    assert_eq!(summary["parse_errors"], 0, "{summary:#}");
+    for key in &format_keys {
+        let report = summary["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .find(|o| o["key"] == key.as_str())
+            .unwrap_or_else(|| panic!("no report for {key}: {summary:#}"));
+        assert!(
+            report.to_string().contains("a log format uploaded by ship"),
+            "{report}"
+        );
+    }
+
+    let cw = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk_config());
+    for (instance, format, file) in logs {
+        let mut want = parse_printed(format, &nginx.path(file));
+        assert_eq!(want.len(), 4, "{want:?}");
+        let mut got = common::moto::read_stream(&cw, "nginx-access", instance).await;
+        // CloudWatch orders by time; lines of the same millisecond may come in any order.
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{instance}: {format}");
+    }
+}
