@@ -77,6 +77,16 @@ pub fn is_format_key(key: &str) -> bool {
     hash_of_key(key).is_some()
 }
 
+/// Where the format object of `format` (its text as `ACCESS_LOG_FORMAT` takes it) goes for the
+/// host `instance_id` under `prefix` (empty or ending in `/`):
+/// `<prefix><instance-id>/formats/<sha256 of the text>`.
+pub fn format_object_key(prefix: &str, instance_id: &str, format: &str) -> String {
+    format!(
+        "{prefix}{instance_id}/{FORMATS_DIR}/{}",
+        sha256_hex(format.as_bytes())
+    )
+}
+
 /// SHA-256 of `body`, in lower-case hex.
 pub fn sha256_hex(body: &[u8]) -> String {
     sha2::Sha256::digest(body)
@@ -140,10 +150,7 @@ mod tests {
         "'$remote_addr [$time_local] \"$request\" $status $request_time $upstream_response_time'";
 
     fn key_for(body: &str) -> String {
-        format!(
-            "nginx/i-0123456789abcdef0/formats/{}",
-            sha256_hex(body.as_bytes())
-        )
+        format_object_key("nginx/", "i-0123456789abcdef0", body)
     }
 
     #[test]
@@ -179,6 +186,9 @@ mod tests {
             hash_of_key(&format!("p/formats/{hash}")),
             Some(hash.as_str())
         );
+        let key = format_object_key("nginx/", "i-0123456789abcdef0", "x");
+        assert_eq!(key, format!("nginx/i-0123456789abcdef0/formats/{hash}"));
+        assert!(is_format_key(&key));
     }
 
     #[test]
