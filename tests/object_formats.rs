@@ -105,6 +105,17 @@ async fn each_object_is_parsed_with_the_format_it_names_read_once_per_warm_proce
         "{s:#?}"
     );
 
+    // Each report names the format object its lines were parsed with (the key decoded).
+    let format_of = |key: &str| {
+        s.objects
+            .iter()
+            .find(|o| o.key == key)
+            .and_then(|o| o.log_format.clone())
+    };
+    assert_eq!(
+        [&json_obj, &timing_obj, &plain_obj].map(|k| format_of(k)),
+        [Some(json_format.clone()), Some(timing_format.clone()), None]
+    );
     let json = messages(&h, json_i);
     assert_eq!(json.len(), 1);
     assert_eq!(json[0]["request_uri"], r#"/q?x="y""#);
@@ -403,6 +414,22 @@ async fn replay_parses_real_nginx_logs_with_the_formats_their_objects_name() {
             .unwrap_or_else(|| panic!("no report for {key}: {summary:#}"));
         assert!(
             report.to_string().contains("a log format uploaded by ship"),
+            "{report}"
+        );
+    }
+
+    for (instance, _, _) in logs {
+        let key = access_key(instance, "access.log-20261124T1000.gz");
+        let report = summary["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .find(|o| o["key"] == key.as_str())
+            .unwrap_or_else(|| panic!("no report for {key}: {summary:#}"));
+        assert!(
+            format_keys
+                .iter()
+                .any(|f| report["log_format"] == f.as_str()),
             "{report}"
         );
     }

@@ -77,9 +77,9 @@ impl FormatCache {
     }
 }
 
-/// The format `obj`'s access lines are parsed with when it is not `ACCESS_LOG_FORMAT`: the one
-/// its `ncf-log-format` metadata (`meta`) names, unless the deployment pins
-/// `ACCESS_LOG_FORMAT_SOURCE=config` or the object is not an access log.
+/// The format `obj`'s access lines are parsed with when it is not `ACCESS_LOG_FORMAT`, with the
+/// key of its format object: the one its `ncf-log-format` metadata (`meta`) names, unless the
+/// deployment pins `ACCESS_LOG_FORMAT_SOURCE=config` or the object is not an access log.
 pub async fn object_format<S: ObjectSource>(
     source: &S,
     cache: &FormatCache,
@@ -87,7 +87,7 @@ pub async fn object_format<S: ObjectSource>(
     obj: &ObjectRef,
     kind: LogKind,
     meta: Option<&str>,
-) -> Result<Option<LogFormat>, FormatObjectError> {
+) -> Result<Option<(String, LogFormat)>, FormatObjectError> {
     let Some(value) = meta else {
         return Ok(None);
     };
@@ -126,7 +126,7 @@ pub async fn object_format<S: ObjectSource>(
             )?)
         })
         .await?;
-    Ok(Some(format.clone()))
+    Ok(Some((key, format.clone())))
 }
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ where
         checkpoint_error: None,
         lease_error: None,
         filtered_by_rule: Default::default(),
+        log_format: None,
     };
     let key = obj.key.escape_debug().to_string();
     if crate::parse::object_format::is_format_key(&obj.key) {
@@ -389,7 +390,10 @@ where
     )
     .await
     {
-        Ok(f) => f,
+        Ok(named) => named.map(|(format_key, format)| {
+            report.log_format = Some(format_key);
+            format
+        }),
         Err(e) => {
             let error = format!(
                 "s3://{}/{}: cannot use its log_format: {e}",
