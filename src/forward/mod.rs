@@ -419,22 +419,20 @@ where
     let mut counters = Counters::default();
     // What this object's events are parsed with: the settings, with the fields about its source,
     // the log_format it names and the request-line rules of the nginx that wrote it.
-    let job = work::Job::new(
-        &ParseSettings {
-            access_format: named_format.unwrap_or_else(|| config.parse.access_format.clone()),
-            extra: config
-                .extra_fields
-                .render(|g| route.group(g), |m| opened.metadata(m)),
-            sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
-            request_line: crate::parse::RequestLineRules::from_metadata(
-                opened.metadata(crate::parse::request_line::META_NGINX_VERSION),
-            ),
-            ..config.parse.clone()
-        },
-        route.kind,
-        fallback_ts,
-        start_line,
-    );
+    let mut settings = ParseSettings {
+        extra: config
+            .extra_fields
+            .render(|g| route.group(g), |m| opened.metadata(m)),
+        sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
+        request_line: crate::parse::RequestLineRules::from_metadata(
+            opened.metadata(crate::parse::request_line::META_NGINX_VERSION),
+        ),
+        ..config.parse.clone()
+    };
+    if let Some(format) = named_format {
+        settings.access_format = format;
+    }
+    let job = work::Job::new(&settings, route.kind, fallback_ts, start_line);
     // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
     // happens, the puts already in flight are waited for and accounted before the last progress
     // record is written.
