@@ -445,3 +445,24 @@ async fn replay_parses_real_nginx_logs_with_the_formats_their_objects_name() {
         assert_eq!(got, want, "{instance}: {format}");
     }
 }
+
+/// The follower writes the metadata with `meta_value`; the forwarder's decoding gives the key
+/// back, whatever bytes the prefix has.
+#[test]
+fn the_followers_encoding_of_a_format_key_decodes_to_the_key() {
+    use nginx_cloudwatch_forwarder::parse::object_format::{decode_meta, format_object_key};
+    use nginx_cloudwatch_forwarder::ship::host::meta_value;
+    for prefix in [
+        "",
+        "nginx/",
+        "logs with spaces/",
+        "déjà vu/",
+        "100%/a+b/",
+        "tab\there/",
+    ] {
+        let key = format_object_key(prefix, "i-0123456789abcdef0", TIMING_FORMAT);
+        let value = meta_value(&key);
+        assert!(value.bytes().all(|b| (b'!'..=b'~').contains(&b)), "{value}");
+        assert_eq!(decode_meta(&value), Ok(key), "{prefix:?}");
+    }
+}
