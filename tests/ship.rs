@@ -721,7 +721,11 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
         stderr.contains("nginx's configuration names 2 log file(s)"),
         "{stderr}"
     );
-    let keys: Vec<String> = host.objects().into_iter().map(|(k, _)| k).collect();
+    let (formats, keys): (Vec<String>, Vec<String>) = host
+        .objects()
+        .into_iter()
+        .map(|(k, _)| k)
+        .partition(|k| k.contains("/formats/"));
     let day = today();
     let kinds: Vec<(&str, &str)> = keys
         .iter()
@@ -748,6 +752,38 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
         "{keys:?}"
     );
 
+    // The access log's format (nginx's combined here), put once and named by its segment.
+    assert_eq!(formats.len(), 1, "{formats:?}");
+    let body = block_on(async {
+        let out = host
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&formats[0])
+            .send()
+            .await;
+        out.expect("the format object")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        nginx_cloudwatch_forwarder::ship::nginx_conf::Format::combined().to_config()
+    );
+    let access_meta = host
+        .metadata()
+        .into_iter()
+        .find(|(k, _)| k.contains("/access/"))
+        .map(|(_, m)| m)
+        .expect("the access segment");
+    assert!(
+        access_meta.contains(&("ncf-log-format".to_string(), formats[0].clone())),
+        "{access_meta:?}"
+    );
+
     // FILEs: the configuration's file ships; one that nothing explains is refused alone.
     std::fs::write(&access, format!("{line}\n{line}\n")).expect("access");
     let notes = host.dir.join("log/notes.txt");
@@ -763,8 +799,8 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
     );
     assert_eq!(
         host.objects().len(),
-        3,
-        "the access file's new line shipped"
+        4,
+        "the access file's new line shipped (beside the format object)"
     );
 }
 

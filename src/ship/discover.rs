@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::nginx_conf::{Defaults, Logs, parse_dump};
+use std::collections::BTreeMap;
+
+use super::nginx_conf::{Defaults, LogFile, Logs, Module, Writes, parse_dump};
 use super::plan;
 use crate::route::LogKind;
 
@@ -67,12 +69,7 @@ pub fn choose(asked: &[PathBuf], defaults: &[&str], config: &Result<Logs, String
 /// to), else what its name says.
 fn kind_of(path: &Path, config: &Result<Logs, String>) -> Result<LogKind, String> {
     if let Ok(logs) = config {
-        let real = std::fs::canonicalize(path).ok();
-        let named = [Some(path.to_path_buf()), real]
-            .into_iter()
-            .flatten()
-            .find_map(|p| logs.file(&p.to_string_lossy()));
-        if let Some(file) = named {
+        if let Some(file) = config_file(path, logs) {
             return file
                 .kind()
                 .ok_or_else(|| "nginx writes both access and error lines to it".into());
@@ -88,6 +85,55 @@ fn kind_of(path: &Path, config: &Result<Logs, String>) -> Result<LogKind, String
 
 fn kind_by_name(path: &Path) -> Option<LogKind> {
     plan::kind_of(&path.file_name()?.to_string_lossy())
+}
+
+/// The `log_format` (as `ACCESS_LOG_FORMAT` takes it) of each followed access log that the
+/// configuration says one http `log_format` writes; and what to report of the others (two
+/// formats in one file, gzip'd logs, stream logs), which are shipped without one.
+pub fn formats(
+    follow: &[(PathBuf, LogKind)],
+    logs: &Logs,
+) -> (BTreeMap<PathBuf, String>, Vec<String>) {
+    let mut formats = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (path, kind) in follow {
+        if *kind != LogKind::Access {
+            continue;
+        }
+        let Some(file) = config_file(path, logs) else {
+            continue;
+        };
+        match file.writer().map(|w| &w.writes) {
+            Ok(Writes::Access {
+                module: Module::Http,
+                format,
+                gzip: false,
+            }) => {
+                formats.insert(path.clone(), format.to_config());
+            }
+            Ok(Writes::Access { gzip: true, .. }) => notes.push(format!(
+                "{}: nginx writes it gzip'd (access_log … gzip): its segments are not lines, and no format is named",
+                path.display()
+            )),
+            Ok(_) => notes.push(format!(
+                "{}: written by nginx's stream module: no format is named (ACCESS_LOG_FORMAT applies)",
+                path.display()
+            )),
+            Err(conflict) => notes.push(format!(
+                "{conflict}: no format is named (ACCESS_LOG_FORMAT applies)"
+            )),
+        }
+    }
+    (formats, notes)
+}
+
+/// The configuration's entry for a followed path (the path, or the file it leads to).
+fn config_file<'l>(path: &Path, logs: &'l Logs) -> Option<&'l LogFile> {
+    let real = std::fs::canonicalize(path).ok();
+    [Some(path.to_path_buf()), real]
+        .into_iter()
+        .flatten()
+        .find_map(|p| logs.file(&p.to_string_lossy()))
 }
 
 /// nginx's log files under its configuration: `nginx -V` for the compiled-in prefix and default
@@ -211,6 +257,22 @@ mod tests {
         );
         assert_eq!(all.refused.len(), 1, "{:?}", all.refused);
         assert_eq!(all.refused[0].0, p("/var/log/nginx/mixed.log"));
+        // The format each access log is written in, as ACCESS_LOG_FORMAT takes it.
+        let (named, notes) = formats(&all.follow, config.as_ref().expect("read"));
+        assert_eq!(
+            named,
+            BTreeMap::from([
+                (
+                    p("/var/log/nginx/api-access.log"),
+                    super::super::nginx_conf::Format::combined().to_config()
+                ),
+                (
+                    p("/var/log/nginx/shop.example.com.access.log"),
+                    r#"'$remote_addr $request_time "$request"'"#.to_string()
+                ),
+            ])
+        );
+        assert!(notes.is_empty(), "{notes:?}");
         // FILEs: the configuration first, names second, and a refusal refuses one file only.
         let asked = [
             p("/var/log/nginx/api.err"),

@@ -21,6 +21,9 @@ pub const META_INSTANCE_ID: &str = "instance-id";
 pub const META_HOSTNAME: &str = "hostname";
 /// The same name the forwarder reads (one constant for both sides of the contract).
 pub use crate::parse::request_line::META_NGINX_VERSION;
+/// On segments whose `log_format` nginx's configuration names: the key of its format object
+/// (see [`super::format_key`]).
+pub const META_LOG_FORMAT: &str = "ncf-log-format";
 
 /// The longest metadata value written, in bytes (after encoding).
 pub const MAX_META_VALUE: usize = 256;

@@ -24,6 +24,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::AsyncWriteExt;
 
 use crate::route::LogKind;
+use host::META_LOG_FORMAT;
 use plan::{FileId, HEAD_BYTES, Head, Pending, Position, Seen, SegmentName, Step};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -76,6 +77,9 @@ pub struct Settings {
     pub files: Vec<(PathBuf, LogKind)>,
     /// FILEs not followed, with the reason (`--once` exits 1 when there is one).
     pub refused: Vec<(PathBuf, String)>,
+    /// The `log_format` nginx's configuration says writes each access log, in the syntax
+    /// `ACCESS_LOG_FORMAT` takes; uploaded once as a format object and named on every segment.
+    pub log_formats: std::collections::BTreeMap<PathBuf, String>,
     pub bucket: String,
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
@@ -179,6 +183,7 @@ impl Settings {
             asked,
             files,
             refused: Vec::new(),
+            log_formats: std::collections::BTreeMap::new(),
             bucket,
             prefix,
             imds_endpoint,
@@ -235,6 +240,8 @@ pub struct Segment<'a> {
     pub source: &'a str,
     pub start: u64,
     pub end: u64,
+    /// The key of the format object of the `log_format` that wrote it, when known.
+    pub log_format: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,7 +266,19 @@ pub struct UploadError {
 /// Where segments go (S3 in production, a fake in tests).
 pub trait Uploader {
     fn put(&self, seg: Segment<'_>) -> impl Future<Output = Result<Put, UploadError>>;
+    /// A format object ([`format_key`]): plain text, never replaced.
+    fn put_format(&self, key: &str, body: &str) -> impl Future<Output = Result<Put, UploadError>>;
     fn bucket(&self) -> &str;
+}
+
+/// Where a log format's object goes: `<prefix><instance-id>/formats/<sha256 of the text>`,
+/// under the host's own prefix, named by its content (the same format is one object for
+/// ever; the forwarder checks the name against the body).
+pub fn format_key(prefix: &str, instance_id: &str, format: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(format.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{instance_id}/formats/{hex}")
 }
 
 pub struct S3Uploader {
@@ -276,27 +295,21 @@ const META: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_');
 
-impl Uploader for S3Uploader {
-    async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
-        let mut req = self.client.put_object();
-        for (name, value) in &self.host_meta {
-            req = req.metadata(*name, value);
-        }
-        let result = req
+impl S3Uploader {
+    /// Sends a put that must not replace anything (`If-None-Match: *`): [`Put::AlreadyThere`]
+    /// when an object is there under the key.
+    async fn put_new(
+        &self,
+        key: &str,
+        req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    ) -> Result<Put, UploadError> {
+        match req
             .bucket(&self.bucket)
-            .key(seg.key)
-            .content_type("application/gzip")
-            // Never replace a segment: only a previous run of this segment can be there.
+            .key(key)
             .if_none_match("*")
-            .metadata(
-                "ncf-source",
-                utf8_percent_encode(seg.source, META).to_string(),
-            )
-            .metadata("ncf-bytes", format!("{}-{}", seg.start, seg.end))
-            .body(seg.body.into())
             .send()
-            .await;
-        match result {
+            .await
+        {
             Ok(out) => Ok(Put::Stored {
                 etag: out.e_tag().map(crate::aws::s3::unquote),
             }),
@@ -307,11 +320,42 @@ impl Uploader for S3Uploader {
                 }
                 Err(UploadError {
                     bucket: self.bucket.clone(),
-                    key: seg.key.to_string(),
+                    key: key.to_string(),
                     detail: DisplayErrorContext(&e).to_string(),
                 })
             }
         }
+    }
+}
+
+impl Uploader for S3Uploader {
+    async fn put(&self, seg: Segment<'_>) -> Result<Put, UploadError> {
+        let mut req = self.client.put_object();
+        for (name, value) in &self.host_meta {
+            req = req.metadata(*name, value);
+        }
+        if let Some(format) = seg.log_format {
+            req = req.metadata(META_LOG_FORMAT, host::meta_value(format));
+        }
+        // Never replace a segment: only a previous run of this segment can be there.
+        let req = req
+            .content_type("application/gzip")
+            .metadata(
+                "ncf-source",
+                utf8_percent_encode(seg.source, META).to_string(),
+            )
+            .metadata("ncf-bytes", format!("{}-{}", seg.start, seg.end))
+            .body(seg.body.into());
+        self.put_new(seg.key, req).await
+    }
+
+    async fn put_format(&self, key: &str, body: &str) -> Result<Put, UploadError> {
+        let req = self
+            .client
+            .put_object()
+            .content_type("text/plain; charset=utf-8")
+            .body(body.as_bytes().to_vec().into());
+        self.put_new(key, req).await
     }
 
     fn bucket(&self) -> &str {
@@ -431,6 +475,10 @@ pub struct Follower {
     handle: Option<(FileId, File)>,
     last_seen: Option<u64>,
     last_ship: Option<Instant>,
+    /// The format object (key, text) of the `log_format` that writes this file, and whether
+    /// this process has put it (before the first segment that names it).
+    log_format: Option<(String, String)>,
+    format_sent: bool,
 }
 
 impl Follower {
@@ -457,7 +505,17 @@ impl Follower {
             handle: None,
             last_seen: None,
             last_ship: None,
+            log_format: None,
+            format_sent: false,
         })
+    }
+
+    /// Names the `log_format` that writes this file on each segment from now on (its format
+    /// object is put before the first of them).
+    pub fn with_log_format(mut self, key: String, text: String) -> Self {
+        self.log_format = Some((key, text));
+        self.format_sent = false;
+        self
     }
 
     pub fn position(&self) -> Option<&Position> {
@@ -878,6 +936,17 @@ impl Follower {
             .await
             .map_err(io_error(&self.path, "gzip a segment"))?;
         let gz = body.len();
+        if let Some((format_key, text)) = self.log_format.as_ref().filter(|_| !self.format_sent) {
+            up.put_format(format_key, text)
+                .await
+                .map_err(|source| ShipError::Upload {
+                    path: self.shown.clone(),
+                    start,
+                    end,
+                    source,
+                })?;
+            self.format_sent = true;
+        }
         let put = up
             .put(Segment {
                 key,
@@ -885,6 +954,7 @@ impl Follower {
                 source: &self.shown,
                 start,
                 end,
+                log_format: self.log_format.as_ref().map(|(k, _)| k.as_str()),
             })
             .await
             .map_err(|source| ShipError::Upload {
@@ -1062,6 +1132,13 @@ fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), 
     }
     settings.files = chosen.follow;
     settings.refused = chosen.refused;
+    if let Ok(logs) = &config {
+        let (formats, notes) = discover::formats(&settings.files, logs);
+        for note in notes {
+            tracing::warn!("{note}");
+        }
+        settings.log_formats = formats;
+    }
     Ok(())
 }
 
@@ -1092,8 +1169,17 @@ pub async fn run<U: Uploader>(
     let _lock = lock_state_dir(&settings.state_dir)?;
     let mut followers = Vec::new();
     for (path, kind) in &settings.files {
-        followers
-            .push(Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?);
+        let mut f = Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?;
+        if let Some(text) = settings.log_formats.get(path) {
+            let key = format_key(&settings.prefix, instance_id, text);
+            tracing::info!(
+                "{}: written by {text}, named as s3://{}/{key}",
+                f.shown,
+                up.bucket()
+            );
+            f = f.with_log_format(key, text.clone());
+        }
+        followers.push(f);
     }
     // A path that names nothing is said, not taken for "nothing to ship": a typo would
     // otherwise look like a quiet log for ever.

@@ -16,6 +16,9 @@ struct Fake {
     /// nginx writing while the follower ships: each put appends a line to this file, up to
     /// the count.
     writes_on_put: Mutex<Option<(PathBuf, usize)>>,
+    /// Format objects by key, and the format each segment named.
+    formats: Mutex<BTreeMap<String, String>>,
+    named: Mutex<BTreeMap<String, Option<String>>>,
 }
 
 impl Uploader for Fake {
@@ -39,6 +42,26 @@ impl Uploader for Fake {
             return Ok(Put::AlreadyThere);
         }
         objects.insert(seg.key.to_string(), seg.body);
+        self.named
+            .lock()
+            .unwrap()
+            .insert(seg.key.to_string(), seg.log_format.map(str::to_string));
+        Ok(Put::Stored { etag: None })
+    }
+
+    async fn put_format(&self, key: &str, body: &str) -> Result<Put, UploadError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(UploadError {
+                bucket: "b".into(),
+                key: key.into(),
+                detail: "injected".into(),
+            });
+        }
+        let mut formats = self.formats.lock().unwrap();
+        if formats.contains_key(key) {
+            return Ok(Put::AlreadyThere);
+        }
+        formats.insert(key.to_string(), body.to_string());
         Ok(Put::Stored { etag: None })
     }
 
@@ -112,6 +135,7 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         asked: vec![dir.join("access.log")],
         files: vec![(dir.join("access.log"), LogKind::Access)],
         refused: Vec::new(),
+        log_formats: BTreeMap::new(),
         bucket: "b".into(),
         prefix: "nginx/".into(),
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
@@ -456,6 +480,43 @@ async fn a_path_that_names_nothing_is_named() {
         ..s
     });
     assert!(matches!(f.missing(), Some(Missing::Dangling { .. })));
+}
+
+/// The `log_format` nginx's configuration names for a file goes up once as a content-addressed
+/// format object, before the first segment, and every segment names it (issue 28).
+#[tokio::test]
+async fn segments_name_the_format_object_put_before_them() {
+    let dir = Scratch::new("format");
+    let mut s = settings(&dir.0, 1 << 20);
+    let log = s.files[0].0.clone();
+    let text = "escape=json '{\"uri\":\"$request_uri\",\"status\":$status}'".to_string();
+    s.log_formats.insert(log.clone(), text.clone());
+    append(&log, "{\"uri\":\"/a\",\"status\":200}\n");
+    let up = Fake::default();
+    // The format's put fails first: no segment goes without it.
+    up.fail.store(true, Ordering::SeqCst);
+    assert_eq!(run(&s, &up, ID).await.unwrap(), ExitCode::FAILURE);
+    assert!(up.objects.lock().unwrap().is_empty());
+    up.fail.store(false, Ordering::SeqCst);
+    assert_eq!(run(&s, &up, ID).await.unwrap(), ExitCode::SUCCESS);
+    append(&log, "{\"uri\":\"/b\",\"status\":404}\n");
+    assert_eq!(run(&s, &up, ID).await.unwrap(), ExitCode::SUCCESS);
+    let key = format_key("nginx/", ID, &text);
+    assert!(
+        key.starts_with(&format!("nginx/{ID}/formats/"))
+            && key.len() == "nginx/".len() + ID.len() + 9 + 64,
+        "{key}"
+    );
+    assert_eq!(
+        *up.formats.lock().unwrap(),
+        BTreeMap::from([(key.clone(), text)])
+    );
+    let named = up.named.lock().unwrap().clone();
+    assert_eq!(named.len(), 2);
+    assert!(
+        named.values().all(|k| k.as_deref() == Some(key.as_str())),
+        "{named:?}"
+    );
 }
 
 #[test]
