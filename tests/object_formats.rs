@@ -466,3 +466,115 @@ fn the_followers_encoding_of_a_format_key_decodes_to_the_key() {
         assert_eq!(decode_meta(&value), Ok(key), "{prefix:?}");
     }
 }
+
+/// Both sides of the contract: a real nginx writes a timing format, `ship --once` finds the
+/// log and its `log_format` in nginx's configuration (`nginx -T`) and uploads the segment with
+/// its format object to moto, moto announces both, and `replay` with no ACCESS_LOG_FORMAT
+/// stores exactly what `parse --log-format` prints for the log, the format object skipped.
+#[tokio::test]
+async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() {
+    use std::os::unix::fs::PermissionsExt;
+    let logs = std::env::temp_dir().join(format!("ncf-object-formats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).expect("log dir");
+    let access = logs.join("timing.log");
+    let addr = std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        common::nginx::free_port(std::net::Ipv4Addr::LOCALHOST.into()),
+    ));
+    let mut nginx = common::nginx::Nginx::start(&format!(
+        "log_format timing {TIMING_FORMAT};\n\
+         server {{\n\
+           listen {addr};\n\
+           access_log {} timing;\n\
+           location / {{ return 200 \"ok\\n\"; }}\n\
+         }}",
+        access.display()
+    ));
+    for (target, agent) in [
+        ("/", "curl/8.5.0"),
+        ("/q?x=%22y%22&z=\"raw\"", "agent with \"quotes\""),
+        ("/caf%C3%A9", "Mozilla/5.0 ü"),
+    ] {
+        get(addr, target, agent);
+    }
+    nginx.stop();
+    // What the follower runs as nginx: the real one, on that configuration.
+    let wrapper = logs.join("nginx");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
+            common::nginx::nginx_binary().display(),
+            nginx.dir.display(),
+            nginx.path("nginx.conf").display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let moto = common::moto::Moto::start();
+    let imds = common::imds::ImdsServer::start(common::imds::Imds::Serve);
+    let bucket = common::notify::NotifyingBucket::create(&moto, "ship-formats").await;
+    let out = common::ship_command_files(
+        &moto,
+        &imds,
+        &bucket.bucket,
+        &logs.join("state"),
+        &[&access],
+    )
+    .env("NGINX_BIN", &wrapper)
+    .arg("--once")
+    .output()
+    .expect("run ship");
+    assert!(
+        out.status.success(),
+        "ship: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let event = bucket.lambda_event().await;
+    let (code, summary) = common::moto::replay(&event, &moto.env());
+    assert_eq!(code, Some(0), "replay: {summary:#}");
+    assert_eq!(
+        (
+            &summary["objects_delivered"],
+            &summary["objects_skipped"],
+            &summary["objects_failed"],
+            &summary["parse_errors"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0),
+            &Value::from(0)
+        ),
+        "{summary:#}"
+    );
+    let format_key = format_key(
+        "nginx/",
+        common::imds::INSTANCE_ID,
+        TIMING_FORMAT.as_bytes(),
+    );
+    let objects = summary["objects"].as_array().expect("objects");
+    assert!(
+        objects.iter().any(|o| o["key"] == format_key.as_str()
+            && o["reason"] == "a log format uploaded by ship, not a log"),
+        "{summary:#}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["status"] == "delivered" && o["log_format"] == format_key.as_str()),
+        "{summary:#}"
+    );
+
+    let cw = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk_config());
+    let mut want = parse_printed(TIMING_FORMAT, &access);
+    assert_eq!(want.len(), 3, "{want:?}");
+    let mut got = common::moto::read_stream(&cw, "nginx-access", common::imds::INSTANCE_ID).await;
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&logs);
+}
