@@ -578,3 +578,48 @@ async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() 
     assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+/// A source whose every open waits for its turn first (as a network read would), so that the
+/// objects of one invocation reach their format at the same time.
+struct Yielding(FakeSource);
+
+impl nginx_cloudwatch_forwarder::ports::ObjectSource for Yielding {
+    async fn open(
+        &self,
+        obj: &nginx_cloudwatch_forwarder::event::ObjectRef,
+        req: &nginx_cloudwatch_forwarder::ports::OpenRequest,
+    ) -> Result<
+        nginx_cloudwatch_forwarder::ports::OpenedObject,
+        nginx_cloudwatch_forwarder::ports::SourceError,
+    > {
+        tokio::task::yield_now().await;
+        self.0.open(obj, req).await
+    }
+}
+
+#[tokio::test]
+async fn objects_forwarded_at_once_that_name_one_format_read_it_once() {
+    let i = "i-0123456789abcdef0";
+    let format = format_key("nginx/", i, TIMING_FORMAT.as_bytes());
+    let line = "203.0.113.9 [24/Nov/2026:10:00:02 +0000] \"GET / HTTP/1.1\" 200 0.001 -\n";
+    let names = ["a.log", "b.log", "c.log", "d.log"];
+    let mut source = FakeSource::default().with(BUCKET, &format, TIMING_FORMAT.as_bytes().to_vec());
+    for name in names {
+        let key = access_key(i, name);
+        source = source
+            .with(BUCKET, &key, line.as_bytes().to_vec())
+            .with_meta(BUCKET, &key, META_LOG_FORMAT, &format);
+    }
+    let config = default_config();
+    assert!(config.max_concurrent_objects >= names.len());
+    let h = Handler::new(Yielding(source), FakeSink::default(), config).with_clock(fixture_clock());
+    let keys: Vec<String> = names.iter().map(|n| access_key(i, n)).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let s = h.handle(&common::s3_event(BUCKET, &keys)).await.unwrap();
+    assert_eq!(
+        (s.objects_delivered, s.totals.parse_errors),
+        (4, 0),
+        "{s:#?}"
+    );
+    assert_eq!(opens_of(&h.source.0, &format), 1);
+}
