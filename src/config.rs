@@ -29,12 +29,13 @@ pub const DEFAULT_MAX_CONCURRENT_PUTS: usize = 8;
 /// Every variable [`Config::from_lookup`] reads: the forwarder's settings, all of them. The
 /// template sets each from a parameter or says why it is fixed (tests/parameters.rs), and
 /// `backfill`/`replay --function` take exactly these from the deployed function.
-pub const FORWARDER_VARS: [&str; 20] = [
+pub const FORWARDER_VARS: [&str; 21] = [
     "KEY_PATTERN",
     "LOG_GROUP_TEMPLATE",
     "LOG_STREAM_TEMPLATE",
     "OUTPUT_FORMAT",
     "ACCESS_LOG_FORMAT",
+    "ACCESS_LOG_FORMAT_SOURCE",
     "FIELD_NAMES",
     "ERROR_LOG_TIMEZONE",
     "RETENTION_DAYS",
@@ -174,6 +175,19 @@ pub struct Config {
     pub ambiguous_put_wait: Duration,
     /// The class of the log groups the forwarder creates.
     pub log_group_class: LogGroupClass,
+    /// Whether an access object's own `log_format` (its `ncf-log-format` metadata) is used.
+    pub access_format_source: FormatSource,
+}
+
+/// `ACCESS_LOG_FORMAT_SOURCE`: `object` (default) parses an access object with the `log_format`
+/// its `ncf-log-format` metadata names (see [`crate::parse::object_format`]), and one that names
+/// none with `ACCESS_LOG_FORMAT`; `config` always uses `ACCESS_LOG_FORMAT` (the metadata is
+/// ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatSource {
+    #[default]
+    Object,
+    Config,
 }
 
 /// `LOG_GROUP_CLASS`: `STANDARD` (default) or `INFREQUENT_ACCESS` (half the ingestion price,
@@ -385,9 +399,21 @@ impl Config {
             Some("none") => None,
             Some(v) => return Err(fail("LEASES", v, "must be s3 or none".into())),
         };
+        let access_format_source = match var("ACCESS_LOG_FORMAT_SOURCE").as_deref().map(str::trim) {
+            None | Some("object") => FormatSource::Object,
+            Some("config") => FormatSource::Config,
+            Some(v) => {
+                return Err(fail(
+                    "ACCESS_LOG_FORMAT_SOURCE",
+                    v,
+                    "must be object or config".into(),
+                ));
+            }
+        };
         let ambiguous_put_wait = number("AMBIGUOUS_PUT_WAIT_MS", 0..=600_000)?
             .map_or(AMBIGUOUS_PUT_WAIT, Duration::from_millis);
         Ok(Self {
+            access_format_source,
             leases,
             ambiguous_put_wait,
             entity,
@@ -433,6 +459,14 @@ mod tests {
         );
         // Empty values (as SAM passes unset parameters) count as unset.
         assert!(load(&[("KEY_PATTERN", ""), ("RETENTION_DAYS", " ")]).is_ok());
+        assert_eq!(c.access_format_source, FormatSource::Object);
+        let source = |v: &str| {
+            load(&[("ACCESS_LOG_FORMAT_SOURCE", v)])
+                .unwrap()
+                .access_format_source
+        };
+        assert_eq!(source("object"), FormatSource::Object);
+        assert_eq!(source(" config "), FormatSource::Config);
     }
 
     #[test]
@@ -618,6 +652,7 @@ mod tests {
             ("AMBIGUOUS_PUT_WAIT_MS", "-1"),
             ("AMBIGUOUS_PUT_WAIT_MS", "600001"),
             ("LOG_GROUP_CLASS", "DELIVERY"),
+            ("ACCESS_LOG_FORMAT_SOURCE", "metadata"),
             (
                 "FILTER_RULES",
                 r#"[{"name": "x", "when": {"request_url": {"contains": "a"}}}]"#,

@@ -12,6 +12,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::event::ObjectRef;
 use crate::event::{EventError, announced_objects};
+use crate::forward::format::FormatCache;
 use crate::forward::lease::Leasing;
 use crate::forward::{Clock, Shared, TIME_RESERVE, forward_object, stop_by, system_clock};
 use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
@@ -26,6 +27,8 @@ pub struct Handler<S, K, C = NoCheckpoints> {
     clock: Clock,
     /// Leases on objects while they are forwarded (`None`: no exclusion).
     leasing: Option<Leasing>,
+    /// The formats objects named, compiled once per warm process.
+    formats: Arc<FormatCache>,
 }
 
 impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
@@ -38,6 +41,7 @@ impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
             config,
             clock: system_clock(),
             leasing: None,
+            formats: Arc::default(),
         }
     }
 }
@@ -52,6 +56,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             config: self.config,
             clock: self.clock,
             leasing: self.leasing,
+            formats: self.formats,
         }
     }
 
@@ -162,6 +167,7 @@ where
             deadline,
             lease_warned: Arc::new(AtomicBool::new(false)),
             interrupted,
+            formats: self.formats.clone(),
         }
     }
 

@@ -73,6 +73,33 @@ pub trait ObjectSource: Send + Sync {
         obj: &ObjectRef,
         req: &OpenRequest,
     ) -> impl Future<Output = Result<OpenedObject, SourceError>> + Send;
+
+    /// The whole body of a small object, as stored: `None` when it holds more than `max` bytes
+    /// (no more than `max` + 1 are read).
+    fn read_small(
+        &self,
+        obj: &ObjectRef,
+        max: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send {
+        async move {
+            use tokio::io::AsyncReadExt;
+            let opened = self.open(obj, &OpenRequest::default()).await?;
+            let mut body = Vec::new();
+            opened
+                .body
+                .take(max.saturating_add(1))
+                .read_to_end(&mut body)
+                .await
+                .map_err(|e| SourceError::Other {
+                    bucket: obj.bucket.clone(),
+                    key: obj.key.clone(),
+                    detail: e.to_string(),
+                })?;
+            Ok(u64::try_from(body.len())
+                .is_ok_and(|n| n <= max)
+                .then_some(body))
+        }
+    }
 }
 
 /// One object a listing found (ListObjectsV2's `Contents`).

@@ -127,6 +127,10 @@ pub struct ObjectReport {
     /// Events `FILTER_RULES` took (dropped or sampled out), by rule name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub filtered_by_rule: BTreeMap<String, u64>,
+    /// The format object whose `log_format` the access lines were parsed with (the object's
+    /// `ncf-log-format` metadata); absent: `ACCESS_LOG_FORMAT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
 }
 
 pub const EXACTLY_ONCE: &str = "exactly-once";

@@ -335,6 +335,7 @@ mod tests {
                 checkpoint_error: None,
                 lease_error: None,
                 filtered_by_rule: Default::default(),
+                log_format: None,
             });
         }
         Ok(s)

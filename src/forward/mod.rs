@@ -14,6 +14,7 @@
 //! fully delivered is skipped; a partly delivered one resumes where the record says.
 
 mod deliver;
+pub mod format;
 pub mod lease;
 mod progress;
 mod read;
@@ -150,6 +151,8 @@ pub struct Shared<K, C> {
     /// Set by a local command on ctrl-c: like `stop_by` reached, no new batch starts and what
     /// is confirmed is recorded (the Lambda never sets it).
     pub interrupted: Arc<AtomicBool>,
+    /// The formats objects named, compiled (kept across the invocations of a warm process).
+    pub formats: Arc<format::FormatCache>,
 }
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
@@ -205,8 +208,15 @@ where
         checkpoint_error: None,
         lease_error: None,
         filtered_by_rule: Default::default(),
+        log_format: None,
     };
     let key = obj.key.escape_debug().to_string();
+    if crate::parse::object_format::is_format_key(&obj.key) {
+        report.outcome = Outcome::Skipped {
+            reason: "a log format uploaded by ship, not a log".into(),
+        };
+        return (report, false);
+    }
     if let Some(leasing) = &shared.leasing
         && leasing.store.is_lease_key(&obj.key)
     {
@@ -369,6 +379,31 @@ where
         }
         _ => None,
     };
+    // The log_format the object names, if it names one (and the deployment reads it).
+    let named_format = match format::object_format(
+        source,
+        &shared.formats,
+        config,
+        obj,
+        route.kind,
+        opened.metadata(crate::parse::object_format::META_LOG_FORMAT),
+    )
+    .await
+    {
+        Ok(named) => named.map(|(format_key, format)| {
+            report.log_format = Some(format_key);
+            format
+        }),
+        Err(e) => {
+            let error = format!(
+                "s3://{}/{}: cannot use its log_format: {e}",
+                obj.bucket, key
+            );
+            warn!("{error}");
+            report.outcome = Outcome::Failed { error };
+            return (report, false);
+        }
+    };
     let etag = opened.etag.clone();
     let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
     let (start_line, start_offset, earlier) = resume.unwrap_or((1, 0, Resume::default()));
@@ -382,23 +417,22 @@ where
     );
     let mut deliver = Deliver::new(shared, config, &route, obj, lease);
     let mut counters = Counters::default();
-    // What this object's events are parsed with: the settings, with the fields about its source
-    // and the request-line rules of the nginx that wrote it.
-    let job = work::Job::new(
-        &ParseSettings {
-            extra: config
-                .extra_fields
-                .render(|g| route.group(g), |m| opened.metadata(m)),
-            sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
-            request_line: crate::parse::RequestLineRules::from_metadata(
-                opened.metadata(crate::parse::request_line::META_NGINX_VERSION),
-            ),
-            ..config.parse.clone()
-        },
-        route.kind,
-        fallback_ts,
-        start_line,
-    );
+    // What this object's events are parsed with: the settings, with the fields about its source,
+    // the log_format it names and the request-line rules of the nginx that wrote it.
+    let mut settings = ParseSettings {
+        extra: config
+            .extra_fields
+            .render(|g| route.group(g), |m| opened.metadata(m)),
+        sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),
+        request_line: crate::parse::RequestLineRules::from_metadata(
+            opened.metadata(crate::parse::request_line::META_NGINX_VERSION),
+        ),
+        ..config.parse.clone()
+    };
+    if let Some(format) = named_format {
+        settings.access_format = format;
+    }
+    let job = work::Job::new(&settings, route.kind, fallback_ts, start_line);
     // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
     // happens, the puts already in flight are waited for and accounted before the last progress
     // record is written.

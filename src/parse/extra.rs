@@ -125,6 +125,11 @@ impl ExtraFields {
         self.fields.is_empty()
     }
 
+    /// The fields' names (keys no access format may also have).
+    pub fn names(&self) -> Vec<&str> {
+        self.fields.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     /// The fields of one object: `group` gives a named group of its key's `KEY_PATTERN` match,
     /// `meta` its user metadata by lower-case name (as S3 returns it). A field with a
     /// placeholder that has no value (or an empty one) is left out.

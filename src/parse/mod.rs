@@ -11,6 +11,7 @@ pub mod extra;
 pub mod filter;
 pub mod format;
 pub mod json;
+pub mod object_format;
 pub mod request_line;
 pub mod time;
 

@@ -130,14 +130,27 @@ pub struct FakeSource {
     pub last_modified_ms: Option<i64>,
     /// User metadata every object has (lower-case names, as S3 returns them).
     pub metadata: Vec<(String, String)>,
+    /// (bucket, key) → more user metadata that object alone has.
+    pub object_metadata: HashMap<(String, String), Vec<(String, String)>>,
     /// Every open request, in order.
     pub opens: Mutex<Vec<OpenRequest>>,
+    /// The key of every open, in order.
+    pub opened_keys: Mutex<Vec<String>>,
 }
 
 impl FakeSource {
     pub fn with(self, bucket: &str, key: &str, body: Vec<u8>) -> Self {
         let etag = fake_etag(&body);
         self.with_etag(bucket, key, body, &etag)
+    }
+
+    /// The object `key` has the user metadata `name` = `value` (besides [`Self::metadata`]).
+    pub fn with_meta(mut self, bucket: &str, key: &str, name: &str, value: &str) -> Self {
+        self.object_metadata
+            .entry((bucket.to_string(), key.to_string()))
+            .or_default()
+            .push((name.to_string(), value.to_string()));
+        self
     }
 
     /// An object with a given ETag (the one an event fixture names).
@@ -161,6 +174,10 @@ pub fn fake_etag(body: &[u8]) -> String {
 impl ObjectSource for FakeSource {
     async fn open(&self, obj: &ObjectRef, req: &OpenRequest) -> Result<OpenedObject, SourceError> {
         self.opens.lock().expect("not poisoned").push(req.clone());
+        self.opened_keys
+            .lock()
+            .expect("not poisoned")
+            .push(obj.key.clone());
         let Some((body, etag)) = self.objects.get(&(obj.bucket.clone(), obj.key.clone())) else {
             return Err(SourceError::NotFound {
                 bucket: obj.bucket.clone(),
@@ -181,7 +198,17 @@ impl ObjectSource for FakeSource {
             body: Box::new(std::io::Cursor::new(body[from..].to_vec())),
             last_modified_ms: self.last_modified_ms,
             etag: Some(etag),
-            metadata: self.metadata.clone(),
+            metadata: self
+                .metadata
+                .iter()
+                .chain(
+                    self.object_metadata
+                        .get(&(obj.bucket.clone(), obj.key.clone()))
+                        .into_iter()
+                        .flatten(),
+                )
+                .cloned()
+                .collect(),
         })
     }
 }

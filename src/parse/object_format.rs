@@ -1,0 +1,278 @@
+//! The `log_format` an object names: its `ncf-log-format` metadata holds the key of a *format
+//! object* in the same bucket, `<prefix><instance-id>/formats/<sha256 of the body>`, whose body
+//! is the format as `ACCESS_LOG_FORMAT` takes it (`escape=json '…'`). The name is the content's
+//! hash, so a format object never changes: it is checked against its body here, and a
+//! compiled format can be kept for as long as the process lives.
+
+use sha2::Digest;
+
+use super::{FieldNames, FormatError, LogFormat};
+
+/// The object metadata (`x-amz-meta-ncf-log-format`) the follower writes: the key of the
+/// format object of the `log_format` that wrote the object, percent-encoded (every byte outside
+/// `!`..`~`, and `%` itself, as `%XX`).
+pub const META_LOG_FORMAT: &str = "ncf-log-format";
+
+/// The folder a format object lies in, under its host's prefix.
+pub const FORMATS_DIR: &str = "formats";
+
+/// The length of a SHA-256 digest in lower-case hex: a format object's name.
+pub const HASH_HEX_LEN: usize = 64;
+
+/// The largest format object read: a `log_format` is a line of configuration (nginx's own
+/// limit on one is its 4 KiB configuration buffer per token, and a format is rarely longer
+/// than a few hundred bytes); anything larger is not one.
+pub const MAX_FORMAT_OBJECT_BYTES: u64 = 64 * 1024;
+
+/// Why an object's format cannot be used.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ObjectFormatError {
+    #[error("its {META_LOG_FORMAT} metadata {0:?} is not percent-encoded UTF-8")]
+    BadMetadata(String),
+    #[error(
+        "its {META_LOG_FORMAT} metadata names {0:?}, which is not a format object key (…/{FORMATS_DIR}/ and {HASH_HEX_LEN} lower-case hex digits)"
+    )]
+    NotAFormatKey(String),
+    #[error("the format object {key:?} is larger than {MAX_FORMAT_OBJECT_BYTES} bytes")]
+    TooLarge { key: String },
+    #[error(
+        "the format object {key:?} does not hold what its name says: its body's SHA-256 is {actual}"
+    )]
+    HashMismatch { key: String, actual: String },
+    #[error("the format object {key:?} is not UTF-8 text")]
+    NotText { key: String },
+    #[error("the format object {key:?} does not compile: {reason}")]
+    DoesNotCompile { key: String, reason: FormatError },
+    #[error(
+        "the format object {key:?} has the key {name:?}, which EXTRA_FIELDS adds to every message"
+    )]
+    KeyTaken { key: String, name: String },
+}
+
+/// The format-object key an object's `ncf-log-format` metadata value names (percent-decoded).
+pub fn decode_meta(value: &str) -> Result<String, ObjectFormatError> {
+    let key = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map_err(|_| ObjectFormatError::BadMetadata(value.to_string()))?;
+    if hash_of_key(&key).is_none() {
+        return Err(ObjectFormatError::NotAFormatKey(key.into_owned()));
+    }
+    Ok(key.into_owned())
+}
+
+/// The content hash a format object's key names: its last component, when the last two are
+/// `formats/<64 lower-case hex digits>`; `None` for any other key.
+pub fn hash_of_key(key: &str) -> Option<&str> {
+    let (rest, hash) = key.rsplit_once('/')?;
+    let dir = rest.rsplit('/').next()?;
+    let hex = hash.len() == HASH_HEX_LEN
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (dir == FORMATS_DIR && hex).then_some(hash)
+}
+
+/// Whether `key` is a format object's (never a log: skipped when announced).
+pub fn is_format_key(key: &str) -> bool {
+    hash_of_key(key).is_some()
+}
+
+/// Where the format object of `format` (its text as `ACCESS_LOG_FORMAT` takes it) goes for the
+/// host `instance_id` under `prefix` (empty or ending in `/`):
+/// `<prefix><instance-id>/formats/<sha256 of the text>`.
+pub fn format_object_key(prefix: &str, instance_id: &str, format: &str) -> String {
+    format!(
+        "{prefix}{instance_id}/{FORMATS_DIR}/{}",
+        sha256_hex(format.as_bytes())
+    )
+}
+
+/// SHA-256 of `body`, in lower-case hex.
+pub fn sha256_hex(body: &[u8]) -> String {
+    sha2::Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The format object `key`'s `body`, checked against the hash its key names and compiled with
+/// the deployment's field `names`; none of its keys may be one of `extra` (`EXTRA_FIELDS`).
+pub fn compile(
+    key: &str,
+    body: &[u8],
+    names: FieldNames,
+    extra: &[&str],
+) -> Result<LogFormat, ObjectFormatError> {
+    let Some(expected) = hash_of_key(key) else {
+        return Err(ObjectFormatError::NotAFormatKey(key.to_string()));
+    };
+    if u64::try_from(body.len()).map_or(true, |n| n > MAX_FORMAT_OBJECT_BYTES) {
+        return Err(ObjectFormatError::TooLarge { key: key.into() });
+    }
+    let actual = sha256_hex(body);
+    if actual != expected {
+        return Err(ObjectFormatError::HashMismatch {
+            key: key.into(),
+            actual,
+        });
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| ObjectFormatError::NotText { key: key.into() })?;
+    let format = LogFormat::parse_config(text)
+        .map_err(|reason| ObjectFormatError::DoesNotCompile {
+            key: key.into(),
+            reason,
+        })?
+        .with_names(names);
+    let keys = format
+        .vars()
+        .iter()
+        .map(|v| &v.key)
+        .chain(format.derived_keys())
+        .chain([format.tail_key()])
+        .map(|k| k.name());
+    for name in keys {
+        if extra.contains(&name) {
+            return Err(ObjectFormatError::KeyTaken {
+                key: key.into(),
+                name: name.to_string(),
+            });
+        }
+    }
+    Ok(format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMING: &str =
+        "'$remote_addr [$time_local] \"$request\" $status $request_time $upstream_response_time'";
+
+    fn key_for(body: &str) -> String {
+        format_object_key("nginx/", "i-0123456789abcdef0", body)
+    }
+
+    #[test]
+    fn sha256_is_the_standard_one() {
+        // FIPS 180-2's "abc" example.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn format_keys() {
+        let hash = sha256_hex(b"x");
+        let rows: [(&str, bool); 9] = [
+            (&format!("nginx/i-0123456789abcdef0/formats/{hash}"), true),
+            (&format!("formats/{hash}"), true),
+            (&format!("a/b/c/formats/{hash}"), true),
+            (&format!("nginx/i-0123/format/{hash}"), false),
+            (
+                &format!("nginx/i-0123/formats/{}", hash.to_uppercase()),
+                false,
+            ),
+            (&format!("nginx/i-0123/formats/{}", &hash[1..]), false),
+            (&format!("nginx/i-0123/formats/{hash}0"), false),
+            (&format!("nginx/i-0123/formats/{hash}/"), false),
+            ("nginx/i-0123456789abcdef0/access/formats", false),
+        ];
+        for (key, is) in rows {
+            assert_eq!(is_format_key(key), is, "{key}");
+        }
+        assert_eq!(
+            hash_of_key(&format!("p/formats/{hash}")),
+            Some(hash.as_str())
+        );
+        let key = format_object_key("nginx/", "i-0123456789abcdef0", "x");
+        assert_eq!(key, format!("nginx/i-0123456789abcdef0/formats/{hash}"));
+        assert!(is_format_key(&key));
+    }
+
+    #[test]
+    fn metadata_is_percent_decoded() {
+        let hash = sha256_hex(b"x");
+        // What the follower's meta_value writes for a prefix with a space and a non-ASCII letter.
+        let encoded = format!("logs%20d%C3%A9j%C3%A0/i-0123456789abcdef0/formats/{hash}");
+        assert_eq!(
+            decode_meta(&encoded),
+            Ok(format!("logs déjà/i-0123456789abcdef0/formats/{hash}"))
+        );
+        assert_eq!(
+            decode_meta(&format!("100%25/formats/{hash}")),
+            Ok(format!("100%/formats/{hash}"))
+        );
+        assert_eq!(
+            decode_meta("a%FF/formats/x"),
+            Err(ObjectFormatError::BadMetadata("a%FF/formats/x".into()))
+        );
+        assert_eq!(
+            decode_meta("nginx/i-0123456789abcdef0/access/x.log"),
+            Err(ObjectFormatError::NotAFormatKey(
+                "nginx/i-0123456789abcdef0/access/x.log".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_format_object_compiles_when_its_name_is_its_hash() {
+        let key = key_for(TIMING);
+        let f = compile(&key, TIMING.as_bytes(), FieldNames::Nginx, &[]).unwrap();
+        assert_eq!(f, LogFormat::parse_config(TIMING).unwrap());
+        let json = "escape=json '{\"status\":\"$status\",\"uri\":\"$request_uri\"}'";
+        let f = compile(&key_for(json), json.as_bytes(), FieldNames::Fluentd, &[]).unwrap();
+        assert_eq!(
+            f,
+            LogFormat::parse_config(json)
+                .unwrap()
+                .with_names(FieldNames::Fluentd)
+        );
+    }
+
+    #[test]
+    fn a_format_object_that_is_not_what_its_name_says_is_refused() {
+        let key = key_for(TIMING);
+        let other = "'$remote_addr $status'";
+        assert_eq!(
+            compile(&key, other.as_bytes(), FieldNames::Nginx, &[]),
+            Err(ObjectFormatError::HashMismatch {
+                key: key.clone(),
+                actual: sha256_hex(other.as_bytes())
+            })
+        );
+        let big = vec![b'a'; usize::try_from(MAX_FORMAT_OBJECT_BYTES).unwrap() + 1];
+        let big_key = format!("p/formats/{}", sha256_hex(&big));
+        assert_eq!(
+            compile(&big_key, &big, FieldNames::Nginx, &[]),
+            Err(ObjectFormatError::TooLarge { key: big_key })
+        );
+        let bad = "'$remote_addr";
+        assert_eq!(
+            compile(&key_for(bad), bad.as_bytes(), FieldNames::Nginx, &[]),
+            Err(ObjectFormatError::DoesNotCompile {
+                key: key_for(bad),
+                reason: FormatError::Unterminated
+            })
+        );
+        let latin1 = b"'$status \xe9'";
+        let latin1_key = format!("p/formats/{}", sha256_hex(latin1));
+        assert_eq!(
+            compile(&latin1_key, latin1, FieldNames::Nginx, &[]),
+            Err(ObjectFormatError::NotText { key: latin1_key })
+        );
+        assert_eq!(
+            compile(
+                &key,
+                TIMING.as_bytes(),
+                FieldNames::Nginx,
+                &["region", "status"]
+            ),
+            Err(ObjectFormatError::KeyTaken {
+                key,
+                name: "status".into()
+            })
+        );
+    }
+}
