@@ -122,7 +122,8 @@ pub enum Choice {
     /// Its day ended before the oldest time CloudWatch accepts (14 days, or the retention):
     /// every line in it would be rejected, so it is not read.
     TooOld,
-    /// The forwarder's own object (a lease under `LEASE_PREFIX`).
+    /// The forwarder's own object (a lease under `LEASE_PREFIX`), or a log format `ship`
+    /// uploaded (`…/formats/<sha256>`).
     Own,
     /// Its key does not route (not a log of this layout), with the reason.
     NotALog(String),
@@ -191,7 +192,9 @@ pub fn expired_warning(since: Date, first_kept: Date, rule: &Expiration) -> Opti
 
 /// Decides for one listed object, the way an event announcing it would be handled.
 pub fn choose(obj: &ListedObject, sel: &Selection<'_>) -> Choice {
-    if sel.lease_prefix.is_some_and(|p| obj.key.starts_with(p)) {
+    if sel.lease_prefix.is_some_and(|p| obj.key.starts_with(p))
+        || crate::parse::object_format::is_format_key(&obj.key)
+    {
         return Choice::Own;
     }
     if let (Some(modified), Some(listed)) = (obj.last_modified_ms, sel.listed_at_ms)
@@ -515,6 +518,8 @@ mod tests {
         let listed = |ms| super::choose(&listed(key, Some(ms)), &november);
         assert_eq!(listed(1_795_564_800_001), Choice::Newer);
         assert!(matches!(listed(1_795_564_800_000), Choice::Take(_)));
+        let format = format!("nginx/i-0123456789abcdef0/formats/{}", "ab".repeat(32));
+        assert_eq!(choose(&format, &november), Choice::Own);
         let lease = format!("nginx-cloudwatch-forwarder/leases/{key}");
         assert_eq!(choose(&lease, &november), Choice::Own);
         assert!(matches!(

@@ -19,11 +19,11 @@ use aws_sdk_s3::error::DisplayErrorContext;
 
 pub const META_INSTANCE_ID: &str = "instance-id";
 pub const META_HOSTNAME: &str = "hostname";
+/// On segments whose `log_format` nginx's configuration names: the key of its format object
+/// (see [`super::format_key`]); the name the forwarder reads.
+pub use crate::parse::object_format::META_LOG_FORMAT;
 /// The same name the forwarder reads (one constant for both sides of the contract).
 pub use crate::parse::request_line::META_NGINX_VERSION;
-/// On segments whose `log_format` nginx's configuration names: the key of its format object
-/// (see [`super::format_key`]).
-pub const META_LOG_FORMAT: &str = "ncf-log-format";
 
 /// The longest metadata value written, in bytes (after encoding).
 pub const MAX_META_VALUE: usize = 256;

@@ -275,10 +275,7 @@ pub trait Uploader {
 /// under the host's own prefix, named by its content (the same format is one object for
 /// ever; the forwarder checks the name against the body).
 pub fn format_key(prefix: &str, instance_id: &str, format: &str) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(format.as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{instance_id}/formats/{hex}")
+    crate::parse::object_format::format_object_key(prefix, instance_id, format)
 }
 
 pub struct S3Uploader {
