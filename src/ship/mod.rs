@@ -1061,7 +1061,7 @@ async fn shutdown_signal() {
 
 /// `nginx-cloudwatch-forwarder ship`: the exit code, or an error for the caller to print.
 pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
-    let settings =
+    let mut settings =
         Settings::new(&args, |n| std::env::var(n).ok()).map_err(|e| (64, e.to_string()))?;
     std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
         (
@@ -1087,7 +1087,6 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
-    let mut settings = settings;
     choose_files(&mut settings, nginx_bin.as_deref())?;
     let instance = meta.instance_id.clone();
     let up = S3Uploader {
