@@ -933,15 +933,14 @@ impl Follower {
             .await
             .map_err(io_error(&self.path, "gzip a segment"))?;
         let gz = body.len();
+        let not_shipped = |source| ShipError::Upload {
+            path: self.shown.clone(),
+            start,
+            end,
+            source,
+        };
         if let Some((format_key, text)) = self.log_format.as_ref().filter(|_| !self.format_sent) {
-            up.put_format(format_key, text)
-                .await
-                .map_err(|source| ShipError::Upload {
-                    path: self.shown.clone(),
-                    start,
-                    end,
-                    source,
-                })?;
+            up.put_format(format_key, text).await.map_err(not_shipped)?;
             self.format_sent = true;
         }
         let put = up
@@ -954,12 +953,7 @@ impl Follower {
                 log_format: self.log_format.as_ref().map(|(k, _)| k.as_str()),
             })
             .await
-            .map_err(|source| ShipError::Upload {
-                path: self.shown.clone(),
-                start,
-                end,
-                source,
-            })?;
+            .map_err(not_shipped)?;
         let Some(pos) = self.pos.clone() else {
             return Ok(());
         };
