@@ -43,7 +43,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// variable are checked together, each error naming the one that was given).
 #[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub struct ShipArgs {
-    /// Ships what is pending and exits (1 when any upload failed); otherwise runs until
+    /// Ships what is pending and exits (1 when any upload failed or a FILE was not followed);
+    /// otherwise runs until
     /// SIGTERM or ctrl-c.
     #[arg(long)]
     pub once: bool,
@@ -58,7 +59,9 @@ pub struct ShipArgs {
     /// [default: /var/lib/nginx-cloudwatch-forwarder/ship].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
-    /// The logs to follow [default: /var/log/nginx/access.log /var/log/nginx/error.log].
+    /// The logs to follow, each taken as nginx's configuration (`nginx -T`) says, else by its
+    /// name (access…, error…) [default: every log the configuration names, else
+    /// /var/log/nginx/access.log /var/log/nginx/error.log].
     #[arg(value_name = "FILE")]
     pub files: Vec<String>,
 }
