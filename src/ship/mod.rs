@@ -44,8 +44,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub struct ShipArgs {
     /// Ships what is pending and exits (1 when any upload failed or a FILE was not followed);
-    /// otherwise runs until
-    /// SIGTERM or ctrl-c.
+    /// otherwise runs until SIGTERM or ctrl-c.
     #[arg(long)]
     pub once: bool,
     /// Seconds between uploads of each file [env: SHIP_INTERVAL] [default: 60].
