@@ -239,10 +239,10 @@ fn main() {
         .iter()
         .map(|h| {
             let prefix = format!("/{}/", h.bucket.bucket);
-            let mut requests: BTreeMap<String, u64> = BTreeMap::new();
-            for r in received.iter().filter(|r| r.path.starts_with(&prefix)) {
-                *requests.entry(r.s3_kind().to_string()).or_insert(0) += 1;
-            }
+            let requests: BTreeMap<String, u64> = common::moto::by_kind(&received, &prefix)
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect();
             // The follower's uploads are under nginx/; the forwarder's own PutObjects are leases.
             let uploads = format!("{prefix}nginx/");
             Measured {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use common::moto::{Moto, forwarder_command, read_stream, replay, upload};
+use common::moto::{Moto, forwarder_command, read_stream, replay, run, upload};
 use common::notify::{receive_all, sqs_lambda_event};
 use common::relay::SlowRelay;
 use common::{gzip, numbered_log, s3_event_with_etag, uri_counts};
@@ -99,18 +99,6 @@ fn day_ago(n: i64) -> jiff::civil::Date {
         .date()
         .checked_sub(n.days())
         .expect("a day")
-}
-
-/// Runs the binary to the end: exit code, stdout, stderr.
-fn run(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
-    let out = forwarder_command(args, env)
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn json(stdout: &str, stderr: &str) -> Value {

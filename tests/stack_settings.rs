@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::moto::{forwarder_command, read_stream, replay};
+use common::moto::{read_stream, replay, run};
 use common::notify::create_function;
 use common::{gzip, numbered_log, s3_event_with_etag};
 
@@ -40,17 +40,6 @@ fn function_env() -> Vec<(&'static str, String)> {
         // As SAM passes a parameter left empty.
         ("KEY_PATTERN", String::new()),
     ]
-}
-
-fn run(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
-    let out = forwarder_command(args, env)
-        .output()
-        .expect("run the binary");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Forgets a delivery: the group and the object's progress record, so that the next run

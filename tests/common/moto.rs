@@ -177,12 +177,21 @@ impl Moto {
 
     /// [`Moto::received`] counted by [`Received::s3_kind`].
     pub fn received_by_kind(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        let mut counts = std::collections::BTreeMap::new();
-        for r in self.received() {
-            *counts.entry(r.s3_kind()).or_insert(0) += 1;
-        }
-        counts
+        by_kind(&self.received(), "/")
     }
+}
+
+/// The requests whose path starts with `prefix` (e.g. `/bucket/`), counted by
+/// [`Received::s3_kind`].
+pub fn by_kind(
+    received: &[Received],
+    prefix: &str,
+) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in received.iter().filter(|r| r.path.starts_with(prefix)) {
+        *counts.entry(r.s3_kind()).or_insert(0) += 1;
+    }
+    counts
 }
 
 fn parse_request_line(line: &str) -> Option<Received> {
@@ -368,4 +377,17 @@ pub fn replay(
     let out = cmd.output().expect("run the binary");
     let _ = std::fs::remove_file(&path);
     replay_result(&out)
+}
+
+/// Runs `nginx-cloudwatch-forwarder ARGS…` ([`forwarder_command`]) to the end: exit code,
+/// stdout, stderr.
+pub fn run(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
+    let out = forwarder_command(args, env)
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
