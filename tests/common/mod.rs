@@ -10,6 +10,7 @@ pub mod notify;
 pub mod oracles;
 pub mod relay;
 pub mod strict_logs;
+pub mod truth;
 
 use std::collections::HashMap;
 use std::io::Write;
