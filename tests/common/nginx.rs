@@ -20,6 +20,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Nginx {
     child: Child,
     pub dir: PathBuf,
+    /// The binary it runs (for `-s reload`).
+    bin: PathBuf,
+    /// Runs a master process and a worker ([`Nginx::start_reloadable`]).
+    master: bool,
 }
 
 /// `NGINX_BIN`, else /usr/sbin/nginx (Debian's), else `nginx` on `PATH`.
@@ -94,11 +98,33 @@ impl Nginx {
 
     /// [`Nginx::start`] with the nginx binary `bin` (another version: [`super::oracles`]).
     pub fn start_with(bin: &Path, http_body: &str) -> Self {
+        Self::start_prepared(bin, |_| http_body.to_string())
+    }
+
+    /// [`Nginx::start_with`] in a prefix the caller prepares first: `setup` gets DIR (with its
+    /// `logs`, `html` and `temp` made) before nginx starts, may write files under it (an
+    /// `include`d site, log directories) and returns the contents of the `http { }` block, which
+    /// may name DIR's absolute paths. Only the `listen` addresses of that block are waited for:
+    /// nginx binds every listener of its configuration before it accepts on any.
+    pub fn start_prepared(bin: &Path, setup: impl FnOnce(&Path) -> String) -> Self {
+        Self::launch(bin, setup, false)
+    }
+
+    /// [`Nginx::start_prepared`] with a master process (`master_process on`, one worker), as
+    /// nginx runs in production: [`Nginx::reload`] applies a changed configuration (one process
+    /// alone re-reads it but keeps serving new connections with the old one). Stopped with
+    /// SIGTERM, so that the master takes its worker with it.
+    pub fn start_reloadable(bin: &Path, setup: impl FnOnce(&Path) -> String) -> Self {
+        Self::launch(bin, setup, true)
+    }
+
+    fn launch(bin: &Path, setup: impl FnOnce(&Path) -> String, master: bool) -> Self {
         let dir = unique_dir();
         for sub in ["", "logs", "html", "temp"] {
             std::fs::create_dir_all(dir.join(sub))
                 .unwrap_or_else(|e| panic!("create {}: {e}", dir.join(sub).display()));
         }
+        let http_body = &setup(&dir);
         let d = dir.display();
         let conf = format!(
             "worker_processes 1;\n\
@@ -122,7 +148,14 @@ impl Nginx {
             .arg(format!("{d}/"))
             .arg("-c")
             .arg(dir.join("nginx.conf"))
-            .args(["-g", "daemon off; master_process off;"])
+            .args([
+                "-g",
+                if master {
+                    "daemon off;"
+                } else {
+                    "daemon off; master_process off;"
+                },
+            ])
             // Error-log times are local time without an offset; the forwarder reads them as UTC.
             .env("TZ", "UTC")
             .stdin(Stdio::null())
@@ -135,7 +168,12 @@ impl Nginx {
                     bin.display()
                 )
             });
-        let mut nginx = Nginx { child, dir };
+        let mut nginx = Nginx {
+            child,
+            dir,
+            bin: bin.to_path_buf(),
+            master,
+        };
         let deadline = Instant::now() + READY_TIMEOUT;
         for addr in listen_addrs(http_body) {
             // Readiness poll: nginx accepts once it has bound and entered its event loop.
@@ -157,8 +195,41 @@ impl Nginx {
         nginx
     }
 
+    /// `nginx -p DIR/ -c DIR/nginx.conf -s reload`, as an operator runs it after changing the
+    /// configuration (of an nginx from [`Nginx::start_reloadable`]). Returns once the signal is
+    /// sent: the master then starts a worker with the new configuration and retires the old one,
+    /// so wait for the change by what nginx writes.
+    pub fn reload(&self) {
+        let out = Command::new(&self.bin)
+            .arg("-p")
+            .arg(format!("{}/", self.dir.display()))
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .args(["-s", "reload"])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap_or_else(|e| panic!("{} -s reload: {e}", self.bin.display()));
+        assert!(
+            out.status.success(),
+            "nginx -s reload: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Stops nginx (its files stay until drop), so that its logs are final.
     pub fn stop(&mut self) {
+        if self.master && matches!(self.child.try_wait(), Ok(None)) {
+            // SIGTERM: the master stops its worker, then exits (SIGKILL would leave the
+            // worker running).
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + READY_TIMEOUT;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10)); // poll for exit
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -195,8 +266,7 @@ fn read_or_empty(p: &Path) -> Vec<u8> {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         if std::env::var_os("NGINX_ORACLE_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
