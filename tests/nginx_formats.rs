@@ -103,6 +103,14 @@ impl Site {
         }
     }
 
+    fn server_name(self) -> &'static str {
+        match self {
+            Site::Shop => "shop.example.com",
+            Site::Api => "api.example.com",
+            Site::Json => "site.example.com",
+        }
+    }
+
     fn error(self) -> &'static str {
         match self {
             Site::Shop => "logs/shop.example.com.error.log",
@@ -375,11 +383,7 @@ fn requests(
         sent.insert(r, site);
         r
     };
-    let host: &[u8] = match site {
-        Site::Shop => b"shop.example.com",
-        Site::Api => b"api.example.com",
-        Site::Json => b"site.example.com",
-    };
+    let host = site.server_name().as_bytes();
     let ordinary = |i: usize, rid: usize, close: bool| -> Vec<u8> {
         let method = ["GET", "GET", "POST", "HEAD", "GET", "PUT"][i % 6];
         let path = site.paths()[i % site.paths().len()];
@@ -908,11 +912,28 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
         .sum();
     assert!(written >= 3, "each site wrote error lines ({written})");
     assert_eq!(errors.len(), written, "error events");
+    // Each names the request it is about, on the site whose error log nginx wrote it to.
+    let mut raw_rids = BTreeSet::new();
+    for site in SITES {
+        for line in lines_of(&rig.nginx.read(site.error())) {
+            if let Some(rid) = rid_of(line) {
+                assert_eq!(rig.sent[&rid], site, "{}", String::from_utf8_lossy(line));
+                raw_rids.insert(rid);
+            }
+        }
+    }
+    let mut event_rids = BTreeSet::new();
     for (_, m) in &errors {
         let v = strict_parse(m).unwrap_or_else(|e| panic!("{e}: {m}"));
         assert!(v.get("parse_error").is_none(), "{m}");
         assert!(v["level"].is_string(), "{m}");
+        if let Some(rid) = v["request"].as_str().and_then(|r| rid_of(r.as_bytes())) {
+            assert_eq!(v["server"], rig.sent[&rid].server_name(), "{m}");
+            event_rids.insert(rid);
+        }
     }
+    assert!(!raw_rids.is_empty());
+    assert_eq!(event_rids, raw_rids, "the requests the error events name");
 
     // What it cost: the follower put each segment and each format once and did nothing else;
     // the forwarder read each object once, each format once.
@@ -1026,7 +1047,10 @@ fn a_format_changed_by_a_reload_reads_right_before_and_after() {
             "nginx did not apply the new format: {}",
             rig.nginx.stderr_text()
         );
+        std::thread::sleep(Duration::from_millis(20)); // poll interval
     }
+    // (The old worker may still take a few connections: lines of both formats interleave for a
+    // moment, as on a host. Each line is compared with the format that wrote it.)
     rig.traffic(Site::Api, 10);
     signal("-CONT");
     wait_shipped(&cloud, &access);
