@@ -89,10 +89,7 @@ impl Entry {
 /// Every file the configuration names, sorted by path, with what is worth reporting of the
 /// formats (stream or gzip'd logs, two formats in one file); `resolve` gives a path's target
 /// when it leads elsewhere (a symbolic link), which is listed too.
-pub fn entries(
-    logs: &Logs,
-    resolve: impl Fn(&str) -> Option<String>,
-) -> (Vec<Entry>, Vec<String>) {
+pub fn entries(logs: &Logs, resolve: impl Fn(&str) -> Option<String>) -> (Vec<Entry>, Vec<String>) {
     let config = Ok(logs.clone());
     let chosen = discover::choose(&[], &[], &config);
     let (formats, notes) = discover::formats(&chosen.follow, logs);
@@ -282,7 +279,12 @@ mod tests {
         write_formats(&dir.join("formats"), &entries).expect("written");
         let mut names: Vec<String> = std::fs::read_dir(dir.join("formats"))
             .expect("listed")
-            .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         assert_eq!(names.len(), 3, "{names:?}");
