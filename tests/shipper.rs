@@ -1031,6 +1031,30 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
     let mut files: Vec<&Path> = first.iter().map(PathBuf::as_path).collect();
     files.push(&live);
 
+    // What the script reads: the binary's list, each format's text in its own file.
+    let (code, out, err) = common::moto::run(
+        &["nginx-logs", "--json"],
+        &[("NGINX_BIN", sites.wrapper.clone())],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let listed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let shop = s.path("logs/shop.example.com.access.log");
+    let shop = listed
+        .iter()
+        .find(|e| e["path"] == shop.to_str().expect("UTF-8"))
+        .unwrap_or_else(|| panic!("no {}: {out}", shop.display()));
+    assert_eq!(
+        (&shop["kind"], &shop["log_format"]),
+        (
+            &serde_json::Value::from("access"),
+            &serde_json::Value::from(TIMING_FORMAT)
+        ),
+        "{out}"
+    );
+
     let run = ship(&s, &imds, Some(&bucket.moto), &vars, &files);
 
     assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
@@ -1084,12 +1108,15 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
     assert!(run.stderr.lines().any(|l| l == line), "{}", run.stderr);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 
-    // The next rotation: the formats are there already.
+    // The next rotation: the formats are there already. One file is given through a linked
+    // directory: its live log is found with the link resolved.
     let second = [
         rotated(&s, "api-access.log", "api-access.log.2", false),
         rotated(&s, "site/access.log", "site/access.log.3.gz", true),
     ];
-    let files: Vec<&Path> = second.iter().map(PathBuf::as_path).collect();
+    std::os::unix::fs::symlink(s.path("logs/site"), s.path("linked")).expect("symlink");
+    let through_link = s.path("linked/access.log.3.gz");
+    let files = [second[0].as_path(), through_link.as_path()];
     let run = ship(&s, &imds, Some(&bucket.moto), &vars, &files);
     assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
     for format in [JSON_FORMAT.to_string(), combined()] {
@@ -1106,6 +1133,15 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
     want.extend(second_keys.iter().cloned());
     want.sort();
     assert_eq!(bucket.keys(), want);
+    assert!(
+        bucket.metadata(&second_keys[1]).contains(&(
+            "ncf-log-format".to_string(),
+            meta_value(&format_key(&combined()))
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(second.iter().all(|f| !f.exists()), "uploaded, then deleted");
     // Counted where they are received: one stored put per format, one refused (412) per format
     // a later run used.
     let format_puts: Vec<u16> = bucket
