@@ -62,9 +62,11 @@
 #   The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_CONFIG_FILE, ...)
 #   are passed to the AWS CLI untouched.
 #
-# Exit status: 0 when every file was uploaded or skipped; 1 when any file was kept because it
-# did not upload (or could not be deleted after uploading); 2 on a usage or configuration error
-# or when the instance ID cannot be read from IMDS (nothing is uploaded or deleted then).
+# Exit status: 0 when every file was uploaded or skipped (a file kept because nothing says what
+# it is counts as skipped: it has a warning); 1 when any file was kept because it, or its format
+# object, did not upload (or it could not be deleted after uploading); 2 on a usage or
+# configuration error or when the instance ID cannot be read from IMDS (nothing is uploaded or
+# deleted then).
 #
 # Needs: a POSIX sh, curl, gzip, od, awk, sed (with -E), mktemp, and date -u -r FILE (GNU coreutils,
 # BusyBox and the BSDs have it; otherwise GNU or BSD stat is used to read the modification time).

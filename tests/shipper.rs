@@ -1055,6 +1055,29 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
         "{out}"
     );
 
+    // A format object that does not upload keeps its log, unshipped, for the next rotation.
+    let fake = s.fake_aws();
+    let real = aws_cli();
+    let mut failing = vars.to_vec();
+    failing.extend([
+        ("AWS_CLI", fake.to_str().expect("UTF-8 path")),
+        ("REAL_AWS", real.to_str().expect("UTF-8 path")),
+        ("FAKE_AWS_FAIL", "*/formats/*"),
+        ("UPLOAD_ATTEMPTS", "2"),
+        ("RETRY_DELAY_SECONDS", "0"),
+    ]);
+    let run = ship(&s, &imds, Some(&bucket.moto), &failing, &[&first[0]]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let line = format!(
+        "ship-nginx-logs: error: kept {}: its format object s3://{BUCKET}/{} did not upload after 2 attempt(s)",
+        first[0].display(),
+        format_key(TIMING_FORMAT)
+    );
+    assert!(run.stderr.lines().any(|l| l == line), "{}", run.stderr);
+    assert!(first[0].exists());
+    assert_eq!(s.aws_calls().len(), 2, "{:?}", s.aws_calls());
+    assert!(bucket.keys().is_empty());
+
     let run = ship(&s, &imds, Some(&bucket.moto), &vars, &files);
 
     assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
