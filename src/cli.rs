@@ -62,8 +62,8 @@ pub fn init_local_tracing() {
 /// hand, the commands below use the same code. The forwarder's configuration comes from the
 /// environment (KEY_PATTERN, LOG_GROUP_TEMPLATE, LOG_STREAM_TEMPLATE, RETENTION_DAYS,
 /// OUTPUT_FORMAT, ACCESS_LOG_FORMAT, ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS, …; see
-/// README.md), or for backfill and replay with --function from the deployed function; the AWS
-/// endpoints and credentials from the SDK's usual variables
+/// docs/configuration.md), or for backfill and replay with --function from the deployed
+/// function; the AWS endpoints and credentials from the SDK's usual variables
 /// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, AWS_PROFILE, …).
 #[derive(Debug, Parser, PartialEq)]
 #[command(
