@@ -1117,7 +1117,8 @@ fn a_format_changed_by_a_reload_reads_right_before_and_after() {
     eprintln!(
         "nginx formats, reload: {} requests ({} in the new format), {} events; per format {:?}; \
          {} segments ({mixed} naming two formats), {format_objects} format objects; \
-         follower S3 requests {shipped:?}; forwarder S3 requests {forwarded:?}; PutLogEvents {}; {:?}",
+         follower S3 requests {shipped:?}; forwarder S3 requests {forwarded:?}; PutLogEvents {}; \
+         lines read with an older candidate {}; {:?}",
         rig.sent.len(),
         new_format.len(),
         events.len(),
@@ -1130,6 +1131,7 @@ fn a_format_changed_by_a_reload_reads_right_before_and_after() {
             .collect::<Vec<_>>(),
         segments.len(),
         summary["batches"],
+        summary["format_fallbacks"],
         started.elapsed()
     );
     assert!(bad.is_empty(), "{bad:#?}");
@@ -1151,6 +1153,18 @@ fn a_format_changed_by_a_reload_reads_right_before_and_after() {
     }
     assert_eq!(summary["parse_errors"], 0, "{summary:#}");
     assert_eq!(summary["objects_failed"], 0, "{summary:#}");
+    // No line matches both formats to its end (the new one has a field more); a line that
+    // falls back to an older candidate is one in the old format.
+    assert_eq!(
+        summary["format_ambiguous"].as_u64().unwrap_or_default(),
+        0,
+        "{summary:#}"
+    );
+    let fallbacks = summary["format_fallbacks"].as_u64().unwrap_or_default();
+    assert!(
+        fallbacks <= (by_rid.len() - new_format.len()) as u64,
+        "{fallbacks} fallbacks: {summary:#}"
+    );
     // The segment shipped after the pause holds both formats and names both.
     assert!(mixed >= 1, "no segment names two formats: {objects:#?}");
     assert_eq!(format_objects, 2, "{objects:#?}");
