@@ -546,8 +546,10 @@ impl Cloud {
         }
     }
 
-    /// `ship FILE…` with nginx's configuration read through `wrapper`.
-    fn ship(&self, wrapper: &Path, files: &[PathBuf]) -> Command {
+    /// `ship FILE…` with `rig`'s nginx: `NGINX_BIN` its wrapper (`nginx -V`, `-v`, `-T` on its
+    /// configuration), `NGINX_CONF` and `NGINX_PREFIX` where that configuration is (for a
+    /// follower that reads the files themselves).
+    fn ship(&self, rig: &Rig, files: &[PathBuf]) -> Command {
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         let mut cmd = common::ship_command_files(
             &self.moto,
@@ -556,7 +558,9 @@ impl Cloud {
             &self.state,
             &files,
         );
-        cmd.env("NGINX_BIN", wrapper);
+        cmd.env("NGINX_BIN", &rig.wrapper)
+            .env("NGINX_CONF", rig.nginx.path("nginx.conf"))
+            .env("NGINX_PREFIX", &rig.nginx.dir);
         cmd
     }
 
@@ -832,7 +836,7 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
     // format writes it.
     let files = rig.files(&[Site::access, Site::error]);
     let out = cloud
-        .ship(&rig.wrapper, &files)
+        .ship(&rig, &files)
         .arg("--once")
         .output()
         .expect("run ship");
@@ -992,7 +996,7 @@ fn a_format_changed_by_a_reload_reads_right_before_and_after() {
     let follower_log = rig.nginx.path("follower.log");
     let follower = Running(Some(
         cloud
-            .ship(&rig.wrapper, std::slice::from_ref(&access))
+            .ship(&rig, std::slice::from_ref(&access))
             .args(["--interval", "1"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&follower_log).expect("the follower's log"))
