@@ -976,6 +976,12 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
         6 + 3,
         "the forwarder reads each segment and each format once: {forwarded:?}"
     );
+    // Besides the reads, per segment: its lease (put, delete) and its progress tag (get, put).
+    let total: u64 = forwarded.values().sum();
+    assert!(
+        total <= 6 * 5 + 3,
+        "{total} S3 requests from the forwarder: {forwarded:?}"
+    );
     assert!(
         (1..=6).contains(&puts_cloudwatch),
         "PutLogEvents {puts_cloudwatch}: {summary:#}"
