@@ -846,36 +846,51 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
     let objects = cloud.objects();
     // (The listing and heads above are the test's own: counted from here.)
     let (_, from) = cloud.requests_since(0);
-    let formats: Vec<&String> = objects
+    let formats: BTreeSet<&str> = objects
         .iter()
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.as_str())
         .filter(|k| k.contains("/formats/"))
         .collect();
-    let segments: Vec<&(String, HashMap<String, String>)> = objects
+    let logs: Vec<&(String, HashMap<String, String>)> = objects
         .iter()
         .filter(|(k, _)| !k.contains("/formats/"))
         .collect();
-    // One segment per file (each has lines), and one format object per access log's format.
-    assert_eq!(segments.len(), 6, "{objects:#?}\n{ship_err}");
+    // One format object per format; the logs in one object per file, or per kind where the
+    // follower ships the files of a kind together (a bundle).
     assert_eq!(formats.len(), 3, "{objects:#?}");
-    for (key, meta) in &segments {
+    assert!(
+        (2..=6).contains(&logs.len()),
+        "{} log objects for 6 files: {objects:#?}\n{ship_err}",
+        logs.len()
+    );
+    // Each access object names the formats its lines are in (one, or the candidates of a
+    // bundle), every format is named, and error objects name none.
+    let mut named = BTreeSet::new();
+    for (key, meta) in &logs {
+        let names: Vec<&str> = ["ncf-log-format", "ncf-log-formats"]
+            .iter()
+            .filter_map(|m| meta.get(*m))
+            .flat_map(|v| v.split(' '))
+            .collect();
         if key.contains("/access/") {
-            let named = meta.get("ncf-log-format").map(String::as_str);
-            assert!(
-                named.is_some_and(|f| formats.iter().any(|k| k.as_str() == f)),
-                "{key} names no format object: {meta:?}"
-            );
+            assert!(!names.is_empty(), "{key} names no format: {meta:?}");
+            for n in names {
+                assert!(formats.contains(n), "{key} names {n}: {formats:?}");
+                named.insert(n);
+            }
         } else {
-            assert!(!meta.contains_key("ncf-log-format"), "{key}: {meta:?}");
+            assert!(names.is_empty(), "{key}: {meta:?}");
         }
     }
+    assert_eq!(named, formats, "the formats the access objects name");
 
     let summary = cloud.forward();
     let (forwarded, _) = cloud.requests_since(from);
     assert_eq!(summary["parse_errors"], 0, "{summary:#}");
     assert_eq!(summary["objects_failed"], 0, "{summary:#}");
-    assert_eq!(summary["objects_delivered"], 6, "{summary:#}");
-    assert_eq!(summary["objects_skipped"], 3, "{summary:#}");
+    assert_eq!(summary["objects_delivered"], logs.len(), "{summary:#}");
+    assert_eq!(summary["objects_skipped"], formats.len(), "{summary:#}");
+    assert_eq!(summary["format_ambiguous"].as_u64().unwrap_or_default(), 0);
 
     // Access: every request once, every field nginx's.
     let access = cloud.events("nginx-access");
@@ -944,8 +959,8 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
     let puts_cloudwatch = summary["batches"].as_u64().unwrap_or_default();
     eprintln!(
         "nginx formats: {} requests (statuses {statuses:?}), {} access events, {} error events; per format {:?}; \
-         follower S3 requests {shipped:?}; forwarder S3 requests {forwarded:?}; PutLogEvents {puts_cloudwatch}; \
-         {:?}",
+         {} log objects, {} format objects; follower S3 requests {shipped:?}; \
+         forwarder S3 requests {forwarded:?}; PutLogEvents {puts_cloudwatch}; {:?}",
         rig.sent.len(),
         access.len(),
         errors.len(),
@@ -956,6 +971,8 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
                 t.lines, t.fields, t.numbers, t.strings, t.omitted, t.mismatch_count
             ))
             .collect::<Vec<_>>(),
+        logs.len(),
+        formats.len(),
         started.elapsed()
     );
     for (site, t) in &tallies {
@@ -966,24 +983,25 @@ fn three_formats_from_nginxs_configuration_arrive_field_for_field() {
             t.mismatches.join("\n")
         );
     }
+    let (logs, formats) = (logs.len() as u64, formats.len() as u64);
     assert_eq!(
         shipped,
-        BTreeMap::from([("PutObject", 9)]),
-        "the follower's requests"
+        BTreeMap::from([("PutObject", logs + formats)]),
+        "the follower's requests: a put per object, nothing else"
     );
     assert_eq!(
         forwarded.get("GetObject").copied().unwrap_or_default(),
-        6 + 3,
-        "the forwarder reads each segment and each format once: {forwarded:?}"
+        logs + formats,
+        "the forwarder reads each object and each format once: {forwarded:?}"
     );
-    // Besides the reads, per segment: its lease (put, delete) and its progress tag (get, put).
+    // Besides the reads, per log object: its lease (put, delete) and its progress tag (get, put).
     let total: u64 = forwarded.values().sum();
     assert!(
-        total <= 6 * 5 + 3,
+        total <= logs * 5 + formats,
         "{total} S3 requests from the forwarder: {forwarded:?}"
     );
     assert!(
-        (1..=6).contains(&puts_cloudwatch),
+        (1..=logs).contains(&puts_cloudwatch),
         "PutLogEvents {puts_cloudwatch}: {summary:#}"
     );
 }
