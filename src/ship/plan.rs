@@ -220,14 +220,11 @@ pub struct SegmentName<'a> {
 /// e.g. `nginx/i-0123456789abcdef0/access/2026/11/30/access.log-803.1311.g2-0-52817.gz`:
 /// the default `KEY_PATTERN` routes it like the shell shipper's keys.
 pub fn segment_key(n: &SegmentName<'_>) -> String {
-    let kind = match n.kind {
-        LogKind::Access => "access",
-        LogKind::Error => "error",
-    };
     format!(
-        "{}{}/{kind}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
+        "{}{}/{}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
         n.prefix,
         n.instance_id,
+        kind_dir(n.kind),
         n.day,
         n.name,
         n.file.dev,
@@ -236,6 +233,115 @@ pub fn segment_key(n: &SegmentName<'_>) -> String {
         n.start,
         n.end
     )
+}
+
+/// `PREFIX<instance-id>/<access|error>/YYYY/MM/DD/bundle-<planned, Unix ms>-<first part's segment name>`,
+/// e.g. `nginx/i-0123456789abcdef0/access/2026/12/05/bundle-1764903600123-shop.example.com.access.log-803.1311.g0-0-5120.gz`:
+/// the key of an object holding the lines of several files of one kind (a *bundle*), named
+/// after its first part (`n`: that file's name, identity, generation and byte range) and the
+/// time it was planned. The first part alone is unique (a file's range ships once); the time
+/// keeps a plan that had to be dropped (its bytes could not be read again) from ever naming
+/// what a later plan holds. The default `KEY_PATTERN` routes it like a segment.
+pub fn bundle_key(n: &SegmentName<'_>, planned_ms: i64) -> String {
+    format!(
+        "{}{}/{}/{}/bundle-{planned_ms}-{}-{:x}.{}.g{}-{}-{}.gz",
+        n.prefix,
+        n.instance_id,
+        kind_dir(n.kind),
+        n.day,
+        n.name,
+        n.file.dev,
+        n.file.ino,
+        n.generation,
+        n.start,
+        n.end
+    )
+}
+
+fn kind_dir(kind: LogKind) -> &'static str {
+    match kind {
+        LogKind::Access => "access",
+        LogKind::Error => "error",
+    }
+}
+
+/// At most this many format objects are named by one object (`ncf-log-formats`): the contract
+/// with the forwarder, which reads at most as many for one object. A bundle whose files name
+/// more is split into several objects.
+pub const MAX_OBJECT_FORMATS: usize = 8;
+
+/// Which `log_format`s wrote an object's lines, as its metadata says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectFormats {
+    /// No line's format is known (the deployment's `ACCESS_LOG_FORMAT` applies): no metadata.
+    Unknown,
+    /// Every line was written by this one format (`ncf-log-format`, as before bundles).
+    One(String),
+    /// `ncf-log-formats`: the format-object keys, in order of first use; `ncf-parts` when the
+    /// lines do not all take every key as candidates, in order.
+    Many {
+        keys: Vec<String>,
+        parts: Option<String>,
+    },
+}
+
+impl ObjectFormats {
+    /// The format-object keys named.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Self::Unknown => Vec::new(),
+            Self::One(k) => vec![k.as_str()],
+            Self::Many { keys, .. } => keys.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// What the metadata of an object made of `parts` says of its formats: each part is a run of
+/// whole lines (`bytes`, the candidate format keys of the file it came from, newest first), in
+/// body order. Adjacent parts with the same candidates are one part of `ncf-parts`
+/// (`<bytes>:<i>.<j>` with indexes into the keys, `-` for none known).
+pub fn object_formats(parts: &[(u64, &[String])]) -> ObjectFormats {
+    let mut runs: Vec<(u64, &[String])> = Vec::new();
+    for &(bytes, candidates) in parts {
+        match runs.last_mut() {
+            Some((b, c)) if *c == candidates => *b += bytes,
+            _ => runs.push((bytes, candidates)),
+        }
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for (_, candidates) in &runs {
+        for k in candidates.iter() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    match runs.as_slice() {
+        _ if keys.is_empty() => ObjectFormats::Unknown,
+        [(_, only)] if only.len() == 1 => ObjectFormats::One(keys.remove(0)),
+        [(_, only)] if *only == keys.as_slice() => ObjectFormats::Many { keys, parts: None },
+        _ => {
+            let text: Vec<String> = runs
+                .iter()
+                .map(|(bytes, candidates)| {
+                    let idx: Vec<String> = candidates
+                        .iter()
+                        .filter_map(|k| keys.iter().position(|x| x == k))
+                        .map(|i| i.to_string())
+                        .collect();
+                    if idx.is_empty() {
+                        format!("{bytes}:-")
+                    } else {
+                        format!("{bytes}:{}", idx.join("."))
+                    }
+                })
+                .collect();
+            ObjectFormats::Many {
+                keys,
+                parts: Some(text.join(" ")),
+            }
+        }
+    }
 }
 
 /// How many bytes of `buf` (read from the position on, at most a segment's worth) go into the

@@ -16,9 +16,17 @@ struct Fake {
     /// nginx writing while the follower ships: each put appends a line to this file, up to
     /// the count.
     writes_on_put: Mutex<Option<(PathBuf, usize)>>,
-    /// Format objects by key, and the format each segment named.
+    /// Format objects by key, and the formats each object named.
     formats: Mutex<BTreeMap<String, String>>,
-    named: Mutex<BTreeMap<String, Option<String>>>,
+    named: Mutex<BTreeMap<String, plan::ObjectFormats>>,
+    /// Each object's sources (path, start, end).
+    sources: Mutex<BTreeMap<String, Vec<(String, u64, u64)>>>,
+    /// Objects that named a format object not put before them.
+    unnamed: Mutex<Vec<String>>,
+    /// A crash right after S3 stored the object: the put's answer never arrives.
+    lose_reply: std::sync::atomic::AtomicBool,
+    /// Run at each put, before anything else (a crash point set up by the test).
+    on_put: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 impl Uploader for Fake {
@@ -29,6 +37,9 @@ impl Uploader for Fake {
         {
             *left -= 1;
             append(path, &format!("written while shipping {n}\n"));
+        }
+        if let Some(hook) = self.on_put.lock().unwrap().as_mut() {
+            hook();
         }
         if self.fail.load(Ordering::SeqCst) {
             return Err(UploadError {
@@ -41,11 +52,29 @@ impl Uploader for Fake {
         if objects.contains_key(seg.key) {
             return Ok(Put::AlreadyThere);
         }
+        let formats = self.formats.lock().unwrap();
+        if seg.formats.keys().iter().any(|k| !formats.contains_key(*k)) {
+            self.unnamed.lock().unwrap().push(seg.key.to_string());
+        }
         objects.insert(seg.key.to_string(), seg.body);
         self.named
             .lock()
             .unwrap()
-            .insert(seg.key.to_string(), seg.log_format.map(str::to_string));
+            .insert(seg.key.to_string(), seg.formats.clone());
+        self.sources.lock().unwrap().insert(
+            seg.key.to_string(),
+            seg.sources
+                .iter()
+                .map(|s| (s.path.to_string(), s.start, s.end))
+                .collect(),
+        );
+        if self.lose_reply.load(Ordering::SeqCst) {
+            return Err(UploadError {
+                bucket: "b".into(),
+                key: seg.key.into(),
+                detail: "stored, but the answer was lost".into(),
+            });
+        }
         Ok(Put::Stored { etag: None })
     }
 
@@ -514,7 +543,9 @@ async fn segments_name_the_format_object_put_before_them() {
     let named = up.named.lock().unwrap().clone();
     assert_eq!(named.len(), 2);
     assert!(
-        named.values().all(|k| k.as_deref() == Some(key.as_str())),
+        named
+            .values()
+            .all(|k| *k == plan::ObjectFormats::One(key.clone())),
         "{named:?}"
     );
 }
