@@ -624,6 +624,69 @@ mod tests {
         }
     }
 
+    #[test]
+    fn object_formats_name_each_run_of_lines() {
+        let k = |s: &str| s.to_string();
+        let (x, y, z) = (
+            k("p/i-1/formats/x"),
+            k("p/i-1/formats/y"),
+            k("p/i-1/formats/z"),
+        );
+        let only_x = [x.clone()];
+        let y_then_x = [y.clone(), x.clone()];
+        let only_z = [z.clone()];
+        let none: [String; 0] = [];
+        #[rustfmt::skip]
+        let table: Vec<(&str, Vec<(u64, &[String])>, ObjectFormats)> = vec![
+            ("nothing known", vec![(10, &none), (5, &none)], ObjectFormats::Unknown),
+            ("one format, one file: as before bundles", vec![(10, &only_x)], ObjectFormats::One(x.clone())),
+            ("one format, several files", vec![(10, &only_x), (7, &only_x)], ObjectFormats::One(x.clone())),
+            ("one file, two candidates: no parts needed", vec![(10, &y_then_x)],
+                ObjectFormats::Many { keys: vec![y.clone(), x.clone()], parts: None }),
+            ("adjacent equal lists merge", vec![(10, &only_x), (5, &only_x), (4, &y_then_x), (1, &none)],
+                ObjectFormats::Many { keys: vec![x.clone(), y.clone()], parts: Some("15:0 4:1.0 1:-".into()) }),
+            ("a file with no format beside one with", vec![(3, &none), (9, &only_z)],
+                ObjectFormats::Many { keys: vec![z.clone()], parts: Some("3:- 9:0".into()) }),
+        ];
+        for (what, parts, want) in table {
+            assert_eq!(object_formats(&parts), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn bundle_keys_route_like_segments_and_name_their_first_part() {
+        let config = crate::config::Config::from_lookup(|_| None).unwrap();
+        let name = SegmentName {
+            prefix: "nginx/",
+            instance_id: "i-0123456789abcdef0",
+            kind: LogKind::Error,
+            day: "2026/12/05",
+            name: "shop.example.com.error.log",
+            file: FileId {
+                dev: 0x803,
+                ino: 1311,
+            },
+            generation: 2,
+            start: 100,
+            end: 5120,
+        };
+        let key = bundle_key(&name, 1_764_903_600_123);
+        assert_eq!(
+            key,
+            "nginx/i-0123456789abcdef0/error/2026/12/05/bundle-1764903600123-shop.example.com.error.log-803.1311.g2-100-5120.gz"
+        );
+        assert_ne!(key, segment_key(&name));
+        let route = config.router.route(&key).unwrap();
+        assert_eq!(
+            (
+                route.kind,
+                route.log_group.as_str(),
+                route.log_stream.as_str()
+            ),
+            (LogKind::Error, "nginx-error", "i-0123456789abcdef0")
+        );
+    }
+
     /// The forwarder's default routing takes the follower's keys to the right group and stream.
     #[test]
     fn default_key_pattern_routes_segment_keys() {
