@@ -1206,6 +1206,7 @@ pub async fn pass_kind<U: Uploader>(
     due: bool,
 ) -> KindPass {
     let mut pass = KindPass::default();
+    // Files done for this pass: shipped to where the pass first saw them end, or failed.
     let mut left_out = vec![false; files.len()];
     let mut planned: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, f) in files.iter().enumerate() {
@@ -1259,7 +1260,9 @@ pub async fn pass_kind<U: Uploader>(
                 .await
             {
                 Ok(Some(r)) => ready.push((i, r)),
-                Ok(None) => {}
+                // Nothing to read when this pass looked: what nginx writes to it meanwhile
+                // waits for the next pass, as for a file shipped to its edge.
+                Ok(None) => left_out[i] = true,
                 Err(e) => {
                     left_out[i] = true;
                     pass.errors.push(e);
