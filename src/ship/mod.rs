@@ -524,6 +524,7 @@ pub enum Missing {
 /// What one pass over a path did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Shipped {
+    /// Objects put: segments of one file, or bundles of several.
     pub segments: u64,
     pub bytes: u64,
 }
@@ -598,15 +599,6 @@ impl Follower {
     /// The candidate format-object keys, newest first.
     fn candidate_keys(&self) -> Vec<String> {
         self.formats.iter().map(|(k, _)| k.clone()).collect()
-    }
-
-    /// The path as shown in messages.
-    pub fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    pub fn kind(&self) -> LogKind {
-        self.kind
     }
 
     pub fn position(&self) -> Option<&Position> {

@@ -624,6 +624,9 @@ mod tests {
         }
     }
 
+    /// Bytes of lines and their candidate formats.
+    type Run<'a> = (u64, &'a [String]);
+
     #[test]
     fn object_formats_name_each_run_of_lines() {
         let k = |s: &str| s.to_string();
@@ -637,7 +640,7 @@ mod tests {
         let only_z = [z.clone()];
         let none: [String; 0] = [];
         #[rustfmt::skip]
-        let table: Vec<(&str, Vec<(u64, &[String])>, ObjectFormats)> = vec![
+        let table: Vec<(&str, Vec<Run<'_>>, ObjectFormats)> = vec![
             ("nothing known", vec![(10, &none), (5, &none)], ObjectFormats::Unknown),
             ("one format, one file: as before bundles", vec![(10, &only_x)], ObjectFormats::One(x.clone())),
             ("one format, several files", vec![(10, &only_x), (7, &only_x)], ObjectFormats::One(x.clone())),

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 
+/// Bytes `start..end` of a path.
+type Range = (String, u64, u64);
+
 /// Objects by key; `fail` refuses every put while set.
 #[derive(Default)]
 struct Fake {
@@ -20,7 +23,7 @@ struct Fake {
     formats: Mutex<BTreeMap<String, String>>,
     named: Mutex<BTreeMap<String, plan::ObjectFormats>>,
     /// Each object's sources (path, start, end).
-    sources: Mutex<BTreeMap<String, Vec<(String, u64, u64)>>>,
+    sources: Mutex<BTreeMap<String, Vec<Range>>>,
     /// Objects that named a format object not put before them.
     unnamed: Mutex<Vec<String>>,
     /// A crash right after S3 stored the object: the put's answer never arrives.
@@ -760,7 +763,7 @@ async fn the_files_of_one_kind_ship_as_one_object_per_pass() {
         .iter()
         .map(|n| dir.0.join(n).display().to_string())
         .collect();
-    let want: Vec<(String, u64, u64)> = SITES
+    let want: Vec<Range> = SITES
         .iter()
         .zip(paths)
         .map(|(n, p)| (p, 0, 3 * (n.len() as u64 + 3)))
