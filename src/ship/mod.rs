@@ -917,7 +917,7 @@ impl Follower {
 
     /// Saves the plan: bytes from the position to `end` go to `key` (written before the put,
     /// so that a restart sends exactly these bytes under this key again).
-    fn plan(&mut self, end: u64, key: &str) -> Result<(), ShipError> {
+    fn plan(&mut self, end: u64, key: &str, bundle: bool) -> Result<(), ShipError> {
         let Some(pos) = self.pos.clone() else {
             return Ok(());
         };
@@ -925,6 +925,7 @@ impl Follower {
             pending: Some(Pending {
                 end,
                 key: key.to_string(),
+                bundle,
             }),
             ..pos
         })
@@ -978,7 +979,7 @@ impl Follower {
         let mut one = [&mut *self];
         let key = object_key(&one, &parts, settings, instance_id);
         // The plan first, so that a restart sends exactly this segment again.
-        one[0].plan(from + n as u64, &key)?;
+        one[0].plan(from + n as u64, &key, false)?;
         ship_object(&mut one, parts, &key, up).await?;
         Ok(n as u64)
     }
@@ -1119,15 +1120,10 @@ impl Shipped {
     }
 }
 
-/// Orders parts so that files with the same candidate formats are adjacent (one part of
-/// `ncf-parts` each), then by path.
-fn sort_parts(files: &[&mut Follower], parts: &mut [Part]) {
-    parts.sort_by_cached_key(|p| {
-        (
-            files[p.member].candidate_keys(),
-            files[p.member].path.clone(),
-        )
-    });
+/// Where a file's lines go in an object: files with the same candidate formats adjacent (one
+/// part of `ncf-parts` each), then by path.
+fn order(f: &Follower) -> (Vec<String>, PathBuf) {
+    (f.candidate_keys(), f.path.clone())
 }
 
 /// The formats an object made of `parts` names.
@@ -1231,7 +1227,7 @@ pub async fn pass_kind<U: Uploader>(
         if parts.is_empty() {
             continue;
         }
-        sort_parts(files, &mut parts);
+        parts.sort_by_cached_key(|p| order(files[p.member]));
         match ship_object(files, parts, &key, up).await {
             Ok(s) => pass.shipped.add(s),
             Err(e) => {
@@ -1266,7 +1262,7 @@ pub async fn pass_kind<U: Uploader>(
         if ready.is_empty() || (!due && !rotated && pending < settings.max_segment) {
             return pass;
         }
-        ready.sort_by_cached_key(|(i, _)| (files[*i].candidate_keys(), files[*i].path.clone()));
+        ready.sort_by_cached_key(|(i, _)| order(files[*i]));
         let mut parts: Vec<Part> = Vec::new();
         let mut budget = settings.max_segment;
         for (i, r) in ready {
@@ -1310,8 +1306,9 @@ pub async fn pass_kind<U: Uploader>(
         }
         let key = object_key(files, &parts, settings, instance_id);
         // The plans first, so that a restart sends exactly this object again.
+        let bundle = parts.len() > 1;
         for p in &parts {
-            if let Err(e) = files[p.member].plan(p.end(), &key) {
+            if let Err(e) = files[p.member].plan(p.end(), &key, bundle) {
                 pass.errors.push(e);
                 return pass;
             }

@@ -18,6 +18,11 @@ pub struct Pending {
     /// Offset one past the segment's last byte (it starts at [`Position::offset`]).
     pub end: u64,
     pub key: String,
+    /// The object is a bundle: other files' plans may name the same key. Saved as `bundle`
+    /// instead of `pending`, so that a follower from before bundles refuses the state file
+    /// (and says so) rather than send the key for this file alone, which would make the other
+    /// files' plans find it there and skip their lines.
+    pub bundle: bool,
 }
 
 /// Where a followed path stands: every byte of `file` before `offset` is in S3.
@@ -98,7 +103,8 @@ impl Position {
             s.push_str(&format!("head {} {:016x}\n", h.len, h.hash));
         }
         if let Some(p) = &self.pending {
-            s.push_str(&format!("pending {} {}\n", p.end, p.key));
+            let field = if p.bundle { "bundle" } else { "pending" };
+            s.push_str(&format!("{field} {} {}\n", p.end, p.key));
         }
         s
     }
@@ -138,16 +144,17 @@ impl Position {
                             .map_err(|_| bad(format!("head: {hash:?} is not a hex hash")))?,
                     });
                 }
-                "pending" => {
+                "pending" | "bundle" => {
                     let (end, key) = value
                         .split_once(' ')
-                        .ok_or_else(|| bad("pending needs an end offset and a key".into()))?;
+                        .ok_or_else(|| bad(format!("{field} needs an end offset and a key")))?;
                     if key.is_empty() {
-                        return Err(bad("pending has an empty key".into()));
+                        return Err(bad(format!("{field} has an empty key")));
                     }
                     pending = Some(Pending {
                         end: number(end)?,
                         key: key.to_string(),
+                        bundle: field == "bundle",
                     });
                 }
                 other => return Err(bad(format!("unknown field {other:?}"))),
@@ -558,8 +565,23 @@ mod tests {
         p.pending = Some(Pending {
             end: 8192,
             key: "nginx/i-0123abcd/access/2026/11/30/access log-801.11.g3-4096-8192.gz".into(),
+            bundle: false,
         });
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
+        // A bundle's plan: its own field, which a follower from before bundles refuses.
+        let mut b = p.clone();
+        b.pending = Some(Pending {
+            end: 8192,
+            key: "nginx/i-0123abcd/access/2026/11/30/bundle-1764903600123-a.log-801.11.g3-4096-8192.gz"
+                .into(),
+            bundle: true,
+        });
+        let text = b.encode("/x");
+        assert!(
+            text.contains("\nbundle 8192 nginx/") && !text.contains("pending"),
+            "{text}"
+        );
+        assert_eq!(Position::decode(&text), Ok(b));
         p.head = Some(Head::of(b"10.0.0.1 - - [30/Nov/2026:04:00:00 +0000]"));
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
         assert_eq!(Head::of(b"").hash, 0xcbf2_9ce4_8422_2325);

@@ -1105,3 +1105,46 @@ fn object_metadata_of_a_segment_and_a_bundle() {
         ]
     );
 }
+
+/// A run stops with a bundle planned (every plan saved, nothing put); before the next run one
+/// of its files is rotated by copytruncate and written again: the next run reads that file's
+/// planned bytes from the copy, under the planned key, and every line arrives once.
+#[tokio::test]
+async fn a_bundle_planned_before_a_copytruncate_is_sent_from_the_copy() {
+    let dir = Scratch::new("bundle-plan-copy");
+    let s = sites(&dir.0, &SITES[..3]);
+    let mut written = write_lines(&s, 0, 2);
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    assert!(pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    written.extend(write_lines(&s, 2, 2));
+    up.fail.store(true, Ordering::SeqCst);
+    assert!(!pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    drop(fs);
+    let state = std::fs::read_to_string(state_file(&s.state_dir, &s.files[1].0)).unwrap();
+    let planned = state
+        .lines()
+        .find_map(|l| l.strip_prefix("bundle "))
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, key)| key.to_string())
+        .unwrap_or_else(|| panic!("no bundle plan in {state}"));
+    let b = &s.files[1].0;
+    std::fs::copy(b, b.with_extension("log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(b)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let line = format!("{} after", SITES[1]);
+    append(b, &format!("{line}\n"));
+    written.push(line);
+    up.fail.store(false, Ordering::SeqCst);
+    let mut fs = open_all(&s);
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    exactly_once(&up, &written, "planned, then copytruncate");
+    let sources = up.sources.lock().unwrap()[&planned].clone();
+    assert_eq!(sources.len(), 3, "the planned bundle, whole: {sources:?}");
+    assert_eq!(fs[1].position().unwrap().generation, 1);
+}
