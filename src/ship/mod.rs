@@ -1,6 +1,8 @@
 //! `ship`: the host-side follower. It ships what nginx appended to its logs since the last
-//! upload as one gzip object per segment, every interval or as soon as a segment's worth is
-//! pending, and keeps each log's position in a state directory.
+//! upload as gzip objects of whole lines, every interval or as soon as a segment's worth is
+//! pending, and keeps each log's position in a state directory. The files of one kind go
+//! together ([`pass_kind`]): one object per kind per interval, a *segment* of one file when
+//! only one has new lines, else a *bundle* of several.
 //!
 //! `plan` is the pure core (position format, keys, cuts, rotation decisions); this module is
 //! the edge: settings from flags and the environment, the filesystem, the instance ID from
@@ -47,7 +49,7 @@ pub struct ShipArgs {
     /// otherwise runs until SIGTERM or ctrl-c.
     #[arg(long)]
     pub once: bool,
-    /// Seconds between uploads of each file [env: SHIP_INTERVAL] [default: 60].
+    /// Seconds between uploads of each kind of log [env: SHIP_INTERVAL] [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
     /// Uploads as soon as this many bytes are pending [env: SHIP_MAX_SEGMENT] [default:
