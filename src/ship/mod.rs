@@ -1472,19 +1472,34 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed. The handlers
+/// are installed when this is called, not when the future is first polled: the loop's first
+/// pass may open an upload's connection before `select!` polls this future, and a SIGTERM
+/// in between ended the process instead of stopping it (seen once under load).
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM ({e}); ctrl-c only");
-            let _ = tokio::signal::ctrl_c().await;
+            (Err(e), Ok(mut int)) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); ctrl-c only");
+                int.recv().await;
+            }
+            (Ok(mut term), Err(e)) => {
+                tracing::warn!("cannot listen for ctrl-c ({e}); SIGTERM only");
+                term.recv().await;
+            }
+            (Err(e), Err(_)) => {
+                tracing::warn!("cannot listen for SIGTERM or ctrl-c ({e})");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
