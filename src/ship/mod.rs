@@ -261,12 +261,9 @@ pub struct Source<'a> {
     pub end: u64,
 }
 
-/// On an object whose lines may be in several formats: the format-object keys it uses,
-/// space-separated, each encoded as [`META_LOG_FORMAT`]'s value is.
-pub const META_LOG_FORMATS: &str = "ncf-log-formats";
-/// With [`META_LOG_FORMATS`]: the body in order, as space-separated parts
-/// `<bytes>:<candidates>` (indexes into its keys, `.`-separated, newest first; `-`: none known).
-pub const META_PARTS: &str = "ncf-parts";
+/// On an object whose lines may be in several formats: the format-object keys it uses, and
+/// which runs of lines each may be in (the names the forwarder reads).
+pub use crate::parse::object_format::{META_LOG_FORMATS, META_PARTS};
 /// On a bundle: how many files its lines come from (`ncf-source` and `ncf-bytes`, which
 /// describe one file, are left out).
 pub const META_FILES: &str = "ncf-files";

@@ -272,10 +272,10 @@ fn kind_dir(kind: LogKind) -> &'static str {
     }
 }
 
-/// At most this many format objects are named by one object (`ncf-log-formats`): the contract
-/// with the forwarder, which reads at most as many for one object. A bundle whose files name
-/// more is split into several objects.
-pub const MAX_OBJECT_FORMATS: usize = 8;
+/// At most this many format objects are named by one object (`ncf-log-formats`): the
+/// forwarder reads at most as many. A bundle whose files name more is split into several
+/// objects.
+pub use crate::parse::object_format::MAX_OBJECT_FORMATS;
 
 /// Which `log_format`s wrote an object's lines, as its metadata says it.
 #[derive(Debug, Clone, PartialEq, Eq)]

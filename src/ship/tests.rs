@@ -1148,3 +1148,52 @@ async fn a_bundle_planned_before_a_copytruncate_is_sent_from_the_copy() {
     assert_eq!(sources.len(), 3, "the planned bundle, whole: {sources:?}");
     assert_eq!(fs[1].position().unwrap().generation, 1);
 }
+
+/// What the follower writes of a bundle's formats is what the forwarder reads: the keys in
+/// order, and for each file's lines its candidates, newest first (the forwarder's decoders).
+#[test]
+fn a_bundles_format_metadata_reads_back_through_the_forwarders_decoders() {
+    use crate::parse::object_format::{Candidate, candidates_at, decode_formats, decode_parts};
+    let key = |text: &str| format_key("nginx/", ID, text);
+    let (x, y) = (key("'$x'"), key("'$y'"));
+    let none: Vec<String> = Vec::new();
+    let files: [(u64, Vec<String>); 4] = [
+        (100, vec![x.clone()]),
+        (50, vec![x.clone()]),
+        (70, vec![y.clone(), x.clone()]),
+        (30, none),
+    ];
+    let runs: Vec<(u64, &[String])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    let formats = plan::object_formats(&runs);
+    let meta: BTreeMap<&str, String> = format_metadata(&formats).into_iter().collect();
+    let keys = decode_formats(&meta[META_LOG_FORMATS]).unwrap();
+    assert_eq!(keys, vec![x.clone(), y.clone()]);
+    let parts = decode_parts(&meta[META_PARTS], keys.len()).unwrap();
+    let mut offset = 0;
+    for (bytes, candidates) in &files {
+        let want: Vec<Candidate> = if candidates.is_empty() {
+            vec![Candidate::Default]
+        } else {
+            candidates
+                .iter()
+                .map(|k| Candidate::Named(keys.iter().position(|x| x == k).unwrap()))
+                .collect()
+        };
+        for at in [offset, offset + bytes - 1] {
+            assert_eq!(candidates_at(&parts, keys.len(), at), want, "at {at}");
+        }
+        offset += bytes;
+    }
+    assert_eq!(parts.last().map(|p| p.end), Some(offset));
+    // One file with two candidates: no parts, every line takes both in order.
+    let two = [y.clone(), x.clone()];
+    let meta: BTreeMap<&str, String> =
+        format_metadata(&plan::object_formats(&[(10, two.as_slice())]))
+            .into_iter()
+            .collect();
+    assert_eq!(
+        decode_formats(&meta[META_LOG_FORMATS]).unwrap(),
+        two.to_vec()
+    );
+    assert!(!meta.contains_key(META_PARTS));
+}
