@@ -9,7 +9,7 @@
 //! steadily for several intervals while `ship` (no FILE: every log the configuration names)
 //! ships them to moto. Every line arrives exactly once (read back from the objects), and what
 //! costs money is counted where it is received, from moto's request log: objects and requests
-//! per interval.
+//! per interval. The forwarder (`replay`) then delivers each line once.
 //!
 //! `NCF_SHIP_BIN=PATH` runs another build's binary instead (to measure the bill before
 //! bundles): exactly-once is still asserted, the bound on objects is not (it is this build's).
@@ -381,5 +381,30 @@ fn fifty_sites(kill_at: Option<Duration>) {
             "{meta:?}"
         );
     }
+    // The forwarder delivers every line of the bundles once, each access line parsed with the
+    // format the bundle names (no ACCESS_LOG_FORMAT given: the deployment's default would do
+    // here too, so parse errors are what tells).
+    let keys: Vec<&str> = seen.objects.keys().map(String::as_str).collect();
+    let mut env = moto.env();
+    env.push(("OUTPUT_FORMAT", "raw".into()));
+    let (code, summary) = common::moto::replay(&common::s3_event(BUCKET, &keys), &env);
+    assert_eq!(code, Some(0), "{summary}");
+    assert_eq!(summary["events"].as_u64(), Some(total), "{summary}");
+    assert_eq!(
+        summary["parse_errors"].as_u64().unwrap_or(0),
+        0,
+        "{summary}"
+    );
+    let (_, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    let instance = keys[0].split('/').nth(1).unwrap_or_default().to_string();
+    let mut delivered = 0;
+    for group in ["nginx-access", "nginx-error"] {
+        let events = block_on(common::moto::read_stream(&logs, group, &instance));
+        for (_, message) in &events {
+            assert!(message.contains("/r/"), "{group}: {message}");
+        }
+        delivered += events.len() as u64;
+    }
+    assert_eq!(delivered, total, "events in CloudWatch");
     let _ = std::fs::remove_dir_all(&dir);
 }
