@@ -1,6 +1,8 @@
 //! `ship`: the host-side follower. It ships what nginx appended to its logs since the last
-//! upload as one gzip object per segment, every interval or as soon as a segment's worth is
-//! pending, and keeps each log's position in a state directory.
+//! upload as gzip objects of whole lines, every interval or as soon as a segment's worth is
+//! pending, and keeps each log's position in a state directory. The files of one kind go
+//! together ([`pass_kind`]): one object per kind per interval, a *segment* of one file when
+//! only one has new lines, else a *bundle* of several.
 //!
 //! `plan` is the pure core (position format, keys, cuts, rotation decisions); this module is
 //! the edge: settings from flags and the environment, the filesystem, the instance ID from
@@ -47,7 +49,7 @@ pub struct ShipArgs {
     /// otherwise runs until SIGTERM or ctrl-c.
     #[arg(long)]
     pub once: bool,
-    /// Seconds between uploads of each file [env: SHIP_INTERVAL] [default: 60].
+    /// Seconds between uploads of each kind of log [env: SHIP_INTERVAL] [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
     /// Uploads as soon as this many bytes are pending [env: SHIP_MAX_SEGMENT] [default:
@@ -213,6 +215,12 @@ pub enum ShipError {
         end: u64,
         source: UploadError,
     },
+    #[error("{files} files ({bytes} bytes) not shipped: {source}")]
+    UploadBundle {
+        files: usize,
+        bytes: u64,
+        source: UploadError,
+    },
     #[error(
         "{path}: the pending segment {key} (bytes {start}..{end}) cannot be read again: the file has {size} bytes"
     )]
@@ -232,18 +240,82 @@ fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> S
 
 // --- uploads -------------------------------------------------------------------------------
 
-/// One segment on its way to S3.
+/// One object on its way to S3: a segment of one file, or a bundle of several files of one
+/// kind.
 #[derive(Debug, Clone)]
 pub struct Segment<'a> {
     pub key: &'a str,
     /// The gzip body.
     pub body: Vec<u8>,
-    /// The followed path, for the object's metadata.
-    pub source: &'a str,
+    /// Where its lines come from, in body order: one for a segment, one per file for a bundle.
+    pub sources: Vec<Source<'a>>,
+    /// The format objects of the `log_format`s that wrote its lines, as known.
+    pub formats: plan::ObjectFormats,
+}
+
+/// Bytes `start..end` of a followed path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub path: &'a str,
     pub start: u64,
     pub end: u64,
-    /// The key of the format object of the `log_format` that wrote it, when known.
-    pub log_format: Option<&'a str>,
+}
+
+/// On an object whose lines may be in several formats: the format-object keys it uses, and
+/// which runs of lines each may be in (the names the forwarder reads).
+pub use crate::parse::object_format::{META_LOG_FORMATS, META_PARTS};
+/// On a bundle: how many files its lines come from (`ncf-source` and `ncf-bytes`, which
+/// describe one file, are left out).
+pub const META_FILES: &str = "ncf-files";
+/// The followed path of a segment of one file, and its byte range `start-end`.
+pub const META_SOURCE: &str = "ncf-source";
+pub const META_BYTES: &str = "ncf-bytes";
+
+/// The bytes [`META_LOG_FORMATS`] and [`META_PARTS`] may take together (names and values): half
+/// of S3's 2 KB of user-defined metadata per object, the rest left for the host's entries
+/// (three values of at most [`host::MAX_META_VALUE`]) and the others. A bundle whose format
+/// names would not fit is split into several objects.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html#UserMetadata>
+pub const MAX_FORMAT_META_BYTES: usize = 1024;
+
+/// The object's own metadata (besides the host's): where its lines come from and which
+/// formats wrote them.
+pub fn object_metadata(seg: &Segment<'_>) -> Vec<(&'static str, String)> {
+    let mut meta = format_metadata(&seg.formats);
+    match seg.sources.as_slice() {
+        [one] => {
+            meta.push((META_SOURCE, utf8_percent_encode(one.path, META).to_string()));
+            meta.push((META_BYTES, format!("{}-{}", one.start, one.end)));
+        }
+        many => meta.push((META_FILES, many.len().to_string())),
+    }
+    meta
+}
+
+/// The metadata that names an object's formats.
+pub fn format_metadata(formats: &plan::ObjectFormats) -> Vec<(&'static str, String)> {
+    match formats {
+        plan::ObjectFormats::Unknown => Vec::new(),
+        plan::ObjectFormats::One(key) => vec![(META_LOG_FORMAT, host::meta_value(key))],
+        plan::ObjectFormats::Many { keys, parts } => {
+            let named: Vec<String> = keys.iter().map(|k| host::meta_value(k)).collect();
+            let mut meta = vec![(META_LOG_FORMATS, named.join(" "))];
+            if let Some(p) = parts {
+                meta.push((META_PARTS, p.clone()));
+            }
+            meta
+        }
+    }
+}
+
+/// Whether an object can name `formats`: at most [`plan::MAX_OBJECT_FORMATS`] keys in at most
+/// [`MAX_FORMAT_META_BYTES`].
+pub fn formats_fit(formats: &plan::ObjectFormats) -> bool {
+    let bytes: usize = format_metadata(formats)
+        .iter()
+        .map(|(n, v)| n.len() + v.len())
+        .sum();
+    formats.keys().len() <= plan::MAX_OBJECT_FORMATS && bytes <= MAX_FORMAT_META_BYTES
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,18 +405,11 @@ impl Uploader for S3Uploader {
         for (name, value) in &self.host_meta {
             req = req.metadata(*name, value);
         }
-        if let Some(format) = seg.log_format {
-            req = req.metadata(META_LOG_FORMAT, host::meta_value(format));
+        for (name, value) in object_metadata(&seg) {
+            req = req.metadata(name, value);
         }
-        // Never replace a segment: only a previous run of this segment can be there.
-        let req = req
-            .content_type("application/gzip")
-            .metadata(
-                "ncf-source",
-                utf8_percent_encode(seg.source, META).to_string(),
-            )
-            .metadata("ncf-bytes", format!("{}-{}", seg.start, seg.end))
-            .body(seg.body.into());
+        // Never replace an object: only a previous run of this very plan can be there.
+        let req = req.content_type("application/gzip").body(seg.body.into());
         self.put_new(seg.key, req).await
     }
 
@@ -458,6 +523,7 @@ pub enum Missing {
 /// What one pass over a path did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Shipped {
+    /// Objects put: segments of one file, or bundles of several.
     pub segments: u64,
     pub bytes: u64,
 }
@@ -474,10 +540,15 @@ pub struct Follower {
     handle: Option<(FileId, File)>,
     last_seen: Option<u64>,
     last_ship: Option<Instant>,
-    /// The format object (key, text) of the `log_format` that writes this file, and whether
-    /// this process has put it (before the first segment that names it).
-    log_format: Option<(String, String)>,
-    format_sent: bool,
+    /// The candidate formats of this file, newest first, as format objects (key, text): the
+    /// `log_format` nginx's configuration names for it now, then the ones it named before in
+    /// this generation of the file. Each is put (once per process) before the first object
+    /// that names it.
+    formats: Vec<(String, String)>,
+    /// The format objects this process has put.
+    formats_sent: std::collections::BTreeSet<String>,
+    /// Bytes of this path shipped by this process.
+    shipped: u64,
 }
 
 impl Follower {
@@ -504,17 +575,29 @@ impl Follower {
             handle: None,
             last_seen: None,
             last_ship: None,
-            log_format: None,
-            format_sent: false,
+            formats: Vec::new(),
+            formats_sent: std::collections::BTreeSet::new(),
+            shipped: 0,
         })
     }
 
-    /// Names the `log_format` that writes this file on each segment from now on (its format
-    /// object is put before the first of them).
+    /// Names the `log_format` that writes this file on each object from now on (its format
+    /// object is put before the first of them): [`Follower::set_formats`] with one candidate.
     pub fn with_log_format(mut self, key: String, text: String) -> Self {
-        self.log_format = Some((key, text));
-        self.format_sent = false;
+        self.set_formats(vec![(key, text)]);
         self
+    }
+
+    /// The candidate formats (format-object key, format text) of the lines this file holds
+    /// from now on, newest first; the lines of objects planned from now on name them (a
+    /// saved plan sent again names the candidates of its resend).
+    pub fn set_formats(&mut self, formats: Vec<(String, String)>) {
+        self.formats = formats;
+    }
+
+    /// The candidate format-object keys, newest first.
+    fn candidate_keys(&self) -> Vec<String> {
+        self.formats.iter().map(|(k, _)| k.clone()).collect()
     }
 
     pub fn position(&self) -> Option<&Position> {
@@ -642,12 +725,9 @@ impl Follower {
         }
     }
 
-    /// Ships what is pending. `due`: the interval is up (or `--once`); otherwise only a whole
-    /// segment's worth, or the rest of a rotated file, is shipped.
-    ///
-    /// A pass ships what the file held when the pass first read it ([`Edge`]), not what nginx
-    /// appends while it ships: under steady writes there is always a newer line, and chasing it
-    /// would make one object per line. What arrives meanwhile waits for the next interval.
+    /// Ships what is pending of this path alone ([`pass_kind`] with it as the only file of its
+    /// kind). `due`: the interval is up (or `--once`); otherwise only a whole segment's worth,
+    /// or the rest of a rotated file, is shipped.
     pub async fn pass<U: Uploader>(
         &mut self,
         up: &U,
@@ -655,46 +735,79 @@ impl Follower {
         instance_id: &str,
         due: bool,
     ) -> Result<Shipped, ShipError> {
-        let mut done = Shipped::default();
-        let mut edge: Option<Edge> = None;
-        loop {
-            let current = self.current()?;
-            let followed = self.followed(current)?;
-            let rewritten = match (self.pos.as_ref().and_then(|p| p.head), followed) {
-                (Some(h), Some(f)) if f.size >= h.len => Head::of(&self.read_at(0, h.len)?) != h,
-                _ => false,
+        let mut one = [&mut *self];
+        let pass = pass_kind(&mut one, up, settings, instance_id, due).await;
+        match pass.errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(pass.shipped),
+        }
+    }
+
+    /// The file as it is now: the file at the path, the followed one, and whether its first
+    /// bytes changed since they were shipped.
+    fn look(&mut self) -> Result<(Option<Seen>, Option<Seen>, bool), ShipError> {
+        let current = self.current()?;
+        let followed = self.followed(current)?;
+        let rewritten = match (self.pos.as_ref().and_then(|p| p.head), followed) {
+            (Some(h), Some(f)) if f.size >= h.len => Head::of(&self.read_at(0, h.len)?) != h,
+            _ => false,
+        };
+        Ok((current, followed, rewritten))
+    }
+
+    /// The bytes of the saved plan (planned and maybe uploaded by a run that stopped before
+    /// saving the position after it): the same bytes again, for the same key. None when they
+    /// cannot be read any more (then the plan is dropped, with a warning, and the position
+    /// planned again).
+    fn planned_bytes(&mut self) -> Result<Option<(u64, Vec<u8>)>, ShipError> {
+        let (_, followed, rewritten) = self.look()?;
+        let Some(pos) = self.pos.clone() else {
+            return Ok(None);
+        };
+        let Some(p) = pos.pending.clone() else {
+            return Ok(None);
+        };
+        let size = followed.map_or(0, |f| f.size);
+        let data = if size >= p.end && !rewritten {
+            self.read_at(pos.offset, p.end - pos.offset)?
+        } else if let Some((_, f, _)) = self.find_copy(&pos, p.end)? {
+            // Truncated (copytruncate) since it was planned: its copy has the bytes.
+            read_file_at(&f, pos.offset, p.end - pos.offset, &self.path)?
+        } else {
+            let e = ShipError::PendingShort {
+                path: self.shown.clone(),
+                key: p.key,
+                start: pos.offset,
+                end: p.end,
+                size,
             };
-            if let Some(pos) = self.pos.clone()
-                && let Some(p) = pos.pending.clone()
-            {
-                // Planned and maybe uploaded by a run that stopped before saving: the same
-                // bytes again, under the same key.
-                let size = followed.map_or(0, |f| f.size);
-                let data = if size >= p.end && !rewritten {
-                    self.read_at(pos.offset, p.end - pos.offset)?
-                } else if let Some((_, f, _)) = self.find_copy(&pos, p.end)? {
-                    // Truncated (copytruncate) since it was planned: its copy has the bytes.
-                    read_file_at(&f, pos.offset, p.end - pos.offset, &self.path)?
-                } else {
-                    let e = ShipError::PendingShort {
-                        path: self.shown.clone(),
-                        key: p.key,
-                        start: pos.offset,
-                        end: p.end,
-                        size,
-                    };
-                    tracing::warn!("{e}; planning again from the position");
-                    self.set(Position {
-                        pending: None,
-                        ..pos
-                    })?;
-                    continue;
-                };
-                self.upload(up, &p.key, &data, pos.offset).await?;
-                done.segments += 1;
-                done.bytes += p.end - pos.offset;
-                continue;
-            }
+            tracing::warn!("{e}; planning again from the position");
+            self.set(Position {
+                pending: None,
+                ..pos
+            })?;
+            return Ok(None);
+        };
+        Ok(Some((pos.offset, data)))
+    }
+
+    /// Takes the path to where it has bytes to read (following a new file, starting a
+    /// truncated one again after shipping the rest from its copy, …): what can be read now,
+    /// if anything. `edge` bounds the pass ([`Edge`]).
+    ///
+    /// A pass ships what the file held when the pass first read it, not what nginx appends
+    /// while it ships: under steady writes there is always a newer line, and chasing it would
+    /// make one object per line. What arrives meanwhile waits for the next interval.
+    async fn ready<U: Uploader>(
+        &mut self,
+        up: &U,
+        settings: &Settings,
+        instance_id: &str,
+        edge: &mut Option<Edge>,
+        done: &mut Shipped,
+    ) -> Result<Option<Ready>, ShipError> {
+        loop {
+            let (current, followed, rewritten) = self.look()?;
             if let Some(f) = followed {
                 self.last_seen = Some(f.size);
             }
@@ -706,11 +819,11 @@ impl Follower {
                 rewritten,
             );
             match step {
-                Step::Idle => return Ok(done),
+                Step::Idle => return Ok(None),
                 Step::Start { file } => self.set(Position::start(file, 0))?,
                 Step::Truncated { lost } => {
                     let Some(pos) = self.pos.clone() else {
-                        return Ok(done);
+                        return Ok(None);
                     };
                     if let Some((copy, f, size)) = self.find_copy(&pos, pos.offset)? {
                         if size > pos.offset {
@@ -720,7 +833,7 @@ impl Follower {
                                 pos.offset,
                                 copy.display()
                             );
-                            self.drain_copy(up, settings, instance_id, f, size, &mut done)
+                            self.drain_copy(up, settings, instance_id, f, size, done)
                                 .await?;
                         }
                         // Shipped from the copy: only what nginx wrote between the copy and
@@ -751,7 +864,7 @@ impl Follower {
                 }
                 Step::Switch { to, gone } => {
                     let Some(pos) = self.pos.clone() else {
-                        return Ok(done);
+                        return Ok(None);
                     };
                     if let Some(g) = gone {
                         match g.unshipped {
@@ -783,32 +896,61 @@ impl Follower {
                 Step::Read { from, to, finished } => {
                     // A finished file no longer grows: its end bounds the pass by itself.
                     let to = match (&self.pos, finished) {
-                        (Some(pos), false) => Edge::of(&mut edge, pos, to),
+                        (Some(pos), false) => Edge::of(edge, pos, to),
                         _ => to,
                     };
                     if from >= to {
-                        return Ok(done);
+                        return Ok(None);
                     }
-                    let pending = to - from;
                     let rotated = current.is_none_or(|c| Some(c.id) != followed.map(|f| f.id));
-                    if !due && !rotated && pending < settings.max_segment {
-                        return Ok(done);
-                    }
-                    let n = self
-                        .ship_segment(up, settings, instance_id, from, pending, finished)
-                        .await?;
-                    if n == 0 {
-                        return Ok(done);
-                    }
-                    done.segments += 1;
-                    done.bytes += n;
+                    return Ok(Some(Ready {
+                        from,
+                        to,
+                        finished,
+                        rotated,
+                    }));
                 }
             }
         }
     }
 
-    /// Plans, records and uploads the next segment from `from`, with `pending` bytes
-    /// available; the bytes shipped (0: only a partial line is there).
+    /// Saves the plan: bytes from the position to `end` go to `key` (written before the put,
+    /// so that a restart sends exactly these bytes under this key again).
+    fn plan(&mut self, end: u64, key: &str, bundle: bool) -> Result<(), ShipError> {
+        let Some(pos) = self.pos.clone() else {
+            return Ok(());
+        };
+        self.set(Position {
+            pending: Some(Pending {
+                end,
+                key: key.to_string(),
+                bundle,
+            }),
+            ..pos
+        })
+    }
+
+    /// S3 has bytes up to `end`: saves the position after them.
+    fn advance(&mut self, end: u64) -> Result<(), ShipError> {
+        let Some(pos) = self.pos.clone() else {
+            return Ok(());
+        };
+        let head_len = end.min(HEAD_BYTES);
+        let head = match pos.head {
+            Some(h) if h.len >= head_len => Some(h),
+            _ => Some(Head::of(&self.read_at(0, head_len)?)),
+        };
+        self.shipped += end.saturating_sub(pos.offset);
+        self.set(Position {
+            offset: end,
+            pending: None,
+            head,
+            ..pos
+        })
+    }
+
+    /// Plans, records and uploads the next segment of this file alone from `from`, with
+    /// `pending` bytes available; the bytes shipped (0: only a partial line is there).
     async fn ship_segment<U: Uploader>(
         &mut self,
         up: &U,
@@ -825,34 +967,19 @@ impl Follower {
             finished && want == pending,
             want == settings.max_segment,
         );
-        let Some(pos) = self.pos.clone() else {
-            return Ok(0);
-        };
-        if n == 0 {
+        if n == 0 || self.pos.is_none() {
             return Ok(0);
         }
-        let end = from + n as u64;
-        let day = jiff::Timestamp::now().strftime("%Y/%m/%d").to_string();
-        let key = plan::segment_key(&SegmentName {
-            prefix: &settings.prefix,
-            instance_id,
-            kind: self.kind,
-            day: &day,
-            name: &self.name,
-            file: pos.file,
-            generation: pos.generation,
+        let parts = vec![Part {
+            member: 0,
             start: from,
-            end,
-        });
+            data: data[..n].to_vec(),
+        }];
+        let mut one = [&mut *self];
+        let key = object_key(&one, &parts, settings, instance_id);
         // The plan first, so that a restart sends exactly this segment again.
-        self.set(Position {
-            pending: Some(Pending {
-                end,
-                key: key.clone(),
-            }),
-            ..pos
-        })?;
-        self.upload(up, &key, &data[..n], from).await?;
+        one[0].plan(from + n as u64, &key, false)?;
+        ship_object(&mut one, parts, &key, up).await?;
         Ok(n as u64)
     }
 
@@ -922,73 +1049,6 @@ impl Follower {
         result
     }
 
-    /// Uploads bytes `start..` as `key`, then saves the position after them.
-    async fn upload<U: Uploader>(
-        &mut self,
-        up: &U,
-        key: &str,
-        data: &[u8],
-        start: u64,
-    ) -> Result<(), ShipError> {
-        let end = start + data.len() as u64;
-        let body = gzip(data)
-            .await
-            .map_err(io_error(&self.path, "gzip a segment"))?;
-        let gz = body.len();
-        let not_shipped = |source| ShipError::Upload {
-            path: self.shown.clone(),
-            start,
-            end,
-            source,
-        };
-        if let Some((format_key, text)) = self.log_format.as_ref().filter(|_| !self.format_sent) {
-            up.put_format(format_key, text).await.map_err(not_shipped)?;
-            self.format_sent = true;
-        }
-        let put = up
-            .put(Segment {
-                key,
-                body,
-                source: &self.shown,
-                start,
-                end,
-                log_format: self.log_format.as_ref().map(|(k, _)| k.as_str()),
-            })
-            .await
-            .map_err(not_shipped)?;
-        let Some(pos) = self.pos.clone() else {
-            return Ok(());
-        };
-        let head_len = end.min(HEAD_BYTES);
-        let head = match pos.head {
-            Some(h) if h.len >= head_len => Some(h),
-            _ => Some(Head::of(&self.read_at(0, head_len)?)),
-        };
-        self.set(Position {
-            offset: end,
-            pending: None,
-            head,
-            ..pos
-        })?;
-        self.last_ship = Some(Instant::now());
-        let lines = memchr::memchr_iter(b'\n', data).count();
-        match put {
-            Put::Stored { etag } => tracing::info!(
-                "shipped {} bytes {start}..{end} ({} bytes, {lines} lines, {gz} gzipped) to s3://{}/{key} (ETag {})",
-                self.shown,
-                data.len(),
-                up.bucket(),
-                etag.as_deref().unwrap_or("-")
-            ),
-            Put::AlreadyThere => tracing::info!(
-                "{} bytes {start}..{end} ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving its position); position saved",
-                self.shown,
-                up.bucket()
-            ),
-        }
-        Ok(())
-    }
-
     /// Why the path names no file when this follower has never followed one there (a saved
     /// position means it did: a rotation without `create` leaves the path empty for a while).
     fn missing(&self) -> Option<Missing> {
@@ -1017,6 +1077,377 @@ impl Follower {
     }
 }
 
+// --- the files of one kind, together ---------------------------------------------------------
+
+/// What a followed file has to read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ready {
+    from: u64,
+    to: u64,
+    /// Rotated away and nginx writes elsewhere: a partial last line is final.
+    finished: bool,
+    /// The path names another file (or none): the rest ships without waiting for the interval.
+    rotated: bool,
+}
+
+/// Whole lines of one file in an object: bytes `start..start + data.len()` of `files[member]`.
+#[derive(Debug, Clone)]
+struct Part {
+    member: usize,
+    start: u64,
+    data: Vec<u8>,
+}
+
+impl Part {
+    fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+/// What one pass over the files of one kind did: what it shipped, and what failed (a file
+/// that fails is left out of the rest of the pass; an upload that fails ends it).
+#[derive(Debug, Default)]
+pub struct KindPass {
+    pub shipped: Shipped,
+    pub errors: Vec<ShipError>,
+}
+
+impl Shipped {
+    fn add(&mut self, other: Shipped) {
+        self.segments += other.segments;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Where a file's lines go in an object: files with the same candidate formats adjacent (one
+/// part of `ncf-parts` each), then by path.
+fn order(f: &Follower) -> (Vec<String>, PathBuf) {
+    (f.candidate_keys(), f.path.clone())
+}
+
+/// The formats an object made of `parts` names.
+fn formats_of(files: &[&mut Follower], parts: &[Part]) -> plan::ObjectFormats {
+    let candidates: Vec<Vec<String>> = parts
+        .iter()
+        .map(|p| files[p.member].candidate_keys())
+        .collect();
+    let runs: Vec<(u64, &[String])> = parts
+        .iter()
+        .zip(&candidates)
+        .map(|(p, c)| (p.data.len() as u64, c.as_slice()))
+        .collect();
+    plan::object_formats(&runs)
+}
+
+/// The key of a new object: the segment key of its one file as before bundles, or a bundle key
+/// named after its first part.
+fn object_key(
+    files: &[&mut Follower],
+    parts: &[Part],
+    settings: &Settings,
+    instance_id: &str,
+) -> String {
+    let first = &parts[0];
+    let f = &files[first.member];
+    let (file, generation) = f
+        .pos
+        .as_ref()
+        .map_or((FileId { dev: 0, ino: 0 }, 0), |p| (p.file, p.generation));
+    let now = jiff::Timestamp::now();
+    let day = now.strftime("%Y/%m/%d").to_string();
+    let name = SegmentName {
+        prefix: &settings.prefix,
+        instance_id,
+        kind: f.kind,
+        day: &day,
+        name: &f.name,
+        file,
+        generation,
+        start: first.start,
+        end: first.end(),
+    };
+    if parts.len() == 1 {
+        plan::segment_key(&name)
+    } else {
+        plan::bundle_key(&name, now.as_millisecond())
+    }
+}
+
+/// Ships what is pending of the files of one kind (all of `files` are of one kind) as few
+/// objects as the segment size and the format limits allow: per pass, one object holding the
+/// pending complete lines of every file, ordered so that files with the same candidate
+/// formats are adjacent. `due`: the interval is up (or `--once`); otherwise only a whole
+/// segment's worth, or when a file was rotated, is shipped.
+///
+/// Exactly once, file by file as for one file: each file's position saves the plan (its end
+/// and the object's key) before the put, the put never replaces (`If-None-Match: *`), and the
+/// position moves past the bytes only after S3 has them. A plan saved by a run that stopped
+/// is sent again first, under its own key, from exactly the bytes the files whose plans name
+/// that key planned: if a previous run put it, S3 answers that it is there and each of those
+/// files moves on; if not, nothing has those bytes yet, whichever files' plans were saved.
+pub async fn pass_kind<U: Uploader>(
+    files: &mut [&mut Follower],
+    up: &U,
+    settings: &Settings,
+    instance_id: &str,
+    due: bool,
+) -> KindPass {
+    let mut pass = KindPass::default();
+    // Files done for this pass: shipped to where the pass first saw them end, or failed.
+    let mut left_out = vec![false; files.len()];
+    let mut planned: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, f) in files.iter().enumerate() {
+        if let Some(p) = f.pos.as_ref().and_then(|p| p.pending.as_ref()) {
+            planned.entry(p.key.clone()).or_default().push(i);
+        }
+    }
+    'plans: for (key, members) in planned {
+        let mut parts = Vec::new();
+        for &i in &members {
+            match files[i].planned_bytes() {
+                Ok(Some((start, data))) => parts.push(Part {
+                    member: i,
+                    start,
+                    data,
+                }),
+                // Its bytes are gone: its plan is dropped; the others' are the object.
+                Ok(None) => {}
+                Err(e) => {
+                    // Not sent without it: a later resend of this key for it alone would
+                    // find the object there and move it past bytes that are not in it.
+                    pass.errors.push(e);
+                    for &j in &members {
+                        left_out[j] = true;
+                    }
+                    continue 'plans;
+                }
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        parts.sort_by_cached_key(|p| order(files[p.member]));
+        match ship_object(files, parts, &key, up).await {
+            Ok(s) => pass.shipped.add(s),
+            Err(e) => {
+                pass.errors.push(e);
+                return pass;
+            }
+        }
+    }
+    let mut edges: Vec<Option<Edge>> = vec![None; files.len()];
+    loop {
+        let mut ready = Vec::new();
+        for i in 0..files.len() {
+            if left_out[i] {
+                continue;
+            }
+            match files[i]
+                .ready(up, settings, instance_id, &mut edges[i], &mut pass.shipped)
+                .await
+            {
+                Ok(Some(r)) => ready.push((i, r)),
+                // Nothing to read when this pass looked: what nginx writes to it meanwhile
+                // waits for the next pass, as for a file shipped to its edge.
+                Ok(None) => left_out[i] = true,
+                Err(e) => {
+                    left_out[i] = true;
+                    pass.errors.push(e);
+                }
+            }
+        }
+        let pending: u64 = ready.iter().map(|(_, r)| r.to - r.from).sum();
+        let rotated = ready.iter().any(|(_, r)| r.rotated);
+        if ready.is_empty() || (!due && !rotated && pending < settings.max_segment) {
+            return pass;
+        }
+        ready.sort_by_cached_key(|(i, _)| order(files[*i]));
+        let mut parts: Vec<Part> = Vec::new();
+        let mut budget = settings.max_segment;
+        for (i, r) in ready {
+            if budget == 0 {
+                break;
+            }
+            let pending = r.to - r.from;
+            let want = pending.min(budget);
+            let mut data = match files[i].read_at(r.from, want) {
+                Ok(d) => d,
+                Err(e) => {
+                    left_out[i] = true;
+                    pass.errors.push(e);
+                    continue;
+                }
+            };
+            // A line longer than a segment ships in pieces only as an object of its own.
+            let n = plan::cut(
+                &data,
+                r.finished && want == pending,
+                want == settings.max_segment,
+            );
+            if n == 0 {
+                continue;
+            }
+            data.truncate(n);
+            parts.push(Part {
+                member: i,
+                start: r.from,
+                data,
+            });
+            // Too many formats to name: this file goes into the next object.
+            if parts.len() > 1 && !formats_fit(&formats_of(files, &parts)) {
+                parts.pop();
+                continue;
+            }
+            budget -= n as u64;
+        }
+        if parts.is_empty() {
+            return pass;
+        }
+        let key = object_key(files, &parts, settings, instance_id);
+        // The plans first, so that a restart sends exactly this object again.
+        let bundle = parts.len() > 1;
+        for p in &parts {
+            if let Err(e) = files[p.member].plan(p.end(), &key, bundle) {
+                pass.errors.push(e);
+                return pass;
+            }
+        }
+        match ship_object(files, parts, &key, up).await {
+            Ok(s) => pass.shipped.add(s),
+            Err(e) => {
+                pass.errors.push(e);
+                return pass;
+            }
+        }
+    }
+}
+
+/// Uploads `parts` (planned under `key`) as one object, the format objects it names first,
+/// then saves each file's position after its part.
+async fn ship_object<U: Uploader>(
+    files: &mut [&mut Follower],
+    parts: Vec<Part>,
+    key: &str,
+    up: &U,
+) -> Result<Shipped, ShipError> {
+    let mut body = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+    for p in &parts {
+        body.extend_from_slice(&p.data);
+    }
+    let formats = formats_of(files, &parts);
+    let shown: Vec<String> = parts
+        .iter()
+        .map(|p| files[p.member].shown.clone())
+        .collect();
+    let not_shipped = |source| match parts.as_slice() {
+        [one] => ShipError::Upload {
+            path: shown[0].clone(),
+            start: one.start,
+            end: one.end(),
+            source,
+        },
+        many => ShipError::UploadBundle {
+            files: many.len(),
+            bytes: body.len() as u64,
+            source,
+        },
+    };
+    let gz = gzip(&body)
+        .await
+        .map_err(io_error(&files[parts[0].member].path, "gzip a segment"))?;
+    let gz_len = gz.len();
+    for k in formats.keys() {
+        if files.iter().any(|f| f.formats_sent.contains(k)) {
+            continue;
+        }
+        let Some(text) = files.iter().find_map(|f| {
+            f.formats
+                .iter()
+                .find(|(fk, _)| fk == k)
+                .map(|(_, t)| t.clone())
+        }) else {
+            continue;
+        };
+        up.put_format(k, &text).await.map_err(not_shipped)?;
+        for f in files.iter_mut() {
+            if f.formats.iter().any(|(fk, _)| fk == k) {
+                f.formats_sent.insert(k.to_string());
+            }
+        }
+    }
+    let sources: Vec<Source<'_>> = parts
+        .iter()
+        .zip(&shown)
+        .map(|(p, path)| Source {
+            path,
+            start: p.start,
+            end: p.end(),
+        })
+        .collect();
+    let put = up
+        .put(Segment {
+            key,
+            body: gz,
+            sources,
+            formats,
+        })
+        .await
+        .map_err(not_shipped)?;
+    for p in &parts {
+        files[p.member].advance(p.end())?;
+    }
+    let now = Instant::now();
+    for f in files.iter_mut() {
+        f.last_ship = Some(now);
+    }
+    let lines = memchr::memchr_iter(b'\n', &body).count();
+    match (parts.as_slice(), put) {
+        ([one], Put::Stored { etag }) => tracing::info!(
+            "shipped {} bytes {}..{} ({} bytes, {lines} lines, {gz_len} gzipped) to s3://{}/{key} (ETag {})",
+            shown[0],
+            one.start,
+            one.end(),
+            body.len(),
+            up.bucket(),
+            etag.as_deref().unwrap_or("-")
+        ),
+        ([one], Put::AlreadyThere) => tracing::info!(
+            "{} bytes {}..{} ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving its position); position saved",
+            shown[0],
+            one.start,
+            one.end(),
+            up.bucket()
+        ),
+        (many, put) => {
+            let listed: Vec<String> = many
+                .iter()
+                .zip(&shown)
+                .map(|(p, path)| format!("{path} {}..{}", p.start, p.end()))
+                .collect();
+            match put {
+                Put::Stored { etag } => tracing::info!(
+                    "shipped {} files ({} bytes, {lines} lines, {gz_len} gzipped) to s3://{}/{key} (ETag {}): {}",
+                    many.len(),
+                    body.len(),
+                    up.bucket(),
+                    etag.as_deref().unwrap_or("-"),
+                    listed.join(", ")
+                ),
+                Put::AlreadyThere => tracing::info!(
+                    "{} files ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving their positions); positions saved: {}",
+                    many.len(),
+                    up.bucket(),
+                    listed.join(", ")
+                ),
+            }
+        }
+    }
+    Ok(Shipped {
+        segments: 1,
+        bytes: body.len() as u64,
+    })
+}
+
 // --- the command ---------------------------------------------------------------------------
 
 /// Endpoint overrides the SDK reads; with one set for S3, path-style addressing (emulators).
@@ -1038,19 +1469,34 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed. The handlers
+/// are installed when this is called, not when the future is first polled: the loop's first
+/// pass may open an upload's connection before `select!` polls this future, and a SIGTERM
+/// in between ended the process instead of stopping it (seen once under load).
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM ({e}); ctrl-c only");
-            let _ = tokio::signal::ctrl_c().await;
+            (Err(e), Ok(mut int)) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); ctrl-c only");
+                int.recv().await;
+            }
+            (Ok(mut term), Err(e)) => {
+                tracing::warn!("cannot listen for ctrl-c ({e}); SIGTERM only");
+                term.recv().await;
+            }
+            (Err(e), Err(_)) => {
+                tracing::warn!("cannot listen for SIGTERM or ctrl-c ({e})");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
@@ -1169,7 +1615,7 @@ pub async fn run<U: Uploader>(
                 f.shown,
                 up.bucket()
             );
-            f = f.with_log_format(key, text.clone());
+            f.set_formats(vec![(key, text.clone())]);
         }
         followers.push(f);
     }
@@ -1189,15 +1635,22 @@ pub async fn run<U: Uploader>(
     }
     if settings.once {
         let mut failed = missing + settings.refused.len();
-        for f in &mut followers {
-            match f.pass(up, settings, instance_id, true).await {
-                Ok(s) if s.segments == 0 && f.missing().is_none() => {
-                    tracing::info!("{}: nothing to ship", f.shown)
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!("{e}");
-                    failed += 1;
+        for kind in [LogKind::Access, LogKind::Error] {
+            let mut group: Vec<&mut Follower> =
+                followers.iter_mut().filter(|f| f.kind == kind).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let pass = pass_kind(&mut group, up, settings, instance_id, true).await;
+            for e in &pass.errors {
+                tracing::error!("{e}");
+            }
+            failed += pass.errors.len();
+            if pass.errors.is_empty() {
+                for f in &group {
+                    if f.shipped == 0 && f.missing().is_none() {
+                        tracing::info!("{}: nothing to ship", f.shown);
+                    }
                 }
             }
         }
@@ -1221,9 +1674,16 @@ pub async fn run<U: Uploader>(
     loop {
         let work = async {
             let mut first_error = None;
-            for f in followers.iter_mut() {
-                let due = f.due(settings.interval);
-                if let Err(e) = f.pass(up, settings, instance_id, due).await {
+            // The files of one kind go together: one object per kind per interval.
+            for kind in [LogKind::Access, LogKind::Error] {
+                let mut group: Vec<&mut Follower> =
+                    followers.iter_mut().filter(|f| f.kind == kind).collect();
+                if group.is_empty() {
+                    continue;
+                }
+                let due = group.iter().any(|f| f.due(settings.interval));
+                let pass = pass_kind(&mut group, up, settings, instance_id, due).await;
+                if let Some(e) = pass.errors.into_iter().next() {
                     first_error.get_or_insert(e);
                 }
             }

@@ -18,6 +18,11 @@ pub struct Pending {
     /// Offset one past the segment's last byte (it starts at [`Position::offset`]).
     pub end: u64,
     pub key: String,
+    /// The object is a bundle: other files' plans may name the same key. Saved as `bundle`
+    /// instead of `pending`, so that a follower from before bundles refuses the state file
+    /// (and says so) rather than send the key for this file alone, which would make the other
+    /// files' plans find it there and skip their lines.
+    pub bundle: bool,
 }
 
 /// Where a followed path stands: every byte of `file` before `offset` is in S3.
@@ -98,7 +103,8 @@ impl Position {
             s.push_str(&format!("head {} {:016x}\n", h.len, h.hash));
         }
         if let Some(p) = &self.pending {
-            s.push_str(&format!("pending {} {}\n", p.end, p.key));
+            let field = if p.bundle { "bundle" } else { "pending" };
+            s.push_str(&format!("{field} {} {}\n", p.end, p.key));
         }
         s
     }
@@ -138,16 +144,17 @@ impl Position {
                             .map_err(|_| bad(format!("head: {hash:?} is not a hex hash")))?,
                     });
                 }
-                "pending" => {
+                "pending" | "bundle" => {
                     let (end, key) = value
                         .split_once(' ')
-                        .ok_or_else(|| bad("pending needs an end offset and a key".into()))?;
+                        .ok_or_else(|| bad(format!("{field} needs an end offset and a key")))?;
                     if key.is_empty() {
-                        return Err(bad("pending has an empty key".into()));
+                        return Err(bad(format!("{field} has an empty key")));
                     }
                     pending = Some(Pending {
                         end: number(end)?,
                         key: key.to_string(),
+                        bundle: field == "bundle",
                     });
                 }
                 other => return Err(bad(format!("unknown field {other:?}"))),
@@ -220,14 +227,11 @@ pub struct SegmentName<'a> {
 /// e.g. `nginx/i-0123456789abcdef0/access/2026/11/30/access.log-803.1311.g2-0-52817.gz`:
 /// the default `KEY_PATTERN` routes it like the shell shipper's keys.
 pub fn segment_key(n: &SegmentName<'_>) -> String {
-    let kind = match n.kind {
-        LogKind::Access => "access",
-        LogKind::Error => "error",
-    };
     format!(
-        "{}{}/{kind}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
+        "{}{}/{}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
         n.prefix,
         n.instance_id,
+        kind_dir(n.kind),
         n.day,
         n.name,
         n.file.dev,
@@ -236,6 +240,115 @@ pub fn segment_key(n: &SegmentName<'_>) -> String {
         n.start,
         n.end
     )
+}
+
+/// `PREFIX<instance-id>/<access|error>/YYYY/MM/DD/bundle-<planned, Unix ms>-<first part's segment name>`,
+/// e.g. `nginx/i-0123456789abcdef0/access/2026/12/05/bundle-1764903600123-shop.example.com.access.log-803.1311.g0-0-5120.gz`:
+/// the key of an object holding the lines of several files of one kind (a *bundle*), named
+/// after its first part (`n`: that file's name, identity, generation and byte range) and the
+/// time it was planned. The first part alone is unique (a file's range ships once); the time
+/// keeps a plan that had to be dropped (its bytes could not be read again) from ever naming
+/// what a later plan holds. The default `KEY_PATTERN` routes it like a segment.
+pub fn bundle_key(n: &SegmentName<'_>, planned_ms: i64) -> String {
+    format!(
+        "{}{}/{}/{}/bundle-{planned_ms}-{}-{:x}.{}.g{}-{}-{}.gz",
+        n.prefix,
+        n.instance_id,
+        kind_dir(n.kind),
+        n.day,
+        n.name,
+        n.file.dev,
+        n.file.ino,
+        n.generation,
+        n.start,
+        n.end
+    )
+}
+
+fn kind_dir(kind: LogKind) -> &'static str {
+    match kind {
+        LogKind::Access => "access",
+        LogKind::Error => "error",
+    }
+}
+
+/// At most this many format objects are named by one object (`ncf-log-formats`): the
+/// forwarder reads at most as many. A bundle whose files name more is split into several
+/// objects.
+pub use crate::parse::object_format::MAX_OBJECT_FORMATS;
+
+/// Which `log_format`s wrote an object's lines, as its metadata says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectFormats {
+    /// No line's format is known (the deployment's `ACCESS_LOG_FORMAT` applies): no metadata.
+    Unknown,
+    /// Every line was written by this one format (`ncf-log-format`, as before bundles).
+    One(String),
+    /// `ncf-log-formats`: the format-object keys, in order of first use; `ncf-parts` when the
+    /// lines do not all take every key as candidates, in order.
+    Many {
+        keys: Vec<String>,
+        parts: Option<String>,
+    },
+}
+
+impl ObjectFormats {
+    /// The format-object keys named.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Self::Unknown => Vec::new(),
+            Self::One(k) => vec![k.as_str()],
+            Self::Many { keys, .. } => keys.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// What the metadata of an object made of `parts` says of its formats: each part is a run of
+/// whole lines (`bytes`, the candidate format keys of the file it came from, newest first), in
+/// body order. Adjacent parts with the same candidates are one part of `ncf-parts`
+/// (`<bytes>:<i>.<j>` with indexes into the keys, `-` for none known).
+pub fn object_formats(parts: &[(u64, &[String])]) -> ObjectFormats {
+    let mut runs: Vec<(u64, &[String])> = Vec::new();
+    for &(bytes, candidates) in parts {
+        match runs.last_mut() {
+            Some((b, c)) if *c == candidates => *b += bytes,
+            _ => runs.push((bytes, candidates)),
+        }
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for (_, candidates) in &runs {
+        for k in candidates.iter() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    match runs.as_slice() {
+        _ if keys.is_empty() => ObjectFormats::Unknown,
+        [(_, only)] if only.len() == 1 => ObjectFormats::One(keys.remove(0)),
+        [(_, only)] if *only == keys.as_slice() => ObjectFormats::Many { keys, parts: None },
+        _ => {
+            let text: Vec<String> = runs
+                .iter()
+                .map(|(bytes, candidates)| {
+                    let idx: Vec<String> = candidates
+                        .iter()
+                        .filter_map(|k| keys.iter().position(|x| x == k))
+                        .map(|i| i.to_string())
+                        .collect();
+                    if idx.is_empty() {
+                        format!("{bytes}:-")
+                    } else {
+                        format!("{bytes}:{}", idx.join("."))
+                    }
+                })
+                .collect();
+            ObjectFormats::Many {
+                keys,
+                parts: Some(text.join(" ")),
+            }
+        }
+    }
 }
 
 /// How many bytes of `buf` (read from the position on, at most a segment's worth) go into the
@@ -452,8 +565,23 @@ mod tests {
         p.pending = Some(Pending {
             end: 8192,
             key: "nginx/i-0123abcd/access/2026/11/30/access log-801.11.g3-4096-8192.gz".into(),
+            bundle: false,
         });
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
+        // A bundle's plan: its own field, which a follower from before bundles refuses.
+        let mut b = p.clone();
+        b.pending = Some(Pending {
+            end: 8192,
+            key: "nginx/i-0123abcd/access/2026/11/30/bundle-1764903600123-a.log-801.11.g3-4096-8192.gz"
+                .into(),
+            bundle: true,
+        });
+        let text = b.encode("/x");
+        assert!(
+            text.contains("\nbundle 8192 nginx/") && !text.contains("pending"),
+            "{text}"
+        );
+        assert_eq!(Position::decode(&text), Ok(b));
         p.head = Some(Head::of(b"10.0.0.1 - - [30/Nov/2026:04:00:00 +0000]"));
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
         assert_eq!(Head::of(b"").hash, 0xcbf2_9ce4_8422_2325);
@@ -516,6 +644,72 @@ mod tests {
         ] {
             assert_eq!(kind_of(name), want, "{name}");
         }
+    }
+
+    /// Bytes of lines and their candidate formats.
+    type Run<'a> = (u64, &'a [String]);
+
+    #[test]
+    fn object_formats_name_each_run_of_lines() {
+        let k = |s: &str| s.to_string();
+        let (x, y, z) = (
+            k("p/i-1/formats/x"),
+            k("p/i-1/formats/y"),
+            k("p/i-1/formats/z"),
+        );
+        let only_x = [x.clone()];
+        let y_then_x = [y.clone(), x.clone()];
+        let only_z = [z.clone()];
+        let none: [String; 0] = [];
+        #[rustfmt::skip]
+        let table: Vec<(&str, Vec<Run<'_>>, ObjectFormats)> = vec![
+            ("nothing known", vec![(10, &none), (5, &none)], ObjectFormats::Unknown),
+            ("one format, one file: as before bundles", vec![(10, &only_x)], ObjectFormats::One(x.clone())),
+            ("one format, several files", vec![(10, &only_x), (7, &only_x)], ObjectFormats::One(x.clone())),
+            ("one file, two candidates: no parts needed", vec![(10, &y_then_x)],
+                ObjectFormats::Many { keys: vec![y.clone(), x.clone()], parts: None }),
+            ("adjacent equal lists merge", vec![(10, &only_x), (5, &only_x), (4, &y_then_x), (1, &none)],
+                ObjectFormats::Many { keys: vec![x.clone(), y.clone()], parts: Some("15:0 4:1.0 1:-".into()) }),
+            ("a file with no format beside one with", vec![(3, &none), (9, &only_z)],
+                ObjectFormats::Many { keys: vec![z.clone()], parts: Some("3:- 9:0".into()) }),
+        ];
+        for (what, parts, want) in table {
+            assert_eq!(object_formats(&parts), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn bundle_keys_route_like_segments_and_name_their_first_part() {
+        let config = crate::config::Config::from_lookup(|_| None).unwrap();
+        let name = SegmentName {
+            prefix: "nginx/",
+            instance_id: "i-0123456789abcdef0",
+            kind: LogKind::Error,
+            day: "2026/12/05",
+            name: "shop.example.com.error.log",
+            file: FileId {
+                dev: 0x803,
+                ino: 1311,
+            },
+            generation: 2,
+            start: 100,
+            end: 5120,
+        };
+        let key = bundle_key(&name, 1_764_903_600_123);
+        assert_eq!(
+            key,
+            "nginx/i-0123456789abcdef0/error/2026/12/05/bundle-1764903600123-shop.example.com.error.log-803.1311.g2-100-5120.gz"
+        );
+        assert_ne!(key, segment_key(&name));
+        let route = config.router.route(&key).unwrap();
+        assert_eq!(
+            (
+                route.kind,
+                route.log_group.as_str(),
+                route.log_stream.as_str()
+            ),
+            (LogKind::Error, "nginx-error", "i-0123456789abcdef0")
+        );
     }
 
     /// The forwarder's default routing takes the follower's keys to the right group and stream.

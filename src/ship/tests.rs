@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 
+/// Bytes `start..end` of a path.
+type Range = (String, u64, u64);
+
 /// Objects by key; `fail` refuses every put while set.
 #[derive(Default)]
 struct Fake {
@@ -16,9 +19,17 @@ struct Fake {
     /// nginx writing while the follower ships: each put appends a line to this file, up to
     /// the count.
     writes_on_put: Mutex<Option<(PathBuf, usize)>>,
-    /// Format objects by key, and the format each segment named.
+    /// Format objects by key, and the formats each object named.
     formats: Mutex<BTreeMap<String, String>>,
-    named: Mutex<BTreeMap<String, Option<String>>>,
+    named: Mutex<BTreeMap<String, plan::ObjectFormats>>,
+    /// Each object's sources (path, start, end).
+    sources: Mutex<BTreeMap<String, Vec<Range>>>,
+    /// Objects that named a format object not put before them.
+    unnamed: Mutex<Vec<String>>,
+    /// A crash right after S3 stored the object: the put's answer never arrives.
+    lose_reply: std::sync::atomic::AtomicBool,
+    /// Run at each put, before anything else (a crash point set up by the test).
+    on_put: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Uploader for Fake {
@@ -29,6 +40,10 @@ impl Uploader for Fake {
         {
             *left -= 1;
             append(path, &format!("written while shipping {n}\n"));
+        }
+        let hook = self.on_put.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
         }
         if self.fail.load(Ordering::SeqCst) {
             return Err(UploadError {
@@ -41,11 +56,29 @@ impl Uploader for Fake {
         if objects.contains_key(seg.key) {
             return Ok(Put::AlreadyThere);
         }
+        let formats = self.formats.lock().unwrap();
+        if seg.formats.keys().iter().any(|k| !formats.contains_key(*k)) {
+            self.unnamed.lock().unwrap().push(seg.key.to_string());
+        }
         objects.insert(seg.key.to_string(), seg.body);
         self.named
             .lock()
             .unwrap()
-            .insert(seg.key.to_string(), seg.log_format.map(str::to_string));
+            .insert(seg.key.to_string(), seg.formats.clone());
+        self.sources.lock().unwrap().insert(
+            seg.key.to_string(),
+            seg.sources
+                .iter()
+                .map(|s| (s.path.to_string(), s.start, s.end))
+                .collect(),
+        );
+        if self.lose_reply.load(Ordering::SeqCst) {
+            return Err(UploadError {
+                bucket: "b".into(),
+                key: seg.key.into(),
+                detail: "stored, but the answer was lost".into(),
+            });
+        }
         Ok(Put::Stored { etag: None })
     }
 
@@ -92,6 +125,27 @@ impl Fake {
             .collect();
         segs.sort();
         segs.into_iter().map(|(_, _, s)| s).collect()
+    }
+}
+
+impl Fake {
+    /// Every line in every object, with how many times it was shipped.
+    fn lines(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for body in self.objects.lock().unwrap().values() {
+            let mut s = String::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            for line in s.lines() {
+                *out.entry(line.to_string()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
     }
 }
 
@@ -514,7 +568,9 @@ async fn segments_name_the_format_object_put_before_them() {
     let named = up.named.lock().unwrap().clone();
     assert_eq!(named.len(), 2);
     assert!(
-        named.values().all(|k| k.as_deref() == Some(key.as_str())),
+        named
+            .values()
+            .all(|k| *k == plan::ObjectFormats::One(key.clone())),
         "{named:?}"
     );
 }
@@ -620,4 +676,524 @@ fn settings_from_flags_and_environment() {
         .unwrap_err();
         assert_eq!(e.name, name, "{e}");
     }
+}
+
+// --- the files of one kind, together (issue 28) ----------------------------------------------
+
+/// Site-named access logs in the scratch directory, followed as one kind.
+fn sites(dir: &Path, names: &[&str]) -> Settings {
+    Settings {
+        asked: Vec::new(),
+        files: names
+            .iter()
+            .map(|n| (dir.join(n), LogKind::Access))
+            .collect(),
+        ..settings(dir, 1 << 20)
+    }
+}
+
+fn open_all(s: &Settings) -> Vec<Follower> {
+    s.files
+        .iter()
+        .map(|(p, k)| Follower::open(p, *k, &s.state_dir).unwrap())
+        .collect()
+}
+
+async fn pass_all(fs: &mut [Follower], up: &Fake, s: &Settings, due: bool) -> KindPass {
+    let mut group: Vec<&mut Follower> = fs.iter_mut().collect();
+    pass_kind(&mut group, up, s, ID, due).await
+}
+
+/// Appends `n` lines (`<file name> <i>`) to each file, numbered from `from`: what was written.
+fn write_lines(s: &Settings, from: usize, n: usize) -> Vec<String> {
+    let mut written = Vec::new();
+    for (path, _) in &s.files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for i in from..from + n {
+            let line = format!("{name} {i}");
+            append(path, &format!("{line}\n"));
+            written.push(line);
+        }
+    }
+    written
+}
+
+/// Every written line shipped exactly once, and nothing else.
+fn exactly_once(up: &Fake, written: &[String], what: &str) {
+    let lines = up.lines();
+    let twice: Vec<_> = lines.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{what}: shipped twice: {twice:?}");
+    let mut want: Vec<&String> = written.iter().collect();
+    want.sort();
+    let got: Vec<&String> = lines.keys().collect();
+    assert_eq!(got, want, "{what}");
+}
+
+const SITES: [&str; 5] = [
+    "api.example.com.access.log",
+    "blog.example.com.access.log",
+    "cdn.example.com.access.log",
+    "shop.example.com.access.log",
+    "www.example.com.access.log",
+];
+
+/// 50 site logs made 50 objects an interval; the files of one kind now go together: one
+/// object per pass, a bundle named after its first part, its sources in order; one file with
+/// lines alone keeps the segment key it had before bundles.
+#[tokio::test]
+async fn the_files_of_one_kind_ship_as_one_object_per_pass() {
+    let dir = Scratch::new("bundle");
+    let s = sites(&dir.0, &SITES);
+    let mut written = write_lines(&s, 0, 3);
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    assert_eq!(pass.shipped.segments, 1);
+    let keys = up.keys();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].starts_with(&format!("nginx/{ID}/access/"))
+            && keys[0].contains("/bundle-")
+            && keys[0].contains("-api.example.com.access.log-"),
+        "{keys:?}"
+    );
+    let sources = up.sources.lock().unwrap()[&keys[0]].clone();
+    let paths: Vec<String> = SITES
+        .iter()
+        .map(|n| dir.0.join(n).display().to_string())
+        .collect();
+    let want: Vec<Range> = SITES
+        .iter()
+        .zip(paths)
+        .map(|(n, p)| (p, 0, 3 * (n.len() as u64 + 3)))
+        .collect();
+    assert_eq!(sources, want);
+    exactly_once(&up, &written, "first pass");
+    assert!(fs.iter().all(|f| f.position().unwrap().pending.is_none()));
+
+    // Not due and under a segment: nothing; due: the two files with lines, together.
+    for n in [1, 3] {
+        let line = format!("{} 3", SITES[n]);
+        append(&s.files[n].0, &format!("{line}\n"));
+        written.push(line);
+    }
+    let pass = pass_all(&mut fs, &up, &s, false).await;
+    assert_eq!(pass.shipped.segments, 0);
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert_eq!(pass.shipped.segments, 1);
+    assert_eq!(up.keys().len(), 2);
+    exactly_once(&up, &written, "two files");
+
+    // One file with lines alone: its segment key, as before bundles.
+    let line = format!("{} 4", SITES[2]);
+    append(&s.files[2].0, &format!("{line}\n"));
+    written.push(line);
+    let before = up.keys();
+    assert_eq!(pass_all(&mut fs, &up, &s, true).await.shipped.segments, 1);
+    let new: Vec<String> = up
+        .keys()
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    let pos = fs[2].position().unwrap();
+    let want = plan::segment_key(&SegmentName {
+        prefix: "nginx/",
+        instance_id: ID,
+        kind: LogKind::Access,
+        day: &jiff::Timestamp::now().strftime("%Y/%m/%d").to_string(),
+        name: SITES[2],
+        file: pos.file,
+        generation: 0,
+        start: pos.offset - (SITES[2].len() as u64 + 3),
+        end: pos.offset,
+    });
+    assert_eq!(new, vec![want]);
+    exactly_once(&up, &written, "one file");
+}
+
+/// Before the interval is up a bundle goes as soon as the kind has a segment's worth pending,
+/// and no object is larger than a segment.
+#[tokio::test]
+async fn a_segments_worth_across_files_ships_before_the_interval() {
+    let dir = Scratch::new("bundle-full");
+    let s = Settings {
+        max_segment: 100,
+        ..sites(&dir.0, &SITES)
+    };
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    // 5 files × 2 lines of 30 bytes: 300 bytes pending, three segments' worth.
+    let written = write_lines(&s, 100, 2);
+    let pass = pass_all(&mut fs, &up, &s, false).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    assert_eq!(pass.shipped.segments, 3);
+    for body in up.objects.lock().unwrap().values() {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.len() <= 100, "{text:?}");
+    }
+    // What is left (less than a segment) waits for the interval.
+    assert!(up.lines().len() < written.len());
+    assert_eq!(pass_all(&mut fs, &up, &s, true).await.shipped.segments, 1);
+    exactly_once(&up, &written, "full segments, then the rest");
+}
+
+/// Where a run can stop while it ships a bundle of three files (a, b, c, in that order).
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    /// a's plan saved, b's not (nor c's).
+    BetweenPlans,
+    /// Every plan saved, the put failed: nothing in S3.
+    PutFails,
+    /// S3 stored the object; the answer never came back.
+    AfterPut,
+    /// Stored, a's position moved on, b's could not be saved (nor c's).
+    BetweenAdvances,
+}
+
+/// A crash at any point of shipping a bundle neither loses nor repeats a line: the next run
+/// sends each saved plan's key again from exactly the ranges planned under it (S3 says it is
+/// there when it was put; otherwise those files' bytes are nowhere yet), then the rest.
+#[tokio::test]
+async fn a_crash_between_the_plans_the_put_and_the_positions_loses_and_repeats_nothing() {
+    for (crash, objects) in [
+        (Crash::BetweenPlans, 3),
+        (Crash::PutFails, 2),
+        (Crash::AfterPut, 2),
+        (Crash::BetweenAdvances, 2),
+    ] {
+        let what = format!("{crash:?}");
+        let dir = Scratch::new("bundle-crash");
+        let s = sites(&dir.0, &SITES[..3]);
+        let mut written = write_lines(&s, 0, 2);
+        let up = Fake::default();
+        let mut fs = open_all(&s);
+        assert!(pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+        written.extend(write_lines(&s, 2, 2));
+        // A state file that cannot be saved: its temporary name is taken by a directory.
+        let b_tmp = state_file(&s.state_dir, &s.files[1].0).with_extension("pos.tmp");
+        match crash {
+            Crash::BetweenPlans => std::fs::create_dir(&b_tmp).unwrap(),
+            Crash::PutFails => up.fail.store(true, Ordering::SeqCst),
+            Crash::AfterPut => up.lose_reply.store(true, Ordering::SeqCst),
+            Crash::BetweenAdvances => {
+                let dir = b_tmp.clone();
+                *up.on_put.lock().unwrap() =
+                    Some(Box::new(move || std::fs::create_dir(&dir).unwrap()));
+            }
+        }
+        let pass = pass_all(&mut fs, &up, &s, true).await;
+        assert!(!pass.errors.is_empty(), "{what}");
+        // What the state files say now (a stopped run leaves exactly them).
+        drop(fs);
+        let pending: Vec<Option<String>> = open_all(&s)
+            .iter()
+            .map(|f| {
+                f.position()
+                    .unwrap()
+                    .pending
+                    .as_ref()
+                    .map(|p| p.key.clone())
+            })
+            .collect();
+        let in_s3 = up.keys().len();
+        match crash {
+            Crash::BetweenPlans => {
+                assert!(pending[0].is_some() && pending[1..].iter().all(Option::is_none));
+                assert_eq!(in_s3, 1, "{what}");
+            }
+            Crash::PutFails | Crash::AfterPut => {
+                assert!(pending.iter().all(|p| p.is_some() && *p == pending[0]));
+                assert_eq!(
+                    in_s3,
+                    if matches!(crash, Crash::AfterPut) {
+                        2
+                    } else {
+                        1
+                    }
+                );
+            }
+            Crash::BetweenAdvances => {
+                assert!(pending[0].is_none() && pending[1].is_some() && pending[1] == pending[2]);
+                assert_eq!(in_s3, 2, "{what}");
+            }
+        }
+        let _ = std::fs::remove_dir(&b_tmp);
+        up.fail.store(false, Ordering::SeqCst);
+        up.lose_reply.store(false, Ordering::SeqCst);
+        // The next run.
+        let mut fs = open_all(&s);
+        let pass = pass_all(&mut fs, &up, &s, true).await;
+        assert!(pass.errors.is_empty(), "{what}: {:?}", pass.errors);
+        exactly_once(&up, &written, &what);
+        assert_eq!(up.keys().len(), objects, "{what}: {:?}", up.keys());
+        for f in &fs {
+            let pos = f.position().unwrap();
+            assert_eq!(pos.pending, None, "{what}");
+            assert_eq!(
+                pos.offset,
+                std::fs::metadata(&f.path).unwrap().len(),
+                "{what}"
+            );
+        }
+        // And nothing again.
+        assert_eq!(pass_all(&mut fs, &up, &s, true).await.shipped.segments, 0);
+    }
+}
+
+/// One file of the bundle rotated by rename, another by copytruncate, between two passes:
+/// every line once, the rotated files' rests included.
+#[tokio::test]
+async fn rotating_files_of_the_bundle_mid_run_loses_and_repeats_nothing() {
+    let dir = Scratch::new("bundle-rotate");
+    let s = sites(&dir.0, &SITES[..3]);
+    let mut written = write_lines(&s, 0, 2);
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    assert!(pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    written.extend(write_lines(&s, 2, 2));
+    // a: renamed, nginx writes a new file; b: copied and truncated, then written again.
+    let (a, b) = (&s.files[0].0, &s.files[1].0);
+    std::fs::rename(a, a.with_extension("log.1")).unwrap();
+    std::fs::copy(b, b.with_extension("log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(b)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    written.extend(write_lines(&s, 4, 1));
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    exactly_once(&up, &written, "after the rotations");
+    assert_eq!(fs[0].position().unwrap().generation, 1);
+    assert_eq!(fs[1].position().unwrap().generation, 1);
+    written.extend(write_lines(&s, 5, 1));
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert_eq!(pass.shipped.segments, 1);
+    exactly_once(&up, &written, "the interval after");
+}
+
+/// Each run of lines names its file's candidate formats (newest first): files with the same
+/// candidates are adjacent and one part; each format object is put once, before the first
+/// object that names it; more than MAX_OBJECT_FORMATS formats split the bundle.
+#[tokio::test]
+async fn a_bundle_names_each_files_candidate_formats_and_splits_beyond_the_limit() {
+    let dir = Scratch::new("bundle-formats");
+    let s = sites(&dir.0, &SITES[..3]);
+    let key = |x: &str| format!("nginx/{ID}/formats/{x}");
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    // c is written by y now and was by x before; a and b by x. Sorted: a, b (x), c (y, x).
+    for f in &mut fs[..2] {
+        f.set_formats(vec![(key("x"), "'$x'".into())]);
+    }
+    fs[2].set_formats(vec![(key("y"), "'$y'".into()), (key("x"), "'$x'".into())]);
+    let written = write_lines(&s, 0, 1);
+    assert!(pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    exactly_once(&up, &written, "formats");
+    let named: Vec<plan::ObjectFormats> = up.named.lock().unwrap().values().cloned().collect();
+    let (la, lb) = (SITES[0].len() + 3, SITES[1].len() + 3);
+    assert_eq!(
+        named,
+        vec![plan::ObjectFormats::Many {
+            keys: vec![key("x"), key("y")],
+            parts: Some(format!("{}:0 {}:1.0", la + lb, SITES[2].len() + 3)),
+        }]
+    );
+    assert_eq!(up.formats.lock().unwrap().len(), 2);
+    assert!(up.unnamed.lock().unwrap().is_empty());
+
+    // Ten files, ten formats: two objects, each naming at most MAX_OBJECT_FORMATS.
+    let names: Vec<String> = (0..10).map(|i| format!("site{i}.access.log")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let dir = Scratch::new("bundle-formats-10");
+    let s = sites(&dir.0, &names);
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    for (i, f) in fs.iter_mut().enumerate() {
+        f.set_formats(vec![(key(&format!("f{i}")), format!("'$f{i}'"))]);
+    }
+    let written = write_lines(&s, 0, 2);
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    assert_eq!(pass.shipped.segments, 2);
+    exactly_once(&up, &written, "ten formats");
+    let counts: Vec<usize> = up
+        .named
+        .lock()
+        .unwrap()
+        .values()
+        .map(|f| f.keys().len())
+        .collect();
+    assert!(
+        counts.iter().all(|n| *n <= plan::MAX_OBJECT_FORMATS) && counts.iter().sum::<usize>() == 10,
+        "{counts:?}"
+    );
+    assert!(up.unnamed.lock().unwrap().is_empty());
+}
+
+/// `run --once` takes each kind's files together: three access logs and an error log make
+/// two objects.
+#[tokio::test]
+async fn run_ships_one_object_per_kind() {
+    let dir = Scratch::new("bundle-run");
+    let mut s = sites(&dir.0, &SITES[..3]);
+    s.files
+        .push((dir.0.join("shop.example.com.error.log"), LogKind::Error));
+    let written = write_lines(&s, 0, 2);
+    let up = Fake::default();
+    assert_eq!(run(&s, &up, ID).await.unwrap(), ExitCode::SUCCESS);
+    exactly_once(&up, &written, "run");
+    let keys = up.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.contains("/access/") && k.contains("/bundle-"))
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k.contains("/error/") && !k.contains("/bundle-"))
+    );
+}
+
+/// What a segment and a bundle say of themselves in their metadata.
+#[test]
+fn object_metadata_of_a_segment_and_a_bundle() {
+    let seg = |sources: Vec<Source<'static>>, formats| Segment {
+        key: "k",
+        body: Vec::new(),
+        sources,
+        formats,
+    };
+    let one = Source {
+        path: "/var/log/nginx/shop example.log",
+        start: 10,
+        end: 20,
+    };
+    let other = Source {
+        path: "/var/log/nginx/b.log",
+        start: 0,
+        end: 5,
+    };
+    assert_eq!(
+        object_metadata(&seg(
+            vec![one.clone()],
+            plan::ObjectFormats::One("p/i-1/formats/x y".into())
+        )),
+        vec![
+            (META_LOG_FORMAT, "p/i-1/formats/x%20y".to_string()),
+            (META_SOURCE, "/var/log/nginx/shop%20example.log".into()),
+            (META_BYTES, "10-20".into()),
+        ]
+    );
+    assert_eq!(
+        object_metadata(&seg(
+            vec![one, other],
+            plan::ObjectFormats::Many {
+                keys: vec!["p/x".into(), "p/y".into()],
+                parts: Some("10:0 5:1.0".into()),
+            }
+        )),
+        vec![
+            (META_LOG_FORMATS, "p/x p/y".to_string()),
+            (META_PARTS, "10:0 5:1.0".into()),
+            (META_FILES, "2".into()),
+        ]
+    );
+}
+
+/// A run stops with a bundle planned (every plan saved, nothing put); before the next run one
+/// of its files is rotated by copytruncate and written again: the next run reads that file's
+/// planned bytes from the copy, under the planned key, and every line arrives once.
+#[tokio::test]
+async fn a_bundle_planned_before_a_copytruncate_is_sent_from_the_copy() {
+    let dir = Scratch::new("bundle-plan-copy");
+    let s = sites(&dir.0, &SITES[..3]);
+    let mut written = write_lines(&s, 0, 2);
+    let up = Fake::default();
+    let mut fs = open_all(&s);
+    assert!(pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    written.extend(write_lines(&s, 2, 2));
+    up.fail.store(true, Ordering::SeqCst);
+    assert!(!pass_all(&mut fs, &up, &s, true).await.errors.is_empty());
+    drop(fs);
+    let state = std::fs::read_to_string(state_file(&s.state_dir, &s.files[1].0)).unwrap();
+    let planned = state
+        .lines()
+        .find_map(|l| l.strip_prefix("bundle "))
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, key)| key.to_string())
+        .unwrap_or_else(|| panic!("no bundle plan in {state}"));
+    let b = &s.files[1].0;
+    std::fs::copy(b, b.with_extension("log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(b)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let line = format!("{} after", SITES[1]);
+    append(b, &format!("{line}\n"));
+    written.push(line);
+    up.fail.store(false, Ordering::SeqCst);
+    let mut fs = open_all(&s);
+    let pass = pass_all(&mut fs, &up, &s, true).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    exactly_once(&up, &written, "planned, then copytruncate");
+    let sources = up.sources.lock().unwrap()[&planned].clone();
+    assert_eq!(sources.len(), 3, "the planned bundle, whole: {sources:?}");
+    assert_eq!(fs[1].position().unwrap().generation, 1);
+}
+
+/// What the follower writes of a bundle's formats is what the forwarder reads: the keys in
+/// order, and for each file's lines its candidates, newest first (the forwarder's decoders).
+#[test]
+fn a_bundles_format_metadata_reads_back_through_the_forwarders_decoders() {
+    use crate::parse::object_format::{Candidate, candidates_at, decode_formats, decode_parts};
+    let key = |text: &str| format_key("nginx/", ID, text);
+    let (x, y) = (key("'$x'"), key("'$y'"));
+    let none: Vec<String> = Vec::new();
+    let files: [(u64, Vec<String>); 4] = [
+        (100, vec![x.clone()]),
+        (50, vec![x.clone()]),
+        (70, vec![y.clone(), x.clone()]),
+        (30, none),
+    ];
+    let runs: Vec<(u64, &[String])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    let formats = plan::object_formats(&runs);
+    let meta: BTreeMap<&str, String> = format_metadata(&formats).into_iter().collect();
+    let keys = decode_formats(&meta[META_LOG_FORMATS]).unwrap();
+    assert_eq!(keys, vec![x.clone(), y.clone()]);
+    let parts = decode_parts(&meta[META_PARTS], keys.len()).unwrap();
+    let mut offset = 0;
+    for (bytes, candidates) in &files {
+        let want: Vec<Candidate> = if candidates.is_empty() {
+            vec![Candidate::Default]
+        } else {
+            candidates
+                .iter()
+                .map(|k| Candidate::Named(keys.iter().position(|x| x == k).unwrap()))
+                .collect()
+        };
+        for at in [offset, offset + bytes - 1] {
+            assert_eq!(candidates_at(&parts, keys.len(), at), want, "at {at}");
+        }
+        offset += bytes;
+    }
+    assert_eq!(parts.last().map(|p| p.end), Some(offset));
+    // One file with two candidates: no parts, every line takes both in order.
+    let two = [y.clone(), x.clone()];
+    let meta: BTreeMap<&str, String> =
+        format_metadata(&plan::object_formats(&[(10, two.as_slice())]))
+            .into_iter()
+            .collect();
+    assert_eq!(
+        decode_formats(&meta[META_LOG_FORMATS]).unwrap(),
+        two.to_vec()
+    );
+    assert!(!meta.contains_key(META_PARTS));
 }
