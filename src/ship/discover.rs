@@ -1,10 +1,19 @@
-//! Which files the follower follows and what kind each is: from nginx's own configuration
-//! (`nginx -T`, read by [`super::nginx_conf`]) when it can be read, else from the file names
-//! (`access*`, `error*`, as `ship-nginx-logs.sh` decides).
+//! Which files the follower follows, what kind each is and which `log_format` writes it: from
+//! nginx's own configuration when it can be read, else from the file names (`access*`,
+//! `error*`, as `ship-nginx-logs.sh` decides).
+//!
+//! The configuration is read from its files ([`files`]: the main file `nginx -V` names, or
+//! `NGINX_CONF`, and every `include`), which needs read access only; `nginx -T` is the
+//! fallback when they cannot be read (it needs to open every log and the pid file: root, and
+//! a writable file system). Both give the same text to [`super::nginx_conf`]. While the
+//! follower runs, [`ConfigWatch`] notices a change and reads it again (`nginx -s reload`).
 //!
 //! Fleets name their logs by site (`shop.example.com.access.log`, `api-access.log`,
 //! `site/access.log`); the configuration says what each file is. A FILE that neither says is
 //! refused on its own, with the reason: the others are still followed.
+
+mod files;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,13 +21,21 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use super::nginx_conf::{Defaults, LogFile, Logs, Module, Writes, parse_dump};
+use super::nginx_conf::{Defaults, Format, LogFile, Logs, Module, Writes, parse_dump};
 use super::plan;
 use crate::route::LogKind;
+
+pub use files::{MAX_FILES, ReadError, Sources, glob};
+pub use watch::{Change, ConfigWatch, MAX_CANDIDATES};
 
 /// How long `nginx -V` or `nginx -T` may take (it reads every configuration file and opens
 /// every log; 11 ms for 50 sites here).
 pub const NGINX_TIMEOUT: Duration = Duration::from_secs(10);
+/// nginx's main configuration file, as nginx is started with `-c` (default: `--conf-path`
+/// from `nginx -V`).
+pub const CONF_VAR: &str = "NGINX_CONF";
+/// nginx's prefix, as nginx is started with `-p` (default: `--prefix` from `nginx -V`).
+pub const PREFIX_VAR: &str = "NGINX_PREFIX";
 
 /// What the follower follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +111,19 @@ pub fn formats(
     follow: &[(PathBuf, LogKind)],
     logs: &Logs,
 ) -> (BTreeMap<PathBuf, String>, Vec<String>) {
+    let (named, notes) = named_formats(follow, logs);
+    let texts = named
+        .into_iter()
+        .map(|(p, f)| (p, f.to_config()))
+        .collect();
+    (texts, notes)
+}
+
+/// [`formats`] with each format whole (its name and place, for the log).
+fn named_formats(
+    follow: &[(PathBuf, LogKind)],
+    logs: &Logs,
+) -> (BTreeMap<PathBuf, Format>, Vec<String>) {
     let mut formats = BTreeMap::new();
     let mut notes = Vec::new();
     for (path, kind) in follow {
@@ -109,7 +139,7 @@ pub fn formats(
                 format,
                 gzip: false,
             }) => {
-                formats.insert(path.clone(), format.to_config());
+                formats.insert(path.clone(), format.clone());
             }
             Ok(Writes::Access { gzip: true, .. }) => notes.push(format!(
                 "{}: nginx writes it gzip'd (access_log … gzip): its segments are not lines, and no format is named",
@@ -136,25 +166,162 @@ fn config_file<'l>(path: &Path, logs: &'l Logs) -> Option<&'l LogFile> {
         .find_map(|p| logs.file(&p.to_string_lossy()))
 }
 
-/// nginx's log files under its configuration: `nginx -V` for the compiled-in prefix and default
-/// logs, then `nginx -T`. An error says why not (no nginx, not allowed to read it, …).
-pub fn read_config(nginx: &str) -> Result<Logs, String> {
-    let version = run(nginx, "-V")?;
-    let defaults = Defaults::from_version_output(&version.stderr);
-    let dump = run(nginx, "-T")?;
-    if !dump.ok {
-        let why = dump
-            .stderr
-            .lines()
-            .rfind(|l| l.contains("[emerg]") || l.contains("failed"))
-            .unwrap_or("it exited with an error")
-            .trim()
-            .to_string();
-        return Err(format!("{nginx} -T: {why}"));
+/// Where nginx's files are when it is not started as it was built (`-c`, `-p`): the
+/// [`CONF_VAR`] and [`PREFIX_VAR`] settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub conf: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl Overrides {
+    /// From the environment (an empty variable counts as unset).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |n: &str| env(n).filter(|v| !v.is_empty());
+        Overrides {
+            conf: var(CONF_VAR),
+            prefix: var(PREFIX_VAR),
+        }
     }
-    parse_dump(&dump.stdout)
-        .and_then(|d| d.logs(&defaults))
-        .map_err(|e| format!("{nginx} -T: {e}"))
+
+    /// `defaults` as nginx runs with `-p` and `-c` set so.
+    pub fn apply(&self, mut defaults: Defaults) -> Defaults {
+        if let Some(p) = &self.prefix {
+            defaults.prefix = format!("{}/", p.trim_end_matches('/'));
+        }
+        if let Some(c) = &self.conf {
+            defaults.conf_path.clone_from(c);
+        }
+        defaults
+    }
+
+    /// The same as `nginx` flags, for `nginx -T`.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(p) = &self.prefix {
+            flags.extend(["-p".to_string(), format!("{}/", p.trim_end_matches('/'))]);
+        }
+        if let Some(c) = &self.conf {
+            flags.extend(["-c".to_string(), c.clone()]);
+        }
+        flags
+    }
+}
+
+/// How the configuration was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum How {
+    /// From its files.
+    Files,
+    /// With `nginx -T`, because the files could not be read (why).
+    NginxT { files_not_read: String },
+}
+
+/// nginx's configuration as read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub logs: Logs,
+    /// What was read, to notice a change.
+    pub sources: Sources,
+    pub how: How,
+}
+
+impl Config {
+    /// For the log: how many files, from where, and how.
+    pub fn describe(&self, reader: &Reader) -> String {
+        let n = self.sources.files().count();
+        match &self.how {
+            How::Files => format!(
+                "read from {n} file(s) under {} directly",
+                reader.defaults.main_file()
+            ),
+            How::NginxT { files_not_read } => format!(
+                "read with {} -T ({n} file(s)): its files could not be read ({files_not_read})",
+                reader.nginx
+            ),
+        }
+    }
+}
+
+/// How to read nginx's configuration, again whenever it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// nginx's binary (for `nginx -T`).
+    pub nginx: String,
+    /// Where nginx runs: `nginx -V`'s compile-time paths with the [`Overrides`].
+    pub defaults: Defaults,
+    pub overrides: Overrides,
+}
+
+impl Reader {
+    /// Asks `nginx -V` where its files are.
+    pub fn new(nginx: &str, overrides: Overrides) -> Result<Self, String> {
+        let version = run(nginx, &["-V".to_string()])?;
+        Ok(Reader {
+            nginx: nginx.to_string(),
+            defaults: overrides.apply(Defaults::from_version_output(&version.stderr)),
+            overrides,
+        })
+    }
+
+    /// The configuration from its files, else from `nginx -T`; an error says why neither.
+    pub fn read(&self) -> Result<Config, String> {
+        let main = self.defaults.main_file();
+        let direct = files::read_dump(&main)
+            .map_err(|e| e.to_string())
+            .and_then(|(dump, sources)| {
+                let logs = dump.logs(&self.defaults).map_err(|e| e.to_string())?;
+                Ok(Config {
+                    logs,
+                    sources,
+                    how: How::Files,
+                })
+            });
+        let why = match direct {
+            Ok(config) => return Ok(config),
+            Err(why) => why,
+        };
+        self.nginx_t()
+            .map(|(logs, sources)| Config {
+                logs,
+                sources,
+                how: How::NginxT {
+                    files_not_read: why.clone(),
+                },
+            })
+            .map_err(|t| format!("{why}; and {t}"))
+    }
+
+    /// `nginx [-p …] [-c …] -T`, parsed.
+    fn nginx_t(&self) -> Result<(Logs, Sources), String> {
+        let nginx = &self.nginx;
+        let mut flags = self.overrides.flags();
+        flags.push("-T".to_string());
+        let dump = run(nginx, &flags)?;
+        if !dump.ok {
+            let why = dump
+                .stderr
+                .lines()
+                .rfind(|l| l.contains("[emerg]") || l.contains("failed"))
+                .unwrap_or("it exited with an error")
+                .trim()
+                .to_string();
+            return Err(format!("{nginx} -T: {why}"));
+        }
+        let parsed = parse_dump(&dump.stdout).map_err(|e| format!("{nginx} -T: {e}"))?;
+        let logs = parsed
+            .logs(&self.defaults)
+            .map_err(|e| format!("{nginx} -T: {e}"))?;
+        Ok((logs, Sources::of_dump(&parsed)))
+    }
+}
+
+/// nginx's log files under its configuration: `nginx -V` for the compiled-in paths, then the
+/// files (or `nginx -T`). An error says why not (no nginx, not allowed to read it, …).
+pub fn read_config(nginx: &str, overrides: Overrides) -> Result<(Reader, Config), String> {
+    let reader = Reader::new(nginx, overrides)?;
+    let config = reader.read()?;
+    Ok((reader, config))
 }
 
 struct Ran {
@@ -163,10 +330,11 @@ struct Ran {
     stderr: String,
 }
 
-/// `nginx FLAG`, within [`NGINX_TIMEOUT`] (killed after it).
-fn run(nginx: &str, flag: &str) -> Result<Ran, String> {
+/// `nginx FLAGS`, within [`NGINX_TIMEOUT`] (killed after it).
+fn run(nginx: &str, flags: &[String]) -> Result<Ran, String> {
+    let flag = flags.join(" ");
     let mut child = Command::new(nginx)
-        .arg(flag)
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -517,6 +517,12 @@ impl Follower {
         self
     }
 
+    /// STUB until H1's `set_formats` lands (the lead keeps H1's): names the first candidate.
+    pub fn set_formats(&mut self, formats: Vec<(String, String)>) {
+        self.log_format = formats.into_iter().next();
+        self.format_sent = false;
+    }
+
     pub fn position(&self) -> Option<&Position> {
         self.pos.as_ref()
     }
@@ -1083,31 +1089,38 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
-    choose_files(&mut settings, nginx_bin.as_deref())?;
+    let watch = choose_files(&mut settings, nginx_bin.as_deref())?;
     let instance = meta.instance_id.clone();
     let up = S3Uploader {
         client: s3_client().await,
         bucket: settings.bucket.clone(),
         host_meta: meta.entries(),
     };
-    run(&settings, &up, &instance).await.map_err(|e| (1, e))
+    run_watching(&settings, &up, &instance, watch)
+        .await
+        .map_err(|e| (1, e))
 }
 
 /// What to follow, from nginx's configuration when it can be read (else from the names): each
 /// FILE that says nothing is refused with a warning, and only when none is left does the
-/// follower stop (64).
-fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), (u8, String)> {
+/// follower stop (64). The watch over the configuration, when it was read.
+fn choose_files(
+    settings: &mut Settings,
+    nginx_bin: Option<&str>,
+) -> Result<Option<discover::ConfigWatch>, (u8, String)> {
     let path_var = std::env::var("PATH").ok();
-    let config = host::nginx_binary(nginx_bin, path_var.as_deref())
+    let overrides = discover::Overrides::from_env(|n| std::env::var(n).ok());
+    let read = host::nginx_binary(nginx_bin, path_var.as_deref())
         .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
-        .and_then(|bin| discover::read_config(&bin));
-    match &config {
-        Ok(logs) => {
+        .and_then(|bin| discover::read_config(&bin, overrides));
+    match &read {
+        Ok((reader, config)) => {
             tracing::info!(
-                "nginx's configuration names {} log file(s)",
-                logs.files.len()
+                "nginx's configuration names {} log file(s); {}",
+                config.logs.files.len(),
+                config.describe(reader)
             );
-            for n in &logs.not_followed {
+            for n in &config.logs.not_followed {
                 tracing::info!("not followed: {} ({}), at {}", n.target, n.reason, n.at);
             }
         }
@@ -1115,6 +1128,7 @@ fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), 
             "nginx's configuration not read ({why}): access… and error… file names say the kind"
         ),
     }
+    let config = read.as_ref().map(|(_, c)| c.logs.clone()).map_err(Clone::clone);
     let chosen = discover::choose(&settings.asked, &DEFAULT_FILES, &config);
     for (path, why) in &chosen.refused {
         tracing::warn!("{}: not followed: {why}", path.display());
@@ -1124,14 +1138,21 @@ fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), 
     }
     settings.files = chosen.follow;
     settings.refused = chosen.refused;
-    if let Ok(logs) = &config {
-        let (formats, notes) = discover::formats(&settings.files, logs);
-        for note in notes {
-            tracing::warn!("{note}");
-        }
-        settings.log_formats = formats;
+    let Ok((reader, config)) = read else {
+        return Ok(None);
+    };
+    let (formats, notes) = discover::formats(&settings.files, &config.logs);
+    for note in notes {
+        tracing::warn!("{note}");
     }
-    Ok(())
+    settings.log_formats = formats;
+    let all = settings.asked.is_empty();
+    Ok(Some(discover::ConfigWatch::new(
+        reader,
+        &config,
+        &settings.files,
+        all,
+    )))
 }
 
 /// One follower per state directory: an exclusive lock on `<state-dir>/lock`, held while the
@@ -1157,6 +1178,17 @@ pub async fn run<U: Uploader>(
     settings: &Settings,
     up: &U,
     instance_id: &str,
+) -> Result<ExitCode, String> {
+    run_watching(settings, up, instance_id, None).await
+}
+
+/// [`run`], following nginx's configuration (`watch`) in follow mode: each pass, the access
+/// logs whose formats changed are told their candidates.
+pub async fn run_watching<U: Uploader>(
+    settings: &Settings,
+    up: &U,
+    instance_id: &str,
+    mut watch: Option<discover::ConfigWatch>,
 ) -> Result<ExitCode, String> {
     let _lock = lock_state_dir(&settings.state_dir)?;
     let mut followers = Vec::new();
@@ -1219,6 +1251,24 @@ pub async fn run<U: Uploader>(
     tokio::pin!(shutdown);
     let mut failures: u32 = 0;
     loop {
+        if let Some(w) = watch.as_mut() {
+            let changes = w.poll(|p| {
+                followers
+                    .iter()
+                    .find(|f| f.path == p)
+                    .and_then(|f| f.position().map(|pos| pos.generation))
+            });
+            for c in changes {
+                if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
+                    let formats = c
+                        .formats
+                        .into_iter()
+                        .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
+                        .collect();
+                    f.set_formats(formats);
+                }
+            }
+        }
         let work = async {
             let mut first_error = None;
             for f in followers.iter_mut() {

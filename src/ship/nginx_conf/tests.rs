@@ -223,6 +223,7 @@ fn test_defaults() -> Defaults {
         prefix: "/usr/share/nginx/".into(),
         access_log: "/var/log/nginx/access.log".into(),
         error_log: "/var/log/nginx/error.log".into(),
+        conf_path: MAIN.into(),
     }
 }
 
