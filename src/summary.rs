@@ -52,6 +52,18 @@ pub struct Counters {
     /// Objects whose content did not look like text (forwarded lossily, or skipped with
     /// SKIP_BINARY=true).
     pub binary_objects: u64,
+    /// Access lines of an object that names several formats (`ncf-log-formats`) parsed with a
+    /// format other than their first candidate: written before nginx reloaded a changed format.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub format_fallbacks: u64,
+    /// Access lines that more than one of their candidate formats matched: parsed with the first
+    /// (the newest), which may not be the one that wrote them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub format_ambiguous: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counters {
@@ -76,6 +88,8 @@ impl Counters {
         self.found_after_takeover += o.found_after_takeover;
         self.nul_bytes_stripped += o.nul_bytes_stripped;
         self.binary_objects += o.binary_objects;
+        self.format_fallbacks += o.format_fallbacks;
+        self.format_ambiguous += o.format_ambiguous;
     }
 
     pub fn add_rejected(&mut self, r: RejectedCounts) {
@@ -128,9 +142,13 @@ pub struct ObjectReport {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub filtered_by_rule: BTreeMap<String, u64>,
     /// The format object whose `log_format` the access lines were parsed with (the object's
-    /// `ncf-log-format` metadata); absent: `ACCESS_LOG_FORMAT`.
+    /// `ncf-log-format` metadata, or the first of its `ncf-log-formats`); absent:
+    /// `ACCESS_LOG_FORMAT`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Every format object the object names when it names more than one (`ncf-log-formats`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_formats: Vec<String>,
 }
 
 pub const EXACTLY_ONCE: &str = "exactly-once";

@@ -9,7 +9,7 @@ use common::{FakeSink, FakeSource, combined_line, default_config, fixture_clock,
 use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::handler::Handler;
 use nginx_cloudwatch_forwarder::parse::object_format::{
-    MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, sha256_hex,
+    MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, META_LOG_FORMATS, META_PARTS, sha256_hex,
 };
 use nginx_cloudwatch_forwarder::summary::{Outcome, Summary};
 use serde_json::Value;
@@ -140,6 +140,111 @@ async fn each_object_is_parsed_with_the_format_it_names_read_once_per_warm_proce
         [&json_format, &timing_format, &json_obj].map(|k| opens_of(&h.source, k)),
         [1, 1, 2]
     );
+}
+
+/// An object of lines in several formats (a bundle of files, or one file whose format nginx
+/// reloaded): each run of lines is parsed with the first of its candidates that it matches.
+#[tokio::test]
+async fn an_object_of_several_formats_parses_each_line_with_the_first_candidate_it_matches() {
+    let i = "i-0123456789abcdef3";
+    // The timing format before and after a reload that added $request_length.
+    let before = TIMING_FORMAT;
+    let after = r#"'$remote_addr [$time_local] "$request" $status $request_time $upstream_response_time $request_length'"#;
+    let (json_key, before_key, after_key) = (
+        format_key("nginx/", i, JSON_FORMAT.as_bytes()),
+        format_key("nginx/", i, before.as_bytes()),
+        format_key("nginx/", i, after.as_bytes()),
+    );
+    let timing_lines = concat!(
+        r#"203.0.113.9 [24/Nov/2026:10:00:02 +0000] "POST /api/orders HTTP/1.1" 502 0.250 0.249"#,
+        "\n",
+        r#"203.0.113.9 [24/Nov/2026:10:00:03 +0000] "GET /api/orders HTTP/1.1" 200 0.010 0.009 431"#,
+        "\n",
+    );
+    let json_line = concat!(
+        r#"{"remote_addr":"198.51.100.7","time_iso8601":"2026-11-24T10:00:04+00:00","request":"GET / HTTP/1.1","status":200,"body_bytes_sent":612,"request_time":0.012,"http_user_agent":"curl/8.5.0"}"#,
+        "\n"
+    );
+    let plain_line = format!(
+        "{}\n",
+        combined_line("192.0.2.1", 1_795_514_405_000, "/index.html", 200)
+    );
+    let body = format!("{timing_lines}{json_line}{plain_line}");
+    let parts = format!(
+        "{}:1.0 {}:2 {}:-",
+        timing_lines.len(),
+        json_line.len(),
+        plain_line.len()
+    );
+    let obj = access_key(i, "access.bundle-1.gz");
+    let source = FakeSource::default()
+        .with(BUCKET, &json_key, JSON_FORMAT.as_bytes().to_vec())
+        .with(BUCKET, &before_key, before.as_bytes().to_vec())
+        .with(BUCKET, &after_key, after.as_bytes().to_vec())
+        .with(BUCKET, &obj, gzip(body.as_bytes()))
+        .with_meta(
+            BUCKET,
+            &obj,
+            META_LOG_FORMATS,
+            &format!("{before_key} {after_key} {json_key}"),
+        )
+        .with_meta(BUCKET, &obj, META_PARTS, &parts);
+    let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+    let s = h
+        .handle(&common::s3_event(BUCKET, &[&obj]))
+        .await
+        .expect("S3 event");
+    assert_eq!(
+        (s.objects_delivered, s.totals.parse_errors, s.totals.events),
+        (1, 0, 4),
+        "{s:#?}"
+    );
+    // The line before the reload matched its second candidate only. The one after matched
+    // both: the old format's last variable, $upstream_response_time (a list, "0.249, 0.001"),
+    // reads "0.009 431" too. The newest wins, and the line is counted.
+    assert_eq!(
+        (s.totals.format_fallbacks, s.totals.format_ambiguous),
+        (1, 1)
+    );
+    assert_eq!(
+        s.objects[0].log_format.as_deref(),
+        Some(before_key.as_str())
+    );
+    assert_eq!(
+        s.objects[0].log_formats,
+        [before_key, after_key, json_key.clone()]
+    );
+    let m = messages(&h, i);
+    assert_eq!(m.len(), 4);
+    assert_eq!(m[0]["upstream_response_time"], 0.249);
+    assert!(m[0].get("request_length").is_none(), "{}", m[0]);
+    assert_eq!(m[1]["upstream_response_time"], 0.009);
+    assert_eq!(m[1]["request_length"], 431);
+    // The JSON line keeps its own types; the combined one is the deployment's format.
+    assert_eq!(m[2]["status"], 200);
+    assert_eq!(m[2]["request_time"], 0.012);
+    assert_eq!(m[3]["request_uri"], "/index.html");
+    assert_eq!(m[3]["http_user_agent"], "integration-test/1.0");
+
+    // Parts that do not add up, or name a format the object does not, fail the object alone.
+    let bad = access_key(i, "access.bundle-2.gz");
+    let source = FakeSource::default()
+        .with(BUCKET, &json_key, JSON_FORMAT.as_bytes().to_vec())
+        .with(BUCKET, &bad, gzip(json_line.as_bytes()))
+        .with_meta(BUCKET, &bad, META_LOG_FORMATS, &json_key)
+        .with_meta(BUCKET, &bad, META_PARTS, "10:1");
+    let h = Handler::new(source, FakeSink::default(), default_config()).with_clock(fixture_clock());
+    let s = h
+        .handle(&common::s3_event(BUCKET, &[&bad]))
+        .await
+        .expect("S3 event");
+    match outcome(&s, &bad) {
+        Outcome::Failed { error } => assert!(
+            error.contains("ncf-parts") && error.contains("not one of its 1 formats"),
+            "{error}"
+        ),
+        o => panic!("{o:?}"),
+    }
 }
 
 #[tokio::test]

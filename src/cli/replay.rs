@@ -336,6 +336,7 @@ mod tests {
                 lease_error: None,
                 filtered_by_rule: Default::default(),
                 log_format: None,
+                log_formats: Vec::new(),
             });
         }
         Ok(s)

@@ -11,7 +11,8 @@ use crate::config::{Config, FormatSource};
 use crate::event::ObjectRef;
 use crate::parse::LogFormat;
 use crate::parse::object_format::{
-    self, MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, ObjectFormatError,
+    self, MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, META_LOG_FORMATS, META_PARTS,
+    ObjectFormatError, Part,
 };
 use crate::ports::{ObjectSource, SourceError};
 use crate::route::LogKind;
@@ -27,7 +28,7 @@ pub const MAX_CACHED_FORMATS: usize = 64;
 pub enum FormatObjectError {
     #[error(transparent)]
     Format(#[from] ObjectFormatError),
-    #[error("the format object {key:?} named by its {META_LOG_FORMAT} metadata does not exist")]
+    #[error("the format object {key:?} that its metadata names does not exist")]
     Missing { key: String },
     #[error("cannot read the format object {key:?}: {source}")]
     Unreadable { key: String, source: SourceError },
@@ -77,56 +78,97 @@ impl FormatCache {
     }
 }
 
-/// The format `obj`'s access lines are parsed with when it is not `ACCESS_LOG_FORMAT`, with the
-/// key of its format object: the one its `ncf-log-format` metadata (`meta`) names, unless the
-/// deployment pins `ACCESS_LOG_FORMAT_SOURCE=config` or the object is not an access log.
-pub async fn object_format<S: ObjectSource>(
+/// The metadata [`object_formats`] reads.
+pub const METADATA: [&str; 3] = [META_LOG_FORMAT, META_LOG_FORMATS, META_PARTS];
+
+/// The formats an access object names (its `ncf-log-format`, or its `ncf-log-formats` and
+/// `ncf-parts` metadata), compiled.
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// The format objects' keys, in the metadata's order.
+    pub keys: Vec<String>,
+    pub formats: Vec<LogFormat>,
+    /// Which formats each run of lines may be in; empty with one format (every line is in it).
+    pub parts: Vec<Part>,
+}
+
+/// The formats `obj`'s access lines are parsed with when they are not `ACCESS_LOG_FORMAT`: the
+/// ones its metadata (`meta`) names, unless the deployment pins `ACCESS_LOG_FORMAT_SOURCE=config`
+/// or the object is not an access log.
+pub async fn object_formats<'m, S: ObjectSource>(
     source: &S,
     cache: &FormatCache,
     config: &Config,
     obj: &ObjectRef,
     kind: LogKind,
-    meta: Option<&str>,
-) -> Result<Option<(String, LogFormat)>, FormatObjectError> {
-    let Some(value) = meta else {
-        return Ok(None);
-    };
+    meta: impl Fn(&str) -> Option<&'m str>,
+) -> Result<Option<Named>, FormatObjectError> {
     if config.access_format_source == FormatSource::Config || kind != LogKind::Access {
         return Ok(None);
     }
-    let key = object_format::decode_meta(value)?;
-    let hash = object_format::hash_of_key(&key)
-        .ok_or_else(|| ObjectFormatError::NotAFormatKey(key.clone()))?;
+    let (keys, parts) = match (meta(META_LOG_FORMATS), meta(META_LOG_FORMAT)) {
+        (Some(list), _) => {
+            let keys = object_format::decode_formats(list)?;
+            let parts = match meta(META_PARTS) {
+                Some(value) => object_format::decode_parts(value, keys.len())?,
+                None => Vec::new(),
+            };
+            (keys, parts)
+        }
+        (None, Some(one)) => (vec![object_format::decode_meta(one)?], Vec::new()),
+        (None, None) => return Ok(None),
+    };
+    let mut formats = Vec::with_capacity(keys.len());
+    for key in &keys {
+        formats.push(compiled(source, cache, config, obj, key).await?);
+    }
+    Ok(Some(Named {
+        keys,
+        formats,
+        parts,
+    }))
+}
+
+/// The format object `key` (in `obj`'s bucket), read, checked and compiled once per process.
+async fn compiled<S: ObjectSource>(
+    source: &S,
+    cache: &FormatCache,
+    config: &Config,
+    obj: &ObjectRef,
+    key: &str,
+) -> Result<LogFormat, FormatObjectError> {
+    let hash = object_format::hash_of_key(key)
+        .ok_or_else(|| ObjectFormatError::NotAFormatKey(key.to_string()))?;
     let cell = cache.cell(hash);
     let format = cell
         .get_or_try_init(|| async {
-            let format_obj = ObjectRef::new(obj.bucket.clone(), key.clone());
+            let format_obj = ObjectRef::new(obj.bucket.clone(), key.to_string());
             let body = match source
                 .read_small(&format_obj, MAX_FORMAT_OBJECT_BYTES)
                 .await
             {
                 Ok(Some(body)) => body,
-                Ok(None) => return Err(ObjectFormatError::TooLarge { key: key.clone() }.into()),
+                Ok(None) => return Err(ObjectFormatError::TooLarge { key: key.into() }.into()),
                 Err(SourceError::NotFound { .. }) => {
-                    return Err(FormatObjectError::Missing { key: key.clone() });
+                    return Err(FormatObjectError::Missing { key: key.into() });
                 }
                 Err(source) => {
                     return Err(FormatObjectError::Unreadable {
-                        key: key.clone(),
+                        key: key.into(),
                         source,
                     });
                 }
             };
             let extra = config.extra_fields.names();
             Ok(object_format::compile(
-                &key,
+                key,
                 &body,
                 config.parse.names,
                 &extra,
             )?)
         })
         .await?;
-    Ok(Some((key, format.clone())))
+    Ok(format.clone())
 }
 
 #[cfg(test)]

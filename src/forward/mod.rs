@@ -209,6 +209,7 @@ where
         lease_error: None,
         filtered_by_rule: Default::default(),
         log_format: None,
+        log_formats: Vec::new(),
     };
     let key = obj.key.escape_debug().to_string();
     if crate::parse::object_format::is_format_key(&obj.key) {
@@ -379,31 +380,36 @@ where
         }
         _ => None,
     };
-    // The log_format the object names, if it names one (and the deployment reads it).
-    let named_format = match format::object_format(
-        source,
-        &shared.formats,
-        config,
-        obj,
-        route.kind,
-        opened.metadata(crate::parse::object_format::META_LOG_FORMAT),
-    )
-    .await
-    {
-        Ok(named) => named.map(|(format_key, format)| {
-            report.log_format = Some(format_key);
-            format
-        }),
-        Err(e) => {
-            let error = format!(
-                "s3://{}/{}: cannot use its log_format: {e}",
-                obj.bucket, key
-            );
-            warn!("{error}");
-            report.outcome = Outcome::Failed { error };
-            return (report, false);
+    // The log_formats the object names, if it names any (and the deployment reads them).
+    let meta: Vec<(&str, String)> = format::METADATA
+        .iter()
+        .filter_map(|m| opened.metadata(m).map(|v| (*m, v.to_string())))
+        .collect();
+    let named =
+        match format::object_formats(source, &shared.formats, config, obj, route.kind, |name| {
+            meta.iter()
+                .find(|(m, _)| *m == name)
+                .map(|(_, v)| v.as_str())
+        })
+        .await
+        {
+            Ok(named) => named,
+            Err(e) => {
+                let error = format!(
+                    "s3://{}/{}: cannot use its log_format: {e}",
+                    obj.bucket, key
+                );
+                warn!("{error}");
+                report.outcome = Outcome::Failed { error };
+                return (report, false);
+            }
+        };
+    if let Some(named) = &named {
+        report.log_format = named.keys.first().cloned();
+        if named.keys.len() > 1 {
+            report.log_formats = named.keys.clone();
         }
-    };
+    }
     let etag = opened.etag.clone();
     let fallback_ts = opened.last_modified_ms.unwrap_or_else(|| (shared.clock)());
     let (start_line, start_offset, earlier) = resume.unwrap_or((1, 0, Resume::default()));
@@ -429,10 +435,14 @@ where
         ),
         ..config.parse.clone()
     };
-    if let Some(format) = named_format {
-        settings.access_format = format;
+    let deployment = settings.clone();
+    if let Some(first) = named.as_ref().and_then(|n| n.formats.first()) {
+        settings.access_format = first.clone();
     }
-    let job = work::Job::new(&settings, route.kind, fallback_ts, start_line);
+    let mut job = work::Job::new(&settings, route.kind, fallback_ts, start_line);
+    if let Some(n) = named.filter(|n| n.formats.len() > 1 || !n.parts.is_empty()) {
+        job = job.with_formats(&deployment, &n.formats, &n.parts);
+    }
     // The stages over the opened object: read → deliver, with the ledger beside them. Whatever
     // happens, the puts already in flight are waited for and accounted before the last progress
     // record is written.

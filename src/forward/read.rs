@@ -141,6 +141,8 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
         counters.lines += parsed.pieces;
         counters.blank_lines += parsed.blank_lines;
         counters.nul_bytes_stripped += parsed.nul_bytes;
+        counters.format_fallbacks += parsed.format_fallbacks;
+        counters.format_ambiguous += parsed.format_ambiguous;
         counters.bytes = done.end_offset;
         at = (done.end_line, done.end_offset);
         joiner.join(&settings, parsed, &mut events);

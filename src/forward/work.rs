@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 use crate::lines::{LineReader, line_pieces};
 use crate::parse::error::{self, Pending};
 use crate::parse::json::InArena;
-use crate::parse::{LineParser, LogEvent, Message, OutputFormat, ParseSettings, access};
+use crate::parse::object_format::{self, Candidate, Part};
+use crate::parse::{LineParser, LogEvent, LogFormat, Message, OutputFormat, ParseSettings, access};
 use crate::route::LogKind;
 use crate::spare::Spare;
 
@@ -243,6 +244,33 @@ pub struct Job {
     pub fixed_ts: Option<i64>,
     /// Lines before this one were delivered by an earlier attempt: counted, not parsed.
     pub skip_before: u64,
+    /// The object's time for lines whose format has no time variable.
+    pub fallback_ts: i64,
+    /// An object whose lines may be in several formats ([`Job::with_formats`]); `None`: every
+    /// line is in `settings`' format.
+    pub formats: Option<Arc<Formats>>,
+}
+
+/// The formats an object's access lines may be in, and which ones each run of lines may be in
+/// (its `ncf-log-formats` and `ncf-parts` metadata).
+#[derive(Debug)]
+pub struct Formats {
+    /// One per named format, in the metadata's order, then the deployment's (`-`).
+    settings: Vec<ParseSettings>,
+    parts: Vec<Part>,
+}
+
+impl Formats {
+    /// The settings of each candidate of the line at `offset`, in preference order.
+    fn candidates_at(&self, offset: u64) -> impl Iterator<Item = &ParseSettings> {
+        let named = self.settings.len() - 1;
+        object_format::candidates_at(&self.parts, named, offset)
+            .into_iter()
+            .map(move |c| match c {
+                Candidate::Named(i) => &self.settings[i.min(named)],
+                Candidate::Default => &self.settings[named],
+            })
+    }
 }
 
 impl Job {
@@ -262,6 +290,80 @@ impl Job {
             kind,
             fixed_ts,
             skip_before,
+            fallback_ts,
+            formats: None,
+        }
+    }
+
+    /// The job for an object whose lines may be in any of `formats` (with `settings` the
+    /// deployment's, for the `-` candidate), by `parts`: each line is parsed with the first of
+    /// its candidates it matches.
+    pub fn with_formats(
+        mut self,
+        settings: &ParseSettings,
+        formats: &[LogFormat],
+        parts: &[Part],
+    ) -> Self {
+        let variant = |format: &LogFormat| ParseSettings {
+            access_format: format.clone(),
+            ..settings.clone()
+        };
+        let all = formats
+            .iter()
+            .map(variant)
+            .chain([settings.clone()])
+            .collect();
+        // Lines whose format has no time take the object's time; the others their own.
+        self.fixed_ts = None;
+        self.formats = Some(Arc::new(Formats {
+            settings: all,
+            parts: parts.to_vec(),
+        }));
+        self
+    }
+
+    /// The settings `line` (at `offset`) is parsed with: the first of its candidates that it
+    /// matches to its end, else the first it matches with text left after the format (kept as
+    /// the tail), else the first (the line does not parse and says why by it). Counted in
+    /// `out`: a line parsed with another than its first candidate, and one that two candidates
+    /// match to its end.
+    fn settings_for<'j>(
+        &'j self,
+        line: &str,
+        offset: u64,
+        spans: &mut Vec<(usize, usize)>,
+        out: &mut Parsed,
+    ) -> &'j ParseSettings {
+        let Some(formats) = &self.formats else {
+            return &self.settings;
+        };
+        let mut whole: Option<(usize, &ParseSettings)> = None;
+        let mut with_tail = None;
+        let mut first = None;
+        for (n, candidate) in formats.candidates_at(offset).enumerate() {
+            first.get_or_insert(candidate);
+            match access::locate(candidate, line, spans) {
+                Ok(at) if line[at.tail.min(line.len())..].trim().is_empty() => {
+                    if whole.is_some() {
+                        out.format_ambiguous += 1;
+                        break;
+                    }
+                    whole = Some((n, candidate));
+                }
+                Ok(_) => {
+                    with_tail.get_or_insert((n, candidate));
+                }
+                Err(_) => {}
+            }
+        }
+        match whole.or(with_tail) {
+            Some((n, chosen)) => {
+                if n > 0 {
+                    out.format_fallbacks += 1;
+                }
+                chosen
+            }
+            None => first.unwrap_or(&self.settings),
         }
     }
 }
@@ -294,6 +396,10 @@ pub struct Parsed {
     pub pieces: u64,
     pub blank_lines: u64,
     pub nul_bytes: u64,
+    /// Access lines parsed with a format other than their first candidate ([`Formats`]).
+    pub format_fallbacks: u64,
+    /// Access lines that more than one of their candidates matched (the first was used).
+    pub format_ambiguous: u64,
 }
 
 /// Parses one block of lines, cut and cleaned exactly as [`LineReader::next_line`] does (NUL
@@ -345,13 +451,13 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
         }
         match job.kind {
             LogKind::Access => {
+                let settings = job.settings_for(&line, offset, &mut spans, &mut out);
+                let fallback = match settings.access_format.time_var() {
+                    None if job.formats.is_some() => job.fallback_ts,
+                    _ => last_ts.unwrap_or(0),
+                };
                 let (mut ev, at) = access::parse_line_into(
-                    &job.settings,
-                    &line,
-                    this_line,
-                    last_ts.unwrap_or(0),
-                    &mut spans,
-                    &mut arena,
+                    settings, &line, this_line, fallback, &mut spans, &mut arena,
                 );
                 if let Some(at) = at {
                     placed.push((out.events.len(), at));

@@ -13,6 +13,24 @@ use super::{FieldNames, FormatError, LogFormat};
 /// `!`..`~`, and `%` itself, as `%XX`).
 pub const META_LOG_FORMAT: &str = "ncf-log-format";
 
+/// The object metadata (`x-amz-meta-ncf-log-formats`) of an object whose lines may be in more
+/// than one format: the keys of their format objects, space-separated, each percent-encoded as
+/// [`META_LOG_FORMAT`]'s value is. Written instead of (never beside) [`META_LOG_FORMAT`].
+pub const META_LOG_FORMATS: &str = "ncf-log-formats";
+
+/// The object metadata (`x-amz-meta-ncf-parts`) that says which formats each run of lines may be
+/// in: space-separated parts in body order, `<bytes>:<candidates>`, where `<bytes>` counts
+/// uncompressed bytes (whole lines) and `<candidates>` is `.`-separated 0-based indexes into
+/// [`META_LOG_FORMATS`] in preference order, `-` standing for the deployment's
+/// `ACCESS_LOG_FORMAT`. Without it every line takes every format of [`META_LOG_FORMATS`], in
+/// order.
+pub const META_PARTS: &str = "ncf-parts";
+
+/// The most formats one object may name in [`META_LOG_FORMATS`]. S3 user metadata is 2 KB in
+/// all (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html>) and a format
+/// key runs to about 100 bytes; the follower splits its objects beyond this.
+pub const MAX_OBJECT_FORMATS: usize = 8;
+
 /// The folder a format object lies in, under its host's prefix.
 pub const FORMATS_DIR: &str = "formats";
 
@@ -47,6 +65,98 @@ pub enum ObjectFormatError {
         "the format object {key:?} has the key {name:?}, which EXTRA_FIELDS adds to every message"
     )]
     KeyTaken { key: String, name: String },
+    #[error(
+        "its {META_LOG_FORMATS} metadata names {0} formats; at most {MAX_OBJECT_FORMATS} are read"
+    )]
+    TooManyFormats(usize),
+    #[error("its {META_PARTS} metadata {value:?} is not `<bytes>:<candidates>` parts: {why}")]
+    BadParts { value: String, why: String },
+}
+
+/// Which format a line may be in: one of the object's ([`META_LOG_FORMATS`], by index), or the
+/// deployment's `ACCESS_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidate {
+    Named(usize),
+    Default,
+}
+
+/// A run of lines and the formats they may be in, in preference order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Where the part ends: the offset (in the uncompressed body) just after its last byte.
+    pub end: u64,
+    pub candidates: Vec<Candidate>,
+}
+
+/// The format-object keys an `ncf-log-formats` value names, in order.
+pub fn decode_formats(value: &str) -> Result<Vec<String>, ObjectFormatError> {
+    let keys = value
+        .split(' ')
+        .filter(|k| !k.is_empty())
+        .map(decode_meta)
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.len() > MAX_OBJECT_FORMATS {
+        return Err(ObjectFormatError::TooManyFormats(keys.len()));
+    }
+    if keys.is_empty() {
+        return Err(ObjectFormatError::NotAFormatKey(value.to_string()));
+    }
+    Ok(keys)
+}
+
+/// The parts an `ncf-parts` value describes, for an object that names `formats` formats: each
+/// candidate must be one of them (or `-`), each part at least one byte and one candidate.
+pub fn decode_parts(value: &str, formats: usize) -> Result<Vec<Part>, ObjectFormatError> {
+    let bad = |why: String| ObjectFormatError::BadParts {
+        value: value.to_string(),
+        why,
+    };
+    let mut parts = Vec::new();
+    let mut end: u64 = 0;
+    for part in value.split(' ').filter(|p| !p.is_empty()) {
+        let (bytes, candidates) = part
+            .split_once(':')
+            .ok_or_else(|| bad(format!("{part:?} has no `:`")))?;
+        let bytes: u64 = bytes
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad(format!("{bytes:?} is not a byte count")))?;
+        let candidates = candidates
+            .split('.')
+            .map(|c| match c {
+                "-" => Ok(Candidate::Default),
+                _ => c
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < formats)
+                    .map(Candidate::Named)
+                    .ok_or_else(|| bad(format!("{c:?} is not one of its {formats} formats"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        end = end
+            .checked_add(bytes)
+            .ok_or_else(|| bad("the lengths overflow".into()))?;
+        parts.push(Part { end, candidates });
+    }
+    if parts.is_empty() {
+        return Err(bad("no part".into()));
+    }
+    Ok(parts)
+}
+
+/// The candidates of the line at `offset`: its part's, or, past the last part (the metadata
+/// does not cover the body) and without parts, every named format in order, then the default.
+pub fn candidates_at(parts: &[Part], formats: usize, offset: u64) -> Vec<Candidate> {
+    let i = parts.partition_point(|p| p.end <= offset);
+    match parts.get(i) {
+        Some(p) => p.candidates.clone(),
+        None => (0..formats)
+            .map(Candidate::Named)
+            .chain([Candidate::Default])
+            .collect(),
+    }
 }
 
 /// The format-object key an object's `ncf-log-format` metadata value names (percent-decoded).
@@ -214,6 +324,58 @@ mod tests {
                 "nginx/i-0123456789abcdef0/access/x.log".into()
             ))
         );
+    }
+
+    #[test]
+    fn several_formats_and_their_parts() {
+        let a = key_for("'$status'");
+        let b = key_for("'$status $request_time'");
+        assert_eq!(decode_formats(&format!("{a} {b}")), Ok(vec![a.clone(), b]));
+        let nine = [a.as_str(); MAX_OBJECT_FORMATS + 1].join(" ");
+        assert_eq!(
+            decode_formats(&nine),
+            Err(ObjectFormatError::TooManyFormats(MAX_OBJECT_FORMATS + 1))
+        );
+        assert!(decode_formats(" ").is_err());
+        assert!(decode_formats(&format!("{a} x/y")).is_err());
+
+        use Candidate::{Default as D, Named as N};
+        let parts = decode_parts("100:1.0 20:- 5:0.-", 2).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                Part {
+                    end: 100,
+                    candidates: vec![N(1), N(0)]
+                },
+                Part {
+                    end: 120,
+                    candidates: vec![D]
+                },
+                Part {
+                    end: 125,
+                    candidates: vec![N(0), D]
+                },
+            ]
+        );
+        let rows: [(u64, &[Candidate]); 6] = [
+            (0, &[N(1), N(0)]),
+            (99, &[N(1), N(0)]),
+            (100, &[D]),
+            (119, &[D]),
+            (124, &[N(0), D]),
+            // Past the parts: every format, then the default.
+            (125, &[N(0), N(1), D]),
+        ];
+        for (offset, want) in rows {
+            assert_eq!(candidates_at(&parts, 2, offset), want, "{offset}");
+        }
+        for bad in [
+            "", "100", "x:0", "0:0", "10:2", "10:0..1", "10:", "10:0 5:a",
+        ] {
+            assert!(decode_parts(bad, 2).is_err(), "{bad:?}");
+        }
+        assert!(decode_parts("18446744073709551615:0 1:0", 1).is_err());
     }
 
     #[test]
