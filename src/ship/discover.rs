@@ -25,7 +25,7 @@ use super::nginx_conf::{Defaults, Format, LogFile, Logs, Module, Writes, parse_d
 use super::plan;
 use crate::route::LogKind;
 
-pub use files::{MAX_FILES, ReadError, Sources, glob};
+pub use files::{MAX_FILES, ReadError, Sources, glob, read as read_files};
 pub use watch::{Change, ConfigWatch, MAX_CANDIDATES};
 
 /// How long `nginx -V` or `nginx -T` may take (it reads every configuration file and opens
@@ -112,10 +112,7 @@ pub fn formats(
     logs: &Logs,
 ) -> (BTreeMap<PathBuf, String>, Vec<String>) {
     let (named, notes) = named_formats(follow, logs);
-    let texts = named
-        .into_iter()
-        .map(|(p, f)| (p, f.to_config()))
-        .collect();
+    let texts = named.into_iter().map(|(p, f)| (p, f.to_config())).collect();
     (texts, notes)
 }
 
@@ -267,16 +264,17 @@ impl Reader {
     /// The configuration from its files, else from `nginx -T`; an error says why neither.
     pub fn read(&self) -> Result<Config, String> {
         let main = self.defaults.main_file();
-        let direct = files::read_dump(&main)
-            .map_err(|e| e.to_string())
-            .and_then(|(dump, sources)| {
-                let logs = dump.logs(&self.defaults).map_err(|e| e.to_string())?;
-                Ok(Config {
-                    logs,
-                    sources,
-                    how: How::Files,
-                })
-            });
+        let direct =
+            files::read_dump(&main)
+                .map_err(|e| e.to_string())
+                .and_then(|(dump, sources)| {
+                    let logs = dump.logs(&self.defaults).map_err(|e| e.to_string())?;
+                    Ok(Config {
+                        logs,
+                        sources,
+                        how: How::Files,
+                    })
+                });
         let why = match direct {
             Ok(config) => return Ok(config),
             Err(why) => why,

@@ -1128,7 +1128,10 @@ fn choose_files(
             "nginx's configuration not read ({why}): access… and error… file names say the kind"
         ),
     }
-    let config = read.as_ref().map(|(_, c)| c.logs.clone()).map_err(Clone::clone);
+    let config = read
+        .as_ref()
+        .map(|(_, c)| c.logs.clone())
+        .map_err(Clone::clone);
     let chosen = discover::choose(&settings.asked, &DEFAULT_FILES, &config);
     for (path, why) in &chosen.refused {
         tracing::warn!("{}: not followed: {why}", path.display());

@@ -137,7 +137,11 @@ impl ConfigWatch {
     }
 
     /// Old candidates go once the file has started a new generation since the change.
-    fn settle(&mut self, generation: &impl Fn(&Path) -> Option<u64>, changed: &mut BTreeSet<PathBuf>) {
+    fn settle(
+        &mut self,
+        generation: &impl Fn(&Path) -> Option<u64>,
+        changed: &mut BTreeSet<PathBuf>,
+    ) {
         for (path, c) in &mut self.paths {
             let now = generation(path);
             c.since = match (c.since, now) {
@@ -170,22 +174,25 @@ impl ConfigWatch {
             tracing::warn!("{note}");
         }
         for (path, c) in &mut self.paths {
-            let before = c.formats.first().map(|f| f.name.clone());
             match now.get(path) {
                 Some(f) if c.formats.first().is_some_and(|b| b.same_lines(f)) => continue,
                 Some(f) => {
+                    let was = c.formats.first().map_or_else(
+                        || "none".to_string(),
+                        |b| format!("log_format {} {}", b.name, b.to_config()),
+                    );
                     c.formats.retain(|b| !b.same_lines(f));
                     c.formats.insert(0, f.clone());
                     c.formats.truncate(MAX_CANDIDATES);
-                    let names: Vec<&str> = c.formats.iter().map(|f| f.name.as_str()).collect();
                     tracing::info!(
-                        "{}: nginx now writes it in log_format {} ({}{}) instead of {}; its segments name {} until it starts a new file",
+                        "{}: nginx now writes it in log_format {} {}{} (it was {was}); its segments name {} candidate format(s), this one first, until it starts a new file",
                         path.display(),
                         f.name,
                         f.to_config(),
-                        f.at.as_ref().map(|a| format!(", at {a}")).unwrap_or_default(),
-                        before.as_deref().unwrap_or("none"),
-                        names.join(", then ")
+                        f.at.as_ref()
+                            .map(|a| format!(" (at {a})"))
+                            .unwrap_or_default(),
+                        c.formats.len()
                     );
                 }
                 // No longer named at all: what is still there was written in the old ones.
@@ -196,7 +203,7 @@ impl ConfigWatch {
                     tracing::warn!(
                         "{}: nginx's configuration names no one http log_format for it any more (it was {}): its segments name none from now on (ACCESS_LOG_FORMAT applies)",
                         path.display(),
-                        before.as_deref().unwrap_or("none")
+                        c.formats.first().map_or("none", |f| f.name.as_str())
                     );
                     c.formats.clear();
                 }

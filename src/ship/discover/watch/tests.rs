@@ -147,7 +147,12 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
             "a format edited in place in an included file: both files it writes",
             vec![
                 look(
-                    |d| d.write("formats.conf", "log_format a 'C $status $request_time';\nlog_format b 'B $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'C $status $request_time';\nlog_format b 'B $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "CA"), ("x.log", "CA")],
                 ),
@@ -263,7 +268,12 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
                     &[],
                 ),
                 look(
-                    |d| d.write("formats.conf", "log_format a 'C $status';\nlog_format b 'B $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'C $status';\nlog_format b 'B $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "CA"), ("x.log", "CA")],
                 ),
@@ -319,22 +329,42 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
                     &[("shop.log", "BA")],
                 ),
                 look(
-                    |d| d.write("formats.conf", "log_format a 'A $status';\nlog_format b 'C $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'A $status';\nlog_format b 'C $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "CBA")],
                 ),
                 look(
-                    |d| d.write("formats.conf", "log_format a 'A $status';\nlog_format b 'D $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'A $status';\nlog_format b 'D $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "DCBA")],
                 ),
                 look(
-                    |d| d.write("formats.conf", "log_format a 'A $status';\nlog_format b 'E $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'A $status';\nlog_format b 'E $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "EDCB")],
                 ),
                 look(
-                    |d| d.write("formats.conf", "log_format a 'A $status';\nlog_format b 'C $status';\n"),
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'A $status';\nlog_format b 'C $status';\n",
+                        )
+                    },
                     true,
                     &[("shop.log", "CEDB")],
                 ),
@@ -343,7 +373,9 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
         (
             "a file now written in two formats: none is named",
             vec![look(
-                |d| d.write("conf.d/10-x.conf", "server { access_log logs/x.log a; }\nserver { access_log logs/x.log b; }\n"),
+                |d| {
+                    d.write("conf.d/10-x.conf", "server { access_log logs/x.log a; }\nserver { access_log logs/x.log b; }\n")
+                },
                 true,
                 &[("x.log", "")],
             )],
@@ -356,7 +388,11 @@ fn each_change_is_noticed_read_and_told() {
     for (name, looks) in cases() {
         let d = Dir::new("case");
         let mut w = d.watch();
-        assert_eq!(letters(&w.candidates(&d.path("logs/shop.log"))), "A", "{name}");
+        assert_eq!(
+            letters(&w.candidates(&d.path("logs/shop.log"))),
+            "A",
+            "{name}"
+        );
         for (i, l) in looks.iter().enumerate() {
             (l.edit)(&d);
             let generations: BTreeMap<PathBuf, u64> = l
