@@ -978,8 +978,12 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         || std::fs::read_to_string(p.0.join("nginx.stderr")).unwrap_or_default(),
     );
     let signal = |s: &str| {
-        let st = p.nginx().args(["-s", s]).status().expect("nginx -s");
-        assert!(st.success(), "nginx -s {s}");
+        let out = p.nginx().args(["-s", s]).output().expect("nginx -s");
+        assert!(
+            out.status.success(),
+            "nginx -s {s}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let send = |tag: &str, n: usize| {
         for i in 0..n {
@@ -1137,6 +1141,12 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     assert_eq!(summary["parse_errors"], 0, "{summary:#}");
     assert_eq!(summary["objects_failed"], 0, "{summary:#}");
     assert_eq!(summary["events"], lines as u64, "{summary:#}");
+    println!(
+        "{} objects, {lines} lines: parse_errors {}, format_fallbacks {}",
+        segs.len(),
+        summary["parse_errors"],
+        summary["format_fallbacks"]
+    );
     assert!(
         summary["format_fallbacks"].as_u64() > Some(0),
         "the lines before the reload in objects that name both fell back to the old format: {summary:#}"
