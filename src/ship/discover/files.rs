@@ -318,3 +318,131 @@ fn unescape(part: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    struct Tree(PathBuf);
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tree() -> Tree {
+        let root = std::env::temp_dir().join(format!("ncf-glob-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for f in [
+            "conf.d/b.conf",
+            "conf.d/a.conf",
+            "conf.d/B.conf",
+            "conf.d/.a.conf",
+            "conf.d/a.conf.bak",
+            "conf.d/star*.conf",
+            "sites/one/x.conf",
+            "sites/two/x.conf",
+            "sites/three/y.conf",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&p, "").expect("write");
+        }
+        std::fs::create_dir_all(root.join("conf.d/dir.conf")).expect("mkdir");
+        std::os::unix::fs::symlink("one", root.join("sites/link")).expect("ln -s");
+        Tree(root)
+    }
+
+    #[test]
+    fn globs_expand_as_glob3() {
+        let t = tree();
+        let r = t.0.display().to_string();
+        let cases: [(&str, &[&str]); 10] = [
+            // Byte order (C locale): capitals first; dot files only by a leading dot;
+            // a directory matches in the last component as glob(3) lists it.
+            (
+                "conf.d/*.conf",
+                &[
+                    "conf.d/B.conf",
+                    "conf.d/a.conf",
+                    "conf.d/b.conf",
+                    "conf.d/dir.conf",
+                    "conf.d/star*.conf",
+                ],
+            ),
+            ("conf.d/.*.conf", &["conf.d/.a.conf"]),
+            ("conf.d/[ab].conf", &["conf.d/a.conf", "conf.d/b.conf"]),
+            (
+                "conf.d/?.conf",
+                &["conf.d/B.conf", "conf.d/a.conf", "conf.d/b.conf"],
+            ),
+            // A wildcard component in the middle: directories only, symlinks followed.
+            (
+                "sites/*/x.conf",
+                &["sites/link/x.conf", "sites/one/x.conf", "sites/two/x.conf"],
+            ),
+            ("sites/t*/*", &["sites/three/y.conf", "sites/two/x.conf"]),
+            // A backslash protects the next character.
+            ("conf.d/star\\*.conf", &["conf.d/star*.conf"]),
+            // Nothing there: no match, no error.
+            ("missing.d/*.conf", &[]),
+            ("conf.d/*.none", &[]),
+            ("conf.d/a.conf/*", &[]),
+        ];
+        for (pattern, want) in cases {
+            let got = glob(&format!("{r}/{pattern}")).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            let want: Vec<String> = want.iter().map(|w| format!("{r}/{w}")).collect();
+            assert_eq!(got, want, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_change_is_said_and_a_read_error_names_the_file() {
+        let t = tree();
+        let r = t.0.display().to_string();
+        std::fs::write(
+            t.0.join("nginx.conf"),
+            "http { include conf.d/[ab].conf; include sites/one/x.conf; }\n",
+        )
+        .expect("write");
+        let (text, sources) = read(&format!("{r}/nginx.conf")).expect("read");
+        assert_eq!(
+            text,
+            format!(
+                "# configuration file {r}/nginx.conf:\nhttp {{ include conf.d/[ab].conf; include sites/one/x.conf; }}\n\n\
+                 # configuration file {r}/conf.d/a.conf:\n\n# configuration file {r}/conf.d/b.conf:\n\n\
+                 # configuration file {r}/sites/one/x.conf:\n\n"
+            )
+        );
+        assert_eq!(sources.changed(), None);
+        std::fs::write(t.0.join("conf.d/a.conf"), "# edited\n").expect("write");
+        assert_eq!(
+            sources.changed(),
+            Some(format!("{r}/conf.d/a.conf was modified"))
+        );
+        let sources = sources.as_now();
+        std::fs::remove_file(t.0.join("conf.d/b.conf")).expect("rm");
+        assert_eq!(
+            sources.changed(),
+            Some(format!("{r}/conf.d/b.conf is gone"))
+        );
+        let sources = sources.as_now();
+        std::fs::write(t.0.join("conf.d/b.conf"), "").expect("write");
+        std::fs::rename(t.0.join("conf.d/b.conf"), t.0.join("conf.d/bb.conf")).expect("mv");
+        std::fs::write(t.0.join("conf.d/b.conf"), "").expect("write");
+        assert_eq!(
+            sources.changed(),
+            Some(format!("{r}/conf.d/b.conf is back"))
+        );
+        // An include that names nothing fails the read, naming the file.
+        std::fs::remove_file(t.0.join("sites/one/x.conf")).expect("rm");
+        let e = read(&format!("{r}/nginx.conf")).expect_err("a missing include");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{r}/sites/one/x.conf: cannot read it")),
+            "{e}"
+        );
+    }
+}
