@@ -2,8 +2,9 @@
 //! error log and which `log_format` writes it. The host reads this instead of being told a
 //! format (issue 28): the configuration nginx runs is the truth.
 //!
-//! Pure: the caller runs `nginx -T` (and `nginx -V` for the compile-time defaults) and passes
-//! their text; nothing here reads a file. The steps:
+//! Pure: the caller passes the text of `nginx -T`, or the same text made from the files it
+//! read itself ([`dump_of`], [`includes_of`] says what a file includes), and `nginx -V`'s for
+//! the compile-time defaults; nothing here reads a file. The steps:
 //! 1. [`parse_dump`] cuts the dump at its `# configuration file PATH:` headers and tokenises
 //!    each file as `ngx_conf_read_token` does (`;`, `{ }`, quotes and backslash escapes, `#`
 //!    comments, `${var}`).
