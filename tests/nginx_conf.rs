@@ -939,8 +939,9 @@ fn segments(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String, Vec<S
 /// Issue 28: an operator adds `$request_time` to the `log_format` of a site and reloads nginx
 /// while the follower runs. The follower notices the edit, reads the configuration again and
 /// names both formats (the new one first) on what it ships from then on, each format object
-/// uploaded once; after the log is rotated (USR1) it names the new one alone. The forwarder
-/// (`replay`) reads every line, before and after, with no parse error.
+/// uploaded once; after the log is rotated (USR1) it names the new one alone. A site added
+/// with its own log (and nginx reloaded) is followed from then on. The forwarder (`replay`)
+/// reads every line, before and after, with no parse error.
 #[test]
 fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     use nginx_cloudwatch_forwarder::ship::{format_key, nginx_conf::Format};
@@ -951,7 +952,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     p.write(
         "nginx.conf",
         &format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log logs/error.log info;\n\
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log stderr info;\n\
              events {{ worker_connections 64; }}\nhttp {{\n\
              \x20   client_body_temp_path temp/body; proxy_temp_path temp/proxy;\n\
              \x20   fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;\n\
@@ -993,11 +994,12 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let send = |tag: &str, n: usize| {
+    let send_to = |port: u16, tag: &str, n: usize| {
         for i in 0..n {
             get(port, &format!("/{tag}/{i}"), "shop");
         }
     };
+    let send = |tag: &str, n: usize| send_to(port, tag, n);
 
     let moto = common::moto::Moto::start();
     let imds = common::imds::ImdsServer::start(common::imds::Imds::Serve);
@@ -1008,7 +1010,8 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     let (s3, _) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
     let follower_log = p.0.join("follower.stderr");
     let _follower = Killed(
-        common::ship_command(&moto, &imds, &bucket.bucket, &p.0.join("state"), &log)
+        // No FILE: every log the configuration names (the access log: errors go to stderr).
+        common::ship_command_files(&moto, &imds, &bucket.bucket, &p.0.join("state"), &[])
             .env("NGINX_BIN", nginx_binary())
             .env("NGINX_CONF", p.0.join("nginx.conf"))
             .env("NGINX_PREFIX", &p.0)
@@ -1085,6 +1088,36 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         said,
     );
 
+    // A new site with its own log, and nginx reloaded: followed from then on.
+    let blog = free_port(Ipv4Addr::LOCALHOST.into());
+    p.write(
+        "sites-enabled/blog",
+        &format!(
+            "server {{\n    listen 127.0.0.1:{blog};\n    access_log logs/blog.access.log site;\n\
+             \x20   location / {{ return 200 \"blog\\n\"; }}\n}}\n"
+        ),
+    );
+    wait_until(
+        10,
+        "the new log followed",
+        || said().contains("blog.access.log: following it from now on"),
+        said,
+    );
+    signal("reload");
+    wait_until(
+        20,
+        "nginx listens for the blog",
+        || TcpStream::connect((Ipv4Addr::LOCALHOST, blog)).is_ok(),
+        said,
+    );
+    send_to(blog, "blog", 5);
+    wait_until(
+        30,
+        "the blog's lines shipped",
+        || shipped("blog") == 5,
+        said,
+    );
+
     let key = |f: &str| {
         format_key(
             "nginx/",
@@ -1118,11 +1151,13 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         "segments after the change name both, the new first: {}",
         context()
     );
-    assert!(
-        naming("late").iter().all(|n| **n == [new.clone()]),
-        "after the rotation, the new one alone: {}",
-        context()
-    );
+    for tag in ["late", "blog"] {
+        assert!(
+            naming(tag).iter().all(|n| **n == [new.clone()]),
+            "{tag}: the new format alone: {}",
+            context()
+        );
+    }
     // Both format objects are there, each holding its format.
     for (k, f) in [(&old, BEFORE), (&new, AFTER)] {
         let body = common::block_on(async {

@@ -1262,12 +1262,20 @@ pub async fn run_watching<U: Uploader>(
                     .and_then(|f| f.position().map(|pos| pos.generation))
             });
             for c in changes {
-                if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
-                    let formats = c
-                        .formats
-                        .into_iter()
-                        .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
-                        .collect();
+                let formats = c
+                    .formats
+                    .into_iter()
+                    .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
+                    .collect();
+                if let Some(kind) = c.new {
+                    match Follower::open(&c.path, kind, &settings.state_dir) {
+                        Ok(mut f) => {
+                            f.set_formats(formats);
+                            followers.push(f);
+                        }
+                        Err(e) => tracing::error!("{e}: not followed"),
+                    }
+                } else if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
                     f.set_formats(formats);
                 }
             }

@@ -332,8 +332,9 @@ mod tests {
         }
     }
 
-    fn tree() -> Tree {
-        let root = std::env::temp_dir().join(format!("ncf-glob-{}", std::process::id()));
+    /// A tree of its own per test (`tag`): tests run at once.
+    fn tree(tag: &str) -> Tree {
+        let root = std::env::temp_dir().join(format!("ncf-glob-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         for f in [
             "conf.d/b.conf",
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn globs_expand_as_glob3() {
-        let t = tree();
+        let t = tree("glob");
         let r = t.0.display().to_string();
         let cases: [(&str, &[&str]); 10] = [
             // Byte order (C locale): capitals first; dot files only by a leading dot;
@@ -400,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_change_is_said_and_a_read_error_names_the_file() {
-        let t = tree();
+        let t = tree("change");
         let r = t.0.display().to_string();
         std::fs::write(
             t.0.join("nginx.conf"),

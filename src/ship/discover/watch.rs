@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Config, Reader, Sources, config_file, named_formats};
 use crate::route::LogKind;
-use crate::ship::nginx_conf::{Format, Logs};
+use crate::ship::nginx_conf::{Format, LogFile, Logs};
 
 /// Formats a followed file may carry at once: the current one and three before it (the
 /// shared contract's "at most 4 per file").
@@ -31,6 +31,9 @@ pub const MAX_CANDIDATES: usize = 4;
 pub struct Change {
     pub path: PathBuf,
     pub formats: Vec<String>,
+    /// A log file the configuration names now and did not before, to follow from now on (as
+    /// this kind) when every log it names is followed (no FILE given).
+    pub new: Option<LogKind>,
 }
 
 /// When the old candidates of a path may go.
@@ -65,6 +68,8 @@ pub struct ConfigWatch {
     paths: BTreeMap<PathBuf, Candidates>,
     /// How many times it was read again (a change noticed).
     readings: u64,
+    /// Files to follow from now on, not yet told.
+    new: BTreeMap<PathBuf, LogKind>,
 }
 
 impl ConfigWatch {
@@ -93,6 +98,7 @@ impl ConfigWatch {
             followed_named: followed_named(follow, &config.logs),
             paths,
             readings: 0,
+            new: BTreeMap::new(),
         }
     }
 
@@ -131,6 +137,7 @@ impl ConfigWatch {
             .into_iter()
             .map(|path| Change {
                 formats: self.candidates(&path),
+                new: self.new.remove(&path),
                 path,
             })
             .collect()
@@ -211,15 +218,15 @@ impl ConfigWatch {
             c.since = Since::Noticed;
             changed.insert(path.clone());
         }
-        self.files_named(&config.logs);
+        self.files_named(&config.logs, changed);
         self.sources = config.sources.clone();
     }
 
-    /// Says which log files the configuration names now that it did not, and which followed
-    /// files it no longer names.
-    fn files_named(&mut self, logs: &Logs) {
+    /// Follows the log files the configuration names now that it did not (when every one is
+    /// followed; else says so), and says which followed files it no longer names (they stay
+    /// followed: nginx may still write there until its old workers are done).
+    fn files_named(&mut self, logs: &Logs, changed: &mut BTreeSet<PathBuf>) {
         let named = names(logs);
-        let followed = followed_named(&self.follow, logs);
         let followed_files: BTreeSet<String> = self
             .follow
             .iter()
@@ -229,16 +236,38 @@ impl ConfigWatch {
             if followed_files.contains(added) {
                 continue;
             }
-            if self.all {
-                tracing::warn!(
-                    "nginx's configuration now names {added}: not followed until the follower restarts (systemctl restart nginx-log-follower)"
-                );
-            } else {
-                tracing::info!(
+            let kind = logs.file(added).and_then(LogFile::kind);
+            match kind {
+                Some(kind) if self.all => {
+                    let path = PathBuf::from(added);
+                    let as_kind = match kind {
+                        LogKind::Access => "an access",
+                        LogKind::Error => "an error",
+                    };
+                    tracing::info!(
+                        "nginx's configuration now names {added}: following it from now on (from its first line) as {as_kind} log"
+                    );
+                    self.follow.push((path.clone(), kind));
+                    if kind == LogKind::Access {
+                        let (now, _) = named_formats(&[(path.clone(), kind)], logs);
+                        let c = Candidates {
+                            formats: now.get(&path).cloned().into_iter().collect(),
+                            since: Since::Settled,
+                        };
+                        self.paths.insert(path.clone(), c);
+                    }
+                    self.new.insert(path.clone(), kind);
+                    changed.insert(path);
+                }
+                None if self.all => tracing::warn!(
+                    "nginx's configuration now names {added}: not followed (nginx writes both access and error lines to it)"
+                ),
+                _ => tracing::info!(
                     "nginx's configuration now names {added}, which is not among the FILEs followed"
-                );
+                ),
             }
         }
+        let followed = followed_named(&self.follow, logs);
         for gone in self.followed_named.difference(&followed) {
             tracing::warn!(
                 "{}: nginx's configuration no longer names it: still followed (what nginx still writes there ships, with the formats it had); restart the follower to stop following it",

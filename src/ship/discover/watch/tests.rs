@@ -97,7 +97,8 @@ struct Look {
     /// Whether the configuration is read again.
     reads: bool,
     /// The changes: file name → the candidates' first letters (the formats' text starts with
-    /// its name in capitals), newest first.
+    /// its name in capitals), newest first; `+` before them: a new file to follow, `!` an
+    /// error log.
     changes: &'static [(&'static str, &'static str)],
 }
 
@@ -371,6 +372,31 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
             ],
         ),
         (
+            "a new site with its own logs: followed from now on, in its format",
+            vec![
+                look(
+                    |d| {
+                        d.write(
+                            "conf.d/20-blog.conf",
+                            "server { access_log logs/blog.log b; error_log logs/blog.error.log; }\n",
+                        );
+                    },
+                    true,
+                    &[("blog.error.log", "+!"), ("blog.log", "+B")],
+                ),
+                look(
+                    |d| {
+                        d.write(
+                            "formats.conf",
+                            "log_format a 'A $status';\nlog_format b 'C $status';\n",
+                        )
+                    },
+                    true,
+                    &[("blog.log", "CB")],
+                ),
+            ],
+        ),
+        (
             "a file now written in two formats: none is named",
             vec![look(
                 |d| {
@@ -406,7 +432,12 @@ fn each_change_is_noticed_read_and_told() {
                 .iter()
                 .map(|c| {
                     let file = c.path.file_name().expect("a name").to_string_lossy();
-                    (file.into_owned(), letters(&c.formats))
+                    let new = match c.new {
+                        Some(LogKind::Access) => "+",
+                        Some(LogKind::Error) => "+!",
+                        None => "",
+                    };
+                    (file.into_owned(), format!("{new}{}", letters(&c.formats)))
                 })
                 .collect();
             let want: Vec<(String, String)> = l
