@@ -10,14 +10,17 @@
 //!
 //! An old candidate is dropped when the file starts a new generation after the change was
 //! noticed (rotation: nginx reopens its logs on USR1, and from then on every line is
-//! written under the configuration it runs now). The generation is taken one pass after the
-//! change was noticed, so that a rotation that happened before the notice, but was seen by
-//! the follower only after it, does not count.
+//! written under the configuration it runs now) and that new file's first lines are all in
+//! the newest format: an edit is seen when it is saved, and nginx writes the old format
+//! until it reloads (or an old worker finishes a long request). The generation is taken one
+//! pass after the change was noticed, so that a rotation that happened before the notice,
+//! but was seen by the follower only after it, does not count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{Config, Reader, Sources, config_file, named_formats};
+use crate::parse::format::LogFormat;
 use crate::route::LogKind;
 use crate::ship::nginx_conf::{Format, LogFile, Logs};
 
@@ -158,16 +161,31 @@ impl ConfigWatch {
                     Since::Settled
                 }
                 (Since::At(Some(then)), Some(g)) if g > then => {
-                    c.formats.truncate(1);
-                    if let Some(f) = c.formats.first() {
-                        tracing::info!(
-                            "{}: a new file (generation {g}) since nginx's configuration changed: its lines are all log_format {}; the older formats are no longer named",
-                            path.display(),
-                            f.name
-                        );
+                    let Some(newest) = c.formats.first().cloned() else {
+                        continue;
+                    };
+                    match first_lines_in(path, &newest) {
+                        // Nothing to tell by yet: look again at the next pass.
+                        None => continue,
+                        Some(false) => {
+                            tracing::warn!(
+                                "{}: a new file (generation {g}) since nginx's configuration changed, but its first lines are not all in log_format {}: nginx has not reloaded yet, or an old worker still writes; the older formats stay named until the next new file",
+                                path.display(),
+                                newest.name
+                            );
+                            Since::At(Some(g))
+                        }
+                        Some(true) => {
+                            c.formats.truncate(1);
+                            tracing::info!(
+                                "{}: a new file (generation {g}) since nginx's configuration changed, its first lines in log_format {}: the older formats are no longer named",
+                                path.display(),
+                                newest.name
+                            );
+                            changed.insert(path.clone());
+                            Since::Settled
+                        }
                     }
-                    changed.insert(path.clone());
-                    Since::Settled
                 }
                 (since, _) => since,
             };
@@ -286,6 +304,33 @@ fn followed_named(follow: &[(PathBuf, LogKind)], logs: &Logs) -> BTreeSet<PathBu
         .filter(|(p, _)| config_file(p, logs).is_some())
         .map(|(p, _)| p.clone())
         .collect()
+}
+
+/// Bytes of a new file's start read to check its lines.
+const CHECK_BYTES: u64 = 64 * 1024;
+/// Lines of a new file's start checked.
+const CHECK_LINES: usize = 20;
+
+/// Whether the first whole lines of the file at `path` are all written in `format` (each
+/// matches it to its end, as the forwarder takes a line's first candidate); `None` while it
+/// holds no whole line (or cannot be read).
+fn first_lines_in(path: &Path, format: &Format) -> Option<bool> {
+    use std::io::Read;
+    let compiled = LogFormat::parse_config(&format.to_config()).ok()?;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(CHECK_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    let whole = &head[..head.iter().rposition(|b| *b == b'\n')? + 1];
+    let mut fields = Vec::new();
+    Some(
+        String::from_utf8_lossy(whole)
+            .lines()
+            .take(CHECK_LINES)
+            .all(|line| compiled.split(line, &mut fields).is_ok_and(str::is_empty)),
+    )
 }
 
 fn names(logs: &Logs) -> BTreeSet<String> {

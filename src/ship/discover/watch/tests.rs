@@ -20,7 +20,7 @@ impl Dir {
             N.fetch_add(1, Ordering::SeqCst)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["conf.d", "sites"] {
+        for sub in ["conf.d", "sites", "logs"] {
             std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
         }
         let d = Dir(dir);
@@ -113,17 +113,23 @@ fn look(edit: fn(&Dir), reads: bool, changes: &'static [(&'static str, &'static 
     }
 }
 
+/// A look with no edit of the configuration: `log` writes the followed shop.log's new file
+/// (what nginx wrote there since it was started), `generations` as in [`Look`].
 fn at(
+    log: fn(&Dir),
     generations: &'static [(&'static str, u64)],
     changes: &'static [(&'static str, &'static str)],
 ) -> Look {
     Look {
-        edit: NOTHING,
+        edit: log,
         generations,
         reads: false,
         changes,
     }
 }
+
+/// shop.log's new file, written in `B` (the format the cases switch it to).
+const IN_B: fn(&Dir) = |d| d.write("logs/shop.log", "B 200\nB 404\n");
 
 /// Each candidate's text as its leading capital (`'A $status'` → `A`).
 fn letters(formats: &[String]) -> String {
@@ -289,10 +295,14 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
                     &[("shop.log", "BA")],
                 ),
                 // The pass after the notice: its generation is the one that counts.
-                at(&[("shop.log", 0), ("x.log", 0)], &[]),
-                at(&[("shop.log", 0), ("x.log", 1)], &[]),
-                at(&[("shop.log", 1), ("x.log", 1)], &[("shop.log", "B")]),
-                at(&[("shop.log", 2), ("x.log", 1)], &[]),
+                at(IN_B, &[("shop.log", 0), ("x.log", 0)], &[]),
+                at(NOTHING, &[("shop.log", 0), ("x.log", 1)], &[]),
+                at(
+                    NOTHING,
+                    &[("shop.log", 1), ("x.log", 1)],
+                    &[("shop.log", "B")],
+                ),
+                at(NOTHING, &[("shop.log", 2), ("x.log", 1)], &[]),
             ],
         ),
         (
@@ -303,8 +313,12 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
                     true,
                     &[("shop.log", "BA")],
                 ),
-                at(&[("shop.log", 1), ("x.log", 0)], &[]),
-                at(&[("shop.log", 2), ("x.log", 0)], &[("shop.log", "B")]),
+                at(IN_B, &[("shop.log", 1), ("x.log", 0)], &[]),
+                at(
+                    NOTHING,
+                    &[("shop.log", 2), ("x.log", 0)],
+                    &[("shop.log", "B")],
+                ),
             ],
         ),
         (
@@ -316,9 +330,41 @@ fn cases() -> Vec<(&'static str, Vec<Look>)> {
                     reads: true,
                     changes: &[("shop.log", "BA")],
                 },
-                at(&[], &[]),
-                at(&[("shop.log", 0)], &[]),
-                at(&[("shop.log", 1)], &[("shop.log", "B")]),
+                at(IN_B, &[], &[]),
+                at(NOTHING, &[("shop.log", 0)], &[]),
+                at(NOTHING, &[("shop.log", 1)], &[("shop.log", "B")]),
+            ],
+        ),
+        (
+            "a new file still in the old format (edited, not reloaded yet): the old one stays",
+            vec![
+                look(
+                    |d| d.write("sites/shop", "server { access_log logs/shop.log b; }\n"),
+                    true,
+                    &[("shop.log", "BA")],
+                ),
+                at(NOTHING, &[("shop.log", 0)], &[]),
+                at(
+                    |d| d.write("logs/shop.log", "A 200\n"),
+                    &[("shop.log", 1)],
+                    &[],
+                ),
+                at(NOTHING, &[("shop.log", 1)], &[]),
+                // nginx reloaded, the file rotated again: now all in the new one.
+                at(IN_B, &[("shop.log", 2)], &[("shop.log", "B")]),
+            ],
+        ),
+        (
+            "a new file with no whole line yet: decided once it has one",
+            vec![
+                look(
+                    |d| d.write("sites/shop", "server { access_log logs/shop.log b; }\n"),
+                    true,
+                    &[("shop.log", "BA")],
+                ),
+                at(NOTHING, &[("shop.log", 0)], &[]),
+                at(|d| d.write("logs/shop.log", "B 2"), &[("shop.log", 1)], &[]),
+                at(IN_B, &[("shop.log", 1)], &[("shop.log", "B")]),
             ],
         ),
         (
