@@ -175,9 +175,13 @@ impl Overrides {
     /// From the environment (an empty variable counts as unset).
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
         let var = |n: &str| env(n).filter(|v| !v.is_empty());
+        // nginx takes a relative `-p` from its working directory; the follower's may differ,
+        // so it is made absolute here (a relative `-c` is relative to the prefix: kept).
+        let prefix =
+            var(PREFIX_VAR).map(|p| std::path::absolute(&p).map_or(p, |a| a.display().to_string()));
         Overrides {
             conf: var(CONF_VAR),
-            prefix: var(PREFIX_VAR),
+            prefix,
         }
     }
 
