@@ -483,4 +483,105 @@ mod tests {
             some.refused
         );
     }
+
+    #[test]
+    fn overrides_are_nginx_s_p_and_c() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let cases: [(&[(&str, &str)], &str, &str, &[&str]); 4] = [
+            (&[], "/usr/share/nginx/", "/etc/nginx/nginx.conf", &[]),
+            (
+                &[(CONF_VAR, "/opt/site/nginx.conf")],
+                "/usr/share/nginx/",
+                "/opt/site/nginx.conf",
+                &["-c", "/opt/site/nginx.conf"],
+            ),
+            // A relative -c is under the prefix, as nginx takes it.
+            (
+                &[(PREFIX_VAR, "/srv/ngx"), (CONF_VAR, "conf/site.conf")],
+                "/srv/ngx/",
+                "/srv/ngx/conf/site.conf",
+                &["-p", "/srv/ngx/", "-c", "conf/site.conf"],
+            ),
+            // Empty: unset.
+            (
+                &[(PREFIX_VAR, ""), (CONF_VAR, "")],
+                "/usr/share/nginx/",
+                "/etc/nginx/nginx.conf",
+                &[],
+            ),
+        ];
+        for (vars, prefix, main, flags) in cases {
+            let o = Overrides::from_env(env(vars));
+            let d = o.apply(Defaults::debian());
+            assert_eq!(d.prefix, prefix, "{vars:?}");
+            assert_eq!(d.main_file(), main, "{vars:?}");
+            assert_eq!(o.flags(), flags, "{vars:?}");
+        }
+    }
+
+    /// The files first; `nginx -T` when they cannot be read (saying why not); both reasons
+    /// when neither works. A stand-in nginx answers -V and -T.
+    #[test]
+    fn the_files_first_then_nginx_t_then_why_neither() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ncf-reader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let d = dir.display();
+        let nginx = dir.join("nginx");
+        let fake = |t_ok: bool| {
+            let t = if t_ok {
+                format!(
+                    "printf '# configuration file {d}/nginx.conf:\\nerror_log stderr; http {{ server {{ access_log /x/by-t.log; }} }}\\n\\n'"
+                )
+            } else {
+                "echo 'nginx: [emerg] open() \"/run/nginx.pid\" failed (13: Permission denied)' >&2; exit 1"
+                    .to_string()
+            };
+            let script = format!(
+                "#!/bin/sh\ncase \"$*\" in\n*-V*) echo 'configure arguments: --prefix={d} --conf-path={d}/nginx.conf' >&2 ;;\n*-T*) {t} ;;\nesac\n"
+            );
+            std::fs::write(&nginx, script).expect("write");
+            std::fs::set_permissions(&nginx, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        };
+        fake(true);
+        let r = Reader::new(&nginx.display().to_string(), Overrides::default()).expect("-V");
+        assert_eq!(r.defaults.main_file(), format!("{d}/nginx.conf"));
+
+        let c = r.read().expect("by nginx -T");
+        let files: Vec<&str> = c.logs.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, ["/x/by-t.log"]);
+        let How::NginxT { files_not_read } = &c.how else {
+            panic!("{:?}", c.how);
+        };
+        assert!(
+            files_not_read.starts_with(&format!("{d}/nginx.conf: cannot read it")),
+            "{files_not_read}"
+        );
+
+        std::fs::write(
+            dir.join("nginx.conf"),
+            "error_log stderr; http { server { access_log /x/direct.log; } }\n",
+        )
+        .expect("write");
+        let c = r.read().expect("from the files");
+        assert_eq!(c.how, How::Files);
+        assert_eq!(c.logs.files[0].path, "/x/direct.log");
+
+        std::fs::remove_file(dir.join("nginx.conf")).expect("rm");
+        fake(false);
+        let e = r.read().expect_err("neither");
+        assert!(
+            e.contains("nginx.conf: cannot read it") && e.contains("-T: nginx: [emerg] open()"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
