@@ -493,7 +493,14 @@ mod tests {
                     .map(|(_, v)| (*v).to_string())
             }
         };
-        let cases: [(&[(&str, &str)], &str, &str, &[&str]); 4] = [
+        /// (variables, prefix, main file, `nginx -T`'s flags)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+        );
+        let cases: [Case; 4] = [
             (&[], "/usr/share/nginx/", "/etc/nginx/nginx.conf", &[]),
             (
                 &[(CONF_VAR, "/opt/site/nginx.conf")],
