@@ -4,15 +4,23 @@
 # Usage: ship-nginx-logs.sh FILE...
 #
 #   FILE: rotated nginx logs, plain or gzip, e.g. what logrotate leaves behind
-#   (access.log-20261124T1000.gz, error.log.1) or a glob such as /var/log/nginx/*.log-*.gz.
+#   (access.log-20261124T1000.gz, error.log.1, shop.example.com.access.log-20261124.gz,
+#   site/access.log.2.gz) or a glob such as /var/log/nginx/*.log-*.gz.
 #   Each file is uploaded as gzip to
 #
 #     s3://$NGINX_LOG_BUCKET/${NGINX_LOG_PREFIX%/}/<instance-id>/<access|error>/YYYY/MM/DD/<name>[.gz]
 #
 #   - <instance-id> comes from the instance metadata service, IMDSv2 (token PUT, then GET);
-#   - the log type from the file name: access* -> access, error* -> error, anything else is
-#     skipped, as are live logs (names ending in .log: shipping and deleting those would lose
-#     what nginx is still writing);
+#   - the log type from nginx's configuration when nginx-cloudwatch-forwarder is installed
+#     (NCF_BIN): the live log a file was rotated from is its name without logrotate's
+#     suffixes (.N, -YYYYMMDD, -YYYYMMDDHH, -YYYYMMDDTHHMM and other dateext forms, .gz, .zst,
+#     ..., in any order) in the same directory, and `nginx-cloudwatch-forwarder nginx-logs`
+#     (run once, on the first file that needs it) says whether nginx writes access or error
+#     lines to it, and in which log_format. Otherwise (not installed, the configuration cannot
+#     be read, or it names no such log) the file name decides: access* -> access,
+#     error* -> error. A file neither says is kept, with a warning. Live logs are skipped
+#     (names ending in .log, and any file nginx's configuration names: shipping and deleting
+#     those would lose what nginx is still writing);
 #   - YYYY/MM/DD is the file's modification time, in UTC;
 #   - a gzip file (by its magic bytes) is uploaded as it is; any other file is gzipped into a
 #     temporary copy (the original is never modified) and ".gz" is appended to the object name.
@@ -24,6 +32,12 @@
 #                    IMDS failure falls back the same way, with a warning
 #     nginx-version  from `nginx -v` (NGINX_BIN, else nginx on PATH, else /usr/sbin/nginx), e.g.
 #                    1.22.1; left out when it cannot tell
+#     ncf-log-format on an access log whose log_format nginx's configuration names: the key of
+#                    its format object, <prefix><instance-id>/formats/<sha256 of the format>,
+#                    whose body is the format as ACCESS_LOG_FORMAT takes it (the forwarder
+#                    parses the log with it). The format object is put first, once per run and
+#                    never replaced (put-object --if-none-match '*'; 412: already there), the
+#                    same object the follower (`nginx-cloudwatch-forwarder ship`) puts.
 #   Values are percent-encoded UTF-8: every byte outside ! to ~ (space, control bytes, non-ASCII)
 #   and % itself become %XX; at most 256 bytes, never cut inside a character.
 #   Each upload is tried UPLOAD_ATTEMPTS times with a doubling delay. A file is deleted only
@@ -38,18 +52,26 @@
 #   UPLOAD_ATTEMPTS      attempts per file, >= 1; default 5
 #   RETRY_DELAY_SECONDS  delay before the 2nd attempt, doubled before each next one; default 2
 #   DELETE_AFTER_UPLOAD  "true" or "false"; default true
-#   NGINX_BIN            nginx binary for the nginx-version metadata; default nginx on PATH,
-#                        else /usr/sbin/nginx
+#   NGINX_BIN            nginx binary for the nginx-version metadata and the configuration;
+#                        default nginx on PATH, else /usr/sbin/nginx
+#   NCF_BIN              nginx-cloudwatch-forwarder, which reads nginx's configuration; default
+#                        nginx-cloudwatch-forwarder on PATH, else
+#                        /usr/local/bin/nginx-cloudwatch-forwarder, else none. "none": file
+#                        names decide.
 #   TMPDIR               where gzipped copies are written; default /tmp
 #   The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_CONFIG_FILE, ...)
 #   are passed to the AWS CLI untouched.
 #
-# Exit status: 0 when every file was uploaded or skipped; 1 when any file was kept because it
-# did not upload (or could not be deleted after uploading); 2 on a usage or configuration error
-# or when the instance ID cannot be read from IMDS (nothing is uploaded or deleted then).
+# Exit status: 0 when every file was uploaded or skipped (a file kept because nothing says what
+# it is counts as skipped: it has a warning); 1 when any file was kept because it, or its format
+# object, did not upload (or it could not be deleted after uploading); 2 on a usage or
+# configuration error or when the instance ID cannot be read from IMDS (nothing is uploaded or
+# deleted then).
 #
-# Needs: a POSIX sh, curl, gzip, od, awk, sed, mktemp, and date -u -r FILE (GNU coreutils, BusyBox and the
-# BSDs have it; otherwise GNU or BSD stat is used to read the modification time).
+# Needs: a POSIX sh, curl, gzip, od, awk, sed (with -E), mktemp, and date -u -r FILE (GNU coreutils,
+# BusyBox and the BSDs have it; otherwise GNU or BSD stat is used to read the modification time).
+# Optional: nginx-cloudwatch-forwarder (see NCF_BIN), run as a user that may run `nginx -T`
+# (root, as logrotate runs this), for site-named logs and the log_format metadata.
 set -eu
 
 me=ship-nginx-logs
@@ -124,6 +146,27 @@ esac
 command -v curl >/dev/null 2>&1 || fail "curl is needed to read the instance ID from IMDS"
 command -v gzip >/dev/null 2>&1 || fail "gzip is needed"
 command -v "$aws_cli" >/dev/null 2>&1 || fail "AWS CLI \"$aws_cli\" not found (set AWS_CLI)"
+
+# The binary that reads nginx's configuration; none: file names decide (ncf_why says why).
+ncf_bin=${NCF_BIN-}
+ncf_why=
+case $ncf_bin in
+'')
+    if command -v nginx-cloudwatch-forwarder >/dev/null 2>&1; then
+        ncf_bin=nginx-cloudwatch-forwarder
+    elif [ -x /usr/local/bin/nginx-cloudwatch-forwarder ]; then
+        ncf_bin=/usr/local/bin/nginx-cloudwatch-forwarder
+    else
+        ncf_bin=none
+        ncf_why="nginx-cloudwatch-forwarder is not installed (not on PATH nor in /usr/local/bin; set NCF_BIN)"
+    fi
+    ;;
+none) ncf_why="NCF_BIN=none" ;;
+*)
+    command -v "$ncf_bin" >/dev/null 2>&1 ||
+        fail "NCF_BIN=\"$ncf_bin\": not found (a command or a path; none: file names decide)"
+    ;;
+esac
 
 # Gzipped copies go to a private directory, removed however the script ends.
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/$me.XXXXXX") || fail "cannot create a temporary directory"
@@ -209,11 +252,15 @@ trim() {
     printf '%s' "$t"
 }
 
-# The metadata as the AWS CLI's JSON map (values are printable ASCII; " and \ escaped).
+# One entry of the AWS CLI's JSON map (values are printable ASCII; " and \ escaped).
+meta_pair() {
+    v=$(printf '%s' "$2" | sed 's/[\\"]/\\&/g')
+    printf '"%s":"%s"' "$1" "$v"
+}
+# The host's entries, the same on every object.
 meta_json=
 meta_add() {
-    v=$(printf '%s' "$2" | sed 's/[\\"]/\\&/g')
-    meta_json=${meta_json:+$meta_json,}"\"$1\":\"$v\""
+    meta_json=${meta_json:+$meta_json,}$(meta_pair "$1" "$2")
 }
 
 read_host_meta() {
@@ -250,8 +297,144 @@ read_host_meta() {
     meta_add instance-id "$(meta_value "$instance_id")"
     [ -z "$host_name" ] || meta_add hostname "$(meta_value "$host_name")"
     [ -z "$nginx_version" ] || meta_add nginx-version "$(meta_value "$nginx_version")"
-    meta_json={$meta_json}
     say "instance $instance_id, hostname ${host_name:-unknown}, nginx ${nginx_version:-version unknown}"
+}
+
+# --- what nginx's configuration says, read once, on the first file that needs it -------------
+
+conf=unread # then loaded or unavailable
+conf_list=$workdir/nginx-logs
+conf_formats=$workdir/formats
+read_nginx_logs() {
+    conf=unavailable
+    [ "$ncf_bin" != none ] || return 0
+    conf_err=$workdir/nginx-logs.err
+    if "$ncf_bin" nginx-logs --formats-dir "$conf_formats" >"$conf_list" 2>"$conf_err" </dev/null; then
+        conf=loaded
+        say "nginx's configuration read ($ncf_bin nginx-logs: $(awk 'END { print NR }' "$conf_list") log file path(s))"
+        while IFS= read -r conf_note || [ -n "$conf_note" ]; do
+            say "$ncf_bin nginx-logs: $conf_note"
+        done <"$conf_err"
+    else
+        conf_rc=$?
+        # Its error line (an older binary without nginx-logs: clap's "unrecognized subcommand"),
+        # else its last line.
+        conf_note=$(sed -n '/^error:/{p;q;}' "$conf_err")
+        [ -n "$conf_note" ] || conf_note=$(tail -n 1 "$conf_err")
+        conf_note=$(trim "$conf_note")
+        ncf_why="$ncf_bin nginx-logs: ${conf_note:-exit status $conf_rc}"
+        say "warning: nginx's configuration not read ($ncf_why); file names say the kind (access*, error*)"
+    fi
+}
+
+# What the configuration says of the file at $1: sets conf_kind (access, error or mixed) and
+# conf_sha (the format's SHA-256, or -); fails when it names no such file. Lines are
+# KIND<TAB>SHA<TAB>PATH, the path last (it may hold tabs).
+conf_lookup() {
+    [ "$conf" = loaded ] || return 1
+    conf_found=$(P=$1 awk '
+        BEGIN { p = ENVIRON["P"] }
+        {
+            i = index($0, "\t"); rest = substr($0, i + 1); j = index(rest, "\t")
+            if (i > 0 && j > 0 && substr(rest, j + 1) == p) {
+                print substr($0, 1, i - 1) " " substr(rest, 1, j - 1)
+                exit
+            }
+        }' "$conf_list")
+    [ -n "$conf_found" ] || return 1
+    conf_kind=${conf_found%% *}
+    conf_sha=${conf_found#* }
+}
+
+# The configuration's entry for the file named $2 in the directory of $1, as the path is
+# written (logical) or with symbolic links resolved (physical).
+conf_lookup_beside() {
+    case $1 in
+    */*) conf_dir=${1%/*} ;;
+    *) conf_dir=. ;;
+    esac
+    [ -n "$conf_dir" ] || conf_dir=/
+    for conf_opt in -L -P; do
+        conf_abs=$(CDPATH='' cd -- "$conf_dir" 2>/dev/null && pwd "$conf_opt") || continue
+        conf_lookup "${conf_abs%/}/$2" && return 0
+    done
+    return 1
+}
+
+# The name of the live log a rotated file was rotated from: without logrotate's suffixes (.N,
+# -YYYYMMDD[HH|THHMM|...], -YYYY-MM-DD[...], a compression extension), in any order.
+live_name() {
+    printf '%s\n' "$1" | sed -E -e ':a' \
+        -e 's/(\.[0-9]+|\.(gz|zst|bz2|xz|lz4|lzma|lzo|Z)|-[0-9]{8}([T_-]?[0-9]{2,6})?|-[0-9]{4}-[0-9]{2}-[0-9]{2}([T_-][0-9]{2}([:.-]?[0-9]{2}){0,2})?)$//' \
+        -e 'ta'
+}
+
+# --- uploads ---------------------------------------------------------------------------------
+
+# Runs "$@" until it succeeds, at most UPLOAD_ATTEMPTS times with a doubling delay; $1 names
+# what is uploaded in the retry message.
+retrying() {
+    what=$1
+    shift
+    attempt=1
+    delay=$retry_delay
+    while :; do
+        "$@" && return 0
+        [ "$attempt" -lt "$attempts" ] || return 1
+        say "upload of $what failed (attempt $attempt of $attempts); retrying in ${delay}s"
+        sleep "$delay"
+        attempt=$((attempt + 1))
+        [ "$delay" -ge 3600 ] || delay=$((delay * 2)) # doubling, up to about 2 hours
+    done
+}
+
+# One put of the format object $1 (body: file $2) that never replaces it; 0 when it is stored
+# or already there (412 PreconditionFailed). An AWS CLI too old for --if-none-match puts it
+# plainly: the key is the body's hash, so a replacement holds the same bytes.
+if_none_match=true
+put_new_format() {
+    put_err=$workdir/put-format.err
+    while :; do
+        if [ "$if_none_match" = true ]; then
+            "$aws_cli" s3api put-object --bucket "$bucket" --body "$2" \
+                --content-type 'text/plain; charset=utf-8' --if-none-match '*' --key "$1" \
+                >/dev/null 2>"$put_err" && format_put=stored && return 0
+        else
+            "$aws_cli" s3api put-object --bucket "$bucket" --body "$2" \
+                --content-type 'text/plain; charset=utf-8' --key "$1" \
+                >/dev/null 2>"$put_err" && format_put=stored && return 0
+        fi
+        if grep -q 'PreconditionFailed' "$put_err"; then
+            format_put="already there"
+            return 0
+        fi
+        if [ "$if_none_match" = true ] && grep -q 'nknown option.*--if-none-match' "$put_err"; then
+            say "warning: $aws_cli has no --if-none-match (an older AWS CLI): format objects are put without it"
+            if_none_match=false
+            continue
+        fi
+        cat -- "$put_err" >&2
+        return 1
+    done
+}
+
+# The format objects this run has put (or found there), by hash: " sha sha ".
+formats_done=' '
+
+# Puts the format object of hash $1 unless this run did; fails when it could not.
+put_format() {
+    format_key=$prefix$instance_id/formats/$1
+    case $formats_done in
+    *" $1 "*) return 0 ;;
+    esac
+    [ -f "$conf_formats/$1" ] || {
+        say "error: nginx-logs wrote no format text for $1"
+        return 1
+    }
+    retrying "format object s3://$bucket/$format_key" put_new_format "$format_key" "$conf_formats/$1" ||
+        return 1
+    say "format object s3://$bucket/$format_key: $format_put"
+    formats_done="$formats_done$1 "
 }
 
 # --- one file ------------------------------------------------------------------------------
@@ -297,13 +480,43 @@ ship() {
         say "skipped $file: a live log, not a rotated one"
         return 0
         ;;
-    access*) type=access ;;
-    error*) type=error ;;
-    *)
-        say "skipped $file: neither an access nor an error log (name does not start with access or error)"
-        return 0
-        ;;
     esac
+    # The configuration first (the live log this file was rotated from), the name second.
+    [ "$conf" != unread ] || read_nginx_logs
+    type=
+    format_sha=
+    live=$(live_name "$name")
+    if [ "$conf" = loaded ]; then
+        if conf_lookup_beside "$file" "$name"; then
+            say "skipped $file: a live log, not a rotated one (nginx writes to it)"
+            return 0
+        fi
+        if [ -n "$live" ] && [ "$live" != "$name" ] && conf_lookup_beside "$file" "$live"; then
+            case $conf_kind in
+            access | error) type=$conf_kind ;;
+            *)
+                say "warning: kept $file: nginx writes both access and error lines to $live, which no one parser reads"
+                return 0
+                ;;
+            esac
+            [ "$conf_sha" = - ] || format_sha=$conf_sha
+        fi
+    fi
+    if [ -z "$type" ]; then
+        case $name in
+        access*) type=access ;;
+        error*) type=error ;;
+        *)
+            if [ "$conf" = loaded ]; then
+                why="nginx's configuration names no log $live beside it"
+            else
+                why="nginx's configuration was not read: $ncf_why"
+            fi
+            say "warning: kept $file: neither its name (access*, error*) nor nginx's configuration says whether it is an access or an error log ($why)"
+            return 0
+            ;;
+        esac
+    fi
     if ! day=$(utc_day "$file"); then
         say "error: kept $file: cannot read its modification time"
         return 1
@@ -327,21 +540,22 @@ ship() {
     fi
     url=s3://$bucket/$prefix$instance_id/$type/$day/$object
 
-    uploaded=false
-    attempt=1
-    delay=$retry_delay
-    while :; do
-        if "$aws_cli" s3 cp --only-show-errors --content-type application/gzip \
-            --metadata "$meta_json" "$src" "$url"; then
-            uploaded=true
-            break
+    file_meta=$meta_json
+    if [ -n "$format_sha" ]; then
+        # The format first: the forwarder reads it when the log's notification arrives.
+        if ! put_format "$format_sha"; then
+            [ "$src" = "$file" ] || rm -f -- "$src"
+            say "error: kept $file: its format object s3://$bucket/$format_key did not upload after $attempts attempt(s)"
+            return 1
         fi
-        [ "$attempt" -lt "$attempts" ] || break
-        say "upload of $file failed (attempt $attempt of $attempts); retrying in ${delay}s"
-        sleep "$delay"
-        attempt=$((attempt + 1))
-        [ "$delay" -ge 3600 ] || delay=$((delay * 2)) # doubling, up to about 2 hours
-    done
+        file_meta=$file_meta,$(meta_pair ncf-log-format "$(meta_value "$format_key")")
+    fi
+
+    uploaded=false
+    if retrying "$file" "$aws_cli" s3 cp --only-show-errors --content-type application/gzip \
+        --metadata "{$file_meta}" "$src" "$url"; then
+        uploaded=true
+    fi
     [ "$src" = "$file" ] || rm -f -- "$src"
     if [ "$uploaded" != true ]; then
         say "error: kept $file: upload to $url failed after $attempts attempt(s)"

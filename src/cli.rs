@@ -5,10 +5,12 @@
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [--nginx-version V] [FILE]
 //! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [FILE...]
 //! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL] [--function NAME]
+//! nginx-cloudwatch-forwarder nginx-logs [--formats-dir DIR] [--json]
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
 //! ```
 
 mod backfill;
+mod nginx_logs;
 mod render;
 mod replay;
 mod settings;
@@ -31,6 +33,7 @@ use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
 pub use backfill::{BackfillArgs, LogWriter};
+pub use nginx_logs::NginxLogsArgs;
 
 /// Logging for the local commands: to stderr, so that stdout carries only the command's
 /// output (and above backfill's progress line on a terminal), at `RUST_LOG`'s level (INFO by
@@ -59,8 +62,8 @@ pub fn init_local_tracing() {
 /// hand, the commands below use the same code. The forwarder's configuration comes from the
 /// environment (KEY_PATTERN, LOG_GROUP_TEMPLATE, LOG_STREAM_TEMPLATE, RETENTION_DAYS,
 /// OUTPUT_FORMAT, ACCESS_LOG_FORMAT, ERROR_LOG_TIMEZONE, MAX_CONCURRENT_OBJECTS, …; see
-/// README.md), or for backfill and replay with --function from the deployed function; the AWS
-/// endpoints and credentials from the SDK's usual variables
+/// docs/configuration.md), or for backfill and replay with --function from the deployed
+/// function; the AWS endpoints and credentials from the SDK's usual variables
 /// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, AWS_PROFILE, …).
 #[derive(Debug, Parser, PartialEq)]
 #[command(
@@ -121,6 +124,12 @@ enum Command {
     /// Forwards what is already in S3 under a prefix (or, with --enqueue, announces it to the
     /// stack's queue so that Lambda forwards it). Objects already delivered are not sent again.
     Backfill(BackfillArgs),
+    /// On the nginx host: prints the log files nginx's configuration names (read as `ship`
+    /// reads it: NGINX_BIN, else nginx on PATH, else /usr/sbin/nginx), one line each:
+    /// KIND<TAB>FORMAT<TAB>PATH, where KIND is access, error or mixed and FORMAT the SHA-256
+    /// of the log_format's text as ACCESS_LOG_FORMAT takes it (`-` for none). For scripts
+    /// (scripts/ship-nginx-logs.sh); exits 1 when the configuration cannot be read.
+    NginxLogs(NginxLogsArgs),
     /// Prints a completion script for a shell, e.g. `completions bash >
     /// /etc/bash_completion.d/nginx-cloudwatch-forwarder`.
     Completions {
@@ -195,7 +204,12 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         },
         (None, Ok(c)) => c,
         // `ship` runs on the host and does not use the forwarder's configuration.
-        (None, Err(e)) if !matches!(command, Command::Ship(_) | Command::Completions { .. }) => {
+        (None, Err(e))
+            if !matches!(
+                command,
+                Command::Ship(_) | Command::NginxLogs(_) | Command::Completions { .. }
+            ) =>
+        {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -213,6 +227,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill(args) => backfill::command(config, args).await,
+        Command::NginxLogs(args) => nginx_logs::command(&args),
         Command::Replay {
             event: Some(event),
             function,
@@ -473,6 +488,20 @@ mod tests {
             Command::Backfill(BackfillArgs { enqueue: Some(q), .. }) if q.ends_with("/1/q")
         ));
         assert_eq!(
+            ok("nginx-logs --formats-dir /tmp/f"),
+            Command::NginxLogs(NginxLogsArgs {
+                formats_dir: Some("/tmp/f".into()),
+                json: false
+            })
+        );
+        assert_eq!(
+            ok("nginx-logs --json"),
+            Command::NginxLogs(NginxLogsArgs {
+                formats_dir: None,
+                json: true
+            })
+        );
+        assert_eq!(
             ok("completions bash"),
             Command::Completions {
                 shell: clap_complete::Shell::Bash
@@ -499,6 +528,8 @@ mod tests {
             "backfill s3://logs --since 2026-11-02 --until 2026-11-01",
             "backfill s3://logs --enqueue q --dry-run",
             "completions tcsh",
+            "nginx-logs /var/log/nginx/access.log",
+            "nginx-logs --formats-dir",
         ] {
             let e = parse_args(&args(bad)).expect_err(bad);
             assert!(

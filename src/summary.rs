@@ -259,7 +259,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 23] = [
+const METRICS: [(&str, &str); 25] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -270,6 +270,8 @@ const METRICS: [(&str, &str); 23] = [
     ("ingested_bytes", "Bytes"),
     ("batches", "Count"),
     ("parse_errors", "Count"),
+    ("format_fallbacks", "Count"),
+    ("format_ambiguous", "Count"),
     ("dropped", "Count"),
     ("sampled_out", "Count"),
     ("rejected_too_old", "Count"),
@@ -296,6 +298,9 @@ impl Summary {
             let t = &self.totals;
             let rejected = t.rejected_too_old + t.rejected_too_new + t.rejected_expired;
             fields.insert("rejected".into(), rejected.into());
+            // Left out of the summary when zero; a metric is sent every time.
+            fields.insert("format_fallbacks".into(), t.format_fallbacks.into());
+            fields.insert("format_ambiguous".into(), t.format_ambiguous.into());
             fields.insert("level".into(), "INFO".into());
             fields.insert("message".into(), "invocation summary".into());
             fields.insert("FunctionName".into(), function_name.into());

@@ -1,4 +1,4 @@
-//! The binary under cargo-lambda's emulator, run the way README's "Local commands" says:
+//! The binary under cargo-lambda's emulator, run the way docs/user-guide.md's "Local commands" says:
 //! `cargo lambda watch` builds and serves it, `cargo lambda invoke --data-file` hands it an
 //! event, and moto plays S3, SQS and CloudWatch Logs. The emulator sends
 //! `Lambda-Runtime-Deadline-Ms: 600000` (a relative time, not Lambda's absolute one), which once

@@ -284,7 +284,7 @@ async fn every_envelope_delivers_the_same_objects() {
         ("sqs-sns-s3.json", 2),
         ("sqs-eventbridge.json", 2),
         ("eventbridge-object-created.json", 1),
-        // What a failure leaves behind (README, "Recovering from the dead-letter queues"): the
+        // What a failure leaves behind (docs/operations.md, "Recovering from the dead-letter queues"): the
         // on-failure destination's record of a failed S3 or EventBridge invocation, that record
         // delivered by an event bus, as an SQS event of the dead-letter queue, and both
         // dead-letter queues' messages as `aws sqs receive-message` prints them (captured

@@ -1375,7 +1375,7 @@ fn compare_error(
         return;
     }
     // The error log holds raw bytes: nginx's value as the forwarder gives it back is the lossy
-    // UTF-8 decoding with NUL bytes stripped (README, "Broken and hostile input").
+    // UTF-8 decoding with NUL bytes stripped (docs/design.md, "Broken and hostile input").
     let lossy = |v: &[u8]| String::from_utf8_lossy(v).replace('\0', "");
     for (k, (ev, rw)) in events.iter().zip(raw).enumerate() {
         let n = k + 1;

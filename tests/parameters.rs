@@ -1,15 +1,19 @@
 //! Every setting the function reads can be set through the stack: each variable of
 //! [`FORWARDER_VARS`] (the list `Config::from_lookup` is checked against) is set in
-//! template.yaml's function environment from a parameter, and README's configuration reference
-//! has a row for it naming that parameter (or saying it is fixed, and why). The template's
-//! defaults configure the function as the code's defaults do, and every parameter is named in
-//! README. (Text checks on the two files: no YAML parser knows CloudFormation's tags.)
+//! template.yaml's function environment from a parameter, and the configuration reference
+//! (docs/configuration.md) has a row for it naming that parameter (or saying it is fixed, and
+//! why). The template's defaults configure the function as the code's defaults do, and every
+//! parameter is named in the reference. (Text checks on the two files: no YAML parser knows
+//! CloudFormation's tags.)
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use nginx_cloudwatch_forwarder::config::{Config, FORWARDER_VARS};
+
+/// The configuration reference.
+const REFERENCE: &str = "docs/configuration.md";
 
 /// Read by the Lambda runtime's tracing, not by `Config`: the log level.
 const RUNTIME_VARS: [&str; 2] = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"];
@@ -102,12 +106,12 @@ fn quoted(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// README's configuration table: its rows' cells (variable, parameter, meaning, default,
-/// example), split on `|` but not on `\|`.
+/// The reference's table of the function's environment: its rows' cells (variable, parameter,
+/// meaning, default, example), split on `|` but not on `\|`.
 fn reference_rows(readme: &str) -> Vec<Vec<String>> {
     let start = readme
-        .find("\n## Configuration\n")
-        .expect("a Configuration section");
+        .find("\n## The function's environment\n")
+        .expect("a section on the function's environment");
     let end = readme[start + 1..]
         .find("\n## ")
         .expect("a section after it")
@@ -143,7 +147,7 @@ fn reference_rows(readme: &str) -> Vec<Vec<String>> {
 #[test]
 fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_reference() {
     let template = read("template.yaml");
-    let readme = read("README.md");
+    let readme = read(REFERENCE);
     let params = parameters(&template);
     let env = environment(&template);
     let rows = reference_rows(&readme);
@@ -155,10 +159,7 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
             .filter(|r| quoted(&r[0]).contains(var))
             .collect();
         let [row] = row[..] else {
-            problems.push(format!(
-                "{var}: {} rows in README's configuration reference, not 1",
-                row.len()
-            ));
+            problems.push(format!("{var}: {} rows in {REFERENCE}, not 1", row.len()));
             continue;
         };
         let cell = &row[1];
@@ -166,18 +167,18 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
         match env.get(var) {
             None if cell.starts_with("fixed") => {}
             None => problems.push(format!(
-                "{var}: not set in template.yaml's function environment, and README does not say it is fixed"
+                "{var}: not set in template.yaml's function environment, and {REFERENCE} does not say it is fixed"
             )),
             Some(value) => {
                 let refs = referenced(value, &params);
                 if refs.is_empty() && !cell.starts_with("fixed") {
                     problems.push(format!(
-                        "{var}: set to {value} in template.yaml, from no parameter, and README does not say it is fixed"
+                        "{var}: set to {value} in template.yaml, from no parameter, and {REFERENCE} does not say it is fixed"
                     ));
                 }
                 for p in refs.difference(&named) {
                     problems.push(format!(
-                        "{var}: template.yaml sets it from {p}, README's reference does not name `{p}`: {cell:?}"
+                        "{var}: template.yaml sets it from {p}, {REFERENCE} does not name `{p}`: {cell:?}"
                     ));
                 }
             }
@@ -187,7 +188,9 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
             .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
         {
             if !params.contains_key(p) && !p.starts_with("AWS_") && !p.starts_with("RUST_") {
-                problems.push(format!("{var}: README names `{p}`, which is no parameter"));
+                problems.push(format!(
+                    "{var}: {REFERENCE} names `{p}`, which is no parameter"
+                ));
             }
         }
     }
@@ -202,7 +205,7 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
         for var in quoted(&row[0]) {
             if !FORWARDER_VARS.contains(&var.as_str()) && !RUNTIME_VARS.contains(&var.as_str()) {
                 problems.push(format!(
-                    "README's reference has {var}, which the function does not read"
+                    "{REFERENCE} has {var}, which the function does not read"
                 ));
             }
         }
@@ -215,7 +218,9 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
         .iter()
         .find(|r| quoted(&r[0]).contains("AWS_LAMBDA_LOG_LEVEL"));
     if !level_row.is_some_and(|r| quoted(&r[1]).contains("LogLevel")) {
-        problems.push("README's reference does not give LogLevel for the log level".into());
+        problems.push(format!(
+            "{REFERENCE} does not give LogLevel for the log level"
+        ));
     }
     for var in RUNTIME_VARS {
         if env.contains_key(var) {
@@ -224,10 +229,10 @@ fn every_setting_the_function_reads_is_a_parameter_of_the_stack_and_in_the_refer
             ));
         }
     }
-    // Every parameter is named in README.
+    // Every parameter is named in the reference.
     for p in params.keys() {
         if !readme.contains(&format!("`{p}`")) {
-            problems.push(format!("parameter {p} is not named in README"));
+            problems.push(format!("parameter {p} is not named in {REFERENCE}"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

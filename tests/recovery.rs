@@ -1,9 +1,9 @@
 //! Recovery from the dead-letter queues, end to end against moto: an object fails because
 //! CloudWatch Logs refuses its puts (the strict local endpoint answering AccessDeniedException,
 //! as for a role without logs:PutLogEvents), its announcement reaches a dead-letter queue the
-//! way the stack's would, and README's runbook command (`replay --queue`, once the cause is
-//! fixed, taken from the alarm's text in template.yaml) delivers it exactly once; run again, it
-//! delivers nothing.
+//! way the stack's would, and the runbook's command in docs/operations.md (`replay --queue`, once
+//! the cause is fixed, taken from the alarm's text in template.yaml) delivers it exactly once; run
+//! again, it delivers nothing.
 //!
 //! - Queue trigger (UseQueue=true): moto's own S3 notification on a queue whose redrive policy
 //!   moves a message to the dead-letter queue after `maxReceiveCount` receives (moto applies it).
@@ -392,7 +392,8 @@ async fn one_dead_letter_by_hand_with_the_aws_cli_and_replay_event() {
     let (_, dlq) =
         failed_direct_invocation(&moto, &strict, &sqs, "nginx-logs-by-hand", "by-hand").await;
 
-    // README's way by hand: the CLI's answer saved as it is, replayed, then the message deleted.
+    // The runbook's way by hand (docs/operations.md): the CLI's answer saved as it is, replayed,
+    // then the message deleted.
     let answer = aws(&moto, &["sqs", "receive-message", "--queue-url", &dlq]);
     let file = std::env::temp_dir().join(format!("ncf-dead-letter-{}.json", std::process::id()));
     std::fs::write(&file, &answer).expect("write message.json");

@@ -161,7 +161,10 @@ fn ship(
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("IMDS_ENDPOINT", &imds.endpoint)
         .env("NGINX_LOG_BUCKET", BUCKET)
-        .env("AWS_CLI", aws_cli());
+        .env("AWS_CLI", aws_cli())
+        // File names decide unless a test gives the binary that reads nginx's configuration
+        // (one installed on this machine must not change what the others assert).
+        .env("NCF_BIN", "none");
     if let Some(m) = moto {
         cmd.envs(m.env());
     } else {
@@ -190,12 +193,17 @@ struct Bucket {
 
 impl Bucket {
     fn start() -> Self {
-        let moto = Moto::start();
+        let b = Self::on(Moto::start());
+        block_on(b.s3.create_bucket().bucket(BUCKET).send()).expect("create bucket");
+        b
+    }
+
+    /// A client for `moto`'s buckets (none created).
+    fn on(moto: Moto) -> Self {
         let conf = aws_sdk_s3::config::Builder::from(&moto.sdk_config())
             .force_path_style(true)
             .build();
         let s3 = aws_sdk_s3::Client::from_conf(conf);
-        block_on(s3.create_bucket().bucket(BUCKET).send()).expect("create bucket");
         Bucket { moto, s3 }
     }
 
@@ -603,6 +611,7 @@ fn live_and_foreign_files_are_skipped_without_asking_imds() {
     let s = Scratch::new("skip");
     let live = s.log("logs/access.log", b"live\n", "202611241000.00");
     let other = s.log("logs/other.log-20261124.gz", b"x\n", "202611241000.00");
+    let bare = s.log("logs/site-1", b"x\n", "202611241000.00");
     let dir = s.path("logs/access.log-dir");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let unmatched = s.path("logs/*.log-*.gz.none");
@@ -614,16 +623,23 @@ fn live_and_foreign_files_are_skipped_without_asking_imds() {
         &imds,
         None,
         &[("AWS_CLI", fake.to_str().expect("UTF-8 path"))],
-        &[&live, &other, &dir, &unmatched, &missing],
+        &[&live, &other, &bare, &dir, &unmatched, &missing],
     );
 
     assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
+    for p in [&other, &bare] {
+        let line = format!(
+            "ship-nginx-logs: warning: kept {}: neither its name (access*, error*) nor nginx's configuration says whether it is an access or an error log (nginx's configuration was not read: NCF_BIN=none)",
+            p.display()
+        );
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "no line {line:?} in:\n{}",
+            run.stderr
+        );
+    }
     for (p, why) in [
         (&live, "a live log, not a rotated one"),
-        (
-            &other,
-            "neither an access nor an error log (name does not start with access or error)",
-        ),
         (&dir, "not a regular file"),
         (&unmatched, "no file matches"),
         (&missing, "no such file"),
@@ -635,7 +651,7 @@ fn live_and_foreign_files_are_skipped_without_asking_imds() {
             run.stderr
         );
     }
-    assert!(live.exists() && other.exists() && dir.exists());
+    assert!(live.exists() && other.exists() && bare.exists() && dir.exists());
     assert!(
         imds.requests().is_empty(),
         "IMDS asked with nothing to ship"
@@ -673,6 +689,10 @@ fn configuration_errors_name_the_variable() {
         (
             &[("AWS_CLI", "/nonexistent/aws")][..],
             "AWS CLI \"/nonexistent/aws\" not found",
+        ),
+        (
+            &[("NCF_BIN", "/nonexistent/nginx-cloudwatch-forwarder")][..],
+            "NCF_BIN=\"/nonexistent/nginx-cloudwatch-forwarder\": not found",
         ),
     ] {
         let run = ship(&s, &imds, None, vars, &[&a]);
@@ -858,4 +878,441 @@ fn nginx_is_found_at_usr_sbin_when_it_is_not_on_path() {
             ("nginx-version", &version),
         ])
     );
+}
+
+// --- site-named logs: nginx's configuration says what each is ---------------------------------
+
+/// A format `combined` cannot read.
+const TIMING_FORMAT: &str =
+    r#"'$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'"#;
+/// JSON lines.
+const JSON_FORMAT: &str = r#"escape=json '{"remote_addr":"$remote_addr","time_iso8601":"$time_iso8601","request":"$request","status":$status,"body_bytes_sent":$body_bytes_sent}'"#;
+
+fn forwarder_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder")
+}
+
+/// `<prefix><instance-id>/formats/<sha256>` of a format (the forwarder's own function).
+fn format_key(format: &str) -> String {
+    nginx_cloudwatch_forwarder::parse::object_format::format_object_key(
+        "nginx/",
+        INSTANCE_ID,
+        format,
+    )
+}
+
+/// `combined` as ACCESS_LOG_FORMAT takes it: what a log with no `log_format` named is
+/// written in.
+fn combined() -> String {
+    nginx_cloudwatch_forwarder::ship::nginx_conf::Format::combined().to_config()
+}
+
+/// A real nginx that logs three sites to files named by site, in three formats, with two
+/// error logs (`shop.example.com.*.log`, `api-access.log` and `api.err`, `site/access.log`),
+/// stopped once it has written them; `wrapper` runs that nginx on that configuration (what the
+/// script and the binary get as NGINX_BIN).
+struct Sites {
+    _nginx: common::nginx::Nginx,
+    wrapper: String,
+}
+
+fn sites(s: &Scratch) -> Sites {
+    let logs = s.path("logs");
+    std::fs::create_dir_all(logs.join("site")).expect("mkdir site");
+    let addr = std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        common::nginx::free_port(std::net::Ipv4Addr::LOCALHOST.into()),
+    ));
+    let l = logs.display();
+    let mut nginx = common::nginx::Nginx::start(&format!(
+        "log_format timing {TIMING_FORMAT};\n\
+         log_format j {JSON_FORMAT};\n\
+         server {{\n\
+           listen {addr};\n\
+           root html;\n\
+           location /shop/ {{ access_log {l}/shop.example.com.access.log timing;\n\
+                              error_log {l}/shop.example.com.error.log; }}\n\
+           location /api/ {{ access_log {l}/api-access.log j; error_log {l}/api.err; }}\n\
+           location /site/ {{ access_log {l}/site/access.log; }}\n\
+         }}"
+    ));
+    for site in ["shop", "api", "site"] {
+        for target in ["/", "/missing", "/q?x=%22y%22&z=\"raw\""] {
+            get(addr, &format!("/{site}{target}"));
+        }
+    }
+    nginx.stop();
+    for live in [
+        "shop.example.com.access.log",
+        "shop.example.com.error.log",
+        "api-access.log",
+        "api.err",
+        "site/access.log",
+    ] {
+        let n = lines_of(&std::fs::read(logs.join(live)).expect("nginx wrote it"));
+        assert!(n >= 2, "{live}: {n} line(s)");
+    }
+    let wrapper = s.path("nginx");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
+            common::nginx::nginx_binary().display(),
+            nginx.dir.display(),
+            nginx.path("nginx.conf").display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    Sites {
+        _nginx: nginx,
+        wrapper: wrapper.display().to_string(),
+    }
+}
+
+fn get(addr: std::net::SocketAddr, target: &str) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to nginx");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: sites.test\r\nUser-Agent: curl/8.5.0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read the answer");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+}
+
+fn lines_of(body: &[u8]) -> u64 {
+    body.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// A rotated copy of the live log `live` (under logs/), gzip'd or not, as logrotate leaves it.
+fn rotated(s: &Scratch, live: &str, name: &str, gz: bool) -> PathBuf {
+    let body = std::fs::read(s.path(&format!("logs/{live}"))).expect("read the live log");
+    let body = if gz { common::gzip(&body) } else { body };
+    s.log(&format!("logs/{name}"), &body, "202611241000.00")
+}
+
+/// Site-named logs in three naming styles (dateext with gzip, a number, a number in a site's
+/// directory) and an error log whose name says nothing (`api.err.1`) are shipped with the kind
+/// nginx's configuration gives them and the format that wrote them; the format objects are put
+/// once (a second run finds them: 412) and are the follower's; `replay` with no
+/// ACCESS_LOG_FORMAT parses every line.
+#[test]
+fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats() {
+    let s = Scratch::new("sites");
+    let sites = sites(&s);
+    let bucket = Bucket::on(Moto::start_logged());
+    let notified = block_on(common::notify::NotifyingBucket::create(
+        &bucket.moto,
+        BUCKET,
+    ));
+    let imds = ImdsServer::start(Imds::Serve);
+    let vars = [("NCF_BIN", forwarder_bin()), ("NGINX_BIN", &sites.wrapper)];
+    let first = [
+        rotated(
+            &s,
+            "shop.example.com.access.log",
+            "shop.example.com.access.log-20261124.gz",
+            true,
+        ),
+        rotated(
+            &s,
+            "shop.example.com.error.log",
+            "shop.example.com.error.log-20261124T1000",
+            false,
+        ),
+        rotated(&s, "api-access.log", "api-access.log.1", false),
+        rotated(&s, "api.err", "api.err.1", false),
+        rotated(&s, "site/access.log", "site/access.log.2.gz", true),
+    ];
+    let live = s.path("logs/api.err");
+    let mut files: Vec<&Path> = first.iter().map(PathBuf::as_path).collect();
+    files.push(&live);
+
+    // What the script reads: the binary's list, each format's text in its own file.
+    let (code, out, err) = common::moto::run(
+        &["nginx-logs", "--json"],
+        &[("NGINX_BIN", sites.wrapper.clone())],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let listed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let shop = s.path("logs/shop.example.com.access.log");
+    let shop = listed
+        .iter()
+        .find(|e| e["path"] == shop.to_str().expect("UTF-8"))
+        .unwrap_or_else(|| panic!("no {}: {out}", shop.display()));
+    assert_eq!(
+        (&shop["kind"], &shop["log_format"]),
+        (
+            &serde_json::Value::from("access"),
+            &serde_json::Value::from(TIMING_FORMAT)
+        ),
+        "{out}"
+    );
+
+    // A format object that does not upload keeps its log, unshipped, for the next rotation.
+    let fake = s.fake_aws();
+    let real = aws_cli();
+    let mut failing = vars.to_vec();
+    failing.extend([
+        ("AWS_CLI", fake.to_str().expect("UTF-8 path")),
+        ("REAL_AWS", real.to_str().expect("UTF-8 path")),
+        ("FAKE_AWS_FAIL", "*/formats/*"),
+        ("UPLOAD_ATTEMPTS", "2"),
+        ("RETRY_DELAY_SECONDS", "0"),
+    ]);
+    let run = ship(&s, &imds, Some(&bucket.moto), &failing, &[&first[0]]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let line = format!(
+        "ship-nginx-logs: error: kept {}: its format object s3://{BUCKET}/{} did not upload after 2 attempt(s)",
+        first[0].display(),
+        format_key(TIMING_FORMAT)
+    );
+    assert!(run.stderr.lines().any(|l| l == line), "{}", run.stderr);
+    assert!(first[0].exists());
+    assert_eq!(s.aws_calls().len(), 2, "{:?}", s.aws_calls());
+    assert!(bucket.keys().is_empty());
+
+    let run = ship(&s, &imds, Some(&bucket.moto), &vars, &files);
+
+    assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
+    let day = format!("nginx/{INSTANCE_ID}");
+    let logs = |names: &[(&str, &str)]| -> Vec<String> {
+        names
+            .iter()
+            .map(|(kind, name)| format!("{day}/{kind}/2026/11/24/{name}"))
+            .collect()
+    };
+    let first_keys = logs(&[
+        ("access", "shop.example.com.access.log-20261124.gz"),
+        ("error", "shop.example.com.error.log-20261124T1000.gz"),
+        ("access", "api-access.log.1.gz"),
+        ("error", "api.err.1.gz"),
+        ("access", "access.log.2.gz"),
+    ]);
+    let formats = [
+        (TIMING_FORMAT.to_string(), &first_keys[0]),
+        (JSON_FORMAT.to_string(), &first_keys[2]),
+        (combined(), &first_keys[4]),
+    ];
+    let mut want: Vec<String> = first_keys.clone();
+    want.extend(formats.iter().map(|(f, _)| format_key(f)));
+    want.sort();
+    assert_eq!(bucket.keys(), want, "{}", run.stderr);
+    for (format, log) in &formats {
+        let key = format_key(format);
+        let (body, ct, _) = bucket.get(&key);
+        assert_eq!(body, format.as_bytes(), "{key}: the format, byte for byte");
+        assert_eq!(ct.as_deref(), Some("text/plain; charset=utf-8"));
+        let meta = bucket.metadata(log);
+        assert!(
+            meta.contains(&("ncf-log-format".to_string(), meta_value(&key))),
+            "{log}: {meta:?}"
+        );
+    }
+    for error_log in [&first_keys[1], &first_keys[3]] {
+        let meta = bucket.metadata(error_log);
+        assert!(
+            meta.iter().all(|(k, _)| k != "ncf-log-format"),
+            "{error_log}: {meta:?}"
+        );
+    }
+    assert!(first.iter().all(|f| !f.exists()), "uploaded, then deleted");
+    assert!(live.exists());
+    let line = format!(
+        "ship-nginx-logs: skipped {}: a live log, not a rotated one (nginx writes to it)",
+        live.display()
+    );
+    assert!(run.stderr.lines().any(|l| l == line), "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    // The next rotation: the formats are there already. One file is given through a linked
+    // directory: its live log is found with the link resolved.
+    let second = [
+        rotated(&s, "api-access.log", "api-access.log.2", false),
+        rotated(&s, "site/access.log", "site/access.log.3.gz", true),
+    ];
+    std::os::unix::fs::symlink(s.path("logs/site"), s.path("linked")).expect("symlink");
+    let through_link = s.path("linked/access.log.3.gz");
+    let files = [second[0].as_path(), through_link.as_path()];
+    let run = ship(&s, &imds, Some(&bucket.moto), &vars, &files);
+    assert!(run.status.success(), "exit {}: {}", run.status, run.stderr);
+    for format in [JSON_FORMAT.to_string(), combined()] {
+        let line = format!(
+            "ship-nginx-logs: format object s3://{BUCKET}/{}: already there",
+            format_key(&format)
+        );
+        assert!(run.stderr.lines().any(|l| l == line), "{}", run.stderr);
+    }
+    let second_keys = logs(&[
+        ("access", "api-access.log.2.gz"),
+        ("access", "access.log.3.gz"),
+    ]);
+    want.extend(second_keys.iter().cloned());
+    want.sort();
+    assert_eq!(bucket.keys(), want);
+    assert!(
+        bucket.metadata(&second_keys[1]).contains(&(
+            "ncf-log-format".to_string(),
+            meta_value(&format_key(&combined()))
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(second.iter().all(|f| !f.exists()), "uploaded, then deleted");
+    // Counted where they are received: one stored put per format, one refused (412) per format
+    // a later run used.
+    let format_puts: Vec<u16> = bucket
+        .moto
+        .received()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/formats/"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(format_puts, [200, 200, 200, 412, 412]);
+
+    // The forwarder reads each log with the format its object names.
+    let event = block_on(notified.lambda_event());
+    let (code, summary) = common::moto::replay(&event, &bucket.moto.env());
+    assert_eq!(code, Some(0), "replay: {summary:#}");
+    assert_eq!(
+        (
+            &summary["objects_delivered"],
+            &summary["objects_skipped"],
+            &summary["objects_failed"],
+            &summary["parse_errors"]
+        ),
+        (
+            &serde_json::Value::from(7),
+            &serde_json::Value::from(3),
+            &serde_json::Value::from(0),
+            &serde_json::Value::from(0)
+        ),
+        "{summary:#}"
+    );
+    let lines: u64 = [
+        "shop.example.com.access.log",
+        "shop.example.com.error.log",
+        "api-access.log",
+        "api.err",
+        "site/access.log",
+        "api-access.log",
+        "site/access.log",
+    ]
+    .iter()
+    .map(|l| lines_of(&std::fs::read(s.path(&format!("logs/{l}"))).expect("read")))
+    .sum();
+    assert_eq!(summary["events"], lines, "{summary:#}");
+    let objects = summary["objects"].as_array().expect("objects");
+    for (format, log) in &formats {
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["key"] == log.as_str() && o["log_format"] == format_key(format)),
+            "{log}: {summary:#}"
+        );
+    }
+    s.assert_tmp_clean();
+}
+
+/// Without the binary, or when it cannot read nginx's configuration, names decide as before:
+/// `access…` and `error…` are shipped (with no format named), and a site-named file is kept,
+/// with a warning that says why.
+#[test]
+fn without_nginx_s_configuration_names_decide_and_unclassified_files_are_kept() {
+    let installed = Path::new("/usr/local/bin/nginx-cloudwatch-forwarder");
+    assert!(
+        !installed.exists(),
+        "{} is installed: this test needs a machine without it",
+        installed.display()
+    );
+    let s = Scratch::new("names");
+    let broken = s.fake_nginx(
+        "echo 'nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)' >&2; exit 1",
+    );
+    // A binary from before nginx-logs: clap's refusal, its first line said.
+    let older = s.path("older-forwarder");
+    std::fs::write(
+        &older,
+        "#!/bin/sh
+printf \"error: unrecognized subcommand '%s'\\n\\nUsage: nginx-cloudwatch-forwarder <COMMAND>\\n\\nFor more information, try '--help'.\\n\" \"$1\" >&2\nexit 64\n",
+    )
+    .expect("write the older binary");
+    std::fs::set_permissions(&older, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let older = older.display().to_string();
+    for (vars, why) in [
+        (
+            // Not on this PATH, not in /usr/local/bin.
+            vec![("NCF_BIN", ""), ("PATH", "/usr/bin:/bin")],
+            "nginx's configuration was not read: nginx-cloudwatch-forwarder is not installed (not on PATH nor in /usr/local/bin; set NCF_BIN)".to_string(),
+        ),
+        (
+            vec![("NCF_BIN", forwarder_bin()), ("NGINX_BIN", &broken)],
+            format!(
+                "nginx's configuration was not read: {} nginx-logs: error: nginx's configuration could not be read: {broken} -T: nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)",
+                forwarder_bin()
+            ),
+        ),
+        (
+            vec![("NCF_BIN", older.as_str())],
+            format!(
+                "nginx's configuration was not read: {older} nginx-logs: error: unrecognized subcommand 'nginx-logs'"
+            ),
+        ),
+    ] {
+        let bucket = Bucket::start();
+        let imds = ImdsServer::start(Imds::Serve);
+        let by_name = s.log(
+            "logs/access.log-20261124T1000",
+            &access_text(),
+            "202611241000.00",
+        );
+        let kept = [
+            s.log(
+                "logs/shop.example.com.access.log-20261124.gz",
+                &common::gzip(&access_text()),
+                "202611241000.00",
+            ),
+            s.log("logs/api-access.log.1", &access_text(), "202611241000.00"),
+        ];
+
+        let run = ship(
+            &s,
+            &imds,
+            Some(&bucket.moto),
+            &vars,
+            &[&by_name, &kept[0], &kept[1]],
+        );
+
+        assert!(run.status.success(), "{vars:?}: exit {}: {}", run.status, run.stderr);
+        let key = format!("nginx/{INSTANCE_ID}/access/2026/11/24/access.log-20261124T1000.gz");
+        assert_eq!(bucket.keys(), std::slice::from_ref(&key), "{vars:?}");
+        assert!(
+            bucket
+                .metadata(&key)
+                .iter()
+                .all(|(k, _)| k != "ncf-log-format"),
+            "{vars:?}"
+        );
+        assert!(!by_name.exists(), "{vars:?}");
+        for f in &kept {
+            assert!(f.exists(), "{vars:?}: {} deleted", f.display());
+            let line = format!(
+                "ship-nginx-logs: warning: kept {}: neither its name (access*, error*) nor nginx's configuration says whether it is an access or an error log ({why})",
+                f.display()
+            );
+            assert!(
+                run.stderr.lines().any(|l| l == line),
+                "{vars:?}: no line {line:?} in:\n{}",
+                run.stderr
+            );
+            std::fs::remove_file(f).expect("clean up");
+        }
+        s.assert_tmp_clean();
+    }
 }

@@ -409,7 +409,7 @@ impl CloudWatchSink {
                     // Such a group serves no GetLogEvents: nothing can be checked there.
                     let why = if check.contains("INFREQUENT_ACCESS") {
                         " (the group is of the Infrequent Access class, which serves no \
-                         GetLogEvents: see LOG_GROUP_CLASS in the README)"
+                         GetLogEvents: see LOG_GROUP_CLASS in docs/user-guide.md)"
                     } else {
                         ""
                     };
