@@ -31,11 +31,14 @@ pub use watch::{Change, ConfigWatch, MAX_CANDIDATES};
 /// How long `nginx -V` or `nginx -T` may take (it reads every configuration file and opens
 /// every log; 11 ms for 50 sites here).
 pub const NGINX_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where nginx's files are when it is not started with its built-in paths: [`CONF_VAR`] and
+/// [`PREFIX_VAR`].
+pub const NGINX_PATH_VARS: [&str; 2] = ["NGINX_CONF", "NGINX_PREFIX"];
 /// nginx's main configuration file, as nginx is started with `-c` (default: `--conf-path`
 /// from `nginx -V`).
-pub const CONF_VAR: &str = "NGINX_CONF";
+pub const CONF_VAR: &str = NGINX_PATH_VARS[0];
 /// nginx's prefix, as nginx is started with `-p` (default: `--prefix` from `nginx -V`).
-pub const PREFIX_VAR: &str = "NGINX_PREFIX";
+pub const PREFIX_VAR: &str = NGINX_PATH_VARS[1];
 
 /// What the follower follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
