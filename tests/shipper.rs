@@ -1268,8 +1268,10 @@ printf \"error: unrecognized subcommand '%s'\\n\\nUsage: nginx-cloudwatch-forwar
         ),
         (
             vec![("NCF_BIN", forwarder_bin()), ("NGINX_BIN", &broken)],
+            // The files first (where nginx -V says: nowhere here, so nginx's own default),
+            // then nginx -T.
             format!(
-                "nginx's configuration was not read: {} nginx-logs: error: nginx's configuration could not be read: {broken} -T: nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)",
+                "nginx's configuration was not read: {} nginx-logs: error: nginx's configuration could not be read: /usr/local/nginx/conf/nginx.conf: cannot read it: No such file or directory (os error 2); and {broken} -T: nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)",
                 forwarder_bin()
             ),
         ),
