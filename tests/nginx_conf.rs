@@ -986,6 +986,24 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
         || std::fs::read_to_string(p.0.join("nginx.stderr")).unwrap_or_default(),
     );
+    // The follower can tell which configuration a running nginx was started with.
+    let built_in = discover::Reader::new(
+        &nginx_binary().display().to_string(),
+        discover::Overrides::default(),
+    )
+    .expect("nginx -V")
+    .defaults;
+    let main = format!("{d}/nginx.conf");
+    wait_until(
+        10,
+        "the master process found with its configuration",
+        || {
+            discover::running_masters(&built_in)
+                .iter()
+                .any(|m| m.main == main)
+        },
+        || format!("{:?}", discover::running_masters(&built_in)),
+    );
     let signal = |s: &str| {
         let out = p.nginx().args(["-s", s]).output().expect("nginx -s");
         assert!(
@@ -1038,6 +1056,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         said,
     );
     assert!(said().contains("read from 3 file(s)"), "{}", said());
+    assert!(!said().contains("but nginx runs with"), "{}", said());
 
     // The operator edits the format: the follower notices it, then nginx reloads.
     p.write("formats.conf", &formats(AFTER));

@@ -329,6 +329,91 @@ pub fn read_config(nginx: &str, overrides: Overrides) -> Result<(Reader, Config)
     Ok((reader, config))
 }
 
+/// A running nginx master process and the main configuration file it was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Master {
+    pub pid: u32,
+    /// Its command line as it shows it (`nginx: master process /usr/sbin/nginx -c …`).
+    pub command: String,
+    /// Its main configuration file (its `-p` and `-c`, else `defaults`').
+    pub main: String,
+}
+
+/// The main configuration file of a master whose process title is `title` (nginx sets it to
+/// `nginx: master process ` and its command line, `-p`/`-c` given apart or joined to their
+/// value); `cwd`, its working directory, for a relative `-p`. `None` for any other process.
+pub fn master_main(title: &str, cwd: Option<&Path>, defaults: &Defaults) -> Option<String> {
+    let args = title.trim().strip_prefix("nginx: master process ")?;
+    let mut d = defaults.clone();
+    // The binary first, then its flags.
+    let mut words = args.split_whitespace().skip(1);
+    while let Some(w) = words.next() {
+        let flag = w.get(..2).unwrap_or_default();
+        if flag != "-c" && flag != "-p" {
+            continue;
+        }
+        let Some(value) = (if w.len() == 2 {
+            words.next()
+        } else {
+            w.get(2..)
+        }) else {
+            break;
+        };
+        if flag == "-c" {
+            d.conf_path = value.to_string();
+        } else {
+            let prefix = match cwd {
+                Some(cwd) if !value.starts_with('/') => cwd.join(value).display().to_string(),
+                _ => value.to_string(),
+            };
+            d.prefix = format!("{}/", prefix.trim_end_matches('/'));
+        }
+    }
+    Some(d.main_file())
+}
+
+/// The nginx master processes running on this host (from /proc; none where it cannot be
+/// read).
+pub fn running_masters(defaults: &Defaults) -> Vec<Master> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut masters: Vec<Master> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+            let command = String::from_utf8_lossy(&raw).replace('\0', " ");
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
+            let main = master_main(&command, cwd.as_deref(), defaults)?;
+            Some(Master {
+                pid,
+                command: command.trim().to_string(),
+                main,
+            })
+        })
+        .collect();
+    masters.sort_by_key(|m| m.pid);
+    masters
+}
+
+/// A warning when nginx runs, but none of its masters with the configuration the follower
+/// reads (started with `-c`/`-p` that `NGINX_CONF`/`NGINX_PREFIX` do not say).
+pub fn other_configuration(reader: &Reader, masters: &[Master]) -> Option<String> {
+    let ours = reader.defaults.main_file();
+    if masters.is_empty() || masters.iter().any(|m| m.main == ours) {
+        return None;
+    }
+    let theirs: Vec<String> = masters
+        .iter()
+        .map(|m| format!("{} (pid {}: {})", m.main, m.pid, m.command))
+        .collect();
+    Some(format!(
+        "the follower reads nginx's configuration from {ours}, but nginx runs with {}: set NGINX_CONF (and NGINX_PREFIX) to what nginx is started with (-c, -p)",
+        theirs.join(", ")
+    ))
+}
+
 struct Ran {
     ok: bool,
     stdout: String,
@@ -593,5 +678,59 @@ mod tests {
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_masters_configuration_from_its_title() {
+        let d = Defaults::debian();
+        let cwd = Path::new("/srv");
+        let cases = [
+            (
+                "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
+                Some("/etc/nginx/nginx.conf"),
+            ),
+            (
+                "nginx: master process /usr/sbin/nginx -p /tmp/x/ -c /tmp/x/nginx.conf -g daemon on; ",
+                Some("/tmp/x/nginx.conf"),
+            ),
+            // Joined values; a relative -c under the prefix; a relative -p in its directory.
+            (
+                "nginx: master process nginx -psite -cconf/n.conf",
+                Some("/srv/site/conf/n.conf"),
+            ),
+            (
+                "nginx: master process /usr/sbin/nginx -c",
+                Some("/etc/nginx/nginx.conf"),
+            ),
+            ("nginx: worker process", None),
+            ("/usr/bin/python3 -c nginx: master process", None),
+        ];
+        for (title, want) in cases {
+            assert_eq!(
+                master_main(title, Some(cwd), &d).as_deref(),
+                want,
+                "{title}"
+            );
+        }
+        let reader = Reader {
+            nginx: "nginx".into(),
+            defaults: d,
+            overrides: Overrides::default(),
+        };
+        let master = |main: &str| Master {
+            pid: 7,
+            command: "nginx: master process nginx".into(),
+            main: main.into(),
+        };
+        assert_eq!(other_configuration(&reader, &[]), None);
+        assert_eq!(
+            other_configuration(&reader, &[master("/etc/nginx/nginx.conf")]),
+            None
+        );
+        let w = other_configuration(&reader, &[master("/opt/n.conf")]).expect("a warning");
+        assert!(
+            w.contains("from /etc/nginx/nginx.conf, but nginx runs with /opt/n.conf (pid 7"),
+            "{w}"
+        );
     }
 }

@@ -1123,6 +1123,10 @@ fn choose_files(
             for n in &config.logs.not_followed {
                 tracing::info!("not followed: {} ({}), at {}", n.target, n.reason, n.at);
             }
+            let masters = discover::running_masters(&reader.defaults);
+            if let Some(warning) = discover::other_configuration(reader, &masters) {
+                tracing::warn!("{warning}");
+            }
         }
         Err(why) => tracing::info!(
             "nginx's configuration not read ({why}): access… and error… file names say the kind"
