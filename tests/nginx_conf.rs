@@ -981,7 +981,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
             .expect("start nginx"),
     );
     wait_until(
-        20,
+        60,
         "nginx listens",
         || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
         || std::fs::read_to_string(p.0.join("nginx.stderr")).unwrap_or_default(),
@@ -995,7 +995,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     .defaults;
     let main = format!("{d}/nginx.conf");
     wait_until(
-        10,
+        60,
         "the master process found with its configuration",
         || {
             discover::running_masters(&built_in)
@@ -1061,7 +1061,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     // The operator edits the format: the follower notices it, then nginx reloads.
     p.write("formats.conf", &formats(AFTER));
     wait_until(
-        10,
+        60,
         "the edit noticed",
         || said().contains("nginx now writes it in log_format site"),
         said,
@@ -1071,7 +1071,7 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
     let timed = regex::Regex::new(r"\d+\.\d{3}$").expect("regex");
     let mut after = 0;
     wait_until(
-        20,
+        60,
         "nginx writes the new format",
         || {
             send(&format!("after{after}"), 1);
@@ -1117,14 +1117,14 @@ fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
         ),
     );
     wait_until(
-        10,
+        60,
         "the new log followed",
         || said().contains("blog.access.log: following it from now on"),
         said,
     );
     signal("reload");
     wait_until(
-        20,
+        60,
         "nginx listens for the blog",
         || TcpStream::connect((Ipv4Addr::LOCALHOST, blog)).is_ok(),
         said,
