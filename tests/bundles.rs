@@ -235,6 +235,8 @@ fn fifty_sites(kill_at: Option<Duration>) {
     }
     let follower_log = dir.join("follower.log");
     cmd.env("NGINX_BIN", &nginx)
+        .env("NGINX_CONF", &conf)
+        .env("NGINX_PREFIX", &dir)
         .args(["--interval", &INTERVAL.to_string()])
         .stdout(Stdio::null());
     let mut start = || {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::nginx::{free_port, nginx_binary};
+use nginx_cloudwatch_forwarder::ship::discover;
 use nginx_cloudwatch_forwarder::ship::nginx_conf::{
     Defaults, Format, Logs, Unfollowable, Writes, parse_dump,
 };
@@ -598,4 +599,618 @@ fn log_format_strings_read_as_nginx_reads_them() {
             "the module accepts log_format {args}"
         );
     }
+}
+
+// --- the configuration read from its files, against nginx -T ---------------------------------
+
+/// A configuration laid out as Debian lays it out: modules-enabled/ and sites-enabled/ globs
+/// (sites as symlinks into sites-available/, one not enabled, a dot file beside them), conf.d/,
+/// the real mime.types included relatively, a snippet included relatively from two sites (a
+/// relative include starts in the main file's directory, not the including file's), and a
+/// glob that matches nothing. `sites` more site files are added.
+fn debian_like_conf(p: &Prefix, sites: usize) {
+    let d = p.0.display();
+    for sub in [
+        "modules-enabled",
+        "conf.d",
+        "sites-available",
+        "snippets",
+        "none.d",
+    ] {
+        std::fs::create_dir_all(p.0.join(sub)).expect("mkdir");
+    }
+    p.write(
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\ninclude {d}/modules-enabled/*.conf;\n\
+             error_log logs/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n    include mime.types;\n    default_type application/octet-stream;\n\
+             \x20   client_body_temp_path temp/body; proxy_temp_path temp/proxy;\n\
+             \x20   fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;\n\
+             \x20   log_format timing '$remote_addr [$time_local] \"$request\" $status $request_time';\n\
+             \x20   access_log logs/access.log;\n    include conf.d/*.conf;\n\
+             \x20   include sites-enabled/*;\n    include none.d/*.conf;\n}}\n"
+        ),
+    );
+    let mime = std::fs::read_to_string("/etc/nginx/mime.types")
+        .unwrap_or_else(|_| "types {\n    text/html html;\n}\n".to_string());
+    p.write("mime.types", &mime);
+    p.write("modules-enabled/50-none.conf", "# no dynamic module here\n");
+    p.write("conf.d/gzip.conf", "gzip on;\ngzip_types text/plain;\n");
+    p.write(
+        "snippets/health.conf",
+        "location = /health { access_log off; return 204; }\n",
+    );
+    let site = |name: &str, body: &str, enabled: bool| {
+        p.write(&format!("sites-available/{name}"), body);
+        if enabled {
+            std::os::unix::fs::symlink(
+                format!("../sites-available/{name}"),
+                p.0.join(format!("sites-enabled/{name}")),
+            )
+            .expect("ln -s");
+        }
+    };
+    site(
+        "shop",
+        "server {\n    listen 127.0.0.1:1;\n    server_name shop.example.com;\n\
+         \x20   access_log logs/shop.example.com.access.log timing;\n\
+         \x20   include snippets/health.conf;\n    location / { return 200; }\n}\n",
+        true,
+    );
+    site(
+        "api",
+        "server {\n    listen 127.0.0.1:2;\n    access_log \"logs/api-access.log\";\n\
+         \x20   include snippets/health.conf;\n}\n",
+        true,
+    );
+    site("old", "this is not nginx syntax (not enabled)", false);
+    for i in 0..sites {
+        site(
+            &format!("site{i:02}.example.com"),
+            &format!(
+                "server {{\n    listen 127.0.0.1:{};\n    server_name site{i:02}.example.com;\n\
+                 \x20   access_log logs/site{i:02}.access.log timing;\n\
+                 \x20   error_log logs/site{i:02}.error.log;\n\
+                 \x20   location / {{ return 200; }}\n    location /static/ {{ access_log off; }}\n}}\n",
+                1000 + i
+            ),
+            true,
+        );
+    }
+    p.write("sites-enabled/.shop.swp", "not nginx syntax");
+}
+
+fn reader(p: &Prefix, conf: &str) -> discover::Reader {
+    discover::Reader::new(
+        &nginx_binary().display().to_string(),
+        discover::Overrides {
+            conf: Some(conf.to_string()),
+            prefix: Some(p.0.display().to_string()),
+        },
+    )
+    .expect("nginx -V")
+}
+
+/// What the follower reads from the files is byte for byte what `nginx -T` prints, with `-c`
+/// absolute and relative to the prefix, and it names the same logs.
+#[test]
+fn the_files_read_directly_are_what_nginx_t_prints() {
+    let p = Prefix::new("direct");
+    debian_like_conf(&p, 3);
+    let main = format!("{}/nginx.conf", p.0.display());
+    let oracle = p.dump();
+    assert!(oracle.contains("snippets/health.conf:"), "{oracle}");
+    let (text, sources) = discover::read_files(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text, oracle, "the dump made from the files");
+    assert_eq!(
+        sources.files().count(),
+        oracle.matches("\n# configuration file /").count() + 1,
+        "every file nginx read, once"
+    );
+    assert!(!text.contains(".shop.swp") && !text.contains("not enabled"));
+
+    for conf in [main.as_str(), "nginx.conf"] {
+        let r = reader(&p, conf);
+        let config = r.read().unwrap_or_else(|e| panic!("{conf}: {e}"));
+        assert_eq!(config.how, discover::How::Files, "{conf}");
+        let by_nginx = parse_dump(&oracle)
+            .and_then(|d| d.logs(&r.defaults))
+            .expect("the oracle reads");
+        assert_eq!(config.logs, by_nginx, "-c {conf}");
+        assert_eq!(
+            config
+                .logs
+                .files
+                .iter()
+                .filter(|f| f.path.ends_with("access.log"))
+                .count(),
+            5,
+            "{:?}",
+            config.logs.files
+        );
+    }
+}
+
+/// 50 site files (Debian layout, one access and one error log each): reading them directly,
+/// parsing and resolving every log, against `nginx -T` (which also opens every log).
+#[test]
+fn fifty_site_files_read_in_milliseconds() {
+    let p = Prefix::new("fifty");
+    debian_like_conf(&p, 50);
+    let main = format!("{}/nginx.conf", p.0.display());
+    let r = reader(&p, &main);
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut direct = Vec::new();
+    let mut logs = None;
+    for _ in 0..21 {
+        let t = std::time::Instant::now();
+        let config = r.read().expect("read");
+        direct.push(t.elapsed());
+        logs = Some(config.logs);
+    }
+    let mut nginx_t = Vec::new();
+    let mut oracle = String::new();
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        oracle = p.dump();
+        nginx_t.push(t.elapsed());
+    }
+    let logs = logs.expect("read");
+    assert_eq!(
+        Some(logs),
+        parse_dump(&oracle).and_then(|d| d.logs(&r.defaults)).ok()
+    );
+    let sources = discover::read_files(&main).expect("read").1;
+    let sources_files = sources.files().count();
+    // What the follower does every pass: a stat per file, a listing per glob.
+    let mut look = Vec::new();
+    for _ in 0..101 {
+        let t = std::time::Instant::now();
+        assert_eq!(sources.changed(), None);
+        look.push(t.elapsed());
+    }
+    let (direct, nginx_t, look) = (median(direct), median(nginx_t), median(look));
+    println!(
+        "{sources_files} configuration files (50 sites): read directly, parsed and resolved in {direct:?} (median of 21); nginx -T {nginx_t:?} (median of 5); a look for changes {look:?} (median of 101)"
+    );
+    assert!(
+        direct < std::time::Duration::from_secs(1),
+        "reading 50 sites took {direct:?}"
+    );
+}
+
+/// As an unprivileged user, `nginx -T` cannot run (it opens the logs and the pid file for
+/// writing) and the files still read, to the same dump as root's `nginx -T`. The test runs
+/// itself again as `nobody` for the read.
+#[test]
+fn unprivileged_the_files_read_where_nginx_t_cannot() {
+    use std::os::unix::process::CommandExt;
+    const CHILD: &str = "NCF_READ_AS_NOBODY";
+    if let Some(out) = std::env::var_os(CHILD) {
+        let main = std::env::var("NCF_MAIN").expect("NCF_MAIN");
+        let text = discover::read_files(&main).unwrap_or_else(|e| panic!("as nobody: {e}"));
+        std::fs::write(out, text.0).expect("write the dump");
+        return;
+    }
+    let nobody = 65534;
+    // Only root can run a child as another user.
+    if euid() != 0 {
+        // Unprivileged already: the read below is the unprivileged one.
+        let p = Prefix::new("unpriv");
+        debian_like_conf(&p, 2);
+        let main = format!("{}/nginx.conf", p.0.display());
+        discover::read_files(&main).expect("read as this user");
+        return;
+    }
+    let p = Prefix::new("unpriv");
+    debian_like_conf(&p, 2);
+    let main = format!("{}/nginx.conf", p.0.display());
+    let oracle = p.dump(); // as root
+    // nginx, unprivileged, on the same files: refused.
+    let t = p
+        .nginx()
+        .arg("-T")
+        .uid(nobody)
+        .gid(nobody)
+        .output()
+        .expect("nginx -T as nobody");
+    assert!(!t.status.success(), "nginx -T ran as nobody");
+    assert!(t.stdout.is_empty());
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(err.contains("Permission denied"), "{err}");
+    // The follower's read, unprivileged.
+    let out = std::env::temp_dir().join(format!("ncf-nobody-dump-{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    std::fs::write(&out, "").expect("create");
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let child = Command::new(std::env::current_exe().expect("this test"))
+        .args([
+            "unprivileged_the_files_read_where_nginx_t_cannot",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &out)
+        .env("NCF_MAIN", &main)
+        .uid(nobody)
+        .gid(nobody)
+        .output()
+        .expect("run as nobody");
+    assert!(
+        child.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let read = std::fs::read_to_string(&out).expect("the dump");
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(read, oracle);
+}
+
+/// The effective user id (from /proc: no libc call needed).
+fn euid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|u| u.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+// --- a format changed and nginx reloaded while the follower runs ------------------------------
+
+/// The format before and after the operator's edit (`$request_time` added).
+const BEFORE: &str = r#"$remote_addr [$time_local] "$request" $status"#;
+const AFTER: &str = r#"$remote_addr [$time_local] "$request" $status $request_time"#;
+
+/// A process killed (and reaped) when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `what` every 50 ms until it holds, for at most `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut ok: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50)); // poll interval
+    }
+}
+
+/// Each object the follower uploaded (format objects aside): its key, its lines and the
+/// format-object keys it names, in its candidates' order.
+fn segments(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String, Vec<String>)> {
+    use nginx_cloudwatch_forwarder::parse::object_format::{
+        META_LOG_FORMAT, META_LOG_FORMATS, decode_formats, decode_meta, is_format_key,
+    };
+    common::block_on(async {
+        let list = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list");
+        let mut out = Vec::new();
+        for o in list.contents() {
+            let key = o.key().unwrap_or_default().to_string();
+            if is_format_key(&key) {
+                continue;
+            }
+            let got = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("get");
+            let meta = got.metadata().cloned().unwrap_or_default();
+            let named = match (meta.get(META_LOG_FORMATS), meta.get(META_LOG_FORMAT)) {
+                (Some(v), _) => decode_formats(v).expect("ncf-log-formats decodes"),
+                (None, Some(v)) => vec![decode_meta(v).expect("ncf-log-format decodes")],
+                (None, None) => Vec::new(),
+            };
+            let body = got.body.collect().await.expect("body").into_bytes();
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .expect("gzip");
+            out.push((key, text, named));
+        }
+        out
+    })
+}
+
+/// Issue 28: an operator adds `$request_time` to the `log_format` of a site and reloads nginx
+/// while the follower runs. The follower notices the edit, reads the configuration again and
+/// names both formats (the new one first) on what it ships from then on, each format object
+/// uploaded once; after the log is rotated (USR1) it names the new one alone. A site added
+/// with its own log (and nginx reloaded) is followed from then on. The forwarder (`replay`)
+/// reads every line, before and after, with no parse error.
+#[test]
+fn a_format_changed_and_reloaded_lines_before_and_after_both_parse() {
+    use nginx_cloudwatch_forwarder::ship::{format_key, nginx_conf::Format};
+    let p = Prefix::new("reload");
+    let port = free_port(Ipv4Addr::LOCALHOST.into());
+    let d = p.0.display().to_string();
+    std::fs::create_dir_all(p.0.join("sites-enabled")).expect("mkdir");
+    p.write(
+        "nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log stderr info;\n\
+             events {{ worker_connections 64; }}\nhttp {{\n\
+             \x20   client_body_temp_path temp/body; proxy_temp_path temp/proxy;\n\
+             \x20   fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;\n\
+             \x20   include formats.conf;\n    include sites-enabled/*;\n}}\n"
+        ),
+    );
+    let formats = |f: &str| format!("log_format site '{f}';\n");
+    p.write("formats.conf", &formats(BEFORE));
+    p.write(
+        "sites-enabled/shop",
+        &format!(
+            "server {{\n    listen 127.0.0.1:{port};\n    access_log logs/shop.access.log site;\n\
+             \x20   location / {{ return 200 \"ok\\n\"; }}\n}}\n"
+        ),
+    );
+    let log = p.0.join("logs/shop.access.log");
+    // nginx with its master process: `nginx -s reload` and `-s reopen` need it.
+    let stderr = std::fs::File::create(p.0.join("nginx.stderr")).expect("create");
+    let _nginx = Killed(
+        p.nginx()
+            .args(["-g", "daemon off; master_process on;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start nginx"),
+    );
+    wait_until(
+        60,
+        "nginx listens",
+        || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+        || std::fs::read_to_string(p.0.join("nginx.stderr")).unwrap_or_default(),
+    );
+    // The follower can tell which configuration a running nginx was started with.
+    let built_in = discover::Reader::new(
+        &nginx_binary().display().to_string(),
+        discover::Overrides::default(),
+    )
+    .expect("nginx -V")
+    .defaults;
+    let main = format!("{d}/nginx.conf");
+    wait_until(
+        60,
+        "the master process found with its configuration",
+        || {
+            discover::running_masters(&built_in)
+                .iter()
+                .any(|m| m.main == main)
+        },
+        || format!("{:?}", discover::running_masters(&built_in)),
+    );
+    let signal = |s: &str| {
+        let out = p.nginx().args(["-s", s]).output().expect("nginx -s");
+        assert!(
+            out.status.success(),
+            "nginx -s {s}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let send_to = |port: u16, tag: &str, n: usize| {
+        for i in 0..n {
+            get(port, &format!("/{tag}/{i}"), "shop");
+        }
+    };
+    let send = |tag: &str, n: usize| send_to(port, tag, n);
+
+    let moto = common::moto::Moto::start();
+    let imds = common::imds::ImdsServer::start(common::imds::Imds::Serve);
+    let bucket = common::block_on(common::notify::NotifyingBucket::create(
+        &moto,
+        "reload-formats",
+    ));
+    let (s3, _) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
+    let follower_log = p.0.join("follower.stderr");
+    let _follower = Killed(
+        // No FILE: every log the configuration names (the access log: errors go to stderr).
+        common::ship_command_files(&moto, &imds, &bucket.bucket, &p.0.join("state"), &[])
+            .env("NGINX_BIN", nginx_binary())
+            .env("NGINX_CONF", p.0.join("nginx.conf"))
+            .env("NGINX_PREFIX", &p.0)
+            .args(["--interval", "1"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&follower_log).expect("create"))
+            .spawn()
+            .expect("start the follower"),
+    );
+    let said = || std::fs::read_to_string(&follower_log).unwrap_or_default();
+    let shipped = |tag: &str| {
+        segments(&s3, &bucket.bucket)
+            .iter()
+            .map(|(_, text, _)| text.matches(&format!(" /{tag}/")).count())
+            .sum::<usize>()
+    };
+
+    // Before: one format.
+    send("before", 5);
+    wait_until(
+        30,
+        "the lines before shipped",
+        || shipped("before") == 5,
+        said,
+    );
+    assert!(said().contains("read from 3 file(s)"), "{}", said());
+    assert!(!said().contains("but nginx runs with"), "{}", said());
+
+    // The operator edits the format: the follower notices it, then nginx reloads.
+    p.write("formats.conf", &formats(AFTER));
+    wait_until(
+        60,
+        "the edit noticed",
+        || said().contains("nginx now writes it in log_format site"),
+        said,
+    );
+    signal("reload");
+    // Requests until nginx's new workers write the new format.
+    let timed = regex::Regex::new(r"\d+\.\d{3}$").expect("regex");
+    let mut after = 0;
+    wait_until(
+        60,
+        "nginx writes the new format",
+        || {
+            send(&format!("after{after}"), 1);
+            after += 1;
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().last().is_some_and(|l| timed.is_match(l))
+        },
+        said,
+    );
+    send("after", 5);
+    wait_until(
+        30,
+        "the lines after shipped",
+        || shipped("after") == 5,
+        said,
+    );
+
+    // The log rotated (rename + USR1): a new file, written under the new configuration only.
+    std::fs::rename(&log, p.0.join("logs/shop.access.log.1")).expect("rotate");
+    signal("reopen");
+    send("rotated", 3);
+    wait_until(
+        30,
+        "the older format dropped",
+        || said().contains("the older formats are no longer named"),
+        said,
+    );
+    send("late", 5);
+    wait_until(
+        30,
+        "the lines after the rotation shipped",
+        || shipped("late") == 5,
+        said,
+    );
+
+    // A new site with its own log, and nginx reloaded: followed from then on.
+    let blog = free_port(Ipv4Addr::LOCALHOST.into());
+    p.write(
+        "sites-enabled/blog",
+        &format!(
+            "server {{\n    listen 127.0.0.1:{blog};\n    access_log logs/blog.access.log site;\n\
+             \x20   location / {{ return 200 \"blog\\n\"; }}\n}}\n"
+        ),
+    );
+    wait_until(
+        60,
+        "the new log followed",
+        || said().contains("blog.access.log: following it from now on"),
+        said,
+    );
+    signal("reload");
+    wait_until(
+        60,
+        "nginx listens for the blog",
+        || TcpStream::connect((Ipv4Addr::LOCALHOST, blog)).is_ok(),
+        said,
+    );
+    send_to(blog, "blog", 5);
+    wait_until(
+        30,
+        "the blog's lines shipped",
+        || shipped("blog") == 5,
+        said,
+    );
+
+    let key = |f: &str| {
+        format_key(
+            "nginx/",
+            common::imds::INSTANCE_ID,
+            &Format {
+                name: "site".into(),
+                escape: nginx_cloudwatch_forwarder::parse::format::Escape::Default,
+                text: f.into(),
+                at: None,
+            }
+            .to_config(),
+        )
+    };
+    let (old, new) = (key(BEFORE), key(AFTER));
+    let segs = segments(&s3, &bucket.bucket);
+    let naming = |tag: &str| -> Vec<&Vec<String>> {
+        segs.iter()
+            .filter(|(_, text, _)| text.contains(&format!(" /{tag}/")))
+            .map(|(_, _, named)| named)
+            .collect()
+    };
+    let context = || format!("{segs:#?}\n{}", said());
+    assert!(
+        naming("before").iter().all(|n| **n == [old.clone()]),
+        "{}",
+        context()
+    );
+    let both = [new.clone(), old.clone()];
+    assert!(
+        naming("after").iter().all(|n| **n == both),
+        "segments after the change name both, the new first: {}",
+        context()
+    );
+    for tag in ["late", "blog"] {
+        assert!(
+            naming(tag).iter().all(|n| **n == [new.clone()]),
+            "{tag}: the new format alone: {}",
+            context()
+        );
+    }
+    // Both format objects are there, each holding its format.
+    for (k, f) in [(&old, BEFORE), (&new, AFTER)] {
+        let body = common::block_on(async {
+            s3.get_object()
+                .bucket(&bucket.bucket)
+                .key(k)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("the format object {k}: {e:?}"))
+                .body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+        });
+        assert_eq!(String::from_utf8_lossy(&body), format!("'{f}'"));
+    }
+
+    // The forwarder reads every line of every object, before and after, in its own format.
+    let event = common::block_on(bucket.lambda_event());
+    let (code, summary) = common::moto::replay(&event, &moto.env());
+    assert_eq!(code, Some(0), "replay: {summary:#}");
+    let lines: usize = segs.iter().map(|(_, t, _)| t.lines().count()).sum();
+    assert_eq!(summary["parse_errors"], 0, "{summary:#}");
+    assert_eq!(summary["objects_failed"], 0, "{summary:#}");
+    assert_eq!(summary["events"], lines as u64, "{summary:#}");
+    println!(
+        "{} objects, {lines} lines: parse_errors {}, format_fallbacks {}",
+        segs.len(),
+        summary["parse_errors"],
+        summary["format_fallbacks"]
+    );
+    assert!(
+        summary["format_fallbacks"].as_u64() > Some(0),
+        "the lines before the reload in objects that name both fell back to the old format: {summary:#}"
+    );
 }

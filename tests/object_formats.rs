@@ -629,6 +629,9 @@ async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() 
         &[&access],
     )
     .env("NGINX_BIN", &wrapper)
+    // Where the wrapper's nginx reads its configuration (the follower reads the files).
+    .env("NGINX_CONF", nginx.path("nginx.conf"))
+    .env("NGINX_PREFIX", &nginx.dir)
     .arg("--once")
     .output()
     .expect("run ship");

@@ -709,6 +709,9 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
         let out =
             common::ship_command_files(&host.moto, &host.imds, BUCKET, &host.state_dir(), files)
                 .env("NGINX_BIN", &nginx)
+                // Where the wrapper's nginx reads its configuration (the follower reads the files).
+                .env("NGINX_CONF", &conf)
+                .env("NGINX_PREFIX", &d)
                 .arg("--once")
                 .output()
                 .expect("run ship");

@@ -914,6 +914,10 @@ fn combined() -> String {
 struct Sites {
     _nginx: common::nginx::Nginx,
     wrapper: String,
+    /// Where the wrapper's nginx reads its configuration (NGINX_CONF, NGINX_PREFIX): the
+    /// binary reads the files, not `nginx -T` through the wrapper.
+    conf: String,
+    prefix: String,
 }
 
 fn sites(s: &Scratch) -> Sites {
@@ -965,6 +969,8 @@ fn sites(s: &Scratch) -> Sites {
     .expect("write the wrapper");
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     Sites {
+        conf: nginx.path("nginx.conf").display().to_string(),
+        prefix: nginx.dir.display().to_string(),
         _nginx: nginx,
         wrapper: wrapper.display().to_string(),
     }
@@ -1009,7 +1015,12 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
         BUCKET,
     ));
     let imds = ImdsServer::start(Imds::Serve);
-    let vars = [("NCF_BIN", forwarder_bin()), ("NGINX_BIN", &sites.wrapper)];
+    let vars = [
+        ("NCF_BIN", forwarder_bin()),
+        ("NGINX_BIN", &sites.wrapper),
+        ("NGINX_CONF", &sites.conf),
+        ("NGINX_PREFIX", &sites.prefix),
+    ];
     let first = [
         rotated(
             &s,
@@ -1034,7 +1045,11 @@ fn site_named_logs_are_shipped_as_nginx_s_configuration_says_with_their_formats(
     // What the script reads: the binary's list, each format's text in its own file.
     let (code, out, err) = common::moto::run(
         &["nginx-logs", "--json"],
-        &[("NGINX_BIN", sites.wrapper.clone())],
+        &[
+            ("NGINX_BIN", sites.wrapper.clone()),
+            ("NGINX_CONF", sites.conf.clone()),
+            ("NGINX_PREFIX", sites.prefix.clone()),
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let listed: Vec<serde_json::Value> = out
@@ -1253,8 +1268,10 @@ printf \"error: unrecognized subcommand '%s'\\n\\nUsage: nginx-cloudwatch-forwar
         ),
         (
             vec![("NCF_BIN", forwarder_bin()), ("NGINX_BIN", &broken)],
+            // The files first (where nginx -V says: nowhere here, so nginx's own default),
+            // then nginx -T.
             format!(
-                "nginx's configuration was not read: {} nginx-logs: error: nginx's configuration could not be read: {broken} -T: nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)",
+                "nginx's configuration was not read: {} nginx-logs: error: nginx's configuration could not be read: /usr/local/nginx/conf/nginx.conf: cannot read it: No such file or directory (os error 2); and {broken} -T: nginx: [emerg] open() \"/etc/nginx/nginx.conf\" failed (13: Permission denied)",
                 forwarder_bin()
             ),
         ),

@@ -123,7 +123,10 @@ pub fn command(args: &NginxLogsArgs) -> Result<ExitCode, String> {
     let nginx_bin = std::env::var("NGINX_BIN").ok();
     let logs = host::nginx_binary(nginx_bin.as_deref(), path_var.as_deref())
         .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
-        .and_then(|bin| discover::read_config(&bin))
+        .and_then(|bin| {
+            let overrides = discover::Overrides::from_env(|n| std::env::var(n).ok());
+            discover::read_config(&bin, overrides).map(|(_, config)| config.logs)
+        })
         .map_err(|why| format!("nginx's configuration could not be read: {why}"))?;
     let (entries, notes) = entries(&logs, |p| {
         std::fs::canonicalize(p)

@@ -1,10 +1,19 @@
-//! Which files the follower follows and what kind each is: from nginx's own configuration
-//! (`nginx -T`, read by [`super::nginx_conf`]) when it can be read, else from the file names
-//! (`access*`, `error*`, as `ship-nginx-logs.sh` decides).
+//! Which files the follower follows, what kind each is and which `log_format` writes it: from
+//! nginx's own configuration when it can be read, else from the file names (`access*`,
+//! `error*`, as `ship-nginx-logs.sh` decides).
+//!
+//! The configuration is read from its files ([`files`]: the main file `nginx -V` names, or
+//! `NGINX_CONF`, and every `include`), which needs read access only; `nginx -T` is the
+//! fallback when they cannot be read (it needs to open every log and the pid file: root, and
+//! a writable file system). Both give the same text to [`super::nginx_conf`]. While the
+//! follower runs, [`ConfigWatch`] notices a change and reads it again (`nginx -s reload`).
 //!
 //! Fleets name their logs by site (`shop.example.com.access.log`, `api-access.log`,
 //! `site/access.log`); the configuration says what each file is. A FILE that neither says is
 //! refused on its own, with the reason: the others are still followed.
+
+mod files;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,13 +21,24 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use super::nginx_conf::{Defaults, LogFile, Logs, Module, Writes, parse_dump};
+use super::nginx_conf::{Defaults, Format, LogFile, Logs, Module, Writes, parse_dump};
 use super::plan;
 use crate::route::LogKind;
+
+pub use files::{MAX_FILES, ReadError, Sources, glob, read as read_files};
+pub use watch::{Change, ConfigWatch, MAX_CANDIDATES};
 
 /// How long `nginx -V` or `nginx -T` may take (it reads every configuration file and opens
 /// every log; 11 ms for 50 sites here).
 pub const NGINX_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where nginx's files are when it is not started with its built-in paths: [`CONF_VAR`] and
+/// [`PREFIX_VAR`].
+pub const NGINX_PATH_VARS: [&str; 2] = ["NGINX_CONF", "NGINX_PREFIX"];
+/// nginx's main configuration file, as nginx is started with `-c` (default: `--conf-path`
+/// from `nginx -V`).
+pub const CONF_VAR: &str = NGINX_PATH_VARS[0];
+/// nginx's prefix, as nginx is started with `-p` (default: `--prefix` from `nginx -V`).
+pub const PREFIX_VAR: &str = NGINX_PATH_VARS[1];
 
 /// What the follower follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +114,16 @@ pub fn formats(
     follow: &[(PathBuf, LogKind)],
     logs: &Logs,
 ) -> (BTreeMap<PathBuf, String>, Vec<String>) {
+    let (named, notes) = named_formats(follow, logs);
+    let texts = named.into_iter().map(|(p, f)| (p, f.to_config())).collect();
+    (texts, notes)
+}
+
+/// [`formats`] with each format whole (its name and place, for the log).
+fn named_formats(
+    follow: &[(PathBuf, LogKind)],
+    logs: &Logs,
+) -> (BTreeMap<PathBuf, Format>, Vec<String>) {
     let mut formats = BTreeMap::new();
     let mut notes = Vec::new();
     for (path, kind) in follow {
@@ -109,7 +139,7 @@ pub fn formats(
                 format,
                 gzip: false,
             }) => {
-                formats.insert(path.clone(), format.to_config());
+                formats.insert(path.clone(), format.clone());
             }
             Ok(Writes::Access { gzip: true, .. }) => notes.push(format!(
                 "{}: nginx writes it gzip'd (access_log … gzip): its segments are not lines, and no format is named",
@@ -136,25 +166,252 @@ fn config_file<'l>(path: &Path, logs: &'l Logs) -> Option<&'l LogFile> {
         .find_map(|p| logs.file(&p.to_string_lossy()))
 }
 
-/// nginx's log files under its configuration: `nginx -V` for the compiled-in prefix and default
-/// logs, then `nginx -T`. An error says why not (no nginx, not allowed to read it, …).
-pub fn read_config(nginx: &str) -> Result<Logs, String> {
-    let version = run(nginx, "-V")?;
-    let defaults = Defaults::from_version_output(&version.stderr);
-    let dump = run(nginx, "-T")?;
-    if !dump.ok {
-        let why = dump
-            .stderr
-            .lines()
-            .rfind(|l| l.contains("[emerg]") || l.contains("failed"))
-            .unwrap_or("it exited with an error")
-            .trim()
-            .to_string();
-        return Err(format!("{nginx} -T: {why}"));
+/// Where nginx's files are when it is not started as it was built (`-c`, `-p`): the
+/// [`CONF_VAR`] and [`PREFIX_VAR`] settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub conf: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl Overrides {
+    /// From the environment (an empty variable counts as unset).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |n: &str| env(n).filter(|v| !v.is_empty());
+        // nginx takes a relative `-p` from its working directory; the follower's may differ,
+        // so it is made absolute here (a relative `-c` is relative to the prefix: kept).
+        let prefix =
+            var(PREFIX_VAR).map(|p| std::path::absolute(&p).map_or(p, |a| a.display().to_string()));
+        Overrides {
+            conf: var(CONF_VAR),
+            prefix,
+        }
     }
-    parse_dump(&dump.stdout)
-        .and_then(|d| d.logs(&defaults))
-        .map_err(|e| format!("{nginx} -T: {e}"))
+
+    /// `defaults` as nginx runs with `-p` and `-c` set so.
+    pub fn apply(&self, mut defaults: Defaults) -> Defaults {
+        if let Some(p) = &self.prefix {
+            defaults.prefix = format!("{}/", p.trim_end_matches('/'));
+        }
+        if let Some(c) = &self.conf {
+            defaults.conf_path.clone_from(c);
+        }
+        defaults
+    }
+
+    /// The same as `nginx` flags, for `nginx -T`.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(p) = &self.prefix {
+            flags.extend(["-p".to_string(), format!("{}/", p.trim_end_matches('/'))]);
+        }
+        if let Some(c) = &self.conf {
+            flags.extend(["-c".to_string(), c.clone()]);
+        }
+        flags
+    }
+}
+
+/// How the configuration was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum How {
+    /// From its files.
+    Files,
+    /// With `nginx -T`, because the files could not be read (why).
+    NginxT { files_not_read: String },
+}
+
+/// nginx's configuration as read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub logs: Logs,
+    /// What was read, to notice a change.
+    pub sources: Sources,
+    pub how: How,
+}
+
+impl Config {
+    /// For the log: how many files, from where, and how.
+    pub fn describe(&self, reader: &Reader) -> String {
+        let n = self.sources.files().count();
+        match &self.how {
+            How::Files => format!(
+                "read from {n} file(s) under {} directly",
+                reader.defaults.main_file()
+            ),
+            How::NginxT { files_not_read } => format!(
+                "read with {} -T ({n} file(s)): its files could not be read ({files_not_read})",
+                reader.nginx
+            ),
+        }
+    }
+}
+
+/// How to read nginx's configuration, again whenever it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// nginx's binary (for `nginx -T`).
+    pub nginx: String,
+    /// Where nginx runs: `nginx -V`'s compile-time paths with the [`Overrides`].
+    pub defaults: Defaults,
+    pub overrides: Overrides,
+}
+
+impl Reader {
+    /// Asks `nginx -V` where its files are.
+    pub fn new(nginx: &str, overrides: Overrides) -> Result<Self, String> {
+        let version = run(nginx, &["-V".to_string()])?;
+        Ok(Reader {
+            nginx: nginx.to_string(),
+            defaults: overrides.apply(Defaults::from_version_output(&version.stderr)),
+            overrides,
+        })
+    }
+
+    /// The configuration from its files, else from `nginx -T`; an error says why neither.
+    pub fn read(&self) -> Result<Config, String> {
+        let main = self.defaults.main_file();
+        let direct =
+            files::read_dump(&main)
+                .map_err(|e| e.to_string())
+                .and_then(|(dump, sources)| {
+                    let logs = dump.logs(&self.defaults).map_err(|e| e.to_string())?;
+                    Ok(Config {
+                        logs,
+                        sources,
+                        how: How::Files,
+                    })
+                });
+        let why = match direct {
+            Ok(config) => return Ok(config),
+            Err(why) => why,
+        };
+        self.nginx_t()
+            .map(|(logs, sources)| Config {
+                logs,
+                sources,
+                how: How::NginxT {
+                    files_not_read: why.clone(),
+                },
+            })
+            .map_err(|t| format!("{why}; and {t}"))
+    }
+
+    /// `nginx [-p …] [-c …] -T`, parsed.
+    fn nginx_t(&self) -> Result<(Logs, Sources), String> {
+        let nginx = &self.nginx;
+        let mut flags = self.overrides.flags();
+        flags.push("-T".to_string());
+        let dump = run(nginx, &flags)?;
+        if !dump.ok {
+            let why = dump
+                .stderr
+                .lines()
+                .rfind(|l| l.contains("[emerg]") || l.contains("failed"))
+                .unwrap_or("it exited with an error")
+                .trim()
+                .to_string();
+            return Err(format!("{nginx} -T: {why}"));
+        }
+        let parsed = parse_dump(&dump.stdout).map_err(|e| format!("{nginx} -T: {e}"))?;
+        let logs = parsed
+            .logs(&self.defaults)
+            .map_err(|e| format!("{nginx} -T: {e}"))?;
+        Ok((logs, Sources::of_dump(&parsed)))
+    }
+}
+
+/// nginx's log files under its configuration: `nginx -V` for the compiled-in paths, then the
+/// files (or `nginx -T`). An error says why not (no nginx, not allowed to read it, …).
+pub fn read_config(nginx: &str, overrides: Overrides) -> Result<(Reader, Config), String> {
+    let reader = Reader::new(nginx, overrides)?;
+    let config = reader.read()?;
+    Ok((reader, config))
+}
+
+/// A running nginx master process and the main configuration file it was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Master {
+    pub pid: u32,
+    /// Its command line as it shows it (`nginx: master process /usr/sbin/nginx -c …`).
+    pub command: String,
+    /// Its main configuration file (its `-p` and `-c`, else `defaults`').
+    pub main: String,
+}
+
+/// The main configuration file of a master whose process title is `title` (nginx sets it to
+/// `nginx: master process ` and its command line, `-p`/`-c` given apart or joined to their
+/// value); `cwd`, its working directory, for a relative `-p`. `None` for any other process.
+pub fn master_main(title: &str, cwd: Option<&Path>, defaults: &Defaults) -> Option<String> {
+    let args = title.trim().strip_prefix("nginx: master process ")?;
+    let mut d = defaults.clone();
+    // The binary first, then its flags.
+    let mut words = args.split_whitespace().skip(1);
+    while let Some(w) = words.next() {
+        let flag = w.get(..2).unwrap_or_default();
+        if flag != "-c" && flag != "-p" {
+            continue;
+        }
+        let Some(value) = (if w.len() == 2 {
+            words.next()
+        } else {
+            w.get(2..)
+        }) else {
+            break;
+        };
+        if flag == "-c" {
+            d.conf_path = value.to_string();
+        } else {
+            let prefix = match cwd {
+                Some(cwd) if !value.starts_with('/') => cwd.join(value).display().to_string(),
+                _ => value.to_string(),
+            };
+            d.prefix = format!("{}/", prefix.trim_end_matches('/'));
+        }
+    }
+    Some(d.main_file())
+}
+
+/// The nginx master processes running on this host (from /proc; none where it cannot be
+/// read).
+pub fn running_masters(defaults: &Defaults) -> Vec<Master> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut masters: Vec<Master> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+            let command = String::from_utf8_lossy(&raw).replace('\0', " ");
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok();
+            let main = master_main(&command, cwd.as_deref(), defaults)?;
+            Some(Master {
+                pid,
+                command: command.trim().to_string(),
+                main,
+            })
+        })
+        .collect();
+    masters.sort_by_key(|m| m.pid);
+    masters
+}
+
+/// A warning when nginx runs, but none of its masters with the configuration the follower
+/// reads (started with `-c`/`-p` that `NGINX_CONF`/`NGINX_PREFIX` do not say).
+pub fn other_configuration(reader: &Reader, masters: &[Master]) -> Option<String> {
+    let ours = reader.defaults.main_file();
+    if masters.is_empty() || masters.iter().any(|m| m.main == ours) {
+        return None;
+    }
+    let theirs: Vec<String> = masters
+        .iter()
+        .map(|m| format!("{} (pid {}: {})", m.main, m.pid, m.command))
+        .collect();
+    Some(format!(
+        "the follower reads nginx's configuration from {ours}, but nginx runs with {}: set NGINX_CONF (and NGINX_PREFIX) to what nginx is started with (-c, -p)",
+        theirs.join(", ")
+    ))
 }
 
 struct Ran {
@@ -163,10 +420,11 @@ struct Ran {
     stderr: String,
 }
 
-/// `nginx FLAG`, within [`NGINX_TIMEOUT`] (killed after it).
-fn run(nginx: &str, flag: &str) -> Result<Ran, String> {
+/// `nginx FLAGS`, within [`NGINX_TIMEOUT`] (killed after it).
+fn run(nginx: &str, flags: &[String]) -> Result<Ran, String> {
+    let flag = flags.join(" ");
     let mut child = Command::new(nginx)
-        .arg(flag)
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -311,6 +569,168 @@ mod tests {
                 .contains("could not be read (cannot run nginx -V"),
             "{:?}",
             some.refused
+        );
+    }
+
+    #[test]
+    fn overrides_are_nginx_s_p_and_c() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        /// (variables, prefix, main file, `nginx -T`'s flags)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+        );
+        let cases: [Case; 4] = [
+            (&[], "/usr/share/nginx/", "/etc/nginx/nginx.conf", &[]),
+            (
+                &[(CONF_VAR, "/opt/site/nginx.conf")],
+                "/usr/share/nginx/",
+                "/opt/site/nginx.conf",
+                &["-c", "/opt/site/nginx.conf"],
+            ),
+            // A relative -c is under the prefix, as nginx takes it.
+            (
+                &[(PREFIX_VAR, "/srv/ngx"), (CONF_VAR, "conf/site.conf")],
+                "/srv/ngx/",
+                "/srv/ngx/conf/site.conf",
+                &["-p", "/srv/ngx/", "-c", "conf/site.conf"],
+            ),
+            // Empty: unset.
+            (
+                &[(PREFIX_VAR, ""), (CONF_VAR, "")],
+                "/usr/share/nginx/",
+                "/etc/nginx/nginx.conf",
+                &[],
+            ),
+        ];
+        for (vars, prefix, main, flags) in cases {
+            let o = Overrides::from_env(env(vars));
+            let d = o.apply(Defaults::debian());
+            assert_eq!(d.prefix, prefix, "{vars:?}");
+            assert_eq!(d.main_file(), main, "{vars:?}");
+            assert_eq!(o.flags(), flags, "{vars:?}");
+        }
+    }
+
+    /// The files first; `nginx -T` when they cannot be read (saying why not); both reasons
+    /// when neither works. A stand-in nginx answers -V and -T.
+    #[test]
+    fn the_files_first_then_nginx_t_then_why_neither() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ncf-reader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let d = dir.display();
+        let nginx = dir.join("nginx");
+        let fake = |t_ok: bool| {
+            let t = if t_ok {
+                format!(
+                    "printf '# configuration file {d}/nginx.conf:\\nerror_log stderr; http {{ server {{ access_log /x/by-t.log; }} }}\\n\\n'"
+                )
+            } else {
+                "echo 'nginx: [emerg] open() \"/run/nginx.pid\" failed (13: Permission denied)' >&2; exit 1"
+                    .to_string()
+            };
+            let script = format!(
+                "#!/bin/sh\ncase \"$*\" in\n*-V*) echo 'configure arguments: --prefix={d} --conf-path={d}/nginx.conf' >&2 ;;\n*-T*) {t} ;;\nesac\n"
+            );
+            std::fs::write(&nginx, script).expect("write");
+            std::fs::set_permissions(&nginx, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        };
+        fake(true);
+        let r = Reader::new(&nginx.display().to_string(), Overrides::default()).expect("-V");
+        assert_eq!(r.defaults.main_file(), format!("{d}/nginx.conf"));
+
+        let c = r.read().expect("by nginx -T");
+        let files: Vec<&str> = c.logs.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, ["/x/by-t.log"]);
+        let How::NginxT { files_not_read } = &c.how else {
+            panic!("{:?}", c.how);
+        };
+        assert!(
+            files_not_read.starts_with(&format!("{d}/nginx.conf: cannot read it")),
+            "{files_not_read}"
+        );
+
+        std::fs::write(
+            dir.join("nginx.conf"),
+            "error_log stderr; http { server { access_log /x/direct.log; } }\n",
+        )
+        .expect("write");
+        let c = r.read().expect("from the files");
+        assert_eq!(c.how, How::Files);
+        assert_eq!(c.logs.files[0].path, "/x/direct.log");
+
+        std::fs::remove_file(dir.join("nginx.conf")).expect("rm");
+        fake(false);
+        let e = r.read().expect_err("neither");
+        assert!(
+            e.contains("nginx.conf: cannot read it") && e.contains("-T: nginx: [emerg] open()"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_masters_configuration_from_its_title() {
+        let d = Defaults::debian();
+        let cwd = Path::new("/srv");
+        let cases = [
+            (
+                "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
+                Some("/etc/nginx/nginx.conf"),
+            ),
+            (
+                "nginx: master process /usr/sbin/nginx -p /tmp/x/ -c /tmp/x/nginx.conf -g daemon on; ",
+                Some("/tmp/x/nginx.conf"),
+            ),
+            // Joined values; a relative -c under the prefix; a relative -p in its directory.
+            (
+                "nginx: master process nginx -psite -cconf/n.conf",
+                Some("/srv/site/conf/n.conf"),
+            ),
+            (
+                "nginx: master process /usr/sbin/nginx -c",
+                Some("/etc/nginx/nginx.conf"),
+            ),
+            ("nginx: worker process", None),
+            ("/usr/bin/python3 -c nginx: master process", None),
+        ];
+        for (title, want) in cases {
+            assert_eq!(
+                master_main(title, Some(cwd), &d).as_deref(),
+                want,
+                "{title}"
+            );
+        }
+        let reader = Reader {
+            nginx: "nginx".into(),
+            defaults: d,
+            overrides: Overrides::default(),
+        };
+        let master = |main: &str| Master {
+            pid: 7,
+            command: "nginx: master process nginx".into(),
+            main: main.into(),
+        };
+        assert_eq!(other_configuration(&reader, &[]), None);
+        assert_eq!(
+            other_configuration(&reader, &[master("/etc/nginx/nginx.conf")]),
+            None
+        );
+        let w = other_configuration(&reader, &[master("/opt/n.conf")]).expect("a warning");
+        assert!(
+            w.contains("from /etc/nginx/nginx.conf, but nginx runs with /opt/n.conf (pid 7"),
+            "{w}"
         );
     }
 }

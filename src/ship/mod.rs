@@ -1529,38 +1529,53 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
-    choose_files(&mut settings, nginx_bin.as_deref())?;
+    let watch = choose_files(&mut settings, nginx_bin.as_deref())?;
     let instance = meta.instance_id.clone();
     let up = S3Uploader {
         client: s3_client().await,
         bucket: settings.bucket.clone(),
         host_meta: meta.entries(),
     };
-    run(&settings, &up, &instance).await.map_err(|e| (1, e))
+    run_watching(&settings, &up, &instance, watch)
+        .await
+        .map_err(|e| (1, e))
 }
 
 /// What to follow, from nginx's configuration when it can be read (else from the names): each
 /// FILE that says nothing is refused with a warning, and only when none is left does the
-/// follower stop (64).
-fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), (u8, String)> {
+/// follower stop (64). The watch over the configuration, when it was read.
+fn choose_files(
+    settings: &mut Settings,
+    nginx_bin: Option<&str>,
+) -> Result<Option<discover::ConfigWatch>, (u8, String)> {
     let path_var = std::env::var("PATH").ok();
-    let config = host::nginx_binary(nginx_bin, path_var.as_deref())
+    let overrides = discover::Overrides::from_env(|n| std::env::var(n).ok());
+    let read = host::nginx_binary(nginx_bin, path_var.as_deref())
         .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
-        .and_then(|bin| discover::read_config(&bin));
-    match &config {
-        Ok(logs) => {
+        .and_then(|bin| discover::read_config(&bin, overrides));
+    match &read {
+        Ok((reader, config)) => {
             tracing::info!(
-                "nginx's configuration names {} log file(s)",
-                logs.files.len()
+                "nginx's configuration names {} log file(s); {}",
+                config.logs.files.len(),
+                config.describe(reader)
             );
-            for n in &logs.not_followed {
+            for n in &config.logs.not_followed {
                 tracing::info!("not followed: {} ({}), at {}", n.target, n.reason, n.at);
+            }
+            let masters = discover::running_masters(&reader.defaults);
+            if let Some(warning) = discover::other_configuration(reader, &masters) {
+                tracing::warn!("{warning}");
             }
         }
         Err(why) => tracing::info!(
             "nginx's configuration not read ({why}): access… and error… file names say the kind"
         ),
     }
+    let config = read
+        .as_ref()
+        .map(|(_, c)| c.logs.clone())
+        .map_err(Clone::clone);
     let chosen = discover::choose(&settings.asked, &DEFAULT_FILES, &config);
     for (path, why) in &chosen.refused {
         tracing::warn!("{}: not followed: {why}", path.display());
@@ -1570,14 +1585,21 @@ fn choose_files(settings: &mut Settings, nginx_bin: Option<&str>) -> Result<(), 
     }
     settings.files = chosen.follow;
     settings.refused = chosen.refused;
-    if let Ok(logs) = &config {
-        let (formats, notes) = discover::formats(&settings.files, logs);
-        for note in notes {
-            tracing::warn!("{note}");
-        }
-        settings.log_formats = formats;
+    let Ok((reader, config)) = read else {
+        return Ok(None);
+    };
+    let (formats, notes) = discover::formats(&settings.files, &config.logs);
+    for note in notes {
+        tracing::warn!("{note}");
     }
-    Ok(())
+    settings.log_formats = formats;
+    let all = settings.asked.is_empty();
+    Ok(Some(discover::ConfigWatch::new(
+        reader,
+        &config,
+        &settings.files,
+        all,
+    )))
 }
 
 /// One follower per state directory: an exclusive lock on `<state-dir>/lock`, held while the
@@ -1603,6 +1625,17 @@ pub async fn run<U: Uploader>(
     settings: &Settings,
     up: &U,
     instance_id: &str,
+) -> Result<ExitCode, String> {
+    run_watching(settings, up, instance_id, None).await
+}
+
+/// [`run`], following nginx's configuration (`watch`) in follow mode: each pass, the access
+/// logs whose formats changed are told their candidates.
+pub async fn run_watching<U: Uploader>(
+    settings: &Settings,
+    up: &U,
+    instance_id: &str,
+    mut watch: Option<discover::ConfigWatch>,
 ) -> Result<ExitCode, String> {
     let _lock = lock_state_dir(&settings.state_dir)?;
     let mut followers = Vec::new();
@@ -1672,6 +1705,32 @@ pub async fn run<U: Uploader>(
     tokio::pin!(shutdown);
     let mut failures: u32 = 0;
     loop {
+        if let Some(w) = watch.as_mut() {
+            let changes = w.poll(|p| {
+                followers
+                    .iter()
+                    .find(|f| f.path == p)
+                    .and_then(|f| f.position().map(|pos| pos.generation))
+            });
+            for c in changes {
+                let formats = c
+                    .formats
+                    .into_iter()
+                    .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
+                    .collect();
+                if let Some(kind) = c.new {
+                    match Follower::open(&c.path, kind, &settings.state_dir) {
+                        Ok(mut f) => {
+                            f.set_formats(formats);
+                            followers.push(f);
+                        }
+                        Err(e) => tracing::error!("{e}: not followed"),
+                    }
+                } else if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
+                    f.set_formats(formats);
+                }
+            }
+        }
         let work = async {
             let mut first_error = None;
             // The files of one kind go together: one object per kind per interval.

@@ -2,8 +2,9 @@
 //! error log and which `log_format` writes it. The host reads this instead of being told a
 //! format (issue 28): the configuration nginx runs is the truth.
 //!
-//! Pure: the caller runs `nginx -T` (and `nginx -V` for the compile-time defaults) and passes
-//! their text; nothing here reads a file. The steps:
+//! Pure: the caller passes the text of `nginx -T`, or the same text made from the files it
+//! read itself ([`dump_of`], [`includes_of`] says what a file includes), and `nginx -V`'s for
+//! the compile-time defaults; nothing here reads a file. The steps:
 //! 1. [`parse_dump`] cuts the dump at its `# configuration file PATH:` headers and tokenises
 //!    each file as `ngx_conf_read_token` does (`;`, `{ }`, quotes and backslash escapes, `#`
 //!    comments, `${var}`).
@@ -48,6 +49,8 @@ pub const NGINX_PREFIX: &str = "/usr/local/nginx/";
 pub const NGINX_HTTP_LOG_PATH: &str = "logs/access.log";
 /// nginx's own `--error-log-path` (relative to the prefix) when `nginx -V` names none.
 pub const NGINX_ERROR_LOG_PATH: &str = "logs/error.log";
+/// nginx's own `--conf-path` (relative to the prefix) when `nginx -V` names none.
+pub const NGINX_CONF_PATH: &str = "conf/nginx.conf";
 
 /// Where a directive is written: the file as `nginx -T` names it and the 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,6 +106,9 @@ pub struct Defaults {
     /// `--error-log-path` or `-e` (NGX_ERROR_LOG_PATH): used when the main level has no
     /// `error_log`. Debian 12: `stderr` (not a file).
     pub error_log: String,
+    /// `--conf-path` or `-c` (NGX_CONF_PATH): the main configuration file, relative to the
+    /// prefix unless absolute. Debian: `/etc/nginx/nginx.conf`.
+    pub conf_path: String,
 }
 
 impl Defaults {
@@ -112,6 +118,7 @@ impl Defaults {
             prefix: NGINX_PREFIX.to_string(),
             access_log: NGINX_HTTP_LOG_PATH.to_string(),
             error_log: NGINX_ERROR_LOG_PATH.to_string(),
+            conf_path: NGINX_CONF_PATH.to_string(),
         }
     }
 
@@ -122,10 +129,17 @@ impl Defaults {
             prefix: "/usr/share/nginx/".to_string(),
             access_log: "/var/log/nginx/access.log".to_string(),
             error_log: "stderr".to_string(),
+            conf_path: "/etc/nginx/nginx.conf".to_string(),
         }
     }
 
-    /// Reads `--prefix`, `--http-log-path` and `--error-log-path` from the `configure
+    /// The main configuration file as nginx names it (`ngx_process_options`: the conf path
+    /// after the prefix); its directory is where relative `include`s start.
+    pub fn main_file(&self) -> String {
+        full_name(&self.prefix, &self.conf_path)
+    }
+
+    /// Reads `--prefix`, `--conf-path`, `--http-log-path` and `--error-log-path` from the `configure
     /// arguments:` line that `nginx -V` prints (to stderr); what it does not name keeps nginx's
     /// default.
     pub fn from_version_output(text: &str) -> Self {
@@ -141,6 +155,8 @@ impl Defaults {
                 d.access_log = v.to_string();
             } else if let Some(v) = word.strip_prefix("--error-log-path=") {
                 d.error_log = v.to_string();
+            } else if let Some(v) = word.strip_prefix("--conf-path=") {
+                d.conf_path = v.to_string();
             }
         }
         d
@@ -410,6 +426,79 @@ pub fn parse_dump(text: &str) -> Result<Dump, ConfError> {
     Ok(Dump { files })
 }
 
+/// The text [`parse_dump`] reads, made from files read directly: each as `nginx -T` prints it
+/// (`# configuration file PATH:`, its bytes, a newline), the main file first.
+pub fn dump_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (path, text) in files {
+        out.push_str(FILE_HEADER);
+        out.push_str(path);
+        out.push_str(":\n");
+        out.push_str(text);
+        out.push('\n');
+    }
+    out
+}
+
+/// One `include` directive: the path or glob(3) pattern it reads, as nginx opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// Absolute: a relative pattern starts in the main file's directory (`ngx_conf_include`
+    /// calls `ngx_conf_full_name` with the configuration prefix, for every file).
+    pub pattern: String,
+    /// Whether nginx reads it as a glob (it has `*`, `?` or `[`): no match is no error then.
+    pub glob: bool,
+    pub at: Origin,
+}
+
+/// The `include`s of one configuration file, in the order nginx reads them, at every level
+/// (`types {}` and `map {}` read theirs too); `main` is the main file's path.
+pub fn includes_of(main: &str, path: &str, text: &str) -> Result<Vec<Include>, ConfError> {
+    let body = Lexer::new(path, text).file()?;
+    let mut out = Vec::new();
+    collect_includes(&conf_prefix(main), path, &body, &mut out)?;
+    Ok(out)
+}
+
+fn collect_includes(
+    conf_prefix: &str,
+    path: &str,
+    body: &[Directive],
+    out: &mut Vec<Include>,
+) -> Result<(), ConfError> {
+    for d in body {
+        let at = || Origin {
+            file: path.to_string(),
+            line: d.line,
+        };
+        match (&d.block, d.name.as_str(), d.args.as_slice()) {
+            (Some(inner), ..) => collect_includes(conf_prefix, path, inner, out)?,
+            (None, "include", [pattern]) => {
+                let pattern = full_name(conf_prefix, pattern);
+                out.push(Include {
+                    glob: pattern.contains(['*', '?', '[']),
+                    pattern,
+                    at: at(),
+                });
+            }
+            (None, "include", _) => {
+                return Err(ConfError::Arguments {
+                    at: at(),
+                    directive: d.name.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a directory entry `name` matches one `/`-free component of an include glob, as
+/// glob(3) matches it (a leading `.` only by a leading `.`).
+pub fn glob_component_matches(pattern: &str, name: &str) -> bool {
+    glob_match(pattern, name) && !pattern.contains('/') && !name.contains('/')
+}
+
 /// A directive and the file it is written in.
 #[derive(Clone, Copy)]
 struct Item<'d> {
@@ -435,6 +524,21 @@ struct AccessLog {
 }
 
 impl Dump {
+    /// The files read, as nginx named them (the main file first).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|f| f.path.as_str())
+    }
+
+    /// Every `include` of every file (see [`includes_of`]).
+    pub fn includes(&self) -> Result<Vec<Include>, ConfError> {
+        let prefix = conf_prefix(&self.files[0].path);
+        let mut out = Vec::new();
+        for f in &self.files {
+            collect_includes(&prefix, &f.path, &f.body, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// Every log file nginx writes under this configuration, and the targets that are not
     /// files. `defaults` are the prefix and default logs nginx runs with (see [`Defaults`]);
     /// relative `include`s start in the main file's directory, as nginx's do.

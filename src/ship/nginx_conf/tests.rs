@@ -223,6 +223,7 @@ fn test_defaults() -> Defaults {
         prefix: "/usr/share/nginx/".into(),
         access_log: "/var/log/nginx/access.log".into(),
         error_log: "/var/log/nginx/error.log".into(),
+        conf_path: MAIN.into(),
     }
 }
 
@@ -667,4 +668,73 @@ fn variables_become_stars() {
     ] {
         assert_eq!(variables_as_stars(path), want, "{path}");
     }
+}
+
+/// Every `include` of a file, at every level, relative names after the main file's directory
+/// (not the including file's), globs marked; one whose arguments nginx refuses is refused.
+#[test]
+fn includes_are_found_at_every_level() {
+    let text = "include modules/*.conf;\nhttp {\n  include mime.types;\n  types { include more.types; }\n\
+                map $uri $x { include /etc/nginx/map.d/[a-z]*; }\n  server { location / { include snippets/a.conf; } }\n}\n";
+    let got: Vec<(String, bool, usize)> =
+        includes_of(MAIN, "/etc/nginx/sites-available/shop", text)
+            .expect("reads")
+            .into_iter()
+            .map(|i| {
+                assert_eq!(i.at.file, "/etc/nginx/sites-available/shop");
+                (i.pattern, i.glob, i.at.line)
+            })
+            .collect();
+    let want = [
+        ("/etc/nginx/modules/*.conf", true, 1),
+        ("/etc/nginx/mime.types", false, 3),
+        ("/etc/nginx/more.types", false, 4),
+        ("/etc/nginx/map.d/[a-z]*", true, 5),
+        ("/etc/nginx/snippets/a.conf", false, 6),
+    ];
+    let want: Vec<(String, bool, usize)> = want
+        .iter()
+        .map(|(p, g, l)| ((*p).to_string(), *g, *l))
+        .collect();
+    assert_eq!(got, want);
+    for bad in ["include;", "include a b;"] {
+        assert!(
+            matches!(
+                includes_of(MAIN, MAIN, bad),
+                Err(ConfError::Arguments { .. })
+            ),
+            "{bad}"
+        );
+    }
+}
+
+/// The text made from files read directly parses as `nginx -T`'s: the same files, the same
+/// logs.
+#[test]
+fn dump_of_files_reads_as_a_dump() {
+    let files = [
+        (MAIN, "http { include conf.d/*.conf; }"),
+        (
+            "/etc/nginx/conf.d/a.conf",
+            "server { access_log /var/log/a.log; }\n",
+        ),
+    ];
+    let text = dump_of(files);
+    let dump = parse_dump(&text).expect("a dump");
+    assert_eq!(
+        dump.paths().collect::<Vec<_>>(),
+        vec![MAIN, "/etc/nginx/conf.d/a.conf"]
+    );
+    assert_eq!(
+        outcome(&text, &test_defaults()).expect("logs"),
+        outcome(
+            &format!(
+                "# configuration file {MAIN}:\n{}\n# configuration file /etc/nginx/conf.d/a.conf:\n{}\n",
+                files[0].1, files[1].1
+            ),
+            &test_defaults()
+        )
+        .expect("logs")
+    );
+    assert_eq!(dump.includes().expect("includes").len(), 1);
 }
