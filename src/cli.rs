@@ -116,7 +116,7 @@ enum Command {
         file: Option<String>,
     },
     /// On the nginx host: ships what nginx appended to each FILE since the last upload, whole
-    /// lines only, as one gzip object per segment to
+    /// lines only, as one gzip object per kind (the files of one kind together) to
     /// s3://$NGINX_LOG_BUCKET/$NGINX_LOG_PREFIX<instance-id>/<access|error>/YYYY/MM/DD/…,
     /// every --interval or as soon as --max-segment bytes are pending; follows rotation by
     /// rename and by copytruncate. The instance ID comes from IMDSv2 (IMDS_ENDPOINT).

@@ -60,7 +60,7 @@ pub struct ShipArgs {
     /// [default: /var/lib/nginx-cloudwatch-forwarder/ship].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
-    /// The logs to follow, each taken as nginx's configuration (`nginx -T`) says, else by its
+    /// The logs to follow, each taken as nginx's configuration (its files, NGINX_CONF) says, else by its
     /// name (access…, error…) [default: every log the configuration names, else
     /// /var/log/nginx/access.log /var/log/nginx/error.log].
     #[arg(value_name = "FILE")]
