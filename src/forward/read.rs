@@ -8,12 +8,11 @@
 
 use tracing::warn;
 
-use super::ForwardError;
 use super::deliver::Deliver;
+use super::error::ForwardError;
 use super::progress::Ledger;
 use super::work::{self, WorkError};
-use crate::checkpoint::{Progress, State};
-use crate::config::Config;
+use crate::checkpoint::{Progress, Resume, State};
 use crate::event::ObjectRef;
 use crate::lines::{Encoding, LineReader};
 use crate::parse::LogEvent;
@@ -22,10 +21,85 @@ use crate::ports::{
 };
 use crate::summary::Counters;
 
-/// Opens the object where the progress record says to resume; returns the progress that
-/// applies to the bytes actually opened, and whether they start at the resume offset (a ranged
-/// read) rather than at the beginning.
+/// What [`open`] found.
+pub(super) enum Opening {
+    /// The version to deliver is fully delivered already: nothing was read (no GET when the
+    /// event names the version).
+    Delivered,
+    Ready(Opened),
+}
+
+/// An object opened where its delivery starts.
+pub(super) struct Opened {
+    pub object: OpenedObject,
+    /// Where reading starts: the line and its decoded byte offset ((1, 0): the beginning).
+    pub start: (u64, u64),
+    /// The body starts at `start` (a ranged read), not at the beginning of the object.
+    pub ranged: bool,
+    /// What an earlier attempt left to send, when the progress record says it was partly
+    /// delivered (`start` is then its resume line).
+    pub earlier: Option<Resume>,
+}
+
+/// Opens the object where the progress record says to resume, unless the record says the
+/// version is delivered. The record applies only to the version actually opened: when the
+/// event names the version, that is known before the GET.
 pub(super) async fn open<S: ObjectSource>(
+    source: &S,
+    obj: &ObjectRef,
+    progress: Option<&Progress>,
+) -> Result<Opening, SourceError> {
+    if obj.etag.is_some() && is_done(progress) {
+        return Ok(Opening::Delivered);
+    }
+    let (object, applies, ranged) = open_at_resume(source, obj, progress).await?;
+    if is_done(applies.as_ref()) {
+        return Ok(Opening::Delivered);
+    }
+    let (start, earlier) = match applies {
+        Some(Progress {
+            state:
+                State::Partial {
+                    next_line,
+                    next_offset,
+                    resume_line,
+                    resume_offset,
+                    pending,
+                    ..
+                },
+            ..
+        }) => {
+            let earlier = Resume {
+                next_line,
+                next_offset,
+                pending,
+            };
+            ((resume_line, resume_offset), Some(earlier))
+        }
+        _ => ((1, 0), None),
+    };
+    Ok(Opening::Ready(Opened {
+        object,
+        start,
+        ranged,
+        earlier,
+    }))
+}
+
+fn is_done(progress: Option<&Progress>) -> bool {
+    matches!(
+        progress,
+        Some(Progress {
+            state: State::Done { .. },
+            ..
+        })
+    )
+}
+
+/// Opens the object, with a ranged GET from the resume offset when that can be used; returns
+/// the progress that applies to the bytes actually opened, and whether they start at the
+/// resume offset (a ranged read) rather than at the beginning.
+async fn open_at_resume<S: ObjectSource>(
     source: &S,
     obj: &ObjectRef,
     progress: Option<&Progress>,
@@ -67,22 +141,36 @@ pub(super) async fn open<S: ObjectSource>(
     Ok((opened, applies, false))
 }
 
+/// What the read stage reads, from where, and parses with.
+pub(super) struct Reading {
+    pub body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    /// The line and decoded byte offset reading starts at.
+    pub start: (u64, u64),
+    /// `body` starts at `start` (a ranged read), not at the beginning of the object.
+    pub ranged: bool,
+    pub job: work::Job,
+    /// `SKIP_BINARY`: an object that does not look like text is skipped.
+    pub skip_binary: bool,
+}
+
 /// Reads the object in blocks of whole lines, has them parsed on every core ([`work`]) and
 /// hands the events to `deliver` in input order, telling `ledger` how far reading got. The
 /// reading counters go to `counters`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>(
-    body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-    start: (u64, u64),
-    ranged: bool,
-    fallback_ts: i64,
-    job: work::Job,
-    config: &Config,
+    reading: Reading,
     obj: &ObjectRef,
     deliver: &mut Deliver<'_, K, C>,
     ledger: &mut Ledger<'_, K, C>,
     counters: &mut Counters,
 ) -> Result<(), ForwardError> {
+    let Reading {
+        body,
+        start,
+        ranged,
+        job,
+        skip_binary,
+    } = reading;
+    let fallback_ts = job.fallback_ts;
     let (start_line, start_offset) = start;
     let reader = match ranged {
         // The body starts at the resume line.
@@ -98,7 +186,7 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     ledger.set_compressed(reader.encoding() != Encoding::Plain);
     if reader.is_binary() {
         counters.binary_objects = 1;
-        if config.skip_binary {
+        if skip_binary {
             return Err(ForwardError::Binary);
         }
         warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
