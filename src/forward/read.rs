@@ -41,9 +41,9 @@ pub(super) struct Opened {
     pub earlier: Option<Resume>,
 }
 
-/// Opens the object where the progress record says to resume, unless the record says the
-/// version is delivered. The record applies only to the version actually opened: when the
-/// event names the version, that is known before the GET.
+/// Opens the object where the progress record says to resume (a ranged GET for plain text),
+/// unless the record says the version is delivered. The record applies only to the version
+/// actually opened; when the event names the version, that is known before the GET.
 pub(super) async fn open<S: ObjectSource>(
     source: &S,
     obj: &ObjectRef,
@@ -52,9 +52,58 @@ pub(super) async fn open<S: ObjectSource>(
     if obj.etag.is_some() && is_done(progress) {
         return Ok(Opening::Delivered);
     }
-    let (object, applies, ranged) = open_at_resume(source, obj, progress).await?;
+    let ranged = match progress {
+        Some(
+            p @ Progress {
+                state:
+                    State::Partial {
+                        gzip: false,
+                        resume_offset,
+                        ..
+                    },
+                ..
+            },
+        ) if *resume_offset > 0 => Some((p, *resume_offset)),
+        _ => None,
+    };
+    if let Some((p, offset)) = ranged {
+        let req = OpenRequest {
+            from_offset: offset,
+            if_match: Some(p.etag.clone()),
+        };
+        match source.open(obj, &req).await {
+            Ok(o) => return Ok(opening(o, Some(p.clone()), true)),
+            // The object is no longer the version the record is about: start over.
+            Err(SourceError::Changed { .. }) if obj.etag.is_none() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let req = OpenRequest {
+        from_offset: 0,
+        if_match: obj.etag.clone(),
+    };
+    let opened = source.open(obj, &req).await?;
+    let applies = progress
+        .filter(|p| opened.etag.as_deref() == Some(p.etag.as_str()))
+        .cloned();
+    Ok(opening(opened, applies, false))
+}
+
+fn is_done(progress: Option<&Progress>) -> bool {
+    matches!(
+        progress,
+        Some(Progress {
+            state: State::Done { .. },
+            ..
+        })
+    )
+}
+
+/// The opened `object`, given the progress that `applies` to it, and whether it starts at the
+/// resume offset (`ranged`) rather than at the beginning.
+fn opening(object: OpenedObject, applies: Option<Progress>, ranged: bool) -> Opening {
     if is_done(applies.as_ref()) {
-        return Ok(Opening::Delivered);
+        return Opening::Delivered;
     }
     let (start, earlier) = match applies {
         Some(Progress {
@@ -78,67 +127,12 @@ pub(super) async fn open<S: ObjectSource>(
         }
         _ => ((1, 0), None),
     };
-    Ok(Opening::Ready(Opened {
+    Opening::Ready(Opened {
         object,
         start,
         ranged,
         earlier,
-    }))
-}
-
-fn is_done(progress: Option<&Progress>) -> bool {
-    matches!(
-        progress,
-        Some(Progress {
-            state: State::Done { .. },
-            ..
-        })
-    )
-}
-
-/// Opens the object, with a ranged GET from the resume offset when that can be used; returns
-/// the progress that applies to the bytes actually opened, and whether they start at the
-/// resume offset (a ranged read) rather than at the beginning.
-async fn open_at_resume<S: ObjectSource>(
-    source: &S,
-    obj: &ObjectRef,
-    progress: Option<&Progress>,
-) -> Result<(OpenedObject, Option<Progress>, bool), SourceError> {
-    let ranged = match progress {
-        Some(
-            p @ Progress {
-                state:
-                    State::Partial {
-                        gzip: false,
-                        resume_offset,
-                        ..
-                    },
-                ..
-            },
-        ) if *resume_offset > 0 => Some((p, *resume_offset)),
-        _ => None,
-    };
-    if let Some((p, offset)) = ranged {
-        let req = OpenRequest {
-            from_offset: offset,
-            if_match: Some(p.etag.clone()),
-        };
-        match source.open(obj, &req).await {
-            Ok(o) => return Ok((o, Some(p.clone()), true)),
-            // The object is no longer the version the record is about: start over.
-            Err(SourceError::Changed { .. }) if obj.etag.is_none() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let req = OpenRequest {
-        from_offset: 0,
-        if_match: obj.etag.clone(),
-    };
-    let opened = source.open(obj, &req).await?;
-    let applies = progress
-        .filter(|p| opened.etag.as_deref() == Some(p.etag.as_str()))
-        .cloned();
-    Ok((opened, applies, false))
+    })
 }
 
 /// What the read stage reads, from where, and parses with.
@@ -171,17 +165,7 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
         skip_binary,
     } = reading;
     let fallback_ts = job.fallback_ts;
-    let (start_line, start_offset) = start;
-    let reader = match ranged {
-        // The body starts at the resume line.
-        true => LineReader::open_at(body, start_line, start_offset).await,
-        false => LineReader::open(body).await,
-    }
-    .map_err(|source| ForwardError::Read {
-        offset: 0,
-        line: 1,
-        source,
-    })?;
+    let reader = line_reader(body, start, ranged).await?;
     // Compressed (gzip or zstd): a resume decompresses from the start and skips.
     ledger.set_compressed(reader.encoding() != Encoding::Plain);
     if reader.is_binary() {
@@ -207,31 +191,14 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     while let Some(next) = blocks.next().await {
         let done = match next {
             Ok(done) => done,
-            Err(WorkError::Read {
-                offset,
-                line,
-                source,
-            }) => {
+            Err(e) => {
                 // Deliver what was decoded before the damage, then fail this object.
-                read_error = Some(ForwardError::Read {
-                    offset,
-                    line,
-                    source,
-                });
-                break;
-            }
-            Err(e @ WorkError::Worker { .. }) => {
-                read_error = Some(ForwardError::Task(e.to_string()));
+                read_error = Some(failure(e));
                 break;
             }
         };
         let parsed = done.output;
-        counters.lines += parsed.pieces;
-        counters.blank_lines += parsed.blank_lines;
-        counters.nul_bytes_stripped += parsed.nul_bytes;
-        counters.format_fallbacks += parsed.format_fallbacks;
-        counters.format_ambiguous += parsed.format_ambiguous;
-        counters.bytes = done.end_offset;
+        count(counters, &parsed, done.end_offset);
         at = (done.end_line, done.end_offset);
         joiner.join(&settings, parsed, &mut events);
         deliver.absorb(&mut events, ledger);
@@ -245,4 +212,49 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     ledger.read_to(at.0, at.1);
     deliver.finish(ledger).await?;
     read_error.map_or(Ok(()), Err)
+}
+
+/// The object's lines, from the start of `body`, which begins at line and decoded offset
+/// `start` when `ranged`.
+async fn line_reader(
+    body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    (line, offset): (u64, u64),
+    ranged: bool,
+) -> Result<LineReader, ForwardError> {
+    match ranged {
+        // The body starts at the resume line.
+        true => LineReader::open_at(body, line, offset).await,
+        false => LineReader::open(body).await,
+    }
+    .map_err(|source| ForwardError::Read {
+        offset: 0,
+        line: 1,
+        source,
+    })
+}
+
+/// What a block that could not be read or parsed ends the object with.
+fn failure(e: WorkError) -> ForwardError {
+    match e {
+        WorkError::Read {
+            offset,
+            line,
+            source,
+        } => ForwardError::Read {
+            offset,
+            line,
+            source,
+        },
+        e @ WorkError::Worker { .. } => ForwardError::Task(e.to_string()),
+    }
+}
+
+/// Counts a parsed block ending at decoded byte `end_offset`.
+fn count(counters: &mut Counters, parsed: &work::Parsed, end_offset: u64) {
+    counters.lines += parsed.pieces;
+    counters.blank_lines += parsed.blank_lines;
+    counters.nul_bytes_stripped += parsed.nul_bytes;
+    counters.format_fallbacks += parsed.format_fallbacks;
+    counters.format_ambiguous += parsed.format_ambiguous;
+    counters.bytes = end_offset;
 }
