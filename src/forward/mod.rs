@@ -30,7 +30,7 @@ pub use stop::{Stop, StopReason, TIME_RESERVE, stop_by};
 
 use tracing::{info, warn};
 
-use crate::checkpoint::Progress;
+use crate::checkpoint::ProgressRecord;
 use crate::config::Config;
 use crate::event::ObjectRef;
 use crate::parse::ParseSettings;
@@ -274,7 +274,7 @@ where
     async fn open(
         &self,
         report: &mut ObjectReport,
-        progress: Option<&Progress>,
+        progress: Option<&ProgressRecord>,
     ) -> Result<Opened, Early> {
         let obj = self.obj;
         match read::open(self.source, obj, progress).await {

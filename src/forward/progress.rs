@@ -12,7 +12,7 @@ use tokio::task::{JoinError, JoinHandle};
 use super::error::{ForwardError, Stopped};
 use super::shared::Shared;
 use super::stop::StopReason;
-use crate::checkpoint::{LineRun, LineRuns, Progress, Resume, State, Tracker};
+use crate::checkpoint::{LineRun, LineRuns, ProgressRecord, Resume, State, Tracker};
 use crate::event::ObjectRef;
 use crate::ports::{CheckpointError, CheckpointStore, Stored};
 
@@ -176,7 +176,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         ck.last_saved = Some(state.clone());
         let store = self.shared.checkpoints.clone();
         let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
-        let progress = Progress {
+        let progress = ProgressRecord {
             etag: ck.etag.clone(),
             state,
         };
@@ -227,7 +227,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
             self.snapshot(&held)
         };
         let Some(ck) = self.ckpt.as_mut() else { return };
-        let progress = Progress {
+        let progress = ProgressRecord {
             etag: ck.etag.clone(),
             state,
         };

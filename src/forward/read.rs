@@ -12,7 +12,7 @@ use super::deliver::Deliver;
 use super::error::ForwardError;
 use super::progress::Ledger;
 use super::work::{self, WorkError};
-use crate::checkpoint::{Progress, Resume, State};
+use crate::checkpoint::{ProgressRecord, Resume, State};
 use crate::event::ObjectRef;
 use crate::lines::{Encoding, LineReader};
 use crate::parse::LogEvent;
@@ -47,14 +47,14 @@ pub(super) struct Opened {
 pub(super) async fn open<S: ObjectSource>(
     source: &S,
     obj: &ObjectRef,
-    progress: Option<&Progress>,
+    progress: Option<&ProgressRecord>,
 ) -> Result<Opening, SourceError> {
     if obj.etag.is_some() && is_done(progress) {
         return Ok(Opening::Delivered);
     }
     let ranged = match progress {
         Some(
-            p @ Progress {
+            p @ ProgressRecord {
                 state:
                     State::Partial {
                         gzip: false,
@@ -89,10 +89,10 @@ pub(super) async fn open<S: ObjectSource>(
     Ok(opening(opened, applies, false))
 }
 
-fn is_done(progress: Option<&Progress>) -> bool {
+fn is_done(progress: Option<&ProgressRecord>) -> bool {
     matches!(
         progress,
-        Some(Progress {
+        Some(ProgressRecord {
             state: State::Done { .. },
             ..
         })
@@ -101,12 +101,12 @@ fn is_done(progress: Option<&Progress>) -> bool {
 
 /// The opened `object`, given the progress that `applies` to it, and whether it starts at the
 /// resume offset (`ranged`) rather than at the beginning.
-fn opening(object: OpenedObject, applies: Option<Progress>, ranged: bool) -> Opening {
+fn opening(object: OpenedObject, applies: Option<ProgressRecord>, ranged: bool) -> Opening {
     if is_done(applies.as_ref()) {
         return Opening::Delivered;
     }
     let (start, earlier) = match applies {
-        Some(Progress {
+        Some(ProgressRecord {
             state:
                 State::Partial {
                     next_line,
