@@ -54,7 +54,7 @@ fn holder() -> String {
 pub enum NotTaken {
     #[error(
         "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting (to end within its own time limit, or interrupted); a later attempt finds the object delivered or resumes it",
-        crate::forward::lease::rfc3339(*.expires_ms)
+        rfc3339(*.expires_ms)
     )]
     Busy { holder: String, expires_ms: i64 },
     #[error(transparent)]
@@ -436,6 +436,26 @@ mod tests {
         let store = Arc::new(Store::with(other(-(grace / 2))));
         let err = take(&store, Some(Instant::now()), None).await;
         assert!(matches!(err, Err(NotTaken::Busy { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiries_are_judged_by_the_injected_clock() {
+        // Live by the system's clock, expired by the one the delivery was given.
+        let store = Arc::new(Store::with(other(60_000)));
+        let later: Clock = Arc::new(|| now_ms() + 3_600_000);
+        // (Past its stop time: by the system's clock it would fail busy at once.)
+        let stop = Stop {
+            by: Some(Instant::now()),
+            ..Stop::default()
+        };
+        let held = acquire(&leasing(&store), &obj(), &stop, &later)
+            .await
+            .expect("taken over");
+        assert_eq!(held.took_over.as_deref(), Some("the other delivery"));
+        let ours = store.lease.lock().unwrap().clone().expect("a lease").1;
+        let term_ms = ours.expires_ms - now_ms() - 3_600_000;
+        assert!((59_000..=60_000).contains(&term_ms), "{term_ms}");
+        held.release().await;
     }
 
     #[tokio::test(start_paused = true)]
