@@ -219,7 +219,7 @@ pub fn choose(obj: &ListedObject, sel: &Selection<'_>) -> Choice {
 
 /// What a listing selected.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct ListingPlan {
     pub take: Vec<(ListedObject, Route)>,
     pub listed: u64,
     pub out_of_range: u64,
@@ -229,7 +229,7 @@ pub struct Plan {
     pub newer: u64,
 }
 
-impl Plan {
+impl ListingPlan {
     pub fn add(&mut self, obj: ListedObject, choice: Choice) {
         self.listed += 1;
         match choice {

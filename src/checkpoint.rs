@@ -38,12 +38,12 @@ pub enum State {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
+pub struct ProgressRecord {
     pub etag: String,
     pub state: State,
 }
 
-impl Progress {
+impl ProgressRecord {
     /// The tag value: `1/<etag>/done/<lines>` or
     /// `1/<etag>/<gz|plain>/<next_line>/<next_offset>/<resume_line>/<resume_offset>/<a-b+c-d|->`.
     /// Only characters S3 allows in tag values are used.
@@ -283,11 +283,11 @@ mod tests {
     #[test]
     fn encode_decode_round_trip() {
         let cases = [
-            Progress {
+            ProgressRecord {
                 etag: "9b2cf535f27731c974343645a3985328".into(),
                 state: State::Done { lines: 60_000 },
             },
-            Progress {
+            ProgressRecord {
                 etag: "d41d8cd98f00b204e9800998ecf8427e-12".into(),
                 state: State::Partial {
                     gzip: true,
@@ -298,7 +298,7 @@ mod tests {
                     pending: vec![(4100, 4200), (4800, 4999)],
                 },
             },
-            Progress {
+            ProgressRecord {
                 etag: "e".into(),
                 state: State::Partial {
                     gzip: false,
@@ -318,7 +318,7 @@ mod tests {
                     .all(|c| c.is_ascii_alphanumeric() || "+-=._:/@ ".contains(c)),
                 "{v}"
             );
-            assert_eq!(Progress::decode(&v), Some(p));
+            assert_eq!(ProgressRecord::decode(&v), Some(p));
         }
         for bad in [
             "",
@@ -328,7 +328,7 @@ mod tests {
             "1/e/gz/1/2/3/4/5",
             "1/e/gz/1/2/3/4/5-",
         ] {
-            assert_eq!(Progress::decode(bad), None, "{bad}");
+            assert_eq!(ProgressRecord::decode(bad), None, "{bad}");
         }
     }
 
@@ -337,7 +337,7 @@ mod tests {
         let pending: Vec<(u64, u64)> = (0..100)
             .map(|i| (i * 1000 + 1_000_000, i * 1000 + 1_000_010 + (i % 7) * 50))
             .collect();
-        let p = Progress {
+        let p = ProgressRecord {
             etag: "9b2cf535f27731c974343645a3985328".into(),
             state: State::Partial {
                 gzip: true,
@@ -350,12 +350,12 @@ mod tests {
         };
         let v = p.encode();
         assert!(v.len() <= MAX_TAG_VALUE, "{}", v.len());
-        let Some(Progress {
+        let Some(ProgressRecord {
             state: State::Partial {
                 pending: merged, ..
             },
             ..
-        }) = Progress::decode(&v)
+        }) = ProgressRecord::decode(&v)
         else {
             panic!("{v}")
         };

@@ -14,7 +14,7 @@ use crate::event::ObjectRef;
 use crate::event::{EventError, announced_objects};
 use crate::forward::format::FormatCache;
 use crate::forward::lease::Leasing;
-use crate::forward::{Clock, Shared, TIME_RESERVE, forward_object, stop_by, system_clock};
+use crate::forward::{Clock, Shared, Stop, TIME_RESERVE, forward_object, stop_by, system_clock};
 use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
 use crate::summary::{ObjectReport, Outcome, Summary};
 
@@ -117,7 +117,11 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         for bad in &announced.invalid {
             warn!("invalid record: {bad}");
         }
-        let shared = self.shared(stop, deadline, Arc::new(AtomicBool::new(false)));
+        let shared = self.shared(Stop {
+            by: stop,
+            deadline,
+            interrupted: Arc::default(),
+        });
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
             .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
             .buffered(self.config.max_concurrent_objects)
@@ -150,24 +154,16 @@ where
     C: CheckpointStore + 'static,
 {
     /// What the objects of one run (an invocation, a backfill) share.
-    fn shared(
-        &self,
-        stop: Option<Instant>,
-        deadline: Option<Instant>,
-        interrupted: Arc<AtomicBool>,
-    ) -> Shared<K, C> {
+    fn shared(&self, stop: Stop) -> Shared<K, C> {
         Shared {
             sink: self.sink.clone(),
             checkpoints: self.checkpoints.clone(),
             puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
             clock: self.clock.clone(),
-            stop_by: stop,
-            checkpoint_warned: Arc::new(AtomicBool::new(false)),
+            stop,
             leasing: self.leasing.clone(),
-            deadline,
-            lease_warned: Arc::new(AtomicBool::new(false)),
-            interrupted,
             formats: self.formats.clone(),
+            warned: Default::default(),
         }
     }
 
@@ -183,7 +179,10 @@ where
     where
         S: 'a,
     {
-        let shared = Arc::new(self.shared(None, None, interrupted.clone()));
+        let shared = Arc::new(self.shared(Stop {
+            interrupted: interrupted.clone(),
+            ..Stop::default()
+        }));
         futures_util::stream::iter(objects)
             .take_while(move |_| std::future::ready(!interrupted.load(Ordering::SeqCst)))
             .map(move |obj| {

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tokio::io::AsyncRead;
 
-use crate::checkpoint::Progress;
+use crate::checkpoint::ProgressRecord;
 use crate::event::ObjectRef;
 use crate::parse::LogEvent;
 
@@ -261,7 +261,7 @@ pub trait QueueReader: Send + Sync {
 /// object carries (kept as they are when ours is written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
-    pub progress: Option<Progress>,
+    pub progress: Option<ProgressRecord>,
     pub other_tags: Vec<(String, String)>,
 }
 
@@ -297,7 +297,7 @@ pub trait CheckpointStore: Send + Sync {
         &self,
         obj: &ObjectRef,
         other_tags: &[(String, String)],
-        progress: &Progress,
+        progress: &ProgressRecord,
     ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
 }
 
@@ -314,7 +314,7 @@ impl CheckpointStore for NoCheckpoints {
         &self,
         _obj: &ObjectRef,
         _other: &[(String, String)],
-        _p: &Progress,
+        _p: &ProgressRecord,
     ) -> Result<(), CheckpointError> {
         Ok(())
     }
@@ -534,7 +534,7 @@ impl<T: CheckpointStore> CheckpointStore for std::sync::Arc<T> {
         &self,
         obj: &ObjectRef,
         other_tags: &[(String, String)],
-        progress: &Progress,
+        progress: &ProgressRecord,
     ) -> Result<(), CheckpointError> {
         self.as_ref().save(obj, other_tags, progress).await
     }

@@ -109,7 +109,7 @@ impl crate::ports::CheckpointStore for ConfiguredCheckpoints {
         &self,
         obj: &crate::event::ObjectRef,
         other_tags: &[(String, String)],
-        progress: &crate::checkpoint::Progress,
+        progress: &crate::checkpoint::ProgressRecord,
     ) -> Result<(), crate::ports::CheckpointError> {
         match self {
             Self::S3Tags(s) => s.save(obj, other_tags, progress).await,

@@ -8,7 +8,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::types::{Tag, Tagging};
 
-use crate::checkpoint::{MAX_TAGS, Progress, TAG_KEY};
+use crate::checkpoint::{MAX_TAGS, ProgressRecord, TAG_KEY};
 use crate::event::ObjectRef;
 use crate::ports::{
     CheckpointError, CheckpointStore, Expiration, ListError, ListPage, ListedObject, ObjectLister,
@@ -246,7 +246,7 @@ impl CheckpointStore for S3Source {
         let mut stored = Stored::default();
         for tag in out.tag_set() {
             if tag.key() == TAG_KEY {
-                stored.progress = Progress::decode(tag.value());
+                stored.progress = ProgressRecord::decode(tag.value());
             } else {
                 stored
                     .other_tags
@@ -260,7 +260,7 @@ impl CheckpointStore for S3Source {
         &self,
         obj: &ObjectRef,
         other_tags: &[(String, String)],
-        progress: &Progress,
+        progress: &ProgressRecord,
     ) -> Result<(), CheckpointError> {
         if other_tags.len() >= MAX_TAGS {
             return Err(CheckpointError::Full {

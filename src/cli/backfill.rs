@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::aws::cloudwatch::CloudWatchSink;
 use crate::aws::{ConfiguredCheckpoints, clients, production_handler, s3::S3Source};
 use crate::backfill::{
-    Days, Plan, Progress, SQS_MAX_BATCH, Selection, Target, choose, expired_warning,
+    Days, ListingPlan, Progress, SQS_MAX_BATCH, Selection, Target, choose, expired_warning,
     first_accepted_day, first_kept_day, human_bytes, parse_day,
 };
 use crate::checkpoint::State;
@@ -135,7 +135,7 @@ async fn warn_expired(lister: &impl ObjectLister, target: &Target, since: Date) 
 async fn forward_here(
     handler: &Handler<S3Source, CloudWatchSink, ConfiguredCheckpoints>,
     bucket: &str,
-    plan: Plan,
+    plan: ListingPlan,
     interrupted: Arc<AtomicBool>,
     status: &mut Status,
 ) -> Result<ExitCode, String> {
@@ -215,7 +215,7 @@ async fn list(
     config: &Config,
     args: &BackfillArgs,
     status: &mut Status,
-) -> Result<Plan, ListError> {
+) -> Result<ListingPlan, ListError> {
     let selection = Selection {
         router: &config.router,
         days: Days {
@@ -239,7 +239,7 @@ async fn list(
         ),
     };
     let (bucket, prefix) = (&args.target.bucket, &args.target.prefix);
-    let mut plan = Plan::default();
+    let mut plan = ListingPlan::default();
     let mut token = None;
     loop {
         let page = lister.list_page(bucket, prefix, token).await?;
@@ -266,7 +266,7 @@ async fn dry_run(
     config: &Config,
     source: S3Source,
     bucket: &str,
-    plan: Plan,
+    plan: ListingPlan,
 ) -> Result<ExitCode, String> {
     let checkpoints = match config.checkpoint_store {
         CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source),
@@ -326,7 +326,7 @@ async fn enqueue(
     sqs: &impl MessageQueue,
     queue: &str,
     bucket: &str,
-    plan: Plan,
+    plan: ListingPlan,
     interrupted: &AtomicBool,
     status: &mut Status,
 ) -> Result<ExitCode, String> {

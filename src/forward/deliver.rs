@@ -4,14 +4,15 @@
 //! progress stage ([`Ledger`]) as a value; this stage never writes progress itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use super::error::ForwardError;
+use super::lease::Lease;
 use super::progress::Ledger;
-use super::{ForwardError, LOG_SAMPLE, Shared};
+use super::shared::Shared;
 use crate::batch::{Batch, Batcher, Window, event_size, window};
 use crate::checkpoint::LineRun;
 use crate::config::{Config, EntityKind};
@@ -20,6 +21,9 @@ use crate::parse::LogEvent;
 use crate::ports::{CheckpointStore, Entity, LogSink, PutReport, RejectedCounts, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
+
+/// How many lines per object and reason are logged by line number (the rest are counted).
+const LOG_SAMPLE: u64 = 5;
 
 /// A finished put: its ticket with the progress stage, how many events it carried, the first
 /// line among them (the messages are gone with the request), and what CloudWatch rejected.
@@ -81,11 +85,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         config: &'a Config,
         route: &'a Route,
         obj: &'a ObjectRef,
-        lease: Option<super::lease::Holding>,
+        lease: Option<&Lease>,
     ) -> Self {
         Self {
-            verify: lease.as_ref().is_some_and(|l| l.took_over).then_some(0),
-            lease_lost: lease.map(|l| l.lost),
+            verify: lease.is_some_and(|l| l.took_over.is_some()).then_some(0),
+            lease_lost: lease.map(|l| l.lost.clone()),
             shared,
             config,
             route,
@@ -186,20 +190,8 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         ticket: u64,
         ledger: &mut Ledger<'_, K, C>,
     ) -> Result<(), ForwardError> {
-        if let Some(stop_by) = self.shared.stop_by
-            && Instant::now() >= stop_by
-        {
-            return Err(ledger.out_of_time(self.batcher.held_lines()));
-        }
-        if self.shared.interrupted.load(Ordering::SeqCst) {
-            return Err(ledger.interrupted(self.batcher.held_lines()));
-        }
-        if self
-            .lease_lost
-            .as_ref()
-            .is_some_and(|l| l.load(Ordering::SeqCst))
-        {
-            return Err(ledger.lease_lost(self.batcher.held_lines()));
+        if let Some(reason) = self.shared.stop.reason(self.lease_lost.as_deref()) {
+            return Err(ledger.stopped(reason, self.batcher.held_lines()));
         }
         let Some(batch) = self.unless_stored(batch).await else {
             // The dead holder stored all of it.

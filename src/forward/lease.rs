@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::now_ms;
+use super::clock::Clock;
+use super::stop::Stop;
 use crate::event::ObjectRef;
 use crate::ports::{LeaseError, LeaseStore, LeaseTerms, LeaseVersion};
 
@@ -53,7 +54,7 @@ fn holder() -> String {
 pub enum NotTaken {
     #[error(
         "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting (to end within its own time limit, or interrupted); a later attempt finds the object delivered or resumes it",
-        crate::forward::lease::rfc3339(*.expires_ms)
+        rfc3339(*.expires_ms)
     )]
     Busy { holder: String, expires_ms: i64 },
     #[error(transparent)]
@@ -64,38 +65,37 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
-/// How a lease was taken.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Taken {
+/// A lease this delivery holds, and how it was taken: renewed in the background until
+/// released.
+pub struct Lease {
     /// This delivery waited for another one's lease to end.
     pub waited: bool,
-    /// The holder of the expired lease this delivery took over.
+    /// The holder of the expired lease this delivery took over: what its progress record does
+    /// not list may be stored already.
     pub took_over: Option<String>,
-}
-
-/// What the delivery stages need to know of the lease held.
-pub struct Holding {
-    /// Set when the lease was lost (see [`Held::lost`]).
-    pub lost: Arc<AtomicBool>,
-    /// The lease was taken over from a holder that stopped without releasing it: what its
-    /// progress record does not list may be stored already.
-    pub took_over: bool,
-}
-
-/// A lease this delivery holds: renewed in the background until released.
-pub struct Held {
-    leasing: Leasing,
-    obj: ObjectRef,
-    version: Arc<tokio::sync::Mutex<LeaseVersion>>,
-    keeper: JoinHandle<()>,
-    stop: Arc<Notify>,
     /// Set when a renewal found the lease taken (it had expired): stop sending.
     pub lost: Arc<AtomicBool>,
+    keeper: Arc<Keeper>,
+    renewing: JoinHandle<()>,
 }
 
-/// The end of a lease: `deadline` (the Lambda's, if any) caps `term` from now.
-fn expiry(term: Duration, deadline: Option<Instant>) -> i64 {
-    let now = now_ms();
+/// What renews a lease: shared by the [`Lease`] and its renewing task.
+struct Keeper {
+    leasing: Leasing,
+    obj: ObjectRef,
+    /// The Lambda's deadline, if any: no renewal outlasts it.
+    deadline: Option<Instant>,
+    clock: Clock,
+    /// The lease's current version (a renewal in flight holds it, so a release names the last).
+    version: tokio::sync::Mutex<LeaseVersion>,
+    lost: Arc<AtomicBool>,
+    /// Tells the renewing task to end.
+    stop: Notify,
+}
+
+/// The end of a lease taken or renewed at `now` (ms since the epoch): `deadline` (the
+/// Lambda's, if any) caps `term` from now.
+fn expiry(term: Duration, deadline: Option<Instant>, now: i64) -> i64 {
     let by_term = now.saturating_add(i64::try_from(term.as_millis()).unwrap_or(i64::MAX));
     match deadline {
         Some(d) => {
@@ -106,22 +106,21 @@ fn expiry(term: Duration, deadline: Option<Instant>) -> i64 {
     }
 }
 
-/// Takes the lease on `obj`, waiting while another delivery holds it, but not past `stop_by`
-/// nor once `interrupted` is set.
+/// Takes the lease on `obj`, waiting while another delivery holds it, but not once `stop` says
+/// to stop (past its `by`, or interrupted). Expiries are judged by `clock`.
 pub async fn acquire(
     leasing: &Leasing,
     obj: &ObjectRef,
-    stop_by: Option<Instant>,
-    deadline: Option<Instant>,
-    interrupted: &AtomicBool,
-) -> Result<(Held, Taken), NotTaken> {
+    stop: &Stop,
+    clock: &Clock,
+) -> Result<Lease, NotTaken> {
     let store = &leasing.store;
     let holder = holder();
-    let mut taken = Taken::default();
+    let mut waited = false;
     let mut first = true;
     loop {
         if !first {
-            let pause = stop_by.map_or(POLL, |s| {
+            let pause = stop.by.map_or(POLL, |s| {
                 POLL.min(s.saturating_duration_since(Instant::now()))
             });
             tokio::time::sleep(pause).await;
@@ -129,125 +128,109 @@ pub async fn acquire(
         first = false;
         let terms = LeaseTerms {
             holder: holder.clone(),
-            expires_ms: expiry(leasing.term, deadline),
+            expires_ms: expiry(leasing.term, stop.deadline, clock()),
+        };
+        let keeper = |version| Keeper {
+            leasing: leasing.clone(),
+            obj: obj.clone(),
+            deadline: stop.deadline,
+            clock: clock.clone(),
+            version: tokio::sync::Mutex::new(version),
+            lost: Arc::new(AtomicBool::new(false)),
+            stop: Notify::new(),
         };
         if let Some(v) = store.create(obj, &terms).await? {
-            return Ok((hold(leasing, obj, v, terms, deadline), taken));
+            return Ok(Lease::keep(keeper(v), terms, waited, None));
         }
         let Some((version, current)) = store.read(obj).await? else {
             continue; // released in between: try again
         };
         let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap_or(0);
-        if current.expires_ms.saturating_add(grace) <= now_ms() {
+        if current.expires_ms.saturating_add(grace) <= clock() {
             if let Some(v) = store.replace(obj, &version, &terms).await? {
                 warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), holder = %current.holder,
                       expired = %rfc3339(current.expires_ms),
                       "took over an expired lease (its holder stopped without releasing it): resuming from the progress record");
-                taken.took_over = Some(current.holder);
-                return Ok((hold(leasing, obj, v, terms, deadline), taken));
+                return Ok(Lease::keep(keeper(v), terms, waited, Some(current.holder)));
             }
             continue; // another delivery took it over first
         }
-        if stop_by.is_some_and(|s| Instant::now() >= s) || interrupted.load(Ordering::SeqCst) {
+        if stop.reason(None).is_some() {
             return Err(NotTaken::Busy {
                 holder: current.holder,
                 expires_ms: current.expires_ms,
             });
         }
-        if !taken.waited {
+        if !waited {
             info!(bucket = %obj.bucket, key = %obj.key.escape_debug(), holder = %current.holder,
                   until = %rfc3339(current.expires_ms),
                   "another delivery is forwarding this object: waiting for it to finish");
-            taken.waited = true;
+            waited = true;
         }
     }
 }
 
-fn hold(
-    leasing: &Leasing,
-    obj: &ObjectRef,
-    version: LeaseVersion,
-    terms: LeaseTerms,
-    deadline: Option<Instant>,
-) -> Held {
-    let version = Arc::new(tokio::sync::Mutex::new(version));
-    let lost = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(Notify::new());
-    let keeper = tokio::spawn(keep(
-        leasing.clone(),
-        obj.clone(),
-        (version.clone(), lost.clone(), stop.clone()),
-        terms,
-        deadline,
-    ));
-    Held {
-        leasing: leasing.clone(),
-        obj: obj.clone(),
-        version,
-        keeper,
-        stop,
-        lost,
-    }
-}
-
-/// What the keeper shares with [`Held`]: the lease's version, the lost flag, the stop signal.
-type Keeping = (
-    Arc<tokio::sync::Mutex<LeaseVersion>>,
-    Arc<AtomicBool>,
-    Arc<Notify>,
-);
-
-/// Renews the lease every third of its term until stopped (a renewal in flight is finished
-/// first, so the release names the lease's last version); sets `lost` when the lease was taken
-/// by another delivery (or renewals failed until it expired).
-async fn keep(
-    leasing: Leasing,
-    obj: ObjectRef,
-    (version, lost, stop): Keeping,
-    mut terms: LeaseTerms,
-    deadline: Option<Instant>,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(leasing.term / 3) => {}
-            () = stop.notified() => return,
-        }
-        let mut v = version.lock().await;
-        let renewed = LeaseTerms {
-            holder: terms.holder.clone(),
-            expires_ms: expiry(leasing.term, deadline),
-        };
-        match leasing.store.replace(&obj, &v, &renewed).await {
-            Ok(Some(next)) => {
-                *v = next;
-                terms = renewed;
-            }
-            Ok(None) => {
-                warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
-                      "the lease was taken by another delivery (it had expired): no batch is started any more");
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(e) => {
-                warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "cannot renew the lease: {e}");
-                if now_ms() >= terms.expires_ms {
-                    lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
+impl Lease {
+    /// A lease just taken with `terms`, renewed from now on.
+    fn keep(keeper: Keeper, terms: LeaseTerms, waited: bool, took_over: Option<String>) -> Self {
+        let keeper = Arc::new(keeper);
+        Self {
+            waited,
+            took_over,
+            lost: keeper.lost.clone(),
+            renewing: tokio::spawn(keeper.clone().renew(terms)),
+            keeper,
         }
     }
-}
 
-impl Held {
     /// Stops renewing and deletes the lease (if it is still ours): the next delivery may start.
     pub async fn release(self) {
-        self.stop.notify_one();
-        let _ = self.keeper.await;
-        let v = self.version.lock().await;
-        if let Err(e) = self.leasing.store.release(&self.obj, &v).await {
-            warn!(bucket = %self.obj.bucket, key = %self.obj.key.escape_debug(),
+        let k = &self.keeper;
+        k.stop.notify_one();
+        let _ = self.renewing.await;
+        let v = k.version.lock().await;
+        if let Err(e) = k.leasing.store.release(&k.obj, &v).await {
+            warn!(bucket = %k.obj.bucket, key = %k.obj.key.escape_debug(),
                   "cannot release the lease (it expires by itself): {e}");
+        }
+    }
+}
+
+impl Keeper {
+    /// Renews the lease every third of its term until stopped (a renewal in flight is finished
+    /// first, so the release names the lease's last version); sets `lost` when the lease was
+    /// taken by another delivery (or renewals failed until it expired).
+    async fn renew(self: Arc<Self>, mut terms: LeaseTerms) {
+        let (leasing, obj) = (&self.leasing, &self.obj);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(leasing.term / 3) => {}
+                () = self.stop.notified() => return,
+            }
+            let mut v = self.version.lock().await;
+            let renewed = LeaseTerms {
+                holder: terms.holder.clone(),
+                expires_ms: expiry(leasing.term, self.deadline, (self.clock)()),
+            };
+            match leasing.store.replace(obj, &v, &renewed).await {
+                Ok(Some(next)) => {
+                    *v = next;
+                    terms = renewed;
+                }
+                Ok(None) => {
+                    warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
+                          "the lease was taken by another delivery (it had expired): no batch is started any more");
+                    self.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "cannot renew the lease: {e}");
+                    if (self.clock)() >= terms.expires_ms {
+                        self.lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -255,6 +238,7 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forward::clock::{now_ms, system_clock};
     use crate::ports::LeaseFuture;
     use futures_util::FutureExt;
     use std::sync::Mutex;
@@ -378,22 +362,20 @@ mod tests {
         store: &Arc<Store>,
         stop_by: Option<Instant>,
         deadline: Option<Instant>,
-    ) -> Result<(Held, Taken), NotTaken> {
-        acquire(
-            &leasing(store),
-            &obj(),
-            stop_by,
+    ) -> Result<Lease, NotTaken> {
+        let stop = Stop {
+            by: stop_by,
             deadline,
-            &AtomicBool::new(false),
-        )
-        .await
+            ..Stop::default()
+        };
+        acquire(&leasing(store), &obj(), &stop, &system_clock()).await
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_free_object_is_leased_at_once_and_released_after() {
         let store = Arc::new(Store::default());
-        let (held, taken) = take(&store, None, None).await.expect("taken");
-        assert_eq!(taken, Taken::default());
+        let held = take(&store, None, None).await.expect("taken");
+        assert_eq!((held.waited, held.took_over.as_deref()), (false, None));
         let terms = store.lease.lock().unwrap().clone().expect("a lease").1;
         let term_ms = terms.expires_ms - now_ms();
         assert!((59_000..=60_000).contains(&term_ms), "{term_ms}");
@@ -406,14 +388,8 @@ mod tests {
     async fn a_live_lease_is_waited_for_until_its_holder_releases_it() {
         let store = Arc::new(Store::with(other(60_000)));
         *store.released_after_reads.lock().unwrap() = Some(3);
-        let (held, taken) = take(&store, None, None).await.expect("taken");
-        assert_eq!(
-            taken,
-            Taken {
-                waited: true,
-                took_over: None
-            }
-        );
+        let held = take(&store, None, None).await.expect("taken");
+        assert_eq!((held.waited, held.took_over.as_deref()), (true, None));
         assert_eq!(
             store
                 .lease
@@ -452,8 +428,8 @@ mod tests {
     async fn an_expired_lease_is_taken_over_but_not_within_the_clock_grace() {
         let grace = i64::try_from(CLOCK_GRACE.as_millis()).unwrap();
         let store = Arc::new(Store::with(other(-(grace + 1_000))));
-        let (held, taken) = take(&store, None, None).await.expect("taken");
-        assert_eq!(taken.took_over.as_deref(), Some("the other delivery"));
+        let held = take(&store, None, None).await.expect("taken");
+        assert_eq!(held.took_over.as_deref(), Some("the other delivery"));
         held.release().await;
 
         // Expired by less than the grace: still the other's.
@@ -463,10 +439,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn expiries_are_judged_by_the_injected_clock() {
+        // Live by the system's clock, expired by the one the delivery was given.
+        let store = Arc::new(Store::with(other(60_000)));
+        let later: Clock = Arc::new(|| now_ms() + 3_600_000);
+        // (Past its stop time: by the system's clock it would fail busy at once.)
+        let stop = Stop {
+            by: Some(Instant::now()),
+            ..Stop::default()
+        };
+        let held = acquire(&leasing(&store), &obj(), &stop, &later)
+            .await
+            .expect("taken over");
+        assert_eq!(held.took_over.as_deref(), Some("the other delivery"));
+        let ours = store.lease.lock().unwrap().clone().expect("a lease").1;
+        let term_ms = ours.expires_ms - now_ms() - 3_600_000;
+        assert!((59_000..=60_000).contains(&term_ms), "{term_ms}");
+        held.release().await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_lease_never_outlasts_the_deadline_and_is_renewed_while_held() {
         let store = Arc::new(Store::default());
         let deadline = Instant::now() + Duration::from_secs(10);
-        let (held, _) = take(&store, None, Some(deadline)).await.expect("taken");
+        let held = take(&store, None, Some(deadline)).await.expect("taken");
         let left = store.lease.lock().unwrap().clone().unwrap().1.expires_ms - now_ms();
         assert!((9_000..=10_000).contains(&left), "{left}");
         // Paused time jumps to each renewal (a third of the term).

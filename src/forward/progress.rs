@@ -9,8 +9,10 @@
 use futures_util::FutureExt;
 use tokio::task::{JoinError, JoinHandle};
 
-use super::{ForwardError, Shared, checkpoint_trouble};
-use crate::checkpoint::{LineRun, LineRuns, Progress, Resume, State, Tracker};
+use super::error::{ForwardError, Stopped};
+use super::shared::Shared;
+use super::stop::StopReason;
+use crate::checkpoint::{LineRun, LineRuns, ProgressRecord, Resume, State, Tracker};
 use crate::event::ObjectRef;
 use crate::ports::{CheckpointError, CheckpointStore, Stored};
 
@@ -41,15 +43,26 @@ pub(super) struct Ledger<'a, K, C> {
     sending_done: bool,
 }
 
+/// What a [`Ledger`] starts from.
+pub(super) struct Starting {
+    /// The version opened (`None`: no progress record can be written).
+    pub etag: Option<String>,
+    /// The object's tags as loaded (`None`: no usable progress store).
+    pub stored: Option<Stored>,
+    /// What an earlier attempt left to send.
+    pub earlier: Resume,
+    /// Where reading starts (line, decoded byte offset).
+    pub position: (u64, u64),
+}
+
 impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
-    pub(super) fn new(
-        shared: &'a Shared<K, C>,
-        obj: &'a ObjectRef,
-        etag: Option<String>,
-        stored: Option<Stored>,
-        earlier: Resume,
-        position: (u64, u64),
-    ) -> Self {
+    pub(super) fn new(shared: &'a Shared<K, C>, obj: &'a ObjectRef, starting: Starting) -> Self {
+        let Starting {
+            etag,
+            stored,
+            earlier,
+            position,
+        } = starting;
         let ckpt = match (etag, stored) {
             (Some(etag), Some(stored)) => Some(Checkpointing {
                 etag,
@@ -102,40 +115,19 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         self.checkpoint_soon(held);
     }
 
-    /// Out of time, saying what is confirmed delivered so far: the lines before the line the
-    /// progress record resumes at.
-    pub(super) fn out_of_time<'r>(
+    /// Delivery stopped for `reason`, saying what is confirmed delivered so far (the lines
+    /// before the line the progress record resumes at) and where the next attempt resumes.
+    pub(super) fn stopped<'r>(
         &self,
+        reason: StopReason,
         held: impl IntoIterator<Item = &'r LineRun>,
     ) -> ForwardError {
-        ForwardError::OutOfTime {
+        ForwardError::Stopped(Stopped {
+            reason,
             delivered_through: self.delivered_through(held),
             reader_at: self.position.0,
             recorded: self.ckpt.is_some(),
-        }
-    }
-
-    /// The command was interrupted, saying what is confirmed delivered and where the next
-    /// attempt resumes.
-    pub(super) fn interrupted<'r>(
-        &self,
-        held: impl IntoIterator<Item = &'r LineRun>,
-    ) -> ForwardError {
-        ForwardError::Interrupted {
-            delivered_through: self.delivered_through(held),
-            reader_at: self.position.0,
-            recorded: self.ckpt.is_some(),
-        }
-    }
-
-    /// The lease was lost, saying what is confirmed delivered so far.
-    pub(super) fn lease_lost<'r>(
-        &self,
-        held: impl IntoIterator<Item = &'r LineRun>,
-    ) -> ForwardError {
-        ForwardError::LeaseLost {
-            delivered_through: self.delivered_through(held),
-        }
+        })
     }
 
     /// Every line up to this one is confirmed delivered (`None`: no line yet).
@@ -184,7 +176,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
         ck.last_saved = Some(state.clone());
         let store = self.shared.checkpoints.clone();
         let (obj, tags) = (self.obj.clone(), ck.other_tags.clone());
-        let progress = Progress {
+        let progress = ProgressRecord {
             etag: ck.etag.clone(),
             state,
         };
@@ -214,7 +206,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
     }
 
     fn checkpoint_failed(&mut self, e: CheckpointError) {
-        checkpoint_trouble(self.shared, &e);
+        self.shared.checkpoint_trouble(&e);
         self.checkpoint_error = Some(e);
         self.ckpt = None;
     }
@@ -235,7 +227,7 @@ impl<'a, K, C: CheckpointStore + 'static> Ledger<'a, K, C> {
             self.snapshot(&held)
         };
         let Some(ck) = self.ckpt.as_mut() else { return };
-        let progress = Progress {
+        let progress = ProgressRecord {
             etag: ck.etag.clone(),
             state,
         };

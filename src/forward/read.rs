@@ -8,12 +8,11 @@
 
 use tracing::warn;
 
-use super::ForwardError;
 use super::deliver::Deliver;
+use super::error::ForwardError;
 use super::progress::Ledger;
 use super::work::{self, WorkError};
-use crate::checkpoint::{Progress, State};
-use crate::config::Config;
+use crate::checkpoint::{ProgressRecord, Resume, State};
 use crate::event::ObjectRef;
 use crate::lines::{Encoding, LineReader};
 use crate::parse::LogEvent;
@@ -22,17 +21,40 @@ use crate::ports::{
 };
 use crate::summary::Counters;
 
-/// Opens the object where the progress record says to resume; returns the progress that
-/// applies to the bytes actually opened, and whether they start at the resume offset (a ranged
-/// read) rather than at the beginning.
+/// What [`open`] found.
+pub(super) enum Opening {
+    /// The version to deliver is fully delivered already: nothing was read (no GET when the
+    /// event names the version).
+    Delivered,
+    Ready(Opened),
+}
+
+/// An object opened where its delivery starts.
+pub(super) struct Opened {
+    pub object: OpenedObject,
+    /// Where reading starts: the line and its decoded byte offset ((1, 0): the beginning).
+    pub start: (u64, u64),
+    /// The body starts at `start` (a ranged read), not at the beginning of the object.
+    pub ranged: bool,
+    /// What an earlier attempt left to send, when the progress record says it was partly
+    /// delivered (`start` is then its resume line).
+    pub earlier: Option<Resume>,
+}
+
+/// Opens the object where the progress record says to resume (a ranged GET for plain text),
+/// unless the record says the version is delivered. The record applies only to the version
+/// actually opened; when the event names the version, that is known before the GET.
 pub(super) async fn open<S: ObjectSource>(
     source: &S,
     obj: &ObjectRef,
-    progress: Option<&Progress>,
-) -> Result<(OpenedObject, Option<Progress>, bool), SourceError> {
+    progress: Option<&ProgressRecord>,
+) -> Result<Opening, SourceError> {
+    if obj.etag.is_some() && is_done(progress) {
+        return Ok(Opening::Delivered);
+    }
     let ranged = match progress {
         Some(
-            p @ Progress {
+            p @ ProgressRecord {
                 state:
                     State::Partial {
                         gzip: false,
@@ -50,7 +72,7 @@ pub(super) async fn open<S: ObjectSource>(
             if_match: Some(p.etag.clone()),
         };
         match source.open(obj, &req).await {
-            Ok(o) => return Ok((o, Some(p.clone()), true)),
+            Ok(o) => return Ok(opening(o, Some(p.clone()), true)),
             // The object is no longer the version the record is about: start over.
             Err(SourceError::Changed { .. }) if obj.etag.is_none() => {}
             Err(e) => return Err(e),
@@ -64,41 +86,91 @@ pub(super) async fn open<S: ObjectSource>(
     let applies = progress
         .filter(|p| opened.etag.as_deref() == Some(p.etag.as_str()))
         .cloned();
-    Ok((opened, applies, false))
+    Ok(opening(opened, applies, false))
+}
+
+fn is_done(progress: Option<&ProgressRecord>) -> bool {
+    matches!(
+        progress,
+        Some(ProgressRecord {
+            state: State::Done { .. },
+            ..
+        })
+    )
+}
+
+/// The opened `object`, given the progress that `applies` to it, and whether it starts at the
+/// resume offset (`ranged`) rather than at the beginning.
+fn opening(object: OpenedObject, applies: Option<ProgressRecord>, ranged: bool) -> Opening {
+    if is_done(applies.as_ref()) {
+        return Opening::Delivered;
+    }
+    let (start, earlier) = match applies {
+        Some(ProgressRecord {
+            state:
+                State::Partial {
+                    next_line,
+                    next_offset,
+                    resume_line,
+                    resume_offset,
+                    pending,
+                    ..
+                },
+            ..
+        }) => {
+            let earlier = Resume {
+                next_line,
+                next_offset,
+                pending,
+            };
+            ((resume_line, resume_offset), Some(earlier))
+        }
+        _ => ((1, 0), None),
+    };
+    Opening::Ready(Opened {
+        object,
+        start,
+        ranged,
+        earlier,
+    })
+}
+
+/// What the read stage reads, from where, and parses with.
+pub(super) struct Reading {
+    pub body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    /// The line and decoded byte offset reading starts at.
+    pub start: (u64, u64),
+    /// `body` starts at `start` (a ranged read), not at the beginning of the object.
+    pub ranged: bool,
+    pub job: work::Job,
+    /// `SKIP_BINARY`: an object that does not look like text is skipped.
+    pub skip_binary: bool,
 }
 
 /// Reads the object in blocks of whole lines, has them parsed on every core ([`work`]) and
 /// hands the events to `deliver` in input order, telling `ledger` how far reading got. The
 /// reading counters go to `counters`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>(
-    body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-    start: (u64, u64),
-    ranged: bool,
-    fallback_ts: i64,
-    job: work::Job,
-    config: &Config,
+    reading: Reading,
     obj: &ObjectRef,
     deliver: &mut Deliver<'_, K, C>,
     ledger: &mut Ledger<'_, K, C>,
     counters: &mut Counters,
 ) -> Result<(), ForwardError> {
-    let (start_line, start_offset) = start;
-    let reader = match ranged {
-        // The body starts at the resume line.
-        true => LineReader::open_at(body, start_line, start_offset).await,
-        false => LineReader::open(body).await,
-    }
-    .map_err(|source| ForwardError::Read {
-        offset: 0,
-        line: 1,
-        source,
-    })?;
+    let Reading {
+        body,
+        start,
+        ranged,
+        job,
+        skip_binary,
+    } = reading;
+    let fallback_ts = job.fallback_ts;
+    let reader = line_reader(body, start, ranged).await?;
     // Compressed (gzip or zstd): a resume decompresses from the start and skips.
     ledger.set_compressed(reader.encoding() != Encoding::Plain);
     if reader.is_binary() {
         counters.binary_objects = 1;
-        if config.skip_binary {
+        if skip_binary {
             return Err(ForwardError::Binary);
         }
         warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
@@ -119,31 +191,14 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     while let Some(next) = blocks.next().await {
         let done = match next {
             Ok(done) => done,
-            Err(WorkError::Read {
-                offset,
-                line,
-                source,
-            }) => {
+            Err(e) => {
                 // Deliver what was decoded before the damage, then fail this object.
-                read_error = Some(ForwardError::Read {
-                    offset,
-                    line,
-                    source,
-                });
-                break;
-            }
-            Err(e @ WorkError::Worker { .. }) => {
-                read_error = Some(ForwardError::Task(e.to_string()));
+                read_error = Some(failure(e));
                 break;
             }
         };
         let parsed = done.output;
-        counters.lines += parsed.pieces;
-        counters.blank_lines += parsed.blank_lines;
-        counters.nul_bytes_stripped += parsed.nul_bytes;
-        counters.format_fallbacks += parsed.format_fallbacks;
-        counters.format_ambiguous += parsed.format_ambiguous;
-        counters.bytes = done.end_offset;
+        count(counters, &parsed, done.end_offset);
         at = (done.end_line, done.end_offset);
         joiner.join(&settings, parsed, &mut events);
         deliver.absorb(&mut events, ledger);
@@ -157,4 +212,49 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     ledger.read_to(at.0, at.1);
     deliver.finish(ledger).await?;
     read_error.map_or(Ok(()), Err)
+}
+
+/// The object's lines, from the start of `body`, which begins at line and decoded offset
+/// `start` when `ranged`.
+async fn line_reader(
+    body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    (line, offset): (u64, u64),
+    ranged: bool,
+) -> Result<LineReader, ForwardError> {
+    match ranged {
+        // The body starts at the resume line.
+        true => LineReader::open_at(body, line, offset).await,
+        false => LineReader::open(body).await,
+    }
+    .map_err(|source| ForwardError::Read {
+        offset: 0,
+        line: 1,
+        source,
+    })
+}
+
+/// What a block that could not be read or parsed ends the object with.
+fn failure(e: WorkError) -> ForwardError {
+    match e {
+        WorkError::Read {
+            offset,
+            line,
+            source,
+        } => ForwardError::Read {
+            offset,
+            line,
+            source,
+        },
+        e @ WorkError::Worker { .. } => ForwardError::Task(e.to_string()),
+    }
+}
+
+/// Counts a parsed block ending at decoded byte `end_offset`.
+fn count(counters: &mut Counters, parsed: &work::Parsed, end_offset: u64) {
+    counters.lines += parsed.pieces;
+    counters.blank_lines += parsed.blank_lines;
+    counters.nul_bytes_stripped += parsed.nul_bytes;
+    counters.format_fallbacks += parsed.format_fallbacks;
+    counters.format_ambiguous += parsed.format_ambiguous;
+    counters.bytes = end_offset;
 }

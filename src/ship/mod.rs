@@ -27,7 +27,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::route::LogKind;
 use host::META_LOG_FORMAT;
-use plan::{FileId, HEAD_BYTES, Head, Pending, Position, Seen, SegmentName, Step};
+use plan::{FileId, HEAD_BYTES, Head, PendingSegment, Position, Seen, SegmentName, Step};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_SEGMENT: u64 = 16 * 1024 * 1024;
@@ -921,7 +921,7 @@ impl Follower {
             return Ok(());
         };
         self.set(Position {
-            pending: Some(Pending {
+            pending: Some(PendingSegment {
                 end,
                 key: key.to_string(),
                 bundle,

@@ -14,7 +14,7 @@ pub struct FileId {
 /// A segment planned and about to be uploaded (written before the PUT, so that a restart
 /// re-sends exactly the same bytes under the same key instead of a different cut).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
+pub struct PendingSegment {
     /// Offset one past the segment's last byte (it starts at [`Position::offset`]).
     pub end: u64,
     pub key: String,
@@ -35,7 +35,7 @@ pub struct Position {
     pub file: FileId,
     pub generation: u64,
     pub offset: u64,
-    pub pending: Option<Pending>,
+    pub pending: Option<PendingSegment>,
     /// The file's first bytes as shipped: if they change, the file was truncated and written
     /// again (`copytruncate`) even when it has grown past the offset since.
     pub head: Option<Head>,
@@ -151,7 +151,7 @@ impl Position {
                     if key.is_empty() {
                         return Err(bad(format!("{field} has an empty key")));
                     }
-                    pending = Some(Pending {
+                    pending = Some(PendingSegment {
                         end: number(end)?,
                         key: key.to_string(),
                         bundle: field == "bundle",
@@ -562,7 +562,7 @@ mod tests {
             Position::decode(&p.encode("/var/log/nginx/access.log")),
             Ok(p.clone())
         );
-        p.pending = Some(Pending {
+        p.pending = Some(PendingSegment {
             end: 8192,
             key: "nginx/i-0123abcd/access/2026/11/30/access log-801.11.g3-4096-8192.gz".into(),
             bundle: false,
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(Position::decode(&p.encode("/x")), Ok(p.clone()));
         // A bundle's plan: its own field, which a follower from before bundles refuses.
         let mut b = p.clone();
-        b.pending = Some(Pending {
+        b.pending = Some(PendingSegment {
             end: 8192,
             key: "nginx/i-0123abcd/access/2026/11/30/bundle-1764903600123-a.log-801.11.g3-4096-8192.gz"
                 .into(),

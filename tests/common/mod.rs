@@ -20,7 +20,7 @@ use nginx_cloudwatch_forwarder::batch::{
     EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
     MAX_EVENT_MESSAGE_BYTES,
 };
-use nginx_cloudwatch_forwarder::checkpoint::Progress;
+use nginx_cloudwatch_forwarder::checkpoint::ProgressRecord;
 use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
@@ -223,7 +223,7 @@ pub struct FakeCheckpoints {
 }
 
 impl FakeCheckpoints {
-    pub fn progress(&self, bucket: &str, key: &str) -> Option<Progress> {
+    pub fn progress(&self, bucket: &str, key: &str) -> Option<ProgressRecord> {
         self.records
             .lock()
             .expect("not poisoned")
@@ -254,7 +254,7 @@ impl CheckpointStore for FakeCheckpoints {
         &self,
         obj: &ObjectRef,
         other_tags: &[(String, String)],
-        progress: &Progress,
+        progress: &ProgressRecord,
     ) -> Result<(), CheckpointError> {
         if self.deny {
             return Err(CheckpointError::Denied {
@@ -264,7 +264,7 @@ impl CheckpointStore for FakeCheckpoints {
             });
         }
         // Through the tag encoding, as S3 would store it.
-        let decoded = Progress::decode(&progress.encode()).expect("progress round-trips");
+        let decoded = ProgressRecord::decode(&progress.encode()).expect("progress round-trips");
         self.saves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.records.lock().expect("not poisoned").insert(
