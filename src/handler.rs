@@ -120,7 +120,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         let shared = self.shared(stop, deadline, Arc::new(AtomicBool::new(false)));
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
             .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
-            .buffered(self.config.max_concurrent_objects)
+            .buffered(self.config.delivery.max_concurrent_objects)
             .collect()
             .await;
         let mut summary = Summary {
@@ -159,7 +159,7 @@ where
         Shared {
             sink: self.sink.clone(),
             checkpoints: self.checkpoints.clone(),
-            puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
+            puts: Arc::new(Semaphore::new(self.config.delivery.max_concurrent_puts)),
             clock: self.clock.clone(),
             stop_by: stop,
             checkpoint_warned: Arc::new(AtomicBool::new(false)),
@@ -190,7 +190,7 @@ where
                 let shared = shared.clone();
                 async move { forward_object(&self.source, &shared, &self.config, &obj).await }
             })
-            .buffer_unordered(self.config.max_concurrent_objects)
+            .buffer_unordered(self.config.delivery.max_concurrent_objects)
     }
 }
 

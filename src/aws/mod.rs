@@ -118,6 +118,16 @@ impl crate::ports::CheckpointStore for ConfiguredCheckpoints {
     }
 }
 
+impl ConfiguredCheckpoints {
+    /// The store `kind` names, keeping its tags through `source`.
+    pub fn new(kind: crate::config::CheckpointStoreKind, source: s3::S3Source) -> Self {
+        match kind {
+            crate::config::CheckpointStoreKind::S3Tags => Self::S3Tags(source),
+            crate::config::CheckpointStoreKind::Off => Self::Off,
+        }
+    }
+}
+
 /// The handler as the Lambda and `replay` run it.
 pub fn production_handler(
     config: crate::config::Config,
@@ -125,13 +135,10 @@ pub fn production_handler(
     logs: aws_sdk_cloudwatchlogs::Client,
 ) -> crate::handler::Handler<s3::S3Source, cloudwatch::CloudWatchSink, ConfiguredCheckpoints> {
     let source = s3::S3Source::new(s3);
-    let checkpoints = match config.checkpoint_store {
-        crate::config::CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source.clone()),
-        crate::config::CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
-    };
-    let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days)
-        .with_group_class(config.log_group_class)
-        .with_ambiguous_wait(config.ambiguous_put_wait);
+    let checkpoints = ConfiguredCheckpoints::new(config.checkpoints, source.clone());
+    let sink = cloudwatch::CloudWatchSink::new(logs, config.sink.retention_days)
+        .with_group_class(config.sink.log_group_class)
+        .with_ambiguous_wait(config.sink.ambiguous_put_wait);
     let leases = config.leases.clone();
     let handler =
         crate::handler::Handler::new(source.clone(), sink, config).with_checkpoints(checkpoints);

@@ -20,7 +20,7 @@ use crate::backfill::{
     first_accepted_day, first_kept_day, human_bytes, parse_day,
 };
 use crate::checkpoint::State;
-use crate::config::{CheckpointStoreKind, Config};
+use crate::config::Config;
 use crate::event::{ObjectRef, notification};
 use crate::handler::Handler;
 use crate::ports::{
@@ -217,7 +217,7 @@ async fn list(
     status: &mut Status,
 ) -> Result<Plan, ListError> {
     let selection = Selection {
-        router: &config.router,
+        router: &config.route,
         days: Days {
             since: args.since,
             until: args.until,
@@ -226,16 +226,14 @@ async fn list(
             config
                 .leases
                 .as_ref()
-                .map_or(crate::aws::leases::DEFAULT_LEASE_PREFIX, |l| {
-                    l.prefix.as_str()
-                }),
+                .map_or(crate::config::DEFAULT_LEASE_PREFIX, |l| l.prefix.as_str()),
         ),
         listed_at_ms: Some(
             crate::forward::epoch_ms(std::time::SystemTime::now()) + LISTING_CLOCK_MARGIN_MS,
         ),
         first_accepted: first_accepted_day(
             crate::forward::epoch_ms(std::time::SystemTime::now()),
-            config.retention_days,
+            config.sink.retention_days,
         ),
     };
     let (bucket, prefix) = (&args.target.bucket, &args.target.prefix);
@@ -268,10 +266,7 @@ async fn dry_run(
     bucket: &str,
     plan: Plan,
 ) -> Result<ExitCode, String> {
-    let checkpoints = match config.checkpoint_store {
-        CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source),
-        CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
-    };
+    let checkpoints = ConfiguredCheckpoints::new(config.checkpoints, source);
     let checkpoints = &checkpoints;
     let mut states = futures_util::stream::iter(plan.take.iter())
         .map(|(obj, route)| async move {

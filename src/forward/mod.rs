@@ -226,7 +226,7 @@ where
         };
         return (report, false);
     }
-    let route = match config.router.route(&obj.key) {
+    let route = match config.route.route(&obj.key) {
         Ok(r) => r,
         Err(e) => {
             warn!(bucket = %obj.bucket, key, "skipping object: {e}");
@@ -427,6 +427,7 @@ where
     // the log_format it names and the request-line rules of the nginx that wrote it.
     let mut settings = ParseSettings {
         extra: config
+            .objects
             .extra_fields
             .render(|g| route.group(g), |m| opened.metadata(m)),
         sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),

@@ -98,7 +98,7 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     ledger.set_compressed(reader.encoding() != Encoding::Plain);
     if reader.is_binary() {
         counters.binary_objects = 1;
-        if config.skip_binary {
+        if config.objects.skip_binary {
             return Err(ForwardError::Binary);
         }
         warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(),
