@@ -20,7 +20,7 @@ use crate::backfill::{
     first_accepted_day, first_kept_day, human_bytes, parse_day,
 };
 use crate::checkpoint::State;
-use crate::config::Config;
+use crate::config::{CheckpointStoreKind, Config};
 use crate::event::{ObjectRef, notification};
 use crate::handler::Handler;
 use crate::ports::{
@@ -84,7 +84,7 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
     status.done(&plan.describe());
     let interrupted = watch_ctrl_c();
     if args.dry_run {
-        return dry_run(&config, source, &args.target.bucket, plan).await;
+        return dry_run(config.checkpoints, source, &args.target.bucket, plan).await;
     }
     if let Some(queue) = &args.enqueue {
         let sqs = crate::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(
@@ -261,12 +261,12 @@ async fn list(
 /// Prints each selected object (key, bytes, group/stream, what its progress record says) on
 /// standard output, and the totals.
 async fn dry_run(
-    config: &Config,
+    checkpoints: CheckpointStoreKind,
     source: S3Source,
     bucket: &str,
     plan: Plan,
 ) -> Result<ExitCode, String> {
-    let checkpoints = ConfiguredCheckpoints::new(config.checkpoints, source);
+    let checkpoints = ConfiguredCheckpoints::new(checkpoints, source);
     let checkpoints = &checkpoints;
     let mut states = futures_util::stream::iter(plan.take.iter())
         .map(|(obj, route)| async move {
