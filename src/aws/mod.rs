@@ -75,7 +75,7 @@ pub async fn shared_config() -> aws_config::SdkConfig {
 /// loaded: the Lambda, the commands and the follower all come here.
 pub async fn shared_config_with(retries: Retries) -> aws_config::SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config());
-    let ours = retries == Retries::Ours || !env_set("AWS_MAX_ATTEMPTS");
+    let ours = retries == Retries::Ours || !set("AWS_MAX_ATTEMPTS");
     let loader = if ours {
         loader.retry_config(retry_config())
     } else {
@@ -84,13 +84,14 @@ pub async fn shared_config_with(retries: Retries) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-fn env_set(var: &str) -> bool {
+/// Whether the environment sets `var` (to something).
+fn set(var: &str) -> bool {
     std::env::var(var).is_ok_and(|s| !s.is_empty())
 }
 
 /// Whether the environment points S3 at another endpoint (an emulator): then path-style.
 fn s3_path_style() -> bool {
-    S3_ENDPOINT_VARS.iter().any(|v| env_set(v))
+    S3_ENDPOINT_VARS.iter().any(|v| set(v))
 }
 
 /// Both clients, built once per cold start from the standard AWS environment (credentials,

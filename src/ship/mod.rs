@@ -90,6 +90,17 @@ pub struct Settings {
     pub imds_endpoint: String,
 }
 
+/// Every variable [`Settings::new`] reads (a test holds it to that; docs/configuration.md lists
+/// them, scripts/check-docs.py checks).
+pub const SHIP_VARS: [&str; 6] = [
+    "SHIP_INTERVAL",
+    "SHIP_MAX_SEGMENT",
+    "SHIP_STATE_DIR",
+    "NGINX_LOG_BUCKET",
+    "NGINX_LOG_PREFIX",
+    "IMDS_ENDPOINT",
+];
+
 /// A flag or variable that is not valid (the configuration's readers' error: it names the flag
 /// when the flag was given, else the variable).
 pub use crate::config::SettingError;
