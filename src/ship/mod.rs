@@ -88,17 +88,25 @@ pub struct Settings {
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
     pub imds_endpoint: String,
+    /// `NGINX_BIN`: the nginx binary (`None`: `nginx` on `PATH`, else the usual place).
+    pub nginx_bin: Option<String>,
+    /// `NGINX_CONF` and `NGINX_PREFIX`: where nginx's files are when it is not started as it
+    /// was built.
+    pub nginx_paths: discover::Overrides,
 }
 
 /// Every variable [`Settings::new`] reads (a test holds it to that; docs/configuration.md lists
 /// them, scripts/check-docs.py checks).
-pub const SHIP_VARS: [&str; 6] = [
+pub const SHIP_VARS: [&str; 9] = [
     "SHIP_INTERVAL",
     "SHIP_MAX_SEGMENT",
     "SHIP_STATE_DIR",
     "NGINX_LOG_BUCKET",
     "NGINX_LOG_PREFIX",
     "IMDS_ENDPOINT",
+    "NGINX_BIN",
+    discover::CONF_VAR,
+    discover::PREFIX_VAR,
 ];
 
 /// A flag or variable that is not valid (the configuration's readers' error: it names the flag
@@ -156,6 +164,8 @@ impl Settings {
             .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.into())
             .trim_end_matches('/')
             .to_string();
+        let nginx_bin = text(vars.get("NGINX_BIN"));
+        let nginx_paths = discover::Overrides::from_env(|n| vars.raw(n));
         Ok(Self {
             once: args.once,
             interval,
@@ -168,6 +178,8 @@ impl Settings {
             bucket,
             prefix,
             imds_endpoint,
+            nginx_bin,
+            nginx_paths,
         })
     }
 }
@@ -1487,7 +1499,7 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         )
     })?;
     // Read once: every segment of this run carries the same host metadata.
-    let nginx_bin = std::env::var("NGINX_BIN").ok();
+    let nginx_bin = settings.nginx_bin.clone();
     let meta = host::read(&settings.imds_endpoint, nginx_bin.as_deref())
         .await
         .map_err(|e| (1, e.to_string()))?;
@@ -1521,7 +1533,7 @@ fn choose_files(
     nginx_bin: Option<&str>,
 ) -> Result<Option<discover::ConfigWatch>, (u8, String)> {
     let path_var = std::env::var("PATH").ok();
-    let overrides = discover::Overrides::from_env(|n| std::env::var(n).ok());
+    let overrides = settings.nginx_paths.clone();
     let read = host::nginx_binary(nginx_bin, path_var.as_deref())
         .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
         .and_then(|bin| discover::read_config(&bin, overrides));

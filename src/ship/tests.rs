@@ -193,6 +193,8 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         bucket: "b".into(),
         prefix: "nginx/".into(),
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
+        nginx_bin: None,
+        nginx_paths: discover::Overrides::default(),
     }
 }
 
