@@ -6,7 +6,7 @@
    names a heading there, by GitHub's rules: the heading's text lower-cased, punctuation other
    than `-` and `_` removed, each space a `-`; a repeated heading gets `-1`, `-2`, ...
 2. Environment variables: the tables of docs/configuration.md list exactly the variables the
-   code reads: src/config.rs's FORWARDER_VARS, every `var("X")`, `var_os("X")`, `env("X")`,
+   code reads: src/config/'s FORWARDER_VARS, every `var("X")`, `var_os("X")`, `env("X")`,
    `set("X")` and `pick(.., "X")` in src/ (tests excluded), every `const *_VARS: [&str; N]`
    list, the variables the Lambda runtime's tracing reads (LIBRARY_VARS below), and the
    variables scripts/ship-nginx-logs.sh documents in its header.
@@ -221,7 +221,7 @@ def code_vars():
             for name in re.findall(r"\"([A-Z][A-Z0-9_]*)\"", m.group(2)):
                 found.setdefault(name, f"{rel} ({m.group(1)})")
     if "KEY_PATTERN" not in found:
-        sys.exit("check-docs: src/config.rs's FORWARDER_VARS not found: update scripts/check-docs.py")
+        sys.exit("check-docs: src/config/'s FORWARDER_VARS not found: update scripts/check-docs.py")
     return found
 
 

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
-use crate::parse::{LogFormat, RequestLineRules};
+use crate::parse::{LogFormat, ParseSettings, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
@@ -245,7 +245,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             file,
         } => {
             config.parse.request_line = nginx_version;
-            parse_command(config, kind, log_format, file).await
+            parse_command(config.parse, kind, log_format, file).await
         }
         Command::Ship(args) => match crate::ship::command(args).await {
             Ok(code) => Ok(code),
@@ -262,18 +262,18 @@ pub async fn run(args: Vec<String>) -> ExitCode {
 }
 
 async fn parse_command(
-    mut config: Config,
+    mut parse: ParseSettings,
     kind: LogKind,
     log_format: Option<String>,
     file: Option<String>,
 ) -> Result<ExitCode, String> {
     // Every line is shown: FILTER_RULES' samples go by line number, which this road does not
     // count (replay and backfill apply the rules as the Lambda does).
-    config.parse.rules = std::sync::Arc::default();
+    parse.rules = std::sync::Arc::default();
     if let Some(f) = log_format {
-        config.parse.access_format = LogFormat::parse_config(&f)
+        parse.access_format = LogFormat::parse_config(&f)
             .map_err(|e| format!("--log-format {f:?}: {e}"))?
-            .with_names(config.parse.names);
+            .with_names(parse.names);
     }
     let (body, fallback_ts): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, i64) = match &file {
         Some(path) => {
@@ -298,16 +298,7 @@ async fn parse_command(
         .await
         .map_err(|e| format!("{name}: {e}"))?;
     let plan = render::Plan::default();
-    match render::render(
-        reader,
-        &config.parse,
-        kind,
-        fallback_ts,
-        std::io::stdout(),
-        plan,
-    )
-    .await
-    {
+    match render::render(reader, &parse, kind, fallback_ts, std::io::stdout(), plan).await {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e @ render::RenderError::Read { .. }) => Err(format!("{name}: {e}")),
         Err(e) => Err(e.to_string()),

@@ -15,47 +15,13 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use crate::ports::ListedObject;
+use crate::object::ListedObject;
+pub use crate::object::ObjectRef;
 
 /// Envelopes inside envelopes are followed this deep at most: the deepest we know is a
 /// dead-letter queue's message (SQS) holding an invocation record, its event an SNS
 /// notification, its message the S3 event.
 const MAX_NESTING: usize = 4;
-
-/// One S3 object version announced by a trigger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub bucket: String,
-    /// The key as S3 stores it (decoded).
-    pub key: String,
-    /// The key exactly as the trigger carried it (URL-encoded in S3 notifications).
-    pub raw_key: String,
-    pub size: Option<u64>,
-    pub etag: Option<String>,
-    pub version_id: Option<String>,
-    /// S3's ordering key for events on one key (hex, longer is later at equal length).
-    pub sequencer: Option<String>,
-    /// The SQS message that announced it, for `batchItemFailures`.
-    pub message_id: Option<String>,
-}
-
-impl ObjectRef {
-    /// An object known by bucket and key only (no size, ETag, version or message), its key
-    /// as given.
-    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        let key = key.into();
-        Self {
-            bucket: bucket.into(),
-            raw_key: key.clone(),
-            key,
-            size: None,
-            etag: None,
-            version_id: None,
-            sequencer: None,
-            message_id: None,
-        }
-    }
-}
 
 /// What one trigger payload asks of us.
 #[derive(Debug, Default, PartialEq)]

@@ -124,7 +124,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
         });
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
             .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
-            .buffered(self.config.max_concurrent_objects)
+            .buffered(self.config.delivery.max_concurrent_objects)
             .collect()
             .await;
         let mut summary = Summary {
@@ -158,7 +158,7 @@ where
         Shared {
             sink: self.sink.clone(),
             checkpoints: self.checkpoints.clone(),
-            puts: Arc::new(Semaphore::new(self.config.max_concurrent_puts)),
+            puts: Arc::new(Semaphore::new(self.config.delivery.max_concurrent_puts)),
             clock: self.clock.clone(),
             stop,
             leasing: self.leasing.clone(),
@@ -189,7 +189,7 @@ where
                 let shared = shared.clone();
                 async move { forward_object(&self.source, &shared, &self.config, &obj).await }
             })
-            .buffer_unordered(self.config.max_concurrent_objects)
+            .buffer_unordered(self.config.delivery.max_concurrent_objects)
     }
 }
 

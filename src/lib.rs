@@ -1,7 +1,7 @@
 //! nginx-cloudwatch-forwarder: nginx logs uploaded to S3 → CloudWatch Logs, one stream per instance.
 //!
 //! Data flows one way: trigger payload → object refs → bytes → lines → events → batches →
-//! CloudWatch. The pure core (`event`, `route`, `parse`, `batch`, `summary`, `backfill`) has no I/O and no
+//! CloudWatch. The pure core (`event`, `object`, `route`, `parse`, `batch`, `summary`, `backfill`) has no I/O and no
 //! AWS types; `aws/` holds the adapters behind the narrow traits in `ports`.
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
@@ -21,6 +21,7 @@ pub mod event;
 pub mod forward;
 pub mod handler;
 pub mod lines;
+pub mod object;
 pub mod parse;
 pub mod ports;
 pub mod route;

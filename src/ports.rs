@@ -6,7 +6,8 @@ use std::future::Future;
 use tokio::io::AsyncRead;
 
 use crate::checkpoint::ProgressRecord;
-use crate::event::ObjectRef;
+pub use crate::object::ListedObject;
+use crate::object::ObjectRef;
 use crate::parse::LogEvent;
 
 /// An opened object: its body as a byte stream (possibly compressed) and what we know of it.
@@ -100,17 +101,6 @@ pub trait ObjectSource: Send + Sync {
                 .then_some(body))
         }
     }
-}
-
-/// One object a listing found (ListObjectsV2's `Contents`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedObject {
-    pub key: String,
-    /// Bytes as stored (compressed where the object is).
-    pub size: u64,
-    pub last_modified_ms: Option<i64>,
-    /// Without quotes.
-    pub etag: Option<String>,
 }
 
 /// One page of a listing and where the next one starts (`None`: this was the last).

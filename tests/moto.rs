@@ -33,7 +33,7 @@ impl Env {
     }
 
     fn handler(&self, config: Config) -> Handler<S3Source, CloudWatchSink> {
-        let retention = config.retention_days;
+        let retention = config.sink.retention_days;
         Handler::new(
             S3Source::new(self.s3.clone()),
             CloudWatchSink::new(self.logs.clone(), retention),

@@ -719,7 +719,7 @@ async fn objects_forwarded_at_once_that_name_one_format_read_it_once() {
             .with_meta(BUCKET, &key, META_LOG_FORMAT, &format);
     }
     let config = default_config();
-    assert!(config.max_concurrent_objects >= names.len());
+    assert!(config.delivery.max_concurrent_objects >= names.len());
     let h = Handler::new(Yielding(source), FakeSink::default(), config).with_clock(fixture_clock());
     let keys: Vec<String> = names.iter().map(|n| access_key(i, n)).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();

@@ -39,13 +39,8 @@ use crate::spare::Spare;
 /// finished only repeat their put for this long instead of creating again.
 const RECENTLY_CREATED: Duration = Duration::from_secs(60);
 
-/// How long a batch whose put got no answer is looked for in its stream before what is missing
-/// is sent again (`AMBIGUOUS_PUT_WAIT_MS`): CloudWatch's reads lag its writes, typically by
-/// seconds. The stream is read at 1/16, 3/16, 7/16, 15/16 and all of it, and the wait ends as
-/// soon as every event is found. 15 s, so that a check begun just before the forwarder stops
-/// starting batches ends within the 20 s it keeps in reserve of the Lambda timeout
-/// ([`crate::forward::TIME_RESERVE`]).
-pub const AMBIGUOUS_PUT_WAIT: Duration = Duration::from_secs(15);
+/// The configuration owns the default (`AMBIGUOUS_PUT_WAIT_MS`); the sink only uses it.
+pub use crate::config::AMBIGUOUS_PUT_WAIT;
 /// Unknown outcomes one batch may meet (each checked) before it fails; its object is then
 /// retried later from its progress record.
 const MAX_UNKNOWN_OUTCOMES: u64 = 3;

@@ -20,9 +20,8 @@ use super::s3::unquote;
 use crate::event::ObjectRef;
 use crate::ports::{LeaseError, LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion};
 
-/// Where leases go by default: outside the default `KeyPrefix` (`nginx/`), so that writing one
-/// does not announce a log object.
-pub const DEFAULT_LEASE_PREFIX: &str = "nginx-cloudwatch-forwarder/leases/";
+/// The configuration owns the default (`LEASE_PREFIX`); the store only uses it.
+pub use crate::config::DEFAULT_LEASE_PREFIX;
 /// S3 keys are at most 1,024 bytes of UTF-8.
 /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>
 const MAX_KEY_BYTES: usize = 1024;

@@ -55,23 +55,61 @@ where
 /// path-style addressing, which emulators need.
 const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
 
+/// Whose retry policy a client follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// Ours ([`retry_config`]) always: the Lambda and the commands that write as it does.
+    Ours,
+    /// The SDK's `AWS_MAX_ATTEMPTS` when it is set, else ours: the follower (`ship`), where a
+    /// host may want to give up sooner.
+    EnvironmentFirst,
+}
+
 /// The SDK configuration from the standard AWS environment (credentials, region,
 /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), with our retries and timeouts.
 pub async fn shared_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+    shared_config_with(Retries::Ours).await
+}
+
+/// [`shared_config`], its retries as `retries` says. The one place an SDK configuration is
+/// loaded: the Lambda, the commands and the follower all come here.
+pub async fn shared_config_with(retries: Retries) -> aws_config::SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config());
+    let ours = retries == Retries::Ours || !set("AWS_MAX_ATTEMPTS");
+    let loader = if ours {
+        loader.retry_config(retry_config())
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment sets `var` (to something).
+fn set(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|s| !s.is_empty())
+}
+
+/// Whether the environment points S3 at another endpoint (an emulator): then path-style.
+fn s3_path_style() -> bool {
+    S3_ENDPOINT_VARS.iter().any(|v| set(v))
 }
 
 /// Both clients, built once per cold start from the standard AWS environment (credentials,
 /// region, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
 pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
-    let path_style = S3_ENDPOINT_VARS
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
-    clients_from(&shared_config().await, path_style)
+    clients_from(&shared_config().await, s3_path_style())
+}
+
+/// The S3 client alone (the follower's), from the same environment.
+pub async fn s3_client(retries: Retries) -> aws_sdk_s3::Client {
+    s3_client_from(&shared_config_with(retries).await, s3_path_style())
+}
+
+fn s3_client_from(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// Both clients from an already loaded shared configuration (tests point it at an emulator).
@@ -79,11 +117,8 @@ pub fn clients_from(
     shared: &aws_config::SdkConfig,
     path_style: bool,
 ) -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
-    let s3_conf = aws_sdk_s3::config::Builder::from(shared)
-        .force_path_style(path_style)
-        .build();
     (
-        aws_sdk_s3::Client::from_conf(s3_conf),
+        s3_client_from(shared, path_style),
         aws_sdk_cloudwatchlogs::Client::new(shared),
     )
 }
@@ -118,6 +153,16 @@ impl crate::ports::CheckpointStore for ConfiguredCheckpoints {
     }
 }
 
+impl ConfiguredCheckpoints {
+    /// The store `kind` names, keeping its tags through `source`.
+    pub fn new(kind: crate::config::CheckpointStoreKind, source: s3::S3Source) -> Self {
+        match kind {
+            crate::config::CheckpointStoreKind::S3Tags => Self::S3Tags(source),
+            crate::config::CheckpointStoreKind::Off => Self::Off,
+        }
+    }
+}
+
 /// The handler as the Lambda and `replay` run it.
 pub fn production_handler(
     config: crate::config::Config,
@@ -125,13 +170,10 @@ pub fn production_handler(
     logs: aws_sdk_cloudwatchlogs::Client,
 ) -> crate::handler::Handler<s3::S3Source, cloudwatch::CloudWatchSink, ConfiguredCheckpoints> {
     let source = s3::S3Source::new(s3);
-    let checkpoints = match config.checkpoint_store {
-        crate::config::CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source.clone()),
-        crate::config::CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
-    };
-    let sink = cloudwatch::CloudWatchSink::new(logs, config.retention_days)
-        .with_group_class(config.log_group_class)
-        .with_ambiguous_wait(config.ambiguous_put_wait);
+    let checkpoints = ConfiguredCheckpoints::new(config.checkpoints, source.clone());
+    let sink = cloudwatch::CloudWatchSink::new(logs, config.sink.retention_days)
+        .with_group_class(config.sink.log_group_class)
+        .with_ambiguous_wait(config.sink.ambiguous_put_wait);
     let leases = config.leases.clone();
     let handler =
         crate::handler::Handler::new(source.clone(), sink, config).with_checkpoints(checkpoints);

@@ -84,7 +84,7 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
     status.done(&plan.describe());
     let interrupted = watch_ctrl_c();
     if args.dry_run {
-        return dry_run(&config, source, &args.target.bucket, plan).await;
+        return dry_run(config.checkpoints, source, &args.target.bucket, plan).await;
     }
     if let Some(queue) = &args.enqueue {
         let sqs = crate::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(
@@ -217,7 +217,7 @@ async fn list(
     status: &mut Status,
 ) -> Result<ListingPlan, ListError> {
     let selection = Selection {
-        router: &config.router,
+        router: &config.route,
         days: Days {
             since: args.since,
             until: args.until,
@@ -226,16 +226,14 @@ async fn list(
             config
                 .leases
                 .as_ref()
-                .map_or(crate::aws::leases::DEFAULT_LEASE_PREFIX, |l| {
-                    l.prefix.as_str()
-                }),
+                .map_or(crate::config::DEFAULT_LEASE_PREFIX, |l| l.prefix.as_str()),
         ),
         listed_at_ms: Some(
             crate::forward::epoch_ms(std::time::SystemTime::now()) + LISTING_CLOCK_MARGIN_MS,
         ),
         first_accepted: first_accepted_day(
             crate::forward::epoch_ms(std::time::SystemTime::now()),
-            config.retention_days,
+            config.sink.retention_days,
         ),
     };
     let (bucket, prefix) = (&args.target.bucket, &args.target.prefix);
@@ -263,15 +261,12 @@ async fn list(
 /// Prints each selected object (key, bytes, group/stream, what its progress record says) on
 /// standard output, and the totals.
 async fn dry_run(
-    config: &Config,
+    checkpoints: CheckpointStoreKind,
     source: S3Source,
     bucket: &str,
     plan: ListingPlan,
 ) -> Result<ExitCode, String> {
-    let checkpoints = match config.checkpoint_store {
-        CheckpointStoreKind::S3Tags => ConfiguredCheckpoints::S3Tags(source),
-        CheckpointStoreKind::Off => ConfiguredCheckpoints::Off,
-    };
+    let checkpoints = ConfiguredCheckpoints::new(checkpoints, source);
     let checkpoints = &checkpoints;
     let mut states = futures_util::stream::iter(plan.take.iter())
         .map(|(obj, route)| async move {

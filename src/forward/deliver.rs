@@ -100,7 +100,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             ready: Vec::new(),
             in_flight: JoinSet::new(),
             now: (shared.clock)(),
-            entity: match config.entity {
+            entity: match config.delivery.entity {
                 EntityKind::Ec2Instance => Some(Arc::new(Entity::ec2_instance(&route.instance_id))),
                 EntityKind::None => None,
             },
@@ -119,7 +119,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     /// Takes events in input order: counts and filters them, then hands them to the batcher
     /// (the batches that fill up wait for [`Deliver::send_ready`]).
     pub(super) fn absorb(&mut self, events: &mut Vec<LogEvent>, ledger: &mut Ledger<'_, K, C>) {
-        let (now, retention) = (self.now, self.config.retention_days);
+        let (now, retention) = (self.now, self.config.sink.retention_days);
         for ev in events.drain(..) {
             if !ledger.wanted(ev.line) {
                 continue; // delivered by an earlier run
@@ -256,7 +256,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         let in_a_row = if found == 0 { in_a_row + 1 } else { 0 };
         // The holder had at most this many puts in flight: past that many batches in a row
         // that it did not store, it stored nothing later either.
-        self.verify = (in_a_row < self.config.max_concurrent_puts).then_some(in_a_row);
+        self.verify = (in_a_row < self.config.delivery.max_concurrent_puts).then_some(in_a_row);
         if missing.is_empty() {
             return None;
         }

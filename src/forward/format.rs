@@ -103,7 +103,7 @@ pub async fn object_formats<'m, S: ObjectSource>(
     kind: LogKind,
     meta: impl Fn(&str) -> Option<&'m str>,
 ) -> Result<Option<Named>, FormatObjectError> {
-    if config.access_format_source == FormatSource::Config || kind != LogKind::Access {
+    if config.objects.access_format_source == FormatSource::Config || kind != LogKind::Access {
         return Ok(None);
     }
     let (keys, parts) = match (meta(META_LOG_FORMATS), meta(META_LOG_FORMAT)) {
@@ -159,7 +159,7 @@ async fn compiled<S: ObjectSource>(
                     });
                 }
             };
-            let extra = config.extra_fields.names();
+            let extra = config.objects.extra_fields.names();
             Ok(object_format::compile(
                 key,
                 &body,

@@ -187,7 +187,7 @@ where
         {
             return Err("a lease object (LEASE_PREFIX), not a log".into());
         }
-        self.config.router.route(&obj.key).map_err(|e| {
+        self.config.route.route(&obj.key).map_err(|e| {
             warn!(bucket = %obj.bucket, key = self.key(), "skipping object: {e}");
             e.to_string()
         })
@@ -244,7 +244,7 @@ where
             start: opened.start,
             ranged: opened.ranged,
             job,
-            skip_binary: self.config.skip_binary,
+            skip_binary: self.config.objects.skip_binary,
         };
         let run = self.run(reading, ledger, &route, lease).await;
         self.report(report, route, run);
@@ -350,6 +350,7 @@ where
         let (obj, config, object) = (self.obj, self.config, &opened.object);
         let mut settings = ParseSettings {
             extra: config
+                .objects
                 .extra_fields
                 .render(|g| route.group(g), |m| object.metadata(m)),
             sample_seed: crate::parse::filter::object_seed(&obj.bucket, &obj.key),

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::AsyncWriteExt;
 
+use crate::config::read::{Vars, duration, number, parsed, text};
 use crate::route::LogKind;
 use host::META_LOG_FORMAT;
 use plan::{FileId, HEAD_BYTES, Head, PendingSegment, Position, Seen, SegmentName, Step};
@@ -88,97 +88,84 @@ pub struct Settings {
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
     pub imds_endpoint: String,
+    /// `NGINX_BIN`: the nginx binary (`None`: `nginx` on `PATH`, else the usual place).
+    pub nginx_bin: Option<String>,
+    /// `NGINX_CONF` and `NGINX_PREFIX`: where nginx's files are when it is not started as it
+    /// was built.
+    pub nginx_paths: discover::Overrides,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{name}={value:?}: {why}")]
-pub struct SettingError {
-    pub name: String,
-    pub value: String,
-    pub why: String,
-}
+/// Every variable [`Settings::new`] reads (a test holds it to that; docs/configuration.md lists
+/// them, scripts/check-docs.py checks).
+pub const SHIP_VARS: [&str; 9] = [
+    "SHIP_INTERVAL",
+    "SHIP_MAX_SEGMENT",
+    "SHIP_STATE_DIR",
+    "NGINX_LOG_BUCKET",
+    "NGINX_LOG_PREFIX",
+    "IMDS_ENDPOINT",
+    "NGINX_BIN",
+    discover::CONF_VAR,
+    discover::PREFIX_VAR,
+];
 
-fn setting_error(name: &str, value: &str, why: &str) -> SettingError {
-    SettingError {
-        name: name.into(),
-        value: value.into(),
-        why: why.into(),
-    }
-}
+/// A flag or variable that is not valid (the configuration's readers' error: it names the flag
+/// when the flag was given, else the variable).
+pub use crate::config::SettingError;
 
 impl Settings {
     /// Flags win over the environment; an empty variable counts as unset, except
-    /// `NGINX_LOG_PREFIX`, where set but empty means no prefix (as in the shell shipper).
+    /// `NGINX_LOG_PREFIX`, where set but empty means no prefix (as in the shell shipper). Each
+    /// value goes through the configuration's readers ([`crate::config::read`]).
     pub fn new(
         args: &ShipArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingError> {
-        let var = |n: &str| env(n).filter(|v| !v.is_empty());
-        let pick = |flag: &Option<String>, flag_name: &str, var_name: &str| {
-            flag.clone()
-                .map(|v| (format!("--{flag_name}"), v))
-                .or_else(|| var(var_name).map(|v| (var_name.to_string(), v)))
-        };
-        let interval = match pick(&args.interval, "interval", "SHIP_INTERVAL") {
-            None => DEFAULT_INTERVAL,
-            Some((n, v)) => match v.parse::<u64>() {
-                Ok(s) if (1..=86_400).contains(&s) => Duration::from_secs(s),
-                _ => {
-                    return Err(setting_error(
-                        &n,
-                        &v,
-                        "must be a whole number of seconds from 1 to 86400",
-                    ));
-                }
-            },
-        };
-        let max_segment = match pick(&args.max_segment, "max-segment", "SHIP_MAX_SEGMENT") {
-            None => DEFAULT_MAX_SEGMENT,
-            Some((n, v)) => match v.parse::<u64>() {
-                Ok(b) if (1..=MAX_MAX_SEGMENT).contains(&b) => b,
-                _ => {
-                    return Err(setting_error(
-                        &n,
-                        &v,
-                        &format!("must be a number of bytes from 1 to {MAX_MAX_SEGMENT}"),
-                    ));
-                }
-            },
-        };
-        let state_dir = pick(&args.state_dir, "state-dir", "SHIP_STATE_DIR").map_or_else(
-            || PathBuf::from(DEFAULT_STATE_DIR),
-            |(_, v)| PathBuf::from(v),
-        );
-        let mut asked = Vec::new();
-        for f in &args.files {
-            let path = std::path::absolute(PathBuf::from(f))
-                .map_err(|e| setting_error("FILE", f, &format!("cannot make it absolute: {e}")))?;
-            if asked.contains(&path) {
-                return Err(setting_error("FILE", f, "named twice"));
-            }
-            asked.push(path);
-        }
+        let vars = Vars::follower(env);
+        let interval = duration(
+            vars.flag_or(args.interval.as_deref(), "--interval", "SHIP_INTERVAL"),
+            1..=86_400,
+            "a whole number of seconds",
+            Duration::from_secs,
+        )?
+        .unwrap_or(DEFAULT_INTERVAL);
+        let max_segment = number(
+            vars.flag_or(
+                args.max_segment.as_deref(),
+                "--max-segment",
+                "SHIP_MAX_SEGMENT",
+            ),
+            1..=MAX_MAX_SEGMENT,
+            "a number of bytes",
+        )?
+        .unwrap_or(DEFAULT_MAX_SEGMENT);
+        let state_dir =
+            text(vars.flag_or(args.state_dir.as_deref(), "--state-dir", "SHIP_STATE_DIR"))
+                .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
+        let asked = asked_files(&args.files)?;
         // By name until nginx's configuration is read (`command`).
         let files = discover::choose(&asked, &DEFAULT_FILES, &Err("not read yet".into())).follow;
-        let bucket = var("NGINX_LOG_BUCKET").ok_or_else(|| {
-            setting_error(
+        let bucket = parsed(vars.get("NGINX_LOG_BUCKET"), |b| {
+            if b.contains('/') || b.chars().any(char::is_whitespace) {
+                Err("must be a bucket name, not a URL or path")
+            } else {
+                Ok(b.to_string())
+            }
+        })?
+        .ok_or_else(|| {
+            SettingError::new(
                 "NGINX_LOG_BUCKET",
                 "",
                 "not set: name the S3 bucket to upload to",
             )
         })?;
-        if bucket.contains('/') || bucket.chars().any(char::is_whitespace) {
-            return Err(setting_error(
-                "NGINX_LOG_BUCKET",
-                &bucket,
-                "must be a bucket name, not a URL or path",
-            ));
-        }
-        let prefix = plan::normalise_prefix(env("NGINX_LOG_PREFIX").as_deref());
-        let imds_endpoint = var("IMDS_ENDPOINT")
+        let prefix = plan::normalise_prefix(vars.raw("NGINX_LOG_PREFIX").as_deref());
+        let imds_endpoint = text(vars.get("IMDS_ENDPOINT"))
             .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.into())
             .trim_end_matches('/')
             .to_string();
+        let nginx_bin = text(vars.get("NGINX_BIN"));
+        let nginx_paths = discover::Overrides::from_env(|n| vars.raw(n));
         Ok(Self {
             once: args.once,
             interval,
@@ -191,8 +178,24 @@ impl Settings {
             bucket,
             prefix,
             imds_endpoint,
+            nginx_bin,
+            nginx_paths,
         })
     }
+}
+
+/// The FILEs given, absolute, each once.
+fn asked_files(files: &[String]) -> Result<Vec<PathBuf>, SettingError> {
+    let mut asked = Vec::new();
+    for f in files {
+        let path = std::path::absolute(PathBuf::from(f))
+            .map_err(|e| SettingError::new("FILE", f, format!("cannot make it absolute: {e}")))?;
+        if asked.contains(&path) {
+            return Err(SettingError::new("FILE", f, "named twice"));
+        }
+        asked.push(path);
+    }
+    Ok(asked)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1450,25 +1453,6 @@ async fn ship_object<U: Uploader>(
 
 // --- the command ---------------------------------------------------------------------------
 
-/// Endpoint overrides the SDK reads; with one set for S3, path-style addressing (emulators).
-const S3_ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
-
-/// The S3 client: the SDK's usual environment; our retry policy unless `AWS_MAX_ATTEMPTS` says
-/// otherwise.
-pub async fn s3_client() -> aws_sdk_s3::Client {
-    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(crate::aws::timeout_config());
-    if !set("AWS_MAX_ATTEMPTS") {
-        loader = loader.retry_config(crate::aws::retry_config());
-    }
-    let shared = loader.load().await;
-    let conf = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(S3_ENDPOINT_VARS.iter().any(|v| set(v)))
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 /// Resolves on SIGTERM or ctrl-c (SIGINT); never when neither can be installed. The handlers
 /// are installed when this is called, not when the future is first polled: the loop's first
 /// pass may open an upload's connection before `select!` polls this future, and a SIGTERM
@@ -1515,7 +1499,7 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         )
     })?;
     // Read once: every segment of this run carries the same host metadata.
-    let nginx_bin = std::env::var("NGINX_BIN").ok();
+    let nginx_bin = settings.nginx_bin.clone();
     let meta = host::read(&settings.imds_endpoint, nginx_bin.as_deref())
         .await
         .map_err(|e| (1, e.to_string()))?;
@@ -1532,7 +1516,7 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
     let watch = choose_files(&mut settings, nginx_bin.as_deref())?;
     let instance = meta.instance_id.clone();
     let up = S3Uploader {
-        client: s3_client().await,
+        client: crate::aws::s3_client(crate::aws::Retries::EnvironmentFirst).await,
         bucket: settings.bucket.clone(),
         host_meta: meta.entries(),
     };
@@ -1549,7 +1533,7 @@ fn choose_files(
     nginx_bin: Option<&str>,
 ) -> Result<Option<discover::ConfigWatch>, (u8, String)> {
     let path_var = std::env::var("PATH").ok();
-    let overrides = discover::Overrides::from_env(|n| std::env::var(n).ok());
+    let overrides = settings.nginx_paths.clone();
     let read = host::nginx_binary(nginx_bin, path_var.as_deref())
         .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
         .and_then(|bin| discover::read_config(&bin, overrides));

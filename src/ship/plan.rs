@@ -701,7 +701,7 @@ mod tests {
             "nginx/i-0123456789abcdef0/error/2026/12/05/bundle-1764903600123-shop.example.com.error.log-803.1311.g2-100-5120.gz"
         );
         assert_ne!(key, segment_key(&name));
-        let route = config.router.route(&key).unwrap();
+        let route = config.route.route(&key).unwrap();
         assert_eq!(
             (
                 route.kind,
@@ -737,7 +737,7 @@ mod tests {
                         start: 10,
                         end: 20,
                     });
-                    let route = config.router.route(&key).unwrap();
+                    let route = config.route.route(&key).unwrap();
                     assert_eq!(
                         (
                             route.kind,

@@ -193,6 +193,8 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         bucket: "b".into(),
         prefix: "nginx/".into(),
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
+        nginx_bin: None,
+        nginx_paths: discover::Overrides::default(),
     }
 }
 
@@ -572,6 +574,61 @@ async fn segments_name_the_format_object_put_before_them() {
             .values()
             .all(|k| *k == plan::ObjectFormats::One(key.clone())),
         "{named:?}"
+    );
+}
+
+/// `Settings::new` reads exactly the variables of [`SHIP_VARS`] (so scripts/check-docs.py,
+/// which finds them there, cannot miss one).
+#[test]
+fn ship_vars_are_what_settings_read() {
+    let read = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    Settings::new(&ShipArgs::default(), |n| {
+        read.lock().unwrap().insert(n.to_string());
+        (n == "NGINX_LOG_BUCKET").then(|| "logs".to_string())
+    })
+    .unwrap();
+    let listed: std::collections::BTreeSet<String> =
+        SHIP_VARS.iter().map(|v| v.to_string()).collect();
+    assert_eq!(read.into_inner().unwrap(), listed);
+}
+
+/// The messages `ship` exits 64 with, word for word as before the readers were shared.
+#[test]
+fn settings_errors_name_the_flag_or_variable_and_say_what_it_must_be() {
+    let err = |args: ShipArgs, vars: &[(&str, &str)]| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::new(&args, |n| {
+            vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    let bucket = [("NGINX_LOG_BUCKET", "logs")];
+    let interval = ShipArgs {
+        interval: Some("0".into()),
+        ..ShipArgs::default()
+    };
+    assert_eq!(
+        err(interval, &[("SHIP_INTERVAL", "5"), bucket[0]]),
+        r#"--interval="0": must be a whole number of seconds from 1 to 86400"#
+    );
+    assert_eq!(
+        err(
+            ShipArgs::default(),
+            &[("SHIP_MAX_SEGMENT", "16M"), bucket[0]]
+        ),
+        r#"SHIP_MAX_SEGMENT="16M": must be a number of bytes from 1 to 1073741824"#
+    );
+    assert_eq!(
+        err(ShipArgs::default(), &[]),
+        r#"NGINX_LOG_BUCKET="": not set: name the S3 bucket to upload to"#
+    );
+    assert_eq!(
+        err(ShipArgs::default(), &[("NGINX_LOG_BUCKET", "s3://logs")]),
+        r#"NGINX_LOG_BUCKET="s3://logs": must be a bucket name, not a URL or path"#
     );
 }
 
