@@ -151,6 +151,25 @@ pub struct ObjectReport {
     pub log_formats: Vec<String>,
 }
 
+impl ObjectReport {
+    /// The report of `obj` before anything happened to it: `outcome`, nothing counted.
+    pub fn new(obj: &crate::object::ObjectRef, outcome: Outcome) -> Self {
+        Self {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            message_id: obj.message_id.clone(),
+            outcome,
+            counters: Counters::default(),
+            resumed_from_line: None,
+            checkpoint_error: None,
+            lease_error: None,
+            filtered_by_rule: BTreeMap::new(),
+            log_format: None,
+            log_formats: Vec::new(),
+        }
+    }
+}
+
 pub const EXACTLY_ONCE: &str = "exactly-once";
 pub const AT_LEAST_ONCE: &str = "at-least-once";
 

@@ -325,19 +325,7 @@ mod tests {
                     log_stream: "s".into(),
                 }
             };
-            s.push(ObjectReport {
-                bucket: o.bucket.clone(),
-                key: o.key.clone(),
-                message_id: o.message_id.clone(),
-                outcome,
-                counters: Default::default(),
-                resumed_from_line: None,
-                checkpoint_error: None,
-                lease_error: None,
-                filtered_by_rule: Default::default(),
-                log_format: None,
-                log_formats: Vec::new(),
-            });
+            s.push(ObjectReport::new(&o, outcome));
         }
         Ok(s)
     }

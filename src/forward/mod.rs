@@ -125,21 +125,12 @@ where
     /// (no lease is taken for it).
     async fn forward_key(&self) -> Attempt {
         let obj = self.obj;
-        let mut report = ObjectReport {
-            message_id: obj.message_id.clone(),
-            bucket: obj.bucket.clone(),
-            key: obj.key.clone(),
-            outcome: Outcome::Skipped {
+        let mut report = ObjectReport::new(
+            obj,
+            Outcome::Skipped {
                 reason: String::new(),
             },
-            counters: Counters::default(),
-            resumed_from_line: None,
-            checkpoint_error: None,
-            lease_error: None,
-            filtered_by_rule: Default::default(),
-            log_format: None,
-            log_formats: Vec::new(),
-        };
+        );
         let route = match self.route() {
             Ok(route) => route,
             Err(reason) => {

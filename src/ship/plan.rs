@@ -227,18 +227,25 @@ pub struct SegmentName<'a> {
 /// e.g. `nginx/i-0123456789abcdef0/access/2026/11/30/access.log-803.1311.g2-0-52817.gz`:
 /// the default `KEY_PATTERN` routes it like the shell shipper's keys.
 pub fn segment_key(n: &SegmentName<'_>) -> String {
+    format!("{}{}", day_folder(n), part_name(n))
+}
+
+/// `PREFIX<instance-id>/<access|error>/YYYY/MM/DD/`: where `n`'s objects go.
+fn day_folder(n: &SegmentName<'_>) -> String {
     format!(
-        "{}{}/{}/{}/{}-{:x}.{}.g{}-{}-{}.gz",
+        "{}{}/{}/{}/",
         n.prefix,
         n.instance_id,
         kind_dir(n.kind),
-        n.day,
-        n.name,
-        n.file.dev,
-        n.file.ino,
-        n.generation,
-        n.start,
-        n.end
+        n.day
+    )
+}
+
+/// `<name>-<dev hex>.<inode>.g<generation>-<start>-<end>.gz`: one file's byte range, named once.
+fn part_name(n: &SegmentName<'_>) -> String {
+    format!(
+        "{}-{:x}.{}.g{}-{}-{}.gz",
+        n.name, n.file.dev, n.file.ino, n.generation, n.start, n.end
     )
 }
 
@@ -250,19 +257,7 @@ pub fn segment_key(n: &SegmentName<'_>) -> String {
 /// keeps a plan that had to be dropped (its bytes could not be read again) from ever naming
 /// what a later plan holds. The default `KEY_PATTERN` routes it like a segment.
 pub fn bundle_key(n: &SegmentName<'_>, planned_ms: i64) -> String {
-    format!(
-        "{}{}/{}/{}/bundle-{planned_ms}-{}-{:x}.{}.g{}-{}-{}.gz",
-        n.prefix,
-        n.instance_id,
-        kind_dir(n.kind),
-        n.day,
-        n.name,
-        n.file.dev,
-        n.file.ino,
-        n.generation,
-        n.start,
-        n.end
-    )
+    format!("{}bundle-{planned_ms}-{}", day_folder(n), part_name(n))
 }
 
 fn kind_dir(kind: LogKind) -> &'static str {
