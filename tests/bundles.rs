@@ -17,7 +17,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -145,16 +145,7 @@ impl Seen {
                     .collect();
                 (out.body.collect().await.expect("body").into_bytes(), meta)
             });
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .expect("gzip");
-            for line in text.lines() {
-                let n = line
-                    .split_once("/r/")
-                    .and_then(|(_, r)| r.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("no line number in {line:?}"));
+            for n in common::request_numbers(&body) {
                 self.lines.entry(n).or_default().push(key.clone());
             }
             let kind = if key.contains("/access/") {
@@ -197,20 +188,7 @@ fn fifty_sites(kill_at: Option<Duration>) {
     std::fs::write(&conf, nginx_conf(&dir)).expect("write nginx.conf");
     // What the follower runs as nginx: the real one, on this configuration (`-T`, `-V`).
     let nginx = dir.join("nginx");
-    std::fs::write(
-        &nginx,
-        format!(
-            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
-            common::nginx::nginx_binary().display(),
-            dir.display(),
-            conf.display()
-        ),
-    )
-    .expect("write the nginx wrapper");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&nginx, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    common::nginx::write_wrapper(&nginx, &dir, &conf);
     for i in 0..SITES {
         std::fs::write(site_log(&dir, i), "").expect("create a site log");
     }

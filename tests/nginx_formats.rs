@@ -236,22 +236,7 @@ impl Rig {
                 site_error = error(Site::Json),
             )
         });
-        let wrapper = nginx.path("nginx-wrapper");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
-                common::nginx::nginx_binary().display(),
-                nginx.dir.display(),
-                nginx.path("nginx.conf").display()
-            ),
-        )
-        .expect("write the wrapper");
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod the wrapper");
-        }
+        let wrapper = nginx.wrapper("nginx-wrapper");
         Rig {
             nginx,
             ports,

@@ -578,7 +578,6 @@ fn the_followers_encoding_of_a_format_key_decodes_to_the_key() {
 /// stores exactly what `parse --log-format` prints for the log, the format object skipped.
 #[tokio::test]
 async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() {
-    use std::os::unix::fs::PermissionsExt;
     let logs = std::env::temp_dir().join(format!("ncf-object-formats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).expect("log dir");
@@ -606,17 +605,7 @@ async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() 
     nginx.stop();
     // What the follower runs as nginx: the real one, on that configuration.
     let wrapper = logs.join("nginx");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
-            common::nginx::nginx_binary().display(),
-            nginx.dir.display(),
-            nginx.path("nginx.conf").display()
-        ),
-    )
-    .expect("write the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    common::nginx::write_wrapper(&wrapper, &nginx.dir, &nginx.path("nginx.conf"));
 
     let moto = common::moto::Moto::start();
     let imds = common::imds::ImdsServer::start(common::imds::Imds::Serve);

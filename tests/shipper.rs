@@ -957,17 +957,7 @@ fn sites(s: &Scratch) -> Sites {
         assert!(n >= 2, "{live}: {n} line(s)");
     }
     let wrapper = s.path("nginx");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
-            common::nginx::nginx_binary().display(),
-            nginx.dir.display(),
-            nginx.path("nginx.conf").display()
-        ),
-    )
-    .expect("write the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    common::nginx::write_wrapper(&wrapper, &nginx.dir, &nginx.path("nginx.conf"));
     Sites {
         conf: nginx.path("nginx.conf").display().to_string(),
         prefix: nginx.dir.display().to_string(),

@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,16 +91,7 @@ impl Seen {
                     .expect("get");
                 out.body.collect().await.expect("body").into_bytes()
             });
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .expect("gzip");
-            for line in text.lines() {
-                let n = line
-                    .split_once("/r/")
-                    .and_then(|(_, r)| r.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("no line number in {line:?}"));
+            for n in common::request_numbers(&body) {
                 self.lines.entry(n).or_default().push(key.clone());
             }
             self.objects.insert(key, now);

@@ -470,11 +470,12 @@ fn read_all(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::nginx_conf::{Defaults, parse_dump};
     use super::*;
 
-    fn logs(conf: &str) -> Logs {
+    /// The log files of `conf`, as `nginx -T` would print it from /etc/nginx/nginx.conf.
+    pub(crate) fn logs(conf: &str) -> Logs {
         let dump = format!("# configuration file /etc/nginx/nginx.conf:\n{conf}\n");
         parse_dump(&dump)
             .and_then(|d| d.logs(&Defaults::debian()))

@@ -46,6 +46,24 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("finish gzip in memory")
 }
 
+/// The number of each line of a gzip'd object whose lines name their number in their request
+/// (`GET /r/<n>`), in order: what the steady-traffic tests wrote, read back.
+pub fn request_numbers(gz: &[u8]) -> Vec<u64> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .expect("gzip");
+    text.lines()
+        .map(|line| {
+            line.split_once("/r/")
+                .and_then(|(_, r)| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no line number in {line:?}"))
+        })
+        .collect()
+}
+
 /// The fixtures in tests/data and events/ are from 2026-11-24 10:00 UTC; handler tests run "at"
 /// 2026-11-24 12:00 UTC so that CloudWatch's 14-day window does not depend on today's date.
 pub const FIXTURE_NOW_MS: i64 = 1_795_521_600_000;

@@ -27,6 +27,24 @@ pub struct Nginx {
 }
 
 /// `NGINX_BIN`, else /usr/sbin/nginx (Debian's), else `nginx` on `PATH`.
+/// Writes an executable script at `at` that runs the real nginx ([`nginx_binary`]) on the
+/// prefix `prefix` and configuration `conf` (`-p`, `-c`) with the arguments it is given: what a
+/// follower takes as `NGINX_BIN` for a test's nginx.
+pub fn write_wrapper(at: &Path, prefix: &Path, conf: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(
+        at,
+        format!(
+            "#!/bin/sh\nexec {} -p {}/ -c {} \"$@\"\n",
+            nginx_binary().display(),
+            prefix.display(),
+            conf.display()
+        ),
+    )
+    .expect("write the nginx wrapper");
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 pub fn nginx_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("NGINX_BIN") {
         return PathBuf::from(p);
@@ -236,6 +254,13 @@ impl Nginx {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
+    }
+
+    /// [`write_wrapper`] for this nginx's prefix and `nginx.conf`, at `rel` in its prefix.
+    pub fn wrapper(&self, rel: &str) -> PathBuf {
+        let at = self.path(rel);
+        write_wrapper(&at, &self.dir, &self.path("nginx.conf"));
+        at
     }
 
     /// A file of the prefix, as bytes (log files may hold any byte).
