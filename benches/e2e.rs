@@ -8,7 +8,7 @@
 //! (`access-LINES.log.gz`, gzip level 6, and `access-LINES.log`, the same text uncompressed;
 //! regenerated when a day old so the lines stay inside CloudWatch's window). Parts, in this
 //! order:
-//! - `decode`: the gzip object through the forwarder's own decoder, built as `src/lines.rs`
+//! - `decode`: the gzip object through the forwarder's own decoder, built as `crates/ncf-core/src/lines.rs`
 //!   builds it (async-compression's tokio `GzipDecoder`, whose inflate is flate2's zlib-rs
 //!   backend, as Cargo.toml selects it; 256 KiB buffers before and after it), on this process's runtime, the
 //!   output counted and dropped;
@@ -66,7 +66,7 @@ use serde_json::{Value, json};
 mod http;
 
 const DEFAULT_LINES: u64 = 3_000_000;
-/// The read buffer `src/lines.rs` puts before and after its decoder (`READ_BUFFER` there).
+/// The read buffer `crates/ncf-core/src/lines.rs` puts before and after its decoder (`READ_BUFFER` there).
 const READ_BUFFER: usize = 256 * 1024;
 const PARTS: [&str; 7] = [
     "decode",
@@ -583,7 +583,7 @@ fn main() {
         let (n, wall, cpu) = timed(hz, || rt.block_on(decode_async(&path)));
         parts.push(Part {
             name: "decode",
-            what: "async-compression tokio GzipDecoder (flate2/zlib-rs), as src/lines.rs".into(),
+            what: "async-compression tokio GzipDecoder (flate2/zlib-rs), as crates/ncf-core/src/lines.rs".into(),
             wall_s: wall,
             text_bytes: n,
             cpu_s: cpu,

@@ -34,9 +34,9 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use nginx_cloudwatch_forwarder::aws::production_handler;
 use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::ship::gzip;
+use nginx_cloudwatch_forwarder::wiring::production_handler;
 use serde_json::{Value, json};
 
 #[path = "../tests/common/moto.rs"]

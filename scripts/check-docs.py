@@ -6,8 +6,8 @@
    names a heading there, by GitHub's rules: the heading's text lower-cased, punctuation other
    than `-` and `_` removed, each space a `-`; a repeated heading gets `-1`, `-2`, ...
 2. Environment variables: the tables of docs/configuration.md list exactly the variables the
-   code reads: src/config/'s FORWARDER_VARS, every `var("X")`, `var_os("X")`, `env("X")`,
-   `set("X")` and `pick(.., "X")` in src/ (tests excluded), every `const *_VARS: [&str; N]`
+   code reads: crates/ncf-core/src/config/'s FORWARDER_VARS, every `var("X")`, `var_os("X")`, `env("X")`,
+   `set("X")` and `pick(.., "X")` in src/ and crates/*/src/ (tests excluded), every `const *_VARS: [&str; N]`
    list, the variables the Lambda runtime's tracing reads (LIBRARY_VARS below), and the
    variables scripts/ship-nginx-logs.sh documents in its header.
 3. Template parameters: the parameter table of docs/configuration.md lists exactly the keys of
@@ -199,13 +199,15 @@ def names_in(cell, pattern):
 
 
 def code_vars():
-    """Environment variable names src/ reads, with where each was found."""
+    """Environment variable names the code (src/ and crates/*/src/) reads, with where each was found."""
     found = {}
     patterns = [
         r"\b(?:var|var_os|env|set)\(\s*\"([A-Z][A-Z0-9_]*)\"\s*\)",
         r"\bpick\([^;]*?\"([A-Z][A-Z0-9_]*)\"\s*\)",
     ]
-    for path in sorted(glob.glob(os.path.join(ROOT, "src", "**", "*.rs"), recursive=True)):
+    sources = glob.glob(os.path.join(ROOT, "src", "**", "*.rs"), recursive=True)
+    sources += glob.glob(os.path.join(ROOT, "crates", "*", "src", "**", "*.rs"), recursive=True)
+    for path in sorted(sources):
         rel = os.path.relpath(path, ROOT)
         if os.path.basename(path) == "tests.rs" or f"{os.sep}tests{os.sep}" in rel:
             continue
@@ -221,7 +223,7 @@ def code_vars():
             for name in re.findall(r"\"([A-Z][A-Z0-9_]*)\"", m.group(2)):
                 found.setdefault(name, f"{rel} ({m.group(1)})")
     if "KEY_PATTERN" not in found:
-        sys.exit("check-docs: src/config/'s FORWARDER_VARS not found: update scripts/check-docs.py")
+        sys.exit("check-docs: crates/ncf-core/src/config/'s FORWARDER_VARS not found: update scripts/check-docs.py")
     return found
 
 

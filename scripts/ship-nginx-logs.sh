@@ -215,7 +215,7 @@ read_instance_id() {
 # (Functions share the script's variables: names here must not be those of ship().)
 
 # Percent-encodes every byte outside ! to ~ and %; at most 256 bytes, whole characters only
-# (the same rule as the follower's, src/ship/host.rs).
+# (the same rule as the follower's, crates/ncf-ship/src/host.rs).
 meta_value() {
     printf '%s' "$1" | od -A n -t u1 -v | awk '
         { for (i = 1; i <= NF; i++) b[n++] = $i }

@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::{clients, production_handler};
+use crate::aws::clients;
 use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::handler::{Budget, FALLBACK_BUDGET, budget};
@@ -31,6 +31,7 @@ use crate::lines::LineReader;
 use crate::parse::{LogFormat, ParseSettings, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
+use crate::wiring::production_handler;
 
 pub use backfill::{BackfillArgs, LogWriter};
 pub use nginx_logs::NginxLogsArgs;

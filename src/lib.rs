@@ -1,8 +1,14 @@
 //! nginx-cloudwatch-forwarder: nginx logs uploaded to S3 → CloudWatch Logs, one stream per instance.
 //!
-//! Data flows one way: trigger payload → object refs → bytes → lines → events → batches →
-//! CloudWatch. The pure core (`event`, `object`, `route`, `parse`, `batch`, `summary`, `backfill`) has no I/O and no
-//! AWS types; `aws/` holds the adapters behind the narrow traits in `ports`.
+//! This package is the binary: `main`, the Lambda runtime loop, the wiring of the production
+//! handler ([`wiring`]) and the local commands ([`cli`]). The work is done by the layers below
+//! it, each its own crate, re-exported here under the names the tests and benches use:
+//!
+//! - [`parse`] (`ncf-parse`): nginx lines → events; pure.
+//! - the core (`ncf-core`): [`event`], [`object`], [`route`], [`lines`], [`forward`], [`batch`],
+//!   [`checkpoint`], [`summary`], [`ports`], [`handler`], [`config`], [`backfill`]; no AWS types.
+//! - [`aws`] (`ncf-aws`): the adapters behind [`ports`].
+//! - [`ship`] (`ncf-ship`): the follower on the hosts.
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).
@@ -11,20 +17,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod aws;
-pub mod backfill;
-pub mod batch;
-pub mod checkpoint;
 pub mod cli;
-pub mod config;
-pub mod event;
-pub mod forward;
-pub mod handler;
-pub mod lines;
-pub mod object;
-pub mod parse;
-pub mod ports;
-pub mod route;
-pub mod ship;
-pub mod spare;
-pub mod summary;
+pub mod wiring;
+
+pub use ncf_aws as aws;
+pub use ncf_core::{
+    backfill, batch, checkpoint, config, event, forward, handler, lines, object, ports, route,
+    spare, summary,
+};
+pub use ncf_parse as parse;
+pub use ncf_ship as ship;

@@ -166,7 +166,7 @@ fn fifty_site_logs_make_one_object_per_kind_per_interval_and_every_line_arrives_
 /// The follower is killed (SIGKILL, wherever it is: most often between passes, since a pass
 /// takes milliseconds) while the files are written, and started again: every line still
 /// arrives exactly once. Each crash point inside a pass (between the plans, the put and the
-/// positions) is tested deterministically in src/ship/tests.rs.
+/// positions) is tested deterministically in crates/ncf-ship/src/tests.rs.
 #[test]
 fn killed_mid_run_and_started_again_every_line_arrives_once() {
     fifty_sites(Some(Duration::from_millis(4_300)));

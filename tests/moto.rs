@@ -267,7 +267,7 @@ async fn eventbridge_and_s3_keys_with_space_plus_and_percent_reach_the_object() 
                    "request-id": "r", "requester": "123456789012", "reason": "PutObject"}
     });
     // With progress records (real S3 tags): the decoded key does not exist, the key as given does.
-    let h = nginx_cloudwatch_forwarder::aws::production_handler(
+    let h = nginx_cloudwatch_forwarder::wiring::production_handler(
         config(&[]),
         env.s3.clone(),
         env.logs.clone(),

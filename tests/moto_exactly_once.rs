@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use common::moto::{Moto, read_stream};
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
 use common::{combined_line, now_ms, numbered_log, s3_event_with_etag, uri_counts};
-use nginx_cloudwatch_forwarder::aws::{clients_from, production_handler};
+use nginx_cloudwatch_forwarder::aws::clients_from;
 use nginx_cloudwatch_forwarder::checkpoint::TAG_KEY;
 use nginx_cloudwatch_forwarder::config::Config;
+use nginx_cloudwatch_forwarder::wiring::production_handler;
 
 const BUCKET: &str = "nginx-logs-exactly-once";
 const INSTANCE: &str = "i-0123456789abcdef0";

@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use serde_json::json;
 
 use crate::aws::cloudwatch::CloudWatchSink;
-use crate::aws::{ConfiguredCheckpoints, clients, production_handler, s3::S3Source};
+use crate::aws::{ConfiguredCheckpoints, clients, s3::S3Source};
 use crate::backfill::{
     Days, ListingPlan, Progress, SQS_MAX_BATCH, Selection, Target, choose, expired_warning,
     first_accepted_day, first_kept_day, human_bytes, parse_day,
@@ -27,6 +27,7 @@ use crate::ports::{
     CheckpointStore, ListError, ListedObject, MessageQueue, ObjectLister, QueueMessage,
 };
 use crate::summary::{Outcome, Summary};
+use crate::wiring::production_handler;
 
 /// The command line of `backfill`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]

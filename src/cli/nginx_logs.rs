@@ -175,8 +175,15 @@ fn write_formats(dir: &Path, entries: &[Entry]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ship::discover::tests::logs;
-    use crate::ship::nginx_conf::Format;
+    use crate::ship::nginx_conf::{Defaults, Format, parse_dump};
+
+    /// The log files of `conf`, as `nginx -T` would print it from /etc/nginx/nginx.conf.
+    fn logs(conf: &str) -> Logs {
+        let dump = format!("# configuration file /etc/nginx/nginx.conf:\n{conf}\n");
+        parse_dump(&dump)
+            .and_then(|d| d.logs(&Defaults::debian()))
+            .expect("a configuration")
+    }
 
     /// Site-named logs, a format with a tab, quotes and a backslash, a stream log, a mixed file.
     const SITES: &str = "error_log /var/log/nginx/error.log;

@@ -11,12 +11,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::aws::sqs::SqsQueue;
-use crate::aws::{clients, production_handler, shared_config};
+use crate::aws::{clients, shared_config};
 use crate::backfill::SQS_MAX_BATCH;
 use crate::config::Config;
 use crate::event::EventError;
 use crate::ports::{QueueError, QueueReader, ReceivedMessage};
 use crate::summary::Summary;
+use crate::wiring::production_handler;
 
 /// How long a message being replayed is hidden from other receivers: as long as one Lambda
 /// invocation may run (its largest timeout), so that no message comes back while its objects

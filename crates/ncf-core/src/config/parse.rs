@@ -1,0 +1,99 @@
+//! How lines become messages: the parse settings every object shares ([`ParseSettings`]:
+//! output, formats, field names, zone, filter rules) and how each object is read and what its
+//! messages carry beyond them ([`ObjectSettings`]).
+
+use crate::route::Router;
+use ncf_parse::extra::{Extra, ExtraFields};
+use ncf_parse::{
+    FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, filter::Rules, filter_fields,
+    message_keys, parse_output,
+};
+
+use super::read::{Case, SettingError, Vars, boolean, choice, parsed};
+
+/// `ACCESS_LOG_FORMAT_SOURCE`: `object` (default) parses an access object with the `log_format`
+/// its `ncf-log-format` metadata names (see [`ncf_parse::object_format`]), and one that names
+/// none with `ACCESS_LOG_FORMAT`; `config` always uses `ACCESS_LOG_FORMAT` (the metadata is
+/// ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatSource {
+    #[default]
+    Object,
+    Config,
+}
+
+/// How each object is read, which format parses it and what its messages carry beyond the
+/// parse settings.
+#[derive(Debug, Clone)]
+pub struct ObjectSettings {
+    /// Skip objects that do not look like text instead of forwarding them lossily decoded.
+    pub skip_binary: bool,
+    /// Fields about each object's source added to its JSON messages, rendered per object.
+    pub extra_fields: ExtraFields,
+    /// Whether an access object's own `log_format` (its `ncf-log-format` metadata) is used.
+    pub access_format_source: FormatSource,
+}
+
+/// `OUTPUT_FORMAT`, `ACCESS_LOG_FORMAT`, `FIELD_NAMES`, `ERROR_LOG_TIMEZONE` and `FILTER_RULES`.
+pub fn read_parse<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<ParseSettings, SettingError> {
+    let (output, compact) =
+        parsed(vars.get("OUTPUT_FORMAT"), parse_output)?.unwrap_or((OutputFormat::Json, false));
+    let access_format = parsed(vars.get("ACCESS_LOG_FORMAT"), LogFormat::parse_config)?
+        .unwrap_or_else(LogFormat::combined);
+    let names = parsed(vars.get("FIELD_NAMES"), FieldNames::parse)?.unwrap_or(FieldNames::Nginx);
+    let error_zone =
+        parsed(vars.get("ERROR_LOG_TIMEZONE"), LocalZone::parse)?.unwrap_or(LocalZone::Fixed(0));
+    let mut parse = ParseSettings {
+        output,
+        compact,
+        access_format,
+        error_zone,
+        names: FieldNames::Nginx,
+        extra: Extra::default(),
+        rules: Default::default(),
+        sample_seed: 0,
+        request_line: None,
+    }
+    .with_names(names);
+    // The rules name fields of the formats just read.
+    if let Some(rules) = parsed(vars.get("FILTER_RULES"), |v| {
+        Rules::parse(v, |kind| filter_fields(&parse, kind))
+    })? {
+        parse.rules = std::sync::Arc::new(rules);
+    }
+    Ok(parse)
+}
+
+impl ObjectSettings {
+    /// `SKIP_BINARY`, `EXTRA_FIELDS` (checked against the key pattern's groups and the keys the
+    /// messages have already) and `ACCESS_LOG_FORMAT_SOURCE`.
+    pub fn read<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        route: &Router,
+        parse: &ParseSettings,
+    ) -> Result<Self, SettingError> {
+        let skip_binary = boolean(vars.get("SKIP_BINARY"))?.unwrap_or(false);
+        let extra_fields = parsed(vars.get("EXTRA_FIELDS"), |v| {
+            let taken = message_keys(parse);
+            let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
+            ExtraFields::parse(v, &route.group_names(), &taken)
+        })?
+        .unwrap_or_default();
+        let access_format_source = choice(
+            vars.get("ACCESS_LOG_FORMAT_SOURCE"),
+            &[
+                ("object", FormatSource::Object),
+                ("config", FormatSource::Config),
+            ],
+            Case::Exact,
+        )?
+        .unwrap_or_default();
+        Ok(Self {
+            skip_binary,
+            extra_fields,
+            access_format_source,
+        })
+    }
+}

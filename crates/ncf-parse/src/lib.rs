@@ -1,0 +1,308 @@
+//! nginx lines → events (a timestamp and the message string CloudWatch will store).
+//!
+//! Access lines are matched against a compiled `log_format` (see [`format`]); error-log lines
+//! against nginx's fixed error-log layout, with continuation lines joined. A line that does not
+//! parse is never dropped: it becomes `{"raw": …, "parse_error": …}` carrying the timestamp of
+//! the event before it (or the object's LastModified).
+
+//!
+//! Pure: no I/O, no tokio, no AWS. Its callers (`ncf-core`'s block engine and the `parse`
+//! command) hand it lines and get back events.
+
+// Input never panics the function: no unwrap/expect/panic outside tests (invariants use
+// `unreachable!` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod access;
+pub mod error;
+pub mod extra;
+pub mod filter;
+pub mod format;
+pub mod json;
+pub mod object_format;
+pub mod request_line;
+pub mod time;
+
+pub use format::{FormatError, LogFormat};
+pub use json::Message;
+pub use request_line::RequestLineRules;
+pub use time::LocalZone;
+
+/// Which parser a log type uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    Access,
+    Error,
+}
+
+impl LogKind {
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "access" => Some(Self::Access),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// What the message of each event looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// A JSON object whose keys are nginx variable names.
+    #[default]
+    Json,
+    /// The log line exactly as nginx wrote it.
+    Raw,
+}
+
+impl OutputFormat {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "raw" => Ok(Self::Raw),
+            other => Err(format!("{other:?} is not one of: json, raw")),
+        }
+    }
+}
+
+/// `OUTPUT_FORMAT`: the format, and whether JSON is compact (`json-compact`: nothing written
+/// twice, see [`ParseSettings::compact`]).
+pub fn parse_output(s: &str) -> Result<(OutputFormat, bool), String> {
+    if s.trim().eq_ignore_ascii_case("json-compact") {
+        return Ok((OutputFormat::Json, true));
+    }
+    OutputFormat::parse(s)
+        .map(|o| (o, false))
+        .map_err(|_| format!("{:?} is not one of: json, json-compact, raw", s.trim()))
+}
+
+/// Which names the fields of JSON messages get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldNames {
+    /// nginx's variable names (`remote_addr`, `status`, …) and the error log's own parts.
+    #[default]
+    Nginx,
+    /// The names of td-agent's (fluentd's) `nginx` parser, for saved queries, metric filters and
+    /// alarms written against it: access `remote`, `user`, `method`, `path`, `code`, `size`,
+    /// `referer`, `agent`, `forwarder`, the time only as the event's timestamp; error
+    /// `log_level` and a `message` that is the whole text after `pid#tid: `. Fields that parser
+    /// does not have keep their nginx names ([`format::FLUENTD_ACCESS_NAMES`]).
+    Fluentd,
+}
+
+impl FieldNames {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nginx" => Ok(Self::Nginx),
+            "fluentd" => Ok(Self::Fluentd),
+            other => Err(format!("{other:?} is not one of: nginx, fluentd")),
+        }
+    }
+}
+
+/// One CloudWatch event, before batching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp: i64,
+    /// Written escaped, as it goes between the quotes of a request body or an output line.
+    pub message: Message,
+    /// 1-based number of the (first) line in the object this event came from.
+    pub line: u64,
+    /// Byte offset of that line in the decoded object (where a resumed read starts).
+    pub offset: u64,
+    /// True when the line did not parse and is forwarded raw.
+    pub parse_failed: bool,
+    /// Taken by a `FILTER_RULES` rule: counted, never sent (its message is empty).
+    pub filtered: Option<filter::Filtered>,
+}
+
+/// Settings shared by all parsers; built once at cold start.
+#[derive(Debug, Clone)]
+pub struct ParseSettings {
+    pub output: OutputFormat,
+    /// `OUTPUT_FORMAT=json-compact`: access messages leave out what the event carries already
+    /// or what their other fields rebuild exactly: `request` when `request_method`,
+    /// `request_uri` and `server_protocol` joined by spaces are it, and the time variable the
+    /// event's timestamp was read from (its UTC offset kept as `time_offset` when not zero).
+    pub compact: bool,
+    /// Compiled with the field names ([`LogFormat::with_names`]): access messages take their
+    /// keys from it.
+    pub access_format: LogFormat,
+    pub error_zone: LocalZone,
+    /// The error log's field names (the access format carries its own).
+    pub names: FieldNames,
+    /// Fields about the object's source that every JSON message of it gets (`EXTRA_FIELDS`,
+    /// rendered per object; empty in the settings built at cold start).
+    pub extra: extra::Extra,
+    /// `FILTER_RULES`, compiled once.
+    pub rules: std::sync::Arc<filter::Rules>,
+    /// The object's sample seed ([`filter::object_seed`]; 0 in the settings built at cold start).
+    pub sample_seed: u64,
+    /// How the nginx that wrote the object read request lines, from its `nginx-version`
+    /// metadata; `None` (in the settings built at cold start too) when not known: each line is
+    /// then read by what it proves ([`request_line::split_unknown`]).
+    pub request_line: Option<RequestLineRules>,
+}
+
+impl ParseSettings {
+    /// The settings for `names`: the access format's keys renamed to match.
+    pub fn with_names(mut self, names: FieldNames) -> Self {
+        self.access_format = self.access_format.with_names(names);
+        self.names = names;
+        self
+    }
+}
+
+impl Default for ParseSettings {
+    fn default() -> Self {
+        Self {
+            output: OutputFormat::Json,
+            compact: false,
+            access_format: LogFormat::combined(),
+            error_zone: LocalZone::Fixed(0),
+            names: FieldNames::Nginx,
+            extra: extra::Extra::default(),
+            rules: std::sync::Arc::default(),
+            sample_seed: 0,
+            request_line: None,
+        }
+    }
+}
+
+/// The fields a `FILTER_RULES` rule may name for each log: the access format's keys (its
+/// variables and the parts of `$request`), and the error log's level and message.
+pub fn filter_fields(settings: &ParseSettings, kind: LogKind) -> Vec<String> {
+    match kind {
+        LogKind::Access => {
+            let fmt = &settings.access_format;
+            fmt.vars()
+                .iter()
+                .filter(|v| v.write)
+                .map(|v| &v.key)
+                .chain(fmt.derived_keys())
+                .map(|k| k.name().to_string())
+                .collect()
+        }
+        LogKind::Error => vec![
+            error::level_key(settings.names).to_string(),
+            "message".to_string(),
+        ],
+    }
+}
+
+/// Turns the lines of one object into events. Feed every line with [`LineParser::push`], then
+/// call [`LineParser::finish`]; events come out in line order.
+pub struct LineParser<'a> {
+    settings: &'a ParseSettings,
+    kind: LogKind,
+    /// Timestamp for lines that carry none of their own: the previous event's, at first the
+    /// object's LastModified.
+    last_ts: i64,
+    pending: Option<error::Pending>,
+    /// Field ranges of the current access line, reused from line to line.
+    spans: Vec<(usize, usize)>,
+}
+
+impl<'a> LineParser<'a> {
+    pub fn new(settings: &'a ParseSettings, kind: LogKind, fallback_ts: i64) -> Self {
+        Self {
+            settings,
+            kind,
+            last_ts: fallback_ts,
+            pending: None,
+            spans: Vec::new(),
+        }
+    }
+
+    /// Parses one line (without its `\n`, not blank); pushes finished events onto `out`.
+    pub fn push(&mut self, line: &str, line_no: u64, out: &mut Vec<LogEvent>) {
+        self.push_at(line, line_no, 0, out);
+    }
+
+    /// [`LineParser::push`] for a line that starts at byte `offset` of the decoded object.
+    pub fn push_at(&mut self, line: &str, line_no: u64, offset: u64, out: &mut Vec<LogEvent>) {
+        match self.kind {
+            LogKind::Access => {
+                let mut ev = access::parse_line_with(
+                    self.settings,
+                    line,
+                    line_no,
+                    self.last_ts,
+                    &mut self.spans,
+                );
+                ev.offset = offset;
+                self.last_ts = ev.timestamp;
+                out.push(ev);
+            }
+            LogKind::Error => {
+                if let Some(ev) = error::push_line(self, line, line_no, offset) {
+                    self.last_ts = ev.timestamp;
+                    out.push(ev);
+                }
+            }
+        }
+    }
+
+    /// The first line (and its offset) of an event still being assembled, if any: it has been
+    /// read but not yet handed out.
+    pub fn held(&self) -> Option<(u64, u64)> {
+        self.pending
+            .as_ref()
+            .map(|p| (p.first_line(), p.first_offset()))
+    }
+
+    /// Takes the event still being assembled (error-log continuations), unfinished: the lines of
+    /// the next block may continue it.
+    pub fn take_open(&mut self) -> Option<error::Pending> {
+        self.pending.take()
+    }
+
+    /// Flushes an event still being assembled (error-log continuations).
+    pub fn finish(&mut self, out: &mut Vec<LogEvent>) {
+        if let Some(p) = self.pending.take() {
+            out.push(p.into_event(self.settings));
+        }
+    }
+}
+
+/// Every key a JSON message of these settings may have (access and error logs, lines that did
+/// not parse, the parts of a split message): names `EXTRA_FIELDS` may not take.
+pub fn message_keys(settings: &ParseSettings) -> Vec<String> {
+    let fmt = &settings.access_format;
+    let access = fmt
+        .vars()
+        .iter()
+        .map(|v| &v.key)
+        .chain(fmt.derived_keys())
+        .chain([fmt.tail_key()])
+        .map(|k| k.name().to_string());
+    let fixed = error::KEYS
+        .iter()
+        .chain(&error::SUFFIX_KEYS)
+        .chain(&["raw", "parse_error", "part", "parts", "chunk"])
+        .map(|k| k.to_string());
+    access.chain(fixed).collect()
+}
+
+/// `{"raw": line, "parse_error": reason}` — the message of a line we could not parse.
+pub fn unparsed_message(
+    output: OutputFormat,
+    line: &str,
+    reason: &str,
+    extra: &extra::Extra,
+) -> Message {
+    match output {
+        OutputFormat::Raw => Message::new(line),
+        OutputFormat::Json => {
+            let mut w = json::ObjectWriter::message(line.len() + reason.len() + 32);
+            w.str_field("raw", line);
+            w.str_field("parse_error", reason);
+            extra.write_to(&mut w);
+            w.finish_message()
+        }
+    }
+}
