@@ -148,34 +148,12 @@ fn collect(
         nested(msg, message_id, &format!("{at}SNS message: "), depth, out);
         return true;
     }
-    if let Some(payload) = v.get("requestPayload")
-        && v.get("requestContext").is_some_and(Value::is_object)
-    {
-        invocation_record(v, payload, message_id, at, depth, out);
+    if v.get("requestPayload").is_some() && v.get("requestContext").is_some_and(Value::is_object) {
+        invocation_record(v, message_id, at, depth, out);
         return true;
     }
     if v.get("detail-type").is_some() && v.get("source").is_some() {
-        // An on-failure destination that is an event bus: the record is the `detail`.
-        // <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
-        if text(v, "/source") == Some("aws.lambda")
-            && let Some(record) = v
-                .get("detail")
-                .filter(|d| d.get("requestPayload").is_some())
-        {
-            let here = format!(
-                "{at}EventBridge {:?}: ",
-                text(v, "/detail-type").unwrap_or_default()
-            );
-            if !collect(record, message_id, &here, depth + 1, out) {
-                invalid(
-                    out,
-                    message_id,
-                    format!("{here}not a Lambda invocation record"),
-                );
-            }
-            return true;
-        }
-        eventbridge(v, message_id, at, out);
+        event_bus(v, message_id, at, depth, out);
         return true;
     }
     // `aws sqs receive-message` output: a dead-letter queue's messages saved to a file.
@@ -201,6 +179,19 @@ fn collect(
             .and_then(Value::as_str)
             == Some("aws:sqs");
     }
+    self::records(records, message_id, at, depth, out);
+    true
+}
+
+/// The `Records` of a Lambda event: SQS messages, SNS notifications, or an S3 event
+/// notification's records.
+fn records(
+    records: &[Value],
+    message_id: Option<&str>,
+    at: &str,
+    depth: usize,
+    out: &mut Announced,
+) {
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
         let here = format!("{at}record {} of {n}: ", i + 1);
@@ -225,7 +216,31 @@ fn collect(
             _ => s3_record(&here, message_id, record, out),
         }
     }
-    true
+}
+
+/// An EventBridge event: Lambda's invocation record when the on-failure destination is an
+/// event bus (the record is the `detail`), or what S3 sends ([`eventbridge`]).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+fn event_bus(v: &Value, message_id: Option<&str>, at: &str, depth: usize, out: &mut Announced) {
+    if text(v, "/source") == Some("aws.lambda")
+        && let Some(record) = v
+            .get("detail")
+            .filter(|d| d.get("requestPayload").is_some())
+    {
+        let here = format!(
+            "{at}EventBridge {:?}: ",
+            text(v, "/detail-type").unwrap_or_default()
+        );
+        if !collect(record, message_id, &here, depth + 1, out) {
+            invalid(
+                out,
+                message_id,
+                format!("{here}not a Lambda invocation record"),
+            );
+        }
+        return;
+    }
+    eventbridge(v, message_id, at, out);
 }
 
 /// The string at a JSON pointer, if it is one.
@@ -276,12 +291,12 @@ fn invalid(out: &mut Announced, message_id: Option<&str>, reason: String) {
 /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-async-destinations>
 fn invocation_record(
     v: &Value,
-    payload: &Value,
     message_id: Option<&str>,
     at: &str,
     depth: usize,
     out: &mut Announced,
 ) {
+    let payload = &v["requestPayload"];
     let here = format!(
         "{at}invocation {} ({}): ",
         text(v, "/requestContext/requestId").unwrap_or("?"),

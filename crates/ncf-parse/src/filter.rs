@@ -93,6 +93,109 @@ fn scalar_text(v: &serde_json::Value) -> Result<String, String> {
     }
 }
 
+impl Rule {
+    /// One rule as written, compiled; `fields(kind)` lists the field names its log's messages
+    /// have.
+    fn compile(spec: RuleSpec, fields: &dyn Fn(LogKind) -> Vec<String>) -> Result<Self, String> {
+        let kind = match spec.log.as_deref() {
+            None | Some("access") => LogKind::Access,
+            Some("error") => LogKind::Error,
+            Some(other) => return Err(format!("log {other:?}: expected access or error")),
+        };
+        let keep = match spec.keep {
+            None => 0,
+            Some(k) if (0.0..1.0).contains(&k) => (k * f64::from(u32::MAX)) as u64,
+            Some(k) => {
+                return Err(format!(
+                    "keep {k}: a fraction from 0 (drop all, as without keep) to below 1"
+                ));
+            }
+        };
+        if spec.when.is_empty() {
+            return Err(
+                "\"when\" names no field (a rule for every line would drop them all)".into(),
+            );
+        }
+        let known = fields(kind);
+        let mut when = Vec::new();
+        for (field, cond) in spec.when {
+            if !known.contains(&field) {
+                return Err(format!(
+                    "{field:?} is not a field of the {} log's messages (they have: {})",
+                    if kind == LogKind::Access {
+                        "access"
+                    } else {
+                        "error"
+                    },
+                    known.join(", ")
+                ));
+            }
+            let condition = ConditionSpec::compile(cond).map_err(|e| format!("{field}: {e}"))?;
+            when.push((field, condition));
+        }
+        Ok(Rule {
+            name: spec.name,
+            kind,
+            when,
+            keep,
+        })
+    }
+}
+
+impl ConditionSpec {
+    /// A field's condition as written (`{"matches": "^/ping$"}`), compiled.
+    fn compile(cond: serde_json::Value) -> Result<Condition, String> {
+        let spec: Self = serde_json::from_value(cond)
+            .map_err(|e| format!("{e} (expected one of matches, contains, equals, in, between)"))?;
+        Ok(match spec {
+            ConditionSpec {
+                matches: Some(re),
+                contains: None,
+                equals: None,
+                any_of: None,
+                between: None,
+            } => Condition::Matches(Regex::new(&re).map_err(|e| format!("bad regex: {e}"))?),
+            ConditionSpec {
+                matches: None,
+                contains: Some(s),
+                equals: None,
+                any_of: None,
+                between: None,
+            } => Condition::Contains(s),
+            ConditionSpec {
+                matches: None,
+                contains: None,
+                equals: Some(v),
+                any_of: None,
+                between: None,
+            } => Condition::Equals(scalar_text(&v).map_err(|e| format!("equals {e}"))?),
+            ConditionSpec {
+                matches: None,
+                contains: None,
+                equals: None,
+                any_of: Some(list),
+                between: None,
+            } => {
+                let list = list.iter().map(scalar_text).collect::<Result<_, _>>();
+                Condition::In(list.map_err(|e| format!("in: {e}"))?)
+            }
+            ConditionSpec {
+                matches: None,
+                contains: None,
+                equals: None,
+                any_of: None,
+                between: Some((lo, hi)),
+            } => {
+                if lo > hi {
+                    return Err(format!("between [{lo}, {hi}] is empty"));
+                }
+                Condition::Between(lo, hi)
+            }
+            _ => return Err("exactly one of matches, contains, equals, in, between".into()),
+        })
+    }
+}
+
 impl Rules {
     /// Compiles `FILTER_RULES` (a JSON array). `fields(kind)` lists the field names a rule for
     /// that log may name. Each error names the rule.
@@ -103,113 +206,13 @@ impl Rules {
         if specs.len() > usize::from(u16::MAX) {
             return Err("too many rules".into());
         }
-        let mut rules = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         for spec in specs {
             let name = spec.name.clone();
-            let at = |e: String| format!("rule {name:?}: {e}");
-            if name.trim().is_empty() || rules.iter().any(|r: &Rule| r.name == name) {
-                return Err(at("every rule needs a name of its own".into()));
+            if name.trim().is_empty() || rules.iter().any(|r| r.name == name) {
+                return Err(format!("rule {name:?}: every rule needs a name of its own"));
             }
-            let kind = match spec.log.as_deref() {
-                None | Some("access") => LogKind::Access,
-                Some("error") => LogKind::Error,
-                Some(other) => return Err(at(format!("log {other:?}: expected access or error"))),
-            };
-            let keep = match spec.keep {
-                None => 0,
-                Some(k) if (0.0..1.0).contains(&k) => (k * f64::from(u32::MAX)) as u64,
-                Some(k) => {
-                    return Err(at(format!(
-                        "keep {k}: a fraction from 0 (drop all, as without keep) to below 1"
-                    )));
-                }
-            };
-            if spec.when.is_empty() {
-                return Err(at(
-                    "\"when\" names no field (a rule for every line would drop them all)".into(),
-                ));
-            }
-            let known = fields(kind);
-            let mut when = Vec::new();
-            for (field, cond) in spec.when {
-                if !known.contains(&field) {
-                    return Err(at(format!(
-                        "{field:?} is not a field of the {} log's messages (they have: {})",
-                        if kind == LogKind::Access {
-                            "access"
-                        } else {
-                            "error"
-                        },
-                        known.join(", ")
-                    )));
-                }
-                let c: ConditionSpec = serde_json::from_value(cond).map_err(|e| {
-                    at(format!(
-                        "{field}: {e} (expected one of matches, contains, equals, in, between)"
-                    ))
-                })?;
-                let condition = match c {
-                    ConditionSpec {
-                        matches: Some(re),
-                        contains: None,
-                        equals: None,
-                        any_of: None,
-                        between: None,
-                    } => Condition::Matches(
-                        Regex::new(&re).map_err(|e| at(format!("{field}: bad regex: {e}")))?,
-                    ),
-                    ConditionSpec {
-                        matches: None,
-                        contains: Some(s),
-                        equals: None,
-                        any_of: None,
-                        between: None,
-                    } => Condition::Contains(s),
-                    ConditionSpec {
-                        matches: None,
-                        contains: None,
-                        equals: Some(v),
-                        any_of: None,
-                        between: None,
-                    } => Condition::Equals(
-                        scalar_text(&v).map_err(|e| at(format!("{field}: equals {e}")))?,
-                    ),
-                    ConditionSpec {
-                        matches: None,
-                        contains: None,
-                        equals: None,
-                        any_of: Some(list),
-                        between: None,
-                    } => {
-                        let list = list.iter().map(scalar_text).collect::<Result<_, _>>();
-                        Condition::In(list.map_err(|e| at(format!("{field}: in: {e}")))?)
-                    }
-                    ConditionSpec {
-                        matches: None,
-                        contains: None,
-                        equals: None,
-                        any_of: None,
-                        between: Some((lo, hi)),
-                    } => {
-                        if lo > hi {
-                            return Err(at(format!("{field}: between [{lo}, {hi}] is empty")));
-                        }
-                        Condition::Between(lo, hi)
-                    }
-                    _ => {
-                        return Err(at(format!(
-                            "{field}: exactly one of matches, contains, equals, in, between"
-                        )));
-                    }
-                };
-                when.push((field, condition));
-            }
-            rules.push(Rule {
-                name,
-                kind,
-                when,
-                keep,
-            });
+            rules.push(Rule::compile(spec, &fields).map_err(|e| format!("rule {name:?}: {e}"))?);
         }
         Ok(Self { rules })
     }

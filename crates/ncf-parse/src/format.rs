@@ -77,6 +77,27 @@ pub struct Var {
 }
 
 impl Var {
+    /// The format's variable `$name`; `write` for the first occurrence of the name.
+    fn new(name: &str, write: bool) -> Self {
+        let time = match name {
+            "time_local" => Some(TimeVar::Local),
+            "time_iso8601" => Some(TimeVar::Iso8601),
+            "msec" => Some(TimeVar::Msec),
+            _ => None,
+        };
+        let numeric = NUMERIC_VARS.contains(&name)
+            || (name.starts_with("upstream_") && name.ends_with("_time"));
+        Var {
+            name: name.to_string(),
+            numeric,
+            list: name.starts_with("upstream_") || LIST_VARS.contains(&name),
+            time,
+            key: Key::new(name),
+            request: write && name == "request",
+            write,
+        }
+    }
+
     /// Whether a value of this variable may hold the text `lit` (so that the first occurrence
     /// of `lit` can end it too early): not when `lit` holds a `"` (nginx escapes it in values,
     /// but with `escape=none`), nor when `lit` starts with a byte the values do not have
@@ -310,63 +331,7 @@ impl LogFormat {
         if text.is_empty() {
             return Err(FormatError::Empty);
         }
-        let b = text.as_bytes();
-        let mut vars: Vec<Var> = Vec::new();
-        let mut items = Vec::new();
-        let mut lit = String::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] != b'$' {
-                let next = memchr::memchr(b'$', &b[i..]).map_or(b.len(), |j| i + j);
-                lit.push_str(&text[i..next]);
-                i = next;
-                continue;
-            }
-            let (name, end) = if b.get(i + 1) == Some(&b'{') {
-                let close = memchr::memchr(b'}', &b[i + 2..]).ok_or(FormatError::BadVariable(i))?;
-                (&text[i + 2..i + 2 + close], i + 3 + close)
-            } else {
-                let len = b[i + 1..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-                    .count();
-                (&text[i + 1..i + 1 + len], i + 1 + len)
-            };
-            if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-                return Err(FormatError::BadVariable(i));
-            }
-            if !lit.is_empty() {
-                items.push(Item::Lit(Literal::new(std::mem::take(&mut lit))));
-            } else if let Some(Item::Var(prev)) = items.last() {
-                return Err(FormatError::Adjacent(
-                    vars[*prev].name.clone(),
-                    name.to_string(),
-                ));
-            }
-            let time = match name {
-                "time_local" => Some(TimeVar::Local),
-                "time_iso8601" => Some(TimeVar::Iso8601),
-                "msec" => Some(TimeVar::Msec),
-                _ => None,
-            };
-            let numeric = NUMERIC_VARS.contains(&name)
-                || (name.starts_with("upstream_") && name.ends_with("_time"));
-            let write = !vars.iter().any(|v| v.name == name);
-            items.push(Item::Var(vars.len()));
-            vars.push(Var {
-                name: name.to_string(),
-                numeric,
-                list: name.starts_with("upstream_") || LIST_VARS.contains(&name),
-                time,
-                key: Key::new(name),
-                request: write && name == "request",
-                write,
-            });
-            i = end;
-        }
-        if !lit.is_empty() {
-            items.push(Item::Lit(Literal::new(lit)));
-        }
+        let (vars, items) = format_items(text)?;
         if vars.is_empty() {
             return Err(FormatError::NoVariables);
         }
@@ -713,6 +678,61 @@ impl LogFormat {
             from = at + 1;
         }
     }
+}
+
+/// A format's text as its items in order, literal text and variables (`$name`, `${name}`),
+/// and the variables that [`Item::Var`] indexes.
+fn format_items(text: &str) -> Result<(Vec<Var>, Vec<Item>), FormatError> {
+    let b = text.as_bytes();
+    let mut vars: Vec<Var> = Vec::new();
+    let mut items = Vec::new();
+    let mut lit = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            let next = memchr::memchr(b'$', &b[i..]).map_or(b.len(), |j| i + j);
+            lit.push_str(&text[i..next]);
+            i = next;
+            continue;
+        }
+        let (name, end) = variable_at(text, i)?;
+        if !lit.is_empty() {
+            items.push(Item::Lit(Literal::new(std::mem::take(&mut lit))));
+        } else if let Some(Item::Var(prev)) = items.last() {
+            return Err(FormatError::Adjacent(
+                vars[*prev].name.clone(),
+                name.to_string(),
+            ));
+        }
+        let write = !vars.iter().any(|v| v.name == name);
+        items.push(Item::Var(vars.len()));
+        vars.push(Var::new(name, write));
+        i = end;
+    }
+    if !lit.is_empty() {
+        items.push(Item::Lit(Literal::new(lit)));
+    }
+    Ok((vars, items))
+}
+
+/// The name of the variable whose `$` is at byte `i` (`$name` or `${name}`), and the byte after
+/// it.
+fn variable_at(text: &str, i: usize) -> Result<(&str, usize), FormatError> {
+    let b = text.as_bytes();
+    let (name, end) = if b.get(i + 1) == Some(&b'{') {
+        let close = memchr::memchr(b'}', &b[i + 2..]).ok_or(FormatError::BadVariable(i))?;
+        (&text[i + 2..i + 2 + close], i + 3 + close)
+    } else {
+        let len = b[i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        (&text[i + 1..i + 1 + len], i + 1 + len)
+    };
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return Err(FormatError::BadVariable(i));
+    }
+    Ok((name, end))
 }
 
 /// Removes nginx.conf quoting: `'a' "b"` → `ab`, with `\"`, `\'` and `\\` unescaped; a

@@ -430,170 +430,259 @@ fn hex(c: u8) -> Option<u8> {
 /// ngx_http_parse_request_line for HTTP/1.x and HTTP/0.9 lines, by `rules`; see
 /// [`split_request`].
 fn parse_http1(req: &str, escaped: bool, rules: RequestLineRules) -> Option<RequestParts<'_>> {
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum St {
-        Method,
-        SpacesBeforeUri,
-        SpacesBeforeHost,
-        Schema,
-        SchemaSlash,
-        SchemaSlashSlash,
-        HostStart,
-        Host,
-        IpLiteral,
-        HostEnd,
-        PortStart,
-        Port,
-        Uri,
-        /// Spaces after the host: only the version or the end may follow.
-        HostHttp09,
-        /// Spaces after the URI: the version, the end, or (before 1.21.1) more URI.
-        Http09,
-        Protocol,
-    }
-    let mut st = St::Method;
-    let mut method_end = 0;
-    let mut schema_end = 0;
-    let (mut uri_start, mut uri_end) = (0, 0);
-    let mut empty_path = false;
-    let mut proto_start = 0;
-    // `CONNECT host:port` (since 1.29.3): the target is an authority, nothing else.
-    let connect = rules.connect_authority() && req.starts_with("CONNECT ");
-    // sw_port_start (since 1.31.0): a `CONNECT` port has a first digit.
-    let port = if rules.connect_port_digit() {
-        St::PortStart
-    } else {
-        St::Port
-    };
-    // sw_host_end and sw_port: what may follow the host (`:` only once, before a port).
-    let after_host = |c: u8, at: usize, st: St| match c {
-        b':' if !matches!(st, St::Port | St::PortStart) => Some((port, None)),
-        _ if connect => (c == b' ' && st == St::Port).then_some((St::HostHttp09, None)),
-        b'/' => Some((St::Uri, Some((at, false)))),
-        // r->empty_path_in_uri, since 1.19.6
-        b'?' if rules.query_after_host() => Some((St::Uri, Some((at, true)))),
-        b' ' => Some((St::HostHttp09, None)),
-        _ => None,
-    };
-    // A byte of the URI (sw_check_uri, sw_uri): NUL never, control bytes not since 1.21.1.
-    let uri_byte = |c: u8| match c {
-        0 | b'\r' | b'\n' => false,
-        1..0x20 | 0x7f => !rules.strict_uri(),
-        _ => true,
-    };
+    let mut line = Http1Line::new(req, rules);
     for (c, at) in Decoded::new(req, escaped) {
-        let letter = (c | 0x20).is_ascii_lowercase();
-        match st {
-            St::Method => match c {
-                b' ' if at > 0 => {
-                    method_end = at;
-                    st = if connect {
-                        St::SpacesBeforeHost
-                    } else {
-                        St::SpacesBeforeUri
-                    };
-                }
-                b'A'..=b'Z' | b'_' | b'-' => {}
-                _ => return None,
+        line.byte(c, at)?;
+        if line.st == St::Protocol {
+            break; // the version is read from the text (see http1_version)
+        }
+    }
+    line.parts(req, escaped)
+}
+
+/// The states of ngx_http_parse_request_line that [`parse_http1`] follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum St {
+    Method,
+    SpacesBeforeUri,
+    SpacesBeforeHost,
+    Schema,
+    SchemaSlash,
+    SchemaSlashSlash,
+    HostStart,
+    Host,
+    IpLiteral,
+    HostEnd,
+    PortStart,
+    Port,
+    Uri,
+    /// Spaces after the host: only the version or the end may follow.
+    HostHttp09,
+    /// Spaces after the URI: the version, the end, or (before 1.21.1) more URI.
+    Http09,
+    Protocol,
+}
+
+/// A request line being read byte by byte: the state, and where the parts found so far are.
+struct Http1Line {
+    rules: RequestLineRules,
+    st: St,
+    /// `CONNECT host:port` (since 1.29.3): the target is an authority, nothing else.
+    connect: bool,
+    /// The state after the host's `:`: sw_port_start (since 1.31.0, a `CONNECT` port has a
+    /// first digit) or sw_port.
+    port: St,
+    method_end: usize,
+    schema_end: usize,
+    uri_start: usize,
+    uri_end: usize,
+    empty_path: bool,
+    proto_start: usize,
+}
+
+impl Http1Line {
+    fn new(req: &str, rules: RequestLineRules) -> Self {
+        Http1Line {
+            rules,
+            st: St::Method,
+            connect: rules.connect_authority() && req.starts_with("CONNECT "),
+            port: if rules.connect_port_digit() {
+                St::PortStart
+            } else {
+                St::Port
             },
+            method_end: 0,
+            schema_end: 0,
+            uri_start: 0,
+            uri_end: 0,
+            empty_path: false,
+            proto_start: 0,
+        }
+    }
+
+    /// One byte (read or decoded) at offset `at`; `None` when nginx rejects the line there.
+    fn byte(&mut self, c: u8, at: usize) -> Option<()> {
+        match self.st {
+            St::Method => self.method(c, at),
+            St::SpacesBeforeUri | St::Schema | St::SchemaSlash | St::SchemaSlashSlash => {
+                self.schema(c, at)
+            }
+            St::SpacesBeforeHost
+            | St::HostStart
+            | St::Host
+            | St::IpLiteral
+            | St::HostEnd
+            | St::PortStart
+            | St::Port => self.host(c, at),
+            St::Uri | St::Http09 | St::HostHttp09 => self.uri_or_version(c, at),
+            St::Protocol => Some(()),
+        }
+    }
+
+    /// sw_start, sw_method: upper-case letters, `_` and `-` up to a space.
+    fn method(&mut self, c: u8, at: usize) -> Option<()> {
+        match c {
+            b' ' if at > 0 => {
+                self.method_end = at;
+                self.st = if self.connect {
+                    St::SpacesBeforeHost
+                } else {
+                    St::SpacesBeforeUri
+                };
+            }
+            b'A'..=b'Z' | b'_' | b'-' => {}
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// sw_spaces_before_uri to sw_schema_slash_slash: a `/` starts the URI, a letter a
+    /// `scheme://`.
+    fn schema(&mut self, c: u8, at: usize) -> Option<()> {
+        let letter = (c | 0x20).is_ascii_lowercase();
+        match self.st {
             St::SpacesBeforeUri => match c {
                 b'/' => {
-                    uri_start = at;
-                    st = St::Uri;
+                    self.uri_start = at;
+                    self.st = St::Uri;
                 }
                 b' ' => {}
-                _ if letter => st = St::Schema,
+                _ if letter => self.st = St::Schema,
                 _ => return None,
             },
             St::Schema => match c {
                 b':' => {
-                    schema_end = at;
-                    st = St::SchemaSlash;
+                    self.schema_end = at;
+                    self.st = St::SchemaSlash;
                 }
                 b'0'..=b'9' | b'+' | b'-' | b'.' => {}
                 _ if letter => {}
                 _ => return None,
             },
-            St::SchemaSlash | St::SchemaSlashSlash if c != b'/' => return None,
-            St::SchemaSlash => st = St::SchemaSlashSlash,
-            St::SchemaSlashSlash => st = St::HostStart,
+            _ if c != b'/' => return None,
+            St::SchemaSlash => self.st = St::SchemaSlashSlash,
+            _ => self.st = St::HostStart,
+        }
+        Some(())
+    }
+
+    /// sw_host_start to sw_port (and the spaces before a `CONNECT`'s host): a name or an
+    /// `[ip-literal]`, maybe a port, then what [`Self::after_host`] allows.
+    fn host(&mut self, c: u8, at: usize) -> Option<()> {
+        let letter = (c | 0x20).is_ascii_lowercase();
+        match self.st {
             St::SpacesBeforeHost if c == b' ' => {}
-            St::HostStart | St::SpacesBeforeHost if c == b'[' => st = St::IpLiteral,
+            St::HostStart | St::SpacesBeforeHost if c == b'[' => self.st = St::IpLiteral,
             St::HostStart | St::SpacesBeforeHost | St::Host
                 if letter || c.is_ascii_digit() || c == b'.' || c == b'-' =>
             {
-                st = St::Host;
+                self.st = St::Host;
             }
             St::IpLiteral => match c {
-                b']' => st = St::HostEnd,
+                b']' => self.st = St::HostEnd,
                 b'0'..=b'9' | b':' | b'-' | b'.' | b'_' | b'~' => {}
                 b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
                 _ if letter => {}
                 _ => return None,
             },
-            St::Port | St::PortStart if c.is_ascii_digit() => st = St::Port,
-            St::HostStart
-            | St::SpacesBeforeHost
-            | St::Host
-            | St::HostEnd
-            | St::PortStart
-            | St::Port => {
-                let (next, uri) = after_host(c, at, st)?;
-                st = next;
+            St::Port | St::PortStart if c.is_ascii_digit() => self.st = St::Port,
+            _ => {
+                let (next, uri) = self.after_host(c, at)?;
+                self.st = next;
                 match uri {
-                    Some((start, empty)) => (uri_start, empty_path) = (start, empty),
+                    Some((start, empty)) => (self.uri_start, self.empty_path) = (start, empty),
                     // No path: nginx points the URI at the `/` after `scheme:`.
-                    None if next == St::HostHttp09 && !connect => {
-                        (uri_start, uri_end) = (schema_end + 1, schema_end + 2)
+                    None if next == St::HostHttp09 && !self.connect => {
+                        (self.uri_start, self.uri_end) = (self.schema_end + 1, self.schema_end + 2)
                     }
                     None => {}
                 }
             }
+        }
+        Some(())
+    }
+
+    /// sw_host_end and sw_port: what may follow the host (`:` only once, before a port), and
+    /// where the URI starts if that begins it (its offset, and whether the path is empty).
+    fn after_host(&self, c: u8, at: usize) -> Option<(St, Option<(usize, bool)>)> {
+        match c {
+            b':' if !matches!(self.st, St::Port | St::PortStart) => Some((self.port, None)),
+            _ if self.connect => {
+                (c == b' ' && self.st == St::Port).then_some((St::HostHttp09, None))
+            }
+            b'/' => Some((St::Uri, Some((at, false)))),
+            // r->empty_path_in_uri, since 1.19.6
+            b'?' if self.rules.query_after_host() => Some((St::Uri, Some((at, true)))),
+            b' ' => Some((St::HostHttp09, None)),
+            _ => None,
+        }
+    }
+
+    /// sw_check_uri, sw_uri and sw_http_09: the URI up to a space, then spaces up to the `H`
+    /// of the version.
+    fn uri_or_version(&mut self, c: u8, at: usize) -> Option<()> {
+        match self.st {
             St::Uri => match c {
                 b' ' => {
-                    uri_end = at;
-                    st = St::Http09;
+                    self.uri_end = at;
+                    self.st = St::Http09;
                 }
-                _ if uri_byte(c) => {}
+                _ if self.uri_byte(c) => {}
                 _ => return None,
             },
-            St::Http09 | St::HostHttp09 => match c {
+            _ => match c {
                 b' ' => {}
                 b'H' => {
-                    proto_start = at;
-                    st = St::Protocol;
-                    break;
+                    self.proto_start = at;
+                    self.st = St::Protocol;
                 }
                 // Before 1.21.1: the spaces were part of the URI (r->space_in_uri).
-                _ if st == St::Http09 && !rules.strict_uri() && uri_byte(c) => st = St::Uri,
+                _ if self.st == St::Http09 && !self.rules.strict_uri() && self.uri_byte(c) => {
+                    self.st = St::Uri
+                }
                 _ => return None,
             },
-            St::Protocol => break,
+        }
+        Some(())
+    }
+
+    /// A byte of the URI (sw_check_uri, sw_uri): NUL never, control bytes not since 1.21.1.
+    fn uri_byte(&self, c: u8) -> bool {
+        match c {
+            0 | b'\r' | b'\n' => false,
+            1..0x20 | 0x7f => !self.rules.strict_uri(),
+            _ => true,
         }
     }
-    let protocol = match st {
-        St::Uri => {
-            uri_end = req.len();
-            None
+
+    /// The parts of the line once read to its end or its version; `None` when nginx rejects it.
+    fn parts(mut self, req: &str, escaped: bool) -> Option<RequestParts<'_>> {
+        let protocol = match self.st {
+            St::Uri => {
+                self.uri_end = req.len();
+                None
+            }
+            St::Http09 | St::HostHttp09 => None,
+            St::Protocol if http1_version(&req[self.proto_start..]) => {
+                Some(&req[self.proto_start..])
+            }
+            _ => return None,
+        };
+        let method = &req[..self.method_end];
+        if protocol.is_none() && method != "GET" {
+            return None; // NGX_HTTP_PARSE_INVALID_09_METHOD
         }
-        St::Http09 | St::HostHttp09 => None,
-        St::Protocol if http1_version(&req[proto_start..]) => Some(&req[proto_start..]),
-        _ => return None,
-    };
-    let method = &req[..method_end];
-    if protocol.is_none() && method != "GET" {
-        return None; // NGX_HTTP_PARSE_INVALID_09_METHOD
+        if self.connect {
+            // sw_http_HTTP: the URI of a `CONNECT` is the `/` of `HTTP/`.
+            (self.uri_start, self.uri_end) = (self.proto_start + 4, self.proto_start + 5);
+        }
+        let uri = &req[self.uri_start..self.uri_end];
+        Some(RequestParts {
+            method: Some(method),
+            uri: complex_uri_ok(uri, escaped, self.empty_path).then_some(uri),
+            protocol,
+        })
     }
-    if connect {
-        // sw_http_HTTP: the URI of a `CONNECT` is the `/` of `HTTP/`.
-        (uri_start, uri_end) = (proto_start + 4, proto_start + 5);
-    }
-    let uri = &req[uri_start..uri_end];
-    Some(RequestParts {
-        method: Some(method),
-        uri: complex_uri_ok(uri, escaped, empty_path).then_some(uri),
-        protocol,
-    })
 }
 
 /// `HTTP/1.` + minor digits, then only spaces (sw_http_H … sw_spaces_after_digit): the major

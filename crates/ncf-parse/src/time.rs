@@ -26,19 +26,43 @@ fn num(b: &[u8]) -> Option<u32> {
     })
 }
 
-fn civil_ms(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
-    let days_in_month = match mo {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if d == 0 || d > days_in_month || h > 23 || mi > 59 || s > 60 {
-        return None;
+/// A date and a time of day as a log line writes them, in no particular zone.
+#[derive(Debug, Clone, Copy)]
+struct Civil {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    /// Up to 60 (a leap second).
+    second: u32,
+}
+
+impl Civil {
+    /// Milliseconds since 1970-01-01 00:00:00 of this date and time read as UTC; `None` for a
+    /// date or time that does not exist.
+    fn ms(self) -> Option<i64> {
+        let Civil {
+            year: y,
+            month: mo,
+            day: d,
+            hour: h,
+            minute: mi,
+            second: s,
+        } = self;
+        let days_in_month = match mo {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if d == 0 || d > days_in_month || h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let days = days_from_civil(i64::from(y), mo, d);
+        Some(((days * 86_400) + i64::from(h * 3600 + mi * 60 + s)) * 1000)
     }
-    let days = days_from_civil(i64::from(y), mo, d);
-    Some(((days * 86_400) + i64::from(h * 3600 + mi * 60 + s)) * 1000)
 }
 
 /// `+HHMM`, `-HHMM`, `+HH:MM` or `Z` → offset in seconds east of UTC.
@@ -77,14 +101,15 @@ pub fn parse_time_local(s: &str) -> Option<i64> {
         return None;
     }
     let mon = MONTHS.iter().position(|m| &b[3..6] == *m)? as u32 + 1;
-    let ms = civil_ms(
-        num(&b[7..11])?,
-        mon,
-        num(&b[0..2])?,
-        num(&b[12..14])?,
-        num(&b[15..17])?,
-        num(&b[18..20])?,
-    )?;
+    let ms = Civil {
+        year: num(&b[7..11])?,
+        month: mon,
+        day: num(&b[0..2])?,
+        hour: num(&b[12..14])?,
+        minute: num(&b[15..17])?,
+        second: num(&b[18..20])?,
+    }
+    .ms()?;
     Some(ms - offset_secs(&b[21..])? * 1000)
 }
 
@@ -100,14 +125,15 @@ pub fn parse_time_iso8601(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let mut ms = civil_ms(
-        num(&b[0..4])?,
-        num(&b[5..7])?,
-        num(&b[8..10])?,
-        num(&b[11..13])?,
-        num(&b[14..16])?,
-        num(&b[17..19])?,
-    )?;
+    let mut ms = Civil {
+        year: num(&b[0..4])?,
+        month: num(&b[5..7])?,
+        day: num(&b[8..10])?,
+        hour: num(&b[11..13])?,
+        minute: num(&b[14..16])?,
+        second: num(&b[17..19])?,
+    }
+    .ms()?;
     let mut rest = &b[19..];
     if rest.first() == Some(&b'.') {
         let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -168,18 +194,19 @@ impl LocalZone {
         })
     }
 
-    fn to_utc_ms(&self, y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
+    /// The instant of a wall-clock `time` in this zone, in milliseconds since the epoch.
+    fn to_utc_ms(&self, time: Civil) -> Option<i64> {
         match self {
-            Self::Fixed(off) => Some(civil_ms(y, mo, d, h, mi, s)? - off * 1000),
+            Self::Fixed(off) => Some(time.ms()? - off * 1000),
             Self::Named(tz) => {
-                civil_ms(y, mo, d, h, mi, s)?; // validates the fields
+                time.ms()?; // validates the fields
                 let dt = jiff::civil::DateTime::new(
-                    i16::try_from(y).ok()?,
-                    i8::try_from(mo).ok()?,
-                    i8::try_from(d).ok()?,
-                    i8::try_from(h).ok()?,
-                    i8::try_from(mi).ok()?,
-                    i8::try_from(s.min(59)).ok()?,
+                    i16::try_from(time.year).ok()?,
+                    i8::try_from(time.month).ok()?,
+                    i8::try_from(time.day).ok()?,
+                    i8::try_from(time.hour).ok()?,
+                    i8::try_from(time.minute).ok()?,
+                    i8::try_from(time.second.min(59)).ok()?,
                     0,
                 )
                 .ok()?;
@@ -203,14 +230,14 @@ pub fn parse_error_time(s: &str, zone: &LocalZone) -> Option<i64> {
     {
         return None;
     }
-    zone.to_utc_ms(
-        num(&b[0..4])?,
-        num(&b[5..7])?,
-        num(&b[8..10])?,
-        num(&b[11..13])?,
-        num(&b[14..16])?,
-        num(&b[17..19])?,
-    )
+    zone.to_utc_ms(Civil {
+        year: num(&b[0..4])?,
+        month: num(&b[5..7])?,
+        day: num(&b[8..10])?,
+        hour: num(&b[11..13])?,
+        minute: num(&b[14..16])?,
+        second: num(&b[17..19])?,
+    })
 }
 
 #[cfg(test)]

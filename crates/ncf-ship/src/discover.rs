@@ -13,32 +13,24 @@
 //! refused on its own, with the reason: the others are still followed.
 
 mod files;
+mod log_formats;
+mod reader;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use std::collections::BTreeMap;
-
-use super::nginx_conf::{Defaults, Format, LogFile, Logs, Module, Writes, parse_dump};
+use super::nginx_conf::{Defaults, Logs};
 use super::plan;
 use ncf_core::route::LogKind;
 
 pub use files::{MAX_FILES, ReadError, Sources, glob, read as read_files};
+use log_formats::config_file;
+pub use log_formats::formats;
+pub use reader::{
+    CONF_VAR, How, NGINX_PATH_VARS, NGINX_TIMEOUT, NginxConfig, Overrides, PREFIX_VAR, Reader,
+    read_config,
+};
 pub use watch::{Change, ConfigWatch, MAX_CANDIDATES};
-
-/// How long `nginx -V` or `nginx -T` may take (it reads every configuration file and opens
-/// every log; 11 ms for 50 sites here).
-pub const NGINX_TIMEOUT: Duration = Duration::from_secs(10);
-/// Where nginx's files are when it is not started with its built-in paths: [`CONF_VAR`] and
-/// [`PREFIX_VAR`].
-pub const NGINX_PATH_VARS: [&str; 2] = ["NGINX_CONF", "NGINX_PREFIX"];
-/// nginx's main configuration file, as nginx is started with `-c` (default: `--conf-path`
-/// from `nginx -V`).
-pub const CONF_VAR: &str = NGINX_PATH_VARS[0];
-/// nginx's prefix, as nginx is started with `-p` (default: `--prefix` from `nginx -V`).
-pub const PREFIX_VAR: &str = NGINX_PATH_VARS[1];
 
 /// What the follower follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,228 +97,6 @@ fn kind_of(path: &Path, config: &Result<Logs, String>) -> Result<LogKind, String
 
 fn kind_by_name(path: &Path) -> Option<LogKind> {
     plan::kind_of(&path.file_name()?.to_string_lossy())
-}
-
-/// The `log_format` (as `ACCESS_LOG_FORMAT` takes it) of each followed access log that the
-/// configuration says one http `log_format` writes; and what to report of the others (two
-/// formats in one file, gzip'd logs, stream logs), which are shipped without one.
-pub fn formats(
-    follow: &[(PathBuf, LogKind)],
-    logs: &Logs,
-) -> (BTreeMap<PathBuf, String>, Vec<String>) {
-    let (named, notes) = named_formats(follow, logs);
-    let texts = named.into_iter().map(|(p, f)| (p, f.to_config())).collect();
-    (texts, notes)
-}
-
-/// [`formats`] with each format whole (its name and place, for the log).
-fn named_formats(
-    follow: &[(PathBuf, LogKind)],
-    logs: &Logs,
-) -> (BTreeMap<PathBuf, Format>, Vec<String>) {
-    let mut formats = BTreeMap::new();
-    let mut notes = Vec::new();
-    for (path, kind) in follow {
-        if *kind != LogKind::Access {
-            continue;
-        }
-        let Some(file) = config_file(path, logs) else {
-            continue;
-        };
-        match file.writer().map(|w| &w.writes) {
-            Ok(Writes::Access {
-                module: Module::Http,
-                format,
-                gzip: false,
-            }) => {
-                formats.insert(path.clone(), format.clone());
-            }
-            Ok(Writes::Access { gzip: true, .. }) => notes.push(format!(
-                "{}: nginx writes it gzip'd (access_log … gzip): its segments are not lines, and no format is named",
-                path.display()
-            )),
-            Ok(_) => notes.push(format!(
-                "{}: written by nginx's stream module: no format is named (ACCESS_LOG_FORMAT applies)",
-                path.display()
-            )),
-            Err(conflict) => notes.push(format!(
-                "{conflict}: no format is named (ACCESS_LOG_FORMAT applies)"
-            )),
-        }
-    }
-    (formats, notes)
-}
-
-/// The configuration's entry for a followed path (the path, or the file it leads to).
-fn config_file<'l>(path: &Path, logs: &'l Logs) -> Option<&'l LogFile> {
-    let real = std::fs::canonicalize(path).ok();
-    [Some(path.to_path_buf()), real]
-        .into_iter()
-        .flatten()
-        .find_map(|p| logs.file(&p.to_string_lossy()))
-}
-
-/// Where nginx's files are when it is not started as it was built (`-c`, `-p`): the
-/// [`CONF_VAR`] and [`PREFIX_VAR`] settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Overrides {
-    pub conf: Option<String>,
-    pub prefix: Option<String>,
-}
-
-impl Overrides {
-    /// From the environment (an empty variable counts as unset).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
-        let var = |n: &str| env(n).filter(|v| !v.is_empty());
-        // nginx takes a relative `-p` from its working directory; the follower's may differ,
-        // so it is made absolute here (a relative `-c` is relative to the prefix: kept).
-        let prefix =
-            var(PREFIX_VAR).map(|p| std::path::absolute(&p).map_or(p, |a| a.display().to_string()));
-        Overrides {
-            conf: var(CONF_VAR),
-            prefix,
-        }
-    }
-
-    /// `defaults` as nginx runs with `-p` and `-c` set so.
-    pub fn apply(&self, mut defaults: Defaults) -> Defaults {
-        if let Some(p) = &self.prefix {
-            defaults.prefix = format!("{}/", p.trim_end_matches('/'));
-        }
-        if let Some(c) = &self.conf {
-            defaults.conf_path.clone_from(c);
-        }
-        defaults
-    }
-
-    /// The same as `nginx` flags, for `nginx -T`.
-    fn flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        if let Some(p) = &self.prefix {
-            flags.extend(["-p".to_string(), format!("{}/", p.trim_end_matches('/'))]);
-        }
-        if let Some(c) = &self.conf {
-            flags.extend(["-c".to_string(), c.clone()]);
-        }
-        flags
-    }
-}
-
-/// How the configuration was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum How {
-    /// From its files.
-    Files,
-    /// With `nginx -T`, because the files could not be read (why).
-    NginxT { files_not_read: String },
-}
-
-/// nginx's configuration as read once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub logs: Logs,
-    /// What was read, to notice a change.
-    pub sources: Sources,
-    pub how: How,
-}
-
-impl Config {
-    /// For the log: how many files, from where, and how.
-    pub fn describe(&self, reader: &Reader) -> String {
-        let n = self.sources.files().count();
-        match &self.how {
-            How::Files => format!(
-                "read from {n} file(s) under {} directly",
-                reader.defaults.main_file()
-            ),
-            How::NginxT { files_not_read } => format!(
-                "read with {} -T ({n} file(s)): its files could not be read ({files_not_read})",
-                reader.nginx
-            ),
-        }
-    }
-}
-
-/// How to read nginx's configuration, again whenever it changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reader {
-    /// nginx's binary (for `nginx -T`).
-    pub nginx: String,
-    /// Where nginx runs: `nginx -V`'s compile-time paths with the [`Overrides`].
-    pub defaults: Defaults,
-    pub overrides: Overrides,
-}
-
-impl Reader {
-    /// Asks `nginx -V` where its files are.
-    pub fn new(nginx: &str, overrides: Overrides) -> Result<Self, String> {
-        let version = run(nginx, &["-V".to_string()])?;
-        Ok(Reader {
-            nginx: nginx.to_string(),
-            defaults: overrides.apply(Defaults::from_version_output(&version.stderr)),
-            overrides,
-        })
-    }
-
-    /// The configuration from its files, else from `nginx -T`; an error says why neither.
-    pub fn read(&self) -> Result<Config, String> {
-        let main = self.defaults.main_file();
-        let direct =
-            files::read_dump(&main)
-                .map_err(|e| e.to_string())
-                .and_then(|(dump, sources)| {
-                    let logs = dump.logs(&self.defaults).map_err(|e| e.to_string())?;
-                    Ok(Config {
-                        logs,
-                        sources,
-                        how: How::Files,
-                    })
-                });
-        let why = match direct {
-            Ok(config) => return Ok(config),
-            Err(why) => why,
-        };
-        self.nginx_t()
-            .map(|(logs, sources)| Config {
-                logs,
-                sources,
-                how: How::NginxT {
-                    files_not_read: why.clone(),
-                },
-            })
-            .map_err(|t| format!("{why}; and {t}"))
-    }
-
-    /// `nginx [-p …] [-c …] -T`, parsed.
-    fn nginx_t(&self) -> Result<(Logs, Sources), String> {
-        let nginx = &self.nginx;
-        let mut flags = self.overrides.flags();
-        flags.push("-T".to_string());
-        let dump = run(nginx, &flags)?;
-        if !dump.ok {
-            let why = dump
-                .stderr
-                .lines()
-                .rfind(|l| l.contains("[emerg]") || l.contains("failed"))
-                .unwrap_or("it exited with an error")
-                .trim()
-                .to_string();
-            return Err(format!("{nginx} -T: {why}"));
-        }
-        let parsed = parse_dump(&dump.stdout).map_err(|e| format!("{nginx} -T: {e}"))?;
-        let logs = parsed
-            .logs(&self.defaults)
-            .map_err(|e| format!("{nginx} -T: {e}"))?;
-        Ok((logs, Sources::of_dump(&parsed)))
-    }
-}
-
-/// nginx's log files under its configuration: `nginx -V` for the compiled-in paths, then the
-/// files (or `nginx -T`). An error says why not (no nginx, not allowed to read it, …).
-pub fn read_config(nginx: &str, overrides: Overrides) -> Result<(Reader, Config), String> {
-    let reader = Reader::new(nginx, overrides)?;
-    let config = reader.read()?;
-    Ok((reader, config))
 }
 
 /// A running nginx master process and the main configuration file it was started with.
@@ -414,63 +184,10 @@ pub fn other_configuration(reader: &Reader, masters: &[Master]) -> Option<String
     ))
 }
 
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// `nginx FLAGS`, within [`NGINX_TIMEOUT`] (killed after it).
-fn run(nginx: &str, flags: &[String]) -> Result<Ran, String> {
-    let flag = flags.join(" ");
-    let mut child = Command::new(nginx)
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {nginx} {flag}: {e}"))?;
-    // Read both pipes on their own threads: a dump can be larger than a pipe's buffer.
-    let out = child.stdout.take().map(read_all);
-    let err = child.stderr.take().map(read_all);
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < NGINX_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(5)); // poll for exit
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{nginx} {flag} did not finish within {} s",
-                    NGINX_TIMEOUT.as_secs()
-                ));
-            }
-            Err(e) => return Err(format!("{nginx} {flag}: {e}")),
-        }
-    };
-    let text = |h: Option<std::thread::JoinHandle<String>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
-    };
-    Ok(Ran {
-        ok: status.success(),
-        stdout: text(out),
-        stderr: text(err),
-    })
-}
-
-fn read_all(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::super::nginx_conf::{Defaults, parse_dump};
     use super::*;
 

@@ -34,7 +34,7 @@ use tokio::io::AsyncWriteExt;
 use host::META_LOG_FORMAT;
 use ncf_core::config::read::{Vars, duration, number, parsed, text};
 use ncf_core::route::LogKind;
-use plan::{FileId, HEAD_BYTES, Head, PendingSegment, Position, Seen, SegmentName, Step};
+use plan::{FileId, Gone, HEAD_BYTES, Head, PendingSegment, Position, Seen, SegmentName, Step};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_SEGMENT: u64 = 16 * 1024 * 1024;
@@ -810,9 +810,7 @@ impl Follower {
     /// make one object per line. What arrives meanwhile waits for the next interval.
     async fn ready<U: Uploader>(
         &mut self,
-        up: &U,
-        settings: &Settings,
-        instance_id: &str,
+        dest: &Dest<'_, U>,
         edge: &mut Option<Edge>,
         done: &mut Shipped,
     ) -> Result<Option<Ready>, ShipError> {
@@ -835,73 +833,13 @@ impl Follower {
                     let Some(pos) = self.pos.clone() else {
                         return Ok(None);
                     };
-                    if let Some((copy, f, size)) = self.find_copy(&pos, pos.offset)? {
-                        if size > pos.offset {
-                            tracing::info!(
-                                "{}: truncated in place (copytruncate); shipping bytes {}..{size} from its copy {}",
-                                self.shown,
-                                pos.offset,
-                                copy.display()
-                            );
-                            self.drain_copy(up, settings, instance_id, f, size, done)
-                                .await?;
-                        }
-                        // Shipped from the copy: only what nginx wrote between the copy and
-                        // the truncation can be missing, and nothing tells how much.
-                        self.last_seen = None;
-                        let generation = pos.generation + 1;
-                        self.set(Position::start(pos.file, generation))?;
-                        tracing::info!(
-                            "{}: starting it again at 0 (generation {generation})",
-                            self.shown
-                        );
-                        continue;
-                    }
-                    match lost {
-                        Some(n) => tracing::warn!(
-                            "{}: truncated in place (copytruncate) at offset {}; {n} bytes written after that offset were rotated away before they were shipped",
-                            self.shown,
-                            pos.offset
-                        ),
-                        None => tracing::info!(
-                            "{}: truncated in place (copytruncate); starting it again at 0 (generation {})",
-                            self.shown,
-                            pos.generation + 1
-                        ),
-                    }
-                    self.last_seen = None;
-                    self.set(Position::start(pos.file, pos.generation + 1))?;
+                    self.start_again(pos, lost, dest, done).await?;
                 }
                 Step::Switch { to, gone } => {
                     let Some(pos) = self.pos.clone() else {
                         return Ok(None);
                     };
-                    if let Some(g) = gone {
-                        match g.unshipped {
-                            Some(n) => tracing::warn!(
-                                "{}: LOST {n} bytes: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped and before the rest was",
-                                self.shown,
-                                pos.file.dev,
-                                pos.file.ino,
-                                g.offset
-                            ),
-                            None => tracing::warn!(
-                                "{}: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped: anything nginx wrote to it after that is not shipped",
-                                self.shown,
-                                pos.file.dev,
-                                pos.file.ino,
-                                g.offset
-                            ),
-                        }
-                    }
-                    self.handle = None;
-                    self.last_seen = None;
-                    self.set(Position::start(to, pos.generation + 1))?;
-                    tracing::info!(
-                        "{}: following the new file from 0 (generation {})",
-                        self.shown,
-                        pos.generation + 1
-                    );
+                    self.switch(pos, to, gone)?;
                 }
                 Step::Read { from, to, finished } => {
                     // A finished file no longer grows: its end bounds the pass by itself.
@@ -922,6 +860,86 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// The followed file was truncated in place (`copytruncate`) at `pos`: ships the rest from
+    /// its copy when the copy is found, then starts the file again at 0 with the next
+    /// generation. `lost`: bytes known to have been written after the position and rotated
+    /// away unshipped.
+    async fn start_again<U: Uploader>(
+        &mut self,
+        pos: Position,
+        lost: Option<u64>,
+        dest: &Dest<'_, U>,
+        done: &mut Shipped,
+    ) -> Result<(), ShipError> {
+        if let Some((copy, f, size)) = self.find_copy(&pos, pos.offset)? {
+            if size > pos.offset {
+                tracing::info!(
+                    "{}: truncated in place (copytruncate); shipping bytes {}..{size} from its copy {}",
+                    self.shown,
+                    pos.offset,
+                    copy.display()
+                );
+                self.drain_copy(dest, f, size, done).await?;
+            }
+            // Shipped from the copy: only what nginx wrote between the copy and the
+            // truncation can be missing, and nothing tells how much.
+            self.last_seen = None;
+            let generation = pos.generation + 1;
+            self.set(Position::start(pos.file, generation))?;
+            tracing::info!(
+                "{}: starting it again at 0 (generation {generation})",
+                self.shown
+            );
+            return Ok(());
+        }
+        match lost {
+            Some(n) => tracing::warn!(
+                "{}: truncated in place (copytruncate) at offset {}; {n} bytes written after that offset were rotated away before they were shipped",
+                self.shown,
+                pos.offset
+            ),
+            None => tracing::info!(
+                "{}: truncated in place (copytruncate); starting it again at 0 (generation {})",
+                self.shown,
+                pos.generation + 1
+            ),
+        }
+        self.last_seen = None;
+        self.set(Position::start(pos.file, pos.generation + 1))
+    }
+
+    /// The followed file (at `pos`) is done: follows `to` from 0 with the next generation,
+    /// after saying what was lost when the old file was `gone` before it was shipped to its end.
+    fn switch(&mut self, pos: Position, to: FileId, gone: Option<Gone>) -> Result<(), ShipError> {
+        if let Some(g) = gone {
+            match g.unshipped {
+                Some(n) => tracing::warn!(
+                    "{}: LOST {n} bytes: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped and before the rest was",
+                    self.shown,
+                    pos.file.dev,
+                    pos.file.ino,
+                    g.offset
+                ),
+                None => tracing::warn!(
+                    "{}: the file it named (device {:x}, inode {}) was rotated away (compressed or deleted) after byte {} was shipped: anything nginx wrote to it after that is not shipped",
+                    self.shown,
+                    pos.file.dev,
+                    pos.file.ino,
+                    g.offset
+                ),
+            }
+        }
+        self.handle = None;
+        self.last_seen = None;
+        self.set(Position::start(to, pos.generation + 1))?;
+        tracing::info!(
+            "{}: following the new file from 0 (generation {})",
+            self.shown,
+            pos.generation + 1
+        );
+        Ok(())
     }
 
     /// Saves the plan: bytes from the position to `end` go to `key` (written before the put,
@@ -963,20 +981,15 @@ impl Follower {
     /// `pending` bytes available; the bytes shipped (0: only a partial line is there).
     async fn ship_segment<U: Uploader>(
         &mut self,
-        up: &U,
-        settings: &Settings,
-        instance_id: &str,
+        dest: &Dest<'_, U>,
         from: u64,
         pending: u64,
         finished: bool,
     ) -> Result<u64, ShipError> {
-        let want = pending.min(settings.max_segment);
+        let max_segment = dest.settings.max_segment;
+        let want = pending.min(max_segment);
         let data = self.read_at(from, want)?;
-        let n = plan::cut(
-            &data,
-            finished && want == pending,
-            want == settings.max_segment,
-        );
+        let n = plan::cut(&data, finished && want == pending, want == max_segment);
         if n == 0 || self.pos.is_none() {
             return Ok(0);
         }
@@ -986,10 +999,10 @@ impl Follower {
             data: data[..n].to_vec(),
         }];
         let mut one = [&mut *self];
-        let key = object_key(&one, &parts, settings, instance_id);
+        let key = object_key(&one, &parts, dest.settings, dest.instance_id);
         // The plan first, so that a restart sends exactly this segment again.
         one[0].plan(from + n as u64, &key, false)?;
-        ship_object(&mut one, parts, &key, up).await?;
+        ship_object(&mut one, parts, &key, dest.up).await?;
         Ok(n as u64)
     }
 
@@ -1027,9 +1040,7 @@ impl Follower {
     /// Ships the rest of a truncated file from its copy, through the handle, put back after.
     async fn drain_copy<U: Uploader>(
         &mut self,
-        up: &U,
-        settings: &Settings,
-        instance_id: &str,
+        dest: &Dest<'_, U>,
         copy: File,
         size: u64,
         done: &mut Shipped,
@@ -1040,10 +1051,7 @@ impl Follower {
         let live = self.handle.replace((file, copy));
         let mut result = Ok(());
         while let Some(from) = self.pos.as_ref().map(|p| p.offset).filter(|o| *o < size) {
-            match self
-                .ship_segment(up, settings, instance_id, from, size - from, true)
-                .await
-            {
+            match self.ship_segment(dest, from, size - from, true).await {
                 Ok(0) => break,
                 Ok(n) => {
                     done.segments += 1;
@@ -1202,9 +1210,63 @@ pub async fn pass_kind<U: Uploader>(
     instance_id: &str,
     due: bool,
 ) -> KindPass {
+    let dest = Dest {
+        up,
+        settings,
+        instance_id,
+    };
     let mut pass = KindPass::default();
-    // Files done for this pass: shipped to where the pass first saw them end, or failed.
-    let mut left_out = vec![false; files.len()];
+    let mut state = vec![InPass::default(); files.len()];
+    if !resend_plans(files, up, &mut state, &mut pass).await {
+        return pass;
+    }
+    loop {
+        let ready = ready_files(files, &dest, &mut state, &mut pass).await;
+        let pending: u64 = ready.iter().map(|(_, r)| r.to - r.from).sum();
+        let rotated = ready.iter().any(|(_, r)| r.rotated);
+        if ready.is_empty() || (!due && !rotated && pending < settings.max_segment) {
+            return pass;
+        }
+        let parts = next_parts(files, ready, settings.max_segment, &mut state, &mut pass);
+        if parts.is_empty() {
+            return pass;
+        }
+        match plan_and_ship(files, parts, &dest).await {
+            Ok(s) => pass.shipped.add(s),
+            Err(e) => {
+                pass.errors.push(e);
+                return pass;
+            }
+        }
+    }
+}
+
+/// Where a pass ships to.
+struct Dest<'a, U> {
+    up: &'a U,
+    settings: &'a Settings,
+    instance_id: &'a str,
+}
+
+/// Where one pass is with one of its files.
+#[derive(Debug, Default, Clone)]
+struct InPass {
+    /// Done for this pass: shipped to where the pass first saw it end, or failed.
+    left_out: bool,
+    /// How far this pass reads it.
+    edge: Option<Edge>,
+}
+
+/// Sends the plans saved by a run that stopped again, each under its own key, from exactly
+/// the bytes the files whose plans name that key planned. False when an upload failed (the
+/// pass ends); a file whose planned bytes cannot be read is left out of the pass with the
+/// others of its plan.
+async fn resend_plans<U: Uploader>(
+    files: &mut [&mut Follower],
+    up: &U,
+    state: &mut [InPass],
+    pass: &mut KindPass,
+) -> bool {
     let mut planned: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, f) in files.iter().enumerate() {
         if let Some(p) = f.pos.as_ref().and_then(|p| p.pending.as_ref()) {
@@ -1227,7 +1289,7 @@ pub async fn pass_kind<U: Uploader>(
                     // find the object there and move it past bytes that are not in it.
                     pass.errors.push(e);
                     for &j in &members {
-                        left_out[j] = true;
+                        state[j].left_out = true;
                     }
                     continue 'plans;
                 }
@@ -1241,95 +1303,100 @@ pub async fn pass_kind<U: Uploader>(
             Ok(s) => pass.shipped.add(s),
             Err(e) => {
                 pass.errors.push(e);
-                return pass;
+                return false;
             }
         }
     }
-    let mut edges: Vec<Option<Edge>> = vec![None; files.len()];
-    loop {
-        let mut ready = Vec::new();
-        for i in 0..files.len() {
-            if left_out[i] {
-                continue;
-            }
-            match files[i]
-                .ready(up, settings, instance_id, &mut edges[i], &mut pass.shipped)
-                .await
-            {
-                Ok(Some(r)) => ready.push((i, r)),
-                // Nothing to read when this pass looked: what nginx writes to it meanwhile
-                // waits for the next pass, as for a file shipped to its edge.
-                Ok(None) => left_out[i] = true,
-                Err(e) => {
-                    left_out[i] = true;
-                    pass.errors.push(e);
-                }
-            }
+    true
+}
+
+/// The files of the pass that have bytes to read now ([`Follower::ready`]), in no particular
+/// order; the others are left out of the rest of the pass.
+async fn ready_files<U: Uploader>(
+    files: &mut [&mut Follower],
+    dest: &Dest<'_, U>,
+    state: &mut [InPass],
+    pass: &mut KindPass,
+) -> Vec<(usize, Ready)> {
+    let mut ready = Vec::new();
+    for (i, at) in state.iter_mut().enumerate() {
+        if at.left_out {
+            continue;
         }
-        let pending: u64 = ready.iter().map(|(_, r)| r.to - r.from).sum();
-        let rotated = ready.iter().any(|(_, r)| r.rotated);
-        if ready.is_empty() || (!due && !rotated && pending < settings.max_segment) {
-            return pass;
-        }
-        ready.sort_by_cached_key(|(i, _)| order(files[*i]));
-        let mut parts: Vec<Part> = Vec::new();
-        let mut budget = settings.max_segment;
-        for (i, r) in ready {
-            if budget == 0 {
-                break;
-            }
-            let pending = r.to - r.from;
-            let want = pending.min(budget);
-            let mut data = match files[i].read_at(r.from, want) {
-                Ok(d) => d,
-                Err(e) => {
-                    left_out[i] = true;
-                    pass.errors.push(e);
-                    continue;
-                }
-            };
-            // A line longer than a segment ships in pieces only as an object of its own.
-            let n = plan::cut(
-                &data,
-                r.finished && want == pending,
-                want == settings.max_segment,
-            );
-            if n == 0 {
-                continue;
-            }
-            data.truncate(n);
-            parts.push(Part {
-                member: i,
-                start: r.from,
-                data,
-            });
-            // Too many formats to name: this file goes into the next object.
-            if parts.len() > 1 && !formats_fit(&formats_of(files, &parts)) {
-                parts.pop();
-                continue;
-            }
-            budget -= n as u64;
-        }
-        if parts.is_empty() {
-            return pass;
-        }
-        let key = object_key(files, &parts, settings, instance_id);
-        // The plans first, so that a restart sends exactly this object again.
-        let bundle = parts.len() > 1;
-        for p in &parts {
-            if let Err(e) = files[p.member].plan(p.end(), &key, bundle) {
-                pass.errors.push(e);
-                return pass;
-            }
-        }
-        match ship_object(files, parts, &key, up).await {
-            Ok(s) => pass.shipped.add(s),
+        match files[i].ready(dest, &mut at.edge, &mut pass.shipped).await {
+            Ok(Some(r)) => ready.push((i, r)),
+            // Nothing to read when this pass looked: what nginx writes to it meanwhile
+            // waits for the next pass, as for a file shipped to its edge.
+            Ok(None) => at.left_out = true,
             Err(e) => {
+                at.left_out = true;
                 pass.errors.push(e);
-                return pass;
             }
         }
     }
+    ready
+}
+
+/// The parts of the next object: complete lines of the `ready` files, in object order, up to
+/// `max_segment` bytes and as many formats as the metadata can name.
+fn next_parts(
+    files: &[&mut Follower],
+    mut ready: Vec<(usize, Ready)>,
+    max_segment: u64,
+    state: &mut [InPass],
+    pass: &mut KindPass,
+) -> Vec<Part> {
+    ready.sort_by_cached_key(|(i, _)| order(files[*i]));
+    let mut parts: Vec<Part> = Vec::new();
+    let mut budget = max_segment;
+    for (i, r) in ready {
+        if budget == 0 {
+            break;
+        }
+        let pending = r.to - r.from;
+        let want = pending.min(budget);
+        let mut data = match files[i].read_at(r.from, want) {
+            Ok(d) => d,
+            Err(e) => {
+                state[i].left_out = true;
+                pass.errors.push(e);
+                continue;
+            }
+        };
+        // A line longer than a segment ships in pieces only as an object of its own.
+        let n = plan::cut(&data, r.finished && want == pending, want == max_segment);
+        if n == 0 {
+            continue;
+        }
+        data.truncate(n);
+        parts.push(Part {
+            member: i,
+            start: r.from,
+            data,
+        });
+        // Too many formats to name: this file goes into the next object.
+        if parts.len() > 1 && !formats_fit(&formats_of(files, &parts)) {
+            parts.pop();
+            continue;
+        }
+        budget -= n as u64;
+    }
+    parts
+}
+
+/// Saves each file's plan for a new object of `parts` (so that a restart sends exactly this
+/// object again), then ships it.
+async fn plan_and_ship<U: Uploader>(
+    files: &mut [&mut Follower],
+    parts: Vec<Part>,
+    dest: &Dest<'_, U>,
+) -> Result<Shipped, ShipError> {
+    let key = object_key(files, &parts, dest.settings, dest.instance_id);
+    let bundle = parts.len() > 1;
+    for p in &parts {
+        files[p.member].plan(p.end(), &key, bundle)?;
+    }
+    ship_object(files, parts, &key, dest.up).await
 }
 
 /// Uploads `parts` (planned under `key`) as one object, the format objects it names first,
@@ -1365,26 +1432,10 @@ async fn ship_object<U: Uploader>(
     let gz = gzip(&body)
         .await
         .map_err(io_error(&files[parts[0].member].path, "gzip a segment"))?;
-    let gz_len = gz.len();
-    for k in formats.keys() {
-        if files.iter().any(|f| f.formats_sent.contains(k)) {
-            continue;
-        }
-        let Some(text) = files.iter().find_map(|f| {
-            f.formats
-                .iter()
-                .find(|(fk, _)| fk == k)
-                .map(|(_, t)| t.clone())
-        }) else {
-            continue;
-        };
-        up.put_format(k, &text).await.map_err(not_shipped)?;
-        for f in files.iter_mut() {
-            if f.formats.iter().any(|(fk, _)| fk == k) {
-                f.formats_sent.insert(k.to_string());
-            }
-        }
-    }
+    let gzipped = gz.len();
+    put_new_formats(files, &formats, up)
+        .await
+        .map_err(not_shipped)?;
     let sources: Vec<Source<'_>> = parts
         .iter()
         .zip(&shown)
@@ -1410,52 +1461,111 @@ async fn ship_object<U: Uploader>(
     for f in files.iter_mut() {
         f.last_ship = Some(now);
     }
-    let lines = memchr::memchr_iter(b'\n', &body).count();
-    match (parts.as_slice(), put) {
-        ([one], Put::Stored { etag }) => tracing::info!(
-            "shipped {} bytes {}..{} ({} bytes, {lines} lines, {gz_len} gzipped) to s3://{}/{key} (ETag {})",
-            shown[0],
-            one.start,
-            one.end(),
-            body.len(),
-            up.bucket(),
-            etag.as_deref().unwrap_or("-")
-        ),
-        ([one], Put::AlreadyThere) => tracing::info!(
-            "{} bytes {}..{} ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving its position); position saved",
-            shown[0],
-            one.start,
-            one.end(),
-            up.bucket()
-        ),
-        (many, put) => {
-            let listed: Vec<String> = many
-                .iter()
-                .zip(&shown)
-                .map(|(p, path)| format!("{path} {}..{}", p.start, p.end()))
-                .collect();
-            match put {
-                Put::Stored { etag } => tracing::info!(
-                    "shipped {} files ({} bytes, {lines} lines, {gz_len} gzipped) to s3://{}/{key} (ETag {}): {}",
-                    many.len(),
-                    body.len(),
-                    up.bucket(),
-                    etag.as_deref().unwrap_or("-"),
-                    listed.join(", ")
-                ),
-                Put::AlreadyThere => tracing::info!(
-                    "{} files ({lines} lines) were already in s3://{}/{key} (uploaded by a run that stopped before saving their positions); positions saved: {}",
-                    many.len(),
-                    up.bucket(),
-                    listed.join(", ")
-                ),
-            }
-        }
-    }
+    let shipped = ShippedObject {
+        key,
+        bucket: up.bucket(),
+        parts: &parts,
+        shown: &shown,
+        bytes: body.len(),
+        lines: memchr::memchr_iter(b'\n', &body).count(),
+        gzipped,
+    };
+    shipped.log(put);
     Ok(Shipped {
         segments: 1,
         bytes: body.len() as u64,
     })
+}
+
+/// Puts the format objects among `formats` that no file has put in this process yet.
+async fn put_new_formats<U: Uploader>(
+    files: &mut [&mut Follower],
+    formats: &plan::ObjectFormats,
+    up: &U,
+) -> Result<(), UploadError> {
+    for k in formats.keys() {
+        if files.iter().any(|f| f.formats_sent.contains(k)) {
+            continue;
+        }
+        let Some(text) = files.iter().find_map(|f| {
+            f.formats
+                .iter()
+                .find(|(fk, _)| fk == k)
+                .map(|(_, t)| t.clone())
+        }) else {
+            continue;
+        };
+        up.put_format(k, &text).await?;
+        for f in files.iter_mut() {
+            if f.formats.iter().any(|(fk, _)| fk == k) {
+                f.formats_sent.insert(k.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An object S3 has, as the log tells of it.
+struct ShippedObject<'a> {
+    key: &'a str,
+    bucket: &'a str,
+    parts: &'a [Part],
+    /// The path of each part's file, as shown.
+    shown: &'a [String],
+    bytes: usize,
+    lines: usize,
+    gzipped: usize,
+}
+
+impl ShippedObject<'_> {
+    /// Logs the object: stored now, or found there from a run that stopped before it saved
+    /// the positions.
+    fn log(&self, put: Put) {
+        let ShippedObject {
+            key,
+            bucket,
+            parts,
+            shown,
+            bytes,
+            lines,
+            gzipped,
+        } = self;
+        match (*parts, put) {
+            ([one], Put::Stored { etag }) => tracing::info!(
+                "shipped {} bytes {}..{} ({bytes} bytes, {lines} lines, {gzipped} gzipped) to s3://{bucket}/{key} (ETag {})",
+                shown[0],
+                one.start,
+                one.end(),
+                etag.as_deref().unwrap_or("-")
+            ),
+            ([one], Put::AlreadyThere) => tracing::info!(
+                "{} bytes {}..{} ({lines} lines) were already in s3://{bucket}/{key} (uploaded by a run that stopped before saving its position); position saved",
+                shown[0],
+                one.start,
+                one.end(),
+            ),
+            (many, put) => {
+                let listed: Vec<String> = many
+                    .iter()
+                    .zip(*shown)
+                    .map(|(p, path)| format!("{path} {}..{}", p.start, p.end()))
+                    .collect();
+                match put {
+                    Put::Stored { etag } => tracing::info!(
+                        "shipped {} files ({bytes} bytes, {lines} lines, {gzipped} gzipped) to s3://{bucket}/{key} (ETag {}): {}",
+                        many.len(),
+                        etag.as_deref().unwrap_or("-"),
+                        listed.join(", ")
+                    ),
+                    Put::AlreadyThere => tracing::info!(
+                        "{} files ({lines} lines) were already in s3://{bucket}/{key} (uploaded by a run that stopped before saving their positions); positions saved: {}",
+                        many.len(),
+                        listed.join(", ")
+                    ),
+                }
+            }
+        }
+    }
 }
 
 // --- the command ---------------------------------------------------------------------------
@@ -1629,55 +1739,15 @@ pub async fn run_watching<U: Uploader>(
     mut watch: Option<discover::ConfigWatch>,
 ) -> Result<ExitCode, String> {
     let _lock = lock_state_dir(&settings.state_dir)?;
-    let mut followers = Vec::new();
-    for (path, kind) in &settings.files {
-        let mut f = Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?;
-        if let Some(text) = settings.log_formats.get(path) {
-            let key = format_key(&settings.prefix, instance_id, text);
-            tracing::info!(
-                "{}: written by {text}, named as s3://{}/{key}",
-                f.shown,
-                up.bucket()
-            );
-            f.set_formats(vec![(key, text.clone())]);
-        }
-        followers.push(f);
-    }
-    // A path that names nothing is said, not taken for "nothing to ship": a typo would
-    // otherwise look like a quiet log for ever.
-    let mut missing = 0;
-    for f in &followers {
-        match f.missing() {
-            None => {}
-            Some(m @ Missing::Directory { .. }) => return Err(m.to_string()),
-            Some(m) if settings.once => {
-                tracing::error!("{m}");
-                missing += 1;
-            }
-            Some(m) => tracing::warn!("{m}; following it from its first line once it appears"),
-        }
-    }
+    let mut followers = open_followers(settings, up.bucket(), instance_id)?;
+    let missing = say_missing(&followers, settings.once)?;
+    let dest = Dest {
+        up,
+        settings,
+        instance_id,
+    };
     if settings.once {
-        let mut failed = missing + settings.refused.len();
-        for kind in [LogKind::Access, LogKind::Error] {
-            let mut group: Vec<&mut Follower> =
-                followers.iter_mut().filter(|f| f.kind == kind).collect();
-            if group.is_empty() {
-                continue;
-            }
-            let pass = pass_kind(&mut group, up, settings, instance_id, true).await;
-            for e in &pass.errors {
-                tracing::error!("{e}");
-            }
-            failed += pass.errors.len();
-            if pass.errors.is_empty() {
-                for f in &group {
-                    if f.shipped == 0 && f.missing().is_none() {
-                        tracing::info!("{}: nothing to ship", f.shown);
-                    }
-                }
-            }
-        }
+        let failed = pass_once(&mut followers, &dest).await + missing + settings.refused.len();
         return Ok(if failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -1697,50 +1767,10 @@ pub async fn run_watching<U: Uploader>(
     let mut failures: u32 = 0;
     loop {
         if let Some(w) = watch.as_mut() {
-            let changes = w.poll(|p| {
-                followers
-                    .iter()
-                    .find(|f| f.path == p)
-                    .and_then(|f| f.position().map(|pos| pos.generation))
-            });
-            for c in changes {
-                let formats = c
-                    .formats
-                    .into_iter()
-                    .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
-                    .collect();
-                if let Some(kind) = c.new {
-                    match Follower::open(&c.path, kind, &settings.state_dir) {
-                        Ok(mut f) => {
-                            f.set_formats(formats);
-                            followers.push(f);
-                        }
-                        Err(e) => tracing::error!("{e}: not followed"),
-                    }
-                } else if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
-                    f.set_formats(formats);
-                }
-            }
+            follow_changes(w, &mut followers, settings, instance_id);
         }
-        let work = async {
-            let mut first_error = None;
-            // The files of one kind go together: one object per kind per interval.
-            for kind in [LogKind::Access, LogKind::Error] {
-                let mut group: Vec<&mut Follower> =
-                    followers.iter_mut().filter(|f| f.kind == kind).collect();
-                if group.is_empty() {
-                    continue;
-                }
-                let due = group.iter().any(|f| f.due(settings.interval));
-                let pass = pass_kind(&mut group, up, settings, instance_id, due).await;
-                if let Some(e) = pass.errors.into_iter().next() {
-                    first_error.get_or_insert(e);
-                }
-            }
-            first_error
-        };
         let error = tokio::select! {
-            e = work => e,
+            e = pass_due(&mut followers, &dest) => e,
             _ = &mut shutdown => {
                 tracing::info!("stopping: an upload in flight is abandoned; its position was not saved and the next start sends the same segment");
                 return Ok(ExitCode::SUCCESS);
@@ -1766,6 +1796,129 @@ pub async fn run_watching<U: Uploader>(
             }
         }
     }
+}
+
+/// A follower for each file of the settings, told the format that writes it when nginx's
+/// configuration says.
+fn open_followers(
+    settings: &Settings,
+    bucket: &str,
+    instance_id: &str,
+) -> Result<Vec<Follower>, String> {
+    let mut followers = Vec::new();
+    for (path, kind) in &settings.files {
+        let mut f = Follower::open(path, *kind, &settings.state_dir).map_err(|e| e.to_string())?;
+        if let Some(text) = settings.log_formats.get(path) {
+            let key = format_key(&settings.prefix, instance_id, text);
+            tracing::info!(
+                "{}: written by {text}, named as s3://{bucket}/{key}",
+                f.shown
+            );
+            f.set_formats(vec![(key, text.clone())]);
+        }
+        followers.push(f);
+    }
+    Ok(followers)
+}
+
+/// Says each path that names nothing, not taking it for "nothing to ship": a typo would
+/// otherwise look like a quiet log for ever. A missing directory is an error; with `once`, so
+/// is each missing file (how many is the answer), else it is followed once it appears.
+fn say_missing(followers: &[Follower], once: bool) -> Result<usize, String> {
+    let mut missing = 0;
+    for f in followers {
+        match f.missing() {
+            None => {}
+            Some(m @ Missing::Directory { .. }) => return Err(m.to_string()),
+            Some(m) if once => {
+                tracing::error!("{m}");
+                missing += 1;
+            }
+            Some(m) => tracing::warn!("{m}; following it from its first line once it appears"),
+        }
+    }
+    Ok(missing)
+}
+
+/// `--once`: one pass over every file, each kind together; the number of errors.
+async fn pass_once<U: Uploader>(followers: &mut [Follower], dest: &Dest<'_, U>) -> usize {
+    let mut failed = 0;
+    for kind in [LogKind::Access, LogKind::Error] {
+        let mut group: Vec<&mut Follower> =
+            followers.iter_mut().filter(|f| f.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let pass = pass_kind(&mut group, dest.up, dest.settings, dest.instance_id, true).await;
+        for e in &pass.errors {
+            tracing::error!("{e}");
+        }
+        failed += pass.errors.len();
+        if pass.errors.is_empty() {
+            for f in &group {
+                if f.shipped == 0 && f.missing().is_none() {
+                    tracing::info!("{}: nothing to ship", f.shown);
+                }
+            }
+        }
+    }
+    failed
+}
+
+/// What changed in nginx's configuration since the last look: new files to follow, and new
+/// candidate formats for the followed ones.
+fn follow_changes(
+    watch: &mut discover::ConfigWatch,
+    followers: &mut Vec<Follower>,
+    settings: &Settings,
+    instance_id: &str,
+) {
+    let changes = watch.poll(|p| {
+        followers
+            .iter()
+            .find(|f| f.path == p)
+            .and_then(|f| f.position().map(|pos| pos.generation))
+    });
+    for c in changes {
+        let formats = c
+            .formats
+            .into_iter()
+            .map(|t| (format_key(&settings.prefix, instance_id, &t), t))
+            .collect();
+        if let Some(kind) = c.new {
+            match Follower::open(&c.path, kind, &settings.state_dir) {
+                Ok(mut f) => {
+                    f.set_formats(formats);
+                    followers.push(f);
+                }
+                Err(e) => tracing::error!("{e}: not followed"),
+            }
+        } else if let Some(f) = followers.iter_mut().find(|f| f.path == c.path) {
+            f.set_formats(formats);
+        }
+    }
+}
+
+/// One pass of the follow loop: the files of one kind go together (one object per kind per
+/// interval), each kind when any of its files is due. The first error, if any.
+async fn pass_due<U: Uploader>(
+    followers: &mut [Follower],
+    dest: &Dest<'_, U>,
+) -> Option<ShipError> {
+    let mut first_error = None;
+    for kind in [LogKind::Access, LogKind::Error] {
+        let mut group: Vec<&mut Follower> =
+            followers.iter_mut().filter(|f| f.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let due = group.iter().any(|f| f.due(dest.settings.interval));
+        let pass = pass_kind(&mut group, dest.up, dest.settings, dest.instance_id, due).await;
+        if let Some(e) = pass.errors.into_iter().next() {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error
 }
 
 #[cfg(test)]

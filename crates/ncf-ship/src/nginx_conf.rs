@@ -27,22 +27,14 @@ use std::fmt;
 use ncf_core::route::LogKind;
 use ncf_parse::format::{COMBINED, Escape};
 
+mod error;
 mod paths;
 mod syntax;
 
+pub use error::{ConfError, FILE_HEADER, MAX_DEPTH, MAX_SPLICES, Origin};
 use paths::{full_name, glob_match, tidy, variables_as_stars};
 use syntax::{ConfFile, Directive, Lexer, split_dump};
 
-/// What `nginx -T` prints before each file it read (`ngx_conf_dump` in src/core/nginx.c),
-/// followed by the file's full path and `:`.
-pub const FILE_HEADER: &str = "# configuration file ";
-/// Blocks and includes nested deeper than this are refused (nginx has no limit, but it would
-/// never finish an include loop; real configurations nest a handful of levels).
-pub const MAX_DEPTH: usize = 64;
-/// Included files read in all (a file included from several places counts each time). Files
-/// that each include several others multiply; nginx would read them all too, but never
-/// finish, so a real dump stays far below this.
-pub const MAX_SPLICES: usize = 100_000;
 /// nginx's own `--prefix` (`auto/options`) when `nginx -V` names none.
 pub const NGINX_PREFIX: &str = "/usr/local/nginx/";
 /// nginx's own `--http-log-path` (relative to the prefix) when `nginx -V` names none.
@@ -51,45 +43,6 @@ pub const NGINX_HTTP_LOG_PATH: &str = "logs/access.log";
 pub const NGINX_ERROR_LOG_PATH: &str = "logs/error.log";
 /// nginx's own `--conf-path` (relative to the prefix) when `nginx -V` names none.
 pub const NGINX_CONF_PATH: &str = "conf/nginx.conf";
-
-/// Where a directive is written: the file as `nginx -T` names it and the 1-based line.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    pub file: String,
-    pub line: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
-    }
-}
-
-/// Why a dump cannot be read. nginx itself refuses such a configuration, so these mean the
-/// text is not the complete output of a successful `nginx -T` (or nginx changed its syntax).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfError {
-    #[error("not the output of `nginx -T`: it does not start with \"{FILE_HEADER}/PATH:\"")]
-    NotADump,
-    #[error("{at}: {what}")]
-    Syntax { at: Origin, what: String },
-    #[error("{at}: invalid number of arguments in \"{directive}\"")]
-    Arguments { at: Origin, directive: String },
-    #[error("{at}: {what}")]
-    Directive { at: Origin, what: String },
-    #[error("{at}: unknown log format \"{name}\"")]
-    UnknownFormat { at: Origin, name: String },
-    #[error("{at}: include \"{pattern}\" names {path}, which the dump does not contain")]
-    MissingInclude {
-        at: Origin,
-        pattern: String,
-        path: String,
-    },
-    #[error("{at}: blocks and includes nested deeper than {MAX_DEPTH} (an include loop?)")]
-    TooDeep { at: Origin },
-    #[error("{at}: more than {MAX_SPLICES} included files read (includes that multiply)")]
-    TooMany { at: Origin },
-}
 
 /// Where nginx puts relative paths and its default logs. These are compile-time values (read
 /// them from `nginx -V` with [`Defaults::from_version_output`]) unless nginx runs with `-p`

@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::{Config, Reader, Sources, config_file, named_formats};
+use super::files::Sources;
+use super::log_formats::{config_file, named_formats};
+use super::reader::{NginxConfig, Reader};
 use crate::nginx_conf::{Format, LogFile, Logs};
 use ncf_core::route::LogKind;
 use ncf_parse::format::LogFormat;
@@ -78,7 +80,12 @@ pub struct ConfigWatch {
 impl ConfigWatch {
     /// Starts from the configuration read at start, for the files followed (`all`: every log
     /// it names, no FILE given).
-    pub fn new(reader: Reader, config: &Config, follow: &[(PathBuf, LogKind)], all: bool) -> Self {
+    pub fn new(
+        reader: Reader,
+        config: &NginxConfig,
+        follow: &[(PathBuf, LogKind)],
+        all: bool,
+    ) -> Self {
         let (now, _) = named_formats(follow, &config.logs);
         let paths = follow
             .iter()
@@ -193,7 +200,7 @@ impl ConfigWatch {
     }
 
     /// A configuration read again: each path's format now, and files named or no longer.
-    fn apply(&mut self, config: &Config, changed: &mut BTreeSet<PathBuf>) {
+    fn apply(&mut self, config: &NginxConfig, changed: &mut BTreeSet<PathBuf>) {
         let (now, notes) = named_formats(&self.follow, &config.logs);
         for note in notes {
             tracing::warn!("{note}");

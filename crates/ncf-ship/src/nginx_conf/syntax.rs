@@ -1,7 +1,7 @@
 //! `nginx -T`'s text → files of directives: the dump cut at its headers, and nginx's own
 //! tokeniser (`ngx_conf_read_token` in src/core/ngx_conf_file.c, the same from 1.18 to 1.30).
 
-use super::{ConfError, FILE_HEADER, MAX_DEPTH, Origin};
+use super::error::{ConfError, FILE_HEADER, MAX_DEPTH, Origin};
 
 /// One directive: its name, its arguments (quotes and escapes removed), its block if it opens
 /// one, and its line.
