@@ -334,70 +334,97 @@ fn parse_context(mut s: &str, at_cap: bool) -> Option<Split<'_>> {
         };
         next_key = k_idx + 1;
         split.ends_closed = false;
-        if let Some(q) = rest.strip_prefix('"') {
-            // A quoted value ends at a `"` followed by the next key or the end of the line.
-            let end = q
-                .match_indices('"')
-                .map(|(i, _)| i)
-                .find(|&i| ends_value(&q[i + 1..], next_key));
-            // At the cap, a closing quote may be followed by the start of the next key alone.
-            let (end, fragment) = match end {
-                Some(end) => (Some(end), false),
-                None if at_cap => {
-                    let keys = &SUFFIX_KEYS[next_key..];
-                    let at = q
-                        .match_indices('"')
-                        .map(|(i, _)| i)
-                        .find(|&i| key_fragment(&q[i + 1..], keys));
-                    (at, at.is_some())
-                }
-                None => (None, false),
-            };
-            match end {
-                Some(end) => {
-                    split.fields.push((key, &q[..end]));
-                    if fragment {
-                        split.cut = true;
-                        return Some(split);
-                    }
-                    split.ends_closed = true;
-                    s = &q[end + 1..];
-                }
-                None => {
-                    if !q.is_empty() {
-                        split.fields.push((key, q));
-                    }
-                    split.cut = true;
-                    return Some(split);
-                }
-            }
-        } else {
-            let mut end = rest
-                .match_indices(", ")
-                .map(|(i, _)| i)
-                .find(|&i| ends_value(&rest[i..], next_key))
-                .unwrap_or(rest.len());
-            if at_cap && end == rest.len() {
-                if rest.is_empty() {
-                    split.cut = true; // cut right after `key: `
-                    return Some(split);
-                }
-                // A value running to the cut may end in the start of the next key.
-                if let Some(i) = rest.rfind(',')
-                    && key_fragment(&rest[i..], &SUFFIX_KEYS[next_key..])
-                {
-                    end = i;
-                    split.cut = true;
-                }
-            }
-            split.fields.push((key, &rest[..end]));
-            if split.cut {
-                return Some(split);
-            }
-            s = &rest[end..];
+        let after = match rest.strip_prefix('"') {
+            Some(q) => quoted_value(&mut split, key, q, next_key, at_cap),
+            None => plain_value(&mut split, key, rest, next_key, at_cap),
+        };
+        match after {
+            Some(after) => s = after,
+            None => return Some(split),
         }
     }
     Some(split)
+}
+
+/// Reads the quoted value of `key` (`q`: the text after its opening quote) into `split`; the
+/// text after it, or `None` where the record was cut.
+fn quoted_value<'a>(
+    split: &mut Split<'a>,
+    key: &'static str,
+    q: &'a str,
+    next_key: usize,
+    at_cap: bool,
+) -> Option<&'a str> {
+    // A quoted value ends at a `"` followed by the next key or the end of the line.
+    let end = q
+        .match_indices('"')
+        .map(|(i, _)| i)
+        .find(|&i| ends_value(&q[i + 1..], next_key));
+    // At the cap, a closing quote may be followed by the start of the next key alone.
+    let (end, fragment) = match end {
+        Some(end) => (Some(end), false),
+        None if at_cap => {
+            let keys = &SUFFIX_KEYS[next_key..];
+            let at = q
+                .match_indices('"')
+                .map(|(i, _)| i)
+                .find(|&i| key_fragment(&q[i + 1..], keys));
+            (at, at.is_some())
+        }
+        None => (None, false),
+    };
+    match end {
+        Some(end) => {
+            split.fields.push((key, &q[..end]));
+            if fragment {
+                split.cut = true;
+                return None;
+            }
+            split.ends_closed = true;
+            Some(&q[end + 1..])
+        }
+        None => {
+            if !q.is_empty() {
+                split.fields.push((key, q));
+            }
+            split.cut = true;
+            None
+        }
+    }
+}
+
+/// Reads the unquoted value of `key` (`rest`: the text after `key: `) into `split`; the text
+/// after it, or `None` where the record was cut.
+fn plain_value<'a>(
+    split: &mut Split<'a>,
+    key: &'static str,
+    rest: &'a str,
+    next_key: usize,
+    at_cap: bool,
+) -> Option<&'a str> {
+    let mut end = rest
+        .match_indices(", ")
+        .map(|(i, _)| i)
+        .find(|&i| ends_value(&rest[i..], next_key))
+        .unwrap_or(rest.len());
+    if at_cap && end == rest.len() {
+        if rest.is_empty() {
+            split.cut = true; // cut right after `key: `
+            return None;
+        }
+        // A value running to the cut may end in the start of the next key.
+        if let Some(i) = rest.rfind(',')
+            && key_fragment(&rest[i..], &SUFFIX_KEYS[next_key..])
+        {
+            end = i;
+            split.cut = true;
+        }
+    }
+    split.fields.push((key, &rest[..end]));
+    if split.cut {
+        return None;
+    }
+    Some(&rest[end..])
 }
 
 fn ends_value(after: &str, next_key: usize) -> bool {
