@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
-use crate::parse::{LogFormat, ParseSettings, RequestLineRules};
+use crate::parse::{LogFormat, ObjectParse, ParseSettings, Parsing, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
 use crate::wiring::production_handler;
@@ -195,7 +195,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         Command::Replay { function, .. } => Some(function.as_deref()),
         _ => None,
     };
-    let mut config = match (writes_as, Config::from_env()) {
+    let config = match (writes_as, Config::from_env()) {
         (Some(function), _) => match settings::forwarder_config(function).await {
             Ok(c) => c,
             Err((code, e)) => {
@@ -244,10 +244,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             log_format,
             nginx_version,
             file,
-        } => {
-            config.parse.request_line = nginx_version;
-            parse_command(config.parse, kind, log_format, file).await
-        }
+        } => parse_command(config.parse, nginx_version, kind, log_format, file).await,
         Command::Ship(args) => match crate::ship::command(args).await {
             Ok(code) => Ok(code),
             Err((code, e)) => {
@@ -264,6 +261,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
 
 async fn parse_command(
     mut parse: ParseSettings,
+    request_line: Option<RequestLineRules>,
     kind: LogKind,
     log_format: Option<String>,
     file: Option<String>,
@@ -299,7 +297,13 @@ async fn parse_command(
         .await
         .map_err(|e| format!("{name}: {e}"))?;
     let plan = render::Plan::default();
-    match render::render(reader, &parse, kind, fallback_ts, std::io::stdout(), plan).await {
+    // The file's own part: the request-line rules of the nginx that wrote it (`--nginx-version`).
+    let object = ObjectParse {
+        request_line,
+        ..ObjectParse::default()
+    };
+    let parsing = Parsing::new(&parse, &object);
+    match render::render(reader, parsing, kind, fallback_ts, std::io::stdout(), plan).await {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e @ render::RenderError::Read { .. }) => Err(format!("{name}: {e}")),
         Err(e) => Err(e.to_string()),

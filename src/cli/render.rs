@@ -16,7 +16,7 @@ use crate::forward::work::{self, Block, QUEUE_PER_WORKER, WorkError};
 use crate::lines::{LineReader, pieces};
 use crate::parse::access::{self, locate, unparsed_event, write_fields};
 use crate::parse::json::{self, ObjectWriter, push_escaped};
-use crate::parse::{LogEvent, OutputFormat, ParseSettings};
+use crate::parse::{LogEvent, OutputFormat, Parsing};
 use crate::route::LogKind;
 use crate::spare::Spare;
 
@@ -39,7 +39,7 @@ pub enum RenderError {
 /// Returns `out` (flushed). On a read error what was read before it is written first.
 pub async fn render<W: Write + Send + 'static>(
     reader: LineReader,
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     kind: LogKind,
     fallback_ts: i64,
     mut out: W,
@@ -74,7 +74,7 @@ fn failed(e: WorkError) -> Result<RenderError, RenderError> {
 /// here only the lines before a block's first time get the time before the block.
 async fn write_access<W: Write>(
     reader: LineReader,
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     fallback_ts: i64,
     out: &mut W,
     plan: Plan,
@@ -84,7 +84,7 @@ async fn write_access<W: Write>(
         .time_var()
         .is_none()
         .then_some(fallback_ts);
-    let job_settings = settings.clone();
+    let (shared, object) = (settings.shared.clone(), settings.object.clone());
     // Output buffers go back to the workers once written.
     let spare = Arc::new(Spare::new(plan.threads.max(1) * QUEUE_PER_WORKER + 2));
     let texts = Arc::clone(&spare);
@@ -96,7 +96,7 @@ async fn write_access<W: Write>(
             ..Rendered::default()
         };
         render_block(
-            &job_settings,
+            Parsing::new(&shared, &object),
             &block.bytes,
             block.max_line,
             fixed_ts,
@@ -115,7 +115,7 @@ async fn write_access<W: Write>(
         leading.clear();
         for mut ev in rendered.leading {
             ev.timestamp = before;
-            write_event(&mut leading, ev, settings.output);
+            write_event(&mut leading, ev, settings.shared.output);
         }
         out.write_all(leading.as_bytes())
             .and_then(|()| out.write_all(rendered.text.as_bytes()))
@@ -133,13 +133,14 @@ async fn write_access<W: Write>(
 /// lines join across block edges), each written as an output line.
 async fn write_events_of<W: Write>(
     reader: LineReader,
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     kind: LogKind,
     fallback_ts: i64,
     out: &mut W,
     plan: Plan,
 ) -> Result<Option<RenderError>, RenderError> {
-    let job = work::Job::new(settings, kind, fallback_ts, 0);
+    let shared = Arc::new(settings.shared.clone());
+    let job = work::Job::new(shared, settings.object.clone(), kind, fallback_ts, 0);
     let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
     let mut joiner = work::Joiner::new(fallback_ts);
     let (mut events, mut text) = (Vec::new(), String::new());
@@ -152,10 +153,10 @@ async fn write_events_of<W: Write>(
                 break;
             }
         }
-        write_events(&mut events, &mut text, settings.output, out)?;
+        write_events(&mut events, &mut text, settings.shared.output, out)?;
     }
     joiner.finish(settings, &mut events);
-    write_events(&mut events, &mut text, settings.output, out)?;
+    write_events(&mut events, &mut text, settings.shared.output, out)?;
     Ok(read_error)
 }
 
@@ -163,7 +164,7 @@ async fn write_events_of<W: Write>(
 #[cfg(test)]
 pub async fn render_lines<W: Write>(
     mut reader: LineReader,
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     kind: LogKind,
     fallback_ts: i64,
     out: W,
@@ -186,10 +187,10 @@ pub async fn render_lines<W: Write>(
                 break;
             }
         }
-        write_events(&mut events, &mut text, settings.output, &mut out)?;
+        write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
     }
     parser.finish(&mut events);
-    write_events(&mut events, &mut text, settings.output, &mut out)?;
+    write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
     let out = out
         .into_inner()
         .map_err(|e| RenderError::Write(e.into_error()))?;
@@ -243,7 +244,7 @@ struct Rendered {
 /// Parses one block of access lines. `fixed_ts` is the timestamp every line gets when the
 /// format has no time variable.
 fn render_block(
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     block: &[u8],
     max_line: usize,
     fixed_ts: Option<i64>,
@@ -267,7 +268,7 @@ fn render_block(
         let fallback = out.last_ts.or(fixed_ts);
         if line.len() > FAST_LINE_MAX {
             let ev = access::parse_line_with(settings, &line, 0, fallback.unwrap_or(0), spans);
-            out.push_slow(ev, fallback.is_some(), settings.output);
+            out.push_slow(ev, fallback.is_some(), settings.shared.output);
             continue;
         }
         match locate(settings, &line, spans) {
@@ -275,7 +276,7 @@ fn render_block(
                 let ts = found.timestamp.or(fixed_ts).unwrap_or(0);
                 out.last_ts = Some(ts);
                 push_head(&mut out.text, ts);
-                match settings.output {
+                match settings.shared.output {
                     OutputFormat::Json => {
                         let mut w = ObjectWriter::nested(&mut out.text);
                         write_fields(settings, &line, spans, found.tail, &mut w);
@@ -287,7 +288,7 @@ fn render_block(
             }
             Err(reason) => {
                 let ev = unparsed_event(settings, &line, 0, fallback.unwrap_or(0), &reason);
-                out.push_slow(ev, fallback.is_some(), settings.output);
+                out.push_slow(ev, fallback.is_some(), settings.shared.output);
             }
         }
     }
@@ -311,7 +312,7 @@ impl Rendered {
 mod tests {
     use super::*;
     use crate::lines::MAX_LINE_BYTES;
-    use crate::parse::LogFormat;
+    use crate::parse::{LogFormat, ParseSettings};
 
     async fn both_roads(
         settings: &ParseSettings,
@@ -326,10 +327,10 @@ mod tests {
                 .unwrap()
                 .with_max_line(max_line)
         };
-        let slow = render_lines(open().await, settings, kind, 42, Vec::new())
+        let slow = render_lines(open().await, settings.into(), kind, 42, Vec::new())
             .await
             .unwrap();
-        let fast = render(open().await, settings, kind, 42, Vec::new(), plan)
+        let fast = render(open().await, settings.into(), kind, 42, Vec::new(), plan)
             .await
             .unwrap();
         (
@@ -486,7 +487,7 @@ mod tests {
         };
         let err = render(
             reader,
-            &ParseSettings::default(),
+            (&ParseSettings::default()).into(),
             LogKind::Access,
             0,
             Broken(10_000),

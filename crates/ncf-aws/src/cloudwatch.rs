@@ -783,7 +783,7 @@ mod tests {
     /// timestamp, another order, another arena, an owned message between them.
     #[test]
     fn runs_of_a_blocks_events_give_the_same_body_as_event_by_event() {
-        use ncf_parse::access::parse_line_into;
+        use ncf_parse::access::{Scratch, parse_line_into};
         use ncf_parse::{OutputFormat, ParseSettings};
         let lines = [
             r#"203.0.113.7 - - [24/Nov/2026:10:00:01 +0000] "GET /a?q="x" HTTP/1.1" 200 612 "-" "curl/8.5.0""#,
@@ -803,14 +803,11 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, line)| {
-                        let (ev, at) = parse_line_into(
-                            &settings,
-                            line,
-                            i as u64 + 1,
-                            7,
-                            &mut spans,
-                            &mut arena,
-                        );
+                        let scratch = Scratch {
+                            spans: &mut spans,
+                            arena: &mut arena,
+                        };
+                        let (ev, at) = parse_line_into(&settings, line, i as u64 + 1, 7, scratch);
                         placed.push(at);
                         ev
                     })

@@ -9,12 +9,14 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-use crate::config::Config;
+use crate::config::{Config, DeliverySettings};
 use crate::event::ObjectRef;
 use crate::event::{EventError, announced_objects};
 use crate::forward::format::FormatCache;
 use crate::forward::lease::Leasing;
-use crate::forward::{Clock, Shared, Stop, TIME_RESERVE, forward_object, stop_by, system_clock};
+use crate::forward::{
+    Clock, Shared, Stages, Stop, TIME_RESERVE, forward_object, stop_by, system_clock,
+};
 use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
 use crate::summary::{ObjectReport, Outcome, Summary};
 
@@ -23,7 +25,10 @@ pub struct Handler<S, K, C = NoCheckpoints> {
     pub source: S,
     pub sink: Arc<K>,
     pub checkpoints: Arc<C>,
-    pub config: Config,
+    /// The configuration's parts the stages of each object are given.
+    stages: Stages,
+    /// Objects and puts at once (`MAX_CONCURRENT_OBJECTS`, `MAX_CONCURRENT_PUTS`).
+    delivery: DeliverySettings,
     clock: Clock,
     /// Leases on objects while they are forwarded (`None`: no exclusion).
     leasing: Option<Leasing>,
@@ -32,13 +37,17 @@ pub struct Handler<S, K, C = NoCheckpoints> {
 }
 
 impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
-    /// A handler without progress records (see [`Handler::with_checkpoints`]).
+    /// A handler without progress records (see [`Handler::with_checkpoints`]). `config` is
+    /// split here, once: the handler keeps the number of objects and puts at once, and each
+    /// stage gets its own part ([`Stages`]); the sink's, the checkpoints' and the leases'
+    /// parts are the edges' (read before this).
     pub fn new(source: S, sink: K, config: Config) -> Self {
         Self {
             source,
             sink: Arc::new(sink),
             checkpoints: Arc::new(NoCheckpoints),
-            config,
+            delivery: config.delivery.clone(),
+            stages: Stages::new(config),
             clock: system_clock(),
             leasing: None,
             formats: Arc::default(),
@@ -53,7 +62,8 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             source: self.source,
             sink: self.sink,
             checkpoints: Arc::new(store),
-            config: self.config,
+            stages: self.stages,
+            delivery: self.delivery,
             clock: self.clock,
             leasing: self.leasing,
             formats: self.formats,
@@ -123,8 +133,8 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             interrupted: Arc::default(),
         });
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
-            .map(|obj| forward_object(&self.source, &shared, &self.config, obj))
-            .buffered(self.config.delivery.max_concurrent_objects)
+            .map(|obj| forward_object(&self.source, &shared, &self.stages, obj))
+            .buffered(self.delivery.max_concurrent_objects)
             .collect()
             .await;
         let mut summary = Summary {
@@ -158,7 +168,7 @@ where
         Shared {
             sink: self.sink.clone(),
             checkpoints: self.checkpoints.clone(),
-            puts: Arc::new(Semaphore::new(self.config.delivery.max_concurrent_puts)),
+            puts: Arc::new(Semaphore::new(self.delivery.max_concurrent_puts)),
             clock: self.clock.clone(),
             stop,
             leasing: self.leasing.clone(),
@@ -187,9 +197,9 @@ where
             .take_while(move |_| std::future::ready(!interrupted.load(Ordering::SeqCst)))
             .map(move |obj| {
                 let shared = shared.clone();
-                async move { forward_object(&self.source, &shared, &self.config, &obj).await }
+                async move { forward_object(&self.source, &shared, &self.stages, &obj).await }
             })
-            .buffer_unordered(self.config.delivery.max_concurrent_objects)
+            .buffer_unordered(self.delivery.max_concurrent_objects)
     }
 }
 

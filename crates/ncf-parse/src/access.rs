@@ -7,47 +7,62 @@ use super::format::{Escape, TimeVar};
 use super::json::{CLOSE_EVENT, InArena, ObjectWriter, open_event, push_message};
 pub use super::request_line::{RequestParts, request_parts, split_request};
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
-use super::{LogEvent, Message, OutputFormat, ParseSettings, unparsed_message};
+use super::{LogEvent, Message, OutputFormat, Parsing, unparsed_message};
 
 /// Parses one access line. Never fails: a line that does not match the format is forwarded raw.
-pub fn parse_line(
-    settings: &ParseSettings,
+pub fn parse_line<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
 ) -> LogEvent {
+    let settings = settings.into();
     parse_line_with(settings, line, line_no, fallback_ts, &mut Vec::new())
 }
 
 /// [`parse_line`] with a reusable buffer for the field ranges (no allocation per line but the
 /// message itself).
-pub fn parse_line_with(
-    settings: &ParseSettings,
+pub fn parse_line_with<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
     spans: &mut Vec<(usize, usize)>,
 ) -> LogEvent {
+    let settings = settings.into();
     let mut arena = String::new();
-    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, spans, &mut arena);
+    let scratch = Scratch {
+        spans,
+        arena: &mut arena,
+    };
+    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, scratch);
     if let Some(at) = at {
         ev.message = Message::in_arena(&Arc::new(arena), at);
     }
     ev
 }
 
-/// [`parse_line_with`] writing the message into `arena`, the buffer a worker shares between the
-/// messages of a block: the event's message is left empty and the second value says where its
-/// text is ([`Message::in_arena`] makes it the event's once the block is done). `None`: the
-/// event has its message already (a line that did not parse) or none (filtered).
-pub fn parse_line_into(
-    settings: &ParseSettings,
+/// The buffers a worker reuses from line to line: the field ranges of the current line, and the
+/// arena the messages of a block are written into, one after another.
+pub struct Scratch<'b> {
+    pub spans: &'b mut Vec<(usize, usize)>,
+    pub arena: &'b mut String,
+}
+
+/// [`parse_line_with`] writing the message into the scratch's `arena`, the buffer a worker
+/// shares between the messages of a block: the event's message is left empty and the second
+/// value says where its text is ([`Message::in_arena`] makes it the event's once the block is
+/// done). `None`: the event has its message already (a line that did not parse) or none
+/// (filtered).
+pub fn parse_line_into<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
-    spans: &mut Vec<(usize, usize)>,
-    arena: &mut String,
+    scratch: Scratch<'_>,
 ) -> (LogEvent, Option<InArena>) {
+    let settings = settings.into();
+    let Scratch { spans, arena } = scratch;
     match locate(settings, line, spans) {
         Ok(found) => {
             let timestamp = found.timestamp.unwrap_or(fallback_ts);
@@ -67,7 +82,7 @@ pub fn parse_line_into(
             // events of a batch are then one run of the arena ([`Message::frame`]).
             let frame = arena.len();
             open_event(arena, timestamp);
-            let mut at = match settings.output {
+            let mut at = match settings.shared.output {
                 OutputFormat::Raw => push_message(arena, line),
                 OutputFormat::Json => {
                     let start = arena.len();
@@ -89,16 +104,17 @@ pub fn parse_line_into(
 }
 
 /// The event of a line that did not parse: forwarded raw with `reason`, at `fallback_ts`.
-pub fn unparsed_event(
-    settings: &ParseSettings,
+pub fn unparsed_event<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
     reason: &str,
 ) -> LogEvent {
+    let settings = settings.into();
     LogEvent {
         timestamp: fallback_ts,
-        message: unparsed_message(settings.output, line, reason, &settings.extra),
+        message: unparsed_message(settings.shared.output, line, reason, &settings.object.extra),
         line: line_no,
         offset: 0,
         parse_failed: true,
@@ -108,16 +124,17 @@ pub fn unparsed_event(
 
 /// What `FILTER_RULES` does to a line that parsed (`spans` located): the fields are the
 /// format's variables as logged (`-` is no value) and the parts of `$request`.
-pub fn filtered(
-    settings: &ParseSettings,
+pub fn filtered<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     spans: &[(usize, usize)],
     line_no: u64,
 ) -> Option<crate::filter::Filtered> {
-    if !settings.rules.any_for(crate::LogKind::Access) {
+    let settings = settings.into();
+    if !settings.shared.rules.any_for(crate::LogKind::Access) {
         return None;
     }
-    let fmt = &settings.access_format;
+    let fmt = settings.access_format;
     let logged = |i: usize| Some(value(line, spans, i)).filter(|v| *v != "-");
     let parts = std::cell::OnceCell::new();
     let parts = || {
@@ -127,7 +144,7 @@ pub fn filtered(
         })
     };
     let [method, uri, protocol] = fmt.derived_keys();
-    settings.rules.decide(
+    settings.shared.rules.decide(
         crate::LogKind::Access,
         |field| {
             if let Some(i) = fmt
@@ -148,7 +165,7 @@ pub fn filtered(
                 None
             }
         },
-        settings.sample_seed,
+        settings.object.sample_seed,
         line_no,
     )
 }
@@ -164,12 +181,13 @@ pub struct Located {
 /// Splits `line` by the format into `spans` and reads its time; `Err` gives why the line does
 /// not parse (it is then forwarded raw). The first half of [`parse_line_with`], for callers that
 /// write the message themselves ([`write_fields`]).
-pub fn locate(
-    settings: &ParseSettings,
+pub fn locate<'a>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<Located, String> {
-    let fmt = &settings.access_format;
+    let settings = settings.into();
+    let fmt = settings.access_format;
     let tail = fmt
         .split_spans(line, spans)
         .map_err(|m| format!("line does not match ACCESS_LOG_FORMAT: {}", m.reason))?;
@@ -211,17 +229,18 @@ fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {
 /// held for it when the format does not have them itself ([`request_parts`]), and any text
 /// after the format. Every key is written at most once. The second half of
 /// [`parse_line_with`].
-pub fn write_fields<B: BorrowMut<String>>(
-    settings: &ParseSettings,
+pub fn write_fields<'a, B: BorrowMut<String>>(
+    settings: impl Into<Parsing<'a>>,
     line: &str,
     spans: &[(usize, usize)],
     tail: usize,
     w: &mut ObjectWriter<B>,
 ) {
-    let fmt = &settings.access_format;
+    let settings = settings.into();
+    let fmt = settings.access_format;
     let derived = fmt.derived();
     // json-compact: the event's timestamp carries the time variable it was read from.
-    let time_var = fmt.time_var().filter(|_| settings.compact);
+    let time_var = fmt.time_var().filter(|_| settings.shared.compact);
     for (i, (var, &(a, b))) in fmt.vars().iter().zip(spans).enumerate() {
         let raw = &line[a..b];
         if !var.write || raw == "-" {
@@ -240,10 +259,10 @@ pub fn write_fields<B: BorrowMut<String>>(
             }
             continue;
         }
-        let parts = (var.request && (derived.any() || settings.compact))
+        let parts = (var.request && (derived.any() || settings.shared.compact))
             .then(|| logged_request_parts(settings, line, spans, value));
         // json-compact: `request` is left out when its parts, in the message, rebuild it.
-        let rebuilt = settings.compact && parts.is_some_and(|p| p.rebuild_exactly(value));
+        let rebuilt = settings.shared.compact && parts.is_some_and(|p| p.rebuild_exactly(value));
         if var.request && (!fmt.writes_request() || rebuilt) {
             // Only its parts (td-agent's names, or json-compact).
         } else if var.numeric {
@@ -268,19 +287,19 @@ pub fn write_fields<B: BorrowMut<String>>(
     if !tail.is_empty() {
         w.str_field_at(fmt.tail_key(), tail);
     }
-    settings.extra.write_to(w);
+    settings.object.extra.write_to(w);
 }
 
 /// [`request_parts`] of `request` (the line's `$request`), with what the line's own `$status`,
 /// `$request_method`, `$request_uri` and `$server_protocol` say, as logged, by the rules of the
 /// object's nginx.
 fn logged_request_parts<'r>(
-    settings: &ParseSettings,
+    settings: Parsing<'_>,
     line: &str,
     spans: &[(usize, usize)],
     request: &'r str,
 ) -> RequestParts<'r> {
-    let fmt = &settings.access_format;
+    let fmt = settings.access_format;
     let logged = |i: Option<usize>| i.map(|i| value(line, spans, i));
     let [m, u, p] = fmt.request_part_vars();
     let own = RequestParts {
@@ -293,7 +312,7 @@ fn logged_request_parts<'r>(
         fmt.escape(),
         logged(fmt.status_var()),
         own,
-        settings.request_line,
+        settings.object.request_line,
     )
 }
 
@@ -319,7 +338,7 @@ fn unescape_json(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LogFormat;
+    use crate::{LogFormat, ObjectParse, ParseSettings};
     use serde_json::{Value, json};
 
     fn settings(fmt: &str) -> ParseSettings {
@@ -740,11 +759,12 @@ mod tests {
             (Some("1.30.4"), false),
             (Some("tengine/2.3.3"), true),
         ] {
-            let settings = ParseSettings {
+            let object = ObjectParse {
                 request_line: RequestLineRules::from_metadata(version),
-                ..ParseSettings::default()
+                ..ObjectParse::default()
             };
-            let ev = parse_line(&settings, line, 1, 0);
+            let settings = ParseSettings::default();
+            let ev = parse_line(Parsing::new(&settings, &object), line, 1, 0);
             assert!(!ev.parse_failed, "{version:?}");
             let msg: Value = serde_json::from_str(&ev.message.text()).unwrap();
             for (k, v) in parts.as_object().unwrap() {
@@ -859,12 +879,15 @@ mod tests {
     fn extra_fields_end_every_json_message_parsed_or_not() {
         use crate::extra::ExtraFields;
         let mut s = settings("combined");
-        s.extra = ExtraFields::parse("instance_id={instance_id},site=shop", &["instance_id"], &[])
-            .unwrap()
-            .render(|_| Some("i-0abc"), |_| None);
+        let object = ObjectParse {
+            extra: ExtraFields::parse("instance_id={instance_id},site=shop", &["instance_id"], &[])
+                .unwrap()
+                .render(|_| Some("i-0abc"), |_| None),
+            ..ObjectParse::default()
+        };
         let good = r#"1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "x""#;
         for line in [good, "junk"] {
-            let ev = parse_line(&s, line, 1, 0);
+            let ev = parse_line(Parsing::new(&s, &object), line, 1, 0);
             let v = unique_keys(&ev.message.text()).unwrap();
             let last: Vec<_> = v.iter().rev().take(2).collect();
             assert_eq!(
@@ -877,6 +900,7 @@ mod tests {
             );
         }
         s.output = OutputFormat::Raw;
-        assert_eq!(parse_line(&s, good, 1, 0).message.text(), good);
+        let raw = parse_line(Parsing::new(&s, &object), good, 1, 0);
+        assert_eq!(raw.message.text(), good);
     }
 }

@@ -10,7 +10,8 @@
 use super::json::ObjectWriter;
 use super::time::parse_error_time;
 use super::{
-    FieldNames, LineParser, LogEvent, Message, OutputFormat, ParseSettings, unparsed_message,
+    FieldNames, LineParser, LogEvent, Message, OutputFormat, ParseSettings, Parsing,
+    unparsed_message,
 };
 use crate::LogKind;
 
@@ -93,8 +94,10 @@ impl Pending {
         self.first_offset
     }
 
-    pub fn into_event(self, settings: &ParseSettings) -> LogEvent {
-        let filtered = if self.failed || !settings.rules.any_for(LogKind::Error) {
+    /// `settings`: a [`Parsing`], or the deployment's [`ParseSettings`] alone.
+    pub fn into_event<'a>(self, settings: impl Into<Parsing<'a>>) -> LogEvent {
+        let settings = settings.into();
+        let filtered = if self.failed || !settings.shared.rules.any_for(LogKind::Error) {
             None
         } else {
             self.filtered(settings)
@@ -103,13 +106,13 @@ impl Pending {
             Message::new("")
         } else if self.failed {
             unparsed_message(
-                settings.output,
+                settings.shared.output,
                 &self.text,
                 "line does not start with an nginx error-log timestamp",
-                &settings.extra,
+                &settings.object.extra,
             )
         } else {
-            match settings.output {
+            match settings.shared.output {
                 OutputFormat::Raw => Message::new(&self.text),
                 OutputFormat::Json => to_json(&self.text, self.head_len, settings),
             }
@@ -126,11 +129,11 @@ impl Pending {
 
     /// What `FILTER_RULES` does to this event: its fields are the level and the message (the
     /// text after `pid#tid: `, continuation lines included).
-    fn filtered(&self, settings: &ParseSettings) -> Option<crate::filter::Filtered> {
+    fn filtered(&self, settings: Parsing<'_>) -> Option<crate::filter::Filtered> {
         let h = header(&self.text[..self.head_len])?;
         let message = &self.text[self.head_len - h.message.len()..];
-        let level_key = level_key(settings.names);
-        settings.rules.decide(
+        let level_key = level_key(settings.shared.names);
+        settings.shared.rules.decide(
             LogKind::Error,
             |f| {
                 if f == level_key {
@@ -141,7 +144,7 @@ impl Pending {
                     None
                 }
             },
-            settings.sample_seed,
+            settings.object.sample_seed,
             self.first_line,
         )
     }
@@ -169,7 +172,7 @@ pub(super) fn push_line(
     line_no: u64,
     offset: u64,
 ) -> Option<LogEvent> {
-    let ts = line_time(line, p.settings);
+    let ts = line_time(line, p.settings.shared);
     match (ts, p.pending.as_mut()) {
         (None, Some(open)) => {
             open.text.push('\n');
@@ -331,70 +334,97 @@ fn parse_context(mut s: &str, at_cap: bool) -> Option<Split<'_>> {
         };
         next_key = k_idx + 1;
         split.ends_closed = false;
-        if let Some(q) = rest.strip_prefix('"') {
-            // A quoted value ends at a `"` followed by the next key or the end of the line.
-            let end = q
-                .match_indices('"')
-                .map(|(i, _)| i)
-                .find(|&i| ends_value(&q[i + 1..], next_key));
-            // At the cap, a closing quote may be followed by the start of the next key alone.
-            let (end, fragment) = match end {
-                Some(end) => (Some(end), false),
-                None if at_cap => {
-                    let keys = &SUFFIX_KEYS[next_key..];
-                    let at = q
-                        .match_indices('"')
-                        .map(|(i, _)| i)
-                        .find(|&i| key_fragment(&q[i + 1..], keys));
-                    (at, at.is_some())
-                }
-                None => (None, false),
-            };
-            match end {
-                Some(end) => {
-                    split.fields.push((key, &q[..end]));
-                    if fragment {
-                        split.cut = true;
-                        return Some(split);
-                    }
-                    split.ends_closed = true;
-                    s = &q[end + 1..];
-                }
-                None => {
-                    if !q.is_empty() {
-                        split.fields.push((key, q));
-                    }
-                    split.cut = true;
-                    return Some(split);
-                }
-            }
-        } else {
-            let mut end = rest
-                .match_indices(", ")
-                .map(|(i, _)| i)
-                .find(|&i| ends_value(&rest[i..], next_key))
-                .unwrap_or(rest.len());
-            if at_cap && end == rest.len() {
-                if rest.is_empty() {
-                    split.cut = true; // cut right after `key: `
-                    return Some(split);
-                }
-                // A value running to the cut may end in the start of the next key.
-                if let Some(i) = rest.rfind(',')
-                    && key_fragment(&rest[i..], &SUFFIX_KEYS[next_key..])
-                {
-                    end = i;
-                    split.cut = true;
-                }
-            }
-            split.fields.push((key, &rest[..end]));
-            if split.cut {
-                return Some(split);
-            }
-            s = &rest[end..];
+        let after = match rest.strip_prefix('"') {
+            Some(q) => quoted_value(&mut split, key, q, next_key, at_cap),
+            None => plain_value(&mut split, key, rest, next_key, at_cap),
+        };
+        match after {
+            Some(after) => s = after,
+            None => return Some(split),
         }
     }
     Some(split)
+}
+
+/// Reads the quoted value of `key` (`q`: the text after its opening quote) into `split`; the
+/// text after it, or `None` where the record was cut.
+fn quoted_value<'a>(
+    split: &mut Split<'a>,
+    key: &'static str,
+    q: &'a str,
+    next_key: usize,
+    at_cap: bool,
+) -> Option<&'a str> {
+    // A quoted value ends at a `"` followed by the next key or the end of the line.
+    let end = q
+        .match_indices('"')
+        .map(|(i, _)| i)
+        .find(|&i| ends_value(&q[i + 1..], next_key));
+    // At the cap, a closing quote may be followed by the start of the next key alone.
+    let (end, fragment) = match end {
+        Some(end) => (Some(end), false),
+        None if at_cap => {
+            let keys = &SUFFIX_KEYS[next_key..];
+            let at = q
+                .match_indices('"')
+                .map(|(i, _)| i)
+                .find(|&i| key_fragment(&q[i + 1..], keys));
+            (at, at.is_some())
+        }
+        None => (None, false),
+    };
+    match end {
+        Some(end) => {
+            split.fields.push((key, &q[..end]));
+            if fragment {
+                split.cut = true;
+                return None;
+            }
+            split.ends_closed = true;
+            Some(&q[end + 1..])
+        }
+        None => {
+            if !q.is_empty() {
+                split.fields.push((key, q));
+            }
+            split.cut = true;
+            None
+        }
+    }
+}
+
+/// Reads the unquoted value of `key` (`rest`: the text after `key: `) into `split`; the text
+/// after it, or `None` where the record was cut.
+fn plain_value<'a>(
+    split: &mut Split<'a>,
+    key: &'static str,
+    rest: &'a str,
+    next_key: usize,
+    at_cap: bool,
+) -> Option<&'a str> {
+    let mut end = rest
+        .match_indices(", ")
+        .map(|(i, _)| i)
+        .find(|&i| ends_value(&rest[i..], next_key))
+        .unwrap_or(rest.len());
+    if at_cap && end == rest.len() {
+        if rest.is_empty() {
+            split.cut = true; // cut right after `key: `
+            return None;
+        }
+        // A value running to the cut may end in the start of the next key.
+        if let Some(i) = rest.rfind(',')
+            && key_fragment(&rest[i..], &SUFFIX_KEYS[next_key..])
+        {
+            end = i;
+            split.cut = true;
+        }
+    }
+    split.fields.push((key, &rest[..end]));
+    if split.cut {
+        return None;
+    }
+    Some(&rest[end..])
 }
 
 fn ends_value(after: &str, next_key: usize) -> bool {
@@ -418,14 +448,14 @@ fn limit_req(message: &str) -> Option<(&str, &str)> {
     Some((excess, zone))
 }
 
-fn to_json(text: &str, head_len: usize, settings: &ParseSettings) -> Message {
+fn to_json(text: &str, head_len: usize, settings: Parsing<'_>) -> Message {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
         return unparsed_message(
             OutputFormat::Json,
             text,
             "not an nginx error-log line",
-            &settings.extra,
+            &settings.object.extra,
         );
     };
     // Continuation lines belong to the message, before nginx's context suffix can be known.
@@ -444,7 +474,7 @@ fn to_json(text: &str, head_len: usize, settings: &ParseSettings) -> Message {
     let truncated = cut || (at_cap && !ends_closed);
     let mut w = ObjectWriter::message(text.len() + 96);
     w.str_field("time", h.time);
-    match settings.names {
+    match settings.shared.names {
         FieldNames::Nginx => w.str_field("level", h.level),
         FieldNames::Fluentd => w.str_field("log_level", h.level),
     }
@@ -453,7 +483,7 @@ fn to_json(text: &str, head_len: usize, settings: &ParseSettings) -> Message {
     if let Some(c) = h.connection {
         w.num_field("connection", c);
     }
-    match settings.names {
+    match settings.shared.names {
         FieldNames::Nginx => w.str_field("message", message),
         // td-agent's regex takes the whole rest of the record, continuation lines included.
         FieldNames::Fluentd => w.str_field("message", &text[head_len - h.body.len()..]),
@@ -468,7 +498,7 @@ fn to_json(text: &str, head_len: usize, settings: &ParseSettings) -> Message {
     if truncated {
         w.bool_field("truncated", true);
     }
-    settings.extra.write_to(&mut w);
+    settings.object.extra.write_to(&mut w);
     w.finish_message()
 }
 

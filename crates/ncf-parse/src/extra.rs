@@ -44,6 +44,9 @@ pub enum ExtraFieldsError {
 pub struct Extra(Vec<(Key, String)>);
 
 impl Extra {
+    /// No fields.
+    pub const NONE: Self = Self(Vec::new());
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

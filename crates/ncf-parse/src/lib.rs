@@ -120,7 +120,9 @@ pub struct LogEvent {
     pub filtered: Option<filter::Filtered>,
 }
 
-/// Settings shared by all parsers; built once at cold start.
+/// The deployment's parse settings: built once at cold start and shared by every object (never
+/// copied per object). What one object adds is its [`ObjectParse`]; a line is parsed with both
+/// ([`Parsing`]).
 #[derive(Debug, Clone)]
 pub struct ParseSettings {
     pub output: OutputFormat,
@@ -130,22 +132,13 @@ pub struct ParseSettings {
     /// event's timestamp was read from (its UTC offset kept as `time_offset` when not zero).
     pub compact: bool,
     /// Compiled with the field names ([`LogFormat::with_names`]): access messages take their
-    /// keys from it.
+    /// keys from it. An object may name its own ([`ObjectParse::access_format`]).
     pub access_format: LogFormat,
     pub error_zone: LocalZone,
     /// The error log's field names (the access format carries its own).
     pub names: FieldNames,
-    /// Fields about the object's source that every JSON message of it gets (`EXTRA_FIELDS`,
-    /// rendered per object; empty in the settings built at cold start).
-    pub extra: extra::Extra,
     /// `FILTER_RULES`, compiled once.
     pub rules: std::sync::Arc<filter::Rules>,
-    /// The object's sample seed ([`filter::object_seed`]; 0 in the settings built at cold start).
-    pub sample_seed: u64,
-    /// How the nginx that wrote the object read request lines, from its `nginx-version`
-    /// metadata; `None` (in the settings built at cold start too) when not known: each line is
-    /// then read by what it proves ([`request_line::split_unknown`]).
-    pub request_line: Option<RequestLineRules>,
 }
 
 impl ParseSettings {
@@ -165,11 +158,81 @@ impl Default for ParseSettings {
             access_format: LogFormat::combined(),
             error_zone: LocalZone::Fixed(0),
             names: FieldNames::Nginx,
-            extra: extra::Extra::default(),
             rules: std::sync::Arc::default(),
-            sample_seed: 0,
-            request_line: None,
         }
+    }
+}
+
+/// What the lines of one object are parsed with beyond the deployment's [`ParseSettings`]:
+/// built per object, from its key and metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectParse {
+    /// Fields about the object's source that every JSON message of it gets (`EXTRA_FIELDS`,
+    /// rendered for the object).
+    pub extra: extra::Extra,
+    /// The object's sample seed ([`filter::object_seed`]).
+    pub sample_seed: u64,
+    /// How the nginx that wrote the object read request lines, from its `nginx-version`
+    /// metadata; `None` when not known: each line is then read by what it proves
+    /// ([`request_line::split_unknown`]).
+    pub request_line: Option<RequestLineRules>,
+    /// The `log_format` the object names ([`object_format`]), used instead of the
+    /// deployment's.
+    pub access_format: Option<LogFormat>,
+}
+
+impl ObjectParse {
+    /// No object part: no extra fields, sample seed 0, request lines read by what they prove,
+    /// the deployment's format.
+    pub const NONE: Self = Self {
+        extra: extra::Extra::NONE,
+        sample_seed: 0,
+        request_line: None,
+        access_format: None,
+    };
+}
+
+/// [`ObjectParse::NONE`], for [`Parsing`]s made from the deployment's settings alone.
+static NO_OBJECT: ObjectParse = ObjectParse::NONE;
+
+/// What a line is parsed with: the deployment's settings, its object's part, and the access
+/// format of the line. Borrowed and `Copy`: made per line at no cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Parsing<'a> {
+    pub shared: &'a ParseSettings,
+    pub object: &'a ObjectParse,
+    /// The object's format ([`ObjectParse::access_format`]), else the deployment's; or the
+    /// candidate a line of an object with several formats is tried with
+    /// ([`Parsing::with_format`]).
+    pub access_format: &'a LogFormat,
+}
+
+impl<'a> Parsing<'a> {
+    pub fn new(shared: &'a ParseSettings, object: &'a ObjectParse) -> Self {
+        Self {
+            shared,
+            object,
+            access_format: object
+                .access_format
+                .as_ref()
+                .unwrap_or(&shared.access_format),
+        }
+    }
+
+    /// The same, for a line in `access_format`.
+    pub fn with_format(self, access_format: &'a LogFormat) -> Self {
+        Self {
+            access_format,
+            ..self
+        }
+    }
+}
+
+/// The deployment's settings alone, with no object part ([`ObjectParse::NONE`]): the `parse`
+/// command's, and tests'.
+impl<'a> From<&'a ParseSettings> for Parsing<'a> {
+    fn from(shared: &'a ParseSettings) -> Self {
+        Self::new(shared, &NO_OBJECT)
     }
 }
 
@@ -197,7 +260,7 @@ pub fn filter_fields(settings: &ParseSettings, kind: LogKind) -> Vec<String> {
 /// Turns the lines of one object into events. Feed every line with [`LineParser::push`], then
 /// call [`LineParser::finish`]; events come out in line order.
 pub struct LineParser<'a> {
-    settings: &'a ParseSettings,
+    settings: Parsing<'a>,
     kind: LogKind,
     /// Timestamp for lines that carry none of their own: the previous event's, at first the
     /// object's LastModified.
@@ -208,9 +271,10 @@ pub struct LineParser<'a> {
 }
 
 impl<'a> LineParser<'a> {
-    pub fn new(settings: &'a ParseSettings, kind: LogKind, fallback_ts: i64) -> Self {
+    /// `settings`: a [`Parsing`], or the deployment's [`ParseSettings`] alone.
+    pub fn new(settings: impl Into<Parsing<'a>>, kind: LogKind, fallback_ts: i64) -> Self {
         Self {
-            settings,
+            settings: settings.into(),
             kind,
             last_ts: fallback_ts,
             pending: None,

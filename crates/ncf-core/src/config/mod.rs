@@ -6,7 +6,8 @@
 //! object's events go), [`Config::parse`] and [`Config::objects`] (how its lines become
 //! messages), [`Config::delivery`] (how much at once, the entity), [`Config::sink`] (the log
 //! groups created, the wait for unanswered puts), [`Config::checkpoints`] and
-//! [`Config::leases`].
+//! [`Config::leases`]. The edges read the last three; the handler splits the rest once
+//! ([`crate::forward::Stages`]).
 
 pub mod delivery;
 pub mod function;
@@ -35,7 +36,8 @@ use read::{Given, Vars, text};
 pub struct Config {
     /// `KEY_PATTERN`, `LOG_GROUP_TEMPLATE`, `LOG_STREAM_TEMPLATE`.
     pub route: Router,
-    /// Settings shared by all parsers.
+    /// The deployment's parse settings, shared by every object (each adds its own part,
+    /// [`ncf_parse::ObjectParse`]).
     pub parse: ParseSettings,
     /// How each object is read and what its messages carry beyond [`Config::parse`].
     pub objects: ObjectSettings,

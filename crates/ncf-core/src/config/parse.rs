@@ -1,9 +1,10 @@
 //! How lines become messages: the parse settings every object shares ([`ParseSettings`]:
 //! output, formats, field names, zone, filter rules) and how each object is read and what its
-//! messages carry beyond them ([`ObjectSettings`]).
+//! messages carry beyond them ([`ObjectSettings`], from which each object's own part,
+//! [`ncf_parse::ObjectParse`], is built).
 
 use crate::route::Router;
-use ncf_parse::extra::{Extra, ExtraFields};
+use ncf_parse::extra::ExtraFields;
 use ncf_parse::{
     FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, filter::Rules, filter_fields,
     message_keys, parse_output,
@@ -51,10 +52,7 @@ pub fn read_parse<F: Fn(&str) -> Option<String>>(
         access_format,
         error_zone,
         names: FieldNames::Nginx,
-        extra: Extra::default(),
         rules: Default::default(),
-        sample_seed: 0,
-        request_line: None,
     }
     .with_names(names);
     // The rules name fields of the formats just read.

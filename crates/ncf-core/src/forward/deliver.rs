@@ -15,12 +15,12 @@ use super::progress::Ledger;
 use super::shared::Shared;
 use crate::batch::{Batch, Batcher, Window, event_size, window};
 use crate::checkpoint::LineRun;
-use crate::config::{Config, EntityKind};
+use crate::config::EntityKind;
 use crate::event::ObjectRef;
 use crate::ports::{CheckpointStore, Entity, LogSink, PutReport, RejectedCounts, SinkError};
 use crate::route::Route;
 use crate::summary::Counters;
-use ncf_parse::LogEvent;
+use ncf_parse::{LogEvent, OutputFormat};
 
 /// How many lines per object and reason are logged by line number (the rest are counted).
 const LOG_SAMPLE: u64 = 5;
@@ -54,9 +54,23 @@ impl Sent {
     }
 }
 
+/// The deliver stage's part of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivering {
+    /// `OUTPUT_FORMAT`: how a message too big for one event is split.
+    pub output: OutputFormat,
+    /// `ENTITY`: what each put names as the source of its events.
+    pub entity: EntityKind,
+    /// `MAX_CONCURRENT_PUTS`: after taking over an expired lease, how many batches its dead
+    /// holder may have had in flight.
+    pub max_concurrent_puts: usize,
+    /// `RETENTION_DAYS`: events older than the retention are not sent.
+    pub retention_days: Option<i32>,
+}
+
 pub(super) struct Deliver<'a, K, C> {
     shared: &'a Shared<K, C>,
-    config: &'a Config,
+    settings: &'a Delivering,
     route: &'a Route,
     obj: &'a ObjectRef,
     /// What was sent, stored and rejected (the reading counters are the read stage's).
@@ -82,7 +96,7 @@ pub(super) struct Deliver<'a, K, C> {
 impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     pub(super) fn new(
         shared: &'a Shared<K, C>,
-        config: &'a Config,
+        settings: &'a Delivering,
         route: &'a Route,
         obj: &'a ObjectRef,
         lease: Option<&Lease>,
@@ -91,16 +105,16 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             verify: lease.is_some_and(|l| l.took_over.is_some()).then_some(0),
             lease_lost: lease.map(|l| l.lost.clone()),
             shared,
-            config,
+            settings,
             route,
             obj,
             counters: Counters::default(),
             by_rule: Vec::new(),
-            batcher: Batcher::new(config.parse.output),
+            batcher: Batcher::new(settings.output),
             ready: Vec::new(),
             in_flight: JoinSet::new(),
             now: (shared.clock)(),
-            entity: match config.delivery.entity {
+            entity: match settings.entity {
                 EntityKind::Ec2Instance => Some(Arc::new(Entity::ec2_instance(&route.instance_id))),
                 EntityKind::None => None,
             },
@@ -119,7 +133,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     /// Takes events in input order: counts and filters them, then hands them to the batcher
     /// (the batches that fill up wait for [`Deliver::send_ready`]).
     pub(super) fn absorb(&mut self, events: &mut Vec<LogEvent>, ledger: &mut Ledger<'_, K, C>) {
-        let (now, retention) = (self.now, self.config.sink.retention_days);
+        let (now, retention) = (self.now, self.settings.retention_days);
         for ev in events.drain(..) {
             if !ledger.wanted(ev.line) {
                 continue; // delivered by an earlier run
@@ -256,7 +270,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         let in_a_row = if found == 0 { in_a_row + 1 } else { 0 };
         // The holder had at most this many puts in flight: past that many batches in a row
         // that it did not store, it stored nothing later either.
-        self.verify = (in_a_row < self.config.delivery.max_concurrent_puts).then_some(in_a_row);
+        self.verify = (in_a_row < self.settings.max_concurrent_puts).then_some(in_a_row);
         if missing.is_empty() {
             return None;
         }

@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, FormatSource};
+use crate::config::{FormatSource, ObjectSettings};
 use crate::event::ObjectRef;
 use crate::ports::{ObjectSource, SourceError};
 use crate::route::LogKind;
-use ncf_parse::LogFormat;
 use ncf_parse::object_format::{
     self, MAX_FORMAT_OBJECT_BYTES, META_LOG_FORMAT, META_LOG_FORMATS, META_PARTS,
     ObjectFormatError, Part,
 };
+use ncf_parse::{FieldNames, LogFormat};
 
 /// Compiled formats a warm process keeps (by content hash: an entry never goes stale). Hosts
 /// rarely have more than a few formats each; past this the oldest entry is dropped (and read
@@ -78,7 +78,7 @@ impl FormatCache {
     }
 }
 
-/// The metadata [`object_formats`] reads.
+/// The metadata [`FormatLookup::object_formats`] reads.
 pub const METADATA: [&str; 3] = [META_LOG_FORMAT, META_LOG_FORMATS, META_PARTS];
 
 /// The formats an access object names (its `ncf-log-format`, or its `ncf-log-formats` and
@@ -92,83 +92,86 @@ pub struct Named {
     pub parts: Vec<Part>,
 }
 
-/// The formats `obj`'s access lines are parsed with when they are not `ACCESS_LOG_FORMAT`: the
-/// ones its metadata (`meta`) names, unless the deployment pins `ACCESS_LOG_FORMAT_SOURCE=config`
-/// or the object is not an access log.
-pub async fn object_formats<'m, S: ObjectSource>(
-    source: &S,
-    cache: &FormatCache,
-    config: &Config,
-    obj: &ObjectRef,
-    kind: LogKind,
-    meta: impl Fn(&str) -> Option<&'m str>,
-) -> Result<Option<Named>, FormatObjectError> {
-    if config.objects.access_format_source == FormatSource::Config || kind != LogKind::Access {
-        return Ok(None);
-    }
-    let (keys, parts) = match (meta(META_LOG_FORMATS), meta(META_LOG_FORMAT)) {
-        (Some(list), _) => {
-            let keys = object_format::decode_formats(list)?;
-            let parts = match meta(META_PARTS) {
-                Some(value) => object_format::decode_parts(value, keys.len())?,
-                None => Vec::new(),
-            };
-            (keys, parts)
-        }
-        (None, Some(one)) => (vec![object_format::decode_meta(one)?], Vec::new()),
-        (None, None) => return Ok(None),
-    };
-    let mut formats = Vec::with_capacity(keys.len());
-    for key in &keys {
-        formats.push(compiled(source, cache, config, obj, key).await?);
-    }
-    Ok(Some(Named {
-        keys,
-        formats,
-        parts,
-    }))
+/// Where the formats objects name are read and kept, and the deployment's settings they are
+/// read with.
+pub struct FormatLookup<'a, S> {
+    /// The log objects' own source: a format object is in the bucket of the log naming it.
+    pub source: &'a S,
+    pub cache: &'a FormatCache,
+    /// `ACCESS_LOG_FORMAT_SOURCE`, and the `EXTRA_FIELDS` no variable of a format may be named.
+    pub objects: &'a ObjectSettings,
+    /// `FIELD_NAMES`: the keys a compiled format gives its variables.
+    pub names: FieldNames,
 }
 
-/// The format object `key` (in `obj`'s bucket), read, checked and compiled once per process.
-async fn compiled<S: ObjectSource>(
-    source: &S,
-    cache: &FormatCache,
-    config: &Config,
-    obj: &ObjectRef,
-    key: &str,
-) -> Result<LogFormat, FormatObjectError> {
-    let hash = object_format::hash_of_key(key)
-        .ok_or_else(|| ObjectFormatError::NotAFormatKey(key.to_string()))?;
-    let cell = cache.cell(hash);
-    let format = cell
-        .get_or_try_init(|| async {
-            let format_obj = ObjectRef::new(obj.bucket.clone(), key.to_string());
-            let body = match source
-                .read_small(&format_obj, MAX_FORMAT_OBJECT_BYTES)
-                .await
-            {
-                Ok(Some(body)) => body,
-                Ok(None) => return Err(ObjectFormatError::TooLarge { key: key.into() }.into()),
-                Err(SourceError::NotFound { .. }) => {
-                    return Err(FormatObjectError::Missing { key: key.into() });
-                }
-                Err(source) => {
-                    return Err(FormatObjectError::Unreadable {
-                        key: key.into(),
-                        source,
-                    });
-                }
-            };
-            let extra = config.objects.extra_fields.names();
-            Ok(object_format::compile(
-                key,
-                &body,
-                config.parse.names,
-                &extra,
-            )?)
-        })
-        .await?;
-    Ok(format.clone())
+impl<S: ObjectSource> FormatLookup<'_, S> {
+    /// The formats `obj`'s access lines are parsed with when they are not `ACCESS_LOG_FORMAT`:
+    /// the ones its metadata (`meta`) names, unless the deployment pins
+    /// `ACCESS_LOG_FORMAT_SOURCE=config` or the object is not an access log.
+    pub async fn object_formats<'m>(
+        &self,
+        obj: &ObjectRef,
+        kind: LogKind,
+        meta: impl Fn(&str) -> Option<&'m str>,
+    ) -> Result<Option<Named>, FormatObjectError> {
+        if self.objects.access_format_source == FormatSource::Config || kind != LogKind::Access {
+            return Ok(None);
+        }
+        let (keys, parts) = match (meta(META_LOG_FORMATS), meta(META_LOG_FORMAT)) {
+            (Some(list), _) => {
+                let keys = object_format::decode_formats(list)?;
+                let parts = match meta(META_PARTS) {
+                    Some(value) => object_format::decode_parts(value, keys.len())?,
+                    None => Vec::new(),
+                };
+                (keys, parts)
+            }
+            (None, Some(one)) => (vec![object_format::decode_meta(one)?], Vec::new()),
+            (None, None) => return Ok(None),
+        };
+        let mut formats = Vec::with_capacity(keys.len());
+        for key in &keys {
+            formats.push(self.compiled(obj, key).await?);
+        }
+        Ok(Some(Named {
+            keys,
+            formats,
+            parts,
+        }))
+    }
+
+    /// The format object `key` (in `obj`'s bucket), read, checked and compiled once per
+    /// process.
+    async fn compiled(&self, obj: &ObjectRef, key: &str) -> Result<LogFormat, FormatObjectError> {
+        let hash = object_format::hash_of_key(key)
+            .ok_or_else(|| ObjectFormatError::NotAFormatKey(key.to_string()))?;
+        let cell = self.cache.cell(hash);
+        let format = cell
+            .get_or_try_init(|| async {
+                let format_obj = ObjectRef::new(obj.bucket.clone(), key.to_string());
+                let body = match self
+                    .source
+                    .read_small(&format_obj, MAX_FORMAT_OBJECT_BYTES)
+                    .await
+                {
+                    Ok(Some(body)) => body,
+                    Ok(None) => return Err(ObjectFormatError::TooLarge { key: key.into() }.into()),
+                    Err(SourceError::NotFound { .. }) => {
+                        return Err(FormatObjectError::Missing { key: key.into() });
+                    }
+                    Err(source) => {
+                        return Err(FormatObjectError::Unreadable {
+                            key: key.into(),
+                            source,
+                        });
+                    }
+                };
+                let extra = self.objects.extra_fields.names();
+                Ok(object_format::compile(key, &body, self.names, &extra)?)
+            })
+            .await?;
+        Ok(format.clone())
+    }
 }
 
 #[cfg(test)]

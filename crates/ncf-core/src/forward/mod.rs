@@ -25,24 +25,60 @@ mod stop;
 pub mod work;
 
 pub use clock::{Clock, epoch_ms, system_clock};
+pub use deliver::Delivering;
 pub use shared::Shared;
 pub use stop::{Stop, StopReason, TIME_RESERVE, stop_by};
+
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
 use crate::checkpoint::ProgressRecord;
-use crate::config::Config;
+use crate::config::{Config, ObjectSettings};
 use crate::event::ObjectRef;
 use crate::ports::{CheckpointError, CheckpointStore, LogSink, ObjectSource, SourceError, Stored};
-use crate::route::Route;
+use crate::route::{Route, Router};
 use crate::summary::{Counters, ObjectReport, Outcome};
 use deliver::Deliver;
 use error::ForwardError;
-use format::Named;
+use format::{FormatLookup, Named};
 use lease::{Lease, NotTaken};
-use ncf_parse::ParseSettings;
+use ncf_parse::{ObjectParse, ParseSettings};
 use progress::{Ledger, Starting};
 use read::{Opened, Opening, Reading};
+
+/// The configuration's parts the stages of an object are given, split once from [`Config`]
+/// (when the handler is built): each stage gets only its own.
+#[derive(Debug)]
+pub struct Stages {
+    /// Where an object's events go.
+    pub route: Router,
+    /// The deployment's parse settings: every object's work stage shares them (not copied).
+    pub parse: Arc<ParseSettings>,
+    /// How each object is read, which format parses it and what its messages carry.
+    pub objects: ObjectSettings,
+    /// The deliver stage's part.
+    pub deliver: Delivering,
+}
+
+impl Stages {
+    /// The stages' parts of `config` (the sink's, the checkpoints' and the leases' are the
+    /// edges', the number of objects and puts at once the handler's).
+    pub fn new(config: Config) -> Self {
+        let deliver = Delivering {
+            output: config.parse.output,
+            entity: config.delivery.entity,
+            max_concurrent_puts: config.delivery.max_concurrent_puts,
+            retention_days: config.sink.retention_days,
+        };
+        Self {
+            route: config.route,
+            parse: Arc::new(config.parse),
+            objects: config.objects,
+            deliver,
+        }
+    }
+}
 
 /// Forwards one object and reports what happened. Never panics on input; an error here affects
 /// only this object. When the decoded key does not exist, the key exactly as the trigger gave
@@ -50,7 +86,7 @@ use read::{Opened, Opening, Reading};
 pub async fn forward_object<S, K, C>(
     source: &S,
     shared: &Shared<K, C>,
-    config: &Config,
+    stages: &Stages,
     obj: &ObjectRef,
 ) -> ObjectReport
 where
@@ -61,7 +97,7 @@ where
     let attempt = |obj| Forwarding {
         source,
         shared,
-        config,
+        stages,
         obj,
     };
     match attempt(obj).forward_key().await {
@@ -97,7 +133,7 @@ enum Early {
 struct Forwarding<'a, S, K, C> {
     source: &'a S,
     shared: &'a Shared<K, C>,
-    config: &'a Config,
+    stages: &'a Stages,
     obj: &'a ObjectRef,
 }
 
@@ -178,7 +214,7 @@ where
         {
             return Err("a lease object (LEASE_PREFIX), not a log".into());
         }
-        self.config.route.route(&obj.key).map_err(|e| {
+        self.stages.route.route(&obj.key).map_err(|e| {
             warn!(bucket = %obj.bucket, key = self.key(), "skipping object: {e}");
             e.to_string()
         })
@@ -235,7 +271,7 @@ where
             start: opened.start,
             ranged: opened.ranged,
             job,
-            skip_binary: self.config.objects.skip_binary,
+            skip_binary: self.stages.objects.skip_binary,
         };
         let run = self.run(reading, ledger, &route, lease).await;
         self.report(report, route, run);
@@ -303,19 +339,19 @@ where
         report: &mut ObjectReport,
     ) -> Result<Option<Named>, Early> {
         let obj = self.obj;
-        let found = format::object_formats(
-            self.source,
-            &self.shared.formats,
-            self.config,
-            obj,
-            route.kind,
-            |name| {
+        let lookup = FormatLookup {
+            source: self.source,
+            cache: &self.shared.formats,
+            objects: &self.stages.objects,
+            names: self.stages.parse.names,
+        };
+        let found = lookup
+            .object_formats(obj, route.kind, |name| {
                 meta.iter()
                     .find(|(m, _)| *m == name)
                     .map(|(_, v)| v.as_str())
-            },
-        )
-        .await;
+            })
+            .await;
         let named = found.map_err(|e| {
             let error = format!(
                 "s3://{}/{}: cannot use its log_format: {e}",
@@ -335,12 +371,14 @@ where
         Ok(named)
     }
 
-    /// What the object's events are parsed with: the settings, with the fields about its
-    /// source, the log_formats it names and the request-line rules of the nginx that wrote it.
+    /// What the object's events are parsed with: the deployment's settings (shared), and the
+    /// object's part: the fields about its source, the log_formats it names and the
+    /// request-line rules of the nginx that wrote it.
     fn job(&self, opened: &Opened, route: &Route, named: Option<Named>) -> work::Job {
-        let (obj, config, object) = (self.obj, self.config, &opened.object);
-        let mut settings = ParseSettings {
-            extra: config
+        let (obj, object) = (self.obj, &opened.object);
+        let parse = ObjectParse {
+            extra: self
+                .stages
                 .objects
                 .extra_fields
                 .render(|g| route.group(g), |m| object.metadata(m)),
@@ -348,20 +386,17 @@ where
             request_line: ncf_parse::RequestLineRules::from_metadata(
                 object.metadata(ncf_parse::request_line::META_NGINX_VERSION),
             ),
-            ..config.parse.clone()
+            access_format: named.as_ref().and_then(|n| n.formats.first().cloned()),
         };
-        let deployment = settings.clone();
-        if let Some(first) = named.as_ref().and_then(|n| n.formats.first()) {
-            settings.access_format = first.clone();
-        }
         let fallback_ts = object
             .last_modified_ms
             .unwrap_or_else(|| (self.shared.clock)());
-        let mut job = work::Job::new(&settings, route.kind, fallback_ts, opened.start.0);
-        if let Some(n) = named.filter(|n| n.formats.len() > 1 || !n.parts.is_empty()) {
-            job = job.with_formats(&deployment, &n.formats, &n.parts);
+        let shared = Arc::clone(&self.stages.parse);
+        let job = work::Job::new(shared, parse, route.kind, fallback_ts, opened.start.0);
+        match named.filter(|n| n.formats.len() > 1 || !n.parts.is_empty()) {
+            Some(n) => job.with_formats(n.formats, n.parts),
+            None => job,
         }
-        job
     }
 
     /// The stages over the opened object: read → deliver, with the ledger beside them.
@@ -375,7 +410,7 @@ where
         lease: Option<&Lease>,
     ) -> Run {
         let (shared, obj) = (self.shared, self.obj);
-        let mut deliver = Deliver::new(shared, self.config, route, obj, lease);
+        let mut deliver = Deliver::new(shared, &self.stages.deliver, route, obj, lease);
         let mut counters = Counters::default();
         let read = read::read_all(reading, obj, &mut deliver, &mut ledger, &mut counters).await;
         // Nothing is sent after this: the last record follows the puts in flight.
@@ -401,7 +436,7 @@ where
     /// The report of an object whose stages ran.
     fn report(&self, report: &mut ObjectReport, route: Route, run: Run) {
         let (obj, key) = (self.obj, self.key());
-        let names = self.config.parse.rules.names();
+        let names = self.stages.parse.rules.names();
         for (i, n) in run.by_rule.iter().enumerate().filter(|(_, n)| **n > 0) {
             if let Some(name) = names.get(i) {
                 report.filtered_by_rule.insert(name.clone(), *n);

@@ -6,6 +6,8 @@
 //! before it are delivered first, then the object fails with the offset. Duplicates are
 //! preferred to loss, and nothing after the damage can be read anyway.
 
+use std::sync::Arc;
+
 use tracing::warn;
 
 use super::deliver::Deliver;
@@ -178,13 +180,16 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
     }
     // Where reading stands: every line before it has been parsed and handed over.
     let mut at = (reader.next_line_no(), reader.bytes());
-    // The object's own settings (its extra fields): the joiner finishes events with them too.
-    let settings = job.settings.clone();
+    // The joiner finishes events with the object's settings too (its extra fields).
+    let job = Arc::new(job);
     let plan = work::Plan {
         block_bytes: work::FORWARD_BLOCK_BYTES,
         ..work::Plan::default()
     };
-    let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
+    let worker_job = Arc::clone(&job);
+    let mut blocks = work::ordered(reader, plan, move |block| {
+        work::parse_block(&worker_job, block)
+    });
     let mut joiner = work::Joiner::new(fallback_ts);
     let mut events: Vec<LogEvent> = Vec::new();
     let mut read_error = None;
@@ -200,14 +205,14 @@ pub(super) async fn read_all<K: LogSink + 'static, C: CheckpointStore + 'static>
         let parsed = done.output;
         count(counters, &parsed, done.end_offset);
         at = (done.end_line, done.end_offset);
-        joiner.join(&settings, parsed, &mut events);
+        joiner.join(job.parsing(), parsed, &mut events);
         deliver.absorb(&mut events, ledger);
         let (line, offset) = joiner.held().unwrap_or(at);
         ledger.read_to(line, offset);
         deliver.send_ready(ledger).await?;
     }
     drop(blocks);
-    joiner.finish(&settings, &mut events);
+    joiner.finish(job.parsing(), &mut events);
     deliver.absorb(&mut events, ledger);
     ledger.read_to(at.0, at.1);
     deliver.finish(ledger).await?;

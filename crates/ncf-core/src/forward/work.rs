@@ -31,7 +31,10 @@ use crate::spare::Spare;
 use ncf_parse::error::{self, Pending};
 use ncf_parse::json::InArena;
 use ncf_parse::object_format::{self, Candidate, Part};
-use ncf_parse::{LineParser, LogEvent, LogFormat, Message, OutputFormat, ParseSettings, access};
+use ncf_parse::{
+    LineParser, LogEvent, LogFormat, Message, ObjectParse, OutputFormat, ParseSettings, Parsing,
+    access,
+};
 
 /// Input handed to a worker at a time by the `parse` command: big enough that hand-offs cost
 /// nothing.
@@ -238,7 +241,10 @@ impl<T> Drop for Ordered<T> {
 /// What every block of one object is parsed with.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub settings: ParseSettings,
+    /// The deployment's settings, shared by every object (not copied).
+    pub shared: Arc<ParseSettings>,
+    /// What this object adds to them.
+    pub object: Arc<ObjectParse>,
     pub kind: LogKind,
     /// The timestamp of every access line when the format has no time variable.
     pub fixed_ts: Option<i64>,
@@ -247,7 +253,7 @@ pub struct Job {
     /// The object's time for lines whose format has no time variable.
     pub fallback_ts: i64,
     /// An object whose lines may be in several formats ([`Job::with_formats`]); `None`: every
-    /// line is in `settings`' format.
+    /// line is in the object's format ([`Job::parsing`]).
     pub formats: Option<Arc<Formats>>,
 }
 
@@ -255,38 +261,45 @@ pub struct Job {
 /// (its `ncf-log-formats` and `ncf-parts` metadata).
 #[derive(Debug)]
 pub struct Formats {
-    /// One per named format, in the metadata's order, then the deployment's (`-`).
-    settings: Vec<ParseSettings>,
+    /// One per named format, in the metadata's order (the deployment's, `-`, is the job's).
+    formats: Vec<LogFormat>,
     parts: Vec<Part>,
 }
 
 impl Formats {
-    /// The settings of each candidate of the line at `offset`, in preference order.
-    fn candidates_at(&self, offset: u64) -> impl Iterator<Item = &ParseSettings> {
-        let named = self.settings.len() - 1;
+    /// The format of each candidate of the line at `offset`, in preference order;
+    /// `deployment`'s for `-`.
+    fn candidates_at<'f>(
+        &'f self,
+        offset: u64,
+        deployment: &'f LogFormat,
+    ) -> impl Iterator<Item = &'f LogFormat> {
+        let named = self.formats.len();
         object_format::candidates_at(&self.parts, named, offset)
             .into_iter()
             .map(move |c| match c {
-                Candidate::Named(i) => &self.settings[i.min(named)],
-                Candidate::Default => &self.settings[named],
+                Candidate::Named(i) => self.formats.get(i).unwrap_or(deployment),
+                Candidate::Default => deployment,
             })
     }
 }
 
 impl Job {
     pub fn new(
-        settings: &ParseSettings,
+        shared: Arc<ParseSettings>,
+        object: ObjectParse,
         kind: LogKind,
         fallback_ts: i64,
         skip_before: u64,
     ) -> Self {
-        let fixed_ts = settings
+        let fixed_ts = Parsing::new(&shared, &object)
             .access_format
             .time_var()
             .is_none()
             .then_some(fallback_ts);
         Self {
-            settings: settings.clone(),
+            shared,
+            object: Arc::new(object),
             kind,
             fixed_ts,
             skip_before,
@@ -295,34 +308,23 @@ impl Job {
         }
     }
 
-    /// The job for an object whose lines may be in any of `formats` (with `settings` the
-    /// deployment's, for the `-` candidate), by `parts`: each line is parsed with the first of
-    /// its candidates it matches.
-    pub fn with_formats(
-        mut self,
-        settings: &ParseSettings,
-        formats: &[LogFormat],
-        parts: &[Part],
-    ) -> Self {
-        let variant = |format: &LogFormat| ParseSettings {
-            access_format: format.clone(),
-            ..settings.clone()
-        };
-        let all = formats
-            .iter()
-            .map(variant)
-            .chain([settings.clone()])
-            .collect();
+    /// What the object's lines are parsed with: the deployment's settings, the object's part
+    /// and its format.
+    pub fn parsing(&self) -> Parsing<'_> {
+        Parsing::new(&self.shared, &self.object)
+    }
+
+    /// The job for an object whose lines may be in any of `formats` (or the deployment's, for
+    /// the `-` candidate), by `parts`: each line is parsed with the first of its candidates it
+    /// matches.
+    pub fn with_formats(mut self, formats: Vec<LogFormat>, parts: Vec<Part>) -> Self {
         // Lines whose format has no time take the object's time; the others their own.
         self.fixed_ts = None;
-        self.formats = Some(Arc::new(Formats {
-            settings: all,
-            parts: parts.to_vec(),
-        }));
+        self.formats = Some(Arc::new(Formats { formats, parts }));
         self
     }
 
-    /// The settings `line` (at `offset`) is parsed with: the first of its candidates that it
+    /// What `line` (at `offset`) is parsed with: the first of its candidates that it
     /// matches to its end, else the first it matches with text left after the format (kept as
     /// the tail), else the first (the line does not parse and says why by it). Counted in
     /// `out`: a line parsed with another than its first candidate, and one that two candidates
@@ -333,14 +335,17 @@ impl Job {
         offset: u64,
         spans: &mut Vec<(usize, usize)>,
         out: &mut Parsed,
-    ) -> &'j ParseSettings {
+    ) -> Parsing<'j> {
+        let parsing = self.parsing();
         let Some(formats) = &self.formats else {
-            return &self.settings;
+            return parsing;
         };
-        let mut whole: Option<(usize, &ParseSettings)> = None;
+        let mut whole: Option<(usize, Parsing<'j>)> = None;
         let mut with_tail = None;
         let mut first = None;
-        for (n, candidate) in formats.candidates_at(offset).enumerate() {
+        let deployment = &self.shared.access_format;
+        for (n, format) in formats.candidates_at(offset, deployment).enumerate() {
+            let candidate = parsing.with_format(format);
             first.get_or_insert(candidate);
             match access::locate(candidate, line, spans) {
                 Ok(at) if line[at.tail.min(line.len())..].trim().is_empty() => {
@@ -363,7 +368,7 @@ impl Job {
                 }
                 chosen
             }
-            None => first.unwrap_or(&self.settings),
+            None => first.unwrap_or(parsing),
         }
     }
 }
@@ -420,7 +425,7 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     // and which event's message is where. Room for JSON messages, about 2.3× their lines
     // once escaped: growing the arena would copy it.
     let mut arena = match job.kind {
-        LogKind::Access => String::with_capacity(arena_capacity(&job.settings, bytes.len())),
+        LogKind::Access => String::with_capacity(arena_capacity(&job.shared, bytes.len())),
         LogKind::Error => String::new(),
     };
     let mut placed: Vec<(usize, InArena)> = Vec::new();
@@ -456,9 +461,12 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
                     None if job.formats.is_some() => job.fallback_ts,
                     _ => last_ts.unwrap_or(0),
                 };
-                let (mut ev, at) = access::parse_line_into(
-                    settings, &line, this_line, fallback, &mut spans, &mut arena,
-                );
+                let scratch = access::Scratch {
+                    spans: &mut spans,
+                    arena: &mut arena,
+                };
+                let (mut ev, at) =
+                    access::parse_line_into(settings, &line, this_line, fallback, scratch);
                 if let Some(at) = at {
                     placed.push((out.events.len(), at));
                 }
@@ -472,8 +480,8 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
             }
             LogKind::Error => match parser.as_mut() {
                 Some(p) => p.push_at(&line, this_line, offset, &mut out.events),
-                None if error::line_time(&line, &job.settings).is_some() => {
-                    let mut p = LineParser::new(&job.settings, LogKind::Error, 0);
+                None if error::line_time(&line, &job.shared).is_some() => {
+                    let mut p = LineParser::new(job.parsing(), LogKind::Error, 0);
                     p.push_at(&line, this_line, offset, &mut out.events);
                     parser = Some(p);
                 }
@@ -560,7 +568,15 @@ impl Joiner {
     }
 
     /// Appends the finished events of the next block to `out`, in input order.
-    pub fn join(&mut self, settings: &ParseSettings, mut parsed: Parsed, out: &mut Vec<LogEvent>) {
+    /// `settings`: the object's [`Parsing`] ([`Job::parsing`]), or the deployment's
+    /// [`ParseSettings`] alone.
+    pub fn join<'a>(
+        &mut self,
+        settings: impl Into<Parsing<'a>>,
+        mut parsed: Parsed,
+        out: &mut Vec<LogEvent>,
+    ) {
+        let settings = settings.into();
         if let Some(lead) = parsed.leading.take() {
             match self.carry.as_mut() {
                 Some(open) => open.continue_with(&lead.text),
@@ -604,7 +620,7 @@ impl Joiner {
     }
 
     /// Hands out the event still open, at the end of the input.
-    pub fn finish(&mut self, settings: &ParseSettings, out: &mut Vec<LogEvent>) {
+    pub fn finish<'a>(&mut self, settings: impl Into<Parsing<'a>>, out: &mut Vec<LogEvent>) {
         if let Some(done) = self.carry.take() {
             out.push(done.into_event(settings));
         }
