@@ -43,6 +43,10 @@
 //! `BENCH_PARTS=e2e-gz` for the memory runs of scripts/bench/rss.py). Run one size per process:
 //! peak RSS is per process.
 
+// The forwarder's futures (forward_object inside FuturesOrdered) are deeper than rustc's
+// default layout query limit in a release build.
+#![recursion_limit = "256"]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
