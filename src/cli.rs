@@ -1,4 +1,5 @@
-//! The entry points: the Lambda runtime loop, and the local commands, which run the same code.
+//! The command line: the local commands, which run the code the Lambda runs (the Lambda's own
+//! loop is [`crate::lambda`]).
 //!
 //! ```text
 //! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL [--function NAME]
@@ -16,46 +17,18 @@ mod replay;
 mod settings;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_lambda_events::sqs::SqsBatchResponse;
 use clap::{CommandFactory, Parser, Subcommand};
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
 
-use crate::aws::clients;
 use crate::config::Config;
 use crate::forward::epoch_ms;
-use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::lines::LineReader;
 use crate::parse::{LogFormat, ObjectParse, ParseSettings, Parsing, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
-use crate::wiring::production_handler;
 
-pub use backfill::{BackfillArgs, LogWriter};
+pub use backfill::BackfillArgs;
 pub use nginx_logs::NginxLogsArgs;
-
-/// Logging for the local commands: to stderr, so that stdout carries only the command's
-/// output (and above backfill's progress line on a terminal), at `RUST_LOG`'s level (INFO by
-/// default, as in the Lambda). Each line starts with its UTC time, except under systemd, whose
-/// journal stamps lines itself (`JOURNAL_STREAM` is set for a unit's stderr); the Lambda's lines
-/// carry none either, since CloudWatch stamps them.
-pub fn init_local_tracing() {
-    use lambda_runtime::tracing::subscriber::{EnvFilter, filter::LevelFilter, fmt};
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
-    let logs = fmt()
-        .with_target(false)
-        .with_env_filter(filter)
-        .with_writer(|| LogWriter);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        logs.without_time().init();
-    } else {
-        logs.init();
-    }
-}
 
 /// nginx logs on S3 → CloudWatch Logs.
 ///
@@ -310,76 +283,6 @@ async fn parse_command(
     }
 }
 
-/// The Lambda runtime loop: configuration and clients once, then one handler call per event.
-pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
-    let config = Config::from_env()?;
-    let (s3, logs) = clients().await;
-    let handler = production_handler(config, s3, logs);
-    let handler = &handler;
-    // Once per process: an implausible deadline comes from the runtime (an emulator such as
-    // `cargo lambda watch`), so every invocation of this process has it; one warning says it.
-    let deadline_warned = AtomicBool::new(false);
-    let deadline_warned = &deadline_warned;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Lambda's deadline (ms since the epoch) as an Instant, to stop objects in time.
-        let budget = budget(
-            event.context.deadline,
-            epoch_ms(std::time::SystemTime::now()),
-            std::time::Instant::now(),
-        );
-        if let Budget::Fallback { problem, .. } = &budget
-            && !deadline_warned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                "{problem}; each invocation works for at most {} s instead (warned once per process)",
-                FALLBACK_BUDGET.as_secs()
-            );
-        }
-        let summary = handler
-            .handle_within(&event.payload, budget)
-            .await
-            .map_err(|e| Diagnostic {
-                error_type: "UnrecognisedEvent".into(),
-                error_message: e.to_string(),
-            })?;
-        log_summary(&summary);
-        if summary.from_sqs {
-            // ReportBatchItemFailures: only the failed messages return to the queue.
-            let mut response = SqsBatchResponse::default();
-            for id in &summary.failed_messages {
-                response.add_failure(id.clone());
-            }
-            return serde_json::to_value(&response).map_err(|e| Diagnostic {
-                error_type: "SummaryNotSerialisable".into(),
-                error_message: e.to_string(),
-            });
-        }
-        if summary.has_failures() {
-            // An error makes Lambda retry the invocation (async) or the message (SQS); the
-            // runtime logs it.
-            return Err(Diagnostic {
-                error_type: "ObjectsFailed".into(),
-                error_message: summary.failure_text(),
-            });
-        }
-        serde_json::to_value(&summary).map_err(|e| Diagnostic {
-            error_type: "SummaryNotSerialisable".into(),
-            error_message: e.to_string(),
-        })
-    }))
-    .await
-}
-
-/// One JSON line per invocation on stdout: the summary's fields at top level so that Logs
-/// Insights can query them (`filter objects_failed > 0`), and Embedded Metric Format metrics.
-fn log_summary(summary: &crate::summary::Summary) {
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    println!(
-        "{}",
-        summary.emf_line(&function, epoch_ms(std::time::SystemTime::now()))
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,10 +292,14 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
-    /// The command lines the hand-written parser took before clap, and the new ones.
+    fn ok(s: &str) -> Command {
+        parse_args(&args(s)).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// The command lines the hand-written parser took before clap, and the new ones: replay
+    /// and parse.
     #[test]
-    fn command_lines() {
-        let ok = |s: &str| parse_args(&args(s)).unwrap_or_else(|e| panic!("{s}: {e}"));
+    fn replay_and_parse_lines() {
         assert_eq!(
             ok("replay --event e.json"),
             Command::Replay {
@@ -453,6 +360,11 @@ mod tests {
                 file: None
             }
         );
+    }
+
+    /// ship, backfill, nginx-logs and completions.
+    #[test]
+    fn ship_backfill_and_other_lines() {
         assert_eq!(
             ok("ship --once --interval 5 a/access.log --state-dir=/s error.log"),
             Command::Ship(ShipArgs {
@@ -503,6 +415,11 @@ mod tests {
                 shell: clap_complete::Shell::Bash
             }
         );
+    }
+
+    /// Lines clap refuses, with an error rather than help or the version.
+    #[test]
+    fn bad_lines_are_refused() {
         for bad in [
             "replay",
             "replay --event",

@@ -18,6 +18,8 @@
 )]
 
 pub mod cli;
+pub mod lambda;
+pub mod logging;
 pub mod wiring;
 
 pub use ncf_aws as aws;

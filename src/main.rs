@@ -1,18 +1,18 @@
-//! Cold start only: tracing, configuration, SDK clients, then either the Lambda runtime loop
-//! (when `AWS_LAMBDA_RUNTIME_API` is set) or a local command (`replay`, `parse`, `ship`,
-//! `backfill`).
+//! Cold start only: logging, then either the Lambda runtime loop (when
+//! `AWS_LAMBDA_RUNTIME_API` is set) or a local command (`replay`, `parse`, `ship`, `backfill`,
+//! `nginx-logs`, `completions`). Nothing else happens here: see [`nginx_cloudwatch_forwarder`].
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::ExitCode;
 
-use nginx_cloudwatch_forwarder::cli;
+use nginx_cloudwatch_forwarder::{cli, lambda, logging};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        lambda_runtime::tracing::init_default_subscriber();
-        match cli::run_lambda().await {
+    if lambda::in_lambda() {
+        logging::init_lambda();
+        match lambda::run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");
@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        cli::init_local_tracing();
+        logging::init_local();
         cli::run(std::env::args().skip(1).collect()).await
     }
 }

@@ -91,15 +91,11 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
         let sqs = crate::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(
             &crate::aws::shared_config().await,
         ));
-        return enqueue(
-            &sqs,
-            queue,
-            &args.target.bucket,
-            plan,
-            &interrupted,
-            &mut status,
-        )
-        .await;
+        let run = Run {
+            interrupted: &interrupted,
+            status: &mut status,
+        };
+        return enqueue(&sqs, queue, &args.target.bucket, plan, run).await;
     }
     let handler = production_handler(config, source.client(), logs);
     forward_here(
@@ -317,20 +313,10 @@ async fn recorded(checkpoints: &ConfiguredCheckpoints, bucket: &str, obj: &Liste
     }
 }
 
-/// Sends one notification per object to `queue`, [`SQS_MAX_BATCH`] per call.
-async fn enqueue(
-    sqs: &impl MessageQueue,
-    queue: &str,
-    bucket: &str,
-    plan: ListingPlan,
-    interrupted: &AtomicBool,
-    status: &mut Status,
-) -> Result<ExitCode, String> {
-    let started = Instant::now();
-    let total = plan.take.len();
-    let bytes = plan.bytes();
-    let batches: Vec<Vec<(String, QueueMessage)>> = plan
-        .take
+/// The notifications announcing the selected objects, [`SQS_MAX_BATCH`] per batch, each with
+/// the key it announces.
+fn notifications(bucket: &str, plan: &ListingPlan) -> Vec<Vec<(String, QueueMessage)>> {
+    plan.take
         .chunks(SQS_MAX_BATCH)
         .map(|chunk| {
             chunk
@@ -345,37 +331,69 @@ async fn enqueue(
                 })
                 .collect()
         })
-        .collect();
-    let mut sent = futures_util::stream::iter(batches)
-        .take_while(|_| std::future::ready(!interrupted.load(Ordering::SeqCst)))
+        .collect()
+}
+
+/// What `enqueue` achieved: the messages taken, and the keys never taken with the reason.
+#[derive(Debug, Default)]
+struct Enqueued {
+    taken: usize,
+    refused: Vec<(String, String)>,
+}
+
+/// Sends one notification per selected object to `queue`, [`SQS_MAX_BATCH`] per call, until
+/// all are sent or ctrl-c; prints what was sent.
+async fn enqueue(
+    sqs: &impl MessageQueue,
+    queue: &str,
+    bucket: &str,
+    plan: ListingPlan,
+    run: Run<'_>,
+) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    let total = plan.take.len();
+    let mut sent = futures_util::stream::iter(notifications(bucket, &plan))
+        .take_while(|_| std::future::ready(!run.interrupted.load(Ordering::SeqCst)))
         .map(|batch| send_all(sqs, queue, batch))
         .buffer_unordered(ENQUEUE_CALLS);
-    let (mut enqueued, mut refused) = (0usize, Vec::<(String, String)>::new());
-    let mut redraw = tokio::time::interval(status.every());
+    let mut done = Enqueued::default();
+    let mut redraw = tokio::time::interval(run.status.every());
     loop {
         tokio::select! {
-            done = sent.next() => {
-                let Some(done) = done else { break };
-                let (ok, not) = done.map_err(|e| {
-                    format!("{e} ({enqueued} of {total} objects were enqueued before this; running the command again enqueues all, and objects already delivered are not sent twice)")
+            sent = sent.next() => {
+                let Some(sent) = sent else { break };
+                let (ok, not) = sent.map_err(|e| {
+                    format!("{e} ({} of {total} objects were enqueued before this; running the command again enqueues all, and objects already delivered are not sent twice)", done.taken)
                 })?;
-                enqueued += ok;
-                refused.extend(not);
+                done.taken += ok;
+                done.refused.extend(not);
             }
-            _ = redraw.tick() => status.show(&format!("enqueued {enqueued}/{total} objects")),
+            _ = redraw.tick() => run.status.show(&format!("enqueued {}/{total} objects", done.taken)),
         }
     }
-    status.done(&format!(
-        "enqueued {enqueued}/{total} objects ({}) in {:.1} s",
-        human_bytes(bytes),
+    run.status.done(&format!(
+        "enqueued {}/{total} objects ({}) in {:.1} s",
+        done.taken,
+        human_bytes(plan.bytes()),
         started.elapsed().as_secs_f64()
     ));
+    enqueued_report(queue, &plan, &done, run.interrupted)
+}
+
+/// Prints what `enqueue` did as JSON; the exit code.
+fn enqueued_report(
+    queue: &str,
+    plan: &ListingPlan,
+    done: &Enqueued,
+    interrupted: &AtomicBool,
+) -> Result<ExitCode, String> {
+    let total = plan.take.len();
     let out = json!({
         "queue": queue,
-        "objects_enqueued": enqueued,
+        "objects_enqueued": done.taken,
         "objects_selected": total,
-        "bytes": bytes,
-        "not_enqueued": refused
+        "bytes": plan.bytes(),
+        "not_enqueued": done.refused
             .iter()
             .map(|(key, reason)| json!({"key": key, "reason": reason}))
             .collect::<Vec<_>>(),
@@ -385,10 +403,10 @@ async fn enqueue(
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
     );
     if interrupted.load(Ordering::SeqCst) {
-        eprintln!("interrupted: {} objects not enqueued", total - enqueued);
+        eprintln!("interrupted: {} objects not enqueued", total - done.taken);
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    Ok(if refused.is_empty() {
+    Ok(if done.refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -449,25 +467,10 @@ fn watch_ctrl_c() -> Arc<AtomicBool> {
     flag
 }
 
-/// Set while a progress line is drawn (without a newline) on a terminal: the log writer clears
-/// it before a log line, and the next redraw puts it back below.
-static DRAWN: AtomicBool = AtomicBool::new(false);
-
-/// Standard error for the local commands' log lines, clearing a progress line first.
-pub struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
-        if DRAWN.swap(false, Ordering::SeqCst) {
-            err.write_all(b"\r\x1b[2K")?;
-        }
-        err.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
+/// What a run that sends shares: the ctrl-c flag and the progress display.
+struct Run<'a> {
+    interrupted: &'a AtomicBool,
+    status: &'a mut Status,
 }
 
 /// The progress display on standard error: one line redrawn in place on a terminal, plain
@@ -495,24 +498,12 @@ impl Status {
             return;
         }
         self.last = Some(Instant::now());
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty {
-            DRAWN.store(true, Ordering::SeqCst);
-            write!(err, "\r\x1b[2K{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
+        crate::logging::progress(line, self.tty);
     }
 
     /// A line that stays (a failure), above the progress line.
     fn note(&mut self, line: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = if DRAWN.swap(false, Ordering::SeqCst) {
-            writeln!(err, "\r\x1b[2K{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
+        crate::logging::above_progress(line);
         self.last = None;
     }
 
