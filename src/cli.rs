@@ -11,6 +11,7 @@
 //! ```
 
 mod backfill;
+mod exit;
 mod nginx_logs;
 mod render;
 mod replay;
@@ -28,6 +29,7 @@ use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
 pub use backfill::BackfillArgs;
+use exit::EXIT_USAGE;
 pub use nginx_logs::NginxLogsArgs;
 
 /// nginx logs on S3 → CloudWatch Logs.
@@ -119,9 +121,6 @@ fn parse_nginx_version(s: &str) -> Result<RequestLineRules, String> {
 fn parse_kind(s: &str) -> Result<LogKind, String> {
     LogKind::from_name(s).ok_or(format!("{s:?}: expected access or error"))
 }
-
-/// Exit code for bad usage or configuration (sysexits' EX_USAGE).
-const EXIT_USAGE: u8 = 64;
 
 /// The command line (`args` without the program name).
 fn parse_args(args: &[String]) -> Result<Command, clap::Error> {

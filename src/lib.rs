@@ -1,14 +1,21 @@
-//! nginx-cloudwatch-forwarder: nginx logs uploaded to S3 → CloudWatch Logs, one stream per instance.
+//! **nginx-cloudwatch-forwarder**: nginx logs uploaded to S3 → CloudWatch Logs, one stream
+//! per instance. This package is the binary and the top of the workspace: it may depend on
+//! every crate below it (`ncf-parse` → `ncf-core` → `ncf-aws` → `ncf-ship`), and none of them
+//! on it.
 //!
-//! This package is the binary: `main`, the Lambda runtime loop, the wiring of the production
-//! handler ([`wiring`]) and the local commands ([`cli`]). The work is done by the layers below
-//! it, each its own crate, re-exported here under the names the tests and benches use:
+//! - `main.rs` only wires: [`logging`], then [`lambda::run`] when Lambda started the process,
+//!   else [`cli::run`].
+//! - [`lambda`]: the Lambda runtime loop, and the invocation's answer ([`lambda::response`]).
+//! - [`wiring`]: the production handler, S3 and CloudWatch Logs behind the core's ports
+//!   ([`wiring::production_handler`]).
+//! - [`cli`]: the command line (`replay`, `parse`, `ship`, `backfill`, `nginx-logs`,
+//!   `completions`), which runs the same code as the Lambda.
+//! - [`logging`]: where log lines go, in Lambda and locally (beside a progress line).
 //!
-//! - [`parse`] (`ncf-parse`): nginx lines → events; pure.
-//! - the core (`ncf-core`): [`event`], [`object`], [`route`], [`lines`], [`forward`], [`batch`],
-//!   [`checkpoint`], [`summary`], [`ports`], [`handler`], [`config`], [`backfill`]; no AWS types.
-//! - [`aws`] (`ncf-aws`): the adapters behind [`ports`].
-//! - [`ship`] (`ncf-ship`): the follower on the hosts.
+//! The layers are re-exported here under the names the tests and benches use:
+//! [`parse`] (`ncf-parse`); the core (`ncf-core`): [`event`], [`object`], [`route`], [`lines`],
+//! [`forward`], [`batch`], [`checkpoint`], [`summary`], [`ports`], [`handler`], [`config`],
+//! [`backfill`], [`spare`]; [`aws`] (`ncf-aws`); [`ship`] (`ncf-ship`).
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).

@@ -29,6 +29,8 @@ use crate::ports::{
 use crate::summary::{Outcome, Summary};
 use crate::wiring::production_handler;
 
+use super::exit::EXIT_INTERRUPTED;
+
 /// The command line of `backfill`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct BackfillArgs {
@@ -58,8 +60,6 @@ pub struct BackfillArgs {
     pub function: Option<String>,
 }
 
-/// Exit code after ctrl-c (128 + SIGINT), once what was confirmed is recorded.
-const EXIT_INTERRUPTED: u8 = 130;
 /// How often a terminal's progress line is redrawn.
 const REDRAW: Duration = Duration::from_millis(500);
 /// How often a progress line is printed when standard error is not a terminal.
@@ -91,7 +91,7 @@ pub async fn command(config: Config, args: BackfillArgs) -> Result<ExitCode, Str
         let sqs = crate::aws::sqs::SqsQueue::new(aws_sdk_sqs::Client::new(
             &crate::aws::shared_config().await,
         ));
-        let run = Run {
+        let run = Controls {
             interrupted: &interrupted,
             status: &mut status,
         };
@@ -348,7 +348,7 @@ async fn enqueue(
     queue: &str,
     bucket: &str,
     plan: ListingPlan,
-    run: Run<'_>,
+    run: Controls<'_>,
 ) -> Result<ExitCode, String> {
     let started = Instant::now();
     let total = plan.take.len();
@@ -468,7 +468,7 @@ fn watch_ctrl_c() -> Arc<AtomicBool> {
 }
 
 /// What a run that sends shares: the ctrl-c flag and the progress display.
-struct Run<'a> {
+struct Controls<'a> {
     interrupted: &'a AtomicBool,
     status: &'a mut Status,
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::aws::lambda::function_environment;
 use crate::config::{Config, FunctionSettings, SettingDiff, function_settings, set_vars};
 
-use super::EXIT_USAGE;
+use super::exit::EXIT_USAGE;
 
 /// The configuration for a command that writes into the stack's log groups.
 pub async fn forwarder_config(function: Option<&str>) -> Result<Config, (ExitCode, String)> {

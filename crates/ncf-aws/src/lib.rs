@@ -1,5 +1,17 @@
-//! The AWS edges: S3 as an [`ObjectSource`](ncf_core::ports::ObjectSource), CloudWatch Logs as a
-//! [`LogSink`](ncf_core::ports::LogSink), and client construction.
+//! **ncf-aws**: the AWS edges, the SDK behind `ncf-core`'s [`ports`](ncf_core::ports). It
+//! depends on `ncf-parse`, `ncf-core` and the AWS SDK crates; nothing here decides what to
+//! forward, only how to talk to AWS.
+//!
+//! - [`s3`]: [`S3Source`](s3::S3Source), S3 as an object source (a streaming, ranged GET), the
+//!   checkpoint store (an object tag) and the lister (ListObjectsV2).
+//! - [`cloudwatch`]: [`CloudWatchSink`](cloudwatch::CloudWatchSink), CloudWatch Logs as the
+//!   sink: the request body we serialise ourselves, retries, and the read-back of a put
+//!   without an answer.
+//! - [`leases`]: [`S3Leases`](leases::S3Leases), one delivery at a time by conditional writes.
+//! - [`sqs`]: [`SqsQueue`](sqs::SqsQueue), for `backfill --enqueue` and `replay --queue`.
+//! - [`lambda`]: a deployed function's settings (GetFunctionConfiguration), for `--function`.
+//! - This file: the one SDK configuration ([`shared_config`], [`clients`], [`s3_client`]) with
+//!   our retries and timeouts, and [`ConfiguredCheckpoints`].
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).

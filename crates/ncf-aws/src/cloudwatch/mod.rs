@@ -8,6 +8,7 @@
 //! - `retry`: what a failed call means (create then put again, check, give up), and the SDK
 //!   retry classifier that keeps the SDK from sending again a put whose outcome is unknown.
 //! - `readback`: the check of a put without an answer (GetLogEvents over the batch's range).
+//! - `stream`: the stream a call is about, and the errors that name it.
 //!
 //! PutLogEvents without sequence tokens (ignored since January 2023). A missing group or stream
 //! is created on `ResourceNotFoundException` — `ResourceAlreadyExistsException` counts as
@@ -25,37 +26,9 @@ mod body;
 mod readback;
 mod retry;
 mod sink;
+mod stream;
 
 pub use body::{put_log_events_body, put_log_events_body_in};
 /// The configuration owns the default (`AMBIGUOUS_PUT_WAIT_MS`); the sink only uses it.
 pub use ncf_core::config::AMBIGUOUS_PUT_WAIT;
 pub use sink::CloudWatchSink;
-
-use ncf_core::ports::SinkError;
-
-/// The stream a call is about, and the errors that name it.
-#[derive(Debug, Clone, Copy)]
-struct StreamId<'a> {
-    group: &'a str,
-    stream: &'a str,
-}
-
-impl StreamId<'_> {
-    /// The call failed (no answer, or not one about the batch).
-    fn failed(self, detail: String) -> SinkError {
-        SinkError::Failed {
-            group: self.group.into(),
-            stream: self.stream.into(),
-            detail,
-        }
-    }
-
-    /// CloudWatch answered and refused the batch.
-    fn rejected(self, detail: String) -> SinkError {
-        SinkError::Rejected {
-            group: self.group.into(),
-            stream: self.stream.into(),
-            detail,
-        }
-    }
-}

@@ -13,8 +13,8 @@ use ncf_core::batch::ReadBack;
 use ncf_core::ports::{Rejected, SinkError};
 use ncf_parse::{LogEvent, Message};
 
-use super::StreamId;
 use super::body::sent_events;
+use super::stream::StreamId;
 
 /// GetLogEvents returns at most 10,000 events (1 MB) per call.
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html>

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use ncf_core::batch::{MAX_BATCH_BYTES, ReadBack};
-use ncf_core::config::LogGroupClass;
+use ncf_core::config::{AMBIGUOUS_PUT_WAIT, LogGroupClass};
 use ncf_core::ports::{Entity, LogSink, PutReport, Rejected, SinkError};
 use ncf_core::spare::Spare;
 use ncf_parse::LogEvent;
@@ -22,7 +22,7 @@ use ncf_parse::LogEvent;
 use super::body::{put_log_events_body, put_log_events_body_in};
 use super::readback::{read_back, rejected_counts_over, unstored};
 use super::retry::{OutcomeUnknownIsNotRetried, PutVerdict, classify};
-use super::{AMBIGUOUS_PUT_WAIT, StreamId};
+use super::stream::StreamId;
 
 /// After creating a group and stream, puts that failed with ResourceNotFound before the create
 /// finished only repeat their put for this long instead of creating again.
