@@ -1,15 +1,23 @@
-//! The forwarder's core: what to do with an S3 upload, with no AWS types.
+//! **ncf-core**: the forwarder's core, what to do with an S3 upload, with no AWS types. It
+//! depends on `ncf-parse` only (and tokio, serde, compression); no AWS SDK, no Lambda runtime,
+//! no HTTP client: the compiler keeps it so (see the workspace's Cargo.toml).
 //!
 //! Data flows one way: trigger payload ([`event`]) → object refs ([`object`]) → where they go
-//! ([`route`]) → bytes → lines ([`lines`]) → events (the `ncf-parse` crate, driven block by
-//! block by [`forward`]) → PutLogEvents batches ([`batch`]) → the sink. Progress per object is a
-//! [`checkpoint`]; what happened is a [`summary`]. The edges are the traits in [`ports`], which
-//! the `ncf-aws` crate implements and tests implement with fakes. [`handler`] runs one
-//! invocation; [`config`] reads the environment once into typed parts; [`backfill`] plans
-//! re-deliveries from listings.
+//! ([`route`]) → bytes → lines ([`lines`]) → events (`ncf-parse`, driven block by block by
+//! [`forward`]) → PutLogEvents batches ([`batch`]) → the sink.
 //!
-//! This crate has no AWS SDK, no Lambda runtime and no HTTP client; the compiler keeps it so
-//! (see the workspace's Cargo.toml).
+//! - [`handler`]: one invocation ([`handler::Handler`]): event → objects → forward each,
+//!   bounded → [`summary::Summary`].
+//! - [`forward`]: one object, in stages (read, work, deliver, progress) with the lease beside
+//!   them; the same block engine serves the Lambda and the `parse` command.
+//! - [`ports`]: the edges as narrow traits ([`ports::ObjectSource`], [`ports::LogSink`],
+//!   [`ports::CheckpointStore`], [`ports::LeaseStore`], [`ports::ObjectLister`],
+//!   [`ports::MessageQueue`], [`ports::QueueReader`]), implemented by `ncf-aws` and by the
+//!   tests' fakes.
+//! - [`checkpoint`]: per-object progress ([`checkpoint::ProgressRecord`]), so that nothing is
+//!   sent twice; [`summary`]: what happened, per object and per invocation.
+//! - [`config`]: the environment read once into typed parts ([`config::Config`]).
+//! - [`backfill`]: which listed objects a backfill takes; [`spare`]: big buffers kept for reuse.
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).

@@ -1,13 +1,23 @@
-//! nginx lines → events (a timestamp and the message string CloudWatch will store).
+//! **ncf-parse**: nginx lines → events, a timestamp and the message string CloudWatch will store.
+//! The lowest layer: it depends on no other crate of the workspace, and is pure (no I/O, no
+//! tokio, no AWS). Its callers (`ncf-core`'s block engine, the `parse` command, the follower)
+//! hand it lines and get back [`LogEvent`]s.
 //!
-//! Access lines are matched against a compiled `log_format` (see [`format`]); error-log lines
-//! against nginx's fixed error-log layout, with continuation lines joined. A line that does not
-//! parse is never dropped: it becomes `{"raw": …, "parse_error": …}` carrying the timestamp of
-//! the event before it (or the object's LastModified).
-
+//! Access lines are matched against a compiled `log_format` ([`format`], [`LogFormat`]);
+//! error-log lines against nginx's fixed error-log layout, with continuation lines joined
+//! ([`error`]). A line that does not parse is never dropped: it becomes
+//! `{"raw": …, "parse_error": …}` carrying the timestamp of the event before it (or the
+//! object's LastModified).
 //!
-//! Pure: no I/O, no tokio, no AWS. Its callers (`ncf-core`'s block engine and the `parse`
-//! command) hand it lines and get back events.
+//! - [`LineParser`] and [`ParseSettings`]: one object's lines, parsed with its settings
+//!   ([`LogKind`], [`OutputFormat`], [`FieldNames`]).
+//! - [`access`], [`error`]: the two parsers; [`time`]: nginx's time formats ([`LocalZone`]).
+//! - [`request_line`]: `$request` split as the nginx version that wrote it did
+//!   ([`RequestLineRules`]).
+//! - [`json`]: the JSON writer and [`Message`], each message written escaped once into its
+//!   block's arena.
+//! - [`filter`] (`FILTER_RULES`), [`extra`] (`EXTRA_FIELDS`), [`object_format`] (the format an
+//!   object names, `ncf-log-format`).
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).

@@ -1,12 +1,20 @@
-//! `ship`: the host-side follower. It ships what nginx appended to its logs since the last
-//! upload as gzip objects of whole lines, every interval or as soon as a segment's worth is
-//! pending, and keeps each log's position in a state directory. The files of one kind go
-//! together ([`pass_kind`]): one object per kind per interval, a *segment* of one file when
-//! only one has new lines, else a *bundle* of several.
+//! **ncf-ship**: `ship`, the follower on the nginx hosts. It depends on `ncf-parse`, `ncf-core`
+//! (its setting readers and routes) and `ncf-aws` (the S3 client), never on the binary.
 //!
-//! `plan` is the pure core (position format, keys, cuts, rotation decisions); this module is
-//! the edge: settings from flags and the environment, the filesystem, the instance ID from
-//! IMDSv2, S3 uploads behind [`Uploader`], and the loop.
+//! It ships what nginx appended to its logs since the last upload as gzip objects of whole
+//! lines, every interval or as soon as a segment's worth is pending, and keeps each log's
+//! position in a state directory. The files of one kind go together ([`pass_kind`]): one
+//! object per kind per interval, a *segment* of one file when only one has new lines, else a
+//! *bundle* of several.
+//!
+//! - [`plan`]: the pure core (position format, keys, cuts, rotation decisions).
+//! - This file: the edge: [`Settings`] from flags ([`ShipArgs`]) and the environment, the
+//!   filesystem, the instance ID from IMDSv2, S3 uploads behind [`Uploader`]
+//!   ([`S3Uploader`]), and the loop ([`Follower`]).
+//! - [`discover`]: which files to follow, their kind and `log_format`, from nginx's
+//!   configuration ([`nginx_conf`]: `nginx -T` read as nginx reads it) or else their names.
+//! - [`host`]: what the host says about itself on every object (instance, name, nginx
+//!   version).
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).
