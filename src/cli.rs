@@ -10,6 +10,10 @@
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
 //! ```
 
+// The doc comments of the arguments are clap's --help texts, written for a terminal
+// (`<stack>-forwarder`, `KIND<TAB>FORMAT`), not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 mod backfill;
 mod exit;
 mod nginx_logs;

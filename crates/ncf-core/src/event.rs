@@ -73,7 +73,7 @@ const KEY_KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/');
 
 /// Encodes a key the way S3 notifications carry it (the inverse of [`decode_key`]): a space is
-/// `+`, other bytes outside [`KEY_KEEP`] are `%XX`.
+/// `+`, other bytes outside `KEY_KEEP` are `%XX`.
 pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY_KEEP)
         .to_string()

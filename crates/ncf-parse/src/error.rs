@@ -5,7 +5,7 @@
 //! referrer: "…"` as far as known. A line that does not start with a timestamp continues the
 //! event before it (multi-line FastCGI stderr, stack traces) and is joined with `\n`. nginx cuts
 //! a record at [`NGX_MAX_ERROR_STR`] bytes: the context it did write is kept and the message
-//! gets `"truncated": true` (see [`parse_context`]).
+//! gets `"truncated": true` (see `parse_context`).
 
 use super::json::ObjectWriter;
 use super::time::parse_error_time;
@@ -62,7 +62,7 @@ pub struct Pending {
 
 impl Pending {
     /// Lines that continue no event (at the start of an object): one unparsable event of their
-    /// own at `timestamp`, as [`push_line`] makes it. `text` is the lines joined with `\n`.
+    /// own at `timestamp`, as `push_line` makes it. `text` is the lines joined with `\n`.
     pub fn unparsed(
         text: String,
         head_len: usize,

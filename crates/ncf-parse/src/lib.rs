@@ -3,7 +3,7 @@
 //! tokio, no AWS). Its callers (`ncf-core`'s block engine, the `parse` command, the follower)
 //! hand it lines and get back [`LogEvent`]s.
 //!
-//! Access lines are matched against a compiled `log_format` ([`format`], [`LogFormat`]);
+//! Access lines are matched against a compiled `log_format` ([`mod@format`], [`LogFormat`]);
 //! error-log lines against nginx's fixed error-log layout, with continuation lines joined
 //! ([`error`]). A line that does not parse is never dropped: it becomes
 //! `{"raw": …, "parse_error": …}` carrying the timestamp of the event before it (or the

@@ -275,7 +275,7 @@ pub fn split_unknown<'a>(
 ///   ngx_http_process_request_uri, which sets `r->unparsed_uri` after
 ///   ngx_http_parse_complex_uri accepted the path: a `..` above the root, a `%` not followed by
 ///   two hex digits, or `%00` is a 400 with `$request_method` and `$server_protocol` set and
-///   `$request_uri` not ([`complex_uri_ok`]; `merge_slashes on`, nginx's default, assumed).
+///   `$request_uri` not (`complex_uri_ok`; `merge_slashes on`, nginx's default, assumed).
 /// - `$request_uri` of an absolute-form line is from the path on: `/abs/path?rid=19` for
 ///   `http://front.test/abs/path?rid=19`, `?x` for `http://h?x`, and `/` (the first slash of
 ///   `://`) for `http://host` with no path.

@@ -2,7 +2,7 @@
 //! nginx's own configuration when it can be read, else from the file names (`access*`,
 //! `error*`, as `ship-nginx-logs.sh` decides).
 //!
-//! The configuration is read from its files ([`files`]: the main file `nginx -V` names, or
+//! The configuration is read from its files (`files`: the main file `nginx -V` names, or
 //! `NGINX_CONF`, and every `include`), which needs read access only; `nginx -T` is the
 //! fallback when they cannot be read (it needs to open every log and the pid file: root, and
 //! a writable file system). Both give the same text to [`super::nginx_conf`]. While the

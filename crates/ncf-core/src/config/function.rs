@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-/// Every variable [`Config::from_lookup`] reads: the forwarder's settings, all of them. The
+/// Every variable [`Config::from_lookup`](super::Config::from_lookup) reads: the forwarder's settings, all of them. The
 /// template sets each from a parameter or says why it is fixed (tests/parameters.rs), and
 /// `backfill`/`replay --function` take exactly these from the deployed function.
 pub const FORWARDER_VARS: [&str; 21] = [
@@ -67,7 +67,7 @@ impl std::fmt::Display for SettingDiff {
 /// What a local run writing as the deployed function does takes: see [`function_settings`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSettings {
-    /// The variables to build the [`Config`] from.
+    /// The variables to build the [`Config`](super::Config) from.
     pub vars: HashMap<String, String>,
     /// The shell's own [`LOCAL_TUNING_VARS`] that differ from the function's, as `NAME=value`.
     pub tuned: Vec<String>,

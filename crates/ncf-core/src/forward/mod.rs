@@ -1,9 +1,9 @@
 //! One object: checkpoint → read → split lines → parse → batch → sink → checkpoint, one stage a
 //! file:
-//! - [`read`]: open (a ranged GET when resuming plain text), decompress, cut blocks of lines;
+//! - `read`: open (a ranged GET when resuming plain text), decompress, cut blocks of lines;
 //! - [`work`]: parse blocks on every core, results in input order (also the `parse` command's);
-//! - [`deliver`]: window filter, oversize split, batching, puts in flight, accounting;
-//! - [`progress`]: what is confirmed, when to save it, where the next attempt resumes.
+//! - `deliver`: window filter, oversize split, batching, puts in flight, accounting;
+//! - `progress`: what is confirmed, when to save it, where the next attempt resumes.
 //!
 //! Puts run in their own tasks so reading and parsing go on while batches are in flight; a
 //! semaphore shared by the whole invocation bounds the puts in flight (`MAX_CONCURRENT_PUTS`),

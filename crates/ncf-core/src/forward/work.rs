@@ -13,7 +13,7 @@
 //! Block edges: a block ends after a `\n` (or inside a line longer than the cap, where line by
 //! line would cut it too), so access lines never straddle two blocks. Two things need the
 //! block before: an unparsable access line before the block's first time takes the time of the
-//! event before it ([`Parsed::untimed`]), and error-log lines before the block's first line
+//! event before it (`Parsed::untimed`), and error-log lines before the block's first line
 //! with a timestamp continue the previous block's last event ([`Parsed`]'s `leading` fragment,
 //! joined to it by [`Joiner`], which holds each block's last event open until the next block
 //! shows whether lines continue it).
