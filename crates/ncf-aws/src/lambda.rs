@@ -31,7 +31,7 @@ pub async fn function_environment(
         .send()
         .await
         .map_err(|e| {
-            let (code, status, detail) = super::error_facts(&e);
+            let (code, status, detail) = crate::sdk_error::error_facts(&e);
             let function = function.to_string();
             match code.as_str() {
                 "ResourceNotFoundException" => FunctionError::NotFound { function },

@@ -82,7 +82,7 @@ impl ObjectLister for S3Source {
             .send()
             .await
             .map_err(|e| {
-                let (code, status, detail) = super::error_facts(&e);
+                let (code, status, detail) = crate::sdk_error::error_facts(&e);
                 let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
                 match code.as_str() {
                     "NoSuchBucket" => ListError::NoBucket { bucket },
@@ -135,7 +135,7 @@ impl ObjectLister for S3Source {
         {
             Ok(out) => out,
             Err(e) => {
-                let (code, _, detail) = super::error_facts(&e);
+                let (code, _, detail) = crate::sdk_error::error_facts(&e);
                 return match code.as_str() {
                     "NoSuchLifecycleConfiguration" => Ok(Vec::new()),
                     "AccessDenied" => Err(format!(

@@ -46,7 +46,7 @@ fn queue_error<E>(
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (code, status, detail) = super::error_facts(e);
+    let (code, status, detail) = crate::sdk_error::error_facts(e);
     let queue = queue.to_string();
     if NO_QUEUE.contains(&code.as_str()) {
         QueueError::NoQueue { queue }
