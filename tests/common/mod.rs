@@ -25,7 +25,7 @@ use nginx_cloudwatch_forwarder::config::Config;
 use nginx_cloudwatch_forwarder::event::ObjectRef;
 use nginx_cloudwatch_forwarder::parse::LogEvent;
 use nginx_cloudwatch_forwarder::ports::{
-    CheckpointError, CheckpointStore, Entity, LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion,
+    CheckpointError, CheckpointStore, Entity, LeaseFuture, LeaseRecord, LeaseStore, LeaseVersion,
     LogSink, ObjectSource, OpenRequest, OpenedObject, PutReport, SinkError, SourceError, Stored,
 };
 
@@ -399,7 +399,7 @@ impl LogSink for FakeSink {
 /// release only at the version read), by object key.
 #[derive(Default)]
 pub struct FakeLeases {
-    pub leases: Mutex<HashMap<String, (u64, LeaseTerms)>>,
+    pub leases: Mutex<HashMap<String, (u64, LeaseRecord)>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -410,7 +410,7 @@ impl FakeLeases {
             key.to_string(),
             (
                 0,
-                LeaseTerms {
+                LeaseRecord {
                     holder: holder.into(),
                     expires_ms: now_ms() - 60_000,
                 },
@@ -427,7 +427,7 @@ impl LeaseStore for FakeLeases {
     fn create<'a>(
         &'a self,
         obj: &'a ObjectRef,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>> {
         let mut l = self.leases.lock().expect("not poisoned");
         let out = if l.contains_key(&obj.key) {
@@ -443,7 +443,7 @@ impl LeaseStore for FakeLeases {
     fn read<'a>(
         &'a self,
         obj: &'a ObjectRef,
-    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>> {
+    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseRecord)>> {
         let out = self
             .leases
             .lock()
@@ -457,7 +457,7 @@ impl LeaseStore for FakeLeases {
         &'a self,
         obj: &'a ObjectRef,
         version: &'a LeaseVersion,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>> {
         let mut l = self.leases.lock().expect("not poisoned");
         let out = match l.get(&obj.key) {

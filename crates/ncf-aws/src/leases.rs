@@ -18,7 +18,7 @@ use futures_util::FutureExt;
 
 use super::s3::unquote;
 use ncf_core::event::ObjectRef;
-use ncf_core::ports::{LeaseError, LeaseFuture, LeaseStore, LeaseTerms, LeaseVersion};
+use ncf_core::ports::{LeaseError, LeaseFuture, LeaseRecord, LeaseStore, LeaseVersion};
 
 /// The configuration owns the default (`LEASE_PREFIX`); the store only uses it.
 pub use ncf_core::config::DEFAULT_LEASE_PREFIX;
@@ -86,12 +86,12 @@ impl S3Leases {
         &self,
         obj: &ObjectRef,
         version: Option<&LeaseVersion>,
-        terms: &LeaseTerms,
+        terms: &LeaseRecord,
     ) -> Result<Option<LeaseVersion>, LeaseError> {
         let body = serde_json::json!({
             "object": format!("s3://{}/{}", obj.bucket, obj.key),
             "holder": terms.holder,
-            "expires": ncf_core::forward::lease::rfc3339(terms.expires_ms),
+            "expires": ncf_core::forward::rfc3339(terms.expires_ms),
         })
         .to_string();
         let put = self
@@ -157,7 +157,7 @@ impl LeaseStore for S3Leases {
     fn create<'a>(
         &'a self,
         obj: &'a ObjectRef,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>> {
         self.write(obj, None, terms).boxed()
     }
@@ -165,7 +165,7 @@ impl LeaseStore for S3Leases {
     fn read<'a>(
         &'a self,
         obj: &'a ObjectRef,
-    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>> {
+    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseRecord)>> {
         async move {
             let out = match self
                 .client
@@ -183,7 +183,7 @@ impl LeaseStore for S3Leases {
             };
             let meta = out.metadata();
             let get = |name: &str| meta.and_then(|m| m.get(name)).cloned();
-            let terms = LeaseTerms {
+            let terms = LeaseRecord {
                 holder: get(HOLDER).unwrap_or_else(|| "an unknown holder".into()),
                 // A lease without a readable expiry counts as expired.
                 expires_ms: get(EXPIRES_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -198,7 +198,7 @@ impl LeaseStore for S3Leases {
         &'a self,
         obj: &'a ObjectRef,
         version: &'a LeaseVersion,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>> {
         self.write(obj, Some(version), terms).boxed()
     }

@@ -13,7 +13,7 @@ use crate::config::{Config, DeliverySettings};
 use crate::event::ObjectRef;
 use crate::event::{EventError, announced_objects};
 use crate::forward::format::FormatCache;
-use crate::forward::lease::Leasing;
+use crate::forward::lease::Leases;
 use crate::forward::{
     Clock, Shared, Stages, Stop, TIME_RESERVE, forward_object, stop_by, system_clock,
 };
@@ -31,7 +31,7 @@ pub struct Handler<S, K, C = NoCheckpoints> {
     delivery: DeliverySettings,
     clock: Clock,
     /// Leases on objects while they are forwarded (`None`: no exclusion).
-    leasing: Option<Leasing>,
+    leasing: Option<Leases>,
     /// The formats objects named, compiled once per warm process.
     formats: Arc<FormatCache>,
 }
@@ -73,7 +73,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
     /// The same handler taking a lease on each object before forwarding it, so that two
     /// deliveries of one object never forward it at the same time.
     pub fn with_leases(mut self, store: Arc<dyn LeaseStore>, term: Duration) -> Self {
-        self.leasing = Some(Leasing { store, term });
+        self.leasing = Some(Leases { store, term });
         self
     }
 

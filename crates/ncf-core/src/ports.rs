@@ -312,7 +312,7 @@ impl CheckpointStore for NoCheckpoints {
 
 /// A lease on one object: who holds it and until when (ms since the epoch, the holder's clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseTerms {
+pub struct LeaseRecord {
     pub holder: String,
     pub expires_ms: i64,
 }
@@ -352,20 +352,20 @@ pub trait LeaseStore: Send + Sync {
     fn create<'a>(
         &'a self,
         obj: &'a ObjectRef,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>>;
     /// The lease that exists now, if any.
     fn read<'a>(
         &'a self,
         obj: &'a ObjectRef,
-    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>>;
+    ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseRecord)>>;
     /// Overwrites the lease only if it is still at `version` (`If-Match`): the new version, or
     /// `None` when it changed or is gone.
     fn replace<'a>(
         &'a self,
         obj: &'a ObjectRef,
         version: &'a LeaseVersion,
-        terms: &'a LeaseTerms,
+        terms: &'a LeaseRecord,
     ) -> LeaseFuture<'a, Option<LeaseVersion>>;
     /// Deletes the lease only if it is still at `version` (changed or gone: nothing to do).
     fn release<'a>(&'a self, obj: &'a ObjectRef, version: &'a LeaseVersion) -> LeaseFuture<'a, ()>;

@@ -16,10 +16,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::clock::Clock;
+use super::clock::{Clock, rfc3339};
 use super::stop::Stop;
 use crate::event::ObjectRef;
-use crate::ports::{LeaseError, LeaseStore, LeaseTerms, LeaseVersion};
+use crate::ports::{LeaseError, LeaseRecord, LeaseStore, LeaseVersion};
 
 /// A lease is taken over this long after it expired by the holder's clock, for clocks that
 /// differ a little (Lambda's are NTP-synchronised).
@@ -30,7 +30,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 
 /// What leases are taken with.
 #[derive(Clone)]
-pub struct Leasing {
+pub struct Leases {
     pub store: Arc<dyn LeaseStore>,
     /// How long a lease lasts from each write (`LEASE_SECONDS`); renewed every third of it.
     pub term: Duration,
@@ -51,7 +51,7 @@ fn holder() -> String {
 
 /// Why no lease was taken.
 #[derive(Debug, thiserror::Error)]
-pub enum NotTaken {
+pub enum AcquireError {
     #[error(
         "another delivery is forwarding this object ({holder}, lease until {}): this one stopped waiting (to end within its own time limit, or interrupted); a later attempt finds the object delivered or resumes it",
         rfc3339(*.expires_ms)
@@ -59,10 +59,6 @@ pub enum NotTaken {
     Busy { holder: String, expires_ms: i64 },
     #[error(transparent)]
     Store(#[from] LeaseError),
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
 /// A lease this delivery holds, and how it was taken: renewed in the background until
@@ -75,13 +71,13 @@ pub struct Lease {
     pub took_over: Option<String>,
     /// Set when a renewal found the lease taken (it had expired): stop sending.
     pub lost: Arc<AtomicBool>,
-    keeper: Arc<Keeper>,
+    keeper: Arc<Renewer>,
     renewing: JoinHandle<()>,
 }
 
 /// What renews a lease: shared by the [`Lease`] and its renewing task.
-struct Keeper {
-    leasing: Leasing,
+struct Renewer {
+    leasing: Leases,
     obj: ObjectRef,
     /// The Lambda's deadline, if any: no renewal outlasts it.
     deadline: Option<Instant>,
@@ -109,11 +105,11 @@ fn expiry(term: Duration, deadline: Option<Instant>, now: i64) -> i64 {
 /// Takes the lease on `obj`, waiting while another delivery holds it, but not once `stop` says
 /// to stop (past its `by`, or interrupted). Expiries are judged by `clock`.
 pub async fn acquire(
-    leasing: &Leasing,
+    leasing: &Leases,
     obj: &ObjectRef,
     stop: &Stop,
     clock: &Clock,
-) -> Result<Lease, NotTaken> {
+) -> Result<Lease, AcquireError> {
     let store = &leasing.store;
     let holder = holder();
     let mut waited = false;
@@ -126,11 +122,11 @@ pub async fn acquire(
             tokio::time::sleep(pause).await;
         }
         first = false;
-        let terms = LeaseTerms {
+        let terms = LeaseRecord {
             holder: holder.clone(),
             expires_ms: expiry(leasing.term, stop.deadline, clock()),
         };
-        let keeper = |version| Keeper {
+        let keeper = |version| Renewer {
             leasing: leasing.clone(),
             obj: obj.clone(),
             deadline: stop.deadline,
@@ -156,7 +152,7 @@ pub async fn acquire(
             continue; // another delivery took it over first
         }
         if stop.reason(None).is_some() {
-            return Err(NotTaken::Busy {
+            return Err(AcquireError::Busy {
                 holder: current.holder,
                 expires_ms: current.expires_ms,
             });
@@ -172,7 +168,7 @@ pub async fn acquire(
 
 impl Lease {
     /// A lease just taken with `terms`, renewed from now on.
-    fn keep(keeper: Keeper, terms: LeaseTerms, waited: bool, took_over: Option<String>) -> Self {
+    fn keep(keeper: Renewer, terms: LeaseRecord, waited: bool, took_over: Option<String>) -> Self {
         let keeper = Arc::new(keeper);
         Self {
             waited,
@@ -196,11 +192,11 @@ impl Lease {
     }
 }
 
-impl Keeper {
+impl Renewer {
     /// Renews the lease every third of its term until stopped (a renewal in flight is finished
     /// first, so the release names the lease's last version); sets `lost` when the lease was
     /// taken by another delivery (or renewals failed until it expired).
-    async fn renew(self: Arc<Self>, mut terms: LeaseTerms) {
+    async fn renew(self: Arc<Self>, mut terms: LeaseRecord) {
         let (leasing, obj) = (&self.leasing, &self.obj);
         loop {
             tokio::select! {
@@ -208,7 +204,7 @@ impl Keeper {
                 () = self.stop.notified() => return,
             }
             let mut v = self.version.lock().await;
-            let renewed = LeaseTerms {
+            let renewed = LeaseRecord {
                 holder: terms.holder.clone(),
                 expires_ms: expiry(leasing.term, self.deadline, (self.clock)()),
             };
@@ -247,14 +243,14 @@ mod tests {
     /// set to go away after some reads (its holder releasing it).
     #[derive(Default)]
     struct Store {
-        lease: Mutex<Option<(u64, LeaseTerms)>>,
+        lease: Mutex<Option<(u64, LeaseRecord)>>,
         next: AtomicU64,
         released_after_reads: Mutex<Option<usize>>,
         calls: Mutex<Vec<&'static str>>,
     }
 
     impl Store {
-        fn with(terms: LeaseTerms) -> Self {
+        fn with(terms: LeaseRecord) -> Self {
             let s = Self::default();
             *s.lease.lock().unwrap() = Some((0, terms));
             s
@@ -271,7 +267,7 @@ mod tests {
         fn create<'a>(
             &'a self,
             _obj: &'a ObjectRef,
-            terms: &'a LeaseTerms,
+            terms: &'a LeaseRecord,
         ) -> LeaseFuture<'a, Option<LeaseVersion>> {
             self.log("create");
             let mut l = self.lease.lock().unwrap();
@@ -287,7 +283,7 @@ mod tests {
         fn read<'a>(
             &'a self,
             _obj: &'a ObjectRef,
-        ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseTerms)>> {
+        ) -> LeaseFuture<'a, Option<(LeaseVersion, LeaseRecord)>> {
             self.log("read");
             let mut l = self.lease.lock().unwrap();
             let out = l
@@ -308,7 +304,7 @@ mod tests {
             &'a self,
             _obj: &'a ObjectRef,
             version: &'a LeaseVersion,
-            terms: &'a LeaseTerms,
+            terms: &'a LeaseRecord,
         ) -> LeaseFuture<'a, Option<LeaseVersion>> {
             self.log("replace");
             let mut l = self.lease.lock().unwrap();
@@ -343,15 +339,15 @@ mod tests {
         ObjectRef::new("b", "nginx/i-0abc/access/a.log")
     }
 
-    fn other(expires_in_ms: i64) -> LeaseTerms {
-        LeaseTerms {
+    fn other(expires_in_ms: i64) -> LeaseRecord {
+        LeaseRecord {
             holder: "the other delivery".into(),
             expires_ms: now_ms() + expires_in_ms,
         }
     }
 
-    fn leasing(store: &Arc<Store>) -> Leasing {
-        Leasing {
+    fn leasing(store: &Arc<Store>) -> Leases {
+        Leases {
             store: store.clone(),
             term: Duration::from_secs(60),
         }
@@ -362,7 +358,7 @@ mod tests {
         store: &Arc<Store>,
         stop_by: Option<Instant>,
         deadline: Option<Instant>,
-    ) -> Result<Lease, NotTaken> {
+    ) -> Result<Lease, AcquireError> {
         let stop = Stop {
             by: stop_by,
             deadline,
@@ -410,7 +406,9 @@ mod tests {
             .await
             .err()
             .expect("busy");
-        assert!(matches!(&err, NotTaken::Busy { holder, .. } if holder == "the other delivery"));
+        assert!(
+            matches!(&err, AcquireError::Busy { holder, .. } if holder == "the other delivery")
+        );
         assert!(err.to_string().contains("the other delivery"), "{err}");
         assert_eq!(
             store
@@ -435,7 +433,7 @@ mod tests {
         // Expired by less than the grace: still the other's.
         let store = Arc::new(Store::with(other(-(grace / 2))));
         let err = take(&store, Some(Instant::now()), None).await;
-        assert!(matches!(err, Err(NotTaken::Busy { .. })));
+        assert!(matches!(err, Err(AcquireError::Busy { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ mod shared;
 mod stop;
 pub mod work;
 
-pub use clock::{Clock, epoch_ms, system_clock};
+pub use clock::{Clock, epoch_ms, rfc3339, system_clock};
 pub use deliver::Delivering;
 pub use shared::Shared;
 pub use stop::{Stop, StopReason, TIME_RESERVE, stop_by};
@@ -42,7 +42,7 @@ use crate::summary::{Counters, ObjectReport, Outcome};
 use deliver::Deliver;
 use error::ForwardError;
 use format::{FormatLookup, Named};
-use lease::{Lease, NotTaken};
+use lease::{AcquireError, Lease};
 use ncf_parse::{ObjectParse, ParseSettings};
 use progress::{Ledger, Starting};
 use read::{Opened, Opening, Reading};
@@ -188,12 +188,12 @@ where
                 report.counters.lease_takeovers += u64::from(took_over);
                 attempt
             }
-            Err(e @ NotTaken::Store(_)) => {
+            Err(e @ AcquireError::Store(_)) => {
                 self.shared.lease_trouble(&e);
                 report.lease_error = Some(e.to_string());
                 self.forward_routed(route, report, None).await
             }
-            Err(e @ NotTaken::Busy { .. }) => {
+            Err(e @ AcquireError::Busy { .. }) => {
                 let error = format!("s3://{}/{}: {e}", obj.bucket, self.key());
                 warn!("{error}");
                 report.counters.lease_waits += 1;

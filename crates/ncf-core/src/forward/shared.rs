@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::clock::Clock;
 use super::format::FormatCache;
-use super::lease::{Leasing, NotTaken};
+use super::lease::{AcquireError, Leases};
 use super::stop::Stop;
 use crate::ports::CheckpointError;
 
@@ -24,7 +24,7 @@ pub struct Shared<K, C> {
     pub(crate) stop: Stop,
     /// Leases that keep two deliveries of one object from forwarding it at the same time
     /// (`None`: no exclusion).
-    pub(crate) leasing: Option<Leasing>,
+    pub(crate) leasing: Option<Leases>,
     /// The formats objects named, compiled (kept across the invocations of a warm process).
     pub(crate) formats: Arc<FormatCache>,
     /// Troubles already warned about in this run (warn once, not per object).
@@ -49,7 +49,7 @@ impl<K, C> Shared<K, C> {
     }
 
     /// The lease store failed: the object is forwarded without a lease.
-    pub(super) fn lease_trouble(&self, e: &NotTaken) {
+    pub(super) fn lease_trouble(&self, e: &AcquireError) {
         if !self.warned.leases.swap(true, Ordering::Relaxed) {
             warn!(
                 "{e}; forwarding without leases in this invocation (two deliveries of one object at the same time may both send it)"
