@@ -7,7 +7,10 @@ use super::format::{Escape, TimeVar};
 use super::json::{CLOSE_EVENT, InArena, ObjectWriter, open_event, push_message};
 pub use super::request_line::{RequestParts, request_parts, split_request};
 use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
-use super::{LogEvent, Message, OutputFormat, Parsing, unparsed_message};
+use crate::event::{LogEvent, unparsed_message};
+use crate::json::Message;
+use crate::names::OutputFormat;
+use crate::settings::Parsing;
 
 /// Parses one access line. Never fails: a line that does not match the format is forwarded raw.
 pub fn parse_line<'a>(
@@ -131,7 +134,7 @@ pub fn filtered<'a>(
     line_no: u64,
 ) -> Option<crate::filter::Filtered> {
     let settings = settings.into();
-    if !settings.shared.rules.any_for(crate::LogKind::Access) {
+    if !settings.shared.rules.any_for(crate::names::LogKind::Access) {
         return None;
     }
     let fmt = settings.access_format;
@@ -145,7 +148,7 @@ pub fn filtered<'a>(
     };
     let [method, uri, protocol] = fmt.derived_keys();
     settings.shared.rules.decide(
-        crate::LogKind::Access,
+        crate::names::LogKind::Access,
         |field| {
             if let Some(i) = fmt
                 .vars()
@@ -215,7 +218,7 @@ pub fn locate<'a>(
 }
 
 /// The key under which text after the end of the format is kept (unless the format has a
-/// variable of that name: then [`LogFormat::tail_key`](super::LogFormat::tail_key)).
+/// variable of that name: then [`LogFormat::tail_key`](crate::format::LogFormat::tail_key)).
 pub use super::format::UNPARSED_TAIL;
 
 fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {

@@ -7,13 +7,11 @@
 //! a record at [`NGX_MAX_ERROR_STR`] bytes: the context it did write is kept and the message
 //! gets `"truncated": true` (see `parse_context`).
 
-use super::json::ObjectWriter;
-use super::time::parse_error_time;
-use super::{
-    FieldNames, LineParser, LogEvent, Message, OutputFormat, ParseSettings, Parsing,
-    unparsed_message,
-};
-use crate::LogKind;
+use crate::event::{LogEvent, unparsed_message};
+use crate::json::{Message, ObjectWriter};
+use crate::names::{FieldNames, LogKind, OutputFormat};
+use crate::settings::{ParseSettings, Parsing};
+use crate::time::parse_error_time;
 
 pub const LEVELS: [&str; 8] = [
     "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
@@ -165,15 +163,24 @@ pub fn line_time(line: &str, settings: &ParseSettings) -> Option<i64> {
         .and_then(|t| parse_error_time(t, &settings.error_zone))
 }
 
-/// Feeds one line; returns the previous event once this line starts a new one.
-pub(super) fn push_line(
-    p: &mut LineParser<'_>,
+/// Where a line is in its object: its 1-based number and the byte offset it starts at.
+#[derive(Debug, Clone, Copy)]
+pub struct LineAt {
+    pub number: u64,
+    pub offset: u64,
+}
+
+/// Feeds one line to the record being assembled (`pending`); returns the previous record once
+/// this line starts a new one. A line without a timestamp of its own gets `last_ts`.
+pub(crate) fn push_line(
+    pending: &mut Option<Pending>,
+    settings: Parsing<'_>,
+    last_ts: i64,
     line: &str,
-    line_no: u64,
-    offset: u64,
+    at: LineAt,
 ) -> Option<LogEvent> {
-    let ts = line_time(line, p.settings.shared);
-    match (ts, p.pending.as_mut()) {
+    let ts = line_time(line, settings.shared);
+    match (ts, pending.as_mut()) {
         (None, Some(open)) => {
             open.text.push('\n');
             open.text.push_str(line);
@@ -181,16 +188,16 @@ pub(super) fn push_line(
         }
         (ts, _) => {
             let next = Pending {
-                timestamp: ts.unwrap_or(p.last_ts),
-                first_line: line_no,
-                first_offset: offset,
+                timestamp: ts.unwrap_or(last_ts),
+                first_line: at.number,
+                first_offset: at.offset,
                 text: line.to_string(),
                 head_len: line.len(),
                 failed: ts.is_none() || header(line).is_none(),
             };
             // A line without a timestamp and nothing to continue is an event of its own.
-            let prev = p.pending.replace(next);
-            prev.map(|e| e.into_event(p.settings))
+            let prev = pending.replace(next);
+            prev.map(|e| e.into_event(settings))
         }
     }
 }
@@ -505,7 +512,7 @@ fn to_json(text: &str, head_len: usize, settings: Parsing<'_>) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LogKind;
+    use crate::line::LineParser;
     use serde_json::{Value, json};
 
     fn events(lines: &[&str]) -> Vec<LogEvent> {

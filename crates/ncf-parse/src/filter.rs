@@ -13,7 +13,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::LogKind;
+use crate::names::LogKind;
 
 /// What a rule did to a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,7 +156,7 @@ impl Derived {
 }
 
 /// nginx variables and the names td-agent's `nginx` parser gives the same values
-/// ([`super::FieldNames::Fluentd`]). `request_method` and `request_uri` apply both to the format's
+/// ([`crate::names::FieldNames::Fluentd`]). `request_method` and `request_uri` apply both to the format's
 /// own variables and to the parts split from `$request`.
 pub const FLUENTD_ACCESS_NAMES: [(&str, &str); 9] = [
     ("remote_addr", "remote"),
@@ -380,14 +380,14 @@ impl LogFormat {
         Ok(f)
     }
 
-    /// The format with the keys of `names`. With [`FieldNames::Fluentd`](super::FieldNames):
+    /// The format with the keys of `names`. With [`FieldNames::Fluentd`](crate::names::FieldNames):
     /// the variables of [`FLUENTD_ACCESS_NAMES`] and the method and URI split from `$request`
     /// get td-agent's names (unless the format has a variable of that name: then the nginx name
     /// stays, so no key is written twice); `$request` itself, the protocol split from it and the
     /// time variable the event's timestamp comes from are not written, as td-agent's records
     /// have none of them.
-    pub fn with_names(mut self, names: super::FieldNames) -> Self {
-        if names == super::FieldNames::Nginx {
+    pub fn with_names(mut self, names: crate::names::FieldNames) -> Self {
+        if names == crate::names::FieldNames::Nginx {
             return self;
         }
         let taken = |name: &str| self.vars.iter().any(|v| v.name == name);
