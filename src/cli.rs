@@ -299,7 +299,8 @@ async fn parse_command(
         .await
         .map_err(|e| format!("{name}: {e}"))?;
     let plan = render::Plan::default();
-    match render::render(reader, &parse, kind, fallback_ts, std::io::stdout(), plan).await {
+    let job = render::Job::new(&parse, kind, fallback_ts, 0);
+    match render::render(reader, job, std::io::stdout(), plan).await {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e @ render::RenderError::Read { .. }) => Err(format!("{name}: {e}")),
         Err(e) => Err(e.to_string()),

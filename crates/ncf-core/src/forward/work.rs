@@ -25,11 +25,12 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 use crate::lines::{LineReader, line_pieces};
 use crate::route::LogKind;
 use crate::spare::Spare;
 use ncf_parse::error::{self, Pending};
-use ncf_parse::json::InArena;
+use ncf_parse::json::{CLOSE_EVENT, InArena, open_event};
 use ncf_parse::object_format::{self, Candidate, Part};
 use ncf_parse::{LineParser, LogEvent, LogFormat, Message, OutputFormat, ParseSettings, access};
 
@@ -249,6 +250,24 @@ pub struct Job {
     /// An object whose lines may be in several formats ([`Job::with_formats`]); `None`: every
     /// line is in `settings`' format.
     pub formats: Option<Arc<Formats>>,
+    /// What the access events become: events (the Lambda), or output lines (`parse`).
+    pub sink: Sink,
+}
+
+/// What a block's access events become ([`Job::sink`]). Either way [`parse_block`] decides
+/// each line's fate (parsed, unparsed, filtered, before the block's first time); only how the
+/// result is held differs.
+#[derive(Debug, Clone, Default)]
+pub enum Sink {
+    /// Events whose messages sit in the block's arena ([`Message::in_arena`]), for the batcher.
+    #[default]
+    Events,
+    /// The `parse` command's output: one event object a line ([`write_line`]), written into
+    /// [`Parsed::lines`], a buffer taken from these spare ones (the caller gives it back once
+    /// it is written out). No event is built for them: the message is written once, in its
+    /// line. Lines before the block's first time stay events ([`Parsed::events`]): only
+    /// [`Joiner`] knows their time, and they come before the block's lines.
+    Lines(Arc<Spare<String>>),
 }
 
 /// The formats an object's access lines may be in, and which ones each run of lines may be in
@@ -292,6 +311,7 @@ impl Job {
             skip_before,
             fallback_ts,
             formats: None,
+            sink: Sink::Events,
         }
     }
 
@@ -383,6 +403,8 @@ struct Leading {
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub events: Vec<LogEvent>,
+    /// [`Sink::Lines`]: the block's access events after its first time, as output lines.
+    pub lines: String,
     /// The first `untimed` events are access lines that did not parse, before any line with a
     /// time in the block: they take the time of the event before the block.
     untimed: usize,
@@ -403,7 +425,8 @@ pub struct Parsed {
 }
 
 /// Parses one block of lines, cut and cleaned exactly as [`LineReader::next_line`] does (NUL
-/// bytes stripped, invalid UTF-8 replaced).
+/// bytes stripped, invalid UTF-8 replaced). The one place where a line's fate is decided, for
+/// the Lambda and for `parse` alike ([`Job::sink`] says only how the results are held).
 pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     let bytes = &block.bytes;
     // Checked once for the block; each line is then a slice of it (a piece cut inside a
@@ -411,35 +434,19 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     let text = std::str::from_utf8(bytes).ok();
     let has_nul = memchr::memchr(0, bytes).is_some();
     let mut cleaned = Vec::new();
-    let mut out = Parsed::default();
-    let mut spans = Vec::new();
-    let mut last_ts = job.fixed_ts;
-    let mut parser: Option<LineParser<'_>> = None;
+    let mut engine = Engine::new(job, bytes.len());
     let mut line_no = block.first_line;
-    // The messages of the block's access lines, one after another (see `Message::in_arena`),
-    // and which event's message is where. Room for JSON messages, about 2.3× their lines
-    // once escaped: growing the arena would copy it.
-    let mut arena = match job.kind {
-        LogKind::Access => String::with_capacity(arena_capacity(&job.settings, bytes.len())),
-        LogKind::Error => String::new(),
-    };
-    let mut placed: Vec<(usize, InArena)> = Vec::new();
-    if job.kind == LogKind::Access {
-        // About one event per line, and lines run to about 200 bytes.
-        out.events.reserve(bytes.len() / 160);
-        placed.reserve(bytes.len() / 160);
-    }
     for (range, ends_line) in line_pieces(bytes, block.max_line) {
         let this_line = line_no;
         line_no += u64::from(ends_line);
-        out.pieces += 1;
         let offset = block.first_offset + range.start as u64;
-        let piece = &bytes[range.clone()];
         let nuls = if has_nul {
-            memchr::memchr_iter(0, piece).count()
+            memchr::memchr_iter(0, &bytes[range.clone()]).count()
         } else {
             0
         };
+        let out = &mut engine.out;
+        out.pieces += 1;
         out.nul_bytes += nuls as u64;
         if this_line < job.skip_before {
             continue; // delivered by an earlier attempt (a gzip resume reads from the start)
@@ -450,62 +457,175 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
             continue;
         }
         match job.kind {
-            LogKind::Access => {
-                let settings = job.settings_for(&line, offset, &mut spans, &mut out);
-                let fallback = match settings.access_format.time_var() {
-                    None if job.formats.is_some() => job.fallback_ts,
-                    _ => last_ts.unwrap_or(0),
-                };
-                let (mut ev, at) = access::parse_line_into(
-                    settings, &line, this_line, fallback, &mut spans, &mut arena,
-                );
-                if let Some(at) = at {
-                    placed.push((out.events.len(), at));
-                }
-                ev.offset = offset;
-                if ev.parse_failed && last_ts.is_none() {
-                    out.untimed += 1;
-                } else {
-                    last_ts = Some(ev.timestamp);
-                }
-                out.events.push(ev);
+            LogKind::Access => engine.access(&line, this_line, offset),
+            LogKind::Error => engine.error(line, this_line, offset),
+        }
+    }
+    engine.finish()
+}
+
+/// What [`parse_block`] carries from line to line of one block.
+struct Engine<'j> {
+    job: &'j Job,
+    out: Parsed,
+    /// Field ranges of the current access line, reused from line to line.
+    spans: Vec<(usize, usize)>,
+    /// The time an unparsable access line takes: the event before it's (at first the format's
+    /// fixed time, if it has no time variable); `None` before the block's first time.
+    last_ts: Option<i64>,
+    /// Error logs: the parser, from the block's first line with a timestamp on.
+    parser: Option<LineParser<'j>>,
+    /// Access logs: the event objects of the block, one after another, each message inside
+    /// its own (see `Message::in_arena`); for [`Sink::Lines`] the output lines themselves.
+    arena: String,
+    /// [`Sink::Events`]: which event's message is where in the arena.
+    placed: Vec<(usize, InArena)>,
+}
+
+impl<'j> Engine<'j> {
+    fn new(job: &'j Job, block_bytes: usize) -> Self {
+        let mut engine = Self {
+            job,
+            out: Parsed::default(),
+            spans: Vec::new(),
+            last_ts: job.fixed_ts,
+            parser: None,
+            arena: String::new(),
+            placed: Vec::new(),
+        };
+        if job.kind == LogKind::Access {
+            if let Sink::Lines(spare) = &job.sink {
+                engine.arena = spare.take().unwrap_or_default();
+            } else {
+                // About one event per line, and lines run to about 200 bytes.
+                engine.out.events.reserve(block_bytes / 160);
+                engine.placed.reserve(block_bytes / 160);
             }
-            LogKind::Error => match parser.as_mut() {
-                Some(p) => p.push_at(&line, this_line, offset, &mut out.events),
-                None if error::line_time(&line, &job.settings).is_some() => {
-                    let mut p = LineParser::new(&job.settings, LogKind::Error, 0);
-                    p.push_at(&line, this_line, offset, &mut out.events);
-                    parser = Some(p);
+            // Growing the arena would copy it.
+            engine
+                .arena
+                .reserve(arena_capacity(&job.settings, block_bytes));
+        }
+        engine
+    }
+
+    /// One access line: parsed with its format ([`Job::settings_for`]) into the arena, or an
+    /// event of its own (a line that did not parse; filtered: counted, never sent).
+    fn access(&mut self, line: &str, line_no: u64, offset: u64) {
+        let job = self.job;
+        let settings = job.settings_for(line, offset, &mut self.spans, &mut self.out);
+        let fallback = match settings.access_format.time_var() {
+            None if job.formats.is_some() => job.fallback_ts,
+            _ => self.last_ts.unwrap_or(0),
+        };
+        let frame = self.arena.len();
+        let (mut ev, at) = access::parse_line_into(
+            settings,
+            line,
+            line_no,
+            fallback,
+            &mut self.spans,
+            &mut self.arena,
+        );
+        ev.offset = offset;
+        let untimed = ev.parse_failed && self.last_ts.is_none();
+        if untimed {
+            self.out.untimed += 1;
+        } else {
+            self.last_ts = Some(ev.timestamp);
+        }
+        match &job.sink {
+            Sink::Lines(_) if !untimed => self.write_line(ev, at, frame),
+            _ => {
+                if let Some(at) = at {
+                    self.placed.push((self.out.events.len(), at));
                 }
-                None => match out.leading.as_mut() {
-                    Some(lead) => {
-                        lead.text.push('\n');
-                        lead.text.push_str(&line);
-                    }
-                    None => {
-                        let head_len = line.len();
-                        out.leading = Some(Leading {
-                            line: this_line,
-                            offset,
-                            text: line.into_owned(),
-                            head_len,
-                        });
-                    }
-                },
+                self.out.events.push(ev);
+            }
+        }
+    }
+
+    /// [`Sink::Lines`]: the event as its output line(s). A parsed line's object is in the arena
+    /// already (from `frame` on, with a `,` after it): the `,` ends the line. One too big for
+    /// one event is taken back out and written in parts, as the batcher would send it.
+    fn write_line(&mut self, ev: LogEvent, at: Option<InArena>, frame: usize) {
+        let output = self.job.settings.output;
+        match at {
+            Some(at) if at.len <= MAX_EVENT_MESSAGE_BYTES => {
+                debug_assert!(self.arena.ends_with(','), "an event object ends with `,`");
+                self.arena.pop();
+                self.arena.push('\n');
+            }
+            Some(at) => {
+                let object = Arc::new(self.arena.split_off(frame));
+                let at = InArena {
+                    range: at.range.start - frame..at.range.end - frame,
+                    frame: None,
+                    ..at
+                };
+                let message = Message::in_arena(&object, at);
+                write_line(&mut self.arena, LogEvent { message, ..ev }, output);
+            }
+            None if ev.filtered.is_some() => {}
+            None => write_line(&mut self.arena, ev, output),
+        }
+    }
+
+    /// One error-log line: a record's first line or a continuation of the record before it;
+    /// before the block's first record, a continuation of the block before
+    /// ([`Parsed::leading`], which [`Joiner`] joins).
+    fn error(&mut self, line: Cow<'_, str>, line_no: u64, offset: u64) {
+        let settings = &self.job.settings;
+        match self.parser.as_mut() {
+            Some(p) => p.push_at(&line, line_no, offset, &mut self.out.events),
+            None if error::line_time(&line, settings).is_some() => {
+                let mut p = LineParser::new(settings, LogKind::Error, 0);
+                p.push_at(&line, line_no, offset, &mut self.out.events);
+                self.parser = Some(p);
+            }
+            None => match self.out.leading.as_mut() {
+                Some(lead) => {
+                    lead.text.push('\n');
+                    lead.text.push_str(&line);
+                }
+                None => {
+                    self.out.leading = Some(Leading {
+                        line: line_no,
+                        offset,
+                        head_len: line.len(),
+                        text: line.into_owned(),
+                    });
+                }
             },
         }
     }
-    if !placed.is_empty() {
-        let arena = Arc::new(arena);
-        for (i, at) in placed {
-            if let Some(ev) = out.events.get_mut(i) {
-                ev.message = Message::in_arena(&arena, at);
+
+    fn finish(mut self) -> Parsed {
+        if matches!(self.job.sink, Sink::Lines(_)) {
+            self.out.lines = self.arena;
+        } else if !self.placed.is_empty() {
+            let arena = Arc::new(self.arena);
+            for (i, at) in self.placed {
+                if let Some(ev) = self.out.events.get_mut(i) {
+                    ev.message = Message::in_arena(&arena, at);
+                }
             }
         }
+        self.out.open = self.parser.as_mut().and_then(LineParser::take_open);
+        self.out.last_ts = self.last_ts;
+        self.out
     }
-    out.open = parser.as_mut().and_then(LineParser::take_open);
-    out.last_ts = last_ts;
-    out
+}
+
+/// One line of the `parse` command's output: the event's object as PutLogEvents takes it
+/// (`{"timestamp":…,"message":"…"}`), in parts first if its message is too big for one event.
+pub fn write_line(text: &mut String, ev: LogEvent, output: OutputFormat) {
+    for part in fitting_parts(ev, output) {
+        open_event(text, part.timestamp);
+        text.push_str(part.message.escaped());
+        text.push_str(CLOSE_EVENT);
+        text.push('\n');
+    }
 }
 
 /// Room for the messages of `block_bytes` of access lines: JSON messages run to about 2.3×
