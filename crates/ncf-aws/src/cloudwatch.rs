@@ -783,7 +783,7 @@ mod tests {
     /// timestamp, another order, another arena, an owned message between them.
     #[test]
     fn runs_of_a_blocks_events_give_the_same_body_as_event_by_event() {
-        use ncf_parse::access::parse_line_into;
+        use ncf_parse::access::{Buffers, parse_line_into};
         use ncf_parse::{OutputFormat, ParseSettings};
         let lines = [
             r#"203.0.113.7 - - [24/Nov/2026:10:00:01 +0000] "GET /a?q="x" HTTP/1.1" 200 612 "-" "curl/8.5.0""#,
@@ -798,24 +798,18 @@ mod tests {
                 ..ParseSettings::default()
             };
             let block = |lines: &[&str]| {
-                let (mut arena, mut spans, mut placed) = (String::new(), Vec::new(), Vec::new());
+                let (mut buffers, mut placed) = (Buffers::default(), Vec::new());
                 let mut events: Vec<LogEvent> = lines
                     .iter()
                     .enumerate()
                     .map(|(i, line)| {
-                        let (ev, at) = parse_line_into(
-                            &settings,
-                            line,
-                            i as u64 + 1,
-                            7,
-                            &mut spans,
-                            &mut arena,
-                        );
+                        let (ev, at) =
+                            parse_line_into(&settings, line, i as u64 + 1, 7, &mut buffers);
                         placed.push(at);
                         ev
                     })
                     .collect();
-                let arena = Arc::new(arena);
+                let arena = Arc::new(buffers.arena);
                 for (ev, at) in events.iter_mut().zip(placed) {
                     if let Some(at) = at {
                         ev.message = Message::in_arena(&arena, at);

@@ -28,64 +28,123 @@ pub fn parse_line_with(
     fallback_ts: i64,
     spans: &mut Vec<(usize, usize)>,
 ) -> LogEvent {
-    let mut arena = String::new();
-    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, spans, &mut arena);
+    let mut buffers = Buffers {
+        spans: std::mem::take(spans),
+        arena: String::new(),
+    };
+    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, &mut buffers);
     if let Some(at) = at {
-        ev.message = Message::in_arena(&Arc::new(arena), at);
+        ev.message = Message::in_arena(&Arc::new(buffers.arena), at);
     }
+    *spans = buffers.spans;
     ev
 }
 
-/// [`parse_line_with`] writing the message into `arena`, the buffer a worker shares between the
-/// messages of a block: the event's message is left empty and the second value says where its
-/// text is ([`Message::in_arena`] makes it the event's once the block is done). `None`: the
-/// event has its message already (a line that did not parse) or none (filtered).
+/// A worker's buffers for access lines, reused from line to line: the field ranges of the
+/// current line, and the arena the event objects of a block are written into one after
+/// another ([`write_event`]).
+#[derive(Debug, Default)]
+pub struct Buffers {
+    pub spans: Vec<(usize, usize)>,
+    pub arena: String,
+}
+
+/// What [`write_event`] made of one access line.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It matched: its event object is written at the end of the arena, the message at the
+    /// range given and the object's start and timestamp in [`InArena::frame`].
+    Written(InArena),
+    /// It matched, and a `FILTER_RULES` rule took it at this timestamp: nothing is written
+    /// (counted, never sent).
+    Filtered(i64, crate::filter::Filtered),
+    /// It did not match the format, for this reason: it is forwarded raw.
+    Unparsed(String),
+}
+
+/// Parses one access line: a line that matches has its event object
+/// (`{"timestamp":…,"message":"…"}`, the request syntax of PutLogEvents and the `parse`
+/// command's output line alike) written into `buffers.arena`, the message in it escaped once.
+/// Nothing follows the object: the caller writes what separates it from the next. The one
+/// place that decides what an access line becomes; [`Outcome::into_event`] makes it an event.
+pub fn write_event(
+    settings: &ParseSettings,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+    buffers: &mut Buffers,
+) -> Outcome {
+    let found = match locate(settings, line, &mut buffers.spans) {
+        Ok(found) => found,
+        Err(reason) => return Outcome::Unparsed(reason),
+    };
+    let timestamp = found.timestamp.unwrap_or(fallback_ts);
+    if let Some(filtered) = filtered(settings, line, &buffers.spans, line_no) {
+        return Outcome::Filtered(timestamp, filtered);
+    }
+    let arena = &mut buffers.arena;
+    let frame = arena.len();
+    open_event(arena, timestamp);
+    let mut at = match settings.output {
+        OutputFormat::Raw => push_message(arena, line),
+        OutputFormat::Json => {
+            let start = arena.len();
+            let mut w = ObjectWriter::nested(arena);
+            write_fields(settings, line, &buffers.spans, found.tail, &mut w);
+            w.finish_in_arena(start)
+        }
+    };
+    arena.push_str(CLOSE_EVENT);
+    at.frame = Some((frame, timestamp));
+    Outcome::Written(at)
+}
+
+impl Outcome {
+    /// The event of the line [`write_event`] wrote (`fallback_ts` as given there), and where
+    /// its message is in the arena (`None`: the event has its message already, a line that
+    /// did not parse, or none, filtered); [`Message::in_arena`] makes it the event's.
+    pub fn into_event(
+        self,
+        settings: &ParseSettings,
+        line: &str,
+        line_no: u64,
+        fallback_ts: i64,
+    ) -> (LogEvent, Option<InArena>) {
+        let event = |timestamp, filtered| LogEvent {
+            timestamp,
+            message: Message::default(),
+            line: line_no,
+            offset: 0,
+            parse_failed: false,
+            filtered,
+        };
+        match self {
+            Self::Written(at) => (event(at.frame.map_or(fallback_ts, |f| f.1), None), Some(at)),
+            Self::Filtered(timestamp, filtered) => (event(timestamp, Some(filtered)), None),
+            Self::Unparsed(reason) => (
+                unparsed_event(settings, line, line_no, fallback_ts, &reason),
+                None,
+            ),
+        }
+    }
+}
+
+/// [`parse_line_with`] writing the message into `buffers.arena`, the buffer a worker shares
+/// between the messages of a block, inside its event object with a `,` after it: consecutive
+/// events of a batch are then one run of the arena ([`Message::frame`]). The event's message is
+/// left empty and the second value says where its text is ([`Outcome::into_event`]).
 pub fn parse_line_into(
     settings: &ParseSettings,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
-    spans: &mut Vec<(usize, usize)>,
-    arena: &mut String,
+    buffers: &mut Buffers,
 ) -> (LogEvent, Option<InArena>) {
-    match locate(settings, line, spans) {
-        Ok(found) => {
-            let timestamp = found.timestamp.unwrap_or(fallback_ts);
-            let event = |filtered| LogEvent {
-                timestamp,
-                message: Message::default(),
-                line: line_no,
-                offset: 0,
-                parse_failed: false,
-                filtered,
-            };
-            if let Some(filtered) = filtered(settings, line, spans, line_no) {
-                // Counted, never sent: no message is written.
-                return (event(Some(filtered)), None);
-            }
-            // Inside the event object of a request body, with a comma after it: consecutive
-            // events of a batch are then one run of the arena ([`Message::frame`]).
-            let frame = arena.len();
-            open_event(arena, timestamp);
-            let mut at = match settings.output {
-                OutputFormat::Raw => push_message(arena, line),
-                OutputFormat::Json => {
-                    let start = arena.len();
-                    let mut w = ObjectWriter::nested(arena);
-                    write_fields(settings, line, spans, found.tail, &mut w);
-                    w.finish_in_arena(start)
-                }
-            };
-            arena.push_str(CLOSE_EVENT);
-            arena.push(',');
-            at.frame = Some((frame, timestamp));
-            (event(None), Some(at))
-        }
-        Err(reason) => (
-            unparsed_event(settings, line, line_no, fallback_ts, &reason),
-            None,
-        ),
+    let outcome = write_event(settings, line, line_no, fallback_ts, buffers);
+    if matches!(outcome, Outcome::Written(_)) {
+        buffers.arena.push(',');
     }
+    outcome.into_event(settings, line, line_no, fallback_ts)
 }
 
 /// The event of a line that did not parse: forwarded raw with `reason`, at `fallback_ts`.

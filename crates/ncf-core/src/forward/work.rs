@@ -1,7 +1,9 @@
 //! The work stage: blocks of whole lines parsed on every core, the results in input order. The
-//! Lambda path and the `parse` command both run it ([`ordered`]); what a block becomes is the
-//! caller's function: events ([`parse_block`], then [`Joiner`] in input order) or, for `parse`
-//! on access logs, output text.
+//! Lambda path and the `parse` command both run it ([`ordered`]) with one engine,
+//! [`parse_block`] (then [`Joiner`] in input order): it decides what each line is (parsed,
+//! not parsed, filtered, before the block's first time, an error-log continuation). Only how
+//! the access events are held differs ([`Sink`]): events for the batcher, or `parse`'s output
+//! lines, written straight into its output text.
 //!
 //! Order comes from structure: the reading task spawns each block's work as a task of its own
 //! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
@@ -29,10 +31,11 @@ use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 use crate::lines::{LineReader, line_pieces};
 use crate::route::LogKind;
 use crate::spare::Spare;
+use ncf_parse::access::{self, Outcome};
 use ncf_parse::error::{self, Pending};
 use ncf_parse::json::{CLOSE_EVENT, InArena, open_event};
 use ncf_parse::object_format::{self, Candidate, Part};
-use ncf_parse::{LineParser, LogEvent, LogFormat, Message, OutputFormat, ParseSettings, access};
+use ncf_parse::{LineParser, LogEvent, LogFormat, Message, OutputFormat, ParseSettings};
 
 /// Input handed to a worker at a time by the `parse` command: big enough that hand-offs cost
 /// nothing.
@@ -468,16 +471,15 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
 struct Engine<'j> {
     job: &'j Job,
     out: Parsed,
-    /// Field ranges of the current access line, reused from line to line.
-    spans: Vec<(usize, usize)>,
     /// The time an unparsable access line takes: the event before it's (at first the format's
     /// fixed time, if it has no time variable); `None` before the block's first time.
     last_ts: Option<i64>,
     /// Error logs: the parser, from the block's first line with a timestamp on.
     parser: Option<LineParser<'j>>,
-    /// Access logs: the event objects of the block, one after another, each message inside
-    /// its own (see `Message::in_arena`); for [`Sink::Lines`] the output lines themselves.
-    arena: String,
+    /// Access logs: the field ranges of the current line, and the event objects of the block,
+    /// one after another, each message inside its own (see `Message::in_arena`); for
+    /// [`Sink::Lines`] the output lines themselves.
+    buffers: access::Buffers,
     /// [`Sink::Events`]: which event's message is where in the arena.
     placed: Vec<(usize, InArena)>,
 }
@@ -487,24 +489,22 @@ impl<'j> Engine<'j> {
         let mut engine = Self {
             job,
             out: Parsed::default(),
-            spans: Vec::new(),
             last_ts: job.fixed_ts,
             parser: None,
-            arena: String::new(),
+            buffers: access::Buffers::default(),
             placed: Vec::new(),
         };
         if job.kind == LogKind::Access {
             if let Sink::Lines(spare) = &job.sink {
-                engine.arena = spare.take().unwrap_or_default();
+                engine.buffers.arena = spare.take().unwrap_or_default();
             } else {
                 // About one event per line, and lines run to about 200 bytes.
                 engine.out.events.reserve(block_bytes / 160);
                 engine.placed.reserve(block_bytes / 160);
             }
             // Growing the arena would copy it.
-            engine
-                .arena
-                .reserve(arena_capacity(&job.settings, block_bytes));
+            let room = arena_capacity(&job.settings, block_bytes);
+            engine.buffers.arena.reserve(room);
         }
         engine
     }
@@ -513,20 +513,27 @@ impl<'j> Engine<'j> {
     /// event of its own (a line that did not parse; filtered: counted, never sent).
     fn access(&mut self, line: &str, line_no: u64, offset: u64) {
         let job = self.job;
-        let settings = job.settings_for(line, offset, &mut self.spans, &mut self.out);
+        let settings = job.settings_for(line, offset, &mut self.buffers.spans, &mut self.out);
         let fallback = match settings.access_format.time_var() {
             None if job.formats.is_some() => job.fallback_ts,
             _ => self.last_ts.unwrap_or(0),
         };
-        let frame = self.arena.len();
-        let (mut ev, at) = access::parse_line_into(
-            settings,
-            line,
-            line_no,
-            fallback,
-            &mut self.spans,
-            &mut self.arena,
-        );
+        let buffers = &mut self.buffers;
+        let (mut ev, at) = match &job.sink {
+            Sink::Events => access::parse_line_into(settings, line, line_no, fallback, buffers),
+            Sink::Lines(_) => {
+                let outcome = access::write_event(settings, line, line_no, fallback, buffers);
+                if let Outcome::Written(at) = &outcome
+                    && at.len <= MAX_EVENT_MESSAGE_BYTES
+                {
+                    // `parse`'s common case: the line is written; a newline ends it.
+                    buffers.arena.push('\n');
+                    self.last_ts = at.frame.map(|(_, ts)| ts);
+                    return;
+                }
+                outcome.into_event(settings, line, line_no, fallback)
+            }
+        };
         ev.offset = offset;
         let untimed = ev.parse_failed && self.last_ts.is_none();
         if untimed {
@@ -535,7 +542,7 @@ impl<'j> Engine<'j> {
             self.last_ts = Some(ev.timestamp);
         }
         match &job.sink {
-            Sink::Lines(_) if !untimed => self.write_line(ev, at, frame),
+            Sink::Lines(_) if !untimed => self.write_line(ev, at),
             _ => {
                 if let Some(at) = at {
                     self.placed.push((self.out.events.len(), at));
@@ -545,29 +552,25 @@ impl<'j> Engine<'j> {
         }
     }
 
-    /// [`Sink::Lines`]: the event as its output line(s). A parsed line's object is in the arena
-    /// already (from `frame` on, with a `,` after it): the `,` ends the line. One too big for
-    /// one event is taken back out and written in parts, as the batcher would send it.
-    fn write_line(&mut self, ev: LogEvent, at: Option<InArena>, frame: usize) {
-        let output = self.job.settings.output;
+    /// [`Sink::Lines`]: an event that is not one line as written (a message too big for one
+    /// event, taken back out of the arena and written in parts as the batcher would send it; a
+    /// line that did not parse), as its output line(s).
+    fn write_line(&mut self, ev: LogEvent, at: Option<InArena>) {
+        let (output, arena) = (self.job.settings.output, &mut self.buffers.arena);
         match at {
-            Some(at) if at.len <= MAX_EVENT_MESSAGE_BYTES => {
-                debug_assert!(self.arena.ends_with(','), "an event object ends with `,`");
-                self.arena.pop();
-                self.arena.push('\n');
-            }
             Some(at) => {
-                let object = Arc::new(self.arena.split_off(frame));
+                let frame = at.frame.map_or(at.range.start, |(start, _)| start);
+                let object = Arc::new(arena.split_off(frame));
                 let at = InArena {
                     range: at.range.start - frame..at.range.end - frame,
                     frame: None,
                     ..at
                 };
                 let message = Message::in_arena(&object, at);
-                write_line(&mut self.arena, LogEvent { message, ..ev }, output);
+                write_line(arena, LogEvent { message, ..ev }, output);
             }
             None if ev.filtered.is_some() => {}
-            None => write_line(&mut self.arena, ev, output),
+            None => write_line(arena, ev, output),
         }
     }
 
@@ -602,9 +605,9 @@ impl<'j> Engine<'j> {
 
     fn finish(mut self) -> Parsed {
         if matches!(self.job.sink, Sink::Lines(_)) {
-            self.out.lines = self.arena;
+            self.out.lines = self.buffers.arena;
         } else if !self.placed.is_empty() {
-            let arena = Arc::new(self.arena);
+            let arena = Arc::new(self.buffers.arena);
             for (i, at) in self.placed {
                 if let Some(ev) = self.out.events.get_mut(i) {
                     ev.message = Message::in_arena(&arena, at);
