@@ -67,6 +67,7 @@ pub enum Outcome {
 /// command's output line alike) written into `buffers.arena`, the message in it escaped once.
 /// Nothing follows the object: the caller writes what separates it from the next. The one
 /// place that decides what an access line becomes; [`Outcome::into_event`] makes it an event.
+#[inline]
 pub fn write_event(
     settings: &ParseSettings,
     line: &str,
@@ -167,6 +168,7 @@ pub fn unparsed_event(
 
 /// What `FILTER_RULES` does to a line that parsed (`spans` located): the fields are the
 /// format's variables as logged (`-` is no value) and the parts of `$request`.
+#[inline]
 pub fn filtered(
     settings: &ParseSettings,
     line: &str,
@@ -174,8 +176,18 @@ pub fn filtered(
     line_no: u64,
 ) -> Option<crate::filter::Filtered> {
     if !settings.rules.any_for(crate::LogKind::Access) {
-        return None;
+        return None; // the common case, checked where the line is parsed
     }
+    decide_filter(settings, line, spans, line_no)
+}
+
+/// [`filtered`] once some rule is for access lines.
+fn decide_filter(
+    settings: &ParseSettings,
+    line: &str,
+    spans: &[(usize, usize)],
+    line_no: u64,
+) -> Option<crate::filter::Filtered> {
     let fmt = &settings.access_format;
     let logged = |i: usize| Some(value(line, spans, i)).filter(|v| *v != "-");
     let parts = std::cell::OnceCell::new();
@@ -223,6 +235,7 @@ pub struct Located {
 /// Splits `line` by the format into `spans` and reads its time; `Err` gives why the line does
 /// not parse (it is then forwarded raw). The first half of [`parse_line_with`], for callers that
 /// write the message themselves ([`write_fields`]).
+#[inline]
 pub fn locate(
     settings: &ParseSettings,
     line: &str,

@@ -497,14 +497,15 @@ impl<'j> Engine<'j> {
         if job.kind == LogKind::Access {
             if let Sink::Lines(spare) = &job.sink {
                 engine.buffers.arena = spare.take().unwrap_or_default();
+                engine.buffers.arena.reserve(block_bytes * 5 / 2 + 64);
             } else {
                 // About one event per line, and lines run to about 200 bytes.
                 engine.out.events.reserve(block_bytes / 160);
                 engine.placed.reserve(block_bytes / 160);
+                // Growing the arena would copy it.
+                let room = arena_capacity(&job.settings, block_bytes);
+                engine.buffers.arena.reserve(room);
             }
-            // Growing the arena would copy it.
-            let room = arena_capacity(&job.settings, block_bytes);
-            engine.buffers.arena.reserve(room);
         }
         engine
     }
