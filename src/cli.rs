@@ -22,13 +22,14 @@ mod replay;
 mod settings;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::forward::epoch_ms;
 use crate::lines::LineReader;
-use crate::parse::{LogFormat, ObjectParse, ParseSettings, Parsing, RequestLineRules};
+use crate::parse::{LogFormat, ObjectParse, ParseSettings, RequestLineRules};
 use crate::route::LogKind;
 use crate::ship::ShipArgs;
 
@@ -278,8 +279,8 @@ async fn parse_command(
         request_line,
         ..ObjectParse::default()
     };
-    let parsing = Parsing::new(&parse, &object);
-    match render::render(reader, parsing, kind, fallback_ts, std::io::stdout(), plan).await {
+    let job = render::Job::new(Arc::new(parse), object, kind, fallback_ts, 0);
+    match render::render(reader, job, std::io::stdout(), plan).await {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e @ render::RenderError::Read { .. }) => Err(format!("{name}: {e}")),
         Err(e) => Err(e.to_string()),

@@ -1,28 +1,21 @@
 //! The `parse` command's output: one `{"timestamp":…,"message":…}` line per event.
 //!
-//! The input goes through the forwarder's work stage ([`crate::forward::work`]): read in blocks
-//! of whole lines, parsed on every core, results in input order. This file only writes them.
-//! Access logs are written by the workers straight into output text, each message already
-//! escaped as a JSON string ([`ObjectWriter::nested`]) instead of being built and then escaped a
-//! second time; error logs become events on the Lambda's own road (continuation lines join
-//! across block edges there). Either way the output is what line-by-line parsing writes.
+//! The input goes through the forwarder's own engine ([`crate::forward::work`]): read in
+//! blocks of whole lines, parsed on every core by [`work::parse_block`] (the Lambda's), results
+//! in input order. The workers write each block's access events straight as output lines
+//! ([`Sink::Lines`]: the message escaped once, in its line, no event built); the rest (access
+//! lines before a block's first time, error-log records, whose continuation lines join across
+//! block edges) is finished in input order by [`work::Joiner`] and written here. Either way
+//! the output is the events the Lambda would send, one line each.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
-pub use crate::forward::work::Plan;
-use crate::forward::work::{self, Block, QUEUE_PER_WORKER, WorkError};
-use crate::lines::{LineReader, pieces};
-use crate::parse::access::{self, locate, unparsed_event, write_fields};
-use crate::parse::json::{self, ObjectWriter, push_escaped};
-use crate::parse::{LogEvent, OutputFormat, Parsing};
-use crate::route::LogKind;
+use crate::forward::work::{self, QUEUE_PER_WORKER, Sink, WorkError, write_line};
+pub use crate::forward::work::{Job, Plan};
+use crate::lines::LineReader;
+use crate::parse::{LogEvent, OutputFormat};
 use crate::spare::Spare;
-
-/// Lines up to this long are written by the fast road: their JSON message (at worst every byte
-/// escaped as `\u00XX`, the request written twice, plus the keys) cannot exceed one event.
-const FAST_LINE_MAX: usize = MAX_EVENT_MESSAGE_BYTES / 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -34,23 +27,46 @@ pub enum RenderError {
     Thread(String),
 }
 
-/// Writes every event of `reader`'s object to `out`, the blocks parsed on `plan.threads`
-/// workers by the forwarder's work stage ([`work::ordered`]) and written in input order.
-/// Returns `out` (flushed). On a read error what was read before it is written first.
+/// Writes every event of `reader`'s object, parsed as `job` says, to `out`: the blocks parsed
+/// on `plan.threads` workers by the forwarder's work stage ([`work::ordered`]) and written in
+/// input order. Returns `out` (flushed). On a read error what was read before it is written
+/// first.
 pub async fn render<W: Write + Send + 'static>(
     reader: LineReader,
-    settings: Parsing<'_>,
-    kind: LogKind,
-    fallback_ts: i64,
+    mut job: Job,
     mut out: W,
     plan: Plan,
 ) -> Result<W, RenderError> {
-    let read_error = match kind {
-        LogKind::Access => write_access(reader, settings, fallback_ts, &mut out, plan).await?,
-        LogKind::Error => {
-            write_events_of(reader, settings, kind, fallback_ts, &mut out, plan).await?
-        }
-    };
+    // Output buffers go back to the workers once written.
+    let spare = Arc::new(Spare::new(plan.threads.max(1) * QUEUE_PER_WORKER + 2));
+    job.sink = Sink::Lines(Arc::clone(&spare));
+    let job = Arc::new(job);
+    let on_workers = Arc::clone(&job);
+    let mut blocks = work::ordered(reader, plan, move |block| {
+        work::parse_block(&on_workers, block)
+    });
+    let (settings, mut joiner) = (job.parsing(), work::Joiner::new(job.fallback_ts));
+    let (mut events, mut text) = (Vec::new(), String::new());
+    let mut read_error = None;
+    while let Some(next) = blocks.next().await {
+        let mut parsed = match next {
+            Ok(done) => done.output,
+            Err(e) => {
+                read_error = Some(failed(e)?);
+                break;
+            }
+        };
+        let mut lines = std::mem::take(&mut parsed.lines);
+        // What the Joiner hands out comes before the block's own lines.
+        joiner.join(settings, parsed, &mut events);
+        write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
+        out.write_all(lines.as_bytes())
+            .map_err(RenderError::Write)?;
+        lines.clear();
+        spare.give(lines);
+    }
+    joiner.finish(settings, &mut events);
+    write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
     out.flush().map_err(RenderError::Write)?;
     match read_error {
         Some(e) => Err(e),
@@ -70,136 +86,6 @@ fn failed(e: WorkError) -> Result<RenderError, RenderError> {
     }
 }
 
-/// Access logs: each block's lines written as output text by the workers ([`render_block`]);
-/// here only the lines before a block's first time get the time before the block.
-async fn write_access<W: Write>(
-    reader: LineReader,
-    settings: Parsing<'_>,
-    fallback_ts: i64,
-    out: &mut W,
-    plan: Plan,
-) -> Result<Option<RenderError>, RenderError> {
-    let fixed_ts = settings
-        .access_format
-        .time_var()
-        .is_none()
-        .then_some(fallback_ts);
-    let (shared, object) = (settings.shared.clone(), settings.object.clone());
-    // Output buffers go back to the workers once written.
-    let spare = Arc::new(Spare::new(plan.threads.max(1) * QUEUE_PER_WORKER + 2));
-    let texts = Arc::clone(&spare);
-    let mut blocks = work::ordered(reader, plan, move |block: &Block| {
-        let mut text: String = texts.take().unwrap_or_default();
-        text.reserve(block.bytes.len() * 5 / 2 + 64);
-        let mut rendered = Rendered {
-            text,
-            ..Rendered::default()
-        };
-        render_block(
-            Parsing::new(&shared, &object),
-            &block.bytes,
-            block.max_line,
-            fixed_ts,
-            &mut Vec::new(),
-            &mut rendered,
-        );
-        rendered
-    });
-    let mut before = fallback_ts;
-    let mut leading = String::new();
-    while let Some(next) = blocks.next().await {
-        let rendered = match next {
-            Ok(done) => done.output,
-            Err(e) => return failed(e).map(Some),
-        };
-        leading.clear();
-        for mut ev in rendered.leading {
-            ev.timestamp = before;
-            write_event(&mut leading, ev, settings.shared.output);
-        }
-        out.write_all(leading.as_bytes())
-            .and_then(|()| out.write_all(rendered.text.as_bytes()))
-            .map_err(RenderError::Write)?;
-        before = rendered.last_ts.unwrap_or(before);
-        let mut text = rendered.text;
-        text.clear();
-        spare.give(text);
-    }
-    Ok(None)
-}
-
-/// Any log kind through the forwarder's own road: blocks parsed into events
-/// ([`work::parse_block`]), finished in input order ([`work::Joiner`]: error-log continuation
-/// lines join across block edges), each written as an output line.
-async fn write_events_of<W: Write>(
-    reader: LineReader,
-    settings: Parsing<'_>,
-    kind: LogKind,
-    fallback_ts: i64,
-    out: &mut W,
-    plan: Plan,
-) -> Result<Option<RenderError>, RenderError> {
-    let shared = Arc::new(settings.shared.clone());
-    let job = work::Job::new(shared, settings.object.clone(), kind, fallback_ts, 0);
-    let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
-    let mut joiner = work::Joiner::new(fallback_ts);
-    let (mut events, mut text) = (Vec::new(), String::new());
-    let mut read_error = None;
-    while let Some(next) = blocks.next().await {
-        match next {
-            Ok(done) => joiner.join(settings, done.output, &mut events),
-            Err(e) => {
-                read_error = Some(failed(e)?);
-                break;
-            }
-        }
-        write_events(&mut events, &mut text, settings.shared.output, out)?;
-    }
-    joiner.finish(settings, &mut events);
-    write_events(&mut events, &mut text, settings.shared.output, out)?;
-    Ok(read_error)
-}
-
-/// The plain road, one line at a time through [`LineParser`]: what the block road must write.
-#[cfg(test)]
-pub async fn render_lines<W: Write>(
-    mut reader: LineReader,
-    settings: Parsing<'_>,
-    kind: LogKind,
-    fallback_ts: i64,
-    out: W,
-) -> Result<W, RenderError> {
-    let mut out = io::BufWriter::with_capacity(1 << 20, out);
-    let mut parser = crate::parse::LineParser::new(settings, kind, fallback_ts);
-    let mut events = Vec::new();
-    let mut text = String::new();
-    let mut read_error = None;
-    loop {
-        match reader.next_line().await {
-            Ok(Some((n, line))) if !line.trim().is_empty() => parser.push(&line, n, &mut events),
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(source) => {
-                read_error = Some(RenderError::Read {
-                    bytes: reader.bytes(),
-                    source,
-                });
-                break;
-            }
-        }
-        write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
-    }
-    parser.finish(&mut events);
-    write_events(&mut events, &mut text, settings.shared.output, &mut out)?;
-    let out = out
-        .into_inner()
-        .map_err(|e| RenderError::Write(e.into_error()))?;
-    match read_error {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
 /// Writes (and drains) `events` through the reused `text` buffer.
 fn write_events(
     events: &mut Vec<LogEvent>,
@@ -209,111 +95,53 @@ fn write_events(
 ) -> Result<(), RenderError> {
     text.clear();
     for ev in events.drain(..) {
-        write_event(text, ev, output);
+        write_line(text, ev, output);
     }
     out.write_all(text.as_bytes()).map_err(RenderError::Write)
-}
-
-/// One output line, the message split into parts first if it is too big for one event.
-fn write_event(text: &mut String, ev: LogEvent, output: OutputFormat) {
-    for part in fitting_parts(ev, output) {
-        push_head(text, part.timestamp);
-        text.push_str(part.message.escaped());
-        text.push_str("\"}\n");
-    }
-}
-
-/// `{"timestamp":<ms>,"message":"` — the message's text follows, then `"}`.
-fn push_head(text: &mut String, timestamp: i64) {
-    text.push_str("{\"timestamp\":");
-    json::push_i64(text, timestamp);
-    text.push_str(",\"message\":\"");
-}
-
-/// One block's output.
-#[derive(Default)]
-struct Rendered {
-    /// Unparsable lines before the block's first line with a time of its own: their timestamp
-    /// is the one before the block, which only the writer knows.
-    leading: Vec<LogEvent>,
-    text: String,
-    /// The timestamp of the block's last event (what an unparsable line after it gets).
-    last_ts: Option<i64>,
-}
-
-/// Parses one block of access lines. `fixed_ts` is the timestamp every line gets when the
-/// format has no time variable.
-fn render_block(
-    settings: Parsing<'_>,
-    block: &[u8],
-    max_line: usize,
-    fixed_ts: Option<i64>,
-    spans: &mut Vec<(usize, usize)>,
-    out: &mut Rendered,
-) {
-    out.leading.clear();
-    out.text.clear();
-    out.last_ts = None;
-    // Checked once for the block; each line is then a slice of it (a piece cut inside a
-    // character, at the line-length cap, is checked again on its own).
-    let text = std::str::from_utf8(block).ok();
-    let has_nul = memchr::memchr(0, block).is_some();
-    let mut cleaned = Vec::new();
-    for range in pieces(block, max_line) {
-        let nul = has_nul && memchr::memchr(0, &block[range.clone()]).is_some();
-        let line = work::piece_text(block, text, range, nul, &mut cleaned);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fallback = out.last_ts.or(fixed_ts);
-        if line.len() > FAST_LINE_MAX {
-            let ev = access::parse_line_with(settings, &line, 0, fallback.unwrap_or(0), spans);
-            out.push_slow(ev, fallback.is_some(), settings.shared.output);
-            continue;
-        }
-        match locate(settings, &line, spans) {
-            Ok(found) => {
-                let ts = found.timestamp.or(fixed_ts).unwrap_or(0);
-                out.last_ts = Some(ts);
-                push_head(&mut out.text, ts);
-                match settings.shared.output {
-                    OutputFormat::Json => {
-                        let mut w = ObjectWriter::nested(&mut out.text);
-                        write_fields(settings, &line, spans, found.tail, &mut w);
-                        w.finish();
-                    }
-                    OutputFormat::Raw => push_escaped(&mut out.text, &line),
-                }
-                out.text.push_str("\"}\n");
-            }
-            Err(reason) => {
-                let ev = unparsed_event(settings, &line, 0, fallback.unwrap_or(0), &reason);
-                out.push_slow(ev, fallback.is_some(), settings.shared.output);
-            }
-        }
-    }
-}
-
-impl Rendered {
-    /// An event built whole (a long line, or one that did not parse). Without a time of its own
-    /// and none known yet in the block (`fallback_known` false), it waits in `leading` for the
-    /// writer to give it the time before the block.
-    fn push_slow(&mut self, ev: LogEvent, fallback_known: bool, output: OutputFormat) {
-        if ev.parse_failed && !fallback_known {
-            self.leading.push(ev);
-        } else {
-            self.last_ts = Some(ev.timestamp);
-            write_event(&mut self.text, ev, output);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lines::MAX_LINE_BYTES;
-    use crate::parse::{LogFormat, ParseSettings};
+    use crate::parse::{LogFormat, ObjectParse, ParseSettings};
+    use crate::route::LogKind;
 
+    /// What the Lambda's road gives (events: [`Sink::Events`]) written one line each, the
+    /// input read as one block on one worker: what `parse` must write however the input is
+    /// cut and shared out.
+    async fn as_the_lambda(
+        settings: &ParseSettings,
+        kind: LogKind,
+        reader: LineReader,
+        whole: usize,
+    ) -> String {
+        let plan = Plan {
+            threads: 1,
+            block_bytes: whole + 1,
+        };
+        let job = Job::new(
+            Arc::new(settings.clone()),
+            ObjectParse::default(),
+            kind,
+            42,
+            0,
+        );
+        let mut blocks = work::ordered(reader, plan, move |block| work::parse_block(&job, block));
+        let mut joiner = work::Joiner::new(42);
+        let mut events = Vec::new();
+        while let Some(done) = blocks.next().await {
+            joiner.join(settings, done.unwrap().output, &mut events);
+        }
+        joiner.finish(settings, &mut events);
+        let mut text = String::new();
+        for ev in events {
+            write_line(&mut text, ev, settings.output);
+        }
+        text
+    }
+
+    /// (The Lambda's events as lines, what `parse` writes by `plan`.)
     async fn both_roads(
         settings: &ParseSettings,
         kind: LogKind,
@@ -327,20 +155,20 @@ mod tests {
                 .unwrap()
                 .with_max_line(max_line)
         };
-        let slow = render_lines(open().await, settings.into(), kind, 42, Vec::new())
-            .await
-            .unwrap();
-        let fast = render(open().await, settings.into(), kind, 42, Vec::new(), plan)
-            .await
-            .unwrap();
-        (
-            String::from_utf8(slow).unwrap(),
-            String::from_utf8(fast).unwrap(),
-        )
+        let slow = as_the_lambda(settings, kind, open().await, data.len()).await;
+        let job = Job::new(
+            Arc::new(settings.clone()),
+            ObjectParse::default(),
+            kind,
+            42,
+            0,
+        );
+        let fast = render(open().await, job, Vec::new(), plan).await.unwrap();
+        (slow, String::from_utf8(fast).unwrap())
     }
 
     #[tokio::test]
-    async fn the_fast_road_writes_what_the_plain_one_does() {
+    async fn parse_writes_the_lambdas_events_however_the_input_is_cut() {
         let combined = ParseSettings::default();
         let raw = ParseSettings {
             output: OutputFormat::Raw,
@@ -396,7 +224,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_oversize_line_is_split_on_both_roads() {
+    async fn an_oversize_line_is_split_as_the_lambda_splits_it() {
         let line = format!(
             "1.2.3.4 - - [24/Nov/2026:10:00:01 +0000] \"GET /{} HTTP/1.1\" 200 1 \"-\" \"-\"\n",
             "\"".repeat(300_000)
@@ -485,16 +313,14 @@ mod tests {
             threads: 2,
             block_bytes: 4096,
         };
-        let err = render(
-            reader,
-            (&ParseSettings::default()).into(),
+        let job = Job::new(
+            Arc::default(),
+            ObjectParse::default(),
             LogKind::Access,
             0,
-            Broken(10_000),
-            plan,
-        )
-        .await
-        .unwrap_err();
+            0,
+        );
+        let err = render(reader, job, Broken(10_000), plan).await.unwrap_err();
         assert!(
             matches!(&err, RenderError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe),
             "{err}"

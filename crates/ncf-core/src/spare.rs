@@ -4,6 +4,7 @@
 //! every 4 KiB written into it.
 
 /// Buffers kept for the next users (at most `keep`).
+#[derive(Debug)]
 pub struct Spare<T> {
     keep: usize,
     buffers: std::sync::Mutex<Vec<T>>,

@@ -33,77 +33,125 @@ pub fn parse_line_with<'a>(
     spans: &mut Vec<(usize, usize)>,
 ) -> LogEvent {
     let settings = settings.into();
-    let mut arena = String::new();
-    let scratch = Scratch {
-        spans,
-        arena: &mut arena,
+    let mut buffers = Buffers {
+        spans: std::mem::take(spans),
+        arena: String::new(),
     };
-    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, scratch);
+    let (mut ev, at) = parse_line_into(settings, line, line_no, fallback_ts, &mut buffers);
     if let Some(at) = at {
-        ev.message = Message::in_arena(&Arc::new(arena), at);
+        ev.message = Message::in_arena(&Arc::new(buffers.arena), at);
     }
+    *spans = buffers.spans;
     ev
 }
 
-/// The buffers a worker reuses from line to line: the field ranges of the current line, and the
-/// arena the messages of a block are written into, one after another.
-pub struct Scratch<'b> {
-    pub spans: &'b mut Vec<(usize, usize)>,
-    pub arena: &'b mut String,
+/// A worker's buffers for access lines, reused from line to line: the field ranges of the
+/// current line, and the arena the event objects of a block are written into one after
+/// another ([`write_event`]).
+#[derive(Debug, Default)]
+pub struct Buffers {
+    pub spans: Vec<(usize, usize)>,
+    pub arena: String,
 }
 
-/// [`parse_line_with`] writing the message into the scratch's `arena`, the buffer a worker
-/// shares between the messages of a block: the event's message is left empty and the second
-/// value says where its text is ([`Message::in_arena`] makes it the event's once the block is
-/// done). `None`: the event has its message already (a line that did not parse) or none
-/// (filtered).
+/// What [`write_event`] made of one access line.
+#[derive(Debug)]
+pub enum LineOutcome {
+    /// It matched: its event object is written at the end of the arena, the message at the
+    /// range given and the object's start and timestamp in [`InArena::frame`].
+    Written(InArena),
+    /// It matched, and a `FILTER_RULES` rule took it at this timestamp: nothing is written
+    /// (counted, never sent).
+    Filtered(i64, crate::filter::Filtered),
+    /// It did not match the format, for this reason: it is forwarded raw.
+    Unparsed(String),
+}
+
+/// Parses one access line: a line that matches has its event object
+/// (`{"timestamp":…,"message":"…"}`, the request syntax of PutLogEvents and the `parse`
+/// command's output line alike) written into `buffers.arena`, the message in it escaped once.
+/// Nothing follows the object: the caller writes what separates it from the next. The one
+/// place that decides what an access line becomes; [`LineOutcome::into_event`] makes it an event.
+#[inline]
+pub fn write_event(
+    settings: Parsing<'_>,
+    line: &str,
+    line_no: u64,
+    fallback_ts: i64,
+    buffers: &mut Buffers,
+) -> LineOutcome {
+    let found = match locate(settings, line, &mut buffers.spans) {
+        Ok(found) => found,
+        Err(reason) => return LineOutcome::Unparsed(reason),
+    };
+    let timestamp = found.timestamp.unwrap_or(fallback_ts);
+    if let Some(filtered) = filtered(settings, line, &buffers.spans, line_no) {
+        return LineOutcome::Filtered(timestamp, filtered);
+    }
+    let arena = &mut buffers.arena;
+    let frame = arena.len();
+    open_event(arena, timestamp);
+    let mut at = match settings.shared.output {
+        OutputFormat::Raw => push_message(arena, line),
+        OutputFormat::Json => {
+            let start = arena.len();
+            let mut w = ObjectWriter::nested(arena);
+            write_fields(settings, line, &buffers.spans, found.tail, &mut w);
+            w.finish_in_arena(start)
+        }
+    };
+    arena.push_str(CLOSE_EVENT);
+    at.frame = Some((frame, timestamp));
+    LineOutcome::Written(at)
+}
+
+impl LineOutcome {
+    /// The event of the line [`write_event`] wrote (`fallback_ts` as given there), and where
+    /// its message is in the arena (`None`: the event has its message already, a line that
+    /// did not parse, or none, filtered); [`Message::in_arena`] makes it the event's.
+    pub fn into_event(
+        self,
+        settings: Parsing<'_>,
+        line: &str,
+        line_no: u64,
+        fallback_ts: i64,
+    ) -> (LogEvent, Option<InArena>) {
+        let event = |timestamp, filtered| LogEvent {
+            timestamp,
+            message: Message::default(),
+            line: line_no,
+            offset: 0,
+            parse_failed: false,
+            filtered,
+        };
+        match self {
+            Self::Written(at) => (event(at.frame.map_or(fallback_ts, |f| f.1), None), Some(at)),
+            Self::Filtered(timestamp, filtered) => (event(timestamp, Some(filtered)), None),
+            Self::Unparsed(reason) => (
+                unparsed_event(settings, line, line_no, fallback_ts, &reason),
+                None,
+            ),
+        }
+    }
+}
+
+/// [`parse_line_with`] writing the message into `buffers.arena`, the buffer a worker shares
+/// between the messages of a block, inside its event object with a `,` after it: consecutive
+/// events of a batch are then one run of the arena ([`Message::frame`]). The event's message is
+/// left empty and the second value says where its text is ([`LineOutcome::into_event`]).
 pub fn parse_line_into<'a>(
     settings: impl Into<Parsing<'a>>,
     line: &str,
     line_no: u64,
     fallback_ts: i64,
-    scratch: Scratch<'_>,
+    buffers: &mut Buffers,
 ) -> (LogEvent, Option<InArena>) {
     let settings = settings.into();
-    let Scratch { spans, arena } = scratch;
-    match locate(settings, line, spans) {
-        Ok(found) => {
-            let timestamp = found.timestamp.unwrap_or(fallback_ts);
-            let event = |filtered| LogEvent {
-                timestamp,
-                message: Message::default(),
-                line: line_no,
-                offset: 0,
-                parse_failed: false,
-                filtered,
-            };
-            if let Some(filtered) = filtered(settings, line, spans, line_no) {
-                // Counted, never sent: no message is written.
-                return (event(Some(filtered)), None);
-            }
-            // Inside the event object of a request body, with a comma after it: consecutive
-            // events of a batch are then one run of the arena ([`Message::frame`]).
-            let frame = arena.len();
-            open_event(arena, timestamp);
-            let mut at = match settings.shared.output {
-                OutputFormat::Raw => push_message(arena, line),
-                OutputFormat::Json => {
-                    let start = arena.len();
-                    let mut w = ObjectWriter::nested(arena);
-                    write_fields(settings, line, spans, found.tail, &mut w);
-                    w.finish_in_arena(start)
-                }
-            };
-            arena.push_str(CLOSE_EVENT);
-            arena.push(',');
-            at.frame = Some((frame, timestamp));
-            (event(None), Some(at))
-        }
-        Err(reason) => (
-            unparsed_event(settings, line, line_no, fallback_ts, &reason),
-            None,
-        ),
+    let outcome = write_event(settings, line, line_no, fallback_ts, buffers);
+    if matches!(outcome, LineOutcome::Written(_)) {
+        buffers.arena.push(',');
     }
+    outcome.into_event(settings, line, line_no, fallback_ts)
 }
 
 /// The event of a line that did not parse: forwarded raw with `reason`, at `fallback_ts`.
@@ -127,6 +175,7 @@ pub fn unparsed_event<'a>(
 
 /// What `FILTER_RULES` does to a line that parsed (`spans` located): the fields are the
 /// format's variables as logged (`-` is no value) and the parts of `$request`.
+#[inline]
 pub fn filtered<'a>(
     settings: impl Into<Parsing<'a>>,
     line: &str,
@@ -135,8 +184,18 @@ pub fn filtered<'a>(
 ) -> Option<crate::filter::Filtered> {
     let settings = settings.into();
     if !settings.shared.rules.any_for(crate::names::LogKind::Access) {
-        return None;
+        return None; // the common case, checked where the line is parsed
     }
+    decide_filter(settings, line, spans, line_no)
+}
+
+/// [`filtered`] once some rule is for access lines.
+fn decide_filter(
+    settings: Parsing<'_>,
+    line: &str,
+    spans: &[(usize, usize)],
+    line_no: u64,
+) -> Option<crate::filter::Filtered> {
     let fmt = settings.access_format;
     let logged = |i: usize| Some(value(line, spans, i)).filter(|v| *v != "-");
     let parts = std::cell::OnceCell::new();
@@ -184,6 +243,7 @@ pub struct Located {
 /// Splits `line` by the format into `spans` and reads its time; `Err` gives why the line does
 /// not parse (it is then forwarded raw). The first half of [`parse_line_with`], for callers that
 /// write the message themselves ([`write_fields`]).
+#[inline]
 pub fn locate<'a>(
     settings: impl Into<Parsing<'a>>,
     line: &str,

@@ -222,6 +222,7 @@ impl Rules {
     }
 
     /// True when some rule applies to `kind`.
+    #[inline]
     pub fn any_for(&self, kind: LogKind) -> bool {
         self.rules.iter().any(|r| r.kind == kind)
     }

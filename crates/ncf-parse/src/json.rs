@@ -287,6 +287,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     }
 
     /// Starts a field: the comma before every field but the first.
+    #[inline]
     fn next_field(&mut self) -> &mut String {
         let buf = self.buf.borrow_mut();
         if !self.empty {
@@ -315,6 +316,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
         self.len += 1;
     }
 
+    #[inline]
     fn key_at(&mut self, k: &Key) {
         let text = if self.nested { &k.nested } else { &k.plain };
         let buf = self.next_field();
@@ -322,6 +324,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
         self.len += k.plain.len();
     }
 
+    #[inline]
     fn string(&mut self, v: &str) {
         let buf = self.buf.borrow_mut();
         if self.nested {
@@ -334,6 +337,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     }
 
     /// Text that is the same plain and nested (no quotes, backslashes or control bytes).
+    #[inline]
     fn bare(&mut self, v: &str) {
         self.buf.borrow_mut().push_str(v);
         self.len += v.len();
@@ -351,6 +355,7 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     }
 
     /// `v` as a number when it is one, else as a string.
+    #[inline]
     fn number(&mut self, v: &str) {
         if is_json_number(v) {
             self.bare(v);
@@ -366,12 +371,14 @@ impl<B: BorrowMut<String>> ObjectWriter<B> {
     }
 
     /// [`ObjectWriter::str_field`] with a key quoted ahead of time.
+    #[inline]
     pub fn str_field_at(&mut self, k: &Key, v: &str) {
         self.key_at(k);
         self.string(v);
     }
 
     /// [`ObjectWriter::num_field`] with a key quoted ahead of time.
+    #[inline]
     pub fn num_field_at(&mut self, k: &Key, v: &str) {
         self.key_at(k);
         self.number(v);

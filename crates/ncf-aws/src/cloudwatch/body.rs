@@ -221,22 +221,18 @@ mod tests {
 
     /// The events of `lines`, parsed as one block of a worker: their messages in one arena.
     fn parse_block(settings: &ncf_parse::ParseSettings, lines: &[&str]) -> Vec<LogEvent> {
-        use ncf_parse::access::{Scratch, parse_line_into};
-        let (mut arena, mut spans, mut placed) = (String::new(), Vec::new(), Vec::new());
+        use ncf_parse::access::{Buffers, parse_line_into};
+        let (mut buffers, mut placed) = (Buffers::default(), Vec::new());
         let mut events: Vec<LogEvent> = lines
             .iter()
             .enumerate()
             .map(|(i, line)| {
-                let scratch = Scratch {
-                    spans: &mut spans,
-                    arena: &mut arena,
-                };
-                let (ev, at) = parse_line_into(settings, line, i as u64 + 1, 7, scratch);
+                let (ev, at) = parse_line_into(settings, line, i as u64 + 1, 7, &mut buffers);
                 placed.push(at);
                 ev
             })
             .collect();
-        let arena = Arc::new(arena);
+        let arena = Arc::new(buffers.arena);
         for (ev, at) in events.iter_mut().zip(placed) {
             if let Some(at) = at {
                 ev.message = Message::in_arena(&arena, at);

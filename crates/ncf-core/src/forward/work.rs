@@ -1,7 +1,9 @@
 //! The work stage: blocks of whole lines parsed on every core, the results in input order. The
-//! Lambda path and the `parse` command both run it ([`ordered`]); what a block becomes is the
-//! caller's function: events ([`parse_block`], then [`Joiner`] in input order) or, for `parse`
-//! on access logs, output text.
+//! Lambda path and the `parse` command both run it ([`ordered`]) with one engine,
+//! [`parse_block`] (then [`Joiner`] in input order): it decides what each line is (parsed,
+//! not parsed, filtered, before the block's first time, an error-log continuation). Only how
+//! the access events are held differs ([`Sink`]): events for the batcher, or `parse`'s output
+//! lines, written straight into its output text.
 //!
 //! Order comes from structure: the reading task spawns each block's work as a task of its own
 //! and queues its join handle in a channel of [`Plan::threads`] places; the consumer awaits
@@ -25,15 +27,16 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::batch::{MAX_EVENT_MESSAGE_BYTES, fitting_parts};
 use crate::lines::{LineReader, line_pieces};
 use crate::route::LogKind;
 use crate::spare::Spare;
+use ncf_parse::access::{self, LineOutcome};
 use ncf_parse::error::{self, Pending};
-use ncf_parse::json::InArena;
+use ncf_parse::json::{CLOSE_EVENT, InArena, open_event};
 use ncf_parse::object_format::{self, Candidate, Part};
 use ncf_parse::{
     LineParser, LogEvent, LogFormat, Message, ObjectParse, OutputFormat, ParseSettings, Parsing,
-    access,
 };
 
 /// Input handed to a worker at a time by the `parse` command: big enough that hand-offs cost
@@ -255,6 +258,24 @@ pub struct Job {
     /// An object whose lines may be in several formats ([`Job::with_formats`]); `None`: every
     /// line is in the object's format ([`Job::parsing`]).
     pub formats: Option<Arc<Formats>>,
+    /// What the access events become: events (the Lambda), or output lines (`parse`).
+    pub sink: Sink,
+}
+
+/// What a block's access events become ([`Job::sink`]). Either way [`parse_block`] decides
+/// each line's fate (parsed, unparsed, filtered, before the block's first time); only how the
+/// result is held differs.
+#[derive(Debug, Clone, Default)]
+pub enum Sink {
+    /// Events whose messages sit in the block's arena ([`Message::in_arena`]), for the batcher.
+    #[default]
+    Events,
+    /// The `parse` command's output: one event object a line ([`write_line`]), written into
+    /// [`Parsed::lines`], a buffer taken from these spare ones (the caller gives it back once
+    /// it is written out). No event is built for them: the message is written once, in its
+    /// line. Lines before the block's first time stay events ([`Parsed::events`]): only
+    /// [`Joiner`] knows their time, and they come before the block's lines.
+    Lines(Arc<Spare<String>>),
 }
 
 /// The formats an object's access lines may be in, and which ones each run of lines may be in
@@ -305,6 +326,7 @@ impl Job {
             skip_before,
             fallback_ts,
             formats: None,
+            sink: Sink::Events,
         }
     }
 
@@ -388,6 +410,8 @@ struct Leading {
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub events: Vec<LogEvent>,
+    /// [`Sink::Lines`]: the block's access events after its first time, as output lines.
+    pub lines: String,
     /// The first `untimed` events are access lines that did not parse, before any line with a
     /// time in the block: they take the time of the event before the block.
     untimed: usize,
@@ -408,7 +432,8 @@ pub struct Parsed {
 }
 
 /// Parses one block of lines, cut and cleaned exactly as [`LineReader::next_line`] does (NUL
-/// bytes stripped, invalid UTF-8 replaced).
+/// bytes stripped, invalid UTF-8 replaced). The one place where a line's fate is decided, for
+/// the Lambda and for `parse` alike ([`Job::sink`] says only how the results are held).
 pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     let bytes = &block.bytes;
     // Checked once for the block; each line is then a slice of it (a piece cut inside a
@@ -416,35 +441,19 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
     let text = std::str::from_utf8(bytes).ok();
     let has_nul = memchr::memchr(0, bytes).is_some();
     let mut cleaned = Vec::new();
-    let mut out = Parsed::default();
-    let mut spans = Vec::new();
-    let mut last_ts = job.fixed_ts;
-    let mut parser: Option<LineParser<'_>> = None;
+    let mut engine = Engine::new(job, bytes.len());
     let mut line_no = block.first_line;
-    // The messages of the block's access lines, one after another (see `Message::in_arena`),
-    // and which event's message is where. Room for JSON messages, about 2.3× their lines
-    // once escaped: growing the arena would copy it.
-    let mut arena = match job.kind {
-        LogKind::Access => String::with_capacity(arena_capacity(&job.shared, bytes.len())),
-        LogKind::Error => String::new(),
-    };
-    let mut placed: Vec<(usize, InArena)> = Vec::new();
-    if job.kind == LogKind::Access {
-        // About one event per line, and lines run to about 200 bytes.
-        out.events.reserve(bytes.len() / 160);
-        placed.reserve(bytes.len() / 160);
-    }
     for (range, ends_line) in line_pieces(bytes, block.max_line) {
         let this_line = line_no;
         line_no += u64::from(ends_line);
-        out.pieces += 1;
         let offset = block.first_offset + range.start as u64;
-        let piece = &bytes[range.clone()];
         let nuls = if has_nul {
-            memchr::memchr_iter(0, piece).count()
+            memchr::memchr_iter(0, &bytes[range.clone()]).count()
         } else {
             0
         };
+        let out = &mut engine.out;
+        out.pieces += 1;
         out.nul_bytes += nuls as u64;
         if this_line < job.skip_before {
             continue; // delivered by an earlier attempt (a gzip resume reads from the start)
@@ -455,65 +464,178 @@ pub fn parse_block(job: &Job, block: &Block) -> Parsed {
             continue;
         }
         match job.kind {
-            LogKind::Access => {
-                let settings = job.settings_for(&line, offset, &mut spans, &mut out);
-                let fallback = match settings.access_format.time_var() {
-                    None if job.formats.is_some() => job.fallback_ts,
-                    _ => last_ts.unwrap_or(0),
-                };
-                let scratch = access::Scratch {
-                    spans: &mut spans,
-                    arena: &mut arena,
-                };
-                let (mut ev, at) =
-                    access::parse_line_into(settings, &line, this_line, fallback, scratch);
-                if let Some(at) = at {
-                    placed.push((out.events.len(), at));
-                }
-                ev.offset = offset;
-                if ev.parse_failed && last_ts.is_none() {
-                    out.untimed += 1;
-                } else {
-                    last_ts = Some(ev.timestamp);
-                }
-                out.events.push(ev);
+            LogKind::Access => engine.access(&line, this_line, offset),
+            LogKind::Error => engine.error(line, this_line, offset),
+        }
+    }
+    engine.finish()
+}
+
+/// What [`parse_block`] carries from line to line of one block.
+struct Engine<'j> {
+    job: &'j Job,
+    out: Parsed,
+    /// The time an unparsable access line takes: the event before it's (at first the format's
+    /// fixed time, if it has no time variable); `None` before the block's first time.
+    last_ts: Option<i64>,
+    /// Error logs: the parser, from the block's first line with a timestamp on.
+    parser: Option<LineParser<'j>>,
+    /// Access logs: the field ranges of the current line, and the event objects of the block,
+    /// one after another, each message inside its own (see `Message::in_arena`); for
+    /// [`Sink::Lines`] the output lines themselves.
+    buffers: access::Buffers,
+    /// [`Sink::Events`]: which event's message is where in the arena.
+    placed: Vec<(usize, InArena)>,
+}
+
+impl<'j> Engine<'j> {
+    fn new(job: &'j Job, block_bytes: usize) -> Self {
+        let mut engine = Self {
+            job,
+            out: Parsed::default(),
+            last_ts: job.fixed_ts,
+            parser: None,
+            buffers: access::Buffers::default(),
+            placed: Vec::new(),
+        };
+        if job.kind == LogKind::Access {
+            if let Sink::Lines(spare) = &job.sink {
+                // Output lines run to about 2.5 times their input (JSON); a buffer handed
+                // back has the room already.
+                engine.buffers.arena = spare.take().unwrap_or_default();
+                engine.buffers.arena.reserve(block_bytes * 5 / 2 + 64);
+            } else {
+                // About one event per line, and lines run to about 200 bytes.
+                engine.out.events.reserve(block_bytes / 160);
+                engine.placed.reserve(block_bytes / 160);
+                // Growing the arena would copy it.
+                let room = arena_capacity(&job.shared, block_bytes);
+                engine.buffers.arena.reserve(room);
             }
-            LogKind::Error => match parser.as_mut() {
-                Some(p) => p.push_at(&line, this_line, offset, &mut out.events),
-                None if error::line_time(&line, &job.shared).is_some() => {
-                    let mut p = LineParser::new(job.parsing(), LogKind::Error, 0);
-                    p.push_at(&line, this_line, offset, &mut out.events);
-                    parser = Some(p);
+        }
+        engine
+    }
+
+    /// One access line: parsed with its format ([`Job::settings_for`]) into the arena, or an
+    /// event of its own (a line that did not parse; filtered: counted, never sent).
+    fn access(&mut self, line: &str, line_no: u64, offset: u64) {
+        let job = self.job;
+        let settings = job.settings_for(line, offset, &mut self.buffers.spans, &mut self.out);
+        let fallback = match settings.access_format.time_var() {
+            None if job.formats.is_some() => job.fallback_ts,
+            _ => self.last_ts.unwrap_or(0),
+        };
+        let buffers = &mut self.buffers;
+        let (mut ev, at) = match &job.sink {
+            Sink::Events => access::parse_line_into(settings, line, line_no, fallback, buffers),
+            Sink::Lines(_) => {
+                let outcome = access::write_event(settings, line, line_no, fallback, buffers);
+                if let LineOutcome::Written(at) = &outcome
+                    && at.len <= MAX_EVENT_MESSAGE_BYTES
+                {
+                    // `parse`'s common case: the line is written; a newline ends it.
+                    buffers.arena.push('\n');
+                    self.last_ts = at.frame.map(|(_, ts)| ts).or(self.last_ts);
+                    return;
                 }
-                None => match out.leading.as_mut() {
-                    Some(lead) => {
-                        lead.text.push('\n');
-                        lead.text.push_str(&line);
-                    }
-                    None => {
-                        let head_len = line.len();
-                        out.leading = Some(Leading {
-                            line: this_line,
-                            offset,
-                            text: line.into_owned(),
-                            head_len,
-                        });
-                    }
-                },
+                outcome.into_event(settings, line, line_no, fallback)
+            }
+        };
+        ev.offset = offset;
+        let untimed = ev.parse_failed && self.last_ts.is_none();
+        if untimed {
+            self.out.untimed += 1;
+        } else {
+            self.last_ts = Some(ev.timestamp);
+        }
+        match &job.sink {
+            Sink::Lines(_) if !untimed => self.write_line(ev, at),
+            _ => {
+                if let Some(at) = at {
+                    self.placed.push((self.out.events.len(), at));
+                }
+                self.out.events.push(ev);
+            }
+        }
+    }
+
+    /// [`Sink::Lines`]: an event that is not one line as written (a message too big for one
+    /// event, taken back out of the arena and written in parts as the batcher would send it; a
+    /// line that did not parse), as its output line(s).
+    fn write_line(&mut self, ev: LogEvent, at: Option<InArena>) {
+        let (output, arena) = (self.job.shared.output, &mut self.buffers.arena);
+        match at {
+            Some(at) => {
+                let frame = at.frame.map_or(at.range.start, |(start, _)| start);
+                let object = Arc::new(arena.split_off(frame));
+                let at = InArena {
+                    range: at.range.start - frame..at.range.end - frame,
+                    frame: None,
+                    ..at
+                };
+                let message = Message::in_arena(&object, at);
+                write_line(arena, LogEvent { message, ..ev }, output);
+            }
+            None if ev.filtered.is_some() => {}
+            None => write_line(arena, ev, output),
+        }
+    }
+
+    /// One error-log line: a record's first line or a continuation of the record before it;
+    /// before the block's first record, a continuation of the block before
+    /// ([`Parsed::leading`], which [`Joiner`] joins).
+    fn error(&mut self, line: Cow<'_, str>, line_no: u64, offset: u64) {
+        let job = self.job;
+        match self.parser.as_mut() {
+            Some(p) => p.push_at(&line, line_no, offset, &mut self.out.events),
+            None if error::line_time(&line, &job.shared).is_some() => {
+                let mut p = LineParser::new(job.parsing(), LogKind::Error, 0);
+                p.push_at(&line, line_no, offset, &mut self.out.events);
+                self.parser = Some(p);
+            }
+            None => match self.out.leading.as_mut() {
+                Some(lead) => {
+                    lead.text.push('\n');
+                    lead.text.push_str(&line);
+                }
+                None => {
+                    self.out.leading = Some(Leading {
+                        line: line_no,
+                        offset,
+                        head_len: line.len(),
+                        text: line.into_owned(),
+                    });
+                }
             },
         }
     }
-    if !placed.is_empty() {
-        let arena = Arc::new(arena);
-        for (i, at) in placed {
-            if let Some(ev) = out.events.get_mut(i) {
-                ev.message = Message::in_arena(&arena, at);
+
+    fn finish(mut self) -> Parsed {
+        if matches!(self.job.sink, Sink::Lines(_)) {
+            self.out.lines = self.buffers.arena;
+        } else if !self.placed.is_empty() {
+            let arena = Arc::new(self.buffers.arena);
+            for (i, at) in self.placed {
+                if let Some(ev) = self.out.events.get_mut(i) {
+                    ev.message = Message::in_arena(&arena, at);
+                }
             }
         }
+        self.out.open = self.parser.as_mut().and_then(LineParser::take_open);
+        self.out.last_ts = self.last_ts;
+        self.out
     }
-    out.open = parser.as_mut().and_then(LineParser::take_open);
-    out.last_ts = last_ts;
-    out
+}
+
+/// One line of the `parse` command's output: the event's object as PutLogEvents takes it
+/// (`{"timestamp":…,"message":"…"}`), in parts first if its message is too big for one event.
+pub fn write_line(text: &mut String, ev: LogEvent, output: OutputFormat) {
+    for part in fitting_parts(ev, output) {
+        open_event(text, part.timestamp);
+        text.push_str(part.message.escaped());
+        text.push_str(CLOSE_EVENT);
+        text.push('\n');
+    }
 }
 
 /// Room for the messages of `block_bytes` of access lines: JSON messages run to about 2.3×
