@@ -175,14 +175,10 @@ fn write_formats(dir: &Path, entries: &[Entry]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ship::nginx_conf::{Defaults, Format, parse_dump};
+    use crate::ship::nginx_conf::{Format, debian_conf_logs};
 
-    /// The log files of `conf`, as `nginx -T` would print it from /etc/nginx/nginx.conf.
     fn logs(conf: &str) -> Logs {
-        let dump = format!("# configuration file /etc/nginx/nginx.conf:\n{conf}\n");
-        parse_dump(&dump)
-            .and_then(|d| d.logs(&Defaults::debian()))
-            .expect("a configuration")
+        debian_conf_logs(conf).expect("a configuration")
     }
 
     /// Site-named logs, a format with a tab, quotes and a backslash, a stream log, a mixed file.

@@ -188,15 +188,11 @@ pub fn other_configuration(reader: &Reader, masters: &[Master]) -> Option<String
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::nginx_conf::{Defaults, parse_dump};
+    use super::super::nginx_conf::debian_conf_logs;
     use super::*;
 
-    /// The log files of `conf`, as `nginx -T` would print it from /etc/nginx/nginx.conf.
     fn logs(conf: &str) -> Logs {
-        let dump = format!("# configuration file /etc/nginx/nginx.conf:\n{conf}\n");
-        parse_dump(&dump)
-            .and_then(|d| d.logs(&Defaults::debian()))
-            .expect("a configuration")
+        debian_conf_logs(conf).expect("a configuration")
     }
 
     const SITES: &str = "error_log /var/log/nginx/error.log;

@@ -379,6 +379,15 @@ pub fn parse_dump(text: &str) -> Result<Dump, ConfError> {
     Ok(Dump { files })
 }
 
+/// The log files `conf` names, read as Debian's `/etc/nginx/nginx.conf` with nothing included,
+/// as `nginx -T` would print it: for the tests of what reads those answers (`discover` here, the
+/// binary's `nginx-logs` command through the `test-util` feature).
+#[cfg(any(test, feature = "test-util"))]
+pub fn debian_conf_logs(conf: &str) -> Result<Logs, ConfError> {
+    parse_dump(&format!("{FILE_HEADER}/etc/nginx/nginx.conf:\n{conf}\n"))
+        .and_then(|d| d.logs(&Defaults::debian()))
+}
+
 /// The text [`parse_dump`] reads, made from files read directly: each as `nginx -T` prints it
 /// (`# configuration file PATH:`, its bytes, a newline), the main file first.
 pub fn dump_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
