@@ -247,7 +247,17 @@ fn the_templates_defaults_are_the_codes() {
     let params = parameters(&template);
     let mut vars = BTreeMap::new();
     for (var, value) in environment(&template) {
-        if let Some(p) = value.strip_prefix("!Ref ") {
+        // `!Ref P`, or a list parameter joined (`!Join [",", !Ref P]`: its default is the
+        // text of the list); `!Ref AWS::…` is the stack's own (account, region), no setting.
+        let from = value
+            .strip_prefix("!Ref ")
+            .or_else(|| {
+                value
+                    .strip_prefix(r#"!Join [",", !Ref "#)?
+                    .strip_suffix(']')
+            })
+            .filter(|p| !p.starts_with("AWS::"));
+        if let Some(p) = from {
             let default = params
                 .get(p)
                 .unwrap_or_else(|| panic!("{var}: !Ref {p} is no parameter"));
@@ -255,6 +265,7 @@ fn the_templates_defaults_are_the_codes() {
         }
     }
     assert!(vars.len() >= 15, "{vars:?}");
+    assert!(vars.contains_key("UPLOADER_CHECK"), "{vars:?}");
     let deployed = Config::from_lookup(|k| vars.get(k).cloned()).expect("the defaults are valid");
     let bare = Config::from_lookup(|_| None).expect("the defaults are valid");
     assert_eq!(format!("{deployed:?}"), format!("{bare:?}"), "{vars:?}");
@@ -265,5 +276,178 @@ fn the_templates_defaults_are_the_codes() {
     assert_eq!(
         format!("{}{{log_type}}", params["LogGroupNamePrefix"]),
         nginx_cloudwatch_forwarder::route::DEFAULT_LOG_GROUP_TEMPLATE
+    );
+}
+
+/// KeyPattern's default is the code's pattern itself, written out (a stack deployed before the
+/// default learned the role-id segment shows what it had).
+#[test]
+fn the_key_pattern_parameter_defaults_to_the_codes_pattern() {
+    let params = parameters(&read("template.yaml"));
+    assert_eq!(
+        params["KeyPattern"],
+        nginx_cloudwatch_forwarder::route::DEFAULT_KEY_PATTERN
+    );
+}
+
+/// The stack's bucket and account are what the function acts on: SOURCE_BUCKET is the bucket
+/// the function's role may read (the same expression, LogBucket's name or
+/// ExistingBucketName), SOURCE_ACCOUNT the stack's account.
+#[test]
+fn the_function_acts_only_on_the_stacks_bucket_and_account() {
+    let template = read("template.yaml");
+    let env = environment(&template);
+    let read_sid = template
+        .find("- Sid: ReadUploadedLogs")
+        .expect("the role's read statement");
+    let resource = &template[read_sid..];
+    let start = resource
+        .find("- Bucket: !If")
+        .expect("its bucket expression")
+        + "- Bucket: ".len();
+    let end = resource[start..]
+        .find("- Sid:")
+        .expect("the next statement")
+        + start;
+    let words = |s: &str| {
+        s.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(str::split_whitespace)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let bucket = words(&resource[start..end]);
+    assert!(bucket.contains("!Ref ExistingBucketName"), "{bucket}");
+    assert_eq!(words(&env["SOURCE_BUCKET"]), bucket);
+    assert_eq!(env["SOURCE_ACCOUNT"], "!Ref AWS::AccountId");
+}
+
+/// A top-level section of template.yaml (`Rules`, `Resources` …): from its heading to the next.
+fn top_level<'a>(template: &'a str, name: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n{name}:\n"))
+        .unwrap_or_else(|| panic!("template.yaml has no {name} section"))
+        + 1;
+    let rest = &template[start..];
+    let end = rest
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| rest[i..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The entries of a section (its rules, its resources …): each name, with its text from
+/// `  Name:` up to the next line indented by two spaces.
+fn entries(section: &str) -> Vec<(&str, &str)> {
+    // Where each line indented by two spaces starts, and whether it names an entry (a comment
+    // there ends the entry before it).
+    let mut bounds = Vec::new();
+    let mut offset = 0;
+    for line in section.split_inclusive('\n') {
+        if indent(line) == 2 {
+            bounds.push((offset, !line.trim_start().starts_with('#')));
+        }
+        offset += line.len();
+    }
+    bounds.push((section.len(), false));
+    bounds
+        .windows(2)
+        .filter(|w| w[0].1)
+        .map(|w| {
+            let text = &section[w[0].0..w[1].0];
+            (text.trim().split(':').next().unwrap_or_default(), text)
+        })
+        .collect()
+}
+
+/// One entry of a section, by name.
+fn entry<'a>(section: &'a str, name: &str) -> &'a str {
+    entries(section)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+}
+
+/// The metric names the function publishes (its EMF line's metric declarations).
+fn published_metrics() -> BTreeSet<String> {
+    let line = nginx_cloudwatch_forwarder::summary::Summary::default().emf_line("f", 0);
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .expect("EMF metric declarations")
+        .iter()
+        .map(|m| m["Name"].as_str().expect("a name").to_string())
+        .collect()
+}
+
+/// An object uploaded under another instance's key and a notification not acted on each sound
+/// an alarm, on metrics the function publishes, wired as the stack's other alarms; and the
+/// template refuses `instance-only` with EventBridge, whose events name no uploader.
+#[test]
+fn untrusted_uploads_and_refused_records_raise_alarms_and_instance_only_needs_s3() {
+    let template = read("template.yaml");
+    let resources = top_level(&template, "Resources");
+    let published = published_metrics();
+    let namespace = nginx_cloudwatch_forwarder::summary::METRICS_NAMESPACE;
+    for (alarm, metric) in [
+        ("UntrustedUploadsAlarm", "objects_untrusted"),
+        ("RefusedRecordsAlarm", "records_refused"),
+    ] {
+        let text = entry(resources, alarm);
+        for line in [
+            "Type: AWS::CloudWatch::Alarm".to_string(),
+            format!("Namespace: {namespace}"),
+            format!("MetricName: {metric}"),
+            "- Name: FunctionName".into(),
+            "Value: !Ref ForwarderFunction".into(),
+            "Statistic: Sum".into(),
+            "Period: 300".into(),
+            "Threshold: 0".into(),
+            "ComparisonOperator: GreaterThanThreshold".into(),
+            "TreatMissingData: notBreaching".into(),
+            "AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]".into(),
+        ] {
+            assert!(
+                text.lines().any(|l| l.trim() == line),
+                "{alarm}: no `{line}`:\n{text}"
+            );
+        }
+        assert!(!text.contains("Condition:"), "{alarm} is always created");
+        assert!(
+            published.contains(metric),
+            "{alarm}: the function publishes no {metric}: {published:?}"
+        );
+    }
+    // Every alarm on the function's own namespace watches a metric it publishes.
+    for (name, text) in entries(resources) {
+        if text.contains("Type: AWS::CloudWatch::Alarm")
+            && text.contains(&format!("Namespace: {namespace}"))
+        {
+            let metric = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("MetricName: "))
+                .expect("a metric name");
+            assert!(
+                published.contains(metric),
+                "{name}: {metric}: {published:?}"
+            );
+        }
+    }
+
+    let rule = entry(top_level(&template, "Rules"), "UploaderCheckForEventBridge");
+    assert!(
+        rule.contains("RuleCondition: !Equals [!Ref Trigger, EventBridge]"),
+        "{rule}"
+    );
+    assert!(
+        rule.contains("- Assert: !Not [!Contains [!Ref UploaderCheck, instance-only]]"),
+        "{rule}"
+    );
+    // Fn::Contains matches whole entries: the parameter must be a list for the mode to be one.
+    let parameter = entry(top_level(&template, "Parameters"), "UploaderCheck");
+    assert!(
+        parameter.contains("\n    Type: CommaDelimitedList\n"),
+        "{parameter}"
     );
 }
