@@ -20,11 +20,18 @@ const INSTANCE: &str = "i-0123456789abcdef0";
 const FUNCTION: &str = "web-forwarder";
 const GROUP: &str = "/nginx/prod/access";
 const LINES: usize = 30;
+/// The account moto answers for (its default).
+const MOTO_ACCOUNT: &str = "123456789012";
 
-/// The deployed function's forwarder settings: none of them the default, and each one changing
+/// The deployed function's forwarder settings: those the template sets whatever the parameters
+/// (the stack's bucket and account, the default uploader check: a run with the function's
+/// settings acts on the same bucket), and others, none of them the default, each one changing
 /// the messages (names, extra field, filter) or where they go (group, retention).
 fn function_env() -> Vec<(&'static str, String)> {
     vec![
+        ("SOURCE_BUCKET", BUCKET.into()),
+        ("SOURCE_ACCOUNT", MOTO_ACCOUNT.into()),
+        ("UPLOADER_CHECK", "instance".into()),
         ("FIELD_NAMES", "fluentd".into()),
         ("OUTPUT_FORMAT", "json".into()),
         (
