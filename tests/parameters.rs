@@ -434,6 +434,27 @@ fn untrusted_uploads_and_refused_records_raise_alarms_and_instance_only_needs_s3
             );
         }
     }
+    // The dashboard's forwarder widget draws both, and only metrics the function publishes.
+    let dashboard = entry(resources, "NginxDashboard");
+    let drawn: Vec<&str> = dashboard
+        .split('[')
+        .filter_map(|m| {
+            let m = m
+                .strip_prefix(&format!("\"{namespace}\", \""))
+                .or_else(|| m.strip_prefix("\"...\", \""))?;
+            m.split('"').next()
+        })
+        .collect();
+    assert!(
+        drawn.contains(&"objects_untrusted") && drawn.contains(&"records_refused"),
+        "{drawn:?}"
+    );
+    for metric in &drawn {
+        assert!(
+            published.contains(*metric),
+            "the dashboard draws {metric}: {published:?}"
+        );
+    }
 
     let rule = entry(top_level(&template, "Rules"), "UploaderCheckForEventBridge");
     assert!(
