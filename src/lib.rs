@@ -32,7 +32,7 @@ pub mod wiring;
 pub use ncf_aws as aws;
 pub use ncf_core::{
     backfill, batch, checkpoint, config, event, forward, handler, lines, object, ports, route,
-    spare, summary,
+    spare, summary, trust,
 };
 pub use ncf_parse as parse;
 pub use ncf_ship as ship;

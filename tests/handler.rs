@@ -119,7 +119,7 @@ async fn each_record_fails_or_skips_on_its_own() {
     assert_eq!(
         (
             summary.objects_delivered,
-            summary.objects_skipped,
+            summary.trust.refused_outside_key_pattern,
             summary.objects_failed
         ),
         (1, 1, 1)
@@ -147,7 +147,7 @@ async fn each_record_fails_or_skips_on_its_own() {
         other => panic!("{other:?}"),
     }
     match by_key("report-2026-11.csv") {
-        Outcome::Skipped { reason } => assert!(reason.contains("KEY_PATTERN"), "{reason}"),
+        Outcome::Refused { reason, .. } => assert!(reason.contains("KEY_PATTERN"), "{reason}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(

@@ -130,7 +130,7 @@ async fn a_hostile_event_delivers_every_readable_line_and_names_each_bad_object(
     );
 
     match &by(&s, "injected.csv").outcome {
-        Outcome::Skipped { reason } => assert!(
+        Outcome::Refused { reason, .. } => assert!(
             reason.contains("KEY_PATTERN") && reason.contains("\\n[fake]"),
             "{reason}"
         ),

@@ -411,3 +411,117 @@ async fn fluentd_names_and_extra_fields_reach_cloudwatch() {
         })
     );
 }
+
+/// Issue 31's forgery end to end, on the notifications moto writes: instance A uploads its own
+/// log and, with the README's old `nginx/*` grant, one under instance B's key. moto writes no
+/// `userIdentity`, so each record is given the `principalId` S3 writes for A's instance profile
+/// session. `replay` (the handler as the Lambda runs it) delivers A's object to A's stream and
+/// nothing to B's: the forged object is refused, counted and named, and never read (no GET,
+/// no tagging request on its key). A message naming another bucket is refused too.
+#[tokio::test]
+async fn an_upload_under_another_instances_key_reaches_no_stream() {
+    let moto = Moto::start_logged();
+    let bucket = NotifyingBucket::create(&moto, "nginx-logs-guarded").await;
+    let (a, b) = ("i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb");
+    let principal = format!("AWS:AROA3XFRBF535EXAMPLE1:{a}");
+    let (own_text, own_uris) = access_log(a, 20);
+    let (forged_text, _) = access_log(b, 7);
+    let own_key = format!("nginx/{a}/access/2026/12/05/access.log-20261205T1000.gz");
+    let forged_key = format!("nginx/{b}/access/2026/12/05/access.log-20261205T1000.gz");
+    bucket.put(&own_key, gzip(own_text.as_bytes())).await;
+    bucket.put(&forged_key, gzip(forged_text.as_bytes())).await;
+    let mut event = bucket.lambda_event().await;
+    let mut forged_bucket = None;
+    for record in event["Records"].as_array_mut().expect("Records") {
+        let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+        let Some(records) = body["Records"].as_array_mut() else {
+            continue; // moto's s3:TestEvent
+        };
+        for r in records.iter_mut() {
+            assert!(r.get("userIdentity").is_none(), "moto writes none: {r}");
+            r["userIdentity"] = serde_json::json!({"principalId": principal});
+        }
+        record["body"] = Value::String(body.to_string());
+        // moto encodes `/` in keys as `%2F`.
+        if body.to_string().contains(&own_key.replace('/', "%2F")) {
+            let mut other = body.clone();
+            other["Records"][0]["s3"]["bucket"]["name"] = "someone-elses-bucket".into();
+            let mut m = record.clone();
+            m["messageId"] = "forged-bucket".into();
+            m["body"] = Value::String(other.to_string());
+            forged_bucket = Some(m);
+        }
+    }
+    let forged_bucket = forged_bucket.expect("A's own upload was announced");
+    event["Records"].as_array_mut().unwrap().push(forged_bucket);
+
+    let mut env = moto.env();
+    env.push(("SOURCE_BUCKET", bucket.bucket.clone()));
+    let before = moto.received().len();
+    let (code, summary) = replay(&event, &env);
+    assert_eq!(code, Some(0), "a refusal is not a failure: {summary:#}");
+    assert_eq!(
+        (
+            &summary["objects_delivered"],
+            &summary["objects_untrusted"],
+            &summary["records_refused"],
+            &summary["refused_other_bucket"],
+        ),
+        (&1.into(), &1.into(), &1.into(), &1.into()),
+        "{summary:#}"
+    );
+    let untrusted = summary["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["status"] == "untrusted")
+        .expect("the forged object's report");
+    assert_eq!(
+        (
+            &untrusted["key"],
+            &untrusted["key_instance"],
+            &untrusted["uploader_instance"],
+            &untrusted["uploader"]
+        ),
+        (
+            &forged_key.clone().into(),
+            &b.into(),
+            &a.into(),
+            &principal.clone().into()
+        ),
+        "{summary:#}"
+    );
+
+    let (_, logs) = clients_from(&moto.sdk_config(), true);
+    let got = uris(&read_stream(&logs, "nginx-access", a).await);
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), own_uris);
+    let streams = logs
+        .describe_log_streams()
+        .log_group_name("nginx-access")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = streams
+        .log_streams()
+        .iter()
+        .filter_map(|s| s.log_stream_name())
+        .collect();
+    assert_eq!(names, [a], "B's stream was never written");
+    // Nothing of the forged object was read: no GET, no tagging request, no lease on its key.
+    let encoded = forged_key.replace('/', "%2F");
+    let touched: Vec<_> = moto.received()[before..]
+        .iter()
+        .filter(|r| {
+            [forged_key.as_str(), &encoded, "someone-elses-bucket"]
+                .iter()
+                .any(|k| r.path.contains(k))
+        })
+        .cloned()
+        .collect();
+    assert!(touched.is_empty(), "{touched:#?}");
+    let own_reads = moto.received()[before..]
+        .iter()
+        .filter(|r| r.path.contains(&own_key) && r.s3_kind() == "GetObject")
+        .count();
+    assert_eq!(own_reads, 1, "the same log matching finds A's own read");
+}

@@ -172,7 +172,7 @@ async fn forward_here(
                     Outcome::AlreadyDelivered => progress.already_delivered += 1,
                     _ => {}
                 }
-                let keep = matches!(report.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. });
+                let keep = !matches!(report.outcome, Outcome::Delivered { .. } | Outcome::AlreadyDelivered);
                 summary.push(report);
                 // Only the objects that need a look stay listed; the counts cover all.
                 if !keep {

@@ -16,7 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde_json::{Value, json};
 
 use crate::object::ListedObject;
-pub use crate::object::ObjectRef;
+pub use crate::object::{ObjectRef, Provenance};
 
 /// Envelopes inside envelopes are followed this deep at most: the deepest we know is a
 /// dead-letter queue's message (SQS) holding an invocation record, its event an SNS
@@ -39,6 +39,23 @@ pub struct Announced {
     /// The functions whose failed invocations the payload's invocation records are
     /// (`requestContext.functionArn`, without the version), each once.
     pub failed_functions: Vec<String>,
+    /// `s3:TestEvent` messages, which S3 sends once when a notification is configured: whether
+    /// one is genuine (names the stack's bucket) is for [`crate::trust`] to say.
+    pub test_events: Vec<TestEvent>,
+}
+
+/// One `s3:TestEvent` message.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestEvent {
+    /// Where the payload carried it (`record 1 of 2: SQS message …: `).
+    pub at: String,
+    /// Its `Bucket`.
+    pub bucket: Option<String>,
+    /// The SQS message that carried it.
+    pub message_id: Option<String>,
+    /// It carries `Records` too, which S3's never does.
+    pub with_records: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -138,7 +155,12 @@ fn collect(
     }
     // S3 sends `s3:TestEvent` once when a notification is configured; it has no Records.
     if v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        out.ignored.push(format!("{at}s3:TestEvent"));
+        out.test_events.push(TestEvent {
+            at: at.to_string(),
+            bucket: text(v, "/Bucket").map(str::to_string),
+            message_id: message_id.map(str::to_string),
+            with_records: v.get("Records").is_some(),
+        });
         return true;
     }
     // An SNS envelope delivered to SQS without raw message delivery.
@@ -347,6 +369,11 @@ fn eventbridge(v: &Value, message_id: Option<&str>, at: &str, out: &mut Announce
         etag: text(v, "/detail/object/etag"),
         version_id: text(v, "/detail/object/version-id"),
         sequencer: text(v, "/detail/object/sequencer"),
+        provenance: Provenance {
+            principal: None,
+            account: owned(v, "/account"),
+            requester: owned(v, "/detail/requester"),
+        },
     };
     found.push(at, "detail.", message_id, out);
 }
@@ -370,6 +397,10 @@ fn s3_record(at: &str, message_id: Option<&str>, rec: &Value, out: &mut Announce
         etag: text(rec, "/s3/object/eTag"),
         version_id: text(rec, "/s3/object/versionId"),
         sequencer: text(rec, "/s3/object/sequencer"),
+        provenance: Provenance {
+            principal: owned(rec, "/userIdentity/principalId"),
+            ..Provenance::default()
+        },
     };
     found.push(at, "s3.", message_id, out);
 }
@@ -382,6 +413,14 @@ struct Found<'v> {
     etag: Option<&'v str>,
     version_id: Option<&'v str>,
     sequencer: Option<&'v str>,
+    provenance: Provenance,
+}
+
+/// The non-empty string at a JSON pointer, owned.
+fn owned(v: &Value, pointer: &str) -> Option<String> {
+    text(v, pointer)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Found<'_> {
@@ -415,6 +454,7 @@ impl Found<'_> {
             version_id: present(self.version_id),
             sequencer: present(self.sequencer),
             message_id: message_id.map(str::to_string),
+            provenance: self.provenance,
         });
     }
 }
@@ -790,7 +830,8 @@ mod tests {
         assert!(got.from_sqs);
         assert_eq!(got.objects.len(), 1);
         assert_eq!(got.invalid_messages, ["not-json", "other"]);
-        assert_eq!(got.ignored.len(), 2, "{:?}", got.ignored);
+        assert_eq!(got.ignored.len(), 1, "{:?}", got.ignored);
+        assert_eq!(got.test_events.len(), 1, "{:?}", got.test_events);
         assert!(
             got.invalid.iter().all(|r| r.starts_with("SQS message ")),
             "{:?}",
@@ -900,11 +941,70 @@ mod tests {
     }
 
     #[test]
-    fn test_event_is_ignored() {
+    fn a_test_event_is_kept_with_its_bucket() {
         let payload = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "logs"});
         let got = announced_objects(&payload).unwrap();
-        assert!(got.objects.is_empty());
-        assert_eq!(got.ignored, ["s3:TestEvent"]);
+        assert!(got.objects.is_empty() && got.ignored.is_empty());
+        let want = TestEvent {
+            at: String::new(),
+            bucket: Some("logs".into()),
+            message_id: None,
+            with_records: false,
+        };
+        assert_eq!(got.test_events, std::slice::from_ref(&want));
+        let mut forged = payload.clone();
+        forged["Records"] = json!([moto_record("nginx/i-0123456789abcdef0/access/x.log")]);
+        let got =
+            announced_objects(&json!({"Records": [sqs("m-1", &forged.to_string())]})).unwrap();
+        assert!(
+            got.objects.is_empty(),
+            "a test event's records are not read"
+        );
+        let want = TestEvent {
+            at: "SQS message m-1: ".into(),
+            message_id: Some("m-1".into()),
+            with_records: true,
+            ..want
+        };
+        assert_eq!(got.test_events, [want]);
+    }
+
+    #[test]
+    fn who_uploaded_is_kept_as_the_trigger_says() {
+        let principal = "AWS:AROAEXAMPLEROLEID1234:i-0123456789abcdef0";
+        let mut record = moto_record("nginx/i-0123456789abcdef0/access/x.log");
+        record["userIdentity"] = json!({"principalId": principal});
+        let direct = json!({"Records": [record.clone()]});
+        let via_sqs = json!({"Records": [sqs("m-1", &direct.to_string())]});
+        for payload in [direct, via_sqs] {
+            let got = announced_objects(&payload).unwrap();
+            assert_eq!(
+                got.objects[0].provenance,
+                Provenance {
+                    principal: Some(principal.into()),
+                    ..Provenance::default()
+                }
+            );
+        }
+        let eb = json!({"detail-type": "Object Created", "source": "aws.s3",
+            "account": "111122223333", "region": "us-east-1",
+            "detail": {"bucket": {"name": "logs"}, "object": {"key": "k", "size": 1},
+                       "requester": "444455556666"}});
+        let got = announced_objects(&eb).unwrap();
+        assert_eq!(
+            got.objects[0].provenance,
+            Provenance {
+                principal: None,
+                account: Some("111122223333".into()),
+                requester: Some("444455556666".into()),
+            }
+        );
+        let got = announced_objects(&json!({"Records": [moto_record("k")]})).unwrap();
+        assert_eq!(
+            got.objects[0].provenance,
+            Provenance::default(),
+            "moto writes none"
+        );
     }
 
     #[test]

@@ -11,14 +11,19 @@ use tracing::warn;
 
 use crate::config::{Config, DeliverySettings};
 use crate::event::ObjectRef;
-use crate::event::{EventError, announced_objects};
+use crate::event::{Announced, EventError, announced_objects};
 use crate::forward::format::FormatCache;
 use crate::forward::lease::Leases;
 use crate::forward::{
     Clock, Shared, Stages, Stop, TIME_RESERVE, forward_object, stop_by, system_clock,
 };
 use crate::ports::{CheckpointStore, LeaseStore, LogSink, NoCheckpoints, ObjectSource};
+use crate::route::RouteError;
 use crate::summary::{ObjectReport, Outcome, Summary};
+use crate::trust::{
+    KeyOwner, Refusal, TrustSettings, UploaderKind, Verdict, check_test_event, check_uploader,
+    refuse_message,
+};
 
 /// Built once per cold start; serves every invocation of a warm Lambda.
 pub struct Handler<S, K, C = NoCheckpoints> {
@@ -34,6 +39,8 @@ pub struct Handler<S, K, C = NoCheckpoints> {
     leasing: Option<Leases>,
     /// The formats objects named, compiled once per warm process.
     formats: Arc<FormatCache>,
+    /// Which messages are acted on and whose uploads go where.
+    trust: TrustSettings,
 }
 
 impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
@@ -47,6 +54,7 @@ impl<S: ObjectSource, K: LogSink + 'static> Handler<S, K, NoCheckpoints> {
             sink: Arc::new(sink),
             checkpoints: Arc::new(NoCheckpoints),
             delivery: config.delivery.clone(),
+            trust: config.trust.clone(),
             stages: Stages::new(config),
             clock: system_clock(),
             leasing: None,
@@ -67,6 +75,7 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             clock: self.clock,
             leasing: self.leasing,
             formats: self.formats,
+            trust: self.trust,
         }
     }
 
@@ -133,17 +142,11 @@ impl<S: ObjectSource, K: LogSink + 'static, C: CheckpointStore + 'static> Handle
             interrupted: Arc::default(),
         });
         let reports: Vec<_> = futures_util::stream::iter(announced.objects.iter())
-            .map(|obj| forward_object(&self.source, &shared, &self.stages, obj))
+            .map(|obj| self.forward_screened(&shared, obj))
             .buffered(self.delivery.max_concurrent_objects)
             .collect()
             .await;
-        let mut summary = Summary {
-            records_ignored: announced.ignored,
-            records_invalid: announced.invalid,
-            failed_messages: announced.invalid_messages,
-            from_sqs: announced.from_sqs,
-            ..Summary::new()
-        };
+        let mut summary = self.records_summary(announced);
         for r in reports {
             if let (Outcome::Failed { .. }, Some(id)) = (&r.outcome, &r.message_id)
                 && !summary.failed_messages.contains(id)
@@ -163,6 +166,90 @@ where
     K: LogSink + 'static,
     C: CheckpointStore + 'static,
 {
+    /// Forwards an announced object if the checks of [`crate::trust`] let it through;
+    /// otherwise reports why not, having read nothing.
+    async fn forward_screened(&self, shared: &Shared<K, C>, obj: &ObjectRef) -> ObjectReport {
+        match self.screen(obj) {
+            Ok(kind) => {
+                let mut report = forward_object(&self.source, shared, &self.stages, obj).await;
+                report.uploader_kind = Some(kind);
+                report
+            }
+            Err(outcome) => ObjectReport::new(obj, outcome),
+        }
+    }
+
+    /// Who uploaded `obj`, if its message is acted on and the uploader may write the stream
+    /// its key names; `Err`: why it is refused or untrusted. Format objects and leases pass
+    /// (forwarding skips them).
+    fn screen(&self, obj: &ObjectRef) -> Result<UploaderKind, Outcome> {
+        let refused = |refusal, reason: String| {
+            warn!(bucket = %obj.bucket, key = %obj.key.escape_debug(), "refused: {reason}");
+            Outcome::Refused { refusal, reason }
+        };
+        if let Some((refusal, reason)) = refuse_message(obj, &self.trust) {
+            return Err(refused(refusal, reason));
+        }
+        let internal = ncf_parse::object_format::is_format_key(&obj.key)
+            || self
+                .leasing
+                .as_ref()
+                .is_some_and(|l| l.store.is_lease_key(&obj.key));
+        let route = match self.stages.route.route(&obj.key) {
+            Ok(route) if !internal => route,
+            // Skipped by forwarding, with the reason.
+            Ok(_) | Err(RouteError::BadName { .. }) => return Ok(UploaderKind::Unknown),
+            Err(_) if internal => return Ok(UploaderKind::Unknown),
+            Err(e) => return Err(refused(Refusal::OutsideKeyPattern, e.to_string())),
+        };
+        let owner = KeyOwner {
+            instance: &route.instance_id,
+            role: route.group("role_id"),
+        };
+        let principal = obj.provenance.principal.as_deref();
+        match check_uploader(principal, owner, &self.trust.uploaders) {
+            Verdict::Forward(kind) => Ok(kind),
+            Verdict::Untrusted {
+                reason,
+                uploader_instance,
+            } => {
+                let at = format!("s3://{}/{}", obj.bucket, obj.key.escape_debug());
+                warn!(
+                    key_instance = %route.instance_id,
+                    uploader = principal.unwrap_or_default(),
+                    "untrusted upload {at}: {reason}"
+                );
+                Err(Outcome::Untrusted {
+                    reason,
+                    key_instance: route.instance_id.clone(),
+                    uploader_instance,
+                })
+            }
+        }
+    }
+
+    /// The summary of what a payload's records say before any object is forwarded: ignored,
+    /// invalid and refused records (test events S3 did not send).
+    fn records_summary(&self, announced: Announced) -> Summary {
+        let mut summary = Summary {
+            records_ignored: announced.ignored,
+            records_invalid: announced.invalid,
+            failed_messages: announced.invalid_messages,
+            from_sqs: announced.from_sqs,
+            ..Summary::new()
+        };
+        for event in &announced.test_events {
+            match check_test_event(event, &self.trust) {
+                Ok(ignored) => summary.records_ignored.push(ignored),
+                Err(reason) => {
+                    warn!("refused: {reason}");
+                    summary.trust.refuse(Refusal::ForgedTestEvent, reason);
+                }
+            }
+        }
+        summary
+    }
+
     /// What the objects of one run (an invocation, a backfill) share.
     fn shared(&self, stop: Stop) -> Shared<K, C> {
         Shared {

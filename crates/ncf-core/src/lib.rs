@@ -39,3 +39,4 @@ pub mod ports;
 pub mod route;
 pub mod spare;
 pub mod summary;
+pub mod trust;

@@ -17,6 +17,21 @@ pub struct ObjectRef {
     pub sequencer: Option<String>,
     /// The SQS message that announced it, for `batchItemFailures`.
     pub message_id: Option<String>,
+    /// What the trigger says about who uploaded it and from where.
+    pub provenance: Provenance,
+}
+
+/// What a trigger says about an object's upload: who made it (S3 records) or which account's
+/// event announced it (EventBridge). All absent for listings and emulators' notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// `userIdentity.principalId` of an S3 event record, as written (`AWS:ROLEID:session`,
+    /// `AWS:AIDA…`, an account's canonical ID …).
+    pub principal: Option<String>,
+    /// EventBridge: the event's `account` (the bucket owner's).
+    pub account: Option<String>,
+    /// EventBridge: `detail.requester` (an account ID or a service principal).
+    pub requester: Option<String>,
 }
 
 impl ObjectRef {
@@ -33,6 +48,7 @@ impl ObjectRef {
             version_id: None,
             sequencer: None,
             message_id: None,
+            provenance: Provenance::default(),
         }
     }
 }

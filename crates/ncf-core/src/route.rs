@@ -5,9 +5,11 @@
 
 use regex::Regex;
 
-/// Accepts `…/<instance-id>/<access|error>/…`; EC2 instance IDs are `i-` + 8 or 17 hex digits.
-pub const DEFAULT_KEY_PATTERN: &str =
-    r"(?:^|/)(?P<instance_id>i-(?:[0-9a-f]{17}|[0-9a-f]{8}))/(?P<log_type>access|error)/";
+/// Accepts `…/<instance-id>/<access|error>/…` and `…/<role-id>:<instance-id>/<access|error>/…`
+/// (the layout an instance writes under the host policy, `${aws:userid}`: an IAM role ID is
+/// `AROA` + upper-case letters and digits); EC2 instance IDs are `i-` + 8 or 17 hex digits.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids>
+pub const DEFAULT_KEY_PATTERN: &str = r"(?:^|/)(?:(?P<role_id>AROA[0-9A-Z]{1,124}):)?(?P<instance_id>i-(?:[0-9a-f]{17}|[0-9a-f]{8}))/(?P<log_type>access|error)/";
 pub const DEFAULT_LOG_GROUP_TEMPLATE: &str = "nginx-{log_type}";
 pub const DEFAULT_LOG_STREAM_TEMPLATE: &str = "{instance_id}";
 
@@ -47,6 +49,14 @@ impl Route {
 pub enum RouteError {
     #[error("key {key:?} does not match KEY_PATTERN {pattern:?}")]
     NoMatch { key: String, pattern: String },
+    #[error(
+        "key {key:?} names two instances, {first:?} and {second:?}: an instance may write only under its own"
+    )]
+    TwoInstances {
+        key: String,
+        first: String,
+        second: String,
+    },
     #[error("key {key:?}: log_type {log_type:?} is neither \"access\" nor \"error\"")]
     UnknownLogType { key: String, log_type: String },
     #[error("key {key:?}: {what} name {name:?} is not valid: {why}")]
@@ -185,7 +195,18 @@ impl Router {
         self.pattern.capture_names().flatten().collect()
     }
 
+    /// Where the events of the object `key` go. A key with two path segments that are instance
+    /// IDs (`nginx/ROLE:i-A/i-B/access/…`) routes nowhere, whatever the pattern says: a host
+    /// allowed to write under its own prefix could otherwise write into another's stream.
     pub fn route(&self, key: &str) -> Result<Route, RouteError> {
+        let mut instances = key.split('/').filter(|s| is_instance_segment(s));
+        if let (Some(first), Some(second)) = (instances.next(), instances.next()) {
+            return Err(RouteError::TwoInstances {
+                key: key.to_string(),
+                first: first.to_string(),
+                second: second.to_string(),
+            });
+        }
         let caps = self
             .pattern
             .captures(key)
@@ -230,6 +251,36 @@ impl Router {
             groups,
         })
     }
+}
+
+/// A key segment naming an instance: `i-` + 8 or 17 lower-case hex digits, alone or after an
+/// IAM role ID and `:` (`AROA…:i-…`, the host policy's `${aws:userid}`).
+pub fn is_instance_segment(segment: &str) -> bool {
+    let id = match segment.split_once(':') {
+        Some((role, id)) if is_role_id(role) => id,
+        Some(_) => return false,
+        None => segment,
+    };
+    is_instance_id(id)
+}
+
+/// `i-` + 8 or 17 lower-case hex digits.
+/// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html>
+pub fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// An IAM role's unique ID: `AROA` + upper-case letters and digits.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids>
+pub fn is_role_id(id: &str) -> bool {
+    id.strip_prefix("AROA").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    })
 }
 
 fn check_group_name(name: &str) -> Result<(), String> {
@@ -301,6 +352,19 @@ mod tests {
                 LogKind::Error,
                 "nginx-error",
             ),
+            // The host policy's layout: `${aws:userid}` is `ROLEID:i-…`.
+            (
+                "nginx/AROA3XFRBF535EXAMPLE1:i-0123456789abcdef0/access/2026/12/05/access.log-20261205T1000.gz",
+                "i-0123456789abcdef0",
+                LogKind::Access,
+                "nginx-access",
+            ),
+            (
+                "nginx/AROAEXAMPLE:i-0123abcd/error/2026/12/05/error.log",
+                "i-0123abcd",
+                LogKind::Error,
+                "nginx-error",
+            ),
         ];
         for (key, id, kind, group) in cases {
             let got = r.route(key).unwrap_or_else(|e| panic!("{key}: {e}"));
@@ -326,12 +390,66 @@ mod tests {
             "nginx/i-0123456789abcdef0/debug/x.log",   // unknown type
             "nginx/i-0123456789abcdef0/access.log",    // no type directory
             "nginx/xi-0123456789abcdef0/access/x.log", // not a path segment
+            "nginx/aroa3x:i-0123456789abcdef0/access/x.log", // a role ID is upper case
+            "nginx/AIDA3X:i-0123456789abcdef0/access/x.log", // a user, not a role
+            "nginx/AROA:i-0123456789abcdef0/access/x.log", // no ID after AROA
             "",
         ] {
             assert!(
                 matches!(r.route(key), Err(RouteError::NoMatch { .. })),
                 "{key}"
             );
+        }
+    }
+
+    #[test]
+    fn the_role_id_is_a_group_of_the_default_pattern() {
+        let key = "nginx/AROA3XFRBF535EXAMPLE1:i-0123456789abcdef0/access/x.log";
+        let got = default_router().route(key).unwrap();
+        assert_eq!(got.group("role_id"), Some("AROA3XFRBF535EXAMPLE1"));
+        let old = default_router()
+            .route("nginx/i-0123456789abcdef0/access/x.log")
+            .unwrap();
+        assert_eq!(old.group("role_id"), None);
+    }
+
+    #[test]
+    fn a_key_naming_two_instances_routes_nowhere() {
+        let custom = Router::new(
+            r"/(?P<instance_id>i-[0-9a-f]+)/(?P<log_type>access|error)/",
+            "g",
+            "{instance_id}",
+        )
+        .unwrap();
+        let cases = [
+            (
+                "nginx/AROAEXAMPLE:i-0aaaaaaaaaaaaaaaa/i-0bbbbbbbbbbbbbbbb/access/x.gz",
+                "AROAEXAMPLE:i-0aaaaaaaaaaaaaaaa",
+                "i-0bbbbbbbbbbbbbbbb",
+            ),
+            (
+                "nginx/i-0aaaaaaa/x/i-0bbbbbbb/error/x.gz",
+                "i-0aaaaaaa",
+                "i-0bbbbbbb",
+            ),
+            (
+                "nginx/i-0aaaaaaaaaaaaaaaa/access/i-0bbbbbbbbbbbbbbbb/x.gz",
+                "i-0aaaaaaaaaaaaaaaa",
+                "i-0bbbbbbbbbbbbbbbb",
+            ),
+        ];
+        for router in [default_router(), custom] {
+            for (key, first, second) in cases {
+                let want = RouteError::TwoInstances {
+                    key: key.into(),
+                    first: first.into(),
+                    second: second.into(),
+                };
+                assert_eq!(router.route(key), Err(want), "{key}");
+            }
+            // A segment that only contains an instance ID is not one.
+            let key = "nginx/i-0aaaaaaaaaaaaaaaa/access/i-0bbbbbbbbbbbbbbbb.log";
+            assert!(router.route(key).is_ok(), "{key}");
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ports::RejectedCounts;
+use crate::trust::{Refusal, UploaderKind};
 
 /// Counters for one object, or summed over an invocation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -114,6 +115,22 @@ pub enum Outcome {
     Failed {
         error: String,
     },
+    /// Not acted on: the message names another bucket or account, or a key that does not
+    /// route. Nothing was read.
+    Refused {
+        refusal: Refusal,
+        reason: String,
+    },
+    /// Uploaded by an instance under another instance's key (or by an uploader
+    /// `UPLOADER_CHECK` does not allow): nothing of it was read or sent. The object stays in S3.
+    Untrusted {
+        reason: String,
+        /// The instance the key routes to.
+        key_instance: String,
+        /// The uploader's instance, when an instance session uploaded it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uploader_instance: Option<String>,
+    },
 }
 
 /// What happened to one object.
@@ -149,6 +166,12 @@ pub struct ObjectReport {
     /// Every format object the object names when it names more than one (`ncf-log-formats`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_formats: Vec<String>,
+    /// Who uploaded it, as the trigger says (`userIdentity.principalId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploader: Option<String>,
+    /// What kind of uploader that is (`None`: not checked, as for a backfill's listing).
+    #[serde(skip)]
+    pub uploader_kind: Option<UploaderKind>,
 }
 
 impl ObjectReport {
@@ -166,7 +189,56 @@ impl ObjectReport {
             filtered_by_rule: BTreeMap::new(),
             log_format: None,
             log_formats: Vec::new(),
+            uploader: obj.provenance.principal.clone(),
+            uploader_kind: None,
         }
+    }
+}
+
+/// What the checks of who uploaded and which messages are acted on found, in one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrustCounts {
+    /// Objects an instance uploaded under another instance's key (or whose uploader
+    /// `UPLOADER_CHECK` does not allow): not forwarded.
+    pub objects_untrusted: u64,
+    /// Objects delivered that a principal other than an instance session uploaded.
+    pub objects_uploader_other: u64,
+    /// Objects delivered whose trigger does not say who uploaded them.
+    pub objects_uploader_unknown: u64,
+    /// Records not acted on, whatever the reason (the four below).
+    pub records_refused: u64,
+    pub refused_other_bucket: u64,
+    pub refused_outside_key_pattern: u64,
+    pub refused_forged_test_event: u64,
+    pub refused_other_account: u64,
+    /// Each refused record, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<String>,
+}
+
+impl TrustCounts {
+    /// Counts one refused record.
+    pub fn refuse(&mut self, refusal: Refusal, reason: String) {
+        self.records_refused += 1;
+        *match refusal {
+            Refusal::OtherBucket => &mut self.refused_other_bucket,
+            Refusal::OutsideKeyPattern => &mut self.refused_outside_key_pattern,
+            Refusal::ForgedTestEvent => &mut self.refused_forged_test_event,
+            Refusal::OtherAccount => &mut self.refused_other_account,
+        } += 1;
+        self.refusals.push(reason);
+    }
+
+    fn add(&mut self, o: TrustCounts) {
+        self.objects_untrusted += o.objects_untrusted;
+        self.objects_uploader_other += o.objects_uploader_other;
+        self.objects_uploader_unknown += o.objects_uploader_unknown;
+        self.records_refused += o.records_refused;
+        self.refused_other_bucket += o.refused_other_bucket;
+        self.refused_outside_key_pattern += o.refused_outside_key_pattern;
+        self.refused_forged_test_event += o.refused_forged_test_event;
+        self.refused_other_account += o.refused_other_account;
+        self.refusals.extend(o.refusals);
     }
 }
 
@@ -188,6 +260,9 @@ pub struct Summary {
     pub records_ignored: Vec<String>,
     /// Records that could not be understood (they count as failures).
     pub records_invalid: Vec<String>,
+    /// Who uploaded, and the records not acted on.
+    #[serde(flatten)]
+    pub trust: TrustCounts,
     /// SQS message IDs to retry (`batchItemFailures`): messages with a failed object or that
     /// could not be understood.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -214,11 +289,23 @@ impl Summary {
     }
 
     pub fn push(&mut self, r: ObjectReport) {
-        match r.outcome {
+        match &r.outcome {
             Outcome::Delivered { .. } => self.objects_delivered += 1,
             Outcome::Skipped { .. } => self.objects_skipped += 1,
             Outcome::AlreadyDelivered => self.already_delivered += 1,
             Outcome::Failed { .. } => self.objects_failed += 1,
+            Outcome::Refused { refusal, reason } => self.trust.refuse(
+                *refusal,
+                format!("s3://{}/{}: {reason}", r.bucket, r.key.escape_debug()),
+            ),
+            Outcome::Untrusted { .. } => self.trust.objects_untrusted += 1,
+        }
+        if matches!(r.outcome, Outcome::Delivered { .. }) {
+            match r.uploader_kind {
+                Some(UploaderKind::Other) => self.trust.objects_uploader_other += 1,
+                Some(UploaderKind::Unknown) => self.trust.objects_uploader_unknown += 1,
+                _ => {}
+            }
         }
         self.totals.add(&r.counters);
         for (rule, n) in &r.filtered_by_rule {
@@ -241,9 +328,14 @@ impl Summary {
             }
         }
         self.duration_ms += other.duration_ms;
+        // `other`'s counts include refusals that are not objects (test events): add them as
+        // they are, not again from the objects.
+        let mut trust = std::mem::take(&mut self.trust);
         for r in other.objects {
             self.push(r);
         }
+        trust.add(other.trust);
+        self.trust = trust;
         if other.delivery == AT_LEAST_ONCE {
             self.delivery = AT_LEAST_ONCE;
         }
@@ -278,7 +370,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 25] = [
+const METRICS: [(&str, &str); 33] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -303,6 +395,14 @@ const METRICS: [(&str, &str); 25] = [
     ("lease_waits", "Count"),
     ("lease_takeovers", "Count"),
     ("found_after_takeover", "Count"),
+    ("objects_untrusted", "Count"),
+    ("objects_uploader_other", "Count"),
+    ("objects_uploader_unknown", "Count"),
+    ("records_refused", "Count"),
+    ("refused_other_bucket", "Count"),
+    ("refused_outside_key_pattern", "Count"),
+    ("refused_forged_test_event", "Count"),
+    ("refused_other_account", "Count"),
     ("duration_ms", "Milliseconds"),
 ];
 
@@ -346,6 +446,45 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_counted_once_when_summaries_are_combined() {
+        let obj = crate::object::ObjectRef::new("evil", "k");
+        let mut one = Summary::new();
+        one.trust
+            .refuse(Refusal::ForgedTestEvent, "s3:TestEvent for \"evil\"".into());
+        one.push(ObjectReport::new(
+            &obj,
+            Outcome::Refused {
+                refusal: Refusal::OtherBucket,
+                reason: "bucket \"evil\"".into(),
+            },
+        ));
+        let mut delivered = ObjectReport::new(
+            &obj,
+            Outcome::Delivered {
+                log_group: "g".into(),
+                log_stream: "s".into(),
+            },
+        );
+        delivered.uploader_kind = Some(UploaderKind::Unknown);
+        one.push(delivered);
+        let mut all = Summary::new();
+        all.absorb(one.clone());
+        all.absorb(one);
+        let t = &all.trust;
+        assert_eq!(
+            (
+                t.records_refused,
+                t.refused_forged_test_event,
+                t.refused_other_bucket,
+                t.objects_uploader_unknown,
+                t.refusals.len()
+            ),
+            (4, 2, 2, 2, 4)
+        );
+        assert!(!all.has_failures());
+    }
 
     #[test]
     fn emf_line_declares_every_metric_it_carries() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// Every variable [`Config::from_lookup`](super::Config::from_lookup) reads: the forwarder's settings, all of them. The
 /// template sets each from a parameter or says why it is fixed (tests/parameters.rs), and
 /// `backfill`/`replay --function` take exactly these from the deployed function.
-pub const FORWARDER_VARS: [&str; 21] = [
+pub const FORWARDER_VARS: [&str; 24] = [
     "KEY_PATTERN",
     "LOG_GROUP_TEMPLATE",
     "LOG_STREAM_TEMPLATE",
@@ -28,6 +28,9 @@ pub const FORWARDER_VARS: [&str; 21] = [
     "LEASE_PREFIX",
     "LEASES",
     "AMBIGUOUS_PUT_WAIT_MS",
+    "UPLOADER_CHECK",
+    "SOURCE_BUCKET",
+    "SOURCE_ACCOUNT",
 ];
 
 /// Settings a run elsewhere may choose for itself with `--function`: how much it does at once

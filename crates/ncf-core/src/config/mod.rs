@@ -7,13 +7,14 @@
 //! messages), [`Config::delivery`] (how much at once, the entity), [`Config::sink`] (the log
 //! groups created, the wait for unanswered puts), [`Config::checkpoints`] and
 //! [`Config::leases`]. The edges read the last three; the handler splits the rest once
-//! ([`crate::forward::Stages`]).
+//! ([`crate::forward::Stages`]) and keeps [`Config::trust`] (which messages it acts on).
 
 pub mod delivery;
 pub mod function;
 pub mod leases;
 pub mod parse;
 pub mod read;
+pub mod uploads;
 
 pub use delivery::{
     AMBIGUOUS_PUT_WAIT, DEFAULT_MAX_CONCURRENT_OBJECTS, DEFAULT_MAX_CONCURRENT_PUTS,
@@ -29,6 +30,7 @@ pub use read::SettingError;
 use crate::route::{
     DEFAULT_KEY_PATTERN, DEFAULT_LOG_GROUP_TEMPLATE, DEFAULT_LOG_STREAM_TEMPLATE, Router,
 };
+use crate::trust::TrustSettings;
 use ncf_parse::ParseSettings;
 use read::{Given, Vars, text};
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub checkpoints: CheckpointStoreKind,
     /// Leases on objects while they are forwarded (`None`: no exclusion).
     pub leases: Option<LeaseSettings>,
+    /// Whose uploads are forwarded and which messages are acted on.
+    pub trust: TrustSettings,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -84,6 +88,7 @@ impl Config {
         let sink = SinkSettings::read(&vars)?;
         let checkpoints = CheckpointStoreKind::read(&vars)?;
         let leases = LeaseSettings::read(&vars, checkpoints)?;
+        let trust = uploads::read_trust(&vars)?;
         Ok(Self {
             route,
             parse,
@@ -92,6 +97,7 @@ impl Config {
             sink,
             checkpoints,
             leases,
+            trust,
         })
     }
 }
