@@ -373,3 +373,42 @@ async fn the_counts_are_metrics() {
     }
     assert_eq!(line["objects_untrusted"], 1);
 }
+
+/// The samples in events/ (what docs/design.md's threat model names), with the stack's
+/// settings: each comes out as the threat model says.
+#[tokio::test]
+async fn the_sample_events_come_out_as_the_threat_model_says() {
+    let settings = [
+        ("SOURCE_BUCKET", BUCKET),
+        ("SOURCE_ACCOUNT", "123456789012"),
+    ];
+    let new_layout = "nginx/AROAEXAMPLEROLEID:i-0123456789abcdef0/access/2026/12/05/access.log-803.1311.g0-0-52.gz";
+    let cross = "nginx/i-0123456789abcdef0/access/2026/12/05/access.log-20261205.gz";
+    let src = || source(&[new_layout, cross, ACCESS_KEY]);
+    let r = run(
+        config(&settings),
+        src(),
+        &event_fixture("s3-put-new-layout.json"),
+    )
+    .await;
+    assert_eq!(
+        (r.summary.objects_delivered, r.sent[B]),
+        (1, 11),
+        "{:#?}",
+        r.summary
+    );
+    for (file, untrusted, refused) in [
+        ("s3-put-cross-instance.json", 1, 0),
+        ("sqs-forged-bucket.json", 0, 1),
+        ("eventbridge-other-account.json", 0, 1),
+    ] {
+        let r = run(config(&settings), src(), &event_fixture(file)).await;
+        assert_untouched(&r);
+        let t = &r.summary.trust;
+        assert_eq!(
+            (t.objects_untrusted, t.records_refused),
+            (untrusted, refused),
+            "{file}: {t:#?}"
+        );
+    }
+}
