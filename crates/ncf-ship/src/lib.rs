@@ -75,6 +75,11 @@ pub struct ShipArgs {
     /// [default: /var/lib/nginx-cloudwatch-forwarder/ship].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
+    /// What follows the prefix in the keys: `instance` (the instance ID) or `userid` (the
+    /// instance profile's aws:userid, ROLEID:i-…, learned from STS at start: what the stack's
+    /// host policy allows) [env: NGINX_LOG_KEY_LAYOUT] [default: instance].
+    #[arg(long, value_name = "LAYOUT")]
+    pub key_layout: Option<String>,
     /// The logs to follow, each taken as nginx's configuration (its files, NGINX_CONF) says, else by its
     /// name (access…, error…) [default: every log the configuration names, else
     /// /var/log/nginx/access.log /var/log/nginx/error.log].
@@ -102,6 +107,8 @@ pub struct Settings {
     pub bucket: String,
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
+    /// What follows the prefix in the keys.
+    pub key_layout: plan::KeyLayout,
     pub imds_endpoint: String,
     /// `NGINX_BIN`: the nginx binary (`None`: `nginx` on `PATH`, else the usual place).
     pub nginx_bin: Option<String>,
@@ -112,12 +119,13 @@ pub struct Settings {
 
 /// Every variable [`Settings::new`] reads (a test holds it to that; docs/configuration.md lists
 /// them, scripts/check-docs.py checks).
-pub const SHIP_VARS: [&str; 9] = [
+pub const SHIP_VARS: [&str; 10] = [
     "SHIP_INTERVAL",
     "SHIP_MAX_SEGMENT",
     "SHIP_STATE_DIR",
     "NGINX_LOG_BUCKET",
     "NGINX_LOG_PREFIX",
+    "NGINX_LOG_KEY_LAYOUT",
     "IMDS_ENDPOINT",
     "NGINX_BIN",
     discover::CONF_VAR,
@@ -175,6 +183,15 @@ impl Settings {
             )
         })?;
         let prefix = plan::normalise_prefix(vars.raw("NGINX_LOG_PREFIX").as_deref());
+        let key_layout = parsed(
+            vars.flag_or(
+                args.key_layout.as_deref(),
+                "--key-layout",
+                "NGINX_LOG_KEY_LAYOUT",
+            ),
+            plan::KeyLayout::parse,
+        )?
+        .unwrap_or_default();
         let imds_endpoint = text(vars.get("IMDS_ENDPOINT"))
             .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.into())
             .trim_end_matches('/')
@@ -192,6 +209,7 @@ impl Settings {
             log_formats: std::collections::BTreeMap::new(),
             bucket,
             prefix,
+            key_layout,
             imds_endpoint,
             nginx_bin,
             nginx_paths,
@@ -373,6 +391,9 @@ pub fn format_key(prefix: &str, instance_id: &str, format: &str) -> String {
 pub struct S3Uploader {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
+    /// The keys' layout: an upload denied under [`plan::KeyLayout::Instance`] says
+    /// [`plan::INSTANCE_LAYOUT_DENIED_HINT`].
+    pub key_layout: plan::KeyLayout,
     /// What the host says about itself ([`host::HostMeta::entries`]), on every object.
     pub host_meta: Vec<(&'static str, String)>,
 }
@@ -407,10 +428,15 @@ impl S3Uploader {
                 if status == Some(412) || e.code() == Some("PreconditionFailed") {
                     return Ok(Put::AlreadyThere);
                 }
+                let mut detail = DisplayErrorContext(&e).to_string();
+                if e.code() == Some("AccessDenied") && self.key_layout == plan::KeyLayout::Instance
+                {
+                    detail = format!("{detail} ({})", plan::INSTANCE_LAYOUT_DENIED_HINT);
+                }
                 Err(UploadError {
                     bucket: self.bucket.clone(),
                     key: key.to_string(),
-                    detail: DisplayErrorContext(&e).to_string(),
+                    detail,
                 })
             }
         }
@@ -1638,16 +1664,41 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
+    let shared = ncf_aws::shared_config_with(ncf_aws::Retries::EnvironmentFirst).await;
+    let owner = key_owner(settings.key_layout, &meta.instance_id, &shared).await?;
     let watch = choose_files(&mut settings, nginx_bin.as_deref())?;
-    let instance = meta.instance_id.clone();
     let up = S3Uploader {
-        client: ncf_aws::s3_client(ncf_aws::Retries::EnvironmentFirst).await,
+        client: ncf_aws::s3_client_for(&shared),
         bucket: settings.bucket.clone(),
+        key_layout: settings.key_layout,
         host_meta: meta.entries(),
     };
-    run_watching(&settings, &up, &instance, watch)
+    run_watching(&settings, &up, &owner, watch)
         .await
         .map_err(|e| (1, e))
+}
+
+/// The segment after the prefix in this run's keys: the instance ID, or under
+/// [`plan::KeyLayout::Userid`] the `aws:userid` STS answers (one GetCallerIdentity per start,
+/// which needs no permission), checked to be this instance's profile session (else 64, as a
+/// bad setting; 1 when STS cannot be reached).
+async fn key_owner(
+    layout: plan::KeyLayout,
+    instance_id: &str,
+    shared: &aws_config::SdkConfig,
+) -> Result<String, (u8, String)> {
+    match layout {
+        plan::KeyLayout::Instance => Ok(instance_id.to_string()),
+        plan::KeyLayout::Userid => {
+            let user_id = host::caller_user_id(shared)
+                .await
+                .map_err(|e| (1, e.to_string()))?;
+            let owner =
+                plan::userid_segment(&user_id, instance_id).map_err(|e| (64, e.to_string()))?;
+            tracing::info!("key layout userid: keys start {owner}/ (STS GetCallerIdentity)");
+            Ok(owner)
+        }
+    }
 }
 
 /// What to follow, from nginx's configuration when it can be read (else from the names): each
@@ -1729,7 +1780,8 @@ pub fn lock_state_dir(dir: &Path) -> Result<File, String> {
     }
 }
 
-/// The loop, with any uploader.
+/// The loop, with any uploader. `instance_id` is what follows the prefix in the keys: the
+/// instance ID, or `<role-id>:<instance-id>` under [`plan::KeyLayout::Userid`].
 pub async fn run<U: Uploader>(
     settings: &Settings,
     up: &U,

@@ -192,6 +192,7 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         log_formats: BTreeMap::new(),
         bucket: "b".into(),
         prefix: "nginx/".into(),
+        key_layout: plan::KeyLayout::Instance,
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
         nginx_bin: None,
         nginx_paths: discover::Overrides::default(),
@@ -630,6 +631,21 @@ fn settings_errors_name_the_flag_or_variable_and_say_what_it_must_be() {
         err(ShipArgs::default(), &[("NGINX_LOG_BUCKET", "s3://logs")]),
         r#"NGINX_LOG_BUCKET="s3://logs": must be a bucket name, not a URL or path"#
     );
+    assert_eq!(
+        err(
+            ShipArgs::default(),
+            &[("NGINX_LOG_KEY_LAYOUT", "role"), bucket[0]]
+        ),
+        r#"NGINX_LOG_KEY_LAYOUT="role": must be instance or userid"#
+    );
+    let layout = ShipArgs {
+        key_layout: Some("aws:userid".into()),
+        ..ShipArgs::default()
+    };
+    assert_eq!(
+        err(layout, &[("NGINX_LOG_KEY_LAYOUT", "userid"), bucket[0]]),
+        r#"--key-layout="aws:userid": must be instance or userid"#
+    );
 }
 
 #[test]
@@ -677,6 +693,22 @@ fn settings_from_flags_and_environment() {
     assert_eq!(
         (s.interval, s.max_segment, s.prefix.as_str()),
         (Duration::from_secs(5), 1000, "")
+    );
+    // The key layout: instance unless set; the flag wins over the variable.
+    assert_eq!(s.key_layout, plan::KeyLayout::Instance);
+    let userid = env(&[
+        ("NGINX_LOG_BUCKET", "logs"),
+        ("NGINX_LOG_KEY_LAYOUT", "userid"),
+    ]);
+    let s = Settings::new(&args, userid).unwrap();
+    assert_eq!(s.key_layout, plan::KeyLayout::Userid);
+    let flag = ShipArgs {
+        key_layout: Some("instance".into()),
+        ..args.clone()
+    };
+    assert_eq!(
+        Settings::new(&flag, userid).unwrap().key_layout,
+        plan::KeyLayout::Instance
     );
     let defaults =
         Settings::new(&ShipArgs::default(), env(&[("NGINX_LOG_BUCKET", "logs")])).unwrap();
