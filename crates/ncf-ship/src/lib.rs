@@ -269,6 +269,16 @@ pub enum ShipError {
     },
 }
 
+impl ShipError {
+    /// An upload S3 refused with AccessDenied (nothing stored by it).
+    fn denied(&self) -> bool {
+        match self {
+            Self::Upload { source, .. } | Self::UploadBundle { source, .. } => source.denied,
+            _ => false,
+        }
+    }
+}
+
 fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> ShipError {
     let path = path.display().to_string();
     move |source| ShipError::Io { path, what, source }
@@ -371,6 +381,8 @@ pub struct UploadError {
     pub bucket: String,
     pub key: String,
     pub detail: String,
+    /// S3 answered AccessDenied: this put stored nothing.
+    pub denied: bool,
 }
 
 /// Where segments go (S3 in production, a fake in tests).
@@ -429,14 +441,15 @@ impl S3Uploader {
                     return Ok(Put::AlreadyThere);
                 }
                 let mut detail = DisplayErrorContext(&e).to_string();
-                if e.code() == Some("AccessDenied") && self.key_layout == plan::KeyLayout::Instance
-                {
+                let denied = e.code() == Some("AccessDenied");
+                if denied && self.key_layout == plan::KeyLayout::Instance {
                     detail = format!("{detail} ({})", plan::INSTANCE_LAYOUT_DENIED_HINT);
                 }
                 Err(UploadError {
                     bucket: self.bucket.clone(),
                     key: key.to_string(),
                     detail,
+                    denied,
                 })
             }
         }
@@ -992,6 +1005,17 @@ impl Follower {
         })
     }
 
+    /// Drops the saved plan: the bytes from the position are planned again.
+    fn forget_plan(&mut self) -> Result<(), ShipError> {
+        let Some(pos) = self.pos.clone() else {
+            return Ok(());
+        };
+        self.set(Position {
+            pending: None,
+            ..pos
+        })
+    }
+
     /// S3 has bytes up to `end`: saves the position after them.
     fn advance(&mut self, end: u64) -> Result<(), ShipError> {
         let Some(pos) = self.pos.clone() else {
@@ -1251,7 +1275,7 @@ pub async fn pass_kind<U: Uploader>(
     };
     let mut pass = KindPass::default();
     let mut state = vec![InPass::default(); files.len()];
-    if !resend_plans(files, up, &mut state, &mut pass).await {
+    if !resend_plans(files, &dest, &mut state, &mut pass).await {
         return pass;
     }
     loop {
@@ -1297,10 +1321,11 @@ struct InPass {
 /// others of its plan.
 async fn resend_plans<U: Uploader>(
     files: &mut [&mut Follower],
-    up: &U,
+    dest: &Dest<'_, U>,
     state: &mut [InPass],
     pass: &mut KindPass,
 ) -> bool {
+    let own = format!("{}{}/", dest.settings.prefix, dest.instance_id);
     let mut planned: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, f) in files.iter().enumerate() {
         if let Some(p) = f.pos.as_ref().and_then(|p| p.pending.as_ref()) {
@@ -1333,8 +1358,25 @@ async fn resend_plans<U: Uploader>(
             continue;
         }
         parts.sort_by_cached_key(|p| order(files[p.member]));
-        match ship_object(files, parts, &key, up).await {
+        match ship_object(files, parts, &key, dest.up).await {
             Ok(s) => pass.shipped.add(s),
+            // Planned under the other key layout and refused (the host policy allows only
+            // this run's prefix): nothing is there under that key from this put, and the
+            // bytes are planned again under this run's. (Had a run before the switch stored it
+            // and stopped before saving, its lines would now arrive twice: docs/hosts.md says
+            // to switch while the old grant still holds.)
+            Err(e) if e.denied() && !key.starts_with(&own) => {
+                tracing::warn!(
+                    "{e}; planned under another key layout: planning again under s3://{}/{own}",
+                    dest.up.bucket()
+                );
+                for &i in &members {
+                    if let Err(e) = files[i].forget_plan() {
+                        pass.errors.push(e);
+                        return false;
+                    }
+                }
+            }
             Err(e) => {
                 pass.errors.push(e);
                 return false;
