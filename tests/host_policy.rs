@@ -507,14 +507,32 @@ fn the_script_uploads_under_its_userid_with_put_object_alone() {
         run.stderr
     );
     assert_eq!(counted(&stack.received_since()), kinds(&[("sts", 1)]));
+
+    // STS unreachable: exit 2, nothing uploaded or deleted.
+    let closed = [
+        ("NGINX_LOG_KEY_LAYOUT", "userid"),
+        ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ];
+    let run = script(&stack, &host, &imds, &site, &closed, &files);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot learn this host's aws:userid from STS")
+            && run.stderr.contains("nothing uploaded, nothing deleted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stack.received_since(), Vec::new());
 }
 
 // --- ship ------------------------------------------------------------------------------------
 
-/// `ship --once ARGS…` on the site's two logs as the session `who`, its state in `state`.
+/// `ship --once ARGS…` on the site's two logs as the session `who`, its state in `state`,
+/// with `vars` besides.
 fn ship(
     stack: &Stack,
-    (who, state): (&Session, &str),
+    (who, state, vars): (&Session, &str, &[(&str, &str)]),
     imds: &ImdsServer,
     site: &Site,
     args: &[&str],
@@ -533,6 +551,7 @@ fn ship(
     .env("NGINX_CONF", &site.conf)
     .env("NGINX_PREFIX", &site.prefix)
     .env("AWS_MAX_ATTEMPTS", "1")
+    .envs(vars.iter().copied())
     .arg("--once")
     .args(args)
     .output()
@@ -552,7 +571,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
     let userid = ["--key-layout", "userid"];
 
     // userid: one STS call, a PUT per segment and the new format object, nothing else.
-    let run = ship(&stack, (&host, "state"), &imds, &site, &userid);
+    let run = ship(&stack, (&host, "state", &[]), &imds, &site, &userid);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let received = stack.received_since();
     assert_eq!(
@@ -596,7 +615,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
         .open(stack.path("logs/access.log"))
         .expect("open access.log");
     std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).expect("append");
-    let run = ship(&stack, (&host, "state"), &imds, &site, &userid);
+    let run = ship(&stack, (&host, "state", &[]), &imds, &site, &userid);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let received = stack.received_since();
     assert_eq!(
@@ -614,7 +633,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
 
     // Not this instance's profile session: refused at start (64) after the STS call alone.
     let other = stack.other.clone();
-    let run = ship(&stack, (&other, "state"), &imds, &site, &userid);
+    let run = ship(&stack, (&other, "state", &[]), &imds, &site, &userid);
     assert_eq!(run.code, Some(64), "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
@@ -625,6 +644,20 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
         run.stderr
     );
     assert_eq!(counted(&stack.received_since()), kinds(&[("sts", 1)]));
+
+    // STS unreachable (its endpoint a closed port): exit 1, naming what the host must reach;
+    // nothing sent.
+    let closed = [("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")];
+    let run = ship(&stack, (&host, "state", &closed), &imds, &site, &userid);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot learn this host's aws:userid from STS GetCallerIdentity")
+            && run.stderr.contains("STS VPC endpoint"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stack.received_since(), Vec::new());
 }
 
 /// The host policy attached before the host switched layout (the wrong order): the default
@@ -637,7 +670,7 @@ fn ship_switched_to_userid_after_a_refusal_plans_again_under_its_userid() {
     let site = site(&stack);
     let host = stack.host.clone();
 
-    let run = ship(&stack, (&host, "state"), &imds, &site, &[]);
+    let run = ship(&stack, (&host, "state", &[]), &imds, &site, &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
         run.stderr.contains("AccessDenied")
@@ -655,7 +688,7 @@ fn ship_switched_to_userid_after_a_refusal_plans_again_under_its_userid() {
 
     let run = ship(
         &stack,
-        (&host, "state"),
+        (&host, "state", &[]),
         &imds,
         &site,
         &["--key-layout", "userid"],
