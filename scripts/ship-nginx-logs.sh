@@ -10,7 +10,16 @@
 #
 #     s3://$NGINX_LOG_BUCKET/${NGINX_LOG_PREFIX%/}/<instance-id>/<access|error>/YYYY/MM/DD/<name>[.gz]
 #
+#   or, with NGINX_LOG_KEY_LAYOUT=userid (what the stack's host policy, its HostUploadPolicyArn
+#   output, allows: each instance writes only under its own aws:userid),
+#
+#     s3://$NGINX_LOG_BUCKET/${NGINX_LOG_PREFIX%/}/<role-id>:<instance-id>/<access|error>/YYYY/MM/DD/<name>[.gz]
+#
 #   - <instance-id> comes from the instance metadata service, IMDSv2 (token PUT, then GET);
+#   - <role-id>:<instance-id> (userid only) is the UserId of `aws sts get-caller-identity`
+#     (one call per run, which needs no IAM permission but needs STS to be reachable), checked
+#     to be AROA...:<instance-id>, the instance profile's own session; anything else (a user's
+#     keys, another role or profile) stops the run before any upload;
 #   - the log type from nginx's configuration when nginx-cloudwatch-forwarder is installed
 #     (NCF_BIN): the live log a file was rotated from is its name without logrotate's
 #     suffixes (.N, -YYYYMMDD, -YYYYMMDDHH, -YYYYMMDDTHHMM and other dateext forms, .gz, .zst,
@@ -33,7 +42,8 @@
 #     nginx-version  from `nginx -v` (NGINX_BIN, else nginx on PATH, else /usr/sbin/nginx), e.g.
 #                    1.22.1; left out when it cannot tell
 #     ncf-log-format on an access log whose log_format nginx's configuration names: the key of
-#                    its format object, <prefix><instance-id>/formats/<sha256 of the format>,
+#                    its format object, <prefix><instance-id>/formats/<sha256 of the format>
+#                    (<prefix><role-id>:<instance-id>/formats/... with the userid layout),
 #                    whose body is the format as ACCESS_LOG_FORMAT takes it (the forwarder
 #                    parses the log with it). The format object is put first, once per run and
 #                    never replaced (put-object --if-none-match '*'; 412: already there), the
@@ -47,6 +57,8 @@
 # Configuration (environment; an empty value counts as unset unless noted):
 #   NGINX_LOG_BUCKET     S3 bucket name (required)
 #   NGINX_LOG_PREFIX     key prefix; default "nginx/". Set but empty: no prefix.
+#   NGINX_LOG_KEY_LAYOUT what follows the prefix: "instance" (the instance ID; default) or
+#                        "userid" (the instance profile's aws:userid, <role-id>:<instance-id>)
 #   IMDS_ENDPOINT        instance metadata service; default http://169.254.169.254
 #   AWS_CLI              AWS CLI command (a name or path, no arguments); default "aws"
 #   UPLOAD_ATTEMPTS      attempts per file, >= 1; default 5
@@ -65,8 +77,10 @@
 # Exit status: 0 when every file was uploaded or skipped (a file kept because nothing says what
 # it is counts as skipped: it has a warning); 1 when any file was kept because it, or its format
 # object, did not upload (or it could not be deleted after uploading); 2 on a usage or
-# configuration error or when the instance ID cannot be read from IMDS (nothing is uploaded or
-# deleted then).
+# configuration error, when the instance ID cannot be read from IMDS, or (userid layout) when
+# STS cannot be reached or answers another principal than the instance profile (nothing is
+# uploaded or deleted then). A file denied under the instance layout is named with a hint at
+# NGINX_LOG_KEY_LAYOUT=userid.
 #
 # Needs: a POSIX sh, curl, gzip, od, awk, sed (with -E), mktemp, and date -u -r FILE (GNU coreutils,
 # BusyBox and the BSDs have it; otherwise GNU or BSD stat is used to read the modification time).
@@ -114,6 +128,12 @@ while :; do
     esac
 done
 [ -z "$prefix" ] || prefix=$prefix/
+
+key_layout=${NGINX_LOG_KEY_LAYOUT:-instance}
+case $key_layout in
+instance | userid) ;;
+*) fail "NGINX_LOG_KEY_LAYOUT=\"$key_layout\": must be instance or userid" ;;
+esac
 
 imds=${IMDS_ENDPOINT:-http://169.254.169.254}
 imds=${imds%/}
@@ -178,6 +198,7 @@ trap 'exit 143' TERM
 # --- instance ID (IMDSv2), read once, on the first file that is to be uploaded ----------------
 
 instance_id=
+key_owner= # what follows the prefix in the keys: the instance ID, or the aws:userid
 imds_curl() {
     # No proxy for the link-local service; short timeouts; curl retries only transient errors
     # (timeouts, 5xx), not a refusal.
@@ -208,7 +229,34 @@ read_instance_id() {
     *) fail "IMDS returned \"$id\", which is not an EC2 instance ID (i- and 8 or 17 hex digits); nothing uploaded, nothing deleted" ;;
     esac
     instance_id=$id
+    key_owner=$id
     read_host_meta
+    [ "$key_layout" != userid ] || read_userid
+}
+
+# The userid layout's key segment: the caller's aws:userid (STS GetCallerIdentity's UserId),
+# which must be this instance's profile session, AROA<role id>:<instance-id>.
+read_userid() {
+    sts_err=$workdir/sts.err
+    if ! user_id=$("$aws_cli" sts get-caller-identity --query UserId --output text 2>"$sts_err"); then
+        cat -- "$sts_err" >&2
+        fail "cannot learn this host's aws:userid from STS (aws sts get-caller-identity, for NGINX_LOG_KEY_LAYOUT=userid): the host must reach STS (in a private subnet: an STS VPC endpoint or a NAT gateway); nothing uploaded, nothing deleted"
+    fi
+    user_id=$(trim "$user_id")
+    role_id=${user_id%":$instance_id"}
+    role_id=${role_id#AROA}
+    case $user_id in
+    AROA*":$instance_id") ;;
+    *) role_id= ;;
+    esac
+    case $role_id in
+    *[!0-9A-Z]*) role_id= ;;
+    esac
+    if [ -z "$role_id" ] || [ "${#role_id}" -gt 124 ]; then
+        fail "not running with this instance's profile credentials: UserId is \"$user_id\", not AROA...:$instance_id (NGINX_LOG_KEY_LAYOUT=userid keys objects by the instance profile's aws:userid; leave AWS_ACCESS_KEY_ID, AWS_PROFILE and the like unset on the host); nothing uploaded, nothing deleted"
+    fi
+    key_owner=$user_id
+    say "key layout userid: keys start $prefix$key_owner/"
 }
 
 # --- host metadata, read with the instance ID ------------------------------------------------
@@ -418,12 +466,29 @@ put_new_format() {
     done
 }
 
+# Copies a file, with the CLI's errors kept in $workdir/cp.err (for denied_hint) as well as on
+# stderr.
+put_file() {
+    "$aws_cli" s3 cp --only-show-errors --content-type application/gzip --metadata "$1" "$2" "$3" \
+        2>"$workdir/cp.err" && return 0
+    put_rc=$?
+    cat -- "$workdir/cp.err" >&2
+    return "$put_rc"
+}
+
+# Says why S3 may have denied an upload under the instance layout (errors in the file $1).
+denied_hint() {
+    [ "$key_layout" = instance ] || return 0
+    grep -q 'AccessDenied' -- "$1" 2>/dev/null || return 0
+    say "hint: access denied under the instance key layout: a host whose role has the stack's host policy (the HostUploadPolicyArn output) may write only under $prefix<its aws:userid>/, so set NGINX_LOG_KEY_LAYOUT=userid"
+}
+
 # The format objects this run has put (or found there), by hash: " sha sha ".
 formats_done=' '
 
 # Puts the format object of hash $1 unless this run did; fails when it could not.
 put_format() {
-    format_key=$prefix$instance_id/formats/$1
+    format_key=$prefix$key_owner/formats/$1
     case $formats_done in
     *" $1 "*) return 0 ;;
     esac
@@ -538,7 +603,7 @@ ship() {
             return 1
         fi
     fi
-    url=s3://$bucket/$prefix$instance_id/$type/$day/$object
+    url=s3://$bucket/$prefix$key_owner/$type/$day/$object
 
     file_meta=$meta_json
     if [ -n "$format_sha" ]; then
@@ -546,19 +611,20 @@ ship() {
         if ! put_format "$format_sha"; then
             [ "$src" = "$file" ] || rm -f -- "$src"
             say "error: kept $file: its format object s3://$bucket/$format_key did not upload after $attempts attempt(s)"
+            denied_hint "$workdir/put-format.err"
             return 1
         fi
         file_meta=$file_meta,$(meta_pair ncf-log-format "$(meta_value "$format_key")")
     fi
 
     uploaded=false
-    if retrying "$file" "$aws_cli" s3 cp --only-show-errors --content-type application/gzip \
-        --metadata "{$file_meta}" "$src" "$url"; then
+    if retrying "$file" put_file "{$file_meta}" "$src" "$url"; then
         uploaded=true
     fi
     [ "$src" = "$file" ] || rm -f -- "$src"
     if [ "$uploaded" != true ]; then
         say "error: kept $file: upload to $url failed after $attempts attempt(s)"
+        denied_hint "$workdir/cp.err"
         return 1
     fi
 

@@ -3,6 +3,7 @@
 
 pub mod filter_pattern;
 pub mod http;
+pub mod iam;
 pub mod imds;
 pub mod moto;
 pub mod nginx;

@@ -45,6 +45,10 @@ impl Received {
                 .any(|p| p == name || p.starts_with(&format!("{name}=")))
         };
         match (self.method.as_str(), object) {
+            ("POST", true) if q("uploads") => "CreateMultipartUpload",
+            ("POST", true) if q("uploadId") => "CompleteMultipartUpload",
+            ("PUT", true) if q("partNumber") => "UploadPart",
+            ("DELETE", true) if q("uploadId") => "AbortMultipartUpload",
             ("PUT", true) if q("tagging") => "PutObjectTagging",
             ("PUT", true) => "PutObject",
             ("GET", true) if q("tagging") => "GetObjectTagging",
@@ -73,25 +77,73 @@ fn moto_binary() -> PathBuf {
     }
 }
 
+/// How moto is started: as it is, or enforcing IAM ([`Moto::start_iam`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Iam,
+}
+
+/// The Python that runs `moto_server` (beside it in its virtual environment), else `python3`.
+pub fn moto_python() -> PathBuf {
+    let beside = moto_binary().with_file_name("python");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 impl Moto {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, Mode::Plain)
     }
 
     /// Started with its request log kept, for [`Moto::received`]: requests counted where they
     /// are received, not by the client's own account.
     pub fn start_logged() -> Self {
+        Self::start_with(Some(Self::log_path()), Mode::Plain)
+    }
+
+    /// Logged as [`Moto::start_logged`], and able to enforce IAM: free until
+    /// [`Moto::enforce_iam`], after which every request must be signed with credentials moto
+    /// made (an assumed role's session, an IAM user's key) and is checked against that
+    /// principal's policies. Run through tests/common/moto_server_quoted.py: stock moto 5.2.1
+    /// checks S3 signatures against the decoded path and answers SignatureDoesNotMatch to
+    /// every signed request for a key holding `:` (the userid key layout's).
+    pub fn start_iam() -> Self {
+        Self::start_with(Some(Self::log_path()), Mode::Iam)
+    }
+
+    fn log_path() -> PathBuf {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
+        std::env::temp_dir().join(format!(
             "ncf-moto-{}-{}.log",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
-        ));
-        Self::start_with(Some(path))
+        ))
     }
 
-    fn start_with(request_log: Option<PathBuf>) -> Self {
+    /// From now on moto checks every request against IAM (`POST /moto-api/reset-auth`, body
+    /// `0`: no more free requests). Setup done before it (bucket, role, policy, sessions) is
+    /// not checked.
+    pub fn enforce_iam(&self) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).expect("connect to moto");
+        write!(
+            s,
+            "POST /moto-api/reset-auth HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0"
+        )
+        .expect("send reset-auth");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .expect("read reset-auth's answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "reset-auth: {answer}");
+    }
+
+    fn start_with(request_log: Option<PathBuf>, mode: Mode) -> Self {
         // Bind port 0 to get a free port from the kernel, then hand it to moto.
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
@@ -102,7 +154,18 @@ impl Moto {
             Some(p) => Stdio::from(std::fs::File::create(p).expect("moto's request log")),
             None => Stdio::null(),
         };
-        let child = Command::new(&bin)
+        let mut cmd = match mode {
+            Mode::Plain => Command::new(&bin),
+            Mode::Iam => {
+                let mut c = Command::new(moto_python());
+                c.arg(
+                    PathBuf::from(super::MANIFEST_DIR).join("tests/common/moto_server_quoted.py"),
+                );
+                c
+            }
+        };
+        let child = cmd
+            .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

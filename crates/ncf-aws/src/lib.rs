@@ -10,7 +10,7 @@
 //! - [`leases`]: [`S3Leases`](leases::S3Leases), one delivery at a time by conditional writes.
 //! - [`sqs`]: [`SqsQueue`](sqs::SqsQueue), for `backfill --enqueue` and `replay --queue`.
 //! - [`lambda`]: a deployed function's settings (GetFunctionConfiguration), for `--function`.
-//! - This file: the one SDK configuration ([`shared_config`], [`clients`], [`s3_client`]) with
+//! - This file: the one SDK configuration ([`shared_config`], [`clients`], [`s3_client_for`]) with
 //!   our retries and timeouts, and [`ConfiguredCheckpoints`].
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
@@ -103,9 +103,10 @@ pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
     clients_from(&shared_config().await, s3_path_style())
 }
 
-/// The S3 client alone (the follower's), from the same environment.
-pub async fn s3_client(retries: Retries) -> aws_sdk_s3::Client {
-    s3_client_from(&shared_config_with(retries).await, s3_path_style())
+/// The S3 client alone (the follower's) from [`shared_config_with`]'s configuration, which
+/// the follower's STS call shares: path-style when the environment points S3 elsewhere.
+pub fn s3_client_for(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    s3_client_from(shared, s3_path_style())
 }
 
 fn s3_client_from(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {

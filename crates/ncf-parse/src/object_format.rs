@@ -189,7 +189,8 @@ pub fn is_format_key(key: &str) -> bool {
 
 /// Where the format object of `format` (its text as `ACCESS_LOG_FORMAT` takes it) goes for the
 /// host `instance_id` under `prefix` (empty or ending in `/`):
-/// `<prefix><instance-id>/formats/<sha256 of the text>`.
+/// `<prefix><instance-id>/formats/<sha256 of the text>`; under the shippers' `userid` key
+/// layout `instance_id` is `<role-id>:<instance-id>`, the host's `aws:userid`.
 pub fn format_object_key(prefix: &str, instance_id: &str, format: &str) -> String {
     format!(
         "{prefix}{instance_id}/{FORMATS_DIR}/{}",
@@ -275,8 +276,18 @@ mod tests {
     #[test]
     fn format_keys() {
         let hash = sha256_hex(b"x");
-        let rows: [(&str, bool); 9] = [
+        let rows: [(&str, bool); 12] = [
             (&format!("nginx/i-0123456789abcdef0/formats/{hash}"), true),
+            // The userid key layout: `<prefix><role-id>:<instance-id>/formats/<sha256>`.
+            (
+                &format!("nginx/AROA3XFRBF535EXAMPLE1:i-0123456789abcdef0/formats/{hash}"),
+                true,
+            ),
+            (&format!("AROAX:i-01234567/formats/{hash}"), true),
+            (
+                &format!("nginx/AROAX:i-0123456789abcdef0/formats/{hash}:"),
+                false,
+            ),
             (&format!("formats/{hash}"), true),
             (&format!("a/b/c/formats/{hash}"), true),
             (&format!("nginx/i-0123/format/{hash}"), false),
@@ -298,6 +309,12 @@ mod tests {
         );
         let key = format_object_key("nginx/", "i-0123456789abcdef0", "x");
         assert_eq!(key, format!("nginx/i-0123456789abcdef0/formats/{hash}"));
+        assert!(is_format_key(&key));
+        let key = format_object_key("nginx/", "AROAX:i-0123456789abcdef0", "x");
+        assert_eq!(
+            key,
+            format!("nginx/AROAX:i-0123456789abcdef0/formats/{hash}")
+        );
         assert!(is_format_key(&key));
     }
 

@@ -100,6 +100,10 @@ pub enum HostError {
         "IMDS at {endpoint} returned {id:?}, which is not an EC2 instance ID (i- and 8 or 17 hex digits)"
     )]
     NotAnId { endpoint: String, id: String },
+    #[error(
+        "cannot learn this host's aws:userid from STS GetCallerIdentity (NGINX_LOG_KEY_LAYOUT=userid): {detail}; the host must reach STS (in a private subnet: an STS VPC endpoint or a NAT gateway)"
+    )]
+    CallerIdentity { detail: String },
 }
 
 /// The instance's `Name` tag as IMDS answered.
@@ -148,6 +152,25 @@ pub async fn read_imds(endpoint: &str) -> Result<(String, NameTag), HostError> {
         Err(e) => NameTag::Failed(DisplayErrorContext(&e).to_string()),
     };
     Ok((id, tag))
+}
+
+/// The caller's `aws:userid` as STS GetCallerIdentity answers it (`UserId`; the call needs no
+/// IAM permission), through the same configuration (credentials, region, `AWS_ENDPOINT_URL`)
+/// as the uploads.
+/// <https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html>
+pub async fn caller_user_id(shared: &aws_config::SdkConfig) -> Result<String, HostError> {
+    let out = aws_sdk_sts::Client::new(shared)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| HostError::CallerIdentity {
+            detail: DisplayErrorContext(&e).to_string(),
+        })?;
+    out.user_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| HostError::CallerIdentity {
+            detail: "the answer has no UserId".into(),
+        })
 }
 
 /// `i-` and 8 or 17 lower-case hex digits.

@@ -75,6 +75,11 @@ pub struct ShipArgs {
     /// [default: /var/lib/nginx-cloudwatch-forwarder/ship].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
+    /// What follows the prefix in the keys: `instance` (the instance ID) or `userid` (the
+    /// instance profile's aws:userid, ROLEID:i-…, learned from STS at start: what the stack's
+    /// host policy allows) [env: NGINX_LOG_KEY_LAYOUT] [default: instance].
+    #[arg(long, value_name = "LAYOUT")]
+    pub key_layout: Option<String>,
     /// The logs to follow, each taken as nginx's configuration (its files, NGINX_CONF) says, else by its
     /// name (access…, error…) [default: every log the configuration names, else
     /// /var/log/nginx/access.log /var/log/nginx/error.log].
@@ -102,6 +107,8 @@ pub struct Settings {
     pub bucket: String,
     /// Normalised: empty or ending in `/`.
     pub prefix: String,
+    /// What follows the prefix in the keys.
+    pub key_layout: plan::KeyLayout,
     pub imds_endpoint: String,
     /// `NGINX_BIN`: the nginx binary (`None`: `nginx` on `PATH`, else the usual place).
     pub nginx_bin: Option<String>,
@@ -112,12 +119,13 @@ pub struct Settings {
 
 /// Every variable [`Settings::new`] reads (a test holds it to that; docs/configuration.md lists
 /// them, scripts/check-docs.py checks).
-pub const SHIP_VARS: [&str; 9] = [
+pub const SHIP_VARS: [&str; 10] = [
     "SHIP_INTERVAL",
     "SHIP_MAX_SEGMENT",
     "SHIP_STATE_DIR",
     "NGINX_LOG_BUCKET",
     "NGINX_LOG_PREFIX",
+    "NGINX_LOG_KEY_LAYOUT",
     "IMDS_ENDPOINT",
     "NGINX_BIN",
     discover::CONF_VAR,
@@ -175,6 +183,15 @@ impl Settings {
             )
         })?;
         let prefix = plan::normalise_prefix(vars.raw("NGINX_LOG_PREFIX").as_deref());
+        let key_layout = parsed(
+            vars.flag_or(
+                args.key_layout.as_deref(),
+                "--key-layout",
+                "NGINX_LOG_KEY_LAYOUT",
+            ),
+            plan::KeyLayout::parse,
+        )?
+        .unwrap_or_default();
         let imds_endpoint = text(vars.get("IMDS_ENDPOINT"))
             .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.into())
             .trim_end_matches('/')
@@ -192,6 +209,7 @@ impl Settings {
             log_formats: std::collections::BTreeMap::new(),
             bucket,
             prefix,
+            key_layout,
             imds_endpoint,
             nginx_bin,
             nginx_paths,
@@ -249,6 +267,16 @@ pub enum ShipError {
         end: u64,
         size: u64,
     },
+}
+
+impl ShipError {
+    /// An upload S3 refused with AccessDenied (nothing stored by it).
+    fn denied(&self) -> bool {
+        match self {
+            Self::Upload { source, .. } | Self::UploadBundle { source, .. } => source.denied,
+            _ => false,
+        }
+    }
 }
 
 fn io_error(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> ShipError {
@@ -353,6 +381,8 @@ pub struct UploadError {
     pub bucket: String,
     pub key: String,
     pub detail: String,
+    /// S3 answered AccessDenied: this put stored nothing.
+    pub denied: bool,
 }
 
 /// Where segments go (S3 in production, a fake in tests).
@@ -373,6 +403,9 @@ pub fn format_key(prefix: &str, instance_id: &str, format: &str) -> String {
 pub struct S3Uploader {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
+    /// The keys' layout: an upload denied under [`plan::KeyLayout::Instance`] says
+    /// [`plan::INSTANCE_LAYOUT_DENIED_HINT`].
+    pub key_layout: plan::KeyLayout,
     /// What the host says about itself ([`host::HostMeta::entries`]), on every object.
     pub host_meta: Vec<(&'static str, String)>,
 }
@@ -407,10 +440,16 @@ impl S3Uploader {
                 if status == Some(412) || e.code() == Some("PreconditionFailed") {
                     return Ok(Put::AlreadyThere);
                 }
+                let mut detail = DisplayErrorContext(&e).to_string();
+                let denied = e.code() == Some("AccessDenied");
+                if denied && self.key_layout == plan::KeyLayout::Instance {
+                    detail = format!("{detail} ({})", plan::INSTANCE_LAYOUT_DENIED_HINT);
+                }
                 Err(UploadError {
                     bucket: self.bucket.clone(),
                     key: key.to_string(),
-                    detail: DisplayErrorContext(&e).to_string(),
+                    detail,
+                    denied,
                 })
             }
         }
@@ -966,6 +1005,17 @@ impl Follower {
         })
     }
 
+    /// Drops the saved plan: the bytes from the position are planned again.
+    fn forget_plan(&mut self) -> Result<(), ShipError> {
+        let Some(pos) = self.pos.clone() else {
+            return Ok(());
+        };
+        self.set(Position {
+            pending: None,
+            ..pos
+        })
+    }
+
     /// S3 has bytes up to `end`: saves the position after them.
     fn advance(&mut self, end: u64) -> Result<(), ShipError> {
         let Some(pos) = self.pos.clone() else {
@@ -1225,7 +1275,7 @@ pub async fn pass_kind<U: Uploader>(
     };
     let mut pass = KindPass::default();
     let mut state = vec![InPass::default(); files.len()];
-    if !resend_plans(files, up, &mut state, &mut pass).await {
+    if !resend_plans(files, &dest, &mut state, &mut pass).await {
         return pass;
     }
     loop {
@@ -1271,10 +1321,11 @@ struct InPass {
 /// others of its plan.
 async fn resend_plans<U: Uploader>(
     files: &mut [&mut Follower],
-    up: &U,
+    dest: &Dest<'_, U>,
     state: &mut [InPass],
     pass: &mut KindPass,
 ) -> bool {
+    let own = format!("{}{}/", dest.settings.prefix, dest.instance_id);
     let mut planned: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, f) in files.iter().enumerate() {
         if let Some(p) = f.pos.as_ref().and_then(|p| p.pending.as_ref()) {
@@ -1307,8 +1358,25 @@ async fn resend_plans<U: Uploader>(
             continue;
         }
         parts.sort_by_cached_key(|p| order(files[p.member]));
-        match ship_object(files, parts, &key, up).await {
+        match ship_object(files, parts, &key, dest.up).await {
             Ok(s) => pass.shipped.add(s),
+            // Planned under the other key layout and refused (the host policy allows only
+            // this run's prefix): nothing is there under that key from this put, and the
+            // bytes are planned again under this run's. (Had a run before the switch stored it
+            // and stopped before saving, its lines would now arrive twice: docs/hosts.md says
+            // to switch while the old grant still holds.)
+            Err(e) if e.denied() && !key.starts_with(&own) => {
+                tracing::warn!(
+                    "{e}; planned under another key layout: planning again under s3://{}/{own}",
+                    dest.up.bucket()
+                );
+                for &i in &members {
+                    if let Err(e) = files[i].forget_plan() {
+                        pass.errors.push(e);
+                        return false;
+                    }
+                }
+            }
             Err(e) => {
                 pass.errors.push(e);
                 return false;
@@ -1638,16 +1706,41 @@ pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
         meta.instance_id,
         meta.nginx_version.as_deref().unwrap_or("version unknown")
     );
+    let shared = ncf_aws::shared_config_with(ncf_aws::Retries::EnvironmentFirst).await;
+    let owner = key_owner(settings.key_layout, &meta.instance_id, &shared).await?;
     let watch = choose_files(&mut settings, nginx_bin.as_deref())?;
-    let instance = meta.instance_id.clone();
     let up = S3Uploader {
-        client: ncf_aws::s3_client(ncf_aws::Retries::EnvironmentFirst).await,
+        client: ncf_aws::s3_client_for(&shared),
         bucket: settings.bucket.clone(),
+        key_layout: settings.key_layout,
         host_meta: meta.entries(),
     };
-    run_watching(&settings, &up, &instance, watch)
+    run_watching(&settings, &up, &owner, watch)
         .await
         .map_err(|e| (1, e))
+}
+
+/// The segment after the prefix in this run's keys: the instance ID, or under
+/// [`plan::KeyLayout::Userid`] the `aws:userid` STS answers (one GetCallerIdentity per start,
+/// which needs no permission), checked to be this instance's profile session (else 64, as a
+/// bad setting; 1 when STS cannot be reached).
+async fn key_owner(
+    layout: plan::KeyLayout,
+    instance_id: &str,
+    shared: &aws_config::SdkConfig,
+) -> Result<String, (u8, String)> {
+    match layout {
+        plan::KeyLayout::Instance => Ok(instance_id.to_string()),
+        plan::KeyLayout::Userid => {
+            let user_id = host::caller_user_id(shared)
+                .await
+                .map_err(|e| (1, e.to_string()))?;
+            let owner =
+                plan::userid_segment(&user_id, instance_id).map_err(|e| (64, e.to_string()))?;
+            tracing::info!("key layout userid: keys start {owner}/ (STS GetCallerIdentity)");
+            Ok(owner)
+        }
+    }
 }
 
 /// What to follow, from nginx's configuration when it can be read (else from the names): each
@@ -1729,7 +1822,8 @@ pub fn lock_state_dir(dir: &Path) -> Result<File, String> {
     }
 }
 
-/// The loop, with any uploader.
+/// The loop, with any uploader. `instance_id` is what follows the prefix in the keys: the
+/// instance ID, or `<role-id>:<instance-id>` under [`plan::KeyLayout::Userid`].
 pub async fn run<U: Uploader>(
     settings: &Settings,
     up: &U,

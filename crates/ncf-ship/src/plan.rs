@@ -205,12 +205,78 @@ pub fn normalise_prefix(raw: Option<&str>) -> String {
     }
 }
 
+/// Which segment follows the prefix in every key this host writes (`NGINX_LOG_KEY_LAYOUT`,
+/// `ship --key-layout`; the same values in scripts/ship-nginx-logs.sh). The forwarder's default
+/// `KEY_PATTERN` routes both to the instance's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyLayout {
+    /// `<prefix><instance-id>/…`: as before the layouts.
+    #[default]
+    Instance,
+    /// `<prefix><role-id>:<instance-id>/…`: the caller's `aws:userid`, under which the stack's
+    /// host policy (the `HostUploadPolicyArn` output) lets each instance write and nothing else.
+    Userid,
+}
+
+impl KeyLayout {
+    /// `instance` or `userid` (spaces around ignored).
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        match value.trim() {
+            "instance" => Ok(Self::Instance),
+            "userid" => Ok(Self::Userid),
+            _ => Err("must be instance or userid"),
+        }
+    }
+}
+
+/// What an upload denied under [`KeyLayout::Instance`] says besides S3's answer: the likely
+/// cause is the host policy, which allows only the `userid` layout.
+pub const INSTANCE_LAYOUT_DENIED_HINT: &str = "access denied under the instance key layout: a host whose role has the stack's host policy (the HostUploadPolicyArn output) may write only under <prefix><its aws:userid>/, so set NGINX_LOG_KEY_LAYOUT=userid (ship --key-layout userid)";
+
+/// `UserId` (what STS GetCallerIdentity answered) is not the `aws:userid` of this instance's
+/// profile credentials: other credentials (a user's keys, an assumed role, a profile) would
+/// write under a prefix the host policy does not give this instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not running with this instance's profile credentials: UserId is {user_id:?}, not AROA…:{instance_id} (NGINX_LOG_KEY_LAYOUT=userid keys objects by the instance profile's aws:userid; leave AWS_ACCESS_KEY_ID, AWS_PROFILE and the like unset on the host)"
+)]
+pub struct NotInstanceProfile {
+    pub user_id: String,
+    pub instance_id: String,
+}
+
+/// The key segment of [`KeyLayout::Userid`]: `user_id` itself when it is
+/// `AROA<1 to 124 of 0-9 A-Z>:<instance_id>`, the form IAM gives an instance profile's session
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#principaltable>);
+/// the forwarder's default `KEY_PATTERN` reads the same form.
+pub fn userid_segment(user_id: &str, instance_id: &str) -> Result<String, NotInstanceProfile> {
+    let role_id = user_id
+        .strip_suffix(instance_id)
+        .and_then(|r| r.strip_suffix(':'))
+        .and_then(|r| r.strip_prefix("AROA"));
+    match role_id {
+        Some(r)
+            if (1..=124).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) =>
+        {
+            Ok(user_id.to_string())
+        }
+        _ => Err(NotInstanceProfile {
+            user_id: user_id.to_string(),
+            instance_id: instance_id.to_string(),
+        }),
+    }
+}
+
 /// What a segment's key is made of. Everything in it is fixed once the segment is planned, and
 /// the pair (generation, start) is unique for a path, so one key never names two contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentName<'a> {
     /// Normalised, see [`normalise_prefix`].
     pub prefix: &'a str,
+    /// The segment after the prefix: the instance ID, or `<role-id>:<instance-id>` under
+    /// [`KeyLayout::Userid`].
     pub instance_id: &'a str,
     pub kind: LogKind,
     /// UTC day the segment was planned, `YYYY/MM/DD`.
@@ -472,6 +538,80 @@ mod tests {
 
     fn seen(id: FileId, size: u64) -> Option<Seen> {
         Some(Seen { id, size })
+    }
+
+    #[test]
+    fn key_layouts() {
+        let rows: [(&str, Result<KeyLayout, &str>); 6] = [
+            ("instance", Ok(KeyLayout::Instance)),
+            ("userid", Ok(KeyLayout::Userid)),
+            (" userid ", Ok(KeyLayout::Userid)),
+            ("UserId", Err("must be instance or userid")),
+            ("aws:userid", Err("must be instance or userid")),
+            ("role", Err("must be instance or userid")),
+        ];
+        for (value, want) in rows {
+            assert_eq!(KeyLayout::parse(value), want, "{value:?}");
+        }
+        assert_eq!(KeyLayout::default(), KeyLayout::Instance);
+    }
+
+    /// What STS may answer on a host (`UserId`), and whether it is the instance profile's
+    /// `aws:userid` for instance `i-0123456789abcdef0` (or `i-01234567`).
+    #[test]
+    fn userid_segments() {
+        let long = format!("AROA{}:i-0123456789abcdef0", "Z".repeat(124));
+        let too_long = format!("AROA{}:i-0123456789abcdef0", "Z".repeat(125));
+        let rows: [(&str, &str, bool); 14] = [
+            (
+                "AROA3XFRBF535EXAMPLE1:i-0123456789abcdef0",
+                "i-0123456789abcdef0",
+                true,
+            ),
+            ("AROAX:i-01234567", "i-01234567", true),
+            (&long, "i-0123456789abcdef0", true),
+            (&too_long, "i-0123456789abcdef0", false),
+            // Another instance's session (a role assumed with another instance's ID as name).
+            (
+                "AROA3XFRBF535EXAMPLE1:i-0fedcba987654321f",
+                "i-0123456789abcdef0",
+                false,
+            ),
+            // An assumed role with another session name; an IAM user; the root user.
+            (
+                "AROA3XFRBF535EXAMPLE1:operator",
+                "i-0123456789abcdef0",
+                false,
+            ),
+            ("AIDAJ4W5SF5AANMKCKRVW", "i-0123456789abcdef0", false),
+            ("123456789012", "i-0123456789abcdef0", false),
+            // A federated user; not a role ID; no role ID; lower case; extra text.
+            (
+                "123456789012:i-0123456789abcdef0",
+                "i-0123456789abcdef0",
+                false,
+            ),
+            ("AIDAX:i-0123456789abcdef0", "i-0123456789abcdef0", false),
+            ("AROA:i-0123456789abcdef0", "i-0123456789abcdef0", false),
+            ("AROAabc:i-0123456789abcdef0", "i-0123456789abcdef0", false),
+            ("AROAX:i-0123456789abcdef0 ", "i-0123456789abcdef0", false),
+            ("AROAX:xi-0123456789abcdef0", "i-0123456789abcdef0", false),
+        ];
+        for (user_id, instance, ok) in rows {
+            let got = userid_segment(user_id, instance);
+            assert_eq!(got.is_ok(), ok, "{user_id:?} for {instance}: {got:?}");
+            if ok {
+                assert_eq!(got.as_deref(), Ok(user_id));
+            } else {
+                let e = got.unwrap_err().to_string();
+                assert!(
+                    e.starts_with(
+                        "not running with this instance's profile credentials: UserId is "
+                    ) && e.contains(instance),
+                    "{e}"
+                );
+            }
+        }
     }
 
     /// what, position, file at the path, followed file, last seen size, expected step.

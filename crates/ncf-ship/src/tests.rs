@@ -30,6 +30,9 @@ struct Fake {
     lose_reply: std::sync::atomic::AtomicBool,
     /// Run at each put, before anything else (a crash point set up by the test).
     on_put: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Keys under this prefix are refused with AccessDenied (a host policy that allows only
+    /// another layout).
+    deny: Mutex<Option<String>>,
 }
 
 impl Uploader for Fake {
@@ -50,6 +53,17 @@ impl Uploader for Fake {
                 bucket: "b".into(),
                 key: seg.key.into(),
                 detail: "injected".into(),
+                denied: false,
+            });
+        }
+        if let Some(p) = self.deny.lock().unwrap().as_deref()
+            && seg.key.starts_with(p)
+        {
+            return Err(UploadError {
+                bucket: "b".into(),
+                key: seg.key.into(),
+                detail: "AccessDenied".into(),
+                denied: true,
             });
         }
         let mut objects = self.objects.lock().unwrap();
@@ -77,6 +91,7 @@ impl Uploader for Fake {
                 bucket: "b".into(),
                 key: seg.key.into(),
                 detail: "stored, but the answer was lost".into(),
+                denied: false,
             });
         }
         Ok(Put::Stored { etag: None })
@@ -88,6 +103,7 @@ impl Uploader for Fake {
                 bucket: "b".into(),
                 key: key.into(),
                 detail: "injected".into(),
+                denied: false,
             });
         }
         let mut formats = self.formats.lock().unwrap();
@@ -192,6 +208,7 @@ fn settings(dir: &Path, max_segment: u64) -> Settings {
         log_formats: BTreeMap::new(),
         bucket: "b".into(),
         prefix: "nginx/".into(),
+        key_layout: plan::KeyLayout::Instance,
         imds_endpoint: DEFAULT_IMDS_ENDPOINT.into(),
         nginx_bin: None,
         nginx_paths: discover::Overrides::default(),
@@ -297,6 +314,44 @@ async fn failed_upload_keeps_the_position_and_the_plan_is_resent_as_is() {
     let keys: Vec<String> = up.objects.lock().unwrap().keys().cloned().collect();
     assert!(keys.contains(&planned.key), "{keys:?}");
     assert_eq!(keys.len(), 2);
+    assert_eq!(up.text(), "one\ntwo\nthree\n");
+    assert_eq!(f.position().unwrap().offset, 14);
+    assert_eq!(f.position().unwrap().pending, None);
+}
+
+/// A plan saved under the instance layout and refused (the host policy allows only the
+/// userid layout's prefix) is planned again under the userid layout's key once the host
+/// switches; a plan refused under the run's own prefix is kept, as any failed upload.
+#[tokio::test]
+async fn a_plan_refused_under_the_other_key_layout_is_planned_again_under_this_one() {
+    let dir = Scratch::new("relayout");
+    let s = settings(&dir.0, 1 << 20);
+    let log = &s.files[0].0;
+    append(log, "one\ntwo\n");
+    let up = Fake::default();
+    *up.deny.lock().unwrap() = Some(format!("nginx/{ID}/"));
+    let mut f = follower(&s);
+    assert!(f.pass(&up, &s, ID, true).await.is_err());
+    let planned = f.position().unwrap().pending.clone().unwrap();
+    assert!(
+        planned.key.starts_with(&format!("nginx/{ID}/")),
+        "{planned:?}"
+    );
+    // Under its own prefix a refusal keeps the plan, to be sent again under the same key.
+    let mut f = follower(&s);
+    assert!(f.pass(&up, &s, ID, true).await.is_err());
+    assert_eq!(f.position().unwrap().pending.as_ref(), Some(&planned));
+    // The userid layout: the old plan's put is refused, then the bytes go under the new key.
+    append(log, "three\n");
+    let owner = format!("AROAEXAMPLE:{ID}");
+    let mut f = follower(&s);
+    f.pass(&up, &s, &owner, true).await.unwrap();
+    let keys = up.keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with(&format!("nginx/{owner}/access/")),
+        "{keys:?}"
+    );
     assert_eq!(up.text(), "one\ntwo\nthree\n");
     assert_eq!(f.position().unwrap().offset, 14);
     assert_eq!(f.position().unwrap().pending, None);
@@ -630,6 +685,21 @@ fn settings_errors_name_the_flag_or_variable_and_say_what_it_must_be() {
         err(ShipArgs::default(), &[("NGINX_LOG_BUCKET", "s3://logs")]),
         r#"NGINX_LOG_BUCKET="s3://logs": must be a bucket name, not a URL or path"#
     );
+    assert_eq!(
+        err(
+            ShipArgs::default(),
+            &[("NGINX_LOG_KEY_LAYOUT", "role"), bucket[0]]
+        ),
+        r#"NGINX_LOG_KEY_LAYOUT="role": must be instance or userid"#
+    );
+    let layout = ShipArgs {
+        key_layout: Some("aws:userid".into()),
+        ..ShipArgs::default()
+    };
+    assert_eq!(
+        err(layout, &[("NGINX_LOG_KEY_LAYOUT", "userid"), bucket[0]]),
+        r#"--key-layout="aws:userid": must be instance or userid"#
+    );
 }
 
 #[test]
@@ -677,6 +747,22 @@ fn settings_from_flags_and_environment() {
     assert_eq!(
         (s.interval, s.max_segment, s.prefix.as_str()),
         (Duration::from_secs(5), 1000, "")
+    );
+    // The key layout: instance unless set; the flag wins over the variable.
+    assert_eq!(s.key_layout, plan::KeyLayout::Instance);
+    let userid = env(&[
+        ("NGINX_LOG_BUCKET", "logs"),
+        ("NGINX_LOG_KEY_LAYOUT", "userid"),
+    ]);
+    let s = Settings::new(&args, userid).unwrap();
+    assert_eq!(s.key_layout, plan::KeyLayout::Userid);
+    let flag = ShipArgs {
+        key_layout: Some("instance".into()),
+        ..args.clone()
+    };
+    assert_eq!(
+        Settings::new(&flag, userid).unwrap().key_layout,
+        plan::KeyLayout::Instance
     );
     let defaults =
         Settings::new(&ShipArgs::default(), env(&[("NGINX_LOG_BUCKET", "logs")])).unwrap();
