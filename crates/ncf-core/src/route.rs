@@ -272,16 +272,22 @@ pub fn is_instance_id(id: &str) -> bool {
     })
 }
 
-/// An IAM role's unique ID: `AROA` + upper-case letters and digits.
+/// An IAM role's unique ID: `AROA` + 1 to [`MAX_ROLE_ID_TAIL`] upper-case letters and digits
+/// (as the default `KEY_PATTERN` reads it).
 /// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids>
 pub fn is_role_id(id: &str) -> bool {
     id.strip_prefix("AROA").is_some_and(|rest| {
-        !rest.is_empty()
+        (1..=MAX_ROLE_ID_TAIL).contains(&rest.len())
             && rest
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     })
 }
+
+/// At most this many characters follow `AROA` in a role ID: IAM's unique IDs are at most 128
+/// characters (`RoleId`: "Maximum length of 128").
+/// <https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html>
+pub const MAX_ROLE_ID_TAIL: usize = 124;
 
 fn check_group_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_LOG_GROUP_NAME_LEN {

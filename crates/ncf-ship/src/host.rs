@@ -12,6 +12,7 @@
 //!
 //! Every value goes through [`meta_value`]: percent-encoded UTF-8, at most 256 bytes.
 
+pub use ncf_core::route::is_instance_id;
 use std::path::Path;
 use std::process::Command;
 
@@ -171,12 +172,6 @@ pub async fn caller_user_id(shared: &aws_config::SdkConfig) -> Result<String, Ho
         .ok_or_else(|| HostError::CallerIdentity {
             detail: "the answer has no UserId".into(),
         })
-}
-
-/// `i-` and 8 or 17 lower-case hex digits.
-pub fn is_instance_id(id: &str) -> bool {
-    let hex = id.strip_prefix("i-").unwrap_or("");
-    matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The host's name as the shell shipper reads it: `hostname -f` (the kernel's host name,

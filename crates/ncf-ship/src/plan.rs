@@ -252,16 +252,9 @@ pub struct NotInstanceProfile {
 pub fn userid_segment(user_id: &str, instance_id: &str) -> Result<String, NotInstanceProfile> {
     let role_id = user_id
         .strip_suffix(instance_id)
-        .and_then(|r| r.strip_suffix(':'))
-        .and_then(|r| r.strip_prefix("AROA"));
+        .and_then(|r| r.strip_suffix(':'));
     match role_id {
-        Some(r)
-            if (1..=124).contains(&r.len())
-                && r.bytes()
-                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) =>
-        {
-            Ok(user_id.to_string())
-        }
+        Some(r) if ncf_core::route::is_role_id(r) => Ok(user_id.to_string()),
         _ => Err(NotInstanceProfile {
             user_id: user_id.to_string(),
             instance_id: instance_id.to_string(),
