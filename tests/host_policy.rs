@@ -286,7 +286,7 @@ fn site(stack: &Stack) -> Site {
          }}"
     ));
     for target in ["/", "/missing", "/other"] {
-        get(addr, target);
+        common::nginx::get(addr, "hosts.test", target, "curl/8.5.0");
     }
     nginx.stop();
     for live in ["access.log", "error.log"] {
@@ -301,19 +301,6 @@ fn site(stack: &Stack) -> Site {
         _nginx: nginx,
         wrapper: wrapper.display().to_string(),
     }
-}
-
-fn get(addr: std::net::SocketAddr, target: &str) {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to nginx");
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: hosts.test\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).expect("read the answer");
-    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
 }
 
 fn forwarder_bin() -> &'static str {

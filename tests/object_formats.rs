@@ -402,21 +402,6 @@ async fn a_format_objects_own_notification_is_skipped_unread() {
     assert_eq!(opens_of(&h.source, &key), 0);
 }
 
-/// One HTTP/1.1 request that closes the connection; waits for nginx to close it (the line is
-/// logged by then).
-fn get(addr: std::net::SocketAddr, target: &str, agent: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to nginx");
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: formats.test\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).expect("read the answer");
-    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
-}
-
 /// `parse --kind access --log-format FMT FILE`: the (timestamp, message) of each event.
 fn parse_printed(format: &str, file: &std::path::Path) -> Vec<(i64, String)> {
     let out = common::moto::forwarder_command(
@@ -474,7 +459,7 @@ async fn replay_parses_real_nginx_logs_with_the_formats_their_objects_name() {
         // (No request nginx answers 400: it may log that one after closing the connection.)
         ("/a\\b?c=d%20e", "-"),
     ] {
-        get(addr, target, agent);
+        common::nginx::get(addr, "formats.test", target, agent);
     }
     nginx.stop();
     let logs = [
@@ -600,7 +585,7 @@ async fn what_ship_uploads_is_parsed_with_the_format_nginx_is_configured_with() 
         ("/q?x=%22y%22&z=\"raw\"", "agent with \"quotes\""),
         ("/caf%C3%A9", "Mozilla/5.0 ü"),
     ] {
-        get(addr, target, agent);
+        common::nginx::get(addr, "formats.test", target, agent);
     }
     nginx.stop();
     // What the follower runs as nginx: the real one, on that configuration.

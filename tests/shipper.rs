@@ -942,7 +942,12 @@ fn sites(s: &Scratch) -> Sites {
     ));
     for site in ["shop", "api", "site"] {
         for target in ["/", "/missing", "/q?x=%22y%22&z=\"raw\""] {
-            get(addr, &format!("/{site}{target}"));
+            common::nginx::get(
+                addr,
+                "sites.test",
+                &format!("/{site}{target}"),
+                "curl/8.5.0",
+            );
         }
     }
     nginx.stop();
@@ -964,19 +969,6 @@ fn sites(s: &Scratch) -> Sites {
         _nginx: nginx,
         wrapper: wrapper.display().to_string(),
     }
-}
-
-fn get(addr: std::net::SocketAddr, target: &str) {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to nginx");
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: sites.test\r\nUser-Agent: curl/8.5.0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).expect("read the answer");
-    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
 }
 
 fn lines_of(body: &[u8]) -> u64 {

@@ -68,6 +68,21 @@ pub fn nginx_binary() -> PathBuf {
 }
 
 /// A free port on `ip`: bound to port 0, then released for nginx to take.
+/// One HTTP/1.1 request for `target` with the headers `Host: host` and `User-Agent: agent`
+/// that closes the connection; waits for nginx to close it (the line is logged by then).
+pub fn get(addr: SocketAddr, host: &str, target: &str, agent: &str) {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).expect("connect to nginx");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read the answer");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+}
+
 pub fn free_port(ip: std::net::IpAddr) -> u16 {
     TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
