@@ -27,7 +27,7 @@
 //! Nothing is asserted here: tests/steady_writes.rs asserts objects and exactly-once.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::BTreeMap;
