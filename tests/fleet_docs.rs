@@ -2,7 +2,8 @@
 //! cloud-init user data (YAML with the settings the hosts need, its `runcmd` lines valid `sh`),
 //! the SSM command's parameters (JSON, its `commands` valid `sh`), the `sh` blocks (`sh -n` and
 //! ShellCheck, as one session), the package names (this version), the follower's flags (ones the binary
-//! accepts), and the SSM Run Command blocks run with the AWS CLI against moto.
+//! accepts), and the instance role's and SSM Run Command's blocks run with the AWS CLI against
+//! moto.
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::moto::Moto;
+use serde_json::json;
 
 const PAGE: &str = "docs/fleet.md";
 /// The settings file the snippets write.
@@ -418,4 +420,91 @@ fn aws_sh(moto: &Moto, dir: &Path, script: &str) -> std::process::Output {
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .output()
         .expect("run sh")
+}
+
+/// The page's instance-role block, run with the AWS CLI against moto: a role named as on the
+/// page, a stack named as on the page whose output `HostUploadPolicyArn` (an output of
+/// template.yaml) is a managed policy, and the page's `read-packages.json`. The role then has
+/// the stack's policy, AWS's `AmazonSSMManagedInstanceCore` and the packages' read policy.
+#[test]
+fn the_instance_role_commands_run_against_moto() {
+    let outputs = python(
+        "import json, sys\nfrom cfnlint.decode.cfn_yaml import load\n\
+         print(json.dumps(sorted(load(sys.stdin.read().strip())['Outputs'])))",
+        &Path::new(common::MANIFEST_DIR)
+            .join("template.yaml")
+            .display()
+            .to_string(),
+    );
+    assert!(outputs.contains("\"HostUploadPolicyArn\""), "{outputs}");
+    let moto = Moto::start_with_aws_policies();
+    let script = blocks_of("sh")
+        .into_iter()
+        .find(|b| b.contains("aws iam "))
+        .expect("the instance role's block");
+    let role = script
+        .lines()
+        .find_map(|l| l.strip_prefix("role="))
+        .expect("role=NAME");
+    let stack = script
+        .split("--stack-name ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("--stack-name NAME");
+    common::iam::create_host_role(&moto, role);
+    let dir = std::env::temp_dir().join(format!("ncf-fleet-iam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let stub = json!({
+        "Resources": {"HostUploadPolicy": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::example-nginx-logs/nginx/*"}]}}}},
+        "Outputs": {"HostUploadPolicyArn": {"Value": {"Ref": "HostUploadPolicy"}}}
+    });
+    std::fs::write(dir.join("stack.json"), stub.to_string()).expect("write the stack");
+    let packages_policy = blocks_of("json")
+        .into_iter()
+        .find(|b| b.contains("s3:GetObject"))
+        .expect("read-packages.json");
+    std::fs::write(dir.join("read-packages.json"), &packages_policy).expect("write the policy");
+    let create = format!(
+        "aws cloudformation create-stack --stack-name {stack} --template-body file://stack.json >/dev/null"
+    );
+    let out = aws_sh(&moto, &dir, &format!("set -e\n{create}\n{script}"));
+    assert!(
+        out.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attached = common::iam::cli(
+        &moto,
+        &["iam", "list-attached-role-policies", "--role-name", role],
+    );
+    let names: BTreeSet<&str> = attached["AttachedPolicies"]
+        .as_array()
+        .expect("attached policies")
+        .iter()
+        .filter_map(|p| p["PolicyName"].as_str())
+        .collect();
+    assert!(names.contains("AmazonSSMManagedInstanceCore"), "{attached}");
+    assert!(
+        names.iter().any(|n| n.contains("HostUploadPolicy")),
+        "the stack's policy: {attached}"
+    );
+    let inline = common::iam::cli(
+        &moto,
+        &[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            role,
+            "--policy-name",
+            "read-nginx-cloudwatch-packages",
+        ],
+    );
+    assert_eq!(
+        inline["PolicyDocument"],
+        serde_json::from_str::<serde_json::Value>(&packages_policy).expect("JSON"),
+        "{inline}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

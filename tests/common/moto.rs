@@ -77,11 +77,13 @@ fn moto_binary() -> PathBuf {
     }
 }
 
-/// How moto is started: as it is, or enforcing IAM ([`Moto::start_iam`]).
+/// How moto is started: as it is, enforcing IAM ([`Moto::start_iam`]), or with AWS's managed
+/// IAM policies ([`Moto::start_with_aws_policies`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Plain,
     Iam,
+    AwsPolicies,
 }
 
 /// The Python that runs `moto_server` (beside it in its virtual environment), else `python3`.
@@ -113,6 +115,12 @@ impl Moto {
     /// every signed request for a key holding `:` (the userid key layout's).
     pub fn start_iam() -> Self {
         Self::start_with(Some(Self::log_path()), Mode::Iam)
+    }
+
+    /// With AWS's managed IAM policies loaded (`MOTO_IAM_LOAD_MANAGED_POLICIES`), so that
+    /// `arn:aws:iam::aws:policy/…` can be attached (moto leaves them out by default).
+    pub fn start_with_aws_policies() -> Self {
+        Self::start_with(None, Mode::AwsPolicies)
     }
 
     fn log_path() -> PathBuf {
@@ -156,6 +164,11 @@ impl Moto {
         };
         let mut cmd = match mode {
             Mode::Plain => Command::new(&bin),
+            Mode::AwsPolicies => {
+                let mut c = Command::new(&bin);
+                c.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
+                c
+            }
             Mode::Iam => {
                 let mut c = Command::new(moto_python());
                 c.arg(
