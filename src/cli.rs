@@ -4,7 +4,7 @@
 //! ```text
 //! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL [--function NAME]
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [--nginx-version V] [FILE]
-//! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [--key-layout instance|userid] [FILE...]
+//! nginx-cloudwatch-forwarder ship [--once | --check] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [--key-layout instance|userid] [FILE...]
 //! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL] [--function NAME]
 //! nginx-cloudwatch-forwarder nginx-logs [--formats-dir DIR] [--json]
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
@@ -373,6 +373,7 @@ mod tests {
             ok("ship --once --interval 5 a/access.log --state-dir=/s error.log"),
             Command::Ship(ShipArgs {
                 once: true,
+                check: false,
                 interval: Some("5".into()),
                 max_segment: None,
                 state_dir: Some("/s".into()),
