@@ -383,6 +383,14 @@ mod tests {
         );
         assert_eq!(ok("ship"), Command::Ship(ShipArgs::default()));
         assert_eq!(
+            ok("ship --check --key-layout userid"),
+            Command::Ship(ShipArgs {
+                check: true,
+                key_layout: Some("userid".into()),
+                ..ShipArgs::default()
+            })
+        );
+        assert_eq!(
             ok("backfill s3://logs/nginx/ --since 2026-11-01 --until=2026-11-30 --dry-run"),
             Command::Backfill(BackfillArgs {
                 target: "s3://logs/nginx/".parse().expect("a target"),
@@ -441,6 +449,7 @@ mod tests {
             "parse --kind access --nginx-version tengine/2.3.3",
             "ship --interval",
             "ship --follow x",
+            "ship --check --once",
             "backfill",
             "backfill logs/nginx",
             "backfill s3://logs --since 2026-11-31",

@@ -259,7 +259,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     };
     let run = check(&moto, &imds, &site, &state, as_host);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
-    assert_eq!(statuses(&run), ["ok"; 8], "{}", run.stdout);
+    assert_eq!(statuses(&run), ["ok"; 9], "{}", run.stdout);
     assert!(
         line(&run, "bucket", "writable").contains(&format!(
             "PutObject s3://{BUCKET}/{format_key} (If-None-Match: *) stored it (200)"

@@ -181,7 +181,7 @@ pub fn imds_line(endpoint: &str, meta: &Result<HostMeta, HostError>) -> Line {
         }
         Err(e) => Line::fail(
             CHECK_IMDS,
-            e.to_string(),
+            short(&e.to_string()).to_string(),
             format!(
                 "the shippers name every key and object after the instance ID from IMDSv2 at {endpoint}: enable it with IMDSv2 tokens (aws ec2 modify-instance-metadata-options --instance-id <id> --http-endpoint enabled --http-tokens required; --http-put-response-hop-limit 2 when the follower runs in a container); IMDS_ENDPOINT only for a stand-in"
             ),
@@ -210,7 +210,7 @@ pub fn identity_lines(
         ),
         Err(detail) => Line::fail(
             CHECK_CREDENTIALS,
-            format!("STS GetCallerIdentity failed: {detail}"),
+            format!("STS GetCallerIdentity failed: {}", short(detail)),
             "attach an instance profile (an IAM role) to the instance and leave AWS_ACCESS_KEY_ID, AWS_PROFILE and the like unset; the host must reach STS (in a private subnet: an STS VPC endpoint, com.amazonaws.<region>.sts, or a NAT gateway)",
         ),
     };
@@ -322,7 +322,7 @@ pub fn bucket_line(
         }
         Probe::Put(Err(e)) => Line::fail(
             CHECK_BUCKET,
-            format!("PutObject {at} failed: {}", e.detail),
+            format!("PutObject {at} failed: {}", short(&e.detail)),
             "check NGINX_LOG_BUCKET (the stack's BucketName output) and that the host reaches S3 (in a private subnet: an S3 gateway endpoint or a NAT gateway)",
         ),
         Probe::NoOwner => Line::warn(
@@ -499,6 +499,15 @@ pub fn clock_line(skew: Option<(i64, &str)>) -> Line {
             CHECK_CLOCK,
             format!("{measured}; warns beyond {} s", CLOCK_WARN.as_secs()),
         )
+    }
+}
+
+/// An SDK error's text without the debug dump it ends with (` (FailedToLoadToken(… { … }))`):
+/// the words a person reads.
+pub fn short(detail: &str) -> &str {
+    match detail.find(" (") {
+        Some(i) if detail[i..].contains('{') && detail.ends_with(')') => &detail[..i],
+        _ => detail,
     }
 }
 
@@ -930,6 +939,17 @@ mod tests {
             let all = format!("{} {}", l.text, l.fix.as_deref().unwrap_or_default());
             assert!(all.contains(holds), "{probe:?}: {all}");
         }
+    }
+
+    #[test]
+    fn sdk_errors_lose_their_debug_dump() {
+        let imds = "cannot read the instance ID from IMDSv2 at http://127.0.0.1:1: failed to load IMDS session token: service error: request forbidden: IMDS is disabled or the caller has insufficient permissions. (FailedToLoadToken(FailedToLoadToken { source: ServiceError(ServiceError { source: TokenError { kind: Forbidden } }) }))";
+        assert_eq!(
+            short(imds),
+            "cannot read the instance ID from IMDSv2 at http://127.0.0.1:1: failed to load IMDS session token: service error: request forbidden: IMDS is disabled or the caller has insufficient permissions."
+        );
+        let plain = "IMDS at http://x returned \"<html>\", which is not an EC2 instance ID (i- and 8 or 17 hex digits)";
+        assert_eq!(short(plain), plain);
     }
 
     #[test]
