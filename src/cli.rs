@@ -222,7 +222,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             nginx_version,
             file,
         } => parse_command(config.parse, nginx_version, kind, log_format, file).await,
-        Command::Ship(args) => match crate::ship::command(args).await {
+        Command::Ship(args) => match ship(args).await {
             Ok(code) => Ok(code),
             Err((code, e)) => {
                 eprintln!("error: {e}");
@@ -234,6 +234,15 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
+}
+
+/// `ship`, or with `--check` the readiness report.
+async fn ship(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
+    if args.check {
+        crate::ship::check::command(args).await
+    } else {
+        crate::ship::command(args).await
+    }
 }
 
 async fn parse_command(

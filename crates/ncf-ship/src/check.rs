@@ -523,9 +523,18 @@ fn human(d: Duration) -> String {
 
 // --- running the checks ------------------------------------------------------------------------
 
-/// The `Date` header of every AWS answer, with the host's time it arrived, per service.
+/// The `Date` header of an AWS answer, and the host's time when it arrived.
+#[derive(Debug, Clone)]
+struct Answer {
+    /// Whose answer (`S3's answer`).
+    from: &'static str,
+    at: SystemTime,
+    date: String,
+}
+
+/// Every AWS answer's [`Answer`], in order.
 #[derive(Debug, Clone, Default)]
-struct Dates(Arc<Mutex<Vec<(&'static str, SystemTime, String)>>>);
+struct Dates(Arc<Mutex<Vec<Answer>>>);
 
 /// Records [`Dates`] on a client.
 #[derive(Debug)]
@@ -549,7 +558,11 @@ impl aws_sdk_s3::config::Intercept for DateCatcher {
         if let Some(date) = context.response().headers().get("date")
             && let Ok(mut d) = self.dates.0.lock()
         {
-            d.push((self.from, now, date.to_string()));
+            d.push(Answer {
+                from: self.from,
+                at: now,
+                date: date.to_string(),
+            });
         }
         Ok(())
     }
@@ -560,17 +573,14 @@ impl Dates {
     /// of any; and whose answer it was.
     fn skew(&self, prefer: &'static str) -> Option<(i64, &'static str)> {
         let d = self.0.lock().ok()?;
-        let (from, at, date) = d
-            .iter()
-            .find(|(f, ..)| *f == prefer)
-            .or_else(|| d.first())?;
+        let a = d.iter().find(|a| a.from == prefer).or_else(|| d.first())?;
         let aws = aws_sdk_s3::primitives::DateTime::from_str(
-            date,
+            &a.date,
             aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
         )
         .ok()?;
-        let host = aws_sdk_s3::primitives::DateTime::from(*at);
-        Some((host.secs() - aws.secs(), from))
+        let host = aws_sdk_s3::primitives::DateTime::from(a.at);
+        Some((host.secs() - aws.secs(), a.from))
     }
 }
 
@@ -797,6 +807,16 @@ mod tests {
         );
     }
 
+    /// layout, instance ID known, STS's answer, status, key owner, text holds.
+    type LayoutRow = (
+        plan::KeyLayout,
+        bool,
+        Result<CallerIdentity, String>,
+        Status,
+        Option<String>,
+        &'static str,
+    );
+
     #[test]
     fn the_layout_line_under_each_layout_and_caller() {
         use plan::KeyLayout::{Instance, Userid};
@@ -806,15 +826,7 @@ mod tests {
             ..profile()
         };
         let sts_down: Result<CallerIdentity, String> = Err("timed out".into());
-        // layout, instance known, caller, status, owner, text holds
-        let rows: [(
-            plan::KeyLayout,
-            bool,
-            Result<CallerIdentity, String>,
-            Status,
-            Option<String>,
-            &str,
-        ); 6] = [
+        let rows: [LayoutRow; 6] = [
             (
                 Userid,
                 true,

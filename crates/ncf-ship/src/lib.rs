@@ -1685,11 +1685,9 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-/// `nginx-cloudwatch-forwarder ship`: the exit code, or an error for the caller to print.
+/// `nginx-cloudwatch-forwarder ship` (`--check` is [`check::command`]): the exit code, or an
+/// error for the caller to print.
 pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
-    if args.check {
-        return check::command(args).await;
-    }
     let mut settings =
         Settings::new(&args, |n| std::env::var(n).ok()).map_err(|e| (64, e.to_string()))?;
     std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
