@@ -411,3 +411,62 @@ fn an_unreadable_log_file_fails_with_its_group() {
         run.stdout
     );
 }
+
+/// An S3 stand-in whose clock is `offset_s` seconds from the host's: every request answered
+/// 200 with that `Date` (and an ETag), as S3 answers a PutObject. Its endpoint.
+fn s3_with_clock(offset_s: i64) -> String {
+    use std::io::{BufReader, Write};
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut conn = conn;
+            while common::http::read_request(&mut reader).is_some() {
+                let date = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(offset_s))
+                    .strftime("%a, %d %b %Y %H:%M:%S GMT");
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nDate: {date}\r\nETag: \"0\"\r\nContent-Length: 0\r\n\r\n"
+                );
+            }
+        }
+    });
+    endpoint
+}
+
+/// The clock line from the `Date` of the S3 answer: a host 3 h ahead fails (CloudWatch Logs
+/// rejects events more than 2 h in the future), 90 s ahead warns and is still ready.
+#[test]
+fn a_skewed_clock_is_measured_on_the_s3_answer() {
+    let scratch = Scratch::new("clock");
+    let site = site(&scratch);
+    let imds = ImdsServer::start(Imds::Serve);
+    let moto = plain_moto();
+    for (offset, code, status, holds) in [
+        (
+            -3 * 3600,
+            1,
+            "FAIL",
+            "3 h ahead of AWS's (the Date of S3's answer): CloudWatch Logs rejects events more than 2 h in the future",
+        ),
+        (
+            -90,
+            0,
+            "warn",
+            "90 s ahead of AWS's (the Date of S3's answer)",
+        ),
+    ] {
+        let s3 = s3_with_clock(offset);
+        let vars = [("AWS_ENDPOINT_URL_S3", s3.as_str())];
+        let who = As {
+            vars: &vars,
+            ..As::default()
+        };
+        let run = check(&moto, &imds, &site, &scratch.path("state"), who);
+        assert_eq!(run.code, Some(code), "{}{}", run.stdout, run.stderr);
+        let l = line(&run, "clock", "AWS's");
+        assert!(l.starts_with(status) && l.contains(holds), "{l}");
+        assert!(line(&run, "bucket", "writable").starts_with("ok"));
+    }
+}
