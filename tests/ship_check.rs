@@ -448,13 +448,19 @@ fn a_skewed_clock_is_measured_on_the_s3_answer() {
             -3 * 3600,
             1,
             "FAIL",
-            "3 h ahead of AWS's (the Date of S3's answer): CloudWatch Logs rejects events more than 2 h in the future",
+            &[
+                "3 h ahead of AWS's (the Date of S3's answer): CloudWatch Logs rejects events more than 2 h in the future",
+            ][..],
         ),
         (
             -90,
             0,
             "warn",
-            "90 s ahead of AWS's (the Date of S3's answer)",
+            // The two clocks are read in whole seconds, a moment apart.
+            &[
+                "90 s ahead of AWS's (the Date of S3's answer)",
+                "91 s ahead of AWS's",
+            ][..],
         ),
     ] {
         let s3 = s3_with_clock(offset);
@@ -466,7 +472,10 @@ fn a_skewed_clock_is_measured_on_the_s3_answer() {
         let run = check(&moto, &imds, &site, &scratch.path("state"), who);
         assert_eq!(run.code, Some(code), "{}{}", run.stdout, run.stderr);
         let l = line(&run, "clock", "AWS's");
-        assert!(l.starts_with(status) && l.contains(holds), "{l}");
+        assert!(
+            l.starts_with(status) && holds.iter().any(|h| l.contains(h)),
+            "{l}"
+        );
         assert!(line(&run, "bucket", "writable").starts_with("ok"));
     }
 }
