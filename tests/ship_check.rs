@@ -100,11 +100,13 @@ struct As<'a> {
     session: Option<&'a Session>,
     vars: &'a [(&'a str, &'a str)],
     uid: Option<u32>,
+    /// FILE arguments (none: every log the configuration names).
+    files: &'a [&'a Path],
 }
 
 /// `ship --check` on every log the site's configuration names.
 fn check(moto: &Moto, imds: &ImdsServer, site: &Site, state: &Path, who: As<'_>) -> Run {
-    let mut cmd = common::ship_command_files(moto, imds, BUCKET, state, &[]);
+    let mut cmd = common::ship_command_files(moto, imds, BUCKET, state, who.files);
     cmd.env_remove("NGINX_LOG_KEY_LAYOUT")
         .env("NGINX_BIN", &site.wrapper)
         .env("NGINX_CONF", &site.conf)
@@ -255,7 +257,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     let as_host = As {
         session: Some(&host),
         vars: &userid,
-        uid: None,
+        ..As::default()
     };
     let run = check(&moto, &imds, &site, &state, as_host);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
@@ -478,4 +480,56 @@ fn a_skewed_clock_is_measured_on_the_s3_answer() {
         );
         assert!(line(&run, "bucket", "writable").starts_with("ok"));
     }
+}
+
+/// With no format object to put (only the error log asked for), the bucket is not checked and
+/// nothing is put: not one S3 request. A bad setting exits 64, as `ship`, before any request.
+#[test]
+fn no_format_object_means_nothing_is_put() {
+    let scratch = Scratch::new("noformat");
+    let site = site(&scratch);
+    let imds = ImdsServer::start(Imds::Serve);
+    let moto = plain_moto();
+    let mut seen = moto.received().len();
+    let error_log = scratch.path("logs/error.log");
+    let who = As {
+        files: &[error_log.as_path()],
+        ..As::default()
+    };
+    let run = check(&moto, &imds, &site, &scratch.path("state"), who);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let bucket = line(&run, "bucket", "not checked");
+    assert!(
+        bucket.starts_with("warn")
+            && bucket.contains("no access log is followed")
+            && bucket.contains("nothing was put"),
+        "{bucket}"
+    );
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.get(6..).is_some_and(|r| r.starts_with("log file")))
+            .count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(line(&run, "clock", "STS's answer").starts_with("ok"));
+    let received = since(&moto, &mut seen);
+    assert_eq!(counted(&received), kinds(&[("sts", 1)]), "{received:?}");
+
+    let bad = [("NGINX_LOG_KEY_LAYOUT", "role")];
+    let who = As {
+        vars: &bad,
+        ..As::default()
+    };
+    let run = check(&moto, &imds, &site, &scratch.path("state"), who);
+    assert_eq!(run.code, Some(64), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(r#"NGINX_LOG_KEY_LAYOUT="role": must be instance or userid"#),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(since(&moto, &mut seen), Vec::new());
 }
