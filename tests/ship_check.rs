@@ -533,3 +533,54 @@ fn no_format_object_means_nothing_is_put() {
     );
     assert_eq!(since(&moto, &mut seen), Vec::new());
 }
+
+/// A stand-in that accepts each connection and closes it at once, counting them: an endpoint
+/// that does not answer. Its endpoint and the count.
+fn hang_up() -> (String, std::sync::Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (endpoint, count)
+}
+
+/// STS that does not answer, under the userid layout: the credentials line fails naming STS's
+/// reachability after 3 attempts (not the follower's 8: a person waits), the layout and the
+/// bucket are not checked, and S3 gets nothing.
+#[test]
+fn sts_unreachable_fails_after_three_attempts() {
+    let scratch = Scratch::new("sts");
+    let site = site(&scratch);
+    let imds = ImdsServer::start(Imds::Serve);
+    let moto = plain_moto();
+    let mut seen = moto.received().len();
+    let (sts, attempts) = hang_up();
+    let vars = [
+        ("NGINX_LOG_KEY_LAYOUT", "userid"),
+        ("AWS_ENDPOINT_URL_STS", sts.as_str()),
+        // Unset: the check's own default.
+        ("AWS_MAX_ATTEMPTS", ""),
+    ];
+    let who = As {
+        vars: &vars,
+        ..As::default()
+    };
+    let run = check(&moto, &imds, &site, &scratch.path("state"), who);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(line(&run, "credentials", "STS GetCallerIdentity failed").starts_with("FAIL"));
+    assert!(
+        run.stdout.contains("the host must reach STS"),
+        "{}",
+        run.stdout
+    );
+    assert!(line(&run, "key layout", "STS did not answer").starts_with("warn"));
+    assert!(line(&run, "bucket", "not checked").starts_with("warn"));
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(since(&moto, &mut seen), Vec::new());
+}

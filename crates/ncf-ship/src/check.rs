@@ -41,6 +41,11 @@ pub const CLOCK_WARN: Duration = Duration::from_secs(60);
 /// <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-authenticating-requests.html>
 pub const SIGV4_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
+/// Attempts per AWS call of the check when `AWS_MAX_ATTEMPTS` is not set (the follower makes
+/// [`ncf_aws::MAX_ATTEMPTS`]): a person waits for the answer, and an unreachable endpoint would
+/// keep them a minute; a failure is worth running again, not retrying for long.
+pub const CHECK_MAX_ATTEMPTS: u32 = 3;
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -505,10 +510,19 @@ pub fn clock_line(skew: Option<(i64, &str)>) -> Line {
 /// An SDK error's text without the debug dump it ends with (` (FailedToLoadToken(… { … }))`):
 /// the words a person reads.
 pub fn short(detail: &str) -> &str {
-    match detail.find(" (") {
-        Some(i) if detail[i..].contains('{') && detail.ends_with(')') => &detail[..i],
-        _ => detail,
+    if !detail.ends_with(')') {
+        return detail;
     }
+    let dump = detail.match_indices(" (").find(|(i, _)| {
+        let rest = &detail[i + 2..];
+        let name = rest
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        rest.starts_with(|c: char| c.is_ascii_uppercase())
+            && (rest[name..].starts_with('(') || rest[name..].starts_with(" {"))
+            && rest.contains('{')
+    });
+    dump.map_or(detail, |(i, _)| &detail[..i])
 }
 
 fn human(d: Duration) -> String {
@@ -601,7 +615,7 @@ pub async fn run(settings: &Settings) -> Report {
     let instance_id = meta.as_ref().ok().map(|m| m.instance_id.as_str());
 
     let dates = Dates::default();
-    let shared = ncf_aws::shared_config_with(ncf_aws::Retries::EnvironmentFirst).await;
+    let shared = check_config().await;
     let sts_conf = aws_sdk_sts::config::Builder::from(&shared)
         .interceptor(DateCatcher {
             from: "STS's answer",
@@ -635,6 +649,17 @@ pub async fn run(settings: &Settings) -> Report {
     lines.extend(file_lines(&found));
     lines.push(clock_line(dates.skew("S3's answer")));
     Report { lines }
+}
+
+/// The follower's SDK configuration, with [`CHECK_MAX_ATTEMPTS`] unless `AWS_MAX_ATTEMPTS`
+/// is set.
+async fn check_config() -> aws_config::SdkConfig {
+    let shared = ncf_aws::shared_config_with(ncf_aws::Retries::EnvironmentFirst).await;
+    if std::env::var("AWS_MAX_ATTEMPTS").is_ok_and(|v| !v.is_empty()) {
+        return shared;
+    }
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(CHECK_MAX_ATTEMPTS);
+    shared.into_builder().retry_config(retry).build()
 }
 
 fn s3_client(shared: &aws_config::SdkConfig, dates: &Dates) -> aws_sdk_s3::Client {
@@ -959,6 +984,11 @@ mod tests {
         assert_eq!(
             short(imds),
             "cannot read the instance ID from IMDSv2 at http://127.0.0.1:1: failed to load IMDS session token: service error: request forbidden: IMDS is disabled or the caller has insufficient permissions."
+        );
+        let sdk = "dispatch failure: other: client error (SendRequest): connection closed before message completed (DispatchFailure(DispatchFailure { source: ConnectorError { kind: Other(None) } }))";
+        assert_eq!(
+            short(sdk),
+            "dispatch failure: other: client error (SendRequest): connection closed before message completed"
         );
         let plain = "IMDS at http://x returned \"<html>\", which is not an EC2 instance ID (i- and 8 or 17 hex digits)";
         assert_eq!(short(plain), plain);
