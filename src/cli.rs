@@ -4,7 +4,7 @@
 //! ```text
 //! nginx-cloudwatch-forwarder replay --event FILE | --queue QUEUE_URL [--function NAME]
 //! nginx-cloudwatch-forwarder parse --kind access|error [--log-format FMT] [--nginx-version V] [FILE]
-//! nginx-cloudwatch-forwarder ship [--once] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [--key-layout instance|userid] [FILE...]
+//! nginx-cloudwatch-forwarder ship [--once | --check] [--interval SECONDS] [--max-segment BYTES] [--state-dir DIR] [--key-layout instance|userid] [FILE...]
 //! nginx-cloudwatch-forwarder backfill s3://BUCKET/PREFIX [--since DAY] [--until DAY] [--dry-run] [--enqueue QUEUE_URL] [--function NAME]
 //! nginx-cloudwatch-forwarder nginx-logs [--formats-dir DIR] [--json]
 //! nginx-cloudwatch-forwarder completions bash|zsh|fish|elvish|powershell
@@ -222,7 +222,7 @@ pub async fn run(args: Vec<String>) -> ExitCode {
             nginx_version,
             file,
         } => parse_command(config.parse, nginx_version, kind, log_format, file).await,
-        Command::Ship(args) => match crate::ship::command(args).await {
+        Command::Ship(args) => match ship(args).await {
             Ok(code) => Ok(code),
             Err((code, e)) => {
                 eprintln!("error: {e}");
@@ -234,6 +234,15 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
+}
+
+/// `ship`, or with `--check` the readiness report.
+async fn ship(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
+    if args.check {
+        crate::ship::check::command(args).await
+    } else {
+        crate::ship::command(args).await
+    }
 }
 
 async fn parse_command(
@@ -373,6 +382,7 @@ mod tests {
             ok("ship --once --interval 5 a/access.log --state-dir=/s error.log"),
             Command::Ship(ShipArgs {
                 once: true,
+                check: false,
                 interval: Some("5".into()),
                 max_segment: None,
                 state_dir: Some("/s".into()),
@@ -381,6 +391,14 @@ mod tests {
             })
         );
         assert_eq!(ok("ship"), Command::Ship(ShipArgs::default()));
+        assert_eq!(
+            ok("ship --check --key-layout userid"),
+            Command::Ship(ShipArgs {
+                check: true,
+                key_layout: Some("userid".into()),
+                ..ShipArgs::default()
+            })
+        );
         assert_eq!(
             ok("backfill s3://logs/nginx/ --since 2026-11-01 --until=2026-11-30 --dry-run"),
             Command::Backfill(BackfillArgs {
@@ -440,6 +458,7 @@ mod tests {
             "parse --kind access --nginx-version tengine/2.3.3",
             "ship --interval",
             "ship --follow x",
+            "ship --check --once",
             "backfill",
             "backfill logs/nginx",
             "backfill s3://logs --since 2026-11-31",

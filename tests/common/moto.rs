@@ -1,6 +1,6 @@
 //! A moto server on a free loopback port, started per test and killed on drop.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ pub struct Moto {
     pub endpoint: String,
     /// moto's own request log (its standard error), when started with [`Moto::start_logged`].
     request_log: Option<PathBuf>,
+    /// Its standard error (the request log, when there is one), where it says its port.
+    log: PathBuf,
 }
 
 /// One request as moto logged it on receiving it: `"PUT /bucket/key?tagging HTTP/1.1" 200`.
@@ -152,16 +154,12 @@ impl Moto {
     }
 
     fn start_with(request_log: Option<PathBuf>, mode: Mode) -> Self {
-        // Bind port 0 to get a free port from the kernel, then hand it to moto.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        // moto binds port 0 itself and says which port it got: a port picked here and handed
+        // over could be taken by another test's moto before this one binds it, and both tests
+        // would then talk to the first (seen as lines "delivered twice" under load).
+        let log = request_log.clone().unwrap_or_else(Self::log_path);
         let bin = moto_binary();
-        let stderr = match &request_log {
-            Some(p) => Stdio::from(std::fs::File::create(p).expect("moto's request log")),
-            None => Stdio::null(),
-        };
+        let stderr = Stdio::from(std::fs::File::create(&log).expect("moto's log"));
         let mut cmd = match mode {
             Mode::Plain => Command::new(&bin),
             Mode::AwsPolicies => {
@@ -179,7 +177,7 @@ impl Moto {
         };
         let child = cmd
             .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -189,26 +187,31 @@ impl Moto {
             });
         let mut moto = Moto {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: String::new(),
             request_log,
+            log,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
-        // Readiness poll: moto accepts connections once its HTTP server is up.
-        while TcpStream::connect_timeout(
-            &(Ipv4Addr::LOCALHOST, port).into(),
-            Duration::from_millis(200),
-        )
-        .is_err()
-        {
+        // werkzeug writes ` * Running on http://127.0.0.1:PORT` once it is listening.
+        let port = loop {
+            let text = std::fs::read_to_string(&moto.log).unwrap_or_default();
+            if let Some(port) = text.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("* Running on http://127.0.0.1:")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+            }) {
+                break port;
+            }
             if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited before listening: {status}");
+                panic!("moto_server exited before listening: {status}: {text}");
             }
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not listen on {port} within {READY_TIMEOUT:?}"
+                "moto_server did not listen within {READY_TIMEOUT:?}: {text}"
             );
             std::thread::sleep(Duration::from_millis(20)); // poll interval, not a synchronisation sleep
-        }
+        };
+        moto.endpoint = format!("http://127.0.0.1:{port}");
         moto
     }
 
@@ -289,9 +292,7 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(p) = &self.request_log {
-            let _ = std::fs::remove_file(p);
-        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

@@ -25,7 +25,7 @@ use ncf_core::route::LogKind;
 
 pub use files::{MAX_FILES, ReadError, Sources, glob, read as read_files};
 use log_formats::config_file;
-pub use log_formats::formats;
+pub use log_formats::{formats, named_formats};
 pub use reader::{
     CONF_VAR, How, NGINX_PATH_VARS, NGINX_TIMEOUT, NginxConfig, Overrides, PREFIX_VAR, Reader,
     read_config,

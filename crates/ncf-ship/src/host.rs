@@ -155,23 +155,54 @@ pub async fn read_imds(endpoint: &str) -> Result<(String, NameTag), HostError> {
     Ok((id, tag))
 }
 
-/// The caller's `aws:userid` as STS GetCallerIdentity answers it (`UserId`; the call needs no
-/// IAM permission), through the same configuration (credentials, region, `AWS_ENDPOINT_URL`)
-/// as the uploads.
+/// Who the credentials are, as STS GetCallerIdentity answers (the call needs no IAM
+/// permission): the account, the ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`
+/// for an instance profile) and the `aws:userid`.
 /// <https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html>
-pub async fn caller_user_id(shared: &aws_config::SdkConfig) -> Result<String, HostError> {
-    let out = aws_sdk_sts::Client::new(shared)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+impl CallerIdentity {
+    /// The role of an assumed-role ARN (`…:assumed-role/<role>/<session>`), else `None`.
+    pub fn role(&self) -> Option<&str> {
+        let rest = self.arn.split_once(":assumed-role/")?.1;
+        rest.split_once('/').map(|(role, _)| role)
+    }
+}
+
+/// [`CallerIdentity`] with `client` (the follower's configuration: credentials, region,
+/// `AWS_ENDPOINT_URL`); an answer without `UserId` is an error.
+pub async fn caller_identity(client: &aws_sdk_sts::Client) -> Result<CallerIdentity, HostError> {
+    let out = client
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| HostError::CallerIdentity {
             detail: DisplayErrorContext(&e).to_string(),
         })?;
-    out.user_id
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| HostError::CallerIdentity {
-            detail: "the answer has no UserId".into(),
-        })
+    let user_id =
+        out.user_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| HostError::CallerIdentity {
+                detail: "the answer has no UserId".into(),
+            })?;
+    Ok(CallerIdentity {
+        account: out.account.unwrap_or_default(),
+        arn: out.arn.unwrap_or_default(),
+        user_id,
+    })
+}
+
+/// The caller's `aws:userid` ([`caller_identity`]) through the same configuration as the
+/// uploads.
+pub async fn caller_user_id(shared: &aws_config::SdkConfig) -> Result<String, HostError> {
+    Ok(caller_identity(&aws_sdk_sts::Client::new(shared))
+        .await?
+        .user_id)
 }
 
 /// The host's name as the shell shipper reads it: `hostname -f` (the kernel's host name,

@@ -15,6 +15,7 @@
 //!   configuration ([`nginx_conf`]: `nginx -T` read as nginx reads it) or else their names.
 //! - [`host`]: what the host says about itself on every object (instance, name, nginx
 //!   version).
+//! - [`check`]: `ship --check`, whether this host is ready, from the same steps.
 
 // Input never panics the function: no unwrap/expect/panic outside tests (invariants use
 // `unreachable!` with the reason).
@@ -23,6 +24,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod check;
 pub mod discover;
 pub mod host;
 pub mod nginx_conf;
@@ -64,6 +66,11 @@ pub struct ShipArgs {
     /// otherwise runs until SIGTERM or ctrl-c.
     #[arg(long)]
     pub once: bool,
+    /// Says whether this host is ready, one line per check (IMDSv2, credentials and key layout,
+    /// the bucket writable under this host's prefix, each log file, the clock), and exits: 0
+    /// ready, 1 not. Puts at most this host's format object; ships nothing.
+    #[arg(long, conflicts_with = "once")]
+    pub check: bool,
     /// Seconds between uploads of each kind of log [env: SHIP_INTERVAL] [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
@@ -1678,7 +1685,8 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-/// `nginx-cloudwatch-forwarder ship`: the exit code, or an error for the caller to print.
+/// `nginx-cloudwatch-forwarder ship` (`--check` is [`check::command`]): the exit code, or an
+/// error for the caller to print.
 pub async fn command(args: ShipArgs) -> Result<ExitCode, (u8, String)> {
     let mut settings =
         Settings::new(&args, |n| std::env::var(n).ok()).map_err(|e| (64, e.to_string()))?;
@@ -1743,6 +1751,46 @@ async fn key_owner(
     }
 }
 
+/// What nginx's configuration says about the files to follow (or why it could not be read),
+/// and what was decided from it: one road for `ship` and `ship --check`.
+#[derive(Debug)]
+pub struct Discovery {
+    pub read: Result<(discover::Reader, discover::NginxConfig), String>,
+    pub chosen: discover::Chosen,
+    /// The `log_format` of each followed access log that one http format writes.
+    pub formats: std::collections::BTreeMap<PathBuf, nginx_conf::Format>,
+    /// Followed access logs shipped without a format, each with the reason.
+    pub notes: Vec<String>,
+}
+
+/// Reads nginx's configuration (`nginx_bin`, else `nginx` on `PATH`, else the usual place)
+/// and decides for the FILEs `asked` (none: every log it names), else by the names.
+pub fn discover_files(
+    asked: &[PathBuf],
+    nginx_bin: Option<&str>,
+    overrides: discover::Overrides,
+) -> Discovery {
+    let path_var = std::env::var("PATH").ok();
+    let read = host::nginx_binary(nginx_bin, path_var.as_deref())
+        .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
+        .and_then(|bin| discover::read_config(&bin, overrides));
+    let config = read
+        .as_ref()
+        .map(|(_, c)| c.logs.clone())
+        .map_err(Clone::clone);
+    let chosen = discover::choose(asked, &DEFAULT_FILES, &config);
+    let (formats, notes) = match &read {
+        Ok((_, c)) => discover::named_formats(&chosen.follow, &c.logs),
+        Err(_) => Default::default(),
+    };
+    Discovery {
+        read,
+        chosen,
+        formats,
+        notes,
+    }
+}
+
 /// What to follow, from nginx's configuration when it can be read (else from the names): each
 /// FILE that says nothing is refused with a warning, and only when none is left does the
 /// follower stop (64). The watch over the configuration, when it was read.
@@ -1750,12 +1798,8 @@ fn choose_files(
     settings: &mut Settings,
     nginx_bin: Option<&str>,
 ) -> Result<Option<discover::ConfigWatch>, (u8, String)> {
-    let path_var = std::env::var("PATH").ok();
-    let overrides = settings.nginx_paths.clone();
-    let read = host::nginx_binary(nginx_bin, path_var.as_deref())
-        .ok_or_else(|| "no nginx found (set NGINX_BIN)".to_string())
-        .and_then(|bin| discover::read_config(&bin, overrides));
-    match &read {
+    let found = discover_files(&settings.asked, nginx_bin, settings.nginx_paths.clone());
+    match &found.read {
         Ok((reader, config)) => {
             tracing::info!(
                 "nginx's configuration names {} log file(s); {}",
@@ -1774,27 +1818,25 @@ fn choose_files(
             "nginx's configuration not read ({why}): access… and error… file names say the kind"
         ),
     }
-    let config = read
-        .as_ref()
-        .map(|(_, c)| c.logs.clone())
-        .map_err(Clone::clone);
-    let chosen = discover::choose(&settings.asked, &DEFAULT_FILES, &config);
-    for (path, why) in &chosen.refused {
+    for (path, why) in &found.chosen.refused {
         tracing::warn!("{}: not followed: {why}", path.display());
     }
-    if chosen.follow.is_empty() {
+    if found.chosen.follow.is_empty() {
         return Err((64, "no log file to follow".into()));
     }
-    settings.files = chosen.follow;
-    settings.refused = chosen.refused;
-    let Ok((reader, config)) = read else {
+    settings.files = found.chosen.follow;
+    settings.refused = found.chosen.refused;
+    let Ok((reader, config)) = found.read else {
         return Ok(None);
     };
-    let (formats, notes) = discover::formats(&settings.files, &config.logs);
-    for note in notes {
+    for note in found.notes {
         tracing::warn!("{note}");
     }
-    settings.log_formats = formats;
+    settings.log_formats = found
+        .formats
+        .iter()
+        .map(|(p, f)| (p.clone(), f.to_config()))
+        .collect();
     let all = settings.asked.is_empty();
     Ok(Some(discover::ConfigWatch::new(
         reader,

@@ -18,8 +18,8 @@ pub fn formats(
     (texts, notes)
 }
 
-/// [`formats`] with each format whole (its name and place, for the log).
-pub(super) fn named_formats(
+/// [`formats`] with each format whole (its name and place, for the log and `ship --check`).
+pub fn named_formats(
     follow: &[(PathBuf, LogKind)],
     logs: &Logs,
 ) -> (BTreeMap<PathBuf, Format>, Vec<String>) {
