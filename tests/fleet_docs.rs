@@ -135,6 +135,23 @@ fn check_shell(what: &str, script: &str) {
     );
 }
 
+/// The run's status is the check's, run with the follower's settings: the script's last
+/// command runs `ship --check` after sourcing the settings file.
+fn check_ends_with_the_check(script: &str) {
+    let last = script.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("nginx-cloudwatch-forwarder ship --check")
+            || last.contains("sh -c \"$check\""),
+        "the last command is not `ship --check`:\n{script}"
+    );
+    assert!(
+        script.contains(&format!(
+            "set -a; . {SETTINGS}; exec nginx-cloudwatch-forwarder ship --check"
+        )),
+        "`ship --check` without the settings of {SETTINGS}:\n{script}"
+    );
+}
+
 /// The page's SSM parameters: the one `json` block with `commands`.
 fn ssm_parameters() -> serde_json::Value {
     let found: Vec<serde_json::Value> = blocks_of("json")
@@ -202,12 +219,7 @@ fn the_user_data_is_cloud_config_with_the_settings_and_valid_commands() {
             .map(|c| format!("{}\n", c.as_str().expect("runcmd items are strings")))
             .collect();
         assert!(script.starts_with("set -e\n"), "{script}");
-        assert!(
-            script
-                .trim_end()
-                .ends_with("nginx-cloudwatch-forwarder ship --check"),
-            "the run's status is the check's:\n{script}"
-        );
+        check_ends_with_the_check(&script);
         check_shell("runcmd", &format!("#!/bin/sh\n{script}"));
         cloud_init_schema(&text);
     }
@@ -258,12 +270,7 @@ fn the_ssm_parameters_are_json_with_valid_commands() {
         .map(|c| format!("{}\n", c.as_str().expect("a string")))
         .collect();
     assert!(script.starts_with("set -e\n"), "{script}");
-    assert!(
-        script
-            .trim_end()
-            .ends_with("nginx-cloudwatch-forwarder ship --check"),
-        "{script}"
-    );
+    check_ends_with_the_check(&script);
     check_shell("the SSM commands", &format!("#!/bin/sh\n{script}"));
     // The settings it writes: run its printf alone.
     let printf = script
@@ -324,9 +331,19 @@ fn every_flag_of_the_follower_on_the_page_is_one_it_accepts() {
             .nth(1)
             .filter(|rest| rest.starts_with("ship"))
     }) {
+        // The subcommand, then its flags (what follows them of the surrounding shell or JSON,
+        // quotes, `;`, `,`, cut off).
         let words: Vec<&str> = line
             .split_whitespace()
-            .take_while(|w| !w.contains('"'))
+            .map(|w| {
+                let end = w
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .unwrap_or(w.len());
+                &w[..end]
+            })
+            .enumerate()
+            .take_while(|(i, w)| *i == 0 || w.starts_with('-'))
+            .map(|(_, w)| w)
             .collect();
         let help = Command::new(bin)
             .args([words[0], "--help"])
