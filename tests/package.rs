@@ -568,5 +568,15 @@ fn the_deb_installs_the_follower_ships_through_a_rotation_and_upgrades_keeping_p
             .status
             .success()
     );
+
+    // Settings written before the install (cloud-init's write_files) are kept, and dpkg does
+    // not ask about them; they name a bucket, so the install does not say "not started".
+    let early = "NGINX_LOG_BUCKET=written-before-install\n";
+    std::fs::write(DEFAULTS, early).expect("write the settings first");
+    let installed = dpkg(&["-i", deb.to_str().expect("path")]);
+    assert!(!installed.contains("not started"), "{installed}");
+    assert_eq!(std::fs::read_to_string(DEFAULTS).expect("settings"), early);
+    dpkg(&["-P", PACKAGE]);
+    assert!(!Path::new(DEFAULTS).exists());
     eprintln!("tests/package.rs: {:?}", started.elapsed());
 }
