@@ -624,6 +624,14 @@ fn the_deb_installs_the_follower_ships_through_a_rotation_and_upgrades_keeping_p
     let mut rig = Rig::start();
     rig.follow_through_rotation(&mut sys, Path::new("/etc/logrotate.d/nginx"));
 
+    // What it wrote is its user's and private (UMask=0077 in a 0700 directory).
+    for entry in std::fs::read_dir(STATE).expect("state dir").flatten() {
+        let path = entry.path().display().to_string();
+        let (mode, owner) = mode_owner(&path);
+        assert_eq!(owner, format!("{USER}:{USER}"), "{path}");
+        assert_eq!(mode & 0o077, 0, "{path}: {mode:o}");
+    }
+
     // Upgrade (the same package again): positions and settings kept, nothing resent.
     let before = positions();
     assert!(!before.is_empty());
