@@ -27,9 +27,8 @@ const BUCKET: &str = "nginx-logs-hosts";
 const KEY_PREFIX: &str = "nginx/";
 const ROLE: &str = "nginx-host";
 const OTHER_INSTANCE: &str = "i-0fedcba987654321f";
-/// Written by the real nginx of [`Site`]; the format object of its access log.
-const TIMING_FORMAT: &str =
-    r#"'$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'"#;
+/// Written by the real nginx of [`site`]; the format object of its access log.
+use common::nginx::TIMING_FORMAT;
 
 /// The host policy as moto can enforce it for `user_id`: the template's document rendered
 /// (see [`iam::render`]), its `TlsOnly` Deny checked and dropped; every Allow is `s3:PutObject`
@@ -255,52 +254,19 @@ fn counted(received: &[Received]) -> std::collections::BTreeMap<&'static str, u6
     counts
 }
 
+/// Real nginx's logs in the stack's logs directory ([`common::nginx::logged_site`]).
+fn site(stack: &Stack) -> common::nginx::LoggedSite {
+    let targets = ["/", "/missing", "/other"];
+    common::nginx::logged_site(
+        &stack.path("logs"),
+        &stack.path("nginx"),
+        "hosts.test",
+        &targets,
+    )
+}
+
 fn kinds(pairs: &[(&'static str, u64)]) -> std::collections::BTreeMap<&'static str, u64> {
     pairs.iter().copied().collect()
-}
-
-/// Real nginx writing `access.log` (in [`TIMING_FORMAT`]) and `error.log` in the stack's logs
-/// directory, stopped once it has; `wrapper` runs that nginx on that configuration (the
-/// shippers' NGINX_BIN).
-struct Site {
-    _nginx: common::nginx::Nginx,
-    wrapper: String,
-    conf: String,
-    prefix: String,
-}
-
-fn site(stack: &Stack) -> Site {
-    let logs = stack.path("logs");
-    let addr = std::net::SocketAddr::from((
-        std::net::Ipv4Addr::LOCALHOST,
-        common::nginx::free_port(std::net::Ipv4Addr::LOCALHOST.into()),
-    ));
-    let l = logs.display();
-    let mut nginx = common::nginx::Nginx::start(&format!(
-        "log_format timing {TIMING_FORMAT};\n\
-         server {{\n\
-           listen {addr};\n\
-           root html;\n\
-           access_log {l}/access.log timing;\n\
-           error_log {l}/error.log;\n\
-         }}"
-    ));
-    for target in ["/", "/missing", "/other"] {
-        common::nginx::get(addr, "hosts.test", target, "curl/8.5.0");
-    }
-    nginx.stop();
-    for live in ["access.log", "error.log"] {
-        let text = std::fs::read_to_string(logs.join(live)).expect("nginx wrote it");
-        assert!(!text.is_empty(), "{live} is empty");
-    }
-    let wrapper = stack.path("nginx");
-    common::nginx::write_wrapper(&wrapper, &nginx.dir, &nginx.path("nginx.conf"));
-    Site {
-        conf: nginx.path("nginx.conf").display().to_string(),
-        prefix: nginx.dir.display().to_string(),
-        _nginx: nginx,
-        wrapper: wrapper.display().to_string(),
-    }
 }
 
 fn forwarder_bin() -> &'static str {
@@ -328,7 +294,7 @@ fn script(
     stack: &Stack,
     who: &Session,
     imds: &ImdsServer,
-    site: &Site,
+    site: &common::nginx::LoggedSite,
     vars: &[(&str, &str)],
     files: &[&Path],
 ) -> Run {
@@ -521,7 +487,7 @@ fn ship(
     stack: &Stack,
     (who, state, vars): (&Session, &str, &[(&str, &str)]),
     imds: &ImdsServer,
-    site: &Site,
+    site: &common::nginx::LoggedSite,
     args: &[&str],
 ) -> Run {
     let logs = stack.path("logs");

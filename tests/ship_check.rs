@@ -18,8 +18,7 @@ const BUCKET: &str = "nginx-logs-check";
 /// The template's default `KeyPrefix`.
 const KEY_PREFIX: &str = "nginx/";
 const ROLE: &str = "nginx-host";
-const TIMING_FORMAT: &str =
-    r#"'$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'"#;
+use common::nginx::TIMING_FORMAT;
 
 /// A scratch directory, removed on drop.
 struct Scratch(PathBuf);
@@ -48,44 +47,15 @@ impl Drop for Scratch {
     }
 }
 
-/// A real nginx's configuration and logs: `access.log` in [`TIMING_FORMAT`] and `error.log`
-/// under the scratch directory's `logs`, written by a few requests; `wrapper` runs that nginx
-/// on that configuration (the shippers' NGINX_BIN).
-struct Site {
-    _nginx: common::nginx::Nginx,
-    wrapper: String,
-    conf: String,
-    prefix: String,
-}
-
-fn site(scratch: &Scratch) -> Site {
-    let logs = scratch.path("logs");
-    let addr = std::net::SocketAddr::from((
-        std::net::Ipv4Addr::LOCALHOST,
-        common::nginx::free_port(std::net::Ipv4Addr::LOCALHOST.into()),
-    ));
-    let l = logs.display();
-    let mut nginx = common::nginx::Nginx::start(&format!(
-        "log_format timing {TIMING_FORMAT};\n\
-         server {{\n\
-           listen {addr};\n\
-           root html;\n\
-           access_log {l}/access.log timing;\n\
-           error_log {l}/error.log;\n\
-         }}"
-    ));
-    for target in ["/", "/missing"] {
-        common::nginx::get(addr, "check.test", target, "curl/8.5.0");
-    }
-    nginx.stop();
-    let wrapper = scratch.path("nginx");
-    common::nginx::write_wrapper(&wrapper, &nginx.dir, &nginx.path("nginx.conf"));
-    Site {
-        conf: nginx.path("nginx.conf").display().to_string(),
-        prefix: nginx.dir.display().to_string(),
-        _nginx: nginx,
-        wrapper: wrapper.display().to_string(),
-    }
+/// Real nginx's logs in the scratch directory ([`common::nginx::logged_site`]).
+fn site(scratch: &Scratch) -> common::nginx::LoggedSite {
+    let targets = ["/", "/missing"];
+    common::nginx::logged_site(
+        &scratch.path("logs"),
+        &scratch.path("nginx"),
+        "check.test",
+        &targets,
+    )
 }
 
 struct Run {
@@ -105,7 +75,13 @@ struct As<'a> {
 }
 
 /// `ship --check` on every log the site's configuration names.
-fn check(moto: &Moto, imds: &ImdsServer, site: &Site, state: &Path, who: As<'_>) -> Run {
+fn check(
+    moto: &Moto,
+    imds: &ImdsServer,
+    site: &common::nginx::LoggedSite,
+    state: &Path,
+    who: As<'_>,
+) -> Run {
     let mut cmd = common::ship_command_files(moto, imds, BUCKET, state, who.files);
     cmd.env_remove("NGINX_LOG_KEY_LAYOUT")
         .env("NGINX_BIN", &site.wrapper)

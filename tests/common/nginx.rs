@@ -83,6 +83,53 @@ pub fn get(addr: SocketAddr, host: &str, target: &str, agent: &str) {
     assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
 }
 
+/// The `log_format` of [`logged_site`]'s access log.
+pub const TIMING_FORMAT: &str =
+    r#"'$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'"#;
+
+/// A real nginx's configuration and the logs it wrote: `access.log` in [`TIMING_FORMAT`] and
+/// `error.log` under `logs`, one line per request for `targets` (with `Host: host`), nginx
+/// stopped once they are written; `wrapper` runs that nginx on that configuration (the
+/// shippers' NGINX_BIN), and `conf` and `prefix` are its NGINX_CONF and NGINX_PREFIX.
+pub struct LoggedSite {
+    _nginx: Nginx,
+    pub wrapper: String,
+    pub conf: String,
+    pub prefix: String,
+}
+
+pub fn logged_site(logs: &Path, wrapper: &Path, host: &str, targets: &[&str]) -> LoggedSite {
+    let addr = SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        free_port(std::net::Ipv4Addr::LOCALHOST.into()),
+    ));
+    let l = logs.display();
+    let mut nginx = Nginx::start(&format!(
+        "log_format timing {TIMING_FORMAT};\n\
+         server {{\n\
+           listen {addr};\n\
+           root html;\n\
+           access_log {l}/access.log timing;\n\
+           error_log {l}/error.log;\n\
+         }}"
+    ));
+    for target in targets {
+        get(addr, host, target, "curl/8.5.0");
+    }
+    nginx.stop();
+    for live in ["access.log", "error.log"] {
+        let text = std::fs::read_to_string(logs.join(live)).expect("nginx wrote it");
+        assert!(!text.is_empty(), "{live} is empty");
+    }
+    write_wrapper(wrapper, &nginx.dir, &nginx.path("nginx.conf"));
+    LoggedSite {
+        conf: nginx.path("nginx.conf").display().to_string(),
+        prefix: nginx.dir.display().to_string(),
+        _nginx: nginx,
+        wrapper: wrapper.display().to_string(),
+    }
+}
+
 pub fn free_port(ip: std::net::IpAddr) -> u16 {
     TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
