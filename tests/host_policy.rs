@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::nginx::TIMING_FORMAT;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,8 +28,6 @@ const BUCKET: &str = "nginx-logs-hosts";
 const KEY_PREFIX: &str = "nginx/";
 const ROLE: &str = "nginx-host";
 const OTHER_INSTANCE: &str = "i-0fedcba987654321f";
-/// Written by the real nginx of [`site`]; the format object of its access log.
-use common::nginx::TIMING_FORMAT;
 
 /// The host policy as moto can enforce it for `user_id`: the template's document rendered
 /// (see [`iam::render`]), its `TlsOnly` Deny checked and dropped; every Allow is `s3:PutObject`

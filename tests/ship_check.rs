@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::nginx::TIMING_FORMAT;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,6 @@ const BUCKET: &str = "nginx-logs-check";
 /// The template's default `KeyPrefix`.
 const KEY_PREFIX: &str = "nginx/";
 const ROLE: &str = "nginx-host";
-use common::nginx::TIMING_FORMAT;
 
 /// A scratch directory, removed on drop.
 struct Scratch(PathBuf);
