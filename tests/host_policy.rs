@@ -12,7 +12,6 @@
 
 mod common;
 
-use common::nginx::TIMING_FORMAT;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +21,7 @@ use common::block_on;
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::{Moto, Received, by_kind};
+use common::nginx::TIMING_FORMAT;
 
 const BUCKET: &str = "nginx-logs-hosts";
 /// The template's default `KeyPrefix`.

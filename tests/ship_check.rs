@@ -6,7 +6,6 @@
 
 mod common;
 
-use common::nginx::TIMING_FORMAT;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::{Moto, Received, by_kind};
+use common::nginx::TIMING_FORMAT;
 
 const BUCKET: &str = "nginx-logs-check";
 /// The template's default `KeyPrefix`.
