@@ -421,20 +421,9 @@ fn aws_sh(moto: &Moto, dir: &Path, script: &str) -> std::process::Output {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .expect("PATH");
-    let scratch = std::env::temp_dir();
-    Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", &scratch)
-        .env("AWS_CONFIG_FILE", scratch.join("ncf-no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            scratch.join("ncf-no-aws-credentials"),
-        )
-        .envs(moto.env())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
+    let mut sh = Command::new("sh");
+    sh.args(["-c", script]).current_dir(dir);
+    common::iam::against_moto(&mut sh, moto, path)
         .output()
         .expect("run sh")
 }

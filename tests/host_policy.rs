@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::block_on;
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
-use common::moto::{Moto, Received, by_kind};
+use common::moto::{Moto, Received, counted_on, kinds};
 use common::nginx::TIMING_FORMAT;
 
 const BUCKET: &str = "nginx-logs-hosts";
@@ -236,23 +236,6 @@ fn s3_client(moto: &Moto, key: &str, secret: &str, token: Option<&str>) -> aws_s
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// Requests counted by kind: S3's on the bucket (see `Received::s3_kind`), `POST /` (the one
-/// API call the hosts make outside S3 is STS GetCallerIdentity) as `"sts"`, and nothing else
-/// may be there.
-fn counted(received: &[Received]) -> std::collections::BTreeMap<&'static str, u64> {
-    let mut counts = by_kind(received, &format!("/{BUCKET}/"));
-    let sts = received
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == "/")
-        .count() as u64;
-    if sts > 0 {
-        counts.insert("sts", sts);
-    }
-    let known: u64 = counts.values().sum();
-    assert_eq!(known, received.len() as u64, "{received:?}");
-    counts
-}
-
 /// Real nginx's logs in the stack's logs directory ([`common::nginx::logged_site`]).
 fn site(stack: &Stack) -> common::nginx::LoggedSite {
     let targets = ["/", "/missing", "/other"];
@@ -262,10 +245,6 @@ fn site(stack: &Stack) -> common::nginx::LoggedSite {
         "hosts.test",
         &targets,
     )
-}
-
-fn kinds(pairs: &[(&'static str, u64)]) -> std::collections::BTreeMap<&'static str, u64> {
-    pairs.iter().copied().collect()
 }
 
 fn forwarder_bin() -> &'static str {
@@ -396,7 +375,7 @@ fn the_script_uploads_under_its_userid_with_put_object_alone() {
     let parts = gz_size.div_ceil(CLI_PART);
     assert!(parts >= 2);
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[
             ("sts", 1),
             ("PutObject", 3),
@@ -458,7 +437,10 @@ fn the_script_uploads_under_its_userid_with_put_object_alone() {
         "{}",
         run.stderr
     );
-    assert_eq!(counted(&stack.received_since()), kinds(&[("sts", 1)]));
+    assert_eq!(
+        counted_on(BUCKET, &stack.received_since()),
+        kinds(&[("sts", 1)])
+    );
 
     // STS unreachable: exit 2, nothing uploaded or deleted.
     let closed = [
@@ -527,7 +509,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let received = stack.received_since();
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 3)]),
         "{received:?}"
     );
@@ -571,7 +553,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let received = stack.received_since();
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 2)]),
         "{received:?}"
     );
@@ -595,7 +577,10 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
         "{}",
         run.stderr
     );
-    assert_eq!(counted(&stack.received_since()), kinds(&[("sts", 1)]));
+    assert_eq!(
+        counted_on(BUCKET, &stack.received_since()),
+        kinds(&[("sts", 1)])
+    );
 
     // STS unreachable (its endpoint a closed port): exit 1, naming what the host must reach;
     // nothing sent.
@@ -682,7 +667,7 @@ fn ship_switched_to_userid_after_a_refusal_plans_again_under_its_userid() {
         "{received:?}"
     );
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 5)]),
         "{received:?}"
     );

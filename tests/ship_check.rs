@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
-use common::moto::{Moto, Received, by_kind};
+use common::moto::{Moto, Received, counted_on, kinds};
 use common::nginx::TIMING_FORMAT;
 
 const BUCKET: &str = "nginx-logs-check";
@@ -123,26 +123,6 @@ fn statuses(run: &Run) -> Vec<&str> {
         .collect()
 }
 
-/// Requests by kind since `from`: S3's on the bucket, STS's (`POST /`) as `"sts"`; nothing
-/// else may be there.
-fn counted(received: &[Received]) -> std::collections::BTreeMap<&'static str, u64> {
-    let mut counts = by_kind(received, &format!("/{BUCKET}/"));
-    let sts = received
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == "/")
-        .count() as u64;
-    if sts > 0 {
-        counts.insert("sts", sts);
-    }
-    let known: u64 = counts.values().sum();
-    assert_eq!(known, received.len() as u64, "{received:?}");
-    counts
-}
-
-fn kinds(pairs: &[(&'static str, u64)]) -> std::collections::BTreeMap<&'static str, u64> {
-    pairs.iter().copied().collect()
-}
-
 /// moto's requests since `*seen`, moto's own API left out; moves `*seen` on.
 fn since(moto: &Moto, seen: &mut usize) -> Vec<Received> {
     let all = moto.received();
@@ -222,7 +202,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     );
     let received = since(&moto, &mut seen);
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
         "{received:?}"
     );
@@ -268,7 +248,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     assert!(run.stdout.ends_with("ready: every check passed (exit 0)\n"));
     let received = since(&moto, &mut seen);
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
         "{received:?}"
     );
@@ -293,7 +273,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     );
     let received = since(&moto, &mut seen);
     assert_eq!(
-        counted(&received),
+        counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
         "{received:?}"
     );
@@ -342,7 +322,11 @@ fn imds_down_fails_and_puts_nothing() {
         run.stdout
     );
     let received = since(&moto, &mut seen);
-    assert_eq!(counted(&received), kinds(&[("sts", 1)]), "{received:?}");
+    assert_eq!(
+        counted_on(BUCKET, &received),
+        kinds(&[("sts", 1)]),
+        "{received:?}"
+    );
 }
 
 /// A log file the follower's user cannot open (mode 000, the check run as `nobody`): that
@@ -492,7 +476,11 @@ fn no_format_object_means_nothing_is_put() {
     );
     assert!(line(&run, "clock", "STS's answer").starts_with("ok"));
     let received = since(&moto, &mut seen);
-    assert_eq!(counted(&received), kinds(&[("sts", 1)]), "{received:?}");
+    assert_eq!(
+        counted_on(BUCKET, &received),
+        kinds(&[("sts", 1)]),
+        "{received:?}"
+    );
 
     let bad = [("NGINX_LOG_KEY_LAYOUT", "role")];
     let who = As {

@@ -39,21 +39,9 @@ impl Session {
 /// `aws ARGS… --output json` against `moto` as its default (unchecked) principal; the parsed
 /// answer (`null` when it printed nothing).
 pub fn cli(moto: &Moto, args: &[&str]) -> serde_json::Value {
-    let scratch = std::env::temp_dir();
-    let out = Command::new(aws_cli())
-        .args(args)
-        .args(["--output", "json"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &scratch)
-        .env("AWS_CONFIG_FILE", scratch.join("ncf-no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            scratch.join("ncf-no-aws-credentials"),
-        )
-        .envs(moto.env())
-        // The CLI (v1) reads its region from AWS_DEFAULT_REGION, not AWS_REGION.
-        .env("AWS_DEFAULT_REGION", "us-east-1")
+    let mut cmd = Command::new(aws_cli());
+    cmd.args(args).args(["--output", "json"]);
+    let out = against_moto(&mut cmd, moto, std::env::var_os("PATH").unwrap_or_default())
         .output()
         .expect("run the AWS CLI");
     assert!(
@@ -65,6 +53,27 @@ pub fn cli(moto: &Moto, args: &[&str]) -> serde_json::Value {
         return serde_json::Value::Null;
     }
     serde_json::from_slice(&out.stdout).expect("the CLI's JSON answer")
+}
+
+/// `cmd` with only `PATH` and what the AWS CLI needs to talk to `moto`: its endpoint and
+/// credentials, the region, and no file of the caller's (`~/.aws` stays unread).
+pub fn against_moto<'c>(
+    cmd: &'c mut Command,
+    moto: &Moto,
+    path: std::ffi::OsString,
+) -> &'c mut Command {
+    let scratch = std::env::temp_dir();
+    cmd.env_clear()
+        .env("PATH", path)
+        .env("HOME", &scratch)
+        .env("AWS_CONFIG_FILE", scratch.join("ncf-no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            scratch.join("ncf-no-aws-credentials"),
+        )
+        .envs(moto.env())
+        // The CLI (v1) reads its region from AWS_DEFAULT_REGION, not AWS_REGION.
+        .env("AWS_DEFAULT_REGION", "us-east-1")
 }
 
 /// Creates the role `name` (trusted by EC2, as an instance role is); its ARN.

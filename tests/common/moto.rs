@@ -260,6 +260,31 @@ impl Moto {
     }
 }
 
+/// What a host sends, counted by kind: S3's requests on `bucket` ([`Received::s3_kind`]) and
+/// `POST /` (the one API call the shippers make outside S3, STS GetCallerIdentity) as `"sts"`;
+/// anything else fails the test.
+pub fn counted_on(
+    bucket: &str,
+    received: &[Received],
+) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut counts = by_kind(received, &format!("/{bucket}/"));
+    let sts = received
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/")
+        .count() as u64;
+    if sts > 0 {
+        counts.insert("sts", sts);
+    }
+    let known: u64 = counts.values().sum();
+    assert_eq!(known, received.len() as u64, "{received:?}");
+    counts
+}
+
+/// Counts by kind, as [`counted_on`] and [`by_kind`] give them.
+pub fn kinds(pairs: &[(&'static str, u64)]) -> std::collections::BTreeMap<&'static str, u64> {
+    pairs.iter().copied().collect()
+}
+
 /// The requests whose path starts with `prefix` (e.g. `/bucket/`), counted by
 /// [`Received::s3_kind`].
 pub fn by_kind(
