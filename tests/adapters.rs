@@ -36,6 +36,7 @@ fn events(n: usize) -> Vec<LogEvent> {
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         })
         .collect()
 }

@@ -254,6 +254,7 @@ async fn a_refused_connection_is_retried_as_before_not_checked() {
         offset: 0,
         parse_failed: false,
         filtered: None,
+        redacted: 0,
     };
     let err = CloudWatchSink::new(client, None)
         .put("nginx-access", INSTANCE, None, vec![event])

@@ -356,6 +356,7 @@ mod tests {
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         }
     }
 
@@ -409,6 +410,7 @@ mod tests {
                         offset: 0,
                         parse_failed: false,
                         filtered: None,
+                        redacted: 0,
                     },
                     &mut out,
                 );
@@ -592,6 +594,7 @@ mod tests {
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         };
         let out = run(vec![e]);
         check_limits(&out);
@@ -621,6 +624,7 @@ mod tests {
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         };
         let out = run_as(vec![e], OutputFormat::Json);
         check_limits(&out);

@@ -1,6 +1,6 @@
 //! Access-log lines → events, through the compiled `log_format`.
 
-use std::borrow::BorrowMut;
+use std::borrow::{BorrowMut, Cow};
 use std::sync::Arc;
 
 use super::format::{Escape, TimeVar};
@@ -10,6 +10,7 @@ use super::time::{parse_msec, parse_time_iso8601, parse_time_local};
 use crate::event::{LogEvent, unparsed_message};
 use crate::json::Message;
 use crate::names::OutputFormat;
+use crate::redact::FieldClass;
 use crate::settings::Parsing;
 
 /// Parses one access line. Never fails: a line that does not match the format is forwarded raw.
@@ -58,8 +59,9 @@ pub struct Buffers {
 #[derive(Debug)]
 pub enum LineOutcome {
     /// It matched: its event object is written at the end of the arena, the message at the
-    /// range given and the object's start and timestamp in [`InArena::frame`].
-    Written(InArena),
+    /// range given and the object's start and timestamp in [`InArena::frame`]; the second
+    /// value is the redaction rules that changed it ([`LogEvent::redacted`]).
+    Written(InArena, u32),
     /// It matched, and a `FILTER_RULES` rule took it at this timestamp: nothing is written
     /// (counted, never sent).
     Filtered(i64, crate::filter::Filtered),
@@ -91,18 +93,24 @@ pub fn write_event(
     let arena = &mut buffers.arena;
     let frame = arena.len();
     open_event(arena, timestamp);
+    let mut redacted = 0;
     let mut at = match settings.shared.output {
-        OutputFormat::Raw => push_message(arena, line),
+        OutputFormat::Raw if settings.shared.redaction.is_empty() => push_message(arena, line),
+        OutputFormat::Raw => {
+            let spans = &buffers.spans;
+            let text = redact_raw(settings, line, spans, found.tail, &mut redacted);
+            push_message(arena, &text)
+        }
         OutputFormat::Json => {
             let start = arena.len();
             let mut w = ObjectWriter::nested(arena);
-            write_fields(settings, line, &buffers.spans, found.tail, &mut w);
+            redacted = write_fields(settings, line, &buffers.spans, found.tail, &mut w);
             w.finish_in_arena(start)
         }
     };
     arena.push_str(CLOSE_EVENT);
     at.frame = Some((frame, timestamp));
-    LineOutcome::Written(at)
+    LineOutcome::Written(at, redacted)
 }
 
 impl LineOutcome {
@@ -116,17 +124,21 @@ impl LineOutcome {
         line_no: u64,
         fallback_ts: i64,
     ) -> (LogEvent, Option<InArena>) {
-        let event = |timestamp, filtered| LogEvent {
+        let event = |timestamp, filtered, redacted| LogEvent {
             timestamp,
             message: Message::default(),
             line: line_no,
             offset: 0,
             parse_failed: false,
             filtered,
+            redacted,
         };
         match self {
-            Self::Written(at) => (event(at.frame.map_or(fallback_ts, |f| f.1), None), Some(at)),
-            Self::Filtered(timestamp, filtered) => (event(timestamp, Some(filtered)), None),
+            Self::Written(at, redacted) => (
+                event(at.frame.map_or(fallback_ts, |f| f.1), None, redacted),
+                Some(at),
+            ),
+            Self::Filtered(timestamp, filtered) => (event(timestamp, Some(filtered), 0), None),
             Self::Unparsed(reason) => (
                 unparsed_event(settings, line, line_no, fallback_ts, &reason),
                 None,
@@ -148,7 +160,7 @@ pub fn parse_line_into<'a>(
 ) -> (LogEvent, Option<InArena>) {
     let settings = settings.into();
     let outcome = write_event(settings, line, line_no, fallback_ts, buffers);
-    if matches!(outcome, LineOutcome::Written(_)) {
+    if matches!(outcome, LineOutcome::Written(..)) {
         buffers.arena.push(',');
     }
     outcome.into_event(settings, line, line_no, fallback_ts)
@@ -163,13 +175,15 @@ pub fn unparsed_event<'a>(
     reason: &str,
 ) -> LogEvent {
     let settings = settings.into();
+    let (message, redacted) = unparsed_message(settings, line, reason);
     LogEvent {
         timestamp: fallback_ts,
-        message: unparsed_message(settings.shared.output, line, reason, &settings.object.extra),
+        message,
         line: line_no,
         offset: 0,
         parse_failed: true,
         filtered: None,
+        redacted,
     }
 }
 
@@ -290,16 +304,19 @@ fn value<'l>(line: &'l str, spans: &[(usize, usize)], i: usize) -> &'l str {
 /// order (the first occurrence of a name the format repeats; `-` means no value and is left
 /// out), after `$request` what nginx's `$request_method`, `$request_uri` and `$server_protocol`
 /// held for it when the format does not have them itself ([`request_parts`]), and any text
-/// after the format. Every key is written at most once. The second half of
-/// [`parse_line_with`].
+/// after the format. Every key is written at most once, its value redacted
+/// ([`ParseSettings::redaction`](crate::ParseSettings::redaction)); the rules that changed a
+/// value are returned ([`LogEvent::redacted`]). The second half of [`parse_line_with`].
 pub fn write_fields<'a, B: BorrowMut<String>>(
     settings: impl Into<Parsing<'a>>,
     line: &str,
     spans: &[(usize, usize)],
     tail: usize,
     w: &mut ObjectWriter<B>,
-) {
+) -> u32 {
     let settings = settings.into();
+    let red = &settings.shared.redaction;
+    let mut hits = 0;
     let fmt = settings.access_format;
     let derived = fmt.derived();
     // json-compact: the event's timestamp carries the time variable it was read from.
@@ -328,29 +345,99 @@ pub fn write_fields<'a, B: BorrowMut<String>>(
         let rebuilt = settings.shared.compact && parts.is_some_and(|p| p.rebuild_exactly(value));
         if var.request && (!fmt.writes_request() || rebuilt) {
             // Only its parts (td-agent's names, or json-compact).
-        } else if var.numeric {
-            w.num_field_at(&var.key, value);
-        } else {
-            w.str_field_at(&var.key, value);
+        } else if let Some(value) = red.value(var.key.name(), var.class, value, &mut hits) {
+            if var.numeric {
+                w.num_field_at(&var.key, &value);
+            } else {
+                w.str_field_at(&var.key, &value);
+            }
         }
         if let Some(parts) = parts.filter(|_| derived.any()) {
             let [method, uri, protocol] = fmt.derived_keys();
-            for (wanted, key, v) in [
-                (derived.request_method, method, parts.method),
-                (derived.request_uri, uri, parts.uri),
-                (derived.server_protocol, protocol, parts.protocol),
+            for (wanted, key, v, class) in [
+                (
+                    derived.request_method,
+                    method,
+                    parts.method,
+                    FieldClass::Fixed,
+                ),
+                (derived.request_uri, uri, parts.uri, FieldClass::Uri),
+                (
+                    derived.server_protocol,
+                    protocol,
+                    parts.protocol,
+                    FieldClass::Fixed,
+                ),
             ] {
-                if let (true, Some(v)) = (wanted, v) {
-                    w.str_field_at(key, v);
+                if let (true, Some(v)) = (wanted, v)
+                    && let Some(v) = red.value(key.name(), class, v, &mut hits)
+                {
+                    w.str_field_at(key, &v);
                 }
             }
         }
     }
     let tail = line[tail..].trim();
-    if !tail.is_empty() {
-        w.str_field_at(fmt.tail_key(), tail);
+    if !tail.is_empty()
+        && let Some(tail) = red.value(fmt.tail_key().name(), FieldClass::Free, tail, &mut hits)
+    {
+        w.str_field_at(fmt.tail_key(), &tail);
     }
     settings.object.extra.write_to(w);
+    hits
+}
+
+/// A raw message of a line that [`locate`] split, its values redacted in place: the text
+/// between them as nginx wrote it, a dropped field `-`, a value of an `escape=json` format
+/// escaped again. Text after the format gets the free-text rules.
+fn redact_raw<'l>(
+    settings: Parsing<'_>,
+    line: &'l str,
+    spans: &[(usize, usize)],
+    tail: usize,
+    hits: &mut u32,
+) -> Cow<'l, str> {
+    let (red, fmt) = (&settings.shared.redaction, settings.access_format);
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut replace = |out: &mut String, (a, b): (usize, usize), new: &str| {
+        out.push_str(&line[copied..a]);
+        out.push_str(new);
+        copied = b;
+    };
+    for (var, &(a, b)) in fmt.vars().iter().zip(spans) {
+        let raw = &line[a..b];
+        if raw == "-" {
+            continue;
+        }
+        let json = fmt.escape() == Escape::Json && raw.contains('\\');
+        let value = if json {
+            Cow::Owned(unescape_json(raw))
+        } else {
+            Cow::Borrowed(raw)
+        };
+        match red.value(var.key.name(), var.class, &value, hits) {
+            None => replace(&mut out, (a, b), "-"),
+            Some(Cow::Borrowed(_)) => {}
+            Some(Cow::Owned(new)) if fmt.escape() == Escape::Json => {
+                let quoted = serde_json::to_string(&new).unwrap_or_default();
+                replace(
+                    &mut out,
+                    (a, b),
+                    quoted.get(1..quoted.len() - 1).unwrap_or(""),
+                );
+            }
+            Some(Cow::Owned(new)) => replace(&mut out, (a, b), &new),
+        }
+    }
+    if let Cow::Owned(new) = red.by_class(FieldClass::Free, &line[tail..], hits) {
+        replace(&mut out, (tail, line.len()), &new);
+    }
+    if copied == 0 && out.is_empty() {
+        return Cow::Borrowed(line);
+    }
+    out.push_str(&line[copied..]);
+    Cow::Owned(out)
 }
 
 /// [`request_parts`] of `request` (the line's `$request`), with what the line's own `$status`,

@@ -10,6 +10,7 @@
 use crate::event::{LogEvent, unparsed_message};
 use crate::json::{Message, ObjectWriter};
 use crate::names::{FieldNames, LogKind, OutputFormat};
+use crate::redact::FieldClass;
 use crate::settings::{ParseSettings, Parsing};
 use crate::time::parse_error_time;
 
@@ -100,18 +101,23 @@ impl Pending {
         } else {
             self.filtered(settings)
         };
-        let message = if filtered.is_some() {
-            Message::new("")
+        let red = &settings.shared.redaction;
+        let (message, redacted) = if filtered.is_some() {
+            (Message::new(""), 0)
         } else if self.failed {
             unparsed_message(
-                settings.shared.output,
+                settings,
                 &self.text,
                 "line does not start with an nginx error-log timestamp",
-                &settings.object.extra,
             )
         } else {
             match settings.shared.output {
-                OutputFormat::Raw => Message::new(&self.text),
+                OutputFormat::Raw if red.is_empty() => (Message::new(&self.text), 0),
+                OutputFormat::Raw => {
+                    let mut hits = 0;
+                    let text = red.by_class(FieldClass::Free, &self.text, &mut hits);
+                    (Message::new(&text), hits)
+                }
                 OutputFormat::Json => to_json(&self.text, self.head_len, settings),
             }
         };
@@ -122,6 +128,7 @@ impl Pending {
             offset: self.first_offset,
             parse_failed: self.failed,
             filtered,
+            redacted,
         }
     }
 
@@ -455,16 +462,15 @@ fn limit_req(message: &str) -> Option<(&str, &str)> {
     Some((excess, zone))
 }
 
-fn to_json(text: &str, head_len: usize, settings: Parsing<'_>) -> Message {
+/// The JSON message of a record, its values redacted, with the redaction rules that changed
+/// it.
+fn to_json(text: &str, head_len: usize, settings: Parsing<'_>) -> (Message, u32) {
     let first = &text[..head_len];
     let Some(h) = header(first) else {
-        return unparsed_message(
-            OutputFormat::Json,
-            text,
-            "not an nginx error-log line",
-            &settings.object.extra,
-        );
+        return unparsed_message(settings, text, "not an nginx error-log line");
     };
+    let red = &settings.shared.redaction;
+    let mut hits = 0;
     // Continuation lines belong to the message, before nginx's context suffix can be known.
     let msg_start = head_len - h.message.len();
     let full_message = &text[msg_start..];
@@ -490,23 +496,28 @@ fn to_json(text: &str, head_len: usize, settings: Parsing<'_>) -> Message {
     if let Some(c) = h.connection {
         w.num_field("connection", c);
     }
-    match settings.shared.names {
-        FieldNames::Nginx => w.str_field("message", message),
+    let whole = match settings.shared.names {
+        FieldNames::Nginx => message,
         // td-agent's regex takes the whole rest of the record, continuation lines included.
-        FieldNames::Fluentd => w.str_field("message", &text[head_len - h.body.len()..]),
+        FieldNames::Fluentd => &text[head_len - h.body.len()..],
+    };
+    if let Some(whole) = red.value("message", FieldClass::Free, whole, &mut hits) {
+        w.str_field("message", &whole);
     }
     if let Some((excess, zone)) = limit_req(message) {
         w.num_field("excess", excess);
         w.str_field("zone", zone);
     }
     for (k, v) in fields {
-        w.str_field(k, v);
+        if let Some(v) = red.value(k, FieldClass::of_error_field(k), v, &mut hits) {
+            w.str_field(k, &v);
+        }
     }
     if truncated {
         w.bool_field("truncated", true);
     }
     settings.object.extra.write_to(&mut w);
-    w.finish_message()
+    (w.finish_message(), hits)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! <https://nginx.org/en/docs/http/ngx_http_log_module.html#log_format>
 
 use super::json::Key;
+use crate::redact::FieldClass;
 
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
@@ -74,6 +75,8 @@ pub struct Var {
     /// False for the second and later occurrence of a name in the format: a message has one key
     /// per name, holding the first occurrence's value (nginx writes the same value each time).
     pub write: bool,
+    /// What the value holds, for redaction ([`FieldClass::of_var`]).
+    pub class: FieldClass,
 }
 
 impl Var {
@@ -95,6 +98,7 @@ impl Var {
             key: Key::new(name),
             request: write && name == "request",
             write,
+            class: FieldClass::of_var(name, numeric || time.is_some()),
         }
     }
 

@@ -16,6 +16,8 @@
 //!   ([`RequestLineRules`]).
 //! - [`json`]: the JSON writer and [`Message`], each message written escaped once into its
 //!   block's arena.
+//! - [`redact`] (`ANONYMIZE_IP`, `REDACT_*`): what must not leave, taken out of each value as
+//!   it is written.
 //! - [`filter`] (`FILTER_RULES`), [`extra`] (`EXTRA_FIELDS`), [`object_format`] (the format an
 //!   object names, `ncf-log-format`).
 
@@ -36,6 +38,7 @@ pub mod json;
 pub mod line;
 pub mod names;
 pub mod object_format;
+pub mod redact;
 pub mod request_line;
 pub mod settings;
 pub mod time;
@@ -48,4 +51,5 @@ pub use time::LocalZone;
 pub use event::{LogEvent, unparsed_message};
 pub use line::{LineParser, filter_fields, message_keys};
 pub use names::{FieldNames, LogKind, OutputFormat, parse_output};
+pub use redact::Redaction;
 pub use settings::{ObjectParse, ParseSettings, Parsing};

@@ -7,6 +7,7 @@ use crate::extra::Extra;
 use crate::filter::Rules;
 use crate::format::LogFormat;
 use crate::names::{FieldNames, OutputFormat};
+use crate::redact::Redaction;
 use crate::request_line::RequestLineRules;
 use crate::time::LocalZone;
 
@@ -29,6 +30,9 @@ pub struct ParseSettings {
     pub names: FieldNames,
     /// `FILTER_RULES`, compiled once.
     pub rules: Arc<Rules>,
+    /// `ANONYMIZE_IP` and `REDACT_*`, compiled once: applied to each value as it is written,
+    /// after `FILTER_RULES` decided on the values as logged.
+    pub redaction: Arc<Redaction>,
 }
 
 impl ParseSettings {
@@ -49,6 +53,7 @@ impl Default for ParseSettings {
             error_zone: LocalZone::Fixed(0),
             names: FieldNames::Nginx,
             rules: Arc::default(),
+            redaction: Arc::default(),
         }
     }
 }

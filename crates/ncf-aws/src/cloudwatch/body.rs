@@ -169,6 +169,7 @@ mod tests {
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         };
         let events = [
             ev(

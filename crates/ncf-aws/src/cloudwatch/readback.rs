@@ -64,6 +64,7 @@ pub(super) async fn unstored(
             offset: 0,
             parse_failed: false,
             filtered: None,
+            redacted: 0,
         })
         .collect())
 }

@@ -53,6 +53,7 @@ pub fn read_parse<F: Fn(&str) -> Option<String>>(
         error_zone,
         names: FieldNames::Nginx,
         rules: Default::default(),
+        redaction: Default::default(),
     }
     .with_names(names);
     // The rules name fields of the formats just read.

@@ -530,7 +530,7 @@ impl<'j> Engine<'j> {
             Sink::Events => access::parse_line_into(settings, line, line_no, fallback, buffers),
             Sink::Lines(_) => {
                 let outcome = access::write_event(settings, line, line_no, fallback, buffers);
-                if let LineOutcome::Written(at) = &outcome
+                if let LineOutcome::Written(at, _) = &outcome
                     && at.len <= MAX_EVENT_MESSAGE_BYTES
                 {
                     // `parse`'s common case: the line is written; a newline ends it.
