@@ -866,15 +866,17 @@ fn mask_ip_literals(text: &str, mask: IpMask) -> Option<String> {
 }
 
 /// The values of the query parameters named in `names` replaced by [`REDACTED`]: in the query
-/// after each `?` (`args`: the text is the query), parameters split on `&` and `;`, the query
+/// after each `?` and the path parameters after each `;` (`args`: the text is the query),
+/// parameters split on `&` and `;`, the query
 /// ending at a space, `"` or `#`. Names compare case-insensitively after percent-decoding, up to
 /// a `[` (`token[]`).
 fn mask_query(text: &str, names: &[String], args: bool) -> Option<String> {
     let b = text.as_bytes();
+    // Parameters start after `?`, and in a path after `;` (`/p;jsessionid=…`).
     let mut i = if args {
         0
     } else {
-        memchr::memchr(b'?', b)? + 1
+        memchr::memchr2(b'?', b';', b)? + 1
     };
     let mut out: Option<String> = None;
     let mut copied = 0;
@@ -900,8 +902,8 @@ fn mask_query(text: &str, names: &[String], args: bool) -> Option<String> {
             i = end + 1;
             continue;
         }
-        // The query ended: the next one, if any, starts after the next `?`.
-        match memchr::memchr(b'?', &b[end..]) {
+        // The query ended: the next one, if any, starts after the next `?` or `;`.
+        match memchr::memchr2(b'?', b';', &b[end..]) {
             Some(p) => i = end + p + 1,
             None => break,
         }

@@ -5,6 +5,7 @@
 
 use crate::route::Router;
 use ncf_parse::extra::ExtraFields;
+use ncf_parse::redact::{self, HashKey, IpMask, RedactSpec, Redaction};
 use ncf_parse::{
     FieldNames, LocalZone, LogFormat, OutputFormat, ParseSettings, filter::Rules, filter_fields,
     message_keys, parse_output,
@@ -62,7 +63,29 @@ pub fn read_parse<F: Fn(&str) -> Option<String>>(
     })? {
         parse.rules = std::sync::Arc::new(rules);
     }
+    parse.redaction = std::sync::Arc::new(read_redaction(vars)?);
     Ok(parse)
+}
+
+/// `ANONYMIZE_IP`, `REDACT_QUERY_PARAMS`, `REDACT_FIELDS`, `REDACT_PATTERNS` and the key of
+/// hashed fields, `REDACT_HASH_KEY` (the function puts `REDACT_HASH_KEY_SECRET`'s value there at
+/// cold start). All unset: no redaction.
+pub fn read_redaction<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<Redaction, SettingError> {
+    let spec = RedactSpec {
+        ip: parsed(vars.get("ANONYMIZE_IP"), IpMask::parse)?.flatten(),
+        query_params: parsed(vars.get("REDACT_QUERY_PARAMS"), redact::parse_query_params)?
+            .unwrap_or_default(),
+        fields: parsed(vars.get("REDACT_FIELDS"), redact::parse_fields)?.unwrap_or_default(),
+        patterns: parsed(vars.get("REDACT_PATTERNS"), redact::parse_patterns)?.unwrap_or_default(),
+        hash_key: parsed(vars.get("REDACT_HASH_KEY"), HashKey::new)?,
+    };
+    let fields = vars.get("REDACT_FIELDS");
+    Redaction::new(spec).map_err(|e| match fields {
+        Some(g) => SettingError::new(g.name, &g.value, e.to_string()),
+        None => SettingError::new("REDACT_PATTERNS", "", e.to_string()),
+    })
 }
 
 impl ObjectSettings {
