@@ -265,8 +265,7 @@ proptest! {
     /// and the fields no rule touches are as nginx wrote them.
     #[test]
     fn redacted_raw_lines_still_parse(
-        a in any::<[u8; 4]>(),
-        b in any::<[u16; 8]>(),
+        (a, b) in (any::<[u8; 4]>(), any::<[u16; 8]>()),
         token in "[A-Za-z0-9._~-]{1,20}",
         path in "/[a-z0-9/]{0,12}",
         status in 100u16..600,
