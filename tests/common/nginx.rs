@@ -83,6 +83,31 @@ pub fn get(addr: SocketAddr, host: &str, target: &str, agent: &str) {
     assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
 }
 
+/// The bytes of an HTTP/1.1 request `GET target` with `Host: host`, `Connection: close` and
+/// `headers` (values as bytes: a header may carry any byte nginx accepts).
+pub fn request_with(host: &str, target: &str, headers: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut r = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
+    for (k, v) in headers {
+        r.extend_from_slice(k.as_bytes());
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(v);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// Sends `request` (any bytes, one request that closes the connection) and reads the answer
+/// until nginx closes the connection: the request is logged by then.
+pub fn send(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).expect("connect to nginx");
+    s.write_all(request).expect("send the request");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read the answer");
+    answer
+}
+
 /// The `log_format` of [`logged_site`]'s access log.
 pub const TIMING_FORMAT: &str =
     r#"'$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'"#;
