@@ -42,8 +42,7 @@ const VARS: &[&str] = &[
 
 /// What a location writes to the same access log in another layout: lines the site's format
 /// cannot parse, which get the free-text pass.
-const LEGACY_FORMAT: &str =
-    r#"'$remote_addr - - [$time_local] "$request" $status "$http_x_forwarded_for" "$http_referer"'"#;
+const LEGACY_FORMAT: &str = r#"'$remote_addr - - [$time_local] "$request" $status "$http_x_forwarded_for" "$http_referer"'"#;
 
 /// Every rule on, as a user of the issue's example would set them.
 const RULES: &[(&str, &str)] = &[
@@ -154,7 +153,10 @@ fn traffic() -> Vec<Req> {
                     "X-Forwarded-For",
                     b"198.51.100.7, [2001:db8::7]:4711, unknown, bogus@example.com",
                 ),
-                ("Forwarded", b"for=\"[2001:db8::9]:1\";proto=https, for=192.0.2.60"),
+                (
+                    "Forwarded",
+                    b"for=\"[2001:db8::9]:1\";proto=https, for=192.0.2.60",
+                ),
             ],
         ),
         get(
@@ -170,7 +172,10 @@ fn traffic() -> Vec<Req> {
             Via::V4,
             "spaced-card",
             "/r/spaced-card",
-            &[("Referer", b"https://shop.example/pay?cc=4111 1111 1111 1111")],
+            &[(
+                "Referer",
+                b"https://shop.example/pay?cc=4111 1111 1111 1111",
+            )],
         ),
         // A 404 that nginx writes to the error log with the request and the referrer.
         get(
@@ -179,7 +184,12 @@ fn traffic() -> Vec<Req> {
             "/files/r/missing?token=SECRET-T9&email=jane%40example.com",
             &[("Referer", b"https://a.example/?access_token=SECRET-T10")],
         ),
-        get(Via::V6, "missing6", "/files/r/missing6?token=SECRET-T13", &[]),
+        get(
+            Via::V6,
+            "missing6",
+            "/files/r/missing6?token=SECRET-T13",
+            &[],
+        ),
         // Written by another location in another layout to the same file: the line does not
         // parse.
         get(
@@ -192,10 +202,16 @@ fn traffic() -> Vec<Req> {
         Req {
             via: Via::V4,
             tag: "bad",
-            bytes: b"GET /r/bad?token=SECRET-T12 HTTP/1.1 junk\r\nHost: redact.test\r\n\r\n".to_vec(),
+            bytes: b"GET /r/bad?token=SECRET-T12 HTTP/1.1 junk\r\nHost: redact.test\r\n\r\n"
+                .to_vec(),
         },
         // The same cookie again, from the other family: it must hash as the first one did.
-        get(Via::V4, "again", "/r/again", &[("Cookie", b"sid=SECRET-C1")]),
+        get(
+            Via::V4,
+            "again",
+            "/r/again",
+            &[("Cookie", b"sid=SECRET-C1")],
+        ),
     ]
 }
 
@@ -552,6 +568,56 @@ fn nothing_secret_leaves(bin: &Path, realip: bool) {
     assert_eq!(hash, hash_json, "one cookie, one hash, whatever the format");
     error_fields(&parse("error", None, &error, &with_rules(&[])), &served);
     raw_keeps_the_layout(&served);
+
+    // The Lambda's handler (`replay`) against moto: S3 in, CloudWatch Logs out.
+    let sent_access = parse("access", Some(&site), &access, &with_rules(&[]));
+    let sent_error = parse("error", None, &error, &with_rules(&[]));
+    let (stored, summary) = tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(through_moto(&served, &sent_access, &sent_error));
+    assert_sends_none(
+        "CloudWatch Logs",
+        stored.iter().map(String::as_str),
+        &served,
+    );
+    let object = |kind: &str| {
+        summary["objects"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|o| o["key"].as_str().is_some_and(|k| k.contains(kind)))
+            })
+            .unwrap_or_else(|| panic!("no {kind} object in {summary:#}"))
+    };
+    let access_counts = &object("/access/")["redacted_by_rule"];
+    let error_counts = &object("/error/")["redacted_by_rule"];
+    // TODO(lead): `redacted_by_rule` comes with the counting branch (issue33-redact-wiring);
+    // once it is on main, drop this `if` so that a missing count fails.
+    if !access_counts.is_null() {
+        assert_eq!(
+            access_counts,
+            &counts_from_truth(&served.truth),
+            "the access object's redacted_by_rule against the escape=json truth: {summary:#}"
+        );
+        assert_eq!(
+            error_counts,
+            &error_counts_expected(&parse("error", None, &error, &[])),
+            "the error object's redacted_by_rule: {summary:#}"
+        );
+    }
+    println!(
+        "redaction ({}): {} access and {} error events sent, none with a secret; \
+         redacted_by_rule access {access_counts} (truth: {}), error {error_counts} (expected {})",
+        if realip {
+            "nginx 1.22, realip"
+        } else {
+            "nginx 1.30"
+        },
+        sent_access.events.len(),
+        sent_error.events.len(),
+        counts_from_truth(&served.truth),
+        error_counts_expected(&parse("error", None, &error, &[])),
+    );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -591,29 +657,68 @@ fn access_fields(printed: &Printed, served: &Served, escape: Escape) -> (String,
     };
     let want: &[(&str, &str, &str)] = &[
         ("query", "remote_addr", lo),
-        ("query", "request_uri", "/r/query?token=REDACTED&Email=REDACTED&x=1"),
+        (
+            "query",
+            "request_uri",
+            "/r/query?token=REDACTED&Email=REDACTED&x=1",
+        ),
         ("query", "args", "token=REDACTED&Email=REDACTED&x=1"),
-        ("pathparam", "request", "GET /r/pathparam;token=REDACTED?page=2 HTTP/1.1"),
-        ("pathparam", "http_referer", "https://a.example/?access_token=REDACTED&from=REDACTED"),
+        (
+            "pathparam",
+            "request",
+            "GET /r/pathparam;token=REDACTED?page=2 HTTP/1.1",
+        ),
+        (
+            "pathparam",
+            "http_referer",
+            "https://a.example/?access_token=REDACTED&from=REDACTED",
+        ),
         ("v6", "remote_addr", v6),
         ("v6", "request_uri", "/r/v6?q=shoes&contact=REDACTED"),
         ("card", "remote_addr", by_realip("198.51.100.0")),
-        ("card", "request_uri", "/r/card?card=REDACTED&TOKEN=REDACTED"),
+        (
+            "card",
+            "request_uri",
+            "/r/card?card=REDACTED&TOKEN=REDACTED",
+        ),
         ("card", "http_x_forwarded_for", "198.51.100.0"),
         ("xff", "remote_addr", lo),
-        ("xff", "http_x_forwarded_for", "198.51.100.0, [2001:db8::], unknown, -"),
+        (
+            "xff",
+            "http_x_forwarded_for",
+            "198.51.100.0, [2001:db8::], unknown, -",
+        ),
         ("xff", "http_forwarded", forwarded),
         ("garbage", "remote_addr", by_realip("2001:db8:85a3::")),
-        ("garbage", "http_x_forwarded_for", "-, , 203.0.113.0, 2001:db8:85a3::"),
+        (
+            "garbage",
+            "http_x_forwarded_for",
+            "-, , 203.0.113.0, 2001:db8:85a3::",
+        ),
         ("garbage", "args", "%74oken=REDACTED"),
-        ("spaced-card", "http_referer", "https://shop.example/pay?cc=REDACTED"),
-        ("missing", "request_uri", "/files/r/missing?token=REDACTED&email=REDACTED"),
-        ("missing", "http_referer", "https://a.example/?access_token=REDACTED"),
+        (
+            "spaced-card",
+            "http_referer",
+            "https://shop.example/pay?cc=REDACTED",
+        ),
+        (
+            "missing",
+            "request_uri",
+            "/files/r/missing?token=REDACTED&email=REDACTED",
+        ),
+        (
+            "missing",
+            "http_referer",
+            "https://a.example/?access_token=REDACTED",
+        ),
         ("bad", "request", "GET /r/bad?token=REDACTED HTTP/1.1 junk"),
     ];
     let mut wrong = Vec::new();
     for (tag, key, value) in want {
-        let got = t.get(*tag).and_then(|f| f.get(*key)).and_then(Value::as_str);
+        let got = t
+            .get(*tag)
+            .and_then(|f| f.get(*key))
+            .and_then(Value::as_str);
         if got != Some(value) {
             wrong.push(format!("{tag}.{key}: {got:?}, want {value:?}"));
         }
@@ -680,22 +785,36 @@ fn error_fields(printed: &Printed, served: &Served) {
             assert!(want.iter().any(|w| client == w), "client in {m}");
         }
         match tag_of(m) {
-            Some("missing") if v["message"].as_str().is_some_and(|t| t.starts_with("open()")) => {
+            Some("missing")
+                if v["message"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("open()")) =>
+            {
                 assert_eq!(
                     v["request"], "GET /files/r/missing?token=REDACTED&email=REDACTED HTTP/1.1",
                     "{m}"
                 );
-                assert_eq!(v["referrer"], "https://a.example/?access_token=REDACTED", "{m}");
+                assert_eq!(
+                    v["referrer"], "https://a.example/?access_token=REDACTED",
+                    "{m}"
+                );
                 seen += 1;
             }
             Some("bad") => {
-                assert_eq!(v["request"], "GET /r/bad?token=REDACTED HTTP/1.1 junk", "{m}");
+                assert_eq!(
+                    v["request"], "GET /r/bad?token=REDACTED HTTP/1.1 junk",
+                    "{m}"
+                );
                 seen += 1;
             }
             _ => {}
         }
     }
-    assert_eq!(seen, 2, "the 404's and the 400's records:\n{}", printed.stdout);
+    assert_eq!(
+        seen, 2,
+        "the 404's and the 400's records:\n{}",
+        printed.stdout
+    );
 }
 
 /// `raw` keeps nginx's layout with the values replaced in place: its lines, read back by the
@@ -718,7 +837,10 @@ fn raw_keeps_the_layout(served: &Served) {
     let json = parse("access", Some(&format), &access, &with_rules(&[]));
     assert_eq!(reread.events.len(), json.events.len());
     for (r, j) in reread.events.iter().zip(&json.events) {
-        let (r, j) = (strict_parse(&r.1).expect("JSON"), strict_parse(&j.1).expect("JSON"));
+        let (r, j) = (
+            strict_parse(&r.1).expect("JSON"),
+            strict_parse(&j.1).expect("JSON"),
+        );
         if r.get("parse_error").is_some() {
             // The line that never matched: the same free-text pass in both modes.
             assert_eq!(r["raw"], j["raw"]);
@@ -741,5 +863,193 @@ fn raw_keeps_the_layout(served: &Served) {
         .messages()
         .find(|m| tag_of(m) == Some("query"))
         .expect("the query line");
-    assert!(dropped.contains("\"-\" \"hmac:"), "Authorization as -: {dropped}");
+    assert!(
+        dropped.contains("\"-\" \"hmac:"),
+        "Authorization as -: {dropped}"
+    );
+}
+
+/// Uploads the access log (`escape=default`) and the error log to moto's S3 under an
+/// instance's keys, runs `replay` (the handler as the Lambda runs it) with every rule on, and
+/// checks that each stream holds exactly what `parse` printed with the same settings. Returns
+/// every stored message and the run's summary.
+async fn through_moto(served: &Served, access: &Printed, error: &Printed) -> (Vec<String>, Value) {
+    const BUCKET: &str = "redaction-test";
+    const INSTANCE: &str = "i-0123456789abcdef0";
+    let (moto, s3, logs) = common::moto::with_bucket(BUCKET).await;
+    let keys = [
+        format!("nginx/{INSTANCE}/access/2026/12/06/access.log-20261206T0300.gz"),
+        format!("nginx/{INSTANCE}/error/2026/12/06/error.log-20261206T0300.gz"),
+    ];
+    for (key, file) in keys.iter().zip(["logs/site.log", "logs/site-error.log"]) {
+        let body = std::fs::read(served.path(file)).expect("nginx's log");
+        common::moto::upload(&s3, BUCKET, key, common::gzip(&body)).await;
+    }
+    let mut env = moto.env();
+    env.push(("ACCESS_LOG_FORMAT", served.format()));
+    env.extend(RULES.iter().map(|(k, v)| (*k, v.to_string())));
+    let event = common::s3_event(BUCKET, &[&keys[0], &keys[1]]);
+    let (code, summary) = common::moto::replay(&event, &env);
+    assert_eq!(code, Some(0), "replay: {summary:#}");
+    assert_eq!(summary["objects_delivered"], 2, "{summary:#}");
+    let mut stored = Vec::new();
+    for (group, printed) in [("nginx-access", access), ("nginx-error", error)] {
+        let mut got = common::moto::read_stream(&logs, group, INSTANCE).await;
+        let mut want = printed.events.clone();
+        // CloudWatch orders by time; lines of the same millisecond may come in any order.
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{group}: CloudWatch holds what parse printed");
+        stored.extend(got.into_iter().map(|(_, m)| m));
+    }
+    (stored, summary)
+}
+
+/// The names of `REDACT_QUERY_PARAMS`, as they compare (lower case).
+const QUERY_NAMES: &[&str] = &["token", "access_token", "email"];
+
+/// `text` with the value of each parameter [`QUERY_NAMES`] names taken out (after `?`, `&` or
+/// `;`; names percent-decoded, case-insensitive, up to a `[`); whether one was.
+fn without_masked_params(text: &str) -> (String, bool) {
+    let mut out = String::new();
+    let mut hit = false;
+    let mut rest = text;
+    while let Some(at) = rest.find(['?', '&', ';']) {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let end = rest.find(['&', ';', ' ', '#', '"']).unwrap_or(rest.len());
+        let (param, after) = rest.split_at(end);
+        match param.split_once('=') {
+            Some((name, value)) if !value.is_empty() && is_masked_name(name) => {
+                hit = true;
+                out.push_str(name);
+                out.push('=');
+            }
+            _ => out.push_str(param),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    (out, hit)
+}
+
+fn is_masked_name(name: &str) -> bool {
+    let name = name.split('[').next().unwrap_or(name).replace('+', " ");
+    let decoded = percent_decode(&name).to_ascii_lowercase();
+    QUERY_NAMES.contains(&decoded.as_str())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(v) if b[i] == b'%' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A run of 13 to 19 digits (single spaces or dashes between them) that passes Luhn.
+fn has_card(text: &str) -> bool {
+    let re = regex::Regex::new(r"\d(?:[ -]?\d){12,18}").expect("regex");
+    re.find_iter(text).any(|m| {
+        let digits: Vec<u32> = m.as_str().chars().filter_map(|c| c.to_digit(10)).collect();
+        let sum: u32 = digits
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &d)| {
+                if i % 2 == 1 {
+                    (d * 2) % 9 + u32::from(d == 9) * 9
+                } else {
+                    d
+                }
+            })
+            .sum();
+        sum % 10 == 0
+    })
+}
+
+/// What each rule must have changed in the access log, read from nginx's `escape=json` truth:
+/// `ip` every line (each has a client address), a field rule each line where that header was
+/// sent, `query` each line with a named parameter in `$request`, `$args` or `$http_referer`,
+/// and each pattern each line where that pattern is left in those once the query rule ran.
+fn counts_from_truth(truth: &[HashMap<String, Vec<u8>>]) -> Value {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    let email = regex::Regex::new(
+        r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    )
+    .expect("regex");
+    for line in truth {
+        let var =
+            |k: &str| String::from_utf8_lossy(line.get(k).map_or(&[][..], |v| v)).into_owned();
+        let mut hits = vec!["ip"];
+        for (field, rule) in [
+            ("http_authorization", "field:http_authorization"),
+            ("http_cookie", "field:http_cookie"),
+        ] {
+            if !var(field).is_empty() {
+                hits.push(rule);
+            }
+        }
+        let texts: Vec<(String, bool)> = ["request", "args", "http_referer"]
+            .iter()
+            .map(|k| {
+                let v = var(k);
+                // `$args` is the query itself.
+                if *k == "args" {
+                    without_masked_params(&format!("?{v}"))
+                } else {
+                    without_masked_params(&v)
+                }
+            })
+            .collect();
+        if texts.iter().any(|(_, hit)| *hit) {
+            hits.push("query");
+        }
+        if texts.iter().any(|(t, _)| email.is_match(t)) {
+            hits.push("pattern:email");
+        }
+        if texts.iter().any(|(t, _)| has_card(t)) {
+            hits.push("pattern:card");
+        }
+        for h in hits {
+            *counts.entry(h).or_default() += 1;
+        }
+    }
+    serde_json::to_value(counts).expect("counts")
+}
+
+/// What each rule must have changed in the error log, read from its records as `parse` prints
+/// them without the rules: `ip` each record naming a client, `query` each with a named
+/// parameter in its `request` or `referrer`.
+fn error_counts_expected(unredacted: &Printed) -> Value {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for m in unredacted.messages() {
+        let v = strict_parse(m).expect("JSON");
+        if v.get("client").is_some() {
+            *counts.entry("ip").or_default() += 1;
+        }
+        let named = ["request", "referrer"].iter().any(|k| {
+            v.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|t| without_masked_params(t).1)
+        });
+        if named {
+            *counts.entry("query").or_default() += 1;
+        }
+    }
+    serde_json::to_value(counts).expect("counts")
 }

@@ -86,7 +86,8 @@ pub fn get(addr: SocketAddr, host: &str, target: &str, agent: &str) {
 /// The bytes of an HTTP/1.1 request `GET target` with `Host: host`, `Connection: close` and
 /// `headers` (values as bytes: a header may carry any byte nginx accepts).
 pub fn request_with(host: &str, target: &str, headers: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut r = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
+    let mut r =
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
     for (k, v) in headers {
         r.extend_from_slice(k.as_bytes());
         r.extend_from_slice(b": ");
