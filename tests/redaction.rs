@@ -144,6 +144,13 @@ fn traffic() -> Vec<Req> {
             "/r/card?card=4111-1111-1111-1111&TOKEN=SECRET-T6",
             &[("X-Forwarded-For", b"198.51.100.7")],
         ),
+        // A card typed with spaces into a form sent by GET: the browser writes `+`.
+        get(
+            Via::V4,
+            "card-plus",
+            "/r/card-plus?cc=4111+1111+1111+1111",
+            &[],
+        ),
         get(
             Via::Realip,
             "xff",
@@ -239,6 +246,7 @@ fn secrets() -> Vec<&'static str> {
         "bogus@example.com",
         "4111-1111-1111-1111",
         "4111 1111 1111 1111",
+        "4111+1111+1111+1111",
     ]
 }
 
@@ -682,6 +690,7 @@ fn access_fields(printed: &Printed, served: &Served, escape: Escape) -> (String,
             "/r/card?card=REDACTED&TOKEN=REDACTED",
         ),
         ("card", "http_x_forwarded_for", "198.51.100.0"),
+        ("card-plus", "request_uri", "/r/card-plus?cc=REDACTED"),
         ("xff", "remote_addr", lo),
         (
             "xff",
@@ -961,11 +970,17 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A run of 13 to 19 digits (single spaces or dashes between them) that passes Luhn.
+/// A run of 13 to 19 digits (a single space, `+`, `%20` or dash between them) that passes
+/// Luhn.
 fn has_card(text: &str) -> bool {
-    let re = regex::Regex::new(r"\d(?:[ -]?\d){12,18}").expect("regex");
+    let re = regex::Regex::new(r"\d(?:(?:[ +-]|%20)?\d){12,18}").expect("regex");
     re.find_iter(text).any(|m| {
-        let digits: Vec<u32> = m.as_str().chars().filter_map(|c| c.to_digit(10)).collect();
+        let digits: Vec<u32> = m
+            .as_str()
+            .replace("%20", " ")
+            .chars()
+            .filter_map(|c| c.to_digit(10))
+            .collect();
         let sum: u32 = digits
             .iter()
             .rev()
