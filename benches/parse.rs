@@ -1,11 +1,18 @@
 //! Parse and batching throughput (criterion): `cargo bench --bench parse`.
+//!
+//! The `+dirty` cases run traffic where about 5% of the lines carry a token, an e-mail address
+//! and a card number in their query (and a user name), and the `+redact-all` cases run that
+//! traffic with every redaction rule on (issue 33): `cargo bench --bench parse -- redact`
+//! compares them (`-- dirty` for the cases without the rules).
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nginx_cloudwatch_forwarder::batch::Batcher;
+use nginx_cloudwatch_forwarder::parse::redact::{self, HashKey, IpMask, RedactSpec};
 use nginx_cloudwatch_forwarder::parse::{
-    LineParser, LogEvent, LogFormat, OutputFormat, ParseSettings,
+    LineParser, LogEvent, LogFormat, OutputFormat, ParseSettings, Redaction,
 };
 use nginx_cloudwatch_forwarder::route::LogKind;
 
@@ -38,15 +45,31 @@ const AGENTS: [&str; 4] = [
     "-",
 ];
 
-fn access_lines(timing: bool) -> Vec<String> {
+/// One line in 20 (`dirty`): what the redaction rules are for.
+fn dirty_path(r: &mut Rng) -> String {
+    format!(
+        "/account/reset?Token={:016x}&email=user{}%40example.com&card=4111-1111-1111-1111",
+        r.next(u64::MAX),
+        r.next(100_000)
+    )
+}
+
+fn access_lines(timing: bool, dirty: bool) -> Vec<String> {
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     (0..LINES)
         .map(|i| {
+            // The same draws in the same order as before the dirty lines, so the clean
+            // traffic is what earlier runs measured.
+            let ip = format!("{}.{}.{}.{}", r.next(223) + 1, r.next(256), r.next(256), r.next(254) + 1);
+            let (path, user) = if dirty && r.next(20) == 0 {
+                (dirty_path(&mut r), format!("user{}", r.next(100_000)))
+            } else {
+                (PATHS[r.next(6) as usize].to_string(), "-".to_string())
+            };
             let mut l = format!(
-                r#"{}.{}.{}.{} - - [24/Nov/2026:{:02}:{:02}:{:02} +0000] "GET {} HTTP/1.1" {} {} "https://www.example.com/" "{}""#,
-                r.next(223) + 1, r.next(256), r.next(256), r.next(254) + 1,
+                r#"{ip} - {user} [24/Nov/2026:{:02}:{:02}:{:02} +0000] "GET {path} HTTP/1.1" {} {} "https://www.example.com/" "{}""#,
                 (i / 3600) % 24, (i / 60) % 60, i % 60,
-                PATHS[r.next(6) as usize], [200, 304, 404, 502][r.next(4) as usize], r.next(50_000), AGENTS[r.next(4) as usize]
+                [200, 304, 404, 502][r.next(4) as usize], r.next(50_000), AGENTS[r.next(4) as usize]
             );
             if timing {
                 l.push_str(&format!(r#" {}.{:03} "0.{:03}, 0.{:03}" 10.0.4.{}:8080, 10.0.4.{}:8080"#, r.next(3), r.next(1000), r.next(1000), r.next(1000), r.next(20), r.next(20)));
@@ -56,9 +79,14 @@ fn access_lines(timing: bool) -> Vec<String> {
         .collect()
 }
 
-fn error_lines() -> Vec<String> {
+fn error_lines(dirty: bool) -> Vec<String> {
+    let mut r = Rng(0x2545_f491_4f6c_dd1d);
     (0..LINES)
         .map(|i| match i % 4 {
+            0 if dirty && r.next(5) == 0 => {
+                let path = dirty_path(&mut r);
+                format!(r#"2026/11/24 10:{:02}:{:02} [error] 1204#1204: *{i} open() "/usr/share/nginx/html/account/reset" failed (2: No such file or directory), client: 93.184.216.34, server: www.example.com, request: "GET {path} HTTP/1.1", host: "www.example.com", referrer: "https://www.example.com/""#, (i / 60) % 60, i % 60)
+            }
             0 => format!(r#"2026/11/24 10:{:02}:{:02} [error] 1204#1204: *{i} open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file or directory), client: 93.184.216.34, server: www.example.com, request: "GET /favicon.ico HTTP/1.1", host: "www.example.com", referrer: "https://www.example.com/""#, (i / 60) % 60, i % 60),
             1 => format!(r#"2026/11/24 10:{:02}:{:02} [warn] 1204#1204: *{i} upstream server temporarily disabled while connecting to upstream, client: 10.0.0.2, server: api, request: "POST /api/v1/orders HTTP/2.0", upstream: "http://10.0.4.20:8080/api/v1/orders", host: "api""#, (i / 60) % 60, i % 60),
             2 => format!("2026/11/24 10:{:02}:{:02} [error] 1204#1204: *{i} FastCGI sent in stderr: \"PHP message: PHP Warning:  Undefined variable $x in /var/www/index.php on line 3", (i / 60) % 60, i % 60),
@@ -84,15 +112,39 @@ fn parse_all(
     n + out.len()
 }
 
+/// Every rule on, as docs/user-guide.md's example sets them: `ANONYMIZE_IP=on`,
+/// `REDACT_QUERY_PARAMS=token,access_token,email`, `REDACT_PATTERNS=email,card` and
+/// `REDACT_FIELDS=fields` (hashed with a 32-byte key).
+fn redact_all(fields: &str) -> Arc<Redaction> {
+    let spec = RedactSpec {
+        ip: IpMask::parse("on").expect("on"),
+        query_params: redact::parse_query_params("token,access_token,email").expect("names"),
+        fields: redact::parse_fields(fields).expect("fields"),
+        patterns: redact::parse_patterns("email,card").expect("patterns"),
+        hash_key: Some(HashKey::new("bench-hash-key-0123456789abcdef-01234").expect("key")),
+    };
+    Arc::new(Redaction::new(spec).expect("the rules compile"))
+}
+
 fn parse(c: &mut Criterion) {
-    let combined = access_lines(false);
-    let timing = access_lines(true);
-    let errors = error_lines();
+    let combined = access_lines(false, false);
+    let timing = access_lines(true, false);
+    let errors = error_lines(false);
+    let dirty = access_lines(false, true);
+    let dirty_errors = error_lines(true);
     let settings = |fmt: &str| ParseSettings {
         access_format: LogFormat::parse_config(fmt).expect("compiles"),
         ..ParseSettings::default()
     };
-    let cases: [(&str, ParseSettings, LogKind, &Vec<String>); 4] = [
+    let raw = |s: ParseSettings| ParseSettings {
+        output: OutputFormat::Raw,
+        ..s
+    };
+    let redacting = |s: ParseSettings, fields: &str| ParseSettings {
+        redaction: redact_all(fields),
+        ..s
+    };
+    let cases: [(&str, ParseSettings, LogKind, &Vec<String>); 11] = [
         (
             "combined/json",
             settings("combined"),
@@ -115,6 +167,48 @@ fn parse(c: &mut Criterion) {
             &timing,
         ),
         ("error/json", settings("combined"), LogKind::Error, &errors),
+        (
+            "combined/json+redact-all",
+            redacting(settings("combined"), "remote_user:hash"),
+            LogKind::Access,
+            &combined,
+        ),
+        (
+            "combined/json+dirty",
+            settings("combined"),
+            LogKind::Access,
+            &dirty,
+        ),
+        (
+            "combined/json+dirty+redact-all",
+            redacting(settings("combined"), "remote_user:hash"),
+            LogKind::Access,
+            &dirty,
+        ),
+        (
+            "combined/raw+dirty",
+            raw(settings("combined")),
+            LogKind::Access,
+            &dirty,
+        ),
+        (
+            "combined/raw+dirty+redact-all",
+            redacting(raw(settings("combined")), "remote_user:hash"),
+            LogKind::Access,
+            &dirty,
+        ),
+        (
+            "error/json+dirty",
+            settings("combined"),
+            LogKind::Error,
+            &dirty_errors,
+        ),
+        (
+            "error/json+dirty+redact-all",
+            redacting(settings("combined"), "login:hash"),
+            LogKind::Error,
+            &dirty_errors,
+        ),
     ];
     let mut g = c.benchmark_group("parse");
     for (name, s, kind, lines) in &cases {
@@ -132,7 +226,7 @@ fn batch(c: &mut Criterion) {
     let settings = ParseSettings::default();
     let mut events = Vec::new();
     let mut p = LineParser::new(&settings, LogKind::Access, 0);
-    for (i, l) in access_lines(false).iter().enumerate() {
+    for (i, l) in access_lines(false, false).iter().enumerate() {
         p.push(l, i as u64 + 1, &mut events);
     }
     let mut g = c.benchmark_group("batch");
