@@ -77,6 +77,9 @@ pub(super) struct Deliver<'a, K, C> {
     pub(super) counters: Counters,
     /// Events each `FILTER_RULES` rule took, by rule index.
     pub(super) by_rule: Vec<u64>,
+    /// Events sent that each redaction rule changed, by rule index (bit of
+    /// [`LogEvent::redacted`]).
+    pub(super) redacted_by_rule: Vec<u64>,
     batcher: Batcher,
     /// Batches the batcher completed, waiting to be put.
     ready: Vec<Batch>,
@@ -110,6 +113,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             obj,
             counters: Counters::default(),
             by_rule: Vec::new(),
+            redacted_by_rule: Vec::new(),
             batcher: Batcher::new(settings.output),
             ready: Vec::new(),
             in_flight: JoinSet::new(),
@@ -161,6 +165,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             let verdict = window(ev.timestamp, now, retention);
             let count = match verdict {
                 Window::Accepted => {
+                    self.count_redacted(ev.redacted);
                     // (Split into parts first if too big for one event.)
                     self.batcher.push(ev, &mut self.ready);
                     continue;
@@ -175,6 +180,14 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
                       timestamp = ev.timestamp, "event not sent: CloudWatch Logs would reject it ({verdict:?})");
             }
         }
+    }
+
+    /// Counts a sent event once for each redaction rule that changed it (its bits), and once
+    /// in `lines_redacted` when any did. Here, with the filter's counts, so that a line is
+    /// counted by the delivery that sends it: a resume skips what an earlier one sent.
+    fn count_redacted(&mut self, bits: u32) {
+        count_bits(&mut self.redacted_by_rule, bits);
+        self.counters.lines_redacted += u64::from(bits != 0);
     }
 
     /// Starts the puts of the batches that filled up.
@@ -332,9 +345,36 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     }
 }
 
+/// Adds one to `counts[i]` for each bit `i` set in `bits` (growing `counts` as needed).
+fn count_bits(counts: &mut Vec<u64>, mut bits: u32) {
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        counts[i] += 1;
+        bits &= bits - 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One event hit by two rules counts once for each; an event no rule changed, for none.
+    #[test]
+    fn each_rule_that_changed_an_event_counts_it_once() {
+        let mut counts = Vec::new();
+        for bits in [0b101, 0, 0b1, 1 << 31] {
+            count_bits(&mut counts, bits);
+        }
+        let mut want = vec![0; 32];
+        (want[0], want[2], want[31]) = (2, 1, 1);
+        assert_eq!(counts, want);
+        let mut none = Vec::new();
+        count_bits(&mut none, 0);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn only_the_stored_events_are_billed() {
