@@ -196,7 +196,10 @@ fn redacted_extra_field<F: Fn(&str) -> Option<String>>(
     match parse.redaction.field_names().find(|f| names.contains(f)) {
         None => Ok(()),
         Some(field) => {
-            let given = vars.get("REDACT_FIELDS").map(|g| g.value).unwrap_or_default();
+            let given = vars
+                .get("REDACT_FIELDS")
+                .map(|g| g.value)
+                .unwrap_or_default();
             Err(SettingError::new(
                 "REDACT_FIELDS",
                 &given,

@@ -277,15 +277,26 @@ fn each_bad_redaction_setting_names_its_variable_and_the_item() {
             "REDACT_FIELDS",
             "REDACT_HASH_KEY",
         ),
-        (&[("REDACT_PATTERNS", "email,ssn")], "REDACT_PATTERNS", "\"ssn\""),
+        (
+            &[("REDACT_PATTERNS", "email,ssn")],
+            "REDACT_PATTERNS",
+            "\"ssn\"",
+        ),
         (
             &[("REDACT_PATTERNS", r#"[{"name": "jwt", "matches": "("}]"#)],
             "REDACT_PATTERNS",
             "pattern jwt",
         ),
-        (&[("REDACT_HASH_KEY", "short")], "REDACT_HASH_KEY", "5 bytes"),
         (
-            &[("REDACT_HASH_KEY", KEY), ("REDACT_HASH_KEY_SECRET", "ncf/key")],
+            &[("REDACT_HASH_KEY", "short")],
+            "REDACT_HASH_KEY",
+            "5 bytes",
+        ),
+        (
+            &[
+                ("REDACT_HASH_KEY", KEY),
+                ("REDACT_HASH_KEY_SECRET", "ncf/key"),
+            ],
             "REDACT_HASH_KEY_SECRET",
             "REDACT_HASH_KEY is set too",
         ),
@@ -332,10 +343,13 @@ fn the_secrets_value_is_the_key_and_never_shown() {
         text: text.into(),
     };
     let with_secret = Config::from_lookup_and_secret(vars, Some(&secret(KEY))).unwrap();
-    let with_var = load(&[("REDACT_FIELDS", "http_cookie:hash"), ("REDACT_HASH_KEY", KEY)])
-        .unwrap()
-        .parse
-        .redaction;
+    let with_var = load(&[
+        ("REDACT_FIELDS", "http_cookie:hash"),
+        ("REDACT_HASH_KEY", KEY),
+    ])
+    .unwrap()
+    .parse
+    .redaction;
     let hashed = |r: &ncf_parse::redact::Redaction| {
         let mut hits = 0;
         r.value(

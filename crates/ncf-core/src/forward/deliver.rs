@@ -38,19 +38,32 @@ struct Sent {
     /// Each event's size as CloudWatch bills it, in order: what the stored ones cost is known
     /// only once the answer says which were rejected.
     sizes: Vec<u32>,
+    /// Each event's redaction bits ([`LogEvent::redacted`]), in order; empty when no rule
+    /// changed any event of the batch.
+    redacted: Vec<u32>,
 }
 
 impl Sent {
-    /// Bytes billed for the events CloudWatch stored (all but the rejected ones, which are the
-    /// first and the last of a sorted batch).
-    fn ingested_bytes(&self, rejected: RejectedCounts) -> u64 {
+    /// The events CloudWatch stored, by index: all but the rejected ones, which are the first
+    /// and the last of a sorted batch.
+    fn stored(&self, rejected: RejectedCounts) -> std::ops::Range<usize> {
         let first = usize::try_from(rejected.too_old + rejected.expired).unwrap_or(usize::MAX);
         let end = self
             .events
             .saturating_sub(usize::try_from(rejected.too_new).unwrap_or(usize::MAX));
+        first.min(end)..end
+    }
+
+    /// Bytes billed for the events CloudWatch stored.
+    fn ingested_bytes(&self, rejected: RejectedCounts) -> u64 {
         self.sizes
-            .get(first.min(end)..end)
+            .get(self.stored(rejected))
             .map_or(0, |s| s.iter().map(|&b| u64::from(b)).sum())
+    }
+
+    /// The redaction bits of the events CloudWatch stored.
+    fn stored_redacted(&self, rejected: RejectedCounts) -> &[u32] {
+        self.redacted.get(self.stored(rejected)).unwrap_or_default()
     }
 }
 
@@ -77,8 +90,9 @@ pub(super) struct Deliver<'a, K, C> {
     pub(super) counters: Counters,
     /// Events each `FILTER_RULES` rule took, by rule index.
     pub(super) by_rule: Vec<u64>,
-    /// Events sent that each redaction rule changed, by rule index (bit of
-    /// [`LogEvent::redacted`]).
+    /// Events stored that each redaction rule changed, by rule index (bit of
+    /// [`LogEvent::redacted`]): counted as their put is confirmed, as `events` is, so that a
+    /// resume counts only what it sends.
     pub(super) redacted_by_rule: Vec<u64>,
     batcher: Batcher,
     /// Batches the batcher completed, waiting to be put.
@@ -165,7 +179,6 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             let verdict = window(ev.timestamp, now, retention);
             let count = match verdict {
                 Window::Accepted => {
-                    self.count_redacted(ev.redacted);
                     // (Split into parts first if too big for one event.)
                     self.batcher.push(ev, &mut self.ready);
                     continue;
@@ -180,14 +193,6 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
                       timestamp = ev.timestamp, "event not sent: CloudWatch Logs would reject it ({verdict:?})");
             }
         }
-    }
-
-    /// Counts a sent event once for each redaction rule that changed it (its bits), and once
-    /// in `lines_redacted` when any did. Here, with the filter's counts, so that a line is
-    /// counted by the delivery that sends it: a resume skips what an earlier one sent.
-    fn count_redacted(&mut self, bits: u32) {
-        count_bits(&mut self.redacted_by_rule, bits);
-        self.counters.lines_redacted += u64::from(bits != 0);
     }
 
     /// Starts the puts of the batches that filled up.
@@ -247,6 +252,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
                 .iter()
                 .map(|e| u32::try_from(event_size(e)).unwrap_or(u32::MAX))
                 .collect(),
+            redacted: if batch.events.iter().any(|e| e.redacted != 0) {
+                batch.events.iter().map(|e| e.redacted).collect()
+            } else {
+                Vec::new()
+            },
         };
         self.in_flight.spawn(async move {
             let result = sink
@@ -330,6 +340,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         c.batches += 1;
         c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
         c.ingested_bytes += sent.ingested_bytes(counts);
+        for &bits in sent.stored_redacted(counts) {
+            count_bits(&mut self.redacted_by_rule, bits);
+            c.lines_redacted += u64::from(bits != 0);
+        }
         c.add_rejected(counts);
         c.entity_rejected += u64::from(rejected.entity_rejected);
         c.ambiguous_puts += report.ambiguous;
@@ -383,6 +397,7 @@ mod tests {
             events: 5,
             first_line: 0,
             sizes: vec![100, 200, 300, 400, 500],
+            redacted: vec![0b1, 0, 0b11, 0, 0b10],
         };
         let r = |too_old, expired, too_new| RejectedCounts {
             too_old,
@@ -394,5 +409,14 @@ mod tests {
         assert_eq!(sent.ingested_bytes(r(0, 0, 5)), 0);
         assert_eq!(sent.ingested_bytes(r(3, 2, 0)), 0);
         assert_eq!(sent.ingested_bytes(r(4, 0, 4)), 0);
+        // The redactions counted are those of the stored events alone.
+        assert_eq!(sent.stored_redacted(r(0, 0, 0)), [0b1, 0, 0b11, 0, 0b10]);
+        assert_eq!(sent.stored_redacted(r(1, 1, 1)), [0b11, 0]);
+        assert!(sent.stored_redacted(r(4, 0, 4)).is_empty());
+        let none = Sent {
+            redacted: Vec::new(),
+            ..sent
+        };
+        assert!(none.stored_redacted(r(1, 0, 0)).is_empty());
     }
 }
