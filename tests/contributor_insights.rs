@@ -14,6 +14,7 @@ use common::insight_rule::{self, Rule};
 use common::nginx::{Nginx, free_port};
 use common::template::{self, either};
 use nginx_cloudwatch_forwarder::parse::extra::ExtraFields;
+use nginx_cloudwatch_forwarder::parse::redact::REDACTED;
 use nginx_cloudwatch_forwarder::route::DEFAULT_KEY_PATTERN;
 use serde_json::Value;
 
@@ -453,8 +454,46 @@ fn top_contributors_on_real_nginx_traffic() {
             }
         }
     }
-    // Where part 1's REDACT_QUERY_PARAMS=token would be checked: the 5xx rule's key for
-    // /fail/c?token=x must then read the redacted query, so no secret becomes a contributor.
+}
+
+/// With redaction on (`ANONYMIZE_IP=on`, `REDACT_QUERY_PARAMS=token`) the rules count what was
+/// sent: clients by their /24, the 5xx URI with its token masked. No secret and no full address
+/// becomes a contributor key.
+#[test]
+fn no_secret_becomes_a_contributor_key() {
+    let (access, _, _) = real_traffic();
+    let rules = template_rules();
+    let masked = format!("/fail/c?token={REDACTED}");
+    for names in ["nginx", "fluentd"] {
+        for output in ["json", "json-compact"] {
+            let env = [
+                ("FIELD_NAMES", names),
+                ("OUTPUT_FORMAT", output),
+                ("ANONYMIZE_IP", "on"),
+                ("REDACT_QUERY_PARAMS", "token"),
+            ];
+            let events = json(&template::parsed("access", &access, &env));
+            let top = |resource: &str| {
+                let t = rules.iter().find(|t| t.resource == resource).unwrap();
+                rule(t, names).top(&events, 10)
+            };
+            let key = |k: &str| vec![k.to_string()];
+            assert_eq!(
+                top("TopClientsInsightRule"),
+                [(key("203.0.113.0"), 150.0)],
+                "{names}, {output}"
+            );
+            assert_eq!(
+                top("TopServerErrorUrisInsightRule"),
+                [
+                    (key("/fail/a"), 12.0),
+                    (key("/fail/b"), 7.0),
+                    (key(&masked), 3.0)
+                ],
+                "{names}, {output}"
+            );
+        }
+    }
 }
 
 /// `OUTPUT_FORMAT=raw` sends the lines as nginx wrote them: no JSON, so no rule counts anything
