@@ -447,7 +447,7 @@ impl Redaction {
         };
         let ip = spec.ip.map(|m| (m, bit("ip".into())));
         let query = (!spec.query_params.is_empty())
-            .then(|| spec.query_params)
+            .then_some(spec.query_params)
             .map(|q| (q, bit("query".into())));
         let patterns: Vec<_> = spec
             .patterns
@@ -560,7 +560,7 @@ impl Redaction {
         }
         if let Some((names, bit)) = &self.query
             && class != FieldClass::Text
-            && let Some(m) = mask_query(&out, names, class == FieldClass::Args)
+            && let Some(m) = mask_query(&out, names, class)
         {
             *hits |= bit;
             out = Cow::Owned(m);
@@ -695,7 +695,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `addr` with the host bits zeroed (an IPv4-mapped IPv6 address by the IPv4 prefix).
@@ -866,24 +866,33 @@ fn mask_ip_literals(text: &str, mask: IpMask) -> Option<String> {
 }
 
 /// The values of the query parameters named in `names` replaced by [`REDACTED`]: in the query
-/// after each `?` and the path parameters after each `;` (`args`: the text is the query),
-/// parameters split on `&` and `;`, the query
-/// ending at a space, `"` or `#`. Names compare case-insensitively after percent-decoding, up to
-/// a `[` (`token[]`).
-fn mask_query(text: &str, names: &[String], args: bool) -> Option<String> {
+/// after each `?` and the path parameters after each `;` ([`FieldClass::Args`]: the text is
+/// the query), parameters split on `&` and `;`, the query ending at a space or `#` (and at `"`
+/// in free text). Names compare case-insensitively after percent-decoding, up to a `[`
+/// (`token[]`).
+fn mask_query(text: &str, names: &[String], class: FieldClass) -> Option<String> {
     let b = text.as_bytes();
-    // Parameters start after `?`, and in a path after `;` (`/p;jsessionid=…`).
-    let mut i = if args {
-        0
+    // A `"` ends a query in free text (`request: "GET /?a=1 HTTP/1.1"`), not in a value.
+    let ends: &[u8] = if class == FieldClass::Free {
+        b"&; \"#"
     } else {
-        memchr::memchr2(b'?', b';', b)? + 1
+        b"&; #"
+    };
+    let args = class == FieldClass::Args;
+    // Parameters start after `?`, and in a path after `;` (`/p;jsessionid=…`), where a `/` or
+    // the `?` ends them too.
+    let (mut i, mut in_path) = if args {
+        (0, false)
+    } else {
+        let p = memchr::memchr2(b'?', b';', b)?;
+        (p + 1, b[p] == b';')
     };
     let mut out: Option<String> = None;
     let mut copied = 0;
     loop {
         let end = b[i..]
             .iter()
-            .position(|c| b"&; \"#".contains(c))
+            .position(|&c| ends.contains(&c) || (in_path && (c == b'/' || c == b'?')))
             .map_or(b.len(), |p| i + p);
         let param = &text[i..end];
         if let Some(eq) = param.find('=')
@@ -898,14 +907,14 @@ fn mask_query(text: &str, names: &[String], args: bool) -> Option<String> {
         if end >= b.len() {
             break;
         }
-        if matches!(b[end], b'&' | b';') {
-            i = end + 1;
-            continue;
-        }
-        // The query ended: the next one, if any, starts after the next `?` or `;`.
-        match memchr::memchr2(b'?', b';', &b[end..]) {
-            Some(p) => i = end + p + 1,
-            None => break,
+        match b[end] {
+            b'&' | b';' => i = end + 1,
+            b'?' => (i, in_path) = (end + 1, false),
+            // The query ended: the next one, if any, starts after the next `?` or `;`.
+            _ => match memchr::memchr2(b'?', b';', &b[end..]) {
+                Some(p) => (i, in_path) = (end + p + 1, b[end + p] == b';'),
+                None => break,
+            },
         }
     }
     out.map(|mut o| {
@@ -923,3 +932,8 @@ fn name_matches(name: &str, names: &[String]) -> bool {
     let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy();
     names.iter().any(|n| n.eq_ignore_ascii_case(&decoded))
 }
+
+#[cfg(test)]
+mod lines;
+#[cfg(test)]
+mod tests;
