@@ -256,3 +256,163 @@ async fn replay_stores_the_hash_made_with_the_secret() {
         assert!(!m.contains(KEY), "{m}");
     }
 }
+
+/// `replay --function`: the deployed function names the secret; the replay reads it (with the
+/// caller's credentials) and writes the hashes the function writes. A shell that gives the key
+/// as REDACT_HASH_KEY instead is refused as differing from the function.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_with_the_functions_settings_reads_its_secret() {
+    let (moto, s3, logs) = with_bucket(BUCKET).await;
+    let arn = create_secret(&moto, "ncf/hash-key", KEY);
+    common::notify::create_function(
+        &moto,
+        "forwarder",
+        &[
+            ("REDACT_FIELDS", "http_user_agent:hash".into()),
+            ("REDACT_HASH_KEY_SECRET", arn),
+        ],
+    );
+    let key = format!("nginx/{INSTANCE}/access/2026/12/06/access.log");
+    let etag = upload(&s3, BUCKET, &key, log(5, AGENT).into_bytes()).await;
+    let event = common::s3_event_with_etag(BUCKET, &key, &etag);
+    let replay_as_function = |env: &[(&'static str, String)]| {
+        let (mut cmd, path) = common::moto::replay_command(&event, env);
+        let out = cmd
+            .args(["--function", "forwarder"])
+            .output()
+            .expect("run the binary");
+        let _ = std::fs::remove_file(&path);
+        out
+    };
+
+    let mut differing = moto.env();
+    differing.push(("REDACT_HASH_KEY", KEY.into()));
+    let out = replay_as_function(&differing);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("REDACT_HASH_KEY="), "{err}");
+
+    let out = replay_as_function(&moto.env());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let stored = read_stream(&logs, "nginx-access", INSTANCE).await;
+    assert_eq!(stored.len(), 5);
+    let hash = openssl_hmac(KEY, AGENT);
+    for (_, m) in &stored {
+        let v: Value = serde_json::from_str(m).expect("JSON");
+        assert_eq!(v["http_user_agent"], hash.as_str(), "{m}");
+    }
+}
+
+/// The statement template.yaml gives the function's role for the secret (read with cfn-lint's
+/// loader, as CloudFormation reads the YAML): the `Fn::If` on `HasRedactHashKeySecret`, its
+/// resource rendered as `arn`.
+fn template_secret_statement(arn: &str) -> Value {
+    let template = std::path::Path::new(common::MANIFEST_DIR).join("template.yaml");
+    let python = common::moto::moto_python();
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from cfnlint.decode.cfn_yaml import load\n\
+             r = load(sys.argv[1])['Resources']['ForwarderFunctionRole']\n\
+             s = r['Properties']['Policies'][0]['PolicyDocument']['Statement']\n\
+             print(json.dumps([x['Fn::If'] for x in s if 'Fn::If' in x]))",
+        ])
+        .arg(&template)
+        .output()
+        .expect("run moto's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ifs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let [_, statement, otherwise] = &ifs
+        .iter()
+        .find(|i| i[0] == "HasRedactHashKeySecret")
+        .expect("a statement under HasRedactHashKeySecret")
+        .as_array()
+        .expect("[condition, then, else]")[..]
+    else {
+        panic!("Fn::If of three")
+    };
+    assert_eq!(otherwise, &serde_json::json!({"Ref": "AWS::NoValue"}));
+    let mut statement = statement.clone();
+    assert_eq!(
+        statement["Resource"],
+        serde_json::json!({"Ref": "RedactHashKeySecretArn"})
+    );
+    statement["Resource"] = arn.into();
+    statement
+}
+
+/// What moto's IAM policy evaluator says of `policy` for each (action, resource): `PERMITTED`,
+/// `DENIED` or `NEUTRAL`. (moto's server checks every non-S3 request against the resource
+/// `*`, so a statement scoped to one secret is evaluated here, by the same evaluator, with the
+/// resource named.)
+fn evaluate(policy: &Value, requests: &[(&str, &str)]) -> Vec<String> {
+    let out = Command::new(common::moto::moto_python())
+        .args([
+            "-c",
+            "import json, sys\n\
+             from moto.iam.access_control import IAMPolicy\n\
+             p = IAMPolicy(sys.argv[1])\n\
+             print(json.dumps([p.is_action_permitted(a, r).name for a, r in json.loads(sys.argv[2])]))",
+        ])
+        .arg(policy.to_string())
+        .arg(serde_json::to_string(requests).expect("JSON"))
+        .output()
+        .expect("run moto's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The template's statement lets the role read the one secret it names, nothing else (moto's
+/// evaluator); and with IAM enforced (moto's server), a role without it is refused, and the
+/// function's error names the secret and the permission.
+#[tokio::test]
+async fn the_templates_statement_reads_that_secret_alone_and_without_it_the_start_is_refused() {
+    let moto = Moto::start_iam();
+    let arn = create_secret(&moto, "ncf/hash-key", KEY);
+    let other = create_secret(&moto, "ncf/other-key", KEY);
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [template_secret_statement(&arn)],
+    });
+    assert_eq!(
+        evaluate(
+            &policy,
+            &[
+                ("secretsmanager:GetSecretValue", &arn),
+                ("secretsmanager:GetSecretValue", &other),
+                ("secretsmanager:PutSecretValue", &arn),
+                ("secretsmanager:ListSecrets", "*"),
+                ("kms:Decrypt", "*"),
+            ]
+        ),
+        ["PERMITTED", "NEUTRAL", "NEUTRAL", "NEUTRAL", "NEUTRAL"]
+    );
+
+    let role = common::iam::create_host_role(&moto, "forwarder-role");
+    let session = common::iam::assume(&moto, &role, "forwarder");
+    moto.enforce_iam();
+    let mut env = moto.env();
+    env.retain(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"));
+    env.extend(session.env());
+    env.push(("REDACT_FIELDS", "http_user_agent:hash".into()));
+    env.push(("REDACT_HASH_KEY_SECRET", arn.clone()));
+    let (code, out, err) = parse(&log(1, AGENT), &env);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains(&arn)
+            && err.contains("refused")
+            && err.contains("secretsmanager:GetSecretValue"),
+        "{err}"
+    );
+}

@@ -252,13 +252,16 @@ fn each_bad_value_names_its_variable() {
     }
 }
 
+/// Variables given, the one refused and what its error must say.
+type Refusal<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
 /// A key of the length `REDACT_HASH_KEY` needs.
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
 /// Each refused redaction setting names its variable, its value and the item at fault.
 #[test]
 fn each_bad_redaction_setting_names_its_variable_and_the_item() {
-    let cases: [(&[(&str, &str)], &str, &str); 12] = [
+    let cases: [Refusal; 12] = [
         (&[("ANONYMIZE_IP", "33")], "ANONYMIZE_IP", "\"33\""),
         (&[("ANONYMIZE_IP", "24,129")], "ANONYMIZE_IP", "\"129\""),
         (&[("ANONYMIZE_IP", "half")], "ANONYMIZE_IP", "\"half\""),
