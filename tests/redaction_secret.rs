@@ -180,7 +180,12 @@ async fn the_key_given_two_ways_or_a_secret_that_cannot_be_read_stops_the_start(
     let (code, out, err) = run(&[("REDACT_HASH_KEY_SECRET", missing)]);
     assert_eq!(code, Some(1), "{err}");
     assert!(out.is_empty());
-    assert!(err.contains(missing) && err.contains("not found"), "{err}");
+    assert!(
+        err.contains(missing)
+            && err.contains("not found")
+            && err.contains("ResourceNotFoundException"),
+        "{err}"
+    );
     // A value too short for a key: refused naming the secret, not showing the value.
     let (code, _, err) = run(&[("REDACT_HASH_KEY_SECRET", &arn)]);
     assert_eq!(code, Some(64), "{err}");
@@ -217,7 +222,7 @@ async fn the_function_fails_at_init_when_the_secret_cannot_be_read() {
     assert!(
         said.contains("REDACT_HASH_KEY_SECRET")
             && said.contains(secret)
-            && said.contains("not found"),
+            && said.contains("ResourceNotFoundException"),
         "{said}"
     );
     assert!(

@@ -2,6 +2,7 @@
 //! fields), read once at cold start, before the configuration is built. The core gets its text
 //! ([`ncf_core::config::HashKeySecret`]) and never sees the SDK.
 
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use ncf_core::config::HashKeySecret;
 
 /// Why the secret could not be read. The function does not start without it: it would send
@@ -9,9 +10,9 @@ use ncf_core::config::HashKeySecret;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "REDACT_HASH_KEY_SECRET: secret {secret} not found (give its ARN or name, in this region)"
+        "REDACT_HASH_KEY_SECRET: secret {secret} not found (give its ARN or name, in this region) ({detail})"
     )]
-    NotFound { secret: String },
+    NotFound { secret: String, detail: String },
     #[error(
         "REDACT_HASH_KEY_SECRET: reading secret {secret} was refused: the role needs \
          secretsmanager:GetSecretValue on it (and kms:Decrypt when a customer-managed KMS key \
@@ -52,9 +53,18 @@ pub async fn hash_key_secret(
         .send()
         .await
         .map_err(|e| {
-            let (code, status, detail) = crate::sdk_error::error_facts(&e);
+            let (code, status, full) = crate::sdk_error::error_facts(&e);
+            // The service's own words when it answered (`Code: message`), else everything.
+            let message = e.as_service_error().and_then(|s| s.message());
+            let detail = match message {
+                Some(m) if !code.is_empty() => format!("{code}: {m}"),
+                _ => full,
+            };
             match code.as_str() {
-                "ResourceNotFoundException" => SecretError::NotFound { secret: name() },
+                "ResourceNotFoundException" => SecretError::NotFound {
+                    secret: name(),
+                    detail,
+                },
                 "AccessDeniedException" => SecretError::AccessDenied {
                     secret: name(),
                     detail,
