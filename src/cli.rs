@@ -172,27 +172,23 @@ pub async fn run(args: Vec<String>) -> ExitCode {
         Command::Replay { function, .. } => Some(function.as_deref()),
         _ => None,
     };
-    let config = match (writes_as, Config::from_env()) {
-        (Some(function), _) => match settings::forwarder_config(function).await {
-            Ok(c) => c,
-            Err((code, e)) => {
-                eprintln!("error: {e}");
-                return code;
-            }
-        },
-        (None, Ok(c)) => c,
-        // `ship` runs on the host and does not use the forwarder's configuration.
-        (None, Err(e))
-            if !matches!(
-                command,
-                Command::Ship(_) | Command::NginxLogs(_) | Command::Completions { .. }
-            ) =>
-        {
+    // `ship`, `nginx-logs` and `completions` do not use the forwarder's configuration.
+    let uses_config = !matches!(
+        command,
+        Command::Ship(_) | Command::NginxLogs(_) | Command::Completions { .. }
+    );
+    let config = match (writes_as, uses_config) {
+        (Some(function), _) => settings::forwarder_config(function).await,
+        (None, true) => settings::shell_config().await,
+        (None, false) => Ok(Config::from_lookup(|_| None)
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            return code;
         }
-        (None, Err(_)) => Config::from_lookup(|_| None)
-            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}")),
     };
     let result = match command {
         Command::Completions { shell } => {

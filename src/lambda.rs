@@ -8,22 +8,24 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::clients;
-use crate::config::Config;
+use crate::aws::{clients_with, shared_config};
 use crate::forward::epoch_ms;
 use crate::handler::{Budget, FALLBACK_BUDGET, budget};
 use crate::summary::Summary;
-use crate::wiring::production_handler;
+use crate::wiring::{configuration, production_handler};
 
 /// Whether this process was started by Lambda (or an emulator of its runtime API).
 pub fn in_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 
-/// Serves invocations until the runtime stops the process.
+/// Serves invocations until the runtime stops the process. The configuration (and the secret
+/// it names) is read once, before the first invocation: a function that cannot read it fails
+/// at init, and sends nothing.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    let config = Config::from_env()?;
-    let (s3, logs) = clients().await;
+    let sdk = shared_config().await;
+    let config = configuration(|k| std::env::var(k).ok(), Some(&sdk)).await?;
+    let (s3, logs) = clients_with(&sdk);
     let handler = production_handler(config, s3, logs);
     let handler = &handler;
     // Once per process: an implausible deadline comes from the runtime (an emulator such as

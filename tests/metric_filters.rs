@@ -5,12 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::filter_pattern::{Pattern, parse, select};
+use common::template::{self, either};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nginx-cloudwatch-forwarder");
 const TIMING: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time "$upstream_response_time""#;
 
 /// One `AWS::Logs::MetricFilter` of template.yaml.
@@ -23,58 +22,22 @@ struct Filter {
     value: (String, String),
 }
 
-/// `!If [FluentdNames, 'A', 'B']` → (B, A); `'A'` → (A, A).
-fn either(text: &str) -> (String, String) {
-    let text = text.trim();
-    let unquote = |s: &str| s.trim().trim_matches(['\'', '"']).to_string();
-    match text
-        .strip_prefix("!If [FluentdNames,")
-        .and_then(|r| r.strip_suffix(']'))
-    {
-        Some(pair) => {
-            // The two values are quoted and contain no `', '` / `", "` themselves.
-            let sep = pair
-                .find("', '")
-                .or_else(|| pair.find("\", \""))
-                .expect("two values");
-            let (fluentd, nginx) = (unquote(&pair[..sep + 1]), unquote(&pair[sep + 2..]));
-            (nginx, fluentd)
-        }
-        None => (unquote(text), unquote(text)),
-    }
-}
-
 fn template_filters() -> Vec<Filter> {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
-    let mut out = Vec::new();
-    let lines: Vec<&str> = template.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        if lines.get(i + 1).map(|l| l.trim()) != Some("Type: AWS::Logs::MetricFilter") {
-            continue;
-        }
-        let resource = line.trim().trim_end_matches(':').to_string();
-        let field = |name: &str| {
-            lines[i + 1..]
-                .iter()
-                .take_while(|l| !l.trim().is_empty())
-                .find_map(|l| l.trim().strip_prefix(name))
-                .unwrap_or_else(|| panic!("{resource}: no {name}"))
-                .to_string()
-        };
-        out.push(Filter {
-            metric: field("MetricName:")
-                .trim()
+    let text = template::text();
+    template::resources(&text, "AWS::Logs::MetricFilter")
+        .into_iter()
+        .map(|r| Filter {
+            metric: r
+                .field("MetricName:")
                 .trim_start_matches("!Sub ")
                 .trim_matches('"')
                 .trim_start_matches("${MetricNamePrefix}")
                 .to_string(),
-            pattern: either(&field("FilterPattern:")),
-            value: either(&field("MetricValue:")),
-            resource,
-        });
-    }
-    out
+            pattern: either(&r.field("FilterPattern:")),
+            value: either(&r.field("MetricValue:")),
+            resource: r.name,
+        })
+        .collect()
 }
 
 /// The log: `n` requests with known statuses, sizes, request and upstream times (some upstream
@@ -140,38 +103,14 @@ fn error_log() -> (String, BTreeMap<&'static str, f64>) {
     (text, want)
 }
 
-/// The messages `parse` prints for `text`.
+/// The messages `parse` prints for `text`, as Logs Insights sees them: with the stream (the
+/// instance), alternating between two.
 fn messages(kind: &str, text: &str, env: &[(&str, &str)]) -> Vec<Value> {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let file = std::env::temp_dir().join(format!(
-        "ncf-metric-filters-{}-{n}-{kind}.log",
-        std::process::id()
-    ));
-    std::fs::write(&file, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["parse", "--kind", kind])
-        .arg(&file)
-        .env_remove("OUTPUT_FORMAT")
-        .env_remove("FIELD_NAMES")
-        .env_remove("ACCESS_LOG_FORMAT")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run parse");
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    template::parsed(kind, text, env)
+        .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let outer: Value = serde_json::from_str(l).unwrap();
-            let mut v: Value = serde_json::from_str(outer["message"].as_str().unwrap()).unwrap();
-            // What Logs Insights adds: the stream (the instance), alternating between two.
+        .map(|(i, m)| {
+            let mut v: Value = serde_json::from_str(m).unwrap();
             v["@logStream"] = Value::from(["i-0123456789abcdef0", "i-0fedcba9876543210"][i % 2]);
             v
         })
@@ -196,8 +135,7 @@ fn publish(pattern: &Pattern, value: &str, events: &[Value]) -> (usize, f64) {
 
 /// A parameter's `Default:` in template.yaml.
 fn default_of(parameter: &str) -> f64 {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let template = template::text();
     let at = template
         .find(&format!("\n  {parameter}:\n"))
         .unwrap_or_else(|| panic!("no parameter {parameter}"));
@@ -334,44 +272,33 @@ fn the_evaluator_follows_awss_documented_examples() {
 
 /// The `QueryString` blocks of template.yaml: (resource, nginx-names query, td-agent query).
 fn template_queries() -> Vec<(String, String, String)> {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
-    let lines: Vec<&str> = template.lines().collect();
+    let text = template::text();
     let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if lines.get(i + 1).map(|l| l.trim()) != Some("Type: AWS::Logs::QueryDefinition") {
-            continue;
-        }
-        let resource = line.trim().trim_end_matches(':').to_string();
-        let at = (i..lines.len())
-            .find(|&j| lines[j].trim_start().starts_with("QueryString:"))
-            .expect("a QueryString");
+    for r in template::resources(&text, "AWS::Logs::QueryDefinition") {
+        let lines = &r.lines;
+        let at = r.line_of("QueryString:");
         // A block scalar (`|`) indented below; with `!If`, two of them after `- FluentdNames`.
         let mut blocks: Vec<String> = Vec::new();
-        let mut j = at + 1;
-        let base = lines[at].len() - lines[at].trim_start().len();
-        while j < lines.len() {
-            let l = lines[j];
-            let indent = l.len() - l.trim_start().len();
-            if !l.trim().is_empty() && indent <= base {
+        let base = template::indent(lines[at]);
+        for l in &lines[at + 1..] {
+            if !l.trim().is_empty() && template::indent(l) <= base {
                 break;
             }
-            if l.trim() == "- |" || blocks.is_empty() && !l.trim().starts_with('-') {
+            if l.trim() == "- |" {
                 blocks.push(String::new());
-                if l.trim() == "- |" {
-                    j += 1;
-                    continue;
-                }
+                continue;
+            }
+            if blocks.is_empty() && !l.trim().starts_with('-') {
+                blocks.push(String::new());
             }
             if !l.trim().starts_with("- FluentdNames")
-                && l.trim() != "- |"
                 && let Some(b) = blocks.last_mut()
             {
                 b.push_str(l.trim());
                 b.push('\n');
             }
-            j += 1;
         }
+        let resource = r.name;
         let (nginx, fluentd) = match blocks.len() {
             1 => (blocks[0].clone(), blocks[0].clone()),
             2 => (blocks[1].clone(), blocks[0].clone()),
@@ -459,8 +386,12 @@ fn holds(clause: &str, e: &Value) -> bool {
 #[test]
 fn every_saved_query_and_dashboard_query_reads_the_forwarders_fields() {
     let queries = template_queries();
-    assert_eq!(queries.len(), 5, "{queries:#?}");
+    assert_eq!(queries.len(), 7, "{queries:#?}");
     let (access, want) = access_log(500);
+    // access_log's plan: request i comes from 203.0.113.{i % 250}, is a 5xx when i % 100 <= 6,
+    // and lands in the first stream when i is even.
+    let from_9 = (0..500).filter(|i| i % 250 == 9).count();
+    let first_stream_5xx = (0..500).filter(|i| i % 100 <= 6 && i % 2 == 0).count();
     let (error, _) = error_log();
     // Two invocation summaries as the function logs them, one with a failed object.
     let summaries = vec![
@@ -486,6 +417,8 @@ fn every_saved_query_and_dashboard_query_reads_the_forwarders_fields() {
                 "TopClientsQuery" => (500, 250),
                 "ErrorLogByLevelQuery" => (200, 8),
                 "FailedObjectsQuery" => (1, 1),
+                "ClientRequestsQuery" => (from_9, 1),
+                "InstanceServerErrorsQuery" => (first_stream_5xx, first_stream_5xx),
                 other => panic!("a query this test does not know: {other}"),
             };
             assert_eq!(
@@ -506,8 +439,7 @@ fn every_saved_query_and_dashboard_query_reads_the_forwarders_fields() {
 
 #[test]
 fn the_dashboard_is_valid_json_and_its_queries_use_the_forwarders_fields() {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+    let template = template::text();
     let start = template.find("DashboardBody: !Sub").expect("a dashboard");
     let body: String = template[start..]
         .lines()
@@ -556,4 +488,56 @@ fn the_dashboard_is_valid_json_and_its_queries_use_the_forwarders_fields() {
             assert_eq!(total, expected, "{title} ({names})");
         }
     }
+}
+
+/// A field index lowers a query's scan only through `field = value` or `field IN […]`
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CloudWatchLogs-Field-Indexing.html>).
+/// Every saved query on the nginx groups that filters by equality names a field the stack
+/// indexes (or `@logStream`, which CloudWatch indexes by default), under both field namings;
+/// the others filter by a range (`status >= 500`) or not at all, which no index serves.
+#[test]
+fn the_saved_queries_that_filter_by_equality_filter_on_an_index() {
+    let text = template::text();
+    let index = |group: &str| template::index_fields(&text, group);
+    let ((access_n, access_f), (error_n, error_f)) =
+        (index("AccessLogGroup"), index("ErrorLogGroup"));
+    let groups: BTreeMap<String, String> = template::resources(&text, "AWS::Logs::QueryDefinition")
+        .into_iter()
+        .map(|r| (r.field("LogGroupNames:"), r))
+        .map(|(groups, r)| (r.name, groups))
+        .collect();
+    let mut using = Vec::new();
+    for (resource, nginx_q, fluentd_q) in template_queries() {
+        let indexed = match groups[&resource].as_str() {
+            "[!Ref AccessLogGroup]" => [&access_n, &access_f],
+            "[!Ref ErrorLogGroup]" => [&error_n, &error_f],
+            other => {
+                eprintln!("{resource:<26} on {other}: not an nginx group");
+                continue;
+            }
+        };
+        let mut equalities = Vec::new();
+        for (q, fields) in [(&nginx_q, indexed[0]), (&fluentd_q, indexed[1])] {
+            let clauses = q
+                .split('|')
+                .filter_map(|s| s.trim().strip_prefix("filter "))
+                .flat_map(|c| c.split(" and "));
+            for (field, value) in clauses.filter_map(|c| c.split_once(" = ")) {
+                assert!(
+                    value.trim().starts_with('"'),
+                    "{resource}: {field} = {value}"
+                );
+                assert!(
+                    field.trim() == "@logStream" || fields.iter().any(|f| f == field.trim()),
+                    "{resource} filters on {field}, which no index of its group has: {fields:?}"
+                );
+                equalities.push(field.trim().to_string());
+            }
+        }
+        eprintln!("{resource:<26} equality filters on {equalities:?}");
+        if !equalities.is_empty() {
+            using.push(resource);
+        }
+    }
+    assert_eq!(using, ["ClientRequestsQuery", "InstanceServerErrorsQuery"]);
 }

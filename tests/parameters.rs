@@ -472,3 +472,111 @@ fn untrusted_uploads_and_refused_records_raise_alarms_and_instance_only_needs_s3
         "{parameter}"
     );
 }
+
+/// A parameter's `AllowedPattern`, compiled.
+fn allowed_pattern(template: &str, name: &str) -> regex::Regex {
+    let text = entry(top_level(template, "Parameters"), name);
+    let pattern = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
+        .unwrap_or_else(|| panic!("{name} has no AllowedPattern"));
+    regex::Regex::new(pattern.trim_matches('"')).expect("a regex")
+}
+
+/// The redaction parameters: each sets its variable; AnonymizeIp admits exactly the values
+/// ANONYMIZE_IP takes in the forms it documents; RedactHashKeySecretArn only an ARN (the IAM
+/// resource); and the role may read that secret, that one alone, only when it is given.
+#[test]
+fn the_redaction_parameters_set_their_variables_and_only_the_given_secret_is_readable() {
+    let template = read("template.yaml");
+    let env = environment(&template);
+    let params = parameters(&template);
+    for (var, param) in [
+        ("ANONYMIZE_IP", "AnonymizeIp"),
+        ("REDACT_QUERY_PARAMS", "RedactQueryParams"),
+        ("REDACT_FIELDS", "RedactFields"),
+        ("REDACT_PATTERNS", "RedactPatterns"),
+        ("REDACT_HASH_KEY_SECRET", "RedactHashKeySecretArn"),
+    ] {
+        assert_eq!(env[var], format!("!Ref {param}"), "{var}");
+    }
+    assert_eq!(params["AnonymizeIp"], "off");
+    // The key itself is never in the function's configuration.
+    assert!(!env.contains_key("REDACT_HASH_KEY"));
+
+    let ip = allowed_pattern(&template, "AnonymizeIp");
+    let takes =
+        |v: &str| Config::from_lookup(|k| (k == "ANONYMIZE_IP").then(|| v.to_string())).is_ok();
+    let mut values: Vec<String> = ["off", "on"].map(String::from).to_vec();
+    for v4 in 0..=40 {
+        values.push(v4.to_string());
+        values.extend(
+            (0..=140)
+                .step_by(7)
+                .chain([128, 129])
+                .map(|v6| format!("{v4},{v6}")),
+        );
+    }
+    for v in &values {
+        assert_eq!(ip.is_match(v), takes(v), "AnonymizeIp={v}");
+    }
+    for v in ["half", "24,48,1", "", " on", "/24", "1.2.3.0/24"] {
+        assert!(!ip.is_match(v), "AnonymizeIp={v:?}");
+    }
+
+    let arn = allowed_pattern(&template, "RedactHashKeySecretArn");
+    for v in [
+        "",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nginx/hash-key-AbCdEf",
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:k-AbCdEf",
+    ] {
+        assert!(arn.is_match(v), "{v}");
+    }
+    for v in [
+        "nginx/hash-key",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*",
+    ] {
+        assert!(!arn.is_match(v), "{v}");
+    }
+
+    let conditions = top_level(&template, "Conditions");
+    assert!(
+        conditions.lines().any(|l| l.trim()
+            == r#"HasRedactHashKeySecret: !Not [!Equals [!Ref RedactHashKeySecretArn, ""]]"#),
+        "{conditions}"
+    );
+    let role = entry(top_level(&template, "Resources"), "ForwarderFunctionRole");
+    let sid = role
+        .find("- Sid: ReadRedactHashKey")
+        .expect("the secret's statement");
+    let before: Vec<&str> = role[..sid]
+        .lines()
+        .rev()
+        .skip(1)
+        .take(2)
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        before,
+        ["- HasRedactHashKeySecret", "- !If"],
+        "under its condition"
+    );
+    let statement: Vec<&str> = role[sid..].lines().skip(1).take(4).map(str::trim).collect();
+    assert_eq!(
+        statement,
+        [
+            "Effect: Allow",
+            "Action: secretsmanager:GetSecretValue",
+            "Resource: !Ref RedactHashKeySecretArn",
+            "- !Ref AWS::NoValue",
+        ]
+    );
+    // No other Secrets Manager or KMS permission anywhere in the stack.
+    let granted: String = top_level(&template, "Resources")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(granted.matches("secretsmanager:").count(), 1);
+    assert!(!granted.contains("kms:Decrypt"));
+}

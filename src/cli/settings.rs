@@ -7,14 +7,32 @@ use std::process::ExitCode;
 
 use crate::aws::lambda::function_environment;
 use crate::config::{Config, FunctionSettings, SettingDiff, function_settings, set_vars};
+use crate::wiring::{StartError, configuration};
 
 use super::exit::EXIT_USAGE;
+
+/// A setting refused is bad usage; a secret that cannot be read, a failure.
+fn start_error(e: StartError, context: &str) -> (ExitCode, String) {
+    let code = match e {
+        StartError::Config(_) => ExitCode::from(EXIT_USAGE),
+        StartError::Secret(_) => ExitCode::FAILURE,
+    };
+    (code, format!("{context}{e}"))
+}
+
+/// The configuration of a local command from this shell's environment (`parse`), the secret
+/// `REDACT_HASH_KEY_SECRET` names read as the function reads it.
+pub async fn shell_config() -> Result<Config, (ExitCode, String)> {
+    configuration(|k| std::env::var(k).ok(), None)
+        .await
+        .map_err(|e| start_error(e, ""))
+}
 
 /// The configuration for a command that writes into the stack's log groups.
 pub async fn forwarder_config(function: Option<&str>) -> Result<Config, (ExitCode, String)> {
     let usage = |e: String| (ExitCode::from(EXIT_USAGE), e);
     let Some(function) = function else {
-        let config = Config::from_env().map_err(|e| usage(e.to_string()))?;
+        let config = shell_config().await?;
         let set = names(&set_vars(|k| std::env::var(k).ok()));
         eprintln!(
             "settings: this shell's environment ({}); pass --function NAME to write with the deployed function's",
@@ -26,7 +44,8 @@ pub async fn forwarder_config(function: Option<&str>) -> Result<Config, (ExitCod
         );
         return Ok(config);
     };
-    let lambda = aws_sdk_lambda::Client::new(&crate::aws::shared_config().await);
+    let sdk = crate::aws::shared_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
     let env = function_environment(&lambda, function)
         .await
         .map_err(|e| (ExitCode::FAILURE, e.to_string()))?;
@@ -35,8 +54,9 @@ pub async fn forwarder_config(function: Option<&str>) -> Result<Config, (ExitCod
         tuned,
     } = function_settings(&env, |k| std::env::var(k).ok())
         .map_err(|d| usage(differ(function, &d)))?;
-    let config = Config::from_lookup(|k| settings.get(k).cloned())
-        .map_err(|e| usage(format!("function {function:?}'s settings: {e}")))?;
+    let config = configuration(|k| settings.get(k).cloned(), Some(&sdk))
+        .await
+        .map_err(|e| start_error(e, &format!("function {function:?}'s settings: ")))?;
     let theirs = names(&set_vars(|k| env.get(k).cloned()));
     eprintln!(
         "settings: function {function:?}'s ({}){}",

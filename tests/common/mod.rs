@@ -5,12 +5,14 @@ pub mod filter_pattern;
 pub mod http;
 pub mod iam;
 pub mod imds;
+pub mod insight_rule;
 pub mod moto;
 pub mod nginx;
 pub mod notify;
 pub mod oracles;
 pub mod relay;
 pub mod strict_logs;
+pub mod template;
 pub mod truth;
 
 use std::collections::HashMap;

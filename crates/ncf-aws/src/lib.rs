@@ -10,6 +10,7 @@
 //! - [`leases`]: [`S3Leases`](leases::S3Leases), one delivery at a time by conditional writes.
 //! - [`sqs`]: [`SqsQueue`](sqs::SqsQueue), for `backfill --enqueue` and `replay --queue`.
 //! - [`lambda`]: a deployed function's settings (GetFunctionConfiguration), for `--function`.
+//! - [`secrets`]: the hash key of `REDACT_HASH_KEY_SECRET` (GetSecretValue), at cold start.
 //! - This file: the one SDK configuration ([`shared_config`], [`clients`], [`s3_client_for`]) with
 //!   our retries and timeouts, and [`ConfiguredCheckpoints`].
 
@@ -25,9 +26,12 @@ pub mod lambda;
 pub mod leases;
 pub mod s3;
 mod sdk_error;
+pub mod secrets;
 pub mod sqs;
 
 use std::time::Duration;
+
+pub use aws_config::SdkConfig;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -100,7 +104,15 @@ fn s3_path_style() -> bool {
 /// Both clients, built once per cold start from the standard AWS environment (credentials,
 /// region, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
 pub async fn clients() -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
-    clients_from(&shared_config().await, s3_path_style())
+    clients_with(&shared_config().await)
+}
+
+/// [`clients`] from a configuration already loaded (the Lambda's, shared with the secret read
+/// at cold start).
+pub fn clients_with(
+    shared: &aws_config::SdkConfig,
+) -> (aws_sdk_s3::Client, aws_sdk_cloudwatchlogs::Client) {
+    clients_from(shared, s3_path_style())
 }
 
 /// The S3 client alone (the follower's) from [`shared_config_with`]'s configuration, which

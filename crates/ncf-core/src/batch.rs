@@ -260,6 +260,8 @@ pub fn split_oversize(ev: LogEvent, output: OutputFormat) -> Vec<LogEvent> {
             };
             LogEvent {
                 message,
+                // The redactions are counted once per event: with its first part.
+                redacted: if i == 0 { ev.redacted } else { 0 },
                 ..ev.clone()
             }
         })

@@ -61,6 +61,10 @@ pub struct Counters {
     /// (the newest), which may not be the one that wrote them.
     #[serde(skip_serializing_if = "is_zero")]
     pub format_ambiguous: u64,
+    /// Events sent that some redaction rule changed (`ANONYMIZE_IP`, `REDACT_*`); by rule in
+    /// `redacted_by_rule`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lines_redacted: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -91,6 +95,7 @@ impl Counters {
         self.binary_objects += o.binary_objects;
         self.format_fallbacks += o.format_fallbacks;
         self.format_ambiguous += o.format_ambiguous;
+        self.lines_redacted += o.lines_redacted;
     }
 
     pub fn add_rejected(&mut self, r: RejectedCounts) {
@@ -158,6 +163,10 @@ pub struct ObjectReport {
     /// Events `FILTER_RULES` took (dropped or sampled out), by rule name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub filtered_by_rule: BTreeMap<String, u64>,
+    /// Events sent that each redaction rule changed, by rule name (`ip`, `query`,
+    /// `pattern:NAME`, `field:KEY`): an event changed by two rules counts for both.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redacted_by_rule: BTreeMap<String, u64>,
     /// The format object whose `log_format` the access lines were parsed with (the object's
     /// `ncf-log-format` metadata, or the first of its `ncf-log-formats`); absent:
     /// `ACCESS_LOG_FORMAT`.
@@ -187,6 +196,7 @@ impl ObjectReport {
             checkpoint_error: None,
             lease_error: None,
             filtered_by_rule: BTreeMap::new(),
+            redacted_by_rule: BTreeMap::new(),
             log_format: None,
             log_formats: Vec::new(),
             uploader: obj.provenance.principal.clone(),
@@ -275,6 +285,9 @@ pub struct Summary {
     /// Events `FILTER_RULES` took (dropped or sampled out), by rule name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub filtered_by_rule: BTreeMap<String, u64>,
+    /// Events sent that each redaction rule changed, by rule name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redacted_by_rule: BTreeMap<String, u64>,
     pub duration_ms: u64,
     pub objects: Vec<ObjectReport>,
 }
@@ -310,6 +323,9 @@ impl Summary {
         self.totals.add(&r.counters);
         for (rule, n) in &r.filtered_by_rule {
             *self.filtered_by_rule.entry(rule.clone()).or_default() += n;
+        }
+        for (rule, n) in &r.redacted_by_rule {
+            *self.redacted_by_rule.entry(rule.clone()).or_default() += n;
         }
         if r.checkpoint_error.is_some() || r.lease_error.is_some() {
             self.delivery = AT_LEAST_ONCE;
@@ -370,7 +386,7 @@ impl Summary {
 pub const METRICS_NAMESPACE: &str = "NginxCloudWatchForwarder";
 
 /// Counters published as metrics, with their CloudWatch unit.
-const METRICS: [(&str, &str); 33] = [
+const METRICS: [(&str, &str); 34] = [
     ("objects_delivered", "Count"),
     ("objects_skipped", "Count"),
     ("already_delivered", "Count"),
@@ -385,6 +401,7 @@ const METRICS: [(&str, &str); 33] = [
     ("format_ambiguous", "Count"),
     ("dropped", "Count"),
     ("sampled_out", "Count"),
+    ("lines_redacted", "Count"),
     ("rejected_too_old", "Count"),
     ("rejected_too_new", "Count"),
     ("rejected_expired", "Count"),
@@ -420,6 +437,7 @@ impl Summary {
             // Left out of the summary when zero; a metric is sent every time.
             fields.insert("format_fallbacks".into(), t.format_fallbacks.into());
             fields.insert("format_ambiguous".into(), t.format_ambiguous.into());
+            fields.insert("lines_redacted".into(), t.lines_redacted.into());
             fields.insert("level".into(), "INFO".into());
             fields.insert("message".into(), "invocation summary".into());
             fields.insert("FunctionName".into(), function_name.into());

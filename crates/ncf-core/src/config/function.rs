@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// Every variable [`Config::from_lookup`](super::Config::from_lookup) reads: the forwarder's settings, all of them. The
 /// template sets each from a parameter or says why it is fixed (tests/parameters.rs), and
 /// `backfill`/`replay --function` take exactly these from the deployed function.
-pub const FORWARDER_VARS: [&str; 24] = [
+pub const FORWARDER_VARS: [&str; 30] = [
     "KEY_PATTERN",
     "LOG_GROUP_TEMPLATE",
     "LOG_STREAM_TEMPLATE",
@@ -21,6 +21,12 @@ pub const FORWARDER_VARS: [&str; 24] = [
     "CHECKPOINT_STORE",
     "SKIP_BINARY",
     "FILTER_RULES",
+    "ANONYMIZE_IP",
+    "REDACT_QUERY_PARAMS",
+    "REDACT_FIELDS",
+    "REDACT_PATTERNS",
+    "REDACT_HASH_KEY",
+    "REDACT_HASH_KEY_SECRET",
     "EXTRA_FIELDS",
     "ENTITY",
     "LOG_GROUP_CLASS",

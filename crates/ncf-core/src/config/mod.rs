@@ -24,7 +24,7 @@ pub use function::{
     FORWARDER_VARS, FunctionSettings, LOCAL_TUNING_VARS, SettingDiff, function_settings, set_vars,
 };
 pub use leases::{CheckpointStoreKind, DEFAULT_LEASE_PREFIX, DEFAULT_LEASE_SECONDS, LeaseSettings};
-pub use parse::{FormatSource, ObjectSettings};
+pub use parse::{FormatSource, HASH_KEY_SECRET_VAR, HashKeySecret, ObjectSettings};
 pub use read::SettingError;
 
 use crate::route::{
@@ -79,10 +79,28 @@ impl Config {
     }
 
     /// Builds the configuration from any variable lookup (the environment, or a test's map).
+    /// With `REDACT_HASH_KEY_SECRET` set this is refused: see [`Config::from_lookup_and_secret`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_and_secret(get, None)
+    }
+
+    /// The secret the edge must read first, when `REDACT_HASH_KEY_SECRET` names one (refused
+    /// with `REDACT_HASH_KEY` set too).
+    pub fn hash_key_secret(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        Ok(parse::hash_key_secret(&Vars::lambda(get))?)
+    }
+
+    /// [`Config::from_lookup`] with the value of the secret [`Config::hash_key_secret`] named,
+    /// read by the edge once at cold start: the key of hashed fields.
+    pub fn from_lookup_and_secret(
+        get: impl Fn(&str) -> Option<String>,
+        secret: Option<&HashKeySecret>,
+    ) -> Result<Self, ConfigError> {
         let vars = Vars::lambda(get);
         let route = read_route(&vars)?;
-        let parse = parse::read_parse(&vars)?;
+        let parse = parse::read_parse(&vars, secret)?;
         let objects = ObjectSettings::read(&vars, &route, &parse)?;
         let delivery = DeliverySettings::read(&vars)?;
         let sink = SinkSettings::read(&vars)?;

@@ -36,9 +36,52 @@ pub struct ObjectSettings {
     pub access_format_source: FormatSource,
 }
 
-/// `OUTPUT_FORMAT`, `ACCESS_LOG_FORMAT`, `FIELD_NAMES`, `ERROR_LOG_TIMEZONE` and `FILTER_RULES`.
+/// `REDACT_HASH_KEY_SECRET`: a Secrets Manager secret (ARN or name) whose value is the key of
+/// hashed fields. The edge reads it once at cold start (the core knows no SDK) and passes it
+/// as a [`HashKeySecret`] to [`Config::from_lookup_and_secret`](super::Config::from_lookup_and_secret).
+pub const HASH_KEY_SECRET_VAR: &str = "REDACT_HASH_KEY_SECRET";
+
+/// The value of the secret `REDACT_HASH_KEY_SECRET` names, as the edge read it: which secret,
+/// and its text (never written anywhere, not even by `Debug`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashKeySecret {
+    /// The secret as `REDACT_HASH_KEY_SECRET` gives it (an ARN or a name).
+    pub secret: String,
+    /// Its `SecretString`: the key.
+    pub text: String,
+}
+
+impl std::fmt::Debug for HashKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashKeySecret")
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secret the edge must read before the configuration is built (`REDACT_HASH_KEY_SECRET`),
+/// or none. Refused when `REDACT_HASH_KEY` is set too: the key is given one way.
+pub fn hash_key_secret<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<Option<String>, SettingError> {
+    let Some(secret) = vars.get(HASH_KEY_SECRET_VAR) else {
+        return Ok(None);
+    };
+    if vars.get("REDACT_HASH_KEY").is_some() {
+        return Err(SettingError::new(
+            secret.name,
+            &secret.value,
+            "REDACT_HASH_KEY is set too: give the hash key one way, the secret or REDACT_HASH_KEY",
+        ));
+    }
+    Ok(Some(secret.value.trim().to_string()))
+}
+
+/// `OUTPUT_FORMAT`, `ACCESS_LOG_FORMAT`, `FIELD_NAMES`, `ERROR_LOG_TIMEZONE`, `FILTER_RULES` and
+/// the redaction settings ([`read_redaction`]; `secret`: see there).
 pub fn read_parse<F: Fn(&str) -> Option<String>>(
     vars: &Vars<F>,
+    secret: Option<&HashKeySecret>,
 ) -> Result<ParseSettings, SettingError> {
     let (output, compact) =
         parsed(vars.get("OUTPUT_FORMAT"), parse_output)?.unwrap_or((OutputFormat::Json, false));
@@ -63,23 +106,44 @@ pub fn read_parse<F: Fn(&str) -> Option<String>>(
     })? {
         parse.rules = std::sync::Arc::new(rules);
     }
-    parse.redaction = std::sync::Arc::new(read_redaction(vars)?);
+    parse.redaction = std::sync::Arc::new(read_redaction(vars, secret)?);
     Ok(parse)
 }
 
 /// `ANONYMIZE_IP`, `REDACT_QUERY_PARAMS`, `REDACT_FIELDS`, `REDACT_PATTERNS` and the key of
-/// hashed fields, `REDACT_HASH_KEY` (the function puts `REDACT_HASH_KEY_SECRET`'s value there at
-/// cold start). All unset: no redaction.
+/// hashed fields: `REDACT_HASH_KEY`, or `secret`, the value of the secret
+/// `REDACT_HASH_KEY_SECRET` names, which the edge read at cold start (with that variable set
+/// and no `secret`, nothing read it: refused, the function must not run without its key).
+/// All unset: no redaction.
 pub fn read_redaction<F: Fn(&str) -> Option<String>>(
     vars: &Vars<F>,
+    secret: Option<&HashKeySecret>,
 ) -> Result<Redaction, SettingError> {
+    let hash_key = match (hash_key_secret(vars)?, secret) {
+        (None, _) => parsed(vars.get("REDACT_HASH_KEY"), HashKey::new)?,
+        (Some(named), Some(s)) => Some(HashKey::new(&s.text).map_err(|e| {
+            SettingError::new(
+                HASH_KEY_SECRET_VAR,
+                &named,
+                format!("the secret's value: {e}"),
+            )
+        })?),
+        (Some(named), None) => {
+            return Err(SettingError::new(
+                HASH_KEY_SECRET_VAR,
+                &named,
+                "the secret was not read: only the function, `parse`, `replay` and `backfill` \
+                 read it; elsewhere give the key as REDACT_HASH_KEY",
+            ));
+        }
+    };
     let spec = RedactSpec {
         ip: parsed(vars.get("ANONYMIZE_IP"), IpMask::parse)?.flatten(),
         query_params: parsed(vars.get("REDACT_QUERY_PARAMS"), redact::parse_query_params)?
             .unwrap_or_default(),
         fields: parsed(vars.get("REDACT_FIELDS"), redact::parse_fields)?.unwrap_or_default(),
         patterns: parsed(vars.get("REDACT_PATTERNS"), redact::parse_patterns)?.unwrap_or_default(),
-        hash_key: parsed(vars.get("REDACT_HASH_KEY"), HashKey::new)?,
+        hash_key,
     };
     let fields = vars.get("REDACT_FIELDS");
     Redaction::new(spec).map_err(|e| match fields {
@@ -103,6 +167,7 @@ impl ObjectSettings {
             ExtraFields::parse(v, &route.group_names(), &taken)
         })?
         .unwrap_or_default();
+        redacted_extra_field(vars, parse, &extra_fields)?;
         let access_format_source = choice(
             vars.get("ACCESS_LOG_FORMAT_SOURCE"),
             &[
@@ -117,5 +182,31 @@ impl ObjectSettings {
             extra_fields,
             access_format_source,
         })
+    }
+}
+
+/// `REDACT_FIELDS` naming an `EXTRA_FIELDS` field is refused: those fields are the operator's
+/// own (from the key and the object's metadata), never redacted; leave the field out instead.
+fn redacted_extra_field<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    parse: &ParseSettings,
+    extra: &ExtraFields,
+) -> Result<(), SettingError> {
+    let names = extra.names();
+    match parse.redaction.field_names().find(|f| names.contains(f)) {
+        None => Ok(()),
+        Some(field) => {
+            let given = vars
+                .get("REDACT_FIELDS")
+                .map(|g| g.value)
+                .unwrap_or_default();
+            Err(SettingError::new(
+                "REDACT_FIELDS",
+                &given,
+                format!(
+                    "field {field} is an EXTRA_FIELDS field: take it out of EXTRA_FIELDS instead"
+                ),
+            ))
+        }
     }
 }

@@ -251,3 +251,127 @@ fn each_bad_value_names_its_variable() {
         assert!(text.contains(var) && shown, "{text}");
     }
 }
+
+/// Variables given, the one refused and what its error must say.
+type Refusal<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
+/// A key of the length `REDACT_HASH_KEY` needs.
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+/// Each refused redaction setting names its variable, its value and the item at fault.
+#[test]
+fn each_bad_redaction_setting_names_its_variable_and_the_item() {
+    let cases: [Refusal; 12] = [
+        (&[("ANONYMIZE_IP", "33")], "ANONYMIZE_IP", "\"33\""),
+        (&[("ANONYMIZE_IP", "24,129")], "ANONYMIZE_IP", "\"129\""),
+        (&[("ANONYMIZE_IP", "half")], "ANONYMIZE_IP", "\"half\""),
+        (
+            &[("REDACT_FIELDS", "http_cookie:shred")],
+            "REDACT_FIELDS",
+            "\"shred\"",
+        ),
+        (
+            &[("REDACT_FIELDS", "http_cookie,http_cookie")],
+            "REDACT_FIELDS",
+            "http_cookie is listed twice",
+        ),
+        (
+            &[("REDACT_FIELDS", "http_cookie:hash")],
+            "REDACT_FIELDS",
+            "REDACT_HASH_KEY",
+        ),
+        (
+            &[("REDACT_PATTERNS", "email,ssn")],
+            "REDACT_PATTERNS",
+            "\"ssn\"",
+        ),
+        (
+            &[("REDACT_PATTERNS", r#"[{"name": "jwt", "matches": "("}]"#)],
+            "REDACT_PATTERNS",
+            "pattern jwt",
+        ),
+        (
+            &[("REDACT_HASH_KEY", "short")],
+            "REDACT_HASH_KEY",
+            "5 bytes",
+        ),
+        (
+            &[
+                ("REDACT_HASH_KEY", KEY),
+                ("REDACT_HASH_KEY_SECRET", "ncf/key"),
+            ],
+            "REDACT_HASH_KEY_SECRET",
+            "REDACT_HASH_KEY is set too",
+        ),
+        // Nothing read the secret (a caller that is not the function or a command): refused,
+        // not run without the key.
+        (
+            &[("REDACT_HASH_KEY_SECRET", "ncf/key")],
+            "REDACT_HASH_KEY_SECRET",
+            "not read",
+        ),
+        (
+            &[
+                ("EXTRA_FIELDS", "hostname={instance_id}"),
+                ("REDACT_FIELDS", "http_cookie,hostname:hash"),
+                ("REDACT_HASH_KEY", KEY),
+            ],
+            "REDACT_FIELDS",
+            "field hostname is an EXTRA_FIELDS field: take it out of EXTRA_FIELDS instead",
+        ),
+    ];
+    for (vars, var, item) in cases {
+        let err = load(vars).expect_err(var);
+        let given = vars.iter().find(|(n, _)| *n == var).expect("given").1;
+        assert_eq!((err.var, err.value.as_str()), (var, given), "{err}");
+        assert!(err.reason.contains(item), "{vars:?}: {err}");
+    }
+}
+
+/// The secret's value is the key, as if `REDACT_HASH_KEY` held it; a key too short is refused
+/// naming the secret, never showing its value.
+#[test]
+fn the_secrets_value_is_the_key_and_never_shown() {
+    let vars = |k: &str| match k {
+        "REDACT_HASH_KEY_SECRET" => Some(" arn:aws:secretsmanager:eu-west-1:1:secret:k ".into()),
+        "REDACT_FIELDS" => Some("http_cookie:hash".into()),
+        _ => None,
+    };
+    assert_eq!(
+        Config::hash_key_secret(vars).unwrap().as_deref(),
+        Some("arn:aws:secretsmanager:eu-west-1:1:secret:k")
+    );
+    let secret = |text: &str| HashKeySecret {
+        secret: "arn:aws:secretsmanager:eu-west-1:1:secret:k".into(),
+        text: text.into(),
+    };
+    let with_secret = Config::from_lookup_and_secret(vars, Some(&secret(KEY))).unwrap();
+    let with_var = load(&[
+        ("REDACT_FIELDS", "http_cookie:hash"),
+        ("REDACT_HASH_KEY", KEY),
+    ])
+    .unwrap()
+    .parse
+    .redaction;
+    let hashed = |r: &ncf_parse::redact::Redaction| {
+        let mut hits = 0;
+        r.value(
+            "http_cookie",
+            ncf_parse::redact::FieldClass::Text,
+            "sid=1",
+            &mut hits,
+        )
+        .map(|v| v.into_owned())
+    };
+    let hash = hashed(&with_secret.parse.redaction).expect("hashed, not dropped");
+    assert!(hash.starts_with(ncf_parse::redact::HASH_PREFIX), "{hash}");
+    assert_eq!(Some(hash), hashed(&with_var));
+    assert!(!format!("{with_secret:?}").contains(KEY));
+    assert!(!format!("{:?}", secret(KEY)).contains(KEY));
+
+    let err = Config::from_lookup_and_secret(vars, Some(&secret("tiny-secret"))).unwrap_err();
+    assert_eq!(err.var, "REDACT_HASH_KEY_SECRET");
+    assert_eq!(err.value, "arn:aws:secretsmanager:eu-west-1:1:secret:k");
+    assert!(err.reason.contains("11 bytes"), "{err}");
+    assert!(!err.to_string().contains("tiny-secret"), "{err}");
+}

@@ -38,19 +38,32 @@ struct Sent {
     /// Each event's size as CloudWatch bills it, in order: what the stored ones cost is known
     /// only once the answer says which were rejected.
     sizes: Vec<u32>,
+    /// Each event's redaction bits ([`LogEvent::redacted`]), in order; empty when no rule
+    /// changed any event of the batch.
+    redacted: Vec<u32>,
 }
 
 impl Sent {
-    /// Bytes billed for the events CloudWatch stored (all but the rejected ones, which are the
-    /// first and the last of a sorted batch).
-    fn ingested_bytes(&self, rejected: RejectedCounts) -> u64 {
+    /// The events CloudWatch stored, by index: all but the rejected ones, which are the first
+    /// and the last of a sorted batch.
+    fn stored(&self, rejected: RejectedCounts) -> std::ops::Range<usize> {
         let first = usize::try_from(rejected.too_old + rejected.expired).unwrap_or(usize::MAX);
         let end = self
             .events
             .saturating_sub(usize::try_from(rejected.too_new).unwrap_or(usize::MAX));
+        first.min(end)..end
+    }
+
+    /// Bytes billed for the events CloudWatch stored.
+    fn ingested_bytes(&self, rejected: RejectedCounts) -> u64 {
         self.sizes
-            .get(first.min(end)..end)
+            .get(self.stored(rejected))
             .map_or(0, |s| s.iter().map(|&b| u64::from(b)).sum())
+    }
+
+    /// The redaction bits of the events CloudWatch stored.
+    fn stored_redacted(&self, rejected: RejectedCounts) -> &[u32] {
+        self.redacted.get(self.stored(rejected)).unwrap_or_default()
     }
 }
 
@@ -77,6 +90,10 @@ pub(super) struct Deliver<'a, K, C> {
     pub(super) counters: Counters,
     /// Events each `FILTER_RULES` rule took, by rule index.
     pub(super) by_rule: Vec<u64>,
+    /// Events stored that each redaction rule changed, by rule index (bit of
+    /// [`LogEvent::redacted`]): counted as their put is confirmed, as `events` is, so that a
+    /// resume counts only what it sends.
+    pub(super) redacted_by_rule: Vec<u64>,
     batcher: Batcher,
     /// Batches the batcher completed, waiting to be put.
     ready: Vec<Batch>,
@@ -110,6 +127,7 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
             obj,
             counters: Counters::default(),
             by_rule: Vec::new(),
+            redacted_by_rule: Vec::new(),
             batcher: Batcher::new(settings.output),
             ready: Vec::new(),
             in_flight: JoinSet::new(),
@@ -234,6 +252,11 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
                 .iter()
                 .map(|e| u32::try_from(event_size(e)).unwrap_or(u32::MAX))
                 .collect(),
+            redacted: if batch.events.iter().any(|e| e.redacted != 0) {
+                batch.events.iter().map(|e| e.redacted).collect()
+            } else {
+                Vec::new()
+            },
         };
         self.in_flight.spawn(async move {
             let result = sink
@@ -317,6 +340,10 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
         c.batches += 1;
         c.events += sent.events as u64 - counts.too_old - counts.too_new - counts.expired;
         c.ingested_bytes += sent.ingested_bytes(counts);
+        for &bits in sent.stored_redacted(counts) {
+            count_bits(&mut self.redacted_by_rule, bits);
+            c.lines_redacted += u64::from(bits != 0);
+        }
         c.add_rejected(counts);
         c.entity_rejected += u64::from(rejected.entity_rejected);
         c.ambiguous_puts += report.ambiguous;
@@ -332,9 +359,36 @@ impl<'a, K: LogSink + 'static, C: CheckpointStore + 'static> Deliver<'a, K, C> {
     }
 }
 
+/// Adds one to `counts[i]` for each bit `i` set in `bits` (growing `counts` as needed).
+fn count_bits(counts: &mut Vec<u64>, mut bits: u32) {
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        counts[i] += 1;
+        bits &= bits - 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One event hit by two rules counts once for each; an event no rule changed, for none.
+    #[test]
+    fn each_rule_that_changed_an_event_counts_it_once() {
+        let mut counts = Vec::new();
+        for bits in [0b101, 0, 0b1, 1 << 31] {
+            count_bits(&mut counts, bits);
+        }
+        let mut want = vec![0; 32];
+        (want[0], want[2], want[31]) = (2, 1, 1);
+        assert_eq!(counts, want);
+        let mut none = Vec::new();
+        count_bits(&mut none, 0);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn only_the_stored_events_are_billed() {
@@ -343,6 +397,7 @@ mod tests {
             events: 5,
             first_line: 0,
             sizes: vec![100, 200, 300, 400, 500],
+            redacted: vec![0b1, 0, 0b11, 0, 0b10],
         };
         let r = |too_old, expired, too_new| RejectedCounts {
             too_old,
@@ -354,5 +409,14 @@ mod tests {
         assert_eq!(sent.ingested_bytes(r(0, 0, 5)), 0);
         assert_eq!(sent.ingested_bytes(r(3, 2, 0)), 0);
         assert_eq!(sent.ingested_bytes(r(4, 0, 4)), 0);
+        // The redactions counted are those of the stored events alone.
+        assert_eq!(sent.stored_redacted(r(0, 0, 0)), [0b1, 0, 0b11, 0, 0b10]);
+        assert_eq!(sent.stored_redacted(r(1, 1, 1)), [0b11, 0]);
+        assert!(sent.stored_redacted(r(4, 0, 4)).is_empty());
+        let none = Sent {
+            redacted: Vec::new(),
+            ..sent
+        };
+        assert!(none.stored_redacted(r(1, 0, 0)).is_empty());
     }
 }

@@ -143,6 +143,8 @@ struct Run {
     counters: Counters,
     /// Events each `FILTER_RULES` rule took, by rule index.
     by_rule: Vec<u64>,
+    /// Events sent that each redaction rule changed, by rule index.
+    redacted_by_rule: Vec<u64>,
     checkpoint_error: Option<CheckpointError>,
 }
 
@@ -429,6 +431,7 @@ where
             result,
             counters,
             by_rule: deliver.by_rule,
+            redacted_by_rule: deliver.redacted_by_rule,
             checkpoint_error: ledger.checkpoint_error,
         }
     }
@@ -436,12 +439,9 @@ where
     /// The report of an object whose stages ran.
     fn report(&self, report: &mut ObjectReport, route: Route, run: Run) {
         let (obj, key) = (self.obj, self.key());
-        let names = self.stages.parse.rules.names();
-        for (i, n) in run.by_rule.iter().enumerate().filter(|(_, n)| **n > 0) {
-            if let Some(name) = names.get(i) {
-                report.filtered_by_rule.insert(name.clone(), *n);
-            }
-        }
+        let parse = &self.stages.parse;
+        report.filtered_by_rule = by_name(&run.by_rule, &parse.rules.names());
+        report.redacted_by_rule = by_name(&run.redacted_by_rule, parse.redaction.names());
         report.counters = run.counters;
         if report.checkpoint_error.is_none() {
             report.checkpoint_error = run.checkpoint_error.map(|e| e.to_string());
@@ -467,4 +467,14 @@ where
             }
         };
     }
+}
+
+/// Counts by rule index as counts by rule name (the rules that counted nothing left out).
+fn by_name(counts: &[u64], names: &[String]) -> std::collections::BTreeMap<String, u64> {
+    counts
+        .iter()
+        .zip(names)
+        .filter(|(n, _)| **n > 0)
+        .map(|(n, name)| (name.clone(), *n))
+        .collect()
 }
