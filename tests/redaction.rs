@@ -492,9 +492,7 @@ fn assert_holds_every_secret<'a>(label: &str, messages: impl Iterator<Item = &'a
 /// The tag of the request a message is about: the path segment after `/r/`.
 fn tag_of(message: &str) -> Option<&str> {
     let (_, rest) = message.split_once("/r/")?;
-    let end = rest
-        .find(|c: char| matches!(c, '?' | ';' | ' ' | '"' | '\\'))
-        .unwrap_or(rest.len());
+    let end = rest.find(['?', ';', ' ', '"', '\\']).unwrap_or(rest.len());
     Some(&rest[..end])
 }
 
@@ -1066,7 +1064,7 @@ fn has_card(text: &str) -> bool {
                 }
             })
             .sum();
-        sum % 10 == 0
+        sum.is_multiple_of(10)
     })
 }
 
