@@ -200,6 +200,16 @@ fn traffic() -> Vec<Req> {
             "/files/r/missing6?token=SECRET-T13",
             &[],
         ),
+        // A 404 whose error-log record nginx cuts at 2048 bytes, inside the request.
+        get(
+            Via::V4,
+            "long",
+            &format!(
+                "/files/r/long?token=SECRET-T14&email=jane%40example.com&pad={}",
+                "x".repeat(2100)
+            ),
+            &[],
+        ),
         // Written by another location in another layout to the same file: the line does not
         // parse.
         get(
@@ -239,6 +249,7 @@ fn secrets() -> Vec<&'static str> {
         "SECRET-T11",
         "SECRET-T12",
         "SECRET-T13",
+        "SECRET-T14",
         "SECRET-A1",
         "YWxpY2U6U0VDUkVULVBX",
         "SECRET-C1",
@@ -868,12 +879,21 @@ fn error_fields(printed: &Printed, served: &Served) {
                 );
                 seen += 1;
             }
+            Some("long") => {
+                assert_eq!(v["truncated"], true, "{m}");
+                let request = v["request"].as_str().unwrap_or_default();
+                assert!(
+                    request.starts_with("GET /files/r/long?token=REDACTED&email=REDACTED&pad=xxx"),
+                    "{m}"
+                );
+                seen += 1;
+            }
             _ => {}
         }
     }
     assert_eq!(
-        seen, 2,
-        "the 404's and the 400's records:\n{}",
+        seen, 3,
+        "the 404's, the 400's and the cut records:\n{}",
         printed.stdout
     );
 }
