@@ -542,6 +542,50 @@ fn nothing_secret_leaves_nginx_1_30() {
     nothing_secret_leaves(&common::oracles::nginx_bin("1.30.4"), false);
 }
 
+/// A misspelt `REDACT_FIELDS` key would redact nothing and send the field as logged: the start
+/// is refused, naming the variable and the key, as for a `FILTER_RULES` field.
+#[test]
+fn a_redact_fields_key_the_messages_do_not_have_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ncf-redact-typo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join("access.log");
+    std::fs::write(
+        &log,
+        "127.0.0.1 127.0.0.1 [06/Dec/2026:01:35:31 +0000] \"GET / HTTP/1.1\" 200 \"-\" \"-\" \
+         \"-\" \"sid=SECRET-C1\" \"-\" -\n",
+    )
+    .expect("write the log");
+    let mut cmd = Command::new(BIN);
+    for var in nginx_cloudwatch_forwarder::config::FORWARDER_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args([
+            "parse",
+            "--kind",
+            "access",
+            "--log-format",
+            &site_format(true),
+        ])
+        .arg(&log)
+        .envs([
+            ("REDACT_FIELDS", "http_cookies:hash"),
+            ("REDACT_HASH_KEY", HASH_KEY),
+        ])
+        .output()
+        .expect("run parse");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("REDACT_FIELDS")
+            && stderr.contains("http_cookies"),
+        "{}: stdout {} stderr {stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn nothing_secret_leaves(bin: &Path, realip: bool) {
     let served = serve(bin, realip);
     let v6 = served.v6;
