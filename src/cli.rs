@@ -256,6 +256,16 @@ async fn parse_command(
             .map_err(|e| format!("--log-format {f:?}: {e}"))?
             .with_names(parse.names);
     }
+    // The format is known here: a REDACT_FIELDS key its messages do not have is a mistake
+    // (the function can only warn, objects may name other formats).
+    if kind == LogKind::Access
+        && let Some(key) = crate::config::parse::unknown_redacted_fields(&parse).first()
+    {
+        return Err(format!(
+            "REDACT_FIELDS: {key} is not a field of these messages (the access format's \
+             fields, the parts of $request, the error log's message and context)"
+        ));
+    }
     let (body, fallback_ts): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, i64) = match &file {
         Some(path) => {
             let f = tokio::fs::File::open(path)

@@ -207,7 +207,7 @@ async fn the_function_fails_at_init_when_the_secret_cannot_be_read() {
     api.set_nonblocking(true).expect("non-blocking");
     let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ncf/gone-AbCdEf";
     let mut env = moto.env();
-    env.push(("REDACT_FIELDS", "http_cookie:hash".into()));
+    env.push(("REDACT_FIELDS", "remote_user:hash".into()));
     env.push(("REDACT_HASH_KEY_SECRET", secret.into()));
     let out = forwarder_command(&[], &env)
         .env("AWS_LAMBDA_RUNTIME_API", &addr)

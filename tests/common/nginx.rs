@@ -340,6 +340,23 @@ impl Nginx {
         let _ = self.child.wait();
     }
 
+    /// Stops nginx gracefully (SIGQUIT): the workers finish what they serve first, logging
+    /// included. nginx ≥ 1.19 logs a request it closes lingeringly (a 400, an unread body) only
+    /// after the lingering close, so after the client saw the answer end: a fast stop
+    /// ([`Nginx::stop`]) can lose that line.
+    pub fn quit(&mut self) {
+        if self.master && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + READY_TIMEOUT;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10)); // poll for exit
+            }
+        }
+        self.stop();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }

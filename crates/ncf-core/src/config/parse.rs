@@ -4,6 +4,8 @@
 //! [`ncf_parse::ObjectParse`], is built).
 
 use crate::route::Router;
+use ncf_parse::LogKind;
+use ncf_parse::error::SUFFIX_KEYS;
 use ncf_parse::extra::ExtraFields;
 use ncf_parse::redact::{self, HashKey, IpMask, RedactSpec, Redaction};
 use ncf_parse::{
@@ -106,7 +108,8 @@ pub fn read_parse<F: Fn(&str) -> Option<String>>(
     })? {
         parse.rules = std::sync::Arc::new(rules);
     }
-    parse.redaction = std::sync::Arc::new(read_redaction(vars, secret)?);
+    let redaction = read_redaction(vars, secret)?;
+    parse.redaction = std::sync::Arc::new(redaction);
     Ok(parse)
 }
 
@@ -177,6 +180,7 @@ impl ObjectSettings {
             Case::Exact,
         )?
         .unwrap_or_default();
+        unknown_redacted_field(vars, parse, access_format_source)?;
         Ok(Self {
             skip_binary,
             extra_fields,
@@ -207,6 +211,60 @@ fn redacted_extra_field<F: Fn(&str) -> Option<String>>(
                     "field {field} is an EXTRA_FIELDS field: take it out of EXTRA_FIELDS instead"
                 ),
             ))
+        }
+    }
+}
+
+/// The `REDACT_FIELDS` keys the messages of `parse` do not have: none of the access format's
+/// (its variables, the parts of `$request`, the text after it) nor the error log's message and
+/// context. A key no message has redacts nothing (a typo would go unnoticed).
+pub fn unknown_redacted_fields(parse: &ParseSettings) -> Vec<String> {
+    let mut keys = filter_fields(parse, LogKind::Access);
+    keys.push(parse.access_format.tail_key().name().to_string());
+    keys.extend(
+        SUFFIX_KEYS
+            .iter()
+            .chain(&["message"])
+            .map(|k| k.to_string()),
+    );
+    parse
+        .redaction
+        .field_names()
+        .filter(|f| !keys.iter().any(|k| k == f))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What [`unknown_redacted_fields`] finds, said: refused when every access object is parsed
+/// with `ACCESS_LOG_FORMAT` (`ACCESS_LOG_FORMAT_SOURCE=config`, as `FILTER_RULES` are); with
+/// objects naming their own formats (`object`, the default), a warning at start-up, since
+/// those formats may have the field.
+fn unknown_redacted_field<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    parse: &ParseSettings,
+    source: FormatSource,
+) -> Result<(), SettingError> {
+    let unknown = unknown_redacted_fields(parse);
+    let (Some(g), Some(first)) = (vars.get("REDACT_FIELDS"), unknown.first()) else {
+        return Ok(());
+    };
+    let names = match parse.names {
+        FieldNames::Nginx => "nginx",
+        FieldNames::Fluentd => "fluentd",
+    };
+    let why = format!(
+        "{first} is not a field of ACCESS_LOG_FORMAT's messages nor the error log's \
+         (FIELD_NAMES={names})"
+    );
+    match source {
+        FormatSource::Config => Err(SettingError::new(g.name, &g.value, why)),
+        FormatSource::Object => {
+            tracing::warn!(
+                fields = ?unknown,
+                "REDACT_FIELDS: {why}: it applies only to objects whose own log_format has it \
+                 (redacted_by_rule counts it)"
+            );
+            Ok(())
         }
     }
 }

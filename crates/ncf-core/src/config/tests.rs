@@ -261,7 +261,7 @@ const KEY: &str = "0123456789abcdef0123456789abcdef";
 /// Each refused redaction setting names its variable, its value and the item at fault.
 #[test]
 fn each_bad_redaction_setting_names_its_variable_and_the_item() {
-    let cases: [Refusal; 12] = [
+    let cases: [Refusal; 14] = [
         (&[("ANONYMIZE_IP", "33")], "ANONYMIZE_IP", "\"33\""),
         (&[("ANONYMIZE_IP", "24,129")], "ANONYMIZE_IP", "\"129\""),
         (&[("ANONYMIZE_IP", "half")], "ANONYMIZE_IP", "\"half\""),
@@ -313,11 +313,32 @@ fn each_bad_redaction_setting_names_its_variable_and_the_item() {
         (
             &[
                 ("EXTRA_FIELDS", "hostname={instance_id}"),
-                ("REDACT_FIELDS", "http_cookie,hostname:hash"),
+                ("REDACT_FIELDS", "remote_user,hostname:hash"),
                 ("REDACT_HASH_KEY", KEY),
             ],
             "REDACT_FIELDS",
             "field hostname is an EXTRA_FIELDS field: take it out of EXTRA_FIELDS instead",
+        ),
+        // A key the messages do not have (combined has no $http_cookie): a typo would redact
+        // nothing. Refused when every object is parsed with ACCESS_LOG_FORMAT.
+        (
+            &[
+                ("ACCESS_LOG_FORMAT_SOURCE", "config"),
+                ("REDACT_FIELDS", "remote_user,http_cookie"),
+            ],
+            "REDACT_FIELDS",
+            "http_cookie is not a field of ACCESS_LOG_FORMAT's messages nor the error log's \
+             (FIELD_NAMES=nginx)",
+        ),
+        (
+            &[
+                ("ACCESS_LOG_FORMAT_SOURCE", "config"),
+                ("FIELD_NAMES", "fluentd"),
+                ("REDACT_FIELDS", "remote_user"),
+            ],
+            "REDACT_FIELDS",
+            "remote_user is not a field of ACCESS_LOG_FORMAT's messages nor the error log's \
+             (FIELD_NAMES=fluentd)",
         ),
     ];
     for (vars, var, item) in cases {
@@ -328,13 +349,24 @@ fn each_bad_redaction_setting_names_its_variable_and_the_item() {
     }
 }
 
+/// With objects naming their own formats (the default), a field ACCESS_LOG_FORMAT lacks may be
+/// theirs: taken (with a warning), and listed by `unknown_redacted_fields`.
+#[test]
+fn a_field_only_object_formats_may_have_is_taken() {
+    let config = load(&[("REDACT_FIELDS", "remote_user,http_cookie")]).unwrap();
+    assert_eq!(
+        crate::config::parse::unknown_redacted_fields(&config.parse),
+        ["http_cookie"]
+    );
+}
+
 /// The secret's value is the key, as if `REDACT_HASH_KEY` held it; a key too short is refused
 /// naming the secret, never showing its value.
 #[test]
 fn the_secrets_value_is_the_key_and_never_shown() {
     let vars = |k: &str| match k {
         "REDACT_HASH_KEY_SECRET" => Some(" arn:aws:secretsmanager:eu-west-1:1:secret:k ".into()),
-        "REDACT_FIELDS" => Some("http_cookie:hash".into()),
+        "REDACT_FIELDS" => Some("remote_user:hash".into()),
         _ => None,
     };
     assert_eq!(
@@ -347,7 +379,7 @@ fn the_secrets_value_is_the_key_and_never_shown() {
     };
     let with_secret = Config::from_lookup_and_secret(vars, Some(&secret(KEY))).unwrap();
     let with_var = load(&[
-        ("REDACT_FIELDS", "http_cookie:hash"),
+        ("REDACT_FIELDS", "remote_user:hash"),
         ("REDACT_HASH_KEY", KEY),
     ])
     .unwrap()
@@ -356,7 +388,7 @@ fn the_secrets_value_is_the_key_and_never_shown() {
     let hashed = |r: &ncf_parse::redact::Redaction| {
         let mut hits = 0;
         r.value(
-            "http_cookie",
+            "remote_user",
             ncf_parse::redact::FieldClass::Text,
             "sid=1",
             &mut hits,

@@ -505,7 +505,8 @@ impl Redaction {
         v: &'v str,
         hits: &mut u32,
     ) -> Option<Cow<'v, str>> {
-        if self.is_empty() {
+        // An empty value (`escape=json`'s "no value") has nothing to hide.
+        if self.is_empty() || v.is_empty() {
             return Some(Cow::Borrowed(v));
         }
         if let Some((_, action, bit)) = self.fields.iter().find(|(k, _, _)| k == key) {
@@ -634,8 +635,10 @@ fn email_regex() -> &'static Regex {
     })
 }
 
-/// Card-like numbers: 13 to 19 digits, single spaces or dashes between them allowed, that
-/// pass the Luhn check, replaced by [`REDACTED`].
+/// Card-like numbers: 13 to 19 digits in groups, one separator between groups (a space, a
+/// dash, a `+` or `%20` of a GET form), that pass the Luhn check, replaced by [`REDACTED`].
+/// The number may be part of a longer run of groups (`4111 1111 1111 1111 737`): the first and
+/// longest run of whole groups that is one is taken.
 fn mask_cards(text: &str) -> Option<String> {
     let b = text.as_bytes();
     if b.iter().filter(|c| c.is_ascii_digit()).count() < 13 {
@@ -644,40 +647,82 @@ fn mask_cards(text: &str) -> Option<String> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
+    let mut groups: Vec<(usize, usize)> = Vec::new();
     while i < b.len() {
-        if !b[i].is_ascii_digit() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_digit()) {
             i += 1;
             continue;
         }
-        // A run of digits with single separators between them.
-        let start = i;
-        let mut end = i;
-        let mut digits = Vec::with_capacity(19);
+        // The digit groups from here, each ending where a separator (or anything else) starts.
+        groups.clear();
         let mut j = i;
-        while j < b.len() {
-            if b[j].is_ascii_digit() {
-                digits.push(b[j] - b'0');
+        loop {
+            let start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
-                end = j;
-            } else if (b[j] == b' ' || b[j] == b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit)
-            {
-                j += 1;
-            } else {
+            }
+            groups.push((start, j));
+            let sep = card_separator(&b[j..]);
+            if sep == 0 || !b.get(j + sep).is_some_and(u8::is_ascii_digit) {
                 break;
             }
+            j += sep;
         }
-        if (13..=19).contains(&digits.len()) && luhn(&digits) {
-            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..start]);
-            o.push_str(REDACTED);
-            copied = end;
+        let end_of_run = j;
+        let mut g = 0;
+        while g < groups.len() {
+            match card_in(b, &groups[g..]) {
+                Some(n) => {
+                    let (start, end) = (groups[g].0, groups[g + n - 1].1);
+                    let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    o.push_str(&text[copied..start]);
+                    o.push_str(REDACTED);
+                    copied = end;
+                    g += n;
+                }
+                None => g += 1,
+            }
         }
-        i = end.max(start + 1);
+        i = end_of_run.max(i + 1);
     }
     out.map(|mut o| {
         o.push_str(&text[copied..]);
         o
     })
+}
+
+/// The length of the separator `rest` starts with between two digit groups of a card number
+/// (0: none).
+fn card_separator(rest: &[u8]) -> usize {
+    match rest {
+        [b' ' | b'-' | b'+', ..] => 1,
+        [b'%', b'2', b'0', ..] => 3,
+        _ => 0,
+    }
+}
+
+/// How many of `groups`, from the first, make the longest card number (13 to 19 digits, the
+/// first not 0, that pass the Luhn check).
+fn card_in(b: &[u8], groups: &[(usize, usize)]) -> Option<usize> {
+    // No card number starts with 0 (and a run of zeros passes the Luhn check).
+    if groups
+        .first()
+        .is_none_or(|&(start, _)| b.get(start) == Some(&b'0'))
+    {
+        return None;
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(19);
+    let mut found = None;
+    for (n, &(start, end)) in groups.iter().enumerate() {
+        digits.extend(b[start..end].iter().map(|d| d - b'0'));
+        if digits.len() > 19 {
+            break;
+        }
+        if digits.len() >= 13 && luhn(&digits) {
+            found = Some(n + 1);
+        }
+    }
+    found
 }
 
 fn luhn(digits: &[u8]) -> bool {
@@ -791,8 +836,12 @@ fn mask_forwarded(v: &str, mask: IpMask) -> Option<String> {
         let t = body.trim();
         match t.split_once('=') {
             Some((k, val)) if k.trim().eq_ignore_ascii_case("for") => {
-                let quoted = val.len() >= 2 && val.starts_with('"') && val.ends_with('"');
-                let inner = if quoted { &val[1..val.len() - 1] } else { val };
+                // Quoted, or quoted as nginx's escape=default writes a `"`.
+                let quote = ["\"", "\\x22"]
+                    .into_iter()
+                    .find(|q| val.len() >= 2 * q.len() && val.starts_with(q) && val.ends_with(q))
+                    .unwrap_or("");
+                let inner = &val[quote.len()..val.len() - quote.len()];
                 let kept = inner.eq_ignore_ascii_case("unknown") || inner.starts_with('_');
                 let masked = if kept {
                     inner.to_string()
@@ -802,13 +851,9 @@ fn mask_forwarded(v: &str, mask: IpMask) -> Option<String> {
                 out.push_str(lead);
                 out.push_str(k);
                 out.push('=');
-                if quoted {
-                    out.push('"');
-                    out.push_str(&masked);
-                    out.push('"');
-                } else {
-                    out.push_str(&masked);
-                }
+                out.push_str(quote);
+                out.push_str(&masked);
+                out.push_str(quote);
                 out.push_str(&body[lead.len() + t.len()..]);
             }
             _ => out.push_str(body),

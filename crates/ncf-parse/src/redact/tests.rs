@@ -131,6 +131,13 @@ fn addresses_keep_their_prefix() {
             "for=192.0.2.0;proto=http;by=203.0.113.43, for=\"[2001:db8:cafe::]\", For=unknown, for=_hidden, for=-",
         ),
         (
+            "forwarded, escape=default quotes",
+            &on,
+            FieldClass::Forwarded,
+            "for=\\x22[2001:db8::9]:1\\x22;proto=https, for=192.0.2.60",
+            "for=\\x22[2001:db8::]\\x22;proto=https, for=192.0.2.0",
+        ),
+        (
             "a number is not an address",
             &on,
             FieldClass::Fixed,
@@ -295,6 +302,41 @@ fn patterns() {
             "4111-1111-1111-1111",
             "REDACTED",
             &["pattern:card"],
+        ),
+        (
+            "GET form, +",
+            FieldClass::Uri,
+            "/r?cc=4111+1111+1111+1111&x=1",
+            "/r?cc=REDACTED&x=1",
+            &["pattern:card"],
+        ),
+        (
+            "GET form, %20",
+            FieldClass::Uri,
+            "/r?cc=4111%201111%201111%201111",
+            "/r?cc=REDACTED",
+            &["pattern:card"],
+        ),
+        (
+            "a number after it",
+            FieldClass::Text,
+            "4111 1111 1111 1111 737",
+            "REDACTED 737",
+            &["pattern:card"],
+        ),
+        (
+            "a number before it",
+            FieldClass::Text,
+            "n 12 4111-1111-1111-1111",
+            "n 12 REDACTED",
+            &["pattern:card"],
+        ),
+        (
+            "17 digits, Luhn fails",
+            FieldClass::Text,
+            "94111111111111111",
+            "94111111111111111",
+            &[],
         ),
         (
             "19 digits",
@@ -493,6 +535,22 @@ fn settings_errors_name_the_item() {
     })
     .unwrap_err();
     assert_eq!(err, RedactError::TooMany(40));
+}
+
+#[test]
+fn empty_values_are_left_alone() {
+    // `escape=json` writes "" for no value: nothing to drop, hash or count.
+    let r = redaction(
+        "on",
+        "token",
+        "http_cookie:hash,http_authorization",
+        "email",
+    );
+    for key in ["http_cookie", "http_authorization", "remote_addr"] {
+        let (got, rules) = apply(&r, key, FieldClass::Addr, "");
+        assert_eq!(got.as_deref(), Some(""), "{key}");
+        assert!(rules.is_empty(), "{key}: {rules:?}");
+    }
 }
 
 #[test]
