@@ -7,13 +7,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::{FakeCheckpoints, FakeSink, FakeSource, combined_line, s3_event};
+use common::{
+    FakeCheckpoints, FakeSink, FakeSource, combined_line, handle_keys as run, sent_messages as sent,
+};
 use nginx_cloudwatch_forwarder::config::Config;
-use nginx_cloudwatch_forwarder::handler::Handler;
-use nginx_cloudwatch_forwarder::summary::Summary;
 use serde_json::Value;
 
-const BUCKET: &str = "b";
+const BUCKET: &str = common::FAKE_BUCKET;
 const ACCESS: &str = "nginx/i-0123456789abcdef0/access/2026/11/24/access.log";
 const ERROR: &str = "nginx/i-0123456789abcdef0/error/2026/11/24/error.log";
 
@@ -101,29 +101,6 @@ fn config(settings: &[(&str, &str)]) -> Config {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Config::from_lookup(|k| settings.get(k).cloned()).expect("valid configuration")
-}
-
-async fn run(
-    source: FakeSource,
-    sink: FakeSink,
-    config: Config,
-    store: &Arc<FakeCheckpoints>,
-    keys: &[&str],
-) -> (Summary, FakeSink) {
-    let h = Handler::new(source, sink, config)
-        .with_clock(common::fixture_clock())
-        .with_checkpoints(store.clone());
-    let summary = h.handle(&s3_event(BUCKET, keys)).await.expect("S3 event");
-    let sink = Arc::try_unwrap(h.sink).ok().expect("no other owner");
-    (summary, sink)
-}
-
-fn sent(sink: &FakeSink) -> Vec<String> {
-    sink.puts()
-        .into_iter()
-        .flat_map(|p| p.events)
-        .map(|e| e.message.text())
-        .collect()
 }
 
 fn error_log() -> String {

@@ -247,13 +247,7 @@ fn request(method: &str, target: &[u8], version: &str, headers: &[(&str, &[u8])]
         r.extend_from_slice(version.as_bytes());
     }
     r.extend_from_slice(b"\r\n");
-    for (k, v) in headers {
-        r.extend_from_slice(k.as_bytes());
-        r.extend_from_slice(b": ");
-        r.extend_from_slice(v);
-        r.extend_from_slice(b"\r\n");
-    }
-    r.extend_from_slice(b"\r\n");
+    common::nginx::end_headers(&mut r, headers);
     r
 }
 

@@ -1132,6 +1132,27 @@ fn has_card(text: &str) -> bool {
     })
 }
 
+/// The text rules that must have changed a line or record whose texts are `texts` (each with
+/// the query rule already applied, and whether it changed it): `query`, then each pattern left
+/// in them.
+fn text_hits(texts: &[(String, bool)]) -> Vec<&'static str> {
+    let email = regex::Regex::new(
+        r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    )
+    .expect("regex");
+    let mut hits = Vec::new();
+    if texts.iter().any(|(_, hit)| *hit) {
+        hits.push("query");
+    }
+    if texts.iter().any(|(t, _)| email.is_match(t)) {
+        hits.push("pattern:email");
+    }
+    if texts.iter().any(|(t, _)| has_card(t)) {
+        hits.push("pattern:card");
+    }
+    hits
+}
+
 /// What each rule must have changed in the access log, read from nginx's `escape=json` truth:
 /// `ip` every line (each has a client address), a field rule each line where that header was
 /// sent, `query` each line with a named parameter in `$request`, `$args` or `$http_referer`,
@@ -1139,10 +1160,6 @@ fn has_card(text: &str) -> bool {
 /// The caller leaves out the lines a filter took: they are not sent, so not redacted.
 fn counts_from_truth<'a>(truth: impl Iterator<Item = &'a HashMap<String, Vec<u8>>>) -> Value {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let email = regex::Regex::new(
-        r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    )
-    .expect("regex");
     for line in truth {
         let var =
             |k: &str| String::from_utf8_lossy(line.get(k).map_or(&[][..], |v| v)).into_owned();
@@ -1167,15 +1184,7 @@ fn counts_from_truth<'a>(truth: impl Iterator<Item = &'a HashMap<String, Vec<u8>
                 }
             })
             .collect();
-        if texts.iter().any(|(_, hit)| *hit) {
-            hits.push("query");
-        }
-        if texts.iter().any(|(t, _)| email.is_match(t)) {
-            hits.push("pattern:email");
-        }
-        if texts.iter().any(|(t, _)| has_card(t)) {
-            hits.push("pattern:card");
-        }
+        hits.extend(text_hits(&texts));
         for h in hits {
             *counts.entry(h).or_default() += 1;
         }
@@ -1190,10 +1199,6 @@ fn counts_from_truth<'a>(truth: impl Iterator<Item = &'a HashMap<String, Vec<u8>
 /// `info` depends on how each connection ended, so the counts are read from the records).
 fn error_counts_expected(unredacted: &Printed) -> Value {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let email = regex::Regex::new(
-        r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    )
-    .expect("regex");
     for m in unredacted.messages() {
         let v = strict_parse(m).expect("JSON");
         let mut hits = Vec::new();
@@ -1205,15 +1210,7 @@ fn error_counts_expected(unredacted: &Printed) -> Value {
             .filter_map(|k| v.get(*k).and_then(Value::as_str))
             .map(without_masked_params)
             .collect();
-        if texts.iter().any(|(_, hit)| *hit) {
-            hits.push("query");
-        }
-        if texts.iter().any(|(t, _)| email.is_match(t)) {
-            hits.push("pattern:email");
-        }
-        if texts.iter().any(|(t, _)| has_card(t)) {
-            hits.push("pattern:card");
-        }
+        hits.extend(text_hits(&texts));
         for h in hits {
             *counts.entry(h).or_default() += 1;
         }

@@ -8,12 +8,12 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use common::{FakeCheckpoints, FakeSink, FakeSource, combined_line, s3_event};
+use common::{
+    FakeCheckpoints, FakeSink, FakeSource, combined_line, handle_keys as run, sent_messages as sent,
+};
 use nginx_cloudwatch_forwarder::config::Config;
-use nginx_cloudwatch_forwarder::handler::Handler;
-use nginx_cloudwatch_forwarder::summary::Summary;
 
-const BUCKET: &str = "b";
+const BUCKET: &str = common::FAKE_BUCKET;
 const ACCESS: &str = "nginx/i-0123456789abcdef0/access/2026/11/24/access.log";
 const ERROR: &str = "nginx/i-0123456789abcdef0/error/2026/11/24/error.log";
 const HEALTH: &str = r#"[{"name": "health", "when": {"request_uri": {"matches": "^/healthz"}}}]"#;
@@ -35,29 +35,6 @@ fn redacting(puts: &'static str) -> Config {
         ("FILTER_RULES", HEALTH),
         ("MAX_CONCURRENT_PUTS", puts),
     ])
-}
-
-async fn run(
-    source: FakeSource,
-    sink: FakeSink,
-    config: Config,
-    store: &Arc<FakeCheckpoints>,
-    keys: &[&str],
-) -> (Summary, FakeSink) {
-    let h = Handler::new(source, sink, config)
-        .with_clock(common::fixture_clock())
-        .with_checkpoints(store.clone());
-    let summary = h.handle(&s3_event(BUCKET, keys)).await.expect("S3 event");
-    let sink = Arc::try_unwrap(h.sink).ok().expect("no other owner");
-    (summary, sink)
-}
-
-fn sent(sink: &FakeSink) -> Vec<String> {
-    sink.puts()
-        .into_iter()
-        .flat_map(|p| p.events)
-        .map(|e| e.message.text())
-        .collect()
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {

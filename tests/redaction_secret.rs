@@ -21,21 +21,29 @@ const AGENT: &str = "integration-test/1.0";
 const BUCKET: &str = "nginx-logs-secret";
 const INSTANCE: &str = "i-0123456789abcdef0";
 
-/// `hmac:` and the first 128 bits of HMAC-SHA256(`key`, `value`) in hex, by openssl.
-fn openssl_hmac(key: &str, value: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-hmac", key])
+/// `cmd` run with `input` on its standard input: its output.
+fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("run openssl");
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(value.as_bytes())
-        .expect("write to openssl");
-    let out = child.wait_with_output().expect("openssl's answer");
+        .write_all(input.as_bytes())
+        .expect("write to its stdin");
+    child.wait_with_output().expect("its output")
+}
+
+/// `hmac:` and the first 128 bits of HMAC-SHA256(`key`, `value`) in hex, by openssl.
+fn openssl_hmac(key: &str, value: &str) -> String {
+    let out = with_stdin(
+        Command::new("openssl").args(["dgst", "-sha256", "-hmac", key]),
+        value,
+    );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("text");
     // `SHA2-256(stdin)= <hex>` (or `(stdin)= <hex>` in older versions).
@@ -65,19 +73,10 @@ fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
 
 /// `parse --kind access` of `log` with `env`: exit code, stdout, stderr.
 fn parse(log: &str, env: &[(&str, String)]) -> (Option<i32>, String, String) {
-    let mut child = forwarder_command(&["parse", "--kind", "access"], env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(log.as_bytes())
-        .expect("write the log");
-    let out = child.wait_with_output().expect("its output");
+    let out = with_stdin(
+        &mut forwarder_command(&["parse", "--kind", "access"], env),
+        log,
+    );
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

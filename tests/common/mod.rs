@@ -489,6 +489,30 @@ impl LeaseStore for FakeLeases {
     }
 }
 
+/// The bucket of [`handle_keys`]' objects.
+pub const FAKE_BUCKET: &str = "b";
+
+/// One invocation over the objects `keys` of [`FAKE_BUCKET`] in `source`, with the fixture clock
+/// and progress records in `store`; the summary and the sink.
+pub async fn handle_keys(
+    source: FakeSource,
+    sink: FakeSink,
+    config: Config,
+    store: &std::sync::Arc<FakeCheckpoints>,
+    keys: &[&str],
+) -> (nginx_cloudwatch_forwarder::summary::Summary, FakeSink) {
+    handle_event(source, sink, config, store, &s3_event(FAKE_BUCKET, keys)).await
+}
+
+/// The messages `sink` was sent, in the order of its puts.
+pub fn sent_messages(sink: &FakeSink) -> Vec<String> {
+    sink.puts()
+        .into_iter()
+        .flat_map(|p| p.events)
+        .map(|e| e.message.text())
+        .collect()
+}
+
 /// One invocation over the object `bucket/key` holding `body`, with `MAX_CONCURRENT_PUTS` set
 /// to `max_puts`, the fixture clock and progress records in `store`; the summary and the sink.
 pub async fn forward_one<K: LogSink + 'static>(
@@ -501,13 +525,22 @@ pub async fn forward_one<K: LogSink + 'static>(
         Config::from_lookup(|k| (k == "MAX_CONCURRENT_PUTS").then(|| max_puts.to_string()))
             .expect("valid");
     let source = FakeSource::default().with(bucket, key, body);
+    handle_event(source, sink, config, store, &s3_event(bucket, &[key])).await
+}
+
+/// One invocation with `payload`, the fixture clock and progress records in `store`; the
+/// summary and the sink.
+async fn handle_event<K: LogSink + 'static>(
+    source: FakeSource,
+    sink: K,
+    config: Config,
+    store: &std::sync::Arc<FakeCheckpoints>,
+    payload: &serde_json::Value,
+) -> (nginx_cloudwatch_forwarder::summary::Summary, K) {
     let h = nginx_cloudwatch_forwarder::handler::Handler::new(source, sink, config)
         .with_clock(fixture_clock())
         .with_checkpoints(store.clone());
-    let summary = h
-        .handle_until(&s3_event(bucket, &[key]), None)
-        .await
-        .expect("S3 event");
+    let summary = h.handle(payload).await.expect("S3 event");
     let sink = std::sync::Arc::try_unwrap(h.sink)
         .ok()
         .expect("no other owner");

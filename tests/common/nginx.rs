@@ -88,6 +88,12 @@ pub fn get(addr: SocketAddr, host: &str, target: &str, agent: &str) {
 pub fn request_with(host: &str, target: &str, headers: &[(&str, &[u8])]) -> Vec<u8> {
     let mut r =
         format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
+    end_headers(&mut r, headers);
+    r
+}
+
+/// Appends `headers` (values as bytes) and the empty line that ends a request's head.
+pub fn end_headers(r: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
     for (k, v) in headers {
         r.extend_from_slice(k.as_bytes());
         r.extend_from_slice(b": ");
@@ -95,7 +101,6 @@ pub fn request_with(host: &str, target: &str, headers: &[(&str, &[u8])]) -> Vec<
         r.extend_from_slice(b"\r\n");
     }
     r.extend_from_slice(b"\r\n");
-    r
 }
 
 /// Sends `request` (any bytes, one request that closes the connection) and reads the answer
@@ -325,11 +330,25 @@ impl Nginx {
 
     /// Stops nginx (its files stay until drop), so that its logs are final.
     pub fn stop(&mut self) {
+        // SIGTERM: the master stops its worker, then exits (SIGKILL would leave the worker
+        // running).
+        self.signal_and_wait("-TERM");
+    }
+
+    /// Stops nginx gracefully (SIGQUIT): the workers finish what they serve first, logging
+    /// included. nginx ≥ 1.19 logs a request it closes lingeringly (a 400, an unread body) only
+    /// after the lingering close, so after the client saw the answer end: a fast stop
+    /// ([`Nginx::stop`]) can lose that line.
+    pub fn quit(&mut self) {
+        self.signal_and_wait("-QUIT");
+    }
+
+    /// Sends the master `signal` and waits for it to exit (at most [`READY_TIMEOUT`]), then
+    /// makes sure it is gone.
+    fn signal_and_wait(&mut self, signal: &str) {
         if self.master && matches!(self.child.try_wait(), Ok(None)) {
-            // SIGTERM: the master stops its worker, then exits (SIGKILL would leave the
-            // worker running).
             let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
+                .args([signal, &self.child.id().to_string()])
                 .status();
             let deadline = Instant::now() + READY_TIMEOUT;
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
@@ -338,23 +357,6 @@ impl Nginx {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// Stops nginx gracefully (SIGQUIT): the workers finish what they serve first, logging
-    /// included. nginx ≥ 1.19 logs a request it closes lingeringly (a 400, an unread body) only
-    /// after the lingering close, so after the client saw the answer end: a fast stop
-    /// ([`Nginx::stop`]) can lose that line.
-    pub fn quit(&mut self) {
-        if self.master && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + READY_TIMEOUT;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10)); // poll for exit
-            }
-        }
-        self.stop();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
