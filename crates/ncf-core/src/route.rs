@@ -274,9 +274,15 @@ pub fn is_instance_id(id: &str) -> bool {
 
 /// An IAM role's unique ID: `AROA` + 1 to [`MAX_ROLE_ID_TAIL`] upper-case letters and digits
 /// (as the default `KEY_PATTERN` reads it).
-/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids>
 pub fn is_role_id(id: &str) -> bool {
-    id.strip_prefix("AROA").is_some_and(|rest| {
+    is_unique_id(id, "AROA")
+}
+
+/// An IAM unique ID of the kind `prefix` names (`AROA` a role, `AIDA` a user): the prefix and 1
+/// to [`MAX_ROLE_ID_TAIL`] upper-case letters and digits.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids>
+pub fn is_unique_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
         (1..=MAX_ROLE_ID_TAIL).contains(&rest.len())
             && rest
                 .bytes()
@@ -284,8 +290,9 @@ pub fn is_role_id(id: &str) -> bool {
     })
 }
 
-/// At most this many characters follow `AROA` in a role ID: IAM's unique IDs are at most 128
-/// characters (`RoleId`: "Maximum length of 128").
+/// At most this many characters follow the four-letter prefix of an IAM unique ID (`AROA`,
+/// `AIDA`): IAM's unique IDs are at most 128 characters (`RoleId`, `UserId`: "Maximum length
+/// of 128").
 /// <https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html>
 pub const MAX_ROLE_ID_TAIL: usize = 124;
 

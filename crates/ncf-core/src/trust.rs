@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::event::TestEvent;
 use crate::object::{ObjectRef, Provenance};
-use crate::route::{is_instance_id, is_role_id};
+use crate::route::{is_instance_id, is_role_id, is_unique_id};
 
 /// How uploads are checked against the stream their key names (`UPLOADER_CHECK`'s mode).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,18 +88,8 @@ impl UploaderCheck {
 fn is_trusted_entry(token: &str) -> bool {
     match token.split_once(':') {
         Some((role, name)) => is_role_id(role) && !name.is_empty(),
-        None => is_role_id(token) || is_user_id(token),
+        None => is_role_id(token) || is_unique_id(token, "AIDA"),
     }
-}
-
-/// An IAM user's unique ID: `AIDA` + upper-case letters and digits.
-fn is_user_id(id: &str) -> bool {
-    id.strip_prefix("AIDA").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    })
 }
 
 /// Which messages are acted on and whose uploads are forwarded where.
@@ -334,6 +324,10 @@ mod tests {
             let e = UploaderCheck::parse(bad).unwrap_err();
             assert!(e.contains(named), "{bad}: {e}");
         }
+        // IAM's unique IDs are at most 128 characters, users' as roles'.
+        let longest = format!("AIDA{}", "X".repeat(crate::route::MAX_ROLE_ID_TAIL));
+        assert!(UploaderCheck::parse(&format!("instance,{longest}")).is_ok());
+        assert!(UploaderCheck::parse(&format!("instance,{longest}X")).is_err());
     }
 
     /// The decision table: principal × mode × key owner.
