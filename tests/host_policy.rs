@@ -15,13 +15,12 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::block_on;
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::{Moto, Received, counted_on, kinds};
 use common::nginx::TIMING_FORMAT;
+use common::{Scratch, block_on};
 
 const BUCKET: &str = "nginx-logs-hosts";
 /// The template's default `KeyPrefix`.
@@ -86,32 +85,16 @@ struct Stack {
     admin: aws_sdk_s3::Client,
     /// moto's request log up to the end of the setup.
     setup: usize,
-    dir: PathBuf,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: Scratch,
 }
 
 impl Stack {
     fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ncf-host-policy-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["logs", "tmp", "home", "state"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("scratch dir");
-        }
-        std::fs::write(
-            dir.join("aws-config"),
-            "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
-        )
-        .expect("write AWS config");
+        let dir = Scratch::new(
+            &format!("host-policy-{tag}"),
+            &["logs", "tmp", "home", "state"],
+        );
+        dir.aws_cli_config();
         let moto = Moto::start_iam();
         iam::cli(&moto, &["s3api", "create-bucket", "--bucket", BUCKET]);
         let role = iam::create_host_role(&moto, ROLE);
@@ -185,7 +168,7 @@ impl Stack {
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+        self.dir.path(rel)
     }
 }
 

@@ -546,9 +546,8 @@ fn nothing_secret_leaves_nginx_1_30() {
 /// is refused, naming the variable and the key, as for a `FILTER_RULES` field.
 #[test]
 fn a_redact_fields_key_the_messages_do_not_have_is_refused() {
-    let dir = std::env::temp_dir().join(format!("ncf-redact-typo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let log = dir.join("access.log");
+    let dir = common::Scratch::new("redact-typo", &[]);
+    let log = dir.path("access.log");
     std::fs::write(
         &log,
         "127.0.0.1 127.0.0.1 [06/Dec/2026:01:35:31 +0000] \"GET / HTTP/1.1\" 200 \"-\" \"-\" \
@@ -574,7 +573,6 @@ fn a_redact_fields_key_the_messages_do_not_have_is_refused() {
         ])
         .output()
         .expect("run parse");
-    let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()

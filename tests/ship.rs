@@ -11,21 +11,21 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::block_on;
 use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
-use common::ship_command;
+use common::{Scratch, ship_command};
 
 const BUCKET: &str = "nginx-logs-follower";
 
 // --- a host: log directory, state directory, running the command ----------------------------
 
 struct Host {
-    dir: PathBuf,
+    dir: Scratch,
     moto: Moto,
     imds: ImdsServer,
     s3: aws_sdk_s3::Client,
@@ -35,22 +35,9 @@ struct Host {
     next_line: usize,
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 impl Host {
     fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ncf-ship-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("log")).expect("log dir");
+        let dir = Scratch::new(&format!("ship-{tag}"), &["log"]);
         let moto = Moto::start();
         let (s3, logs) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
         block_on(s3.create_bucket().bucket(BUCKET).send()).expect("create bucket");
@@ -66,11 +53,11 @@ impl Host {
     }
 
     fn log(&self) -> PathBuf {
-        self.dir.join("log/access.log")
+        self.dir.path("log/access.log")
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
+        self.dir.path("state")
     }
 
     /// Appends `n` access lines (the last one without its newline when `partial`).
@@ -221,7 +208,7 @@ impl Host {
     /// An executable `nginx` stand-in in the host's directory running `body` (a sh script).
     fn fake_nginx(&self, body: &str) -> String {
         use std::os::unix::fs::PermissionsExt;
-        let p = self.dir.join("fake-nginx");
+        let p = self.dir.path("fake-nginx");
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write fake nginx");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         p.display().to_string()
@@ -445,7 +432,7 @@ fn rename_rotation_mid_run_ships_every_line_once() {
     host.ship_ok();
     host.append(5, false);
     // logrotate's create: rename; nginx reopens (USR1) and writes the new file.
-    let rotated = host.dir.join("log/access.log-20261130T0400");
+    let rotated = host.dir.path("log/access.log-20261130T0400");
     std::fs::rename(host.log(), &rotated).expect("rename");
     host.append(7, false);
     let log = host.ship_ok();
@@ -461,7 +448,7 @@ fn rename_rotation_mid_run_ships_every_line_once() {
     // Rotated away before it was shipped: reported, the new file still ships. (The new file
     // is created before the old one is removed, so that it cannot reuse its inode number.)
     host.append(4, false);
-    let gone = host.dir.join("log/access.log-gone");
+    let gone = host.dir.path("log/access.log-gone");
     std::fs::rename(host.log(), &gone).expect("rotate");
     let lost: Vec<String> = host.written.drain(host.written.len() - 4..).collect();
     host.append(2, false);
@@ -484,7 +471,7 @@ fn copytruncate_mid_run_ships_every_line_once() {
     // shipped from the copy (found by the file's first bytes).
     host.append(5, false);
     // logrotate's copytruncate: copy, then truncate in place; nginx goes on writing at 0.
-    std::fs::copy(host.log(), host.dir.join("log/access.log.1")).expect("copy");
+    std::fs::copy(host.log(), host.dir.path("log/access.log.1")).expect("copy");
     std::fs::OpenOptions::new()
         .write(true)
         .open(host.log())
@@ -685,8 +672,8 @@ fn the_forwarder_delivers_every_shipped_line_once() {
 #[test]
 fn site_named_files_are_followed_as_nginx_configuration_says() {
     let host = Host::new("sites");
-    let d = host.dir.display().to_string();
-    let conf = host.dir.join("nginx.conf");
+    let d = host.dir.dir().display().to_string();
+    let conf = host.dir.path("nginx.conf");
     std::fs::write(
         &conf,
         format!(
@@ -702,8 +689,8 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
         common::nginx::nginx_binary().display(),
         conf.display()
     ));
-    let access = host.dir.join("log/shop.example.com.access.log");
-    let error = host.dir.join("log/shop.example.com.error.log");
+    let access = host.dir.path("log/shop.example.com.access.log");
+    let error = host.dir.path("log/shop.example.com.error.log");
     let line = common::combined_line("10.1.2.3", common::now_ms(), "/shop", 200);
     std::fs::write(&access, format!("{line}\n")).expect("access");
     let err_line = "2026/12/05 10:00:00 [error] 7#7: *1 open() \"/srv/x\" failed (2: No such file or directory), client: 10.1.2.3, server: shop, request: \"GET /x HTTP/1.1\"";
@@ -793,7 +780,7 @@ fn site_named_files_are_followed_as_nginx_configuration_says() {
 
     // FILEs: the configuration's file ships; one that nothing explains is refused alone.
     std::fs::write(&access, format!("{line}\n{line}\n")).expect("access");
-    let notes = host.dir.join("log/notes.txt");
+    let notes = host.dir.path("log/notes.txt");
     std::fs::write(&notes, "not a log\n").expect("notes");
     let (code, stderr) = run(&[&access, &notes]);
     assert_eq!(code, Some(1), "one FILE refused: {stderr}");

@@ -7,9 +7,10 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::Scratch;
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::{Moto, Received, counted_on, kinds};
@@ -19,33 +20,6 @@ const BUCKET: &str = "nginx-logs-check";
 /// The template's default `KeyPrefix`.
 const KEY_PREFIX: &str = "nginx/";
 const ROLE: &str = "nginx-host";
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ncf-ship-check-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("logs")).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Real nginx's logs in the scratch directory ([`common::nginx::logged_site`]).
 fn site(scratch: &Scratch) -> common::nginx::LoggedSite {
@@ -156,7 +130,7 @@ fn host_policy_for(user_id: &str) -> serde_json::Value {
 /// 200), and ready again (the same PutObject answered 412: still writable, nothing written).
 #[test]
 fn the_host_policy_decides_whether_the_bucket_is_writable() {
-    let scratch = Scratch::new("policy");
+    let scratch = Scratch::new("ship-check-policy", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::Serve);
     let moto = Moto::start_iam();
@@ -298,7 +272,7 @@ fn plain_moto() -> Moto {
 /// bucket is not tried (no S3 request at all), the rest is still checked.
 #[test]
 fn imds_down_fails_and_puts_nothing() {
-    let scratch = Scratch::new("imds");
+    let scratch = Scratch::new("ship-check-imds", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::DenyToken);
     let moto = plain_moto();
@@ -334,7 +308,7 @@ fn imds_down_fails_and_puts_nothing() {
 #[test]
 fn an_unreadable_log_file_fails_with_its_group() {
     use std::os::unix::fs::PermissionsExt;
-    let scratch = Scratch::new("unreadable");
+    let scratch = Scratch::new("ship-check-unreadable", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::Serve);
     let moto = plain_moto();
@@ -401,7 +375,7 @@ fn s3_with_clock(offset_s: i64) -> String {
 /// rejects events more than 2 h in the future), 90 s ahead warns and is still ready.
 #[test]
 fn a_skewed_clock_is_measured_on_the_s3_answer() {
-    let scratch = Scratch::new("clock");
+    let scratch = Scratch::new("ship-check-clock", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::Serve);
     let moto = plain_moto();
@@ -446,7 +420,7 @@ fn a_skewed_clock_is_measured_on_the_s3_answer() {
 /// nothing is put: not one S3 request. A bad setting exits 64, as `ship`, before any request.
 #[test]
 fn no_format_object_means_nothing_is_put() {
-    let scratch = Scratch::new("noformat");
+    let scratch = Scratch::new("ship-check-noformat", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::Serve);
     let moto = plain_moto();
@@ -519,7 +493,7 @@ fn hang_up() -> (String, std::sync::Arc<AtomicUsize>) {
 /// bucket are not checked, and S3 gets nothing.
 #[test]
 fn sts_unreachable_fails_after_three_attempts() {
-    let scratch = Scratch::new("sts");
+    let scratch = Scratch::new("ship-check-sts", &["logs"]);
     let site = site(&scratch);
     let imds = ImdsServer::start(Imds::Serve);
     let moto = plain_moto();

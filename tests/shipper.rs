@@ -11,7 +11,6 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::imds::{INSTANCE_ID, Imds, ImdsServer, NameTag};
 use common::moto::Moto;
@@ -25,32 +24,18 @@ fn script() -> PathBuf {
 
 // --- scratch directories, files, running the script --------------------------------------------
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct Scratch(PathBuf);
+/// A fresh directory (`logs`, `tmp`, `home` and the AWS CLI's config in it), removed on drop.
+struct Scratch(common::Scratch);
 
 impl Scratch {
     fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!(
-            "nginx-shipper-test-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["logs", "tmp", "home"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create scratch dir");
-        }
-        // Path-style addressing and a region for the CLI; nothing read from the real ~/.aws.
-        std::fs::write(
-            dir.join("aws-config"),
-            "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
-        )
-        .expect("write AWS config");
-        Scratch(dir)
+        let s = common::Scratch::new(&format!("shipper-{tag}"), &["logs", "tmp", "home"]);
+        s.aws_cli_config();
+        Scratch(s)
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.0.path(rel)
     }
 
     /// A log file with a given modification time (`touch -t`, POSIX, in UTC).
@@ -125,12 +110,6 @@ exec "$REAL_AWS" "$@"
             .map(|e| e.expect("dir entry").path())
             .collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

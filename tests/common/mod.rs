@@ -34,6 +34,54 @@ use nginx_cloudwatch_forwarder::ports::{
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The AWS CLI's configuration in tests: a region and path-style addressing (moto's buckets
+/// are not DNS names), so that nothing is read from the real `~/.aws`.
+pub const AWS_CLI_CONFIG: &str =
+    "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n";
+
+/// A fresh directory under the system temp dir (`ncf-TAG-PID-N`) with `subdirs` in it,
+/// removed on drop.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str, subdirs: &[&str]) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ncf-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        for sub in subdirs {
+            std::fs::create_dir_all(dir.join(sub)).expect("scratch dir");
+        }
+        Scratch(dir)
+    }
+
+    pub fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.0.join(rel)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `aws-config` in it, holding [`AWS_CLI_CONFIG`] (for `AWS_CONFIG_FILE`); its path.
+    pub fn aws_cli_config(&self) -> std::path::PathBuf {
+        let p = self.path("aws-config");
+        std::fs::write(&p, AWS_CLI_CONFIG).expect("write AWS config");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn read_fixture(rel: &str) -> Vec<u8> {
     let path = format!("{MANIFEST_DIR}/{rel}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))

@@ -44,11 +44,7 @@ impl NotifyingBucket {
             "nginx-notify-{}-{bucket}.aws-config",
             std::process::id()
         ));
-        std::fs::write(
-            &config_file,
-            "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n",
-        )
-        .expect("write AWS config");
+        std::fs::write(&config_file, super::AWS_CLI_CONFIG).expect("write AWS config");
         let mut b = NotifyingBucket {
             bucket: bucket.to_string(),
             queue_url: String::new(),
