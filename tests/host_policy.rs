@@ -18,7 +18,7 @@ use std::process::Command;
 
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
-use common::moto::{Moto, Received, counted_on, kinds};
+use common::moto::{Moto, Received, bucket_keys, counted_on, kinds};
 use common::nginx::TIMING_FORMAT;
 use common::{Scratch, block_on};
 
@@ -129,13 +129,7 @@ impl Stack {
 
     /// Keys in the bucket (read as the admin, then left out of the counts).
     fn keys(&mut self) -> Vec<String> {
-        let out = block_on(self.admin.list_objects_v2().bucket(BUCKET).send()).expect("list");
-        let mut keys: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_string))
-            .collect();
-        keys.sort();
+        let keys = block_on(bucket_keys(&self.admin, BUCKET));
         self.received_since();
         keys
     }

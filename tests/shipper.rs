@@ -187,14 +187,7 @@ impl Bucket {
     }
 
     fn keys(&self) -> Vec<String> {
-        let out = block_on(self.s3.list_objects_v2().bucket(BUCKET).send()).expect("list");
-        let mut keys: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_string))
-            .collect();
-        keys.sort();
-        keys
+        block_on(common::moto::bucket_keys(&self.s3, BUCKET))
     }
 
     /// Body, Content-Type and Content-Encoding of an object.

@@ -340,6 +340,23 @@ pub async fn with_bucket(
     (moto, s3, logs)
 }
 
+/// The keys in `bucket`, sorted (one page: the tests' buckets hold fewer than 1,000).
+pub async fn bucket_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list");
+    let mut keys: Vec<String> = out
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Uploads `body` as `bucket/key`; its ETag (as S3 returns it, quoted).
 pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
     let out = s3
