@@ -22,8 +22,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -119,22 +119,6 @@ fn write_steadily(
     })
 }
 
-fn follower(moto: &Moto, imds: &ImdsServer, bucket: &str, dir: &Path, interval: u64) -> Child {
-    common::ship_command(
-        moto,
-        imds,
-        bucket,
-        &dir.join("state"),
-        &dir.join("access.log"),
-    )
-    .arg(dir.join("error.log"))
-    .args(["--interval", &interval.to_string()])
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(dir.join("follower.log")).expect("follower log"))
-    .spawn()
-    .expect("start the follower")
-}
-
 impl Host {
     /// Forwards what was announced: one invocation per notification, as S3 invokes.
     fn forward(&mut self, env: &[(&'static str, String)]) {
@@ -197,7 +181,7 @@ fn main() {
                 stop.clone(),
                 lines.clone(),
             ));
-            let follower = follower(&moto, &imds, &name, &dir, interval);
+            let follower = common::spawn_follower(&moto, &imds, &name, &dir, interval);
             hosts.push(Host {
                 rate,
                 interval,

@@ -33,7 +33,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -335,19 +335,7 @@ fn start_host(moto: &Moto, imds: &ImdsServer, root: &Path, rate: u64, interval: 
     let bucket = format!("footprint-r{rate}-i{interval}");
     let (s3, _) = nginx_cloudwatch_forwarder::aws::clients_from(&moto.sdk_config(), true);
     block_on(s3.create_bucket().bucket(&bucket).send()).expect("create bucket");
-    let follower = common::ship_command(
-        moto,
-        imds,
-        &bucket,
-        &dir.join("state"),
-        &dir.join("access.log"),
-    )
-    .arg(dir.join("error.log"))
-    .args(["--interval", &interval.to_string()])
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(dir.join("follower.log")).expect("follower log"))
-    .spawn()
-    .expect("start the follower");
+    let follower = common::spawn_follower(moto, imds, &bucket, &dir, interval);
     Host {
         rate,
         interval,

@@ -595,6 +595,30 @@ async fn handle_event<K: LogSink + 'static>(
     (summary, sink)
 }
 
+/// The follower of `dir`'s `access.log` and `error.log` every `interval` seconds into
+/// `bucket` ([`ship_command`]), its state in `dir/state` and its log in `dir/follower.log`.
+pub fn spawn_follower(
+    moto: &moto::Moto,
+    imds: &imds::ImdsServer,
+    bucket: &str,
+    dir: &std::path::Path,
+    interval: u64,
+) -> std::process::Child {
+    ship_command(
+        moto,
+        imds,
+        bucket,
+        &dir.join("state"),
+        &dir.join("access.log"),
+    )
+    .arg(dir.join("error.log"))
+    .args(["--interval", &interval.to_string()])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(dir.join("follower.log")).expect("follower log"))
+    .spawn()
+    .expect("start the follower")
+}
+
 /// `ship --state-dir STATE LOG` against moto and the IMDS stand-in, in a hermetic environment.
 pub fn ship_command(
     moto: &moto::Moto,
