@@ -416,16 +416,7 @@ fn parse_printed(format: &str, file: &std::path::Path) -> Vec<(i64, String)> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("a JSON line");
-            let ts = v["timestamp"].as_i64().expect("timestamp");
-            let message = v["message"].as_str().expect("message").to_string();
-            (ts, message)
-        })
-        .collect()
+    common::moto::printed_events(&out.stdout)
 }
 
 /// A real nginx writes the same requests in a JSON and a timing format; each log goes to S3

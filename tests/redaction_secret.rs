@@ -11,7 +11,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::iam::cli;
-use common::moto::{Moto, forwarder_command, read_stream, replay, upload, with_bucket};
+use common::moto::{
+    Moto, forwarder_command, printed_events, read_stream, replay, upload, with_bucket,
+};
 use common::{combined_line, now_ms};
 use serde_json::Value;
 
@@ -86,12 +88,9 @@ fn parse(log: &str, env: &[(&str, String)]) -> (Option<i32>, String, String) {
 
 /// Each printed event's message, as JSON.
 fn messages(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| {
-            let event: Value = serde_json::from_str(l).expect("an event");
-            serde_json::from_str(event["message"].as_str().expect("a message")).expect("JSON")
-        })
+    printed_events(stdout.as_bytes())
+        .iter()
+        .map(|(_, m)| serde_json::from_str(m).expect("JSON"))
         .collect()
 }
 

@@ -357,6 +357,19 @@ pub async fn bucket_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     keys
 }
 
+/// What `parse` printed: each event's timestamp and message, a JSON line each.
+pub fn printed_events(stdout: &[u8]) -> Vec<(i64, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            let ts = v["timestamp"].as_i64().expect("timestamp");
+            let message = v["message"].as_str().expect("message").to_string();
+            (ts, message)
+        })
+        .collect()
+}
+
 /// Uploads `body` as `bucket/key`; its ETag (as S3 returns it, quoted).
 pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
     let out = s3

@@ -150,12 +150,8 @@ pub fn parsed(kind: &str, text: &str, env: &[(&str, &str)]) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| {
-            let outer: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-            outer["message"].as_str().expect("a message").to_string()
-        })
+    super::moto::printed_events(&out.stdout)
+        .into_iter()
+        .map(|(_, message)| message)
         .collect()
 }
