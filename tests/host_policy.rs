@@ -18,7 +18,7 @@ use std::process::Command;
 
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
-use common::moto::{Moto, Received, bucket_keys, counted_on, kinds};
+use common::moto::{Moto, Received, bucket_keys, counted_on, kinds, object_metadata};
 use common::nginx::TIMING_FORMAT;
 use common::{Scratch, block_on};
 
@@ -135,13 +135,7 @@ impl Stack {
     }
 
     fn metadata(&mut self, key: &str) -> Vec<(String, String)> {
-        let head = block_on(self.admin.head_object().bucket(BUCKET).key(key).send())
-            .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
-        let mut meta: Vec<(String, String)> = head
-            .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        meta.sort();
+        let meta = block_on(object_metadata(&self.admin, BUCKET, key));
         self.received_since();
         meta
     }
@@ -241,6 +235,24 @@ fn format_key(owner: &str) -> String {
 struct Run {
     code: Option<i32>,
     stderr: String,
+}
+
+/// A run with credentials that are not this instance's profile session (`stack.other`): it
+/// ended with `code`, naming the session's UserId, after STS's call alone.
+fn refused_as_other(stack: &mut Stack, run: &Run, code: Option<i32>) {
+    assert_eq!(run.code, code, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "not running with this instance's profile credentials: UserId is \"{}\"",
+            stack.other.user_id
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        counted_on(BUCKET, &stack.received_since()),
+        kinds(&[("sts", 1)])
+    );
 }
 
 /// scripts/ship-nginx-logs.sh on `files` as the session `who`, in a clean environment
@@ -405,19 +417,7 @@ fn the_script_uploads_under_its_userid_with_put_object_alone() {
     // Credentials that are not this instance's profile session: nothing is sent but STS's.
     let other = stack.other.clone();
     let run = script(&stack, &other, &imds, &site, &userid, &files);
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "not running with this instance's profile credentials: UserId is \"{}\"",
-            other.user_id
-        )),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        counted_on(BUCKET, &stack.received_since()),
-        kinds(&[("sts", 1)])
-    );
+    refused_as_other(&mut stack, &run, Some(2));
 
     // STS unreachable: exit 2, nothing uploaded or deleted.
     let closed = [
@@ -545,19 +545,7 @@ fn ship_uploads_under_its_userid_with_put_object_alone() {
     // Not this instance's profile session: refused at start (64) after the STS call alone.
     let other = stack.other.clone();
     let run = ship(&stack, (&other, "state", &[]), &imds, &site, &userid);
-    assert_eq!(run.code, Some(64), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "not running with this instance's profile credentials: UserId is \"{}\"",
-            other.user_id
-        )),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        counted_on(BUCKET, &stack.received_since()),
-        kinds(&[("sts", 1)])
-    );
+    refused_as_other(&mut stack, &run, Some(64));
 
     // STS unreachable (its endpoint a closed port): exit 1, naming what the host must reach;
     // nothing sent.

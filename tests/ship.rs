@@ -193,13 +193,7 @@ impl Host {
         self.objects()
             .into_iter()
             .map(|(key, _)| {
-                let head = block_on(self.s3.head_object().bucket(BUCKET).key(&key).send())
-                    .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
-                let mut meta: Vec<(String, String)> = head
-                    .metadata()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                meta.sort();
+                let meta = block_on(common::moto::object_metadata(&self.s3, BUCKET, &key));
                 (key, meta)
             })
             .collect()

@@ -212,14 +212,7 @@ impl Bucket {
 impl Bucket {
     /// The user metadata (`x-amz-meta-*`) of an object, sorted.
     fn metadata(&self, key: &str) -> Vec<(String, String)> {
-        let head = block_on(self.s3.head_object().bucket(BUCKET).key(key).send())
-            .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
-        let mut meta: Vec<(String, String)> = head
-            .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        meta.sort();
-        meta
+        block_on(common::moto::object_metadata(&self.s3, BUCKET, key))
     }
 }
 

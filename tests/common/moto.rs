@@ -357,6 +357,27 @@ pub async fn bucket_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     keys
 }
 
+/// The user metadata (`x-amz-meta-*`) of `bucket/key`, sorted.
+pub async fn object_metadata(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Vec<(String, String)> {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
+    let mut meta: Vec<(String, String)> = head
+        .metadata()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    meta.sort();
+    meta
+}
+
 /// What `parse` printed: each event's timestamp and message, a JSON line each.
 pub fn printed_events(stdout: &[u8]) -> Vec<(i64, String)> {
     String::from_utf8_lossy(stdout)
