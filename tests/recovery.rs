@@ -22,8 +22,9 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
+use common::iam::cli_output;
 use common::moto::{Moto, forwarder_command, read_stream, replay, replay_result};
-use common::notify::{NotifyingBucket, aws, create_function, sqs_lambda_event};
+use common::notify::{NotifyingBucket, create_function, sqs_lambda_event};
 use common::strict_logs::{Faults, REFUSE_AFTER, StrictLogs};
 use common::{numbered_log, uri_counts};
 use serde_json::{Value, json};
@@ -394,7 +395,7 @@ async fn one_dead_letter_by_hand_with_the_aws_cli_and_replay_event() {
 
     // The runbook's way by hand (docs/operations.md): the CLI's answer saved as it is, replayed,
     // then the message deleted.
-    let answer = aws(&moto, &["sqs", "receive-message", "--queue-url", &dlq]);
+    let answer = cli_output(&moto, &["sqs", "receive-message", "--queue-url", &dlq]);
     let file = std::env::temp_dir().join(format!("ncf-dead-letter-{}.json", std::process::id()));
     std::fs::write(&file, &answer).expect("write message.json");
     let file_arg = file.to_string_lossy().into_owned();
@@ -410,7 +411,7 @@ async fn one_dead_letter_by_hand_with_the_aws_cli_and_replay_event() {
     let receipt = answer["Messages"][0]["ReceiptHandle"]
         .as_str()
         .expect("a receipt handle");
-    aws(
+    cli_output(
         &moto,
         &[
             "sqs",

@@ -39,8 +39,19 @@ impl Session {
 /// `aws ARGS… --output json` against `moto` as its default (unchecked) principal; the parsed
 /// answer (`null` when it printed nothing).
 pub fn cli(moto: &Moto, args: &[&str]) -> serde_json::Value {
+    let out = cli_output(moto, args);
+    if out.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&out).expect("the CLI's JSON answer")
+}
+
+/// [`cli`]'s standard output as the CLI printed it (to save it as a user would).
+pub fn cli_output(moto: &Moto, args: &[&str]) -> Vec<u8> {
     let mut cmd = Command::new(aws_cli());
-    cmd.args(args).args(["--output", "json"]);
+    // The endpoint given as a flag too: the CLI's SQS commands do not take AWS_ENDPOINT_URL.
+    cmd.args(args)
+        .args(["--output", "json", "--endpoint-url", &moto.endpoint]);
     let out = against_moto(&mut cmd, moto, std::env::var_os("PATH").unwrap_or_default())
         .output()
         .expect("run the AWS CLI");
@@ -49,10 +60,7 @@ pub fn cli(moto: &Moto, args: &[&str]) -> serde_json::Value {
         "aws {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).expect("the CLI's JSON answer")
+    out.stdout
 }
 
 /// `cmd` with only `PATH` and what the AWS CLI needs to talk to `moto`: its endpoint and
@@ -78,11 +86,17 @@ pub fn against_moto<'c>(
 
 /// Creates the role `name` (trusted by EC2, as an instance role is); its ARN.
 pub fn create_host_role(moto: &Moto, name: &str) -> String {
+    create_role(moto, name, "ec2.amazonaws.com")
+}
+
+/// Creates the role `name` that `service` (`ec2.amazonaws.com`, `lambda.amazonaws.com`) may
+/// assume; its ARN.
+pub fn create_role(moto: &Moto, name: &str, service: &str) -> String {
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Principal": {"Service": service},
             "Action": "sts:AssumeRole"
         }]
     });

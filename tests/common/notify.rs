@@ -224,49 +224,15 @@ pub fn sqs_lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &st
     json!({ "Records": records })
 }
 
-/// `aws …` against this moto (the AWS CLI of [`aws_cli`], nothing read from
-/// ~/.aws); its standard output.
-pub fn aws(moto: &super::moto::Moto, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(aws_cli())
-        .args(["--endpoint-url", &moto.endpoint, "--output", "json"])
-        .args(args)
-        .envs(moto.env())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run the AWS CLI");
-    assert!(
-        out.status.success(),
-        "aws {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// A function named `name` with the environment `env`, as a stack deploys the forwarder: moto's
 /// Lambda keeps its configuration (GetFunctionConfiguration answers with it) without Docker; it
 /// cannot run it.
 pub fn create_function(moto: &super::moto::Moto, name: &str, env: &[(&str, String)]) {
-    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
-    aws(
-        moto,
-        &[
-            "iam",
-            "create-role",
-            "--role-name",
-            name,
-            "--assume-role-policy-document",
-            trust,
-        ],
-    );
+    let role = super::iam::create_role(moto, name, "lambda.amazonaws.com");
     let vars: std::collections::HashMap<&str, &str> =
         env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let environment = serde_json::json!({ "Variables": vars }).to_string();
-    aws(
+    super::iam::cli(
         moto,
         &[
             "lambda",
@@ -278,7 +244,7 @@ pub fn create_function(moto: &super::moto::Moto, name: &str, env: &[(&str, Strin
             "--code",
             "ImageUri=123456789012.dkr.ecr.us-east-1.amazonaws.com/forwarder:latest",
             "--role",
-            &format!("arn:aws:iam::123456789012:role/{name}"),
+            &role,
             "--environment",
             &environment,
         ],
