@@ -383,12 +383,8 @@ impl FieldClass {
             Self::AddrList
         } else if name == "http_forwarded" {
             Self::Forwarded
-        } else if ARGS_VARS.contains(&name) || name.starts_with("arg_") {
-            if name.starts_with("arg_") {
-                Self::Text
-            } else {
-                Self::Args
-            }
+        } else if ARGS_VARS.contains(&name) {
+            Self::Args
         } else if URI_VARS.contains(&name) {
             Self::Uri
         } else {
