@@ -54,6 +54,23 @@ fn openssl_hmac(key: &str, value: &str) -> String {
     format!("hmac:{}", &hex[..32])
 }
 
+/// The `n` events of the instance's access stream, each with its user agent hashed with
+/// [`KEY`] (as openssl computes it) and without the key itself; as JSON.
+async fn hashed_events(logs: &aws_sdk_cloudwatchlogs::Client, n: usize) -> Vec<Value> {
+    let stored = read_stream(logs, "nginx-access", INSTANCE).await;
+    assert_eq!(stored.len(), n);
+    let hash = openssl_hmac(KEY, AGENT);
+    stored
+        .iter()
+        .map(|(_, m)| {
+            let v: Value = serde_json::from_str(m).expect("JSON");
+            assert_eq!(v["http_user_agent"], hash.as_str(), "{m}");
+            assert!(!m.contains(KEY), "{m}");
+            v
+        })
+        .collect()
+}
+
 /// The secret `name` with `value` on moto, created with the AWS CLI; its ARN.
 fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
     let answer = cli(
@@ -249,14 +266,8 @@ async fn replay_stores_the_hash_made_with_the_secret() {
     );
     assert_eq!(summary["redacted_by_rule"]["ip"], 20, "{summary}");
     assert_eq!(summary["lines_redacted"], 20, "{summary}");
-    let stored = read_stream(&logs, "nginx-access", INSTANCE).await;
-    assert_eq!(stored.len(), 20);
-    let hash = openssl_hmac(KEY, AGENT);
-    for (_, m) in &stored {
-        let v: Value = serde_json::from_str(m).expect("JSON");
-        assert_eq!(v["http_user_agent"], hash.as_str(), "{m}");
-        assert_eq!(v["remote_addr"], "10.0.0.0", "{m}");
-        assert!(!m.contains(KEY), "{m}");
+    for v in hashed_events(&logs, 20).await {
+        assert_eq!(v["remote_addr"], "10.0.0.0", "{v}");
     }
 }
 
@@ -298,13 +309,7 @@ async fn replay_with_the_functions_settings_reads_its_secret() {
     let out = replay_as_function(&moto.env());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let stored = read_stream(&logs, "nginx-access", INSTANCE).await;
-    assert_eq!(stored.len(), 5);
-    let hash = openssl_hmac(KEY, AGENT);
-    for (_, m) in &stored {
-        let v: Value = serde_json::from_str(m).expect("JSON");
-        assert_eq!(v["http_user_agent"], hash.as_str(), "{m}");
-    }
+    hashed_events(&logs, 5).await;
 }
 
 /// The statement template.yaml gives the function's role for the secret (read with cfn-lint's
