@@ -117,14 +117,7 @@ impl Stack {
 
     /// What moto received since the setup (or the last call), moto's own API left out.
     fn received_since(&mut self) -> Vec<Received> {
-        let all = self.moto.received();
-        let new = all[self.setup..]
-            .iter()
-            .filter(|r| !r.path.starts_with("/moto-api/"))
-            .cloned()
-            .collect();
-        self.setup = all.len();
-        new
+        self.moto.received_since(&mut self.setup)
     }
 
     /// Keys in the bucket (read as the admin, then left out of the counts).

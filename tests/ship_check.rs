@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::Scratch;
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
-use common::moto::{Moto, Received, counted_on, kinds};
+use common::moto::{Moto, counted_on, kinds};
 use common::nginx::TIMING_FORMAT;
 
 const BUCKET: &str = "nginx-logs-check";
@@ -97,18 +97,6 @@ fn statuses(run: &Run) -> Vec<&str> {
         .collect()
 }
 
-/// moto's requests since `*seen`, moto's own API left out; moves `*seen` on.
-fn since(moto: &Moto, seen: &mut usize) -> Vec<Received> {
-    let all = moto.received();
-    let new = all[*seen..]
-        .iter()
-        .filter(|r| !r.path.starts_with("/moto-api/"))
-        .cloned()
-        .collect();
-    *seen = all.len();
-    new
-}
-
 /// The host policy as moto can enforce it for `user_id` (see tests/host_policy.rs, which
 /// checks the document): rendered, its `TlsOnly` Deny dropped (moto applies a conditioned Deny
 /// to every request).
@@ -174,7 +162,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
         "{}",
         run.stdout
     );
-    let received = since(&moto, &mut seen);
+    let received = moto.received_since(&mut seen);
     assert_eq!(
         counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
@@ -220,7 +208,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
     assert!(line(&run, "IMDSv2", INSTANCE_ID).starts_with("ok"));
     assert!(line(&run, "clock", "AWS's").starts_with("ok"));
     assert!(run.stdout.ends_with("ready: every check passed (exit 0)\n"));
-    let received = since(&moto, &mut seen);
+    let received = moto.received_since(&mut seen);
     assert_eq!(
         counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
@@ -245,7 +233,7 @@ fn the_host_policy_decides_whether_the_bucket_is_writable() {
         "{}",
         run.stdout
     );
-    let received = since(&moto, &mut seen);
+    let received = moto.received_since(&mut seen);
     assert_eq!(
         counted_on(BUCKET, &received),
         kinds(&[("sts", 1), ("PutObject", 1)]),
@@ -295,7 +283,7 @@ fn imds_down_fails_and_puts_nothing() {
         "{}",
         run.stdout
     );
-    let received = since(&moto, &mut seen);
+    let received = moto.received_since(&mut seen);
     assert_eq!(
         counted_on(BUCKET, &received),
         kinds(&[("sts", 1)]),
@@ -449,7 +437,7 @@ fn no_format_object_means_nothing_is_put() {
         run.stdout
     );
     assert!(line(&run, "clock", "STS's answer").starts_with("ok"));
-    let received = since(&moto, &mut seen);
+    let received = moto.received_since(&mut seen);
     assert_eq!(
         counted_on(BUCKET, &received),
         kinds(&[("sts", 1)]),
@@ -469,7 +457,7 @@ fn no_format_object_means_nothing_is_put() {
         "{}",
         run.stderr
     );
-    assert_eq!(since(&moto, &mut seen), Vec::new());
+    assert_eq!(moto.received_since(&mut seen), Vec::new());
 }
 
 /// A stand-in that accepts each connection and closes it at once, counting them: an endpoint
@@ -520,5 +508,5 @@ fn sts_unreachable_fails_after_three_attempts() {
     assert!(line(&run, "key layout", "STS did not answer").starts_with("warn"));
     assert!(line(&run, "bucket", "not checked").starts_with("warn"));
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
-    assert_eq!(since(&moto, &mut seen), Vec::new());
+    assert_eq!(moto.received_since(&mut seen), Vec::new());
 }

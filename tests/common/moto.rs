@@ -254,6 +254,19 @@ impl Moto {
         text.lines().filter_map(parse_request_line).collect()
     }
 
+    /// The requests moto answered since `*seen` (a count of [`Moto::received`]), its own API
+    /// (`/moto-api/`) left out; moves `*seen` on.
+    pub fn received_since(&self, seen: &mut usize) -> Vec<Received> {
+        let all = self.received();
+        let new = all[*seen..]
+            .iter()
+            .filter(|r| !r.path.starts_with("/moto-api/"))
+            .cloned()
+            .collect();
+        *seen = all.len();
+        new
+    }
+
     /// [`Moto::received`] counted by [`Received::s3_kind`].
     pub fn received_by_kind(&self) -> std::collections::BTreeMap<&'static str, u64> {
         by_kind(&self.received(), "/")
