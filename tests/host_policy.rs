@@ -14,7 +14,6 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
@@ -258,19 +257,7 @@ fn script(
     vars: &[(&str, &str)],
     files: &[&Path],
 ) -> Run {
-    let script = Path::new(common::MANIFEST_DIR).join("scripts/ship-nginx-logs.sh");
-    let out = Command::new(&script)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", stack.path("home"))
-        .env("TMPDIR", stack.path("tmp"))
-        .env("LC_ALL", "C")
-        .env("AWS_CONFIG_FILE", stack.path("aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", stack.path("no-credentials"))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("IMDS_ENDPOINT", &imds.endpoint)
-        .env("NGINX_LOG_BUCKET", BUCKET)
-        .env("AWS_CLI", common::notify::aws_cli())
+    let out = common::shipper_script(&stack.dir, &imds.endpoint, BUCKET)
         .env("NCF_BIN", forwarder_bin())
         .env("NGINX_BIN", &site.wrapper)
         .env("NGINX_CONF", &site.conf)
@@ -282,7 +269,7 @@ fn script(
         .envs(vars.iter().copied())
         .args(files)
         .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        .unwrap_or_else(|e| panic!("run the shipper script: {e}"));
     Run {
         code: out.status.code(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

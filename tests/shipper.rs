@@ -18,10 +18,6 @@ use nginx_cloudwatch_forwarder::ship::host::meta_value;
 
 const BUCKET: &str = "nginx-logs-shipper";
 
-fn script() -> PathBuf {
-    Path::new(common::MANIFEST_DIR).join("scripts/ship-nginx-logs.sh")
-}
-
 // --- scratch directories, files, running the script --------------------------------------------
 
 /// A fresh directory (`logs`, `tmp`, `home` and the AWS CLI's config in it), removed on drop.
@@ -128,19 +124,8 @@ fn ship(
     vars: &[(&str, &str)],
     files: &[&Path],
 ) -> Run {
-    let mut cmd = Command::new(script());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", s.path("home"))
-        .env("TMPDIR", s.path("tmp"))
-        .env("TZ", "XYZ-14")
-        .env("LC_ALL", "C")
-        .env("AWS_CONFIG_FILE", s.path("aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", s.path("no-credentials-file"))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("IMDS_ENDPOINT", &imds.endpoint)
-        .env("NGINX_LOG_BUCKET", BUCKET)
-        .env("AWS_CLI", aws_cli())
+    let mut cmd = common::shipper_script(&s.0, &imds.endpoint, BUCKET);
+    cmd.env("TZ", "XYZ-14")
         // File names decide unless a test gives the binary that reads nginx's configuration
         // (one installed on this machine must not change what the others assert).
         .env("NCF_BIN", "none");
@@ -154,9 +139,12 @@ fn ship(
             .env("AWS_EC2_METADATA_DISABLED", "true");
     }
     cmd.envs(vars.iter().copied()).args(files);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {}: {e}",
+            common::shipper_script_path().display()
+        )
+    });
     Run {
         status: out.status,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -76,6 +76,33 @@ impl Scratch {
     }
 }
 
+/// scripts/ship-nginx-logs.sh.
+pub fn shipper_script_path() -> std::path::PathBuf {
+    std::path::Path::new(MANIFEST_DIR).join("scripts/ship-nginx-logs.sh")
+}
+
+/// scripts/ship-nginx-logs.sh in a clean environment: `PATH` alone of the caller's, `scratch`'s
+/// `home`, `tmp` and `aws-config` ([`Scratch::aws_cli_config`]; nothing read from `~/.aws`),
+/// the C locale, the region, the IMDS at `imds`, `bucket`, and the tests' AWS CLI.
+pub fn shipper_script(scratch: &Scratch, imds: &str, bucket: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(shipper_script_path());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch.path("home"))
+        .env("TMPDIR", scratch.path("tmp"))
+        .env("LC_ALL", "C")
+        .env("AWS_CONFIG_FILE", scratch.path("aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            scratch.path("no-credentials"),
+        )
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("IMDS_ENDPOINT", imds)
+        .env("NGINX_LOG_BUCKET", bucket)
+        .env("AWS_CLI", notify::aws_cli());
+    cmd
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
