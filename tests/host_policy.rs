@@ -12,14 +12,13 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::iam::{self, Session};
 use common::imds::{INSTANCE_ID, Imds, ImdsServer};
 use common::moto::{Moto, Received, bucket_keys, counted_on, kinds, object_metadata};
 use common::nginx::TIMING_FORMAT;
-use common::{Scratch, block_on};
+use common::{Scratch, block_on, gunzip};
 
 const BUCKET: &str = "nginx-logs-hosts";
 /// The template's default `KeyPrefix`.
@@ -633,14 +632,6 @@ fn ship_switched_to_userid_after_a_refusal_plans_again_under_its_userid() {
         let live = std::fs::read(stack.path(&format!("logs/{kind}.log"))).expect("the log");
         assert_eq!(gunzip(&stack.body(key)), live, "{key}");
     }
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
 }
 
 // --- what a host cannot do -------------------------------------------------------------------

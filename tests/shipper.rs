@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::block_on;
 use common::notify::aws_cli;
+use common::{block_on, gunzip};
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -224,14 +223,6 @@ fn host_fqdn() -> String {
         }
     }
     panic!("neither hostname -f nor hostname names this host");
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
 }
 
 fn access_text() -> Vec<u8> {

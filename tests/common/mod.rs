@@ -124,6 +124,16 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("finish gzip in memory")
 }
 
+/// `data` gunzipped (every member of a multi-member file).
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
 /// The number of each line of a gzip'd object whose lines name their number in their request
 /// (`GET /r/<n>`), in order: what the steady-traffic tests wrote, read back.
 pub fn request_numbers(gz: &[u8]) -> Vec<u64> {
