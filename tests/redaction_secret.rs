@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::iam::cli;
 use common::moto::{
@@ -23,26 +22,9 @@ const AGENT: &str = "integration-test/1.0";
 const BUCKET: &str = "nginx-logs-secret";
 const INSTANCE: &str = "i-0123456789abcdef0";
 
-/// `cmd` run with `input` on its standard input: its output.
-fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write to its stdin");
-    child.wait_with_output().expect("its output")
-}
-
 /// `hmac:` and the first 128 bits of HMAC-SHA256(`key`, `value`) in hex, by openssl.
 fn openssl_hmac(key: &str, value: &str) -> String {
-    let out = with_stdin(
+    let out = common::run_with_stdin(
         Command::new("openssl").args(["dgst", "-sha256", "-hmac", key]),
         value,
     );
@@ -92,7 +74,7 @@ fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
 
 /// `parse --kind access` of `log` with `env`: exit code, stdout, stderr.
 fn parse(log: &str, env: &[(&str, String)]) -> (Option<i32>, String, String) {
-    let out = with_stdin(
+    let out = common::run_with_stdin(
         &mut forwarder_command(&["parse", "--kind", "access"], env),
         log,
     );
@@ -317,25 +299,15 @@ async fn replay_with_the_functions_settings_reads_its_secret() {
 /// resource rendered as `arn`.
 fn template_secret_statement(arn: &str) -> Value {
     let template = std::path::Path::new(common::MANIFEST_DIR).join("template.yaml");
-    let python = common::moto::moto_python();
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import json, sys\n\
-             from cfnlint.decode.cfn_yaml import load\n\
-             r = load(sys.argv[1])['Resources']['ForwarderFunctionRole']\n\
-             s = r['Properties']['Policies'][0]['PolicyDocument']['Statement']\n\
-             print(json.dumps([x['Fn::If'] for x in s if 'Fn::If' in x]))",
-        ])
-        .arg(&template)
-        .output()
-        .expect("run moto's python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ifs = common::moto::python_json(
+        "import json, sys\n\
+         from cfnlint.decode.cfn_yaml import load\n\
+         r = load(sys.argv[1])['Resources']['ForwarderFunctionRole']\n\
+         s = r['Properties']['Policies'][0]['PolicyDocument']['Statement']\n\
+         print(json.dumps([x['Fn::If'] for x in s if 'Fn::If' in x]))",
+        &[template.as_os_str()],
     );
-    let ifs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ifs = ifs.as_array().expect("a list");
     let [_, statement, otherwise] = &ifs
         .iter()
         .find(|i| i[0] == "HasRedactHashKeySecret")
@@ -360,24 +332,16 @@ fn template_secret_statement(arn: &str) -> Value {
 /// `*`, so a statement scoped to one secret is evaluated here, by the same evaluator, with the
 /// resource named.)
 fn evaluate(policy: &Value, requests: &[(&str, &str)]) -> Vec<String> {
-    let out = Command::new(common::moto::moto_python())
-        .args([
-            "-c",
-            "import json, sys\n\
-             from moto.iam.access_control import IAMPolicy\n\
-             p = IAMPolicy(sys.argv[1])\n\
-             print(json.dumps([p.is_action_permitted(a, r).name for a, r in json.loads(sys.argv[2])]))",
-        ])
-        .arg(policy.to_string())
-        .arg(serde_json::to_string(requests).expect("JSON"))
-        .output()
-        .expect("run moto's python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let policy = policy.to_string();
+    let requests = serde_json::to_string(requests).expect("JSON");
+    let answer = common::moto::python_json(
+        "import json, sys\n\
+         from moto.iam.access_control import IAMPolicy\n\
+         p = IAMPolicy(sys.argv[1])\n\
+         print(json.dumps([p.is_action_permitted(a, r).name for a, r in json.loads(sys.argv[2])]))",
+        &[policy.as_ref(), requests.as_ref()],
     );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    serde_json::from_value(answer).expect("a list of names")
 }
 
 /// The template's statement lets the role read the one secret it names, nothing else (moto's

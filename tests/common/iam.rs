@@ -171,26 +171,13 @@ pub fn attach_policy(moto: &Moto, role: &str, name: &str, document: &serde_json:
 /// from the virtual environment moto runs in.
 pub fn template_policy(resource: &str) -> serde_json::Value {
     let template = Path::new(super::MANIFEST_DIR).join("template.yaml");
-    let python = super::moto::moto_python();
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import json, sys\n\
-             from cfnlint.decode.cfn_yaml import load\n\
-             r = load(sys.argv[1])['Resources'][sys.argv[2]]\n\
-             print(json.dumps({'Type': r['Type'], 'PolicyDocument': r['Properties']['PolicyDocument']}))",
-        ])
-        .arg(&template)
-        .arg(resource)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
-    assert!(
-        out.status.success(),
-        "read {resource} from {} with cfn-lint's loader: {}",
-        template.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    super::moto::python_json(
+        "import json, sys\n\
+         from cfnlint.decode.cfn_yaml import load\n\
+         r = load(sys.argv[1])['Resources'][sys.argv[2]]\n\
+         print(json.dumps({'Type': r['Type'], 'PolicyDocument': r['Properties']['PolicyDocument']}))",
+        &[template.as_os_str(), resource.as_ref()],
+    )
 }
 
 /// What the policy says for one principal with the stack's `bucket` and `key_prefix`:

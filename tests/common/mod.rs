@@ -124,6 +124,24 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("finish gzip in memory")
 }
 
+/// `cmd` run with `input` on its standard input: its output (stdout and stderr captured).
+pub fn run_with_stdin(cmd: &mut std::process::Command, input: &str) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to its stdin");
+    child.wait_with_output().expect("its output")
+}
+
 /// `data` gunzipped (every member of a multi-member file).
 pub fn gunzip(data: &[u8]) -> Vec<u8> {
     use std::io::Read;

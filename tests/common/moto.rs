@@ -391,6 +391,24 @@ pub async fn object_metadata(
     meta
 }
 
+/// `code` run by moto's Python (which has moto, cfn-lint and PyYAML) with `args`; what it
+/// printed, as JSON.
+pub fn python_json(code: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let python = moto_python();
+    let out = Command::new(&python)
+        .args(["-c", code])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "{} -c {code:?}: {}",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 /// What `parse` printed: each event's timestamp and message, a JSON line each.
 pub fn printed_events(stdout: &[u8]) -> Vec<(i64, String)> {
     String::from_utf8_lossy(stdout)
