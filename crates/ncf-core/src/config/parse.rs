@@ -148,8 +148,12 @@ pub fn read_redaction<F: Fn(&str) -> Option<String>>(
         patterns: parsed(vars.get("REDACT_PATTERNS"), redact::parse_patterns)?.unwrap_or_default(),
         hash_key,
     };
-    let fields = vars.get("REDACT_FIELDS");
-    Redaction::new(spec).map_err(|e| match fields {
+    // What can fail here: a hashed field without a key, or too many rules (fields and
+    // patterns are what there can be many of).
+    let given = vars
+        .get("REDACT_FIELDS")
+        .or_else(|| vars.get("REDACT_PATTERNS"));
+    Redaction::new(spec).map_err(|e| match given {
         Some(g) => SettingError::new(g.name, &g.value, e.to_string()),
         None => SettingError::new("REDACT_PATTERNS", "", e.to_string()),
     })

@@ -349,6 +349,21 @@ fn each_bad_redaction_setting_names_its_variable_and_the_item() {
     }
 }
 
+/// Too many rules, all of them patterns: the error names REDACT_PATTERNS with its value.
+#[test]
+fn too_many_patterns_name_redact_patterns() {
+    let named: Vec<String> = (0..33)
+        .map(|i| format!(r#"{{"name": "p{i}", "matches": "x{i}y"}}"#))
+        .collect();
+    let patterns = format!("[{}]", named.join(","));
+    let err = load(&[("REDACT_PATTERNS", &patterns)]).expect_err("33 rules");
+    assert_eq!(
+        (err.var, err.value.as_str()),
+        ("REDACT_PATTERNS", patterns.as_str())
+    );
+    assert!(err.reason.contains("at most 32 redaction rules"), "{err}");
+}
+
 /// With objects naming their own formats (the default), a field ACCESS_LOG_FORMAT lacks may be
 /// theirs: taken (with a warning), and listed by `unknown_redacted_fields`.
 #[test]
