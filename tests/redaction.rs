@@ -1044,6 +1044,11 @@ async fn through_moto(served: &Served, access: &Printed, error: &Printed) -> (Ve
         assert_eq!(got, want, "{group}: CloudWatch holds what parse printed");
         stored.extend(got.into_iter().map(|(_, m)| m));
     }
+    // The bill: what CloudWatch holds, the redacted messages (26 bytes an event besides), is
+    // what the summary says was ingested, in one put an object.
+    let billed: usize = stored.iter().map(|m| m.len() + 26).sum();
+    assert_eq!(summary["ingested_bytes"], billed, "{summary:#}");
+    assert_eq!(summary["batches"], 2, "{summary:#}");
     (stored, summary)
 }
 
